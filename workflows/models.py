@@ -1,0 +1,596 @@
+"""The onboarding domain in the customers' words: deals, tiers, phases, milestones, playbooks.
+
+Every message that crosses Temporal (workflow input, signals, updates, query results,
+activity arguments) is one of these pydantic models, carried by the SDK's pydantic
+data converter.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+class Tier(StrEnum):
+    HIGH_TOUCH = "high_touch"
+    TECH_TOUCH = "tech_touch"
+    SELF_SERVE = "self_serve"
+
+    @property
+    def rank(self) -> int:
+        """Touch level: self_serve 0 < tech_touch 1 < high_touch 2."""
+        return [Tier.SELF_SERVE, Tier.TECH_TOUCH, Tier.HIGH_TOUCH].index(self)
+
+    def next_up(self) -> Tier:
+        return [Tier.TECH_TOUCH, Tier.HIGH_TOUCH, Tier.HIGH_TOUCH][self.rank]
+
+
+class Phase(StrEnum):
+    KICKOFF = "kickoff"
+    PILOT = "pilot"
+    GO_LIVE = "go_live"
+    VALIDATION = "validation"
+    HANDOFF = "handoff"
+
+
+PHASE_ORDER: tuple[Phase, ...] = tuple(Phase)
+
+
+class Owner(StrEnum):
+    """Who must act for a milestone to be reached."""
+
+    CUSTOMER = "customer"
+    CSM = "csm"
+    IMPLEMENTATION = "implementation_specialist"
+    PRODUCT = "product"
+
+
+class ContactRole(StrEnum):
+    CHAMPION = "champion"
+    EXECUTIVE_SPONSOR = "executive_sponsor"
+    ADMIN = "admin"
+    END_USER = "end_user"
+
+
+class OnboardingState(StrEnum):
+    """The `OnboardingState` search attribute."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    AT_RISK = "at_risk"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class HealthBand(StrEnum):
+    HEALTHY = "healthy"
+    AT_RISK = "at_risk"
+    CRITICAL = "critical"
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, so a CSV or CRM date never shifts by a zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _to_utc_datetime(value: object) -> object:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0, 0), tzinfo=UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+Text = Annotated[str, AfterValidator(_nonblank)]
+
+
+# --------------------------------------------------------------------------- the deal
+
+
+class Contact(BaseModel):
+    name: Text
+    email: str
+    role: ContactRole
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value.lower()
+
+
+class CrmRef(BaseModel):
+    source: Literal["hubspot", "salesforce", "generic", "manual"] = "manual"
+    deal_id: str | None = None
+    company_id: str | None = None
+
+
+class CompletedMilestone(BaseModel):
+    """A milestone an account reached before this service tracked it (migration)."""
+
+    milestone_id: str
+    at: UtcDatetime
+
+
+class ClosedWonDeal(BaseModel):
+    """The closed-won deal that starts one onboarding; `account_id` is the CRM's id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = Field(pattern=_ID)
+    account_name: Text
+    acv_usd: float = Field(ge=0)
+    seats: int = Field(default=0, ge=0)
+    integrations: list[str] = Field(
+        default_factory=list, description="Off-the-shelf integrations the customer will connect"
+    )
+    needs_api_integration: bool = False
+    custom_data_migration: bool = False
+    stakeholder_count: int = Field(default=1, ge=0)
+    configuration_hours: float = Field(
+        default=0, ge=0, description="Estimated hours of customer-side configuration"
+    )
+    contacts: list[Contact] = Field(default_factory=list)
+    close_date: UtcDatetime
+    success_criteria: list[Text] = Field(default_factory=list)
+    crm: CrmRef = Field(default_factory=CrmRef)
+    completed_milestones: list[CompletedMilestone] = Field(default_factory=list)
+
+    _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)
+
+    def contact(self, role: ContactRole) -> Contact | None:
+        return next((c for c in self.contacts if c.role == role), None)
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.account_id)
+
+
+def workflow_id_for(account_id: str) -> str:
+    return f"onboarding-{account_id}"
+
+
+# --------------------------------------------------------------------------- the playbook
+
+
+class TierRule(BaseModel):
+    """Thresholds of RULES §1; the rule itself is `rules.assign_tier`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enterprise_acv_usd: float = Field(gt=0)
+    smb_floor_acv_usd: float = Field(gt=0)
+    high_touch_min_stakeholders: int = Field(ge=1)
+    high_touch_config_hours_over: float = Field(ge=0)
+    tech_touch_setup_hours_under: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> TierRule:
+        if self.smb_floor_acv_usd >= self.enterprise_acv_usd:
+            raise ValueError("smb_floor_acv_usd must be below enterprise_acv_usd")
+        return self
+
+
+class EventMatch(BaseModel):
+    """Product events that complete a milestone: `count` events named `event`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Text
+    count: int = Field(default=1, ge=1)
+
+
+TtvMark = Literal["first_engagement", "system_ready", "first_value"]
+
+
+class MilestoneSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    title: Text
+    phase: Phase
+    weight: int = Field(ge=1, le=3)
+    owner: Owner
+    due_days: dict[Tier, int] = Field(
+        description="Days after closed-won it is due, per tier; a tier not listed skips it"
+    )
+    completed_by: EventMatch | None = None
+    ttv: TtvMark | None = None
+    on_done: str | None = Field(default=None, description="Template sent when it is reached")
+
+    @field_validator("due_days")
+    @classmethod
+    def _positive(cls, value: dict[Tier, int]) -> dict[Tier, int]:
+        if not value:
+            raise ValueError("must name at least one tier")
+        for tier, days in value.items():
+            if days < 0:
+                raise ValueError(f"{tier.value}: days must be >= 0, got {days}")
+        return value
+
+
+class Trigger(StrEnum):
+    MILESTONE_OVERDUE = "milestone_overdue"  # once per milestone deadline
+    NO_LOGIN = "no_login"  # `days` after closed-won, login milestone not reached
+    NO_PROGRESS = "no_progress"  # `days` after the last milestone progress
+    ACTIVATION_MISSED = "activation_missed"  # `days` after closed-won, no first value
+    NO_SUCCESS_CRITERIA = "no_success_criteria"  # `days` after closed-won, none agreed
+
+
+class Audience(StrEnum):
+    CUSTOMER = "customer"  # the champion, else the admin
+    EXECUTIVE_SPONSOR = "executive_sponsor"
+    CSM = "csm"  # the assigned owner
+    CS_LEADERSHIP = "cs_leadership"
+
+
+class Action(BaseModel):
+    """One thing an escalation step does; exactly one of the fields is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notify: Audience | None = None
+    template: str | None = None
+    change_tier: Tier | None = None
+    require_decision: bool = False
+    flag: str | None = Field(default=None, description="A risk flag for human follow-up")
+    adopt_fallback_criteria: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Action:
+        kinds = [
+            self.notify is not None,
+            self.change_tier is not None,
+            self.require_decision,
+            self.flag is not None,
+            self.adopt_fallback_criteria,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "set exactly one of notify, change_tier, require_decision, flag, "
+                "adopt_fallback_criteria"
+            )
+        if (self.notify is None) != (self.template is None):
+            raise ValueError("notify and template go together")
+        return self
+
+    def describe(self) -> str:
+        if self.notify is not None:
+            return f"notify {self.notify.value} ({self.template})"
+        if self.change_tier is not None:
+            return f"change tier to {self.change_tier.value}"
+        if self.require_decision:
+            return "decision required: revised timeline or formal pause"
+        if self.flag is not None:
+            return f"flag: {self.flag}"
+        return "adopt fallback success criteria"
+
+
+class EscalationStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    when: Trigger
+    days: int = Field(default=0, ge=0)
+    repeat_days: int | None = Field(default=None, ge=1, description="no_progress only")
+    actions: list[Action] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> EscalationStep:
+        if self.when is not Trigger.MILESTONE_OVERDUE and self.days == 0:
+            raise ValueError(f"{self.when.value} needs days > 0")
+        if self.repeat_days is not None and self.when is not Trigger.NO_PROGRESS:
+            raise ValueError("repeat_days is only for no_progress")
+        return self
+
+
+class MessageTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Text
+    body: Text
+
+
+class HealthRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    healthy: float = 80
+    at_risk: float = 60
+    credit_on_time: float = 1.0
+    credit_late: float = 0.5
+    late_window_multiple: float = Field(default=2.0, ge=1)
+    credit_very_late: float = 0.25
+    credit_in_progress_overdue: float = 0.25
+    credit_not_started_overdue: float = 0.0
+
+
+class Playbook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Text
+    name: Text
+    content_hash: str = Field(default="", description="Set by the loader: sha256 of the file")
+    tier_rule: TierRule
+    timeline: dict[Tier, dict[Phase, int]] = Field(
+        description="Day each phase ends, counted from closed-won, per tier"
+    )
+    login_milestone: str
+    value_milestone: str
+    fallback_success_criterion: Text
+    pause_reminder_days: int = Field(ge=1)
+    ttv_target_days: dict[Tier, tuple[int, int]]
+    health: HealthRule = Field(default_factory=HealthRule)
+    milestones: list[MilestoneSpec] = Field(min_length=1)
+    ladder: dict[Tier, list[EscalationStep]]
+    templates: dict[str, MessageTemplate]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Playbook:
+        ids = [m.id for m in self.milestones]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"milestones: duplicate id(s) {', '.join(dupes)}")
+        for key in ("login_milestone", "value_milestone"):
+            if getattr(self, key) not in ids:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not a milestone id")
+        for tier in Tier:
+            phases = self.timeline.get(tier)
+            if phases is None or set(phases) != set(Phase):
+                raise ValueError(f"timeline.{tier.value}: must give the end day of every phase")
+            ends = [phases[p] for p in PHASE_ORDER]
+            if ends != sorted(ends) or ends[0] <= 0:
+                raise ValueError(f"timeline.{tier.value}: phase end days must increase")
+            if tier not in self.ladder:
+                raise ValueError(f"ladder.{tier.value}: missing")
+            if tier not in self.ttv_target_days:
+                raise ValueError(f"ttv_target_days.{tier.value}: missing")
+            for phase in Phase:
+                if not any(m.phase == phase and tier in m.due_days for m in self.milestones):
+                    raise ValueError(
+                        f"milestones: tier {tier.value} has no milestone gate in phase "
+                        f"{phase.value}"
+                    )
+        for m in self.milestones:
+            for tier, days in m.due_days.items():
+                end = self.timeline[tier][m.phase]
+                if days > end:
+                    raise ValueError(
+                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is after "
+                        f"phase {m.phase.value} ends (day {end})"
+                    )
+            if m.on_done and m.on_done not in self.templates:
+                raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
+        for tier, steps in self.ladder.items():
+            step_ids = [s.id for s in steps]
+            if len(set(step_ids)) != len(step_ids):
+                raise ValueError(f"ladder.{tier.value}: duplicate step ids")
+            for s in steps:
+                for a in s.actions:
+                    if a.template and a.template not in self.templates:
+                        raise ValueError(
+                            f"ladder.{tier.value}.{s.id}: no template {a.template!r}"
+                        )
+        return self
+
+    def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
+        return [m for m in self.milestones if tier in m.due_days]
+
+    def milestone(self, milestone_id: str) -> MilestoneSpec | None:
+        return next((m for m in self.milestones if m.id == milestone_id), None)
+
+    def phase_start_day(self, tier: Tier, phase: Phase) -> int:
+        i = PHASE_ORDER.index(phase)
+        return 0 if i == 0 else self.timeline[tier][PHASE_ORDER[i - 1]]
+
+
+# --------------------------------------------------------------------------- plan and state
+
+
+class MilestoneStatus(StrEnum):
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    SKIPPED = "skipped"
+
+
+class Milestone(BaseModel):
+    """One milestone gate of an account's plan, with its deadline."""
+
+    id: str
+    title: str
+    phase: Phase
+    weight: int
+    owner: Owner
+    starts_at: datetime
+    due_at: datetime
+    status: MilestoneStatus = MilestoneStatus.NOT_STARTED
+    started_at: datetime | None = None
+    done_at: datetime | None = None
+    skip_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (MilestoneStatus.NOT_STARTED, MilestoneStatus.IN_PROGRESS)
+
+
+class TierDecision(BaseModel):
+    tier: Tier
+    clause: str = Field(description="Which clause of the tier rule decided, e.g. high_touch.acv")
+    reason: str
+
+
+class TierChange(BaseModel):
+    at: datetime
+    from_tier: Tier
+    to_tier: Tier
+    kind: Literal["automatic", "override"]
+    by: str
+    reason: str
+
+
+class AuditEntry(BaseModel):
+    """One line of the onboarding's audit trail, shown by `status`."""
+
+    at: datetime
+    kind: str
+    detail: str
+    by: str | None = None
+
+
+class Pause(BaseModel):
+    by: str
+    reason: str
+    since: datetime
+    resume_on: datetime | None = None
+    last_reminder_at: datetime | None = None
+
+
+class TtvBreakdown(BaseModel):
+    """RULES §3, in days from closed-won; None until the mark is reached."""
+
+    handoff_delay_days: float | None = None
+    setup_days: float | None = None
+    activation_days: float | None = None
+    total_days: float | None = None
+    target_days: tuple[int, int] | None = None
+
+
+class Health(BaseModel):
+    score: float | None = Field(description="None until a milestone is due or done")
+    band: HealthBand
+    earned: float
+    possible: float
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class MilestoneReport(BaseModel):
+    """Signal `milestone_reached`: a person or system reports progress on a milestone."""
+
+    milestone_id: str
+    event_id: str = Field(min_length=1, description="Deduplication key")
+    status: Literal["done", "in_progress"] = "done"
+    at: UtcDatetime | None = Field(default=None, description="When it happened; default now")
+    reported_by: str = "unknown"
+
+
+class ProductEvent(BaseModel):
+    event_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    at: UtcDatetime | None = None
+    user_id: str | None = None
+
+
+class ProductEventBatch(BaseModel):
+    """Signal `product_events`: facts from the product, batched per account."""
+
+    events: list[ProductEvent] = Field(max_length=1000)
+
+
+class PauseRequest(BaseModel):
+    by: Text
+    reason: Text
+    resume_on: UtcDatetime | None = None
+
+
+class ResumeRequest(BaseModel):
+    by: Text
+    revised_due: dict[str, UtcDatetime] = Field(
+        default_factory=dict,
+        description="New deadlines by milestone id; other open deadlines shift by the pause",
+    )
+    reason: str = ""
+
+
+class TierOverride(BaseModel):
+    tier: Tier
+    approver: Text
+    reason: Text
+
+
+class SkipRequest(BaseModel):
+    milestone_id: str
+    by: Text
+    reason: Text
+
+
+class SuccessCriteriaRequest(BaseModel):
+    criteria: list[Text] = Field(min_length=1)
+    by: Text
+
+
+class ContactChange(BaseModel):
+    contact: Contact
+    by: Text
+    reason: str = ""
+
+
+class CancelRequest(BaseModel):
+    by: Text
+    reason: Text
+
+
+class RejectedMessage(BaseModel):
+    at: datetime
+    kind: str
+    ref: str
+    reason: str
+
+
+# --------------------------------------------------------------------------- activity I/O
+
+
+class Notification(BaseModel):
+    """One message for one audience; `idempotency_key` = workflow id + trigger."""
+
+    idempotency_key: str
+    account_id: str
+    workflow_id: str
+    audience: Audience
+    recipient: str | None = Field(
+        default=None, description="Email address; None: the channel's default for the audience"
+    )
+    template_id: str
+    template: MessageTemplate
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class NotificationReceipt(BaseModel):
+    idempotency_key: str
+    subject: str
+    channels: list[str]
+
+
+class OwnerRequest(BaseModel):
+    account_id: str
+    workflow_id: str
+    tier: Tier
+
+
+class OwnerAssignment(BaseModel):
+    owner: str
+    reason: str

@@ -1,0 +1,74 @@
+"""Loading a playbook file into a validated, version-pinned `Playbook`.
+
+Runs in starters and tests, never in workflow code: the loaded playbook travels in the
+workflow's input, so a running onboarding keeps the version it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from workflows.models import Playbook
+
+PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+DEFAULT_PLAYBOOK = PLAYBOOK_DIR / "default.toml"
+
+
+class PlaybookError(ValueError):
+    """A playbook that cannot be used, with every problem named by its key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """`('milestones', 3, 'weight')` -> `milestones[3](data_import).weight`."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            try:
+                node = node[item]
+                if isinstance(node, dict) and "id" in node:
+                    label += f"({node['id']})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlaybookError(source, [f"not valid TOML: {exc}"]) from exc
+    raw["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    try:
+        return Playbook.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(x for x in err["loc"] if x not in ("function-after",))
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{_key(loc, raw)}: {msg}")
+        raise PlaybookError(source, problems) from exc
+
+
+def load_playbook(path: str | Path = DEFAULT_PLAYBOOK) -> Playbook:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    return parse_playbook(text, str(path))
