@@ -594,3 +594,97 @@ class OwnerRequest(BaseModel):
 class OwnerAssignment(BaseModel):
     owner: str
     reason: str
+
+
+# --------------------------------------------------------------------------- workflow I/O
+
+
+class Escalation(BaseModel):
+    """An escalation-ladder step that fired (or was superseded by a tier change)."""
+
+    at: datetime
+    tier: Tier
+    step_id: str
+    trigger: Trigger
+    milestone_id: str | None = None
+    actions: list[str]
+    superseded: bool = False
+
+
+class OnboardingProgress(BaseModel):
+    """Everything the workflow knows; carried whole across continue-as-new."""
+
+    tier: Tier
+    tier_decision: TierDecision
+    tier_changes: list[TierChange] = Field(default_factory=list)
+    milestones: list[Milestone]
+    owner: str | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    success_criteria: list[str] = Field(default_factory=list)
+    started_at: datetime
+    clock_start: datetime = Field(description="Closed-won, shifted by every pause")
+    last_progress_at: datetime
+    pause: Pause | None = None
+    paused_days_total: float = 0
+    decision_required: bool = False
+    risk_flags: list[str] = Field(default_factory=list)
+    fired: list[str] = Field(default_factory=list, description="Keys of ladder steps done")
+    escalations: list[Escalation] = Field(default_factory=list)
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    rejected: list[RejectedMessage] = Field(default_factory=list)
+    audit: list[AuditEntry] = Field(default_factory=list)
+    finished_at: datetime | None = None
+    cancelled: CancelRequest | None = None
+
+
+class OnboardingInput(BaseModel):
+    deal: ClosedWonDeal
+    playbook: Playbook
+    progress: OnboardingProgress | None = Field(
+        default=None, description="Set only by continue-as-new"
+    )
+
+
+class MilestoneView(BaseModel):
+    id: str
+    title: str
+    phase: Phase
+    weight: int
+    owner: Owner
+    status: MilestoneStatus
+    due_at: datetime
+    done_at: datetime | None
+    overdue: bool
+    credit: float | None = Field(description="Health credit now; None while not yet due")
+
+
+class OnboardingStatus(BaseModel):
+    """The `status` query: the whole state of one onboarding, explained."""
+
+    account_id: str
+    account_name: str
+    workflow_id: str
+    acv_usd: float
+    state: OnboardingState
+    tier: Tier
+    tier_decision: TierDecision
+    tier_changes: list[TierChange]
+    phase: Phase | None
+    playbook_version: str
+    playbook_hash: str
+    owner: str | None
+    closed_won_at: datetime
+    as_of: datetime
+    next_deadline: datetime | None
+    milestones: list[MilestoneView]
+    health: Health
+    ttv: TtvBreakdown
+    completion_pct: float
+    success_criteria: list[str]
+    pause: Pause | None
+    decision_required: bool
+    risk_flags: list[str]
+    escalations: list[Escalation]
+    rejected: list[RejectedMessage]
+    audit: list[AuditEntry]
