@@ -381,6 +381,12 @@ class Playbook(BaseModel):
                         f"milestones.{m.id}.due_days.{tier.value}: day {days} is after "
                         f"phase {m.phase.value} ends (day {end})"
                     )
+                start = self.phase_start_day(tier, m.phase)
+                if days <= start:
+                    raise ValueError(
+                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is not after "
+                        f"phase {m.phase.value} starts (day {start})"
+                    )
             if m.on_done and m.on_done not in self.templates:
                 raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
         for tier, steps in self.ladder.items():
@@ -390,9 +396,7 @@ class Playbook(BaseModel):
             for s in steps:
                 for a in s.actions:
                     if a.template and a.template not in self.templates:
-                        raise ValueError(
-                            f"ladder.{tier.value}.{s.id}: no template {a.template!r}"
-                        )
+                        raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
         return self
 
     def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
@@ -430,6 +434,7 @@ class Milestone(BaseModel):
     started_at: datetime | None = None
     done_at: datetime | None = None
     skip_reason: str | None = None
+    revision: int = Field(default=0, description="Bumped when the deadline is re-planned")
 
     @property
     def is_open(self) -> bool:
@@ -624,6 +629,7 @@ class OnboardingProgress(BaseModel):
     started_at: datetime
     clock_start: datetime = Field(description="Closed-won, shifted by every pause")
     last_progress_at: datetime
+    progress_epoch: int = Field(default=0, description="Bumped on every milestone progress")
     pause: Pause | None = None
     paused_days_total: float = 0
     decision_required: bool = False

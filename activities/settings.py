@@ -1,0 +1,57 @@
+"""Activity configuration from `ONBOARDING_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CHANNELS = ("log", "email", "slack")
+
+
+def _split(value: object) -> object:
+    """`a, b` from the environment becomes `["a", "b"]`; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# NoDecode: take the raw env string instead of pydantic-settings' JSON decoding of lists.
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONBOARDING_")
+
+    notify_channels: CommaList = Field(default=["log"], min_length=1)
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "onboarding@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    slack_webhook_url: str | None = None
+    cs_leadership_email: str = "cs-leadership@localhost"
+    default_recipient: str = "cs-ops@localhost"
+    csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
+    sent_log: Path | None = None
+
+    _split_lists = field_validator("notify_channels", "csm_roster", mode="before")(_split)
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _known_channels(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if unknown:
+            raise ValueError(
+                f"unknown channel(s) {', '.join(map(repr, unknown))}; use {', '.join(CHANNELS)}"
+            )
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _slack_needs_url(self) -> Settings:
+        if "slack" in self.notify_channels and not self.slack_webhook_url:
+            raise ValueError("ONBOARDING_SLACK_WEBHOOK_URL must be set when slack is a channel")
+        return self

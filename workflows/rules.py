@@ -1,0 +1,323 @@
+"""The onboarding rules as pure functions (RULES.md §1-§4), tested without a server.
+
+Nothing here reads the clock or does I/O: `now` is always an argument, so the workflow
+can call these with `workflow.now()` and replay gets the same answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from workflows.models import (
+    PHASE_ORDER,
+    ClosedWonDeal,
+    EscalationStep,
+    Health,
+    HealthBand,
+    HealthRule,
+    Milestone,
+    MilestoneStatus,
+    OnboardingProgress,
+    Phase,
+    Playbook,
+    Tier,
+    TierDecision,
+    TierRule,
+    Trigger,
+    TtvBreakdown,
+)
+
+DAY = timedelta(days=1)
+
+# --------------------------------------------------------------------------- §1 tier rule
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.0f}"
+
+
+def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
+    """The tier for a closed-won deal, with the clause that decided it (RULES §1)."""
+    acv, hours = deal.acv_usd, deal.configuration_hours
+    high_clauses = [
+        (
+            acv >= rule.enterprise_acv_usd,
+            "acv",
+            f"ACV {_usd(acv)} >= enterprise threshold {_usd(rule.enterprise_acv_usd)}",
+        ),
+        (deal.needs_api_integration, "api_integration", "needs API integration"),
+        (deal.custom_data_migration, "data_migration", "needs custom data migration"),
+        (
+            deal.stakeholder_count >= rule.high_touch_min_stakeholders,
+            "stakeholders",
+            f"{deal.stakeholder_count} stakeholders (>= {rule.high_touch_min_stakeholders})",
+        ),
+        (
+            hours > rule.high_touch_config_hours_over,
+            "configuration_hours",
+            f"{hours:g} h of configuration (> {rule.high_touch_config_hours_over:g} h)",
+        ),
+    ]
+    for fired, clause, reason in high_clauses:
+        if fired:
+            return TierDecision(tier=Tier.HIGH_TOUCH, clause=f"high_touch.{clause}", reason=reason)
+
+    # No high_touch clause fired, so there is no API integration or custom migration.
+    in_smb_band = acv < rule.smb_floor_acv_usd
+    if not in_smb_band and hours < rule.tech_touch_setup_hours_under:
+        return TierDecision(
+            tier=Tier.TECH_TOUCH,
+            clause="tech_touch.all",
+            reason=(
+                f"ACV {_usd(acv)} in {_usd(rule.smb_floor_acv_usd)}-"
+                f"{_usd(rule.enterprise_acv_usd)}, setup {hours:g} h "
+                f"(< {rule.tech_touch_setup_hours_under:g} h), no custom integration"
+            ),
+        )
+    if in_smb_band and hours == 0 and not deal.integrations:
+        return TierDecision(
+            tier=Tier.SELF_SERVE,
+            clause="self_serve.all",
+            reason=(
+                f"ACV {_usd(acv)} < {_usd(rule.smb_floor_acv_usd)}, "
+                "no configuration, no integrations"
+            ),
+        )
+
+    band = Tier.SELF_SERVE if in_smb_band else Tier.TECH_TOUCH
+    if band is Tier.SELF_SERVE:
+        misses = [
+            f"{hours:g} h of configuration" if hours else "",
+            f"integrations: {', '.join(deal.integrations)}" if deal.integrations else "",
+        ]
+    else:
+        misses = [f"setup {hours:g} h is not under {rule.tech_touch_setup_hours_under:g} h"]
+    tier = band.next_up()
+    return TierDecision(
+        tier=tier,
+        clause="next_tier_up",
+        reason=(
+            f"ACV {_usd(acv)} is in the {band.value} band but "
+            f"{'; '.join(m for m in misses if m)}: next tier up, {tier.value}"
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- §2 the plan
+
+
+def build_plan(playbook: Playbook, tier: Tier, closed_won: datetime) -> list[Milestone]:
+    """The tier's milestone gates with deadlines counted from closed-won."""
+    return [_planned(playbook, spec.id, tier, closed_won) for spec in playbook.milestones_for(tier)]
+
+
+def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) -> Milestone:
+    spec = playbook.milestone(milestone_id)
+    assert spec is not None
+    return Milestone(
+        id=spec.id,
+        title=spec.title,
+        phase=spec.phase,
+        weight=spec.weight,
+        owner=spec.owner,
+        starts_at=base + playbook.phase_start_day(tier, spec.phase) * DAY,
+        due_at=base + spec.due_days[tier] * DAY,
+    )
+
+
+def replan(
+    playbook: Playbook, milestones: list[Milestone], tier: Tier, at: datetime
+) -> list[Milestone]:
+    """The plan after a tier change at `at` (RULES §4: a designed transition).
+
+    Reached and skipped milestones stay as they are, with their credit. The new tier's
+    remaining milestones are laid out on its timeline as if its first open phase began
+    now, so no rebuilt deadline is already in the past.
+    """
+    settled = {m.id: m for m in milestones if not m.is_open}
+    previous = {m.id: m for m in milestones}
+    remaining = [s for s in playbook.milestones_for(tier) if s.id not in settled]
+    if not remaining:
+        return list(settled.values())
+    first_phase = min((s.phase for s in remaining), key=PHASE_ORDER.index)
+    base = at - playbook.phase_start_day(tier, first_phase) * DAY
+    plan: list[Milestone] = []
+    for spec in playbook.milestones_for(tier):
+        if spec.id in settled:
+            plan.append(settled.pop(spec.id))
+            continue
+        m = _planned(playbook, spec.id, tier, base)
+        if (old := previous.get(spec.id)) is not None:
+            m.status, m.started_at, m.revision = old.status, old.started_at, old.revision + 1
+        plan.append(m)
+    # Reached milestones the new tier does not plan keep their earned credit.
+    return plan + list(settled.values())
+
+
+def current_phase(milestones: list[Milestone]) -> Phase | None:
+    """The earliest phase with an open gate; None once every gate is settled."""
+    open_phases = [m.phase for m in milestones if m.is_open]
+    return min(open_phases, key=PHASE_ORDER.index) if open_phases else None
+
+
+def completion_pct(milestones: list[Milestone]) -> float:
+    counted = [m for m in milestones if m.status is not MilestoneStatus.SKIPPED]
+    if not counted:
+        return 100.0
+    done = sum(m.status is MilestoneStatus.DONE for m in counted)
+    return round(100 * done / len(counted), 1)
+
+
+# --------------------------------------------------------------------------- §2 health
+
+
+def milestone_credit(m: Milestone, now: datetime, rule: HealthRule) -> float | None:
+    """Completion credit of one milestone now; None if it does not count yet (or skipped)."""
+    if m.status is MilestoneStatus.SKIPPED:
+        return None
+    if m.status is MilestoneStatus.DONE:
+        assert m.done_at is not None
+        if m.done_at <= m.due_at:
+            return rule.credit_on_time
+        late_limit = m.starts_at + (m.due_at - m.starts_at) * rule.late_window_multiple
+        return rule.credit_late if m.done_at <= late_limit else rule.credit_very_late
+    if now < m.due_at:
+        return None
+    if m.status is MilestoneStatus.IN_PROGRESS:
+        return rule.credit_in_progress_overdue
+    return rule.credit_not_started_overdue
+
+
+def health_score(milestones: list[Milestone], now: datetime, rule: HealthRule) -> Health:
+    """sum(weight x credit) / sum(weights of milestones due or done) x 100 (RULES §2)."""
+    earned = possible = 0.0
+    for m in milestones:
+        credit = milestone_credit(m, now, rule)
+        if credit is not None:
+            earned += m.weight * credit
+            possible += m.weight
+    if possible == 0:
+        return Health(score=None, band=HealthBand.HEALTHY, earned=0, possible=0)
+    score = round(100 * earned / possible, 1)
+    if score >= rule.healthy:
+        band = HealthBand.HEALTHY
+    elif score >= rule.at_risk:
+        band = HealthBand.AT_RISK
+    else:
+        band = HealthBand.CRITICAL
+    return Health(score=score, band=band, earned=earned, possible=possible)
+
+
+# --------------------------------------------------------------------------- §3 TTV
+
+
+def _days(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return round(max(0.0, (later - earlier) / DAY), 2)
+
+
+def time_to_value(
+    playbook: Playbook,
+    tier: Tier,
+    milestones: list[Milestone],
+    closed_won: datetime,
+    started_at: datetime,
+) -> TtvBreakdown:
+    """Handoff delay + setup + activation, from contract signature (RULES §3).
+
+    A tier with no first-engagement milestone (self-serve) is engaged by the automated
+    welcome the workflow sends when it starts.
+    """
+
+    def reached(mark: str) -> datetime | None:
+        times = [
+            m.done_at
+            for m in milestones
+            if m.done_at is not None and (s := playbook.milestone(m.id)) and s.ttv == mark
+        ]
+        return min(times) if times else None
+
+    has_engagement_gate = any(s.ttv == "first_engagement" for s in playbook.milestones_for(tier))
+    engaged = reached("first_engagement") if has_engagement_gate else started_at
+    ready, value = reached("system_ready"), reached("first_value")
+    return TtvBreakdown(
+        handoff_delay_days=_days(engaged, closed_won),
+        setup_days=_days(ready, engaged),
+        activation_days=_days(value, ready),
+        total_days=_days(value, closed_won),
+        target_days=playbook.ttv_target_days[tier],
+    )
+
+
+# --------------------------------------------------------------------------- §4 the ladder
+
+
+@dataclass(frozen=True)
+class DueStep:
+    """An escalation step that comes due at `at`; `key` makes it fire once."""
+
+    key: str
+    at: datetime
+    step: EscalationStep
+    order: int
+    milestone_id: str | None = None
+
+
+def _open(progress: OnboardingProgress, milestone_id: str) -> bool:
+    return any(m.id == milestone_id and m.is_open for m in progress.milestones)
+
+
+def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueStep]:
+    """Every not-yet-fired step of the current tier's ladder, with when it comes due.
+
+    Clocks count from `clock_start` (closed-won, shifted by pauses) or from the last
+    milestone progress; a paused onboarding has no steps coming due.
+    """
+    if progress.pause is not None or progress.finished_at is not None:
+        return []
+    fired = set(progress.fired)
+    tier = progress.tier
+    steps: list[DueStep] = []
+    for order, step in enumerate(playbook.ladder[tier]):
+        prefix = f"{tier.value}.{step.id}"
+        match step.when:
+            case Trigger.MILESTONE_OVERDUE:
+                for m in progress.milestones:
+                    key = f"{prefix}:{m.id}#r{m.revision}"
+                    if m.is_open and key not in fired:
+                        steps.append(DueStep(key, m.due_at, step, order, m.id))
+            case Trigger.NO_LOGIN | Trigger.ACTIVATION_MISSED:
+                watched = (
+                    playbook.login_milestone
+                    if step.when is Trigger.NO_LOGIN
+                    else playbook.value_milestone
+                )
+                if _open(progress, watched) and prefix not in fired:
+                    at = progress.clock_start + step.days * DAY
+                    steps.append(DueStep(prefix, at, step, order, watched))
+            case Trigger.NO_SUCCESS_CRITERIA:
+                if not progress.success_criteria and prefix not in fired:
+                    steps.append(
+                        DueStep(prefix, progress.clock_start + step.days * DAY, step, order)
+                    )
+            case Trigger.NO_PROGRESS:
+                if not any(m.is_open for m in progress.milestones):
+                    continue
+                k = 0
+                while (key := f"{prefix}:e{progress.progress_epoch}#{k}") in fired:
+                    if step.repeat_days is None:
+                        break
+                    k += 1
+                if key in fired:
+                    continue
+                at = progress.last_progress_at + (step.days + k * (step.repeat_days or 0)) * DAY
+                steps.append(DueStep(key, at, step, order))
+    return sorted(steps, key=lambda s: (s.at, s.order))
+
+
+def next_milestone(milestones: list[Milestone]) -> Milestone | None:
+    """The open milestone due first: what the customer should do next."""
+    open_ = [m for m in milestones if m.is_open]
+    return min(open_, key=lambda m: m.due_at) if open_ else None
