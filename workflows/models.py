@@ -608,6 +608,7 @@ class Escalation(BaseModel):
     """An escalation-ladder step that fired (or was superseded by a tier change)."""
 
     at: datetime
+    due_at: datetime = Field(description="When the step came due; `at` is when it ran")
     tier: Tier
     step_id: str
     trigger: Trigger

@@ -1,0 +1,814 @@
+"""`AccountOnboarding`: one closed-won account, from contract to handoff.
+
+The workflow orchestrates time and messages; the rules live in `workflows.rules`. Every
+SLA is a deadline in state: one loop sleeps until the earliest one (or a message), then
+runs what came due. Pause, resume, tier change and re-planning are state changes, so a
+paused clock is simply not armed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import rules
+    from workflows import search_attributes as sa
+    from workflows.models import (
+        Action,
+        Audience,
+        AuditEntry,
+        CancelRequest,
+        ContactChange,
+        ContactRole,
+        Escalation,
+        Health,
+        HealthBand,
+        Milestone,
+        MilestoneReport,
+        MilestoneStatus,
+        MilestoneView,
+        Notification,
+        NotificationReceipt,
+        OnboardingInput,
+        OnboardingProgress,
+        OnboardingState,
+        OnboardingStatus,
+        OwnerAssignment,
+        OwnerRequest,
+        Pause,
+        PauseRequest,
+        Phase,
+        ProductEventBatch,
+        RejectedMessage,
+        ResumeRequest,
+        SkipRequest,
+        SuccessCriteriaRequest,
+        Tier,
+        TierChange,
+        TierOverride,
+        Trigger,
+        TtvBreakdown,
+    )
+
+DAY = timedelta(days=1)
+# Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
+MAX_SEEN_EVENT_IDS = 10_000
+MAX_REJECTED = 200
+
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["TemplateError"],
+)
+ASSIGN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1)
+)
+
+
+@dataclass
+class _Notify:
+    trigger: str
+    audience: Audience
+    template_id: str
+    variables: dict[str, str]
+
+
+@dataclass
+class _AssignOwner:
+    reason: str
+
+
+def _date(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d")
+
+
+@workflow.defn(name="AccountOnboarding")
+class AccountOnboarding:
+    @workflow.init
+    def __init__(self, input: OnboardingInput) -> None:
+        self.deal = input.deal
+        self.playbook = input.playbook
+        self.outbox: list[_Notify | _AssignOwner] = []
+        self._phase: Phase | None = None
+        self.changed = False
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at: datetime | None = None
+        self._published: dict[str, object] = {}
+        self.progress = input.progress or self._begin(workflow.now())
+        self._phase = rules.current_phase(self.progress.milestones)
+
+    # ------------------------------------------------------------------ the process
+
+    @workflow.run
+    async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        while True:
+            self.changed = False
+            self._advance(workflow.now())
+            await self._send_outbox()
+            self._publish()
+            if self.progress.finished_at is not None and not self.outbox:
+                break
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    OnboardingInput(deal=self.deal, playbook=self.playbook, progress=self.progress)
+                )
+            await self._sleep_until_due_or_message()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status()
+
+    def _begin(self, now: datetime) -> OnboardingProgress:
+        """Assign the tier, build the plan, credit milestones reached before we tracked."""
+        decision = rules.assign_tier(self.deal, self.playbook.tier_rule)
+        closed = self.deal.close_date
+        p = OnboardingProgress(
+            tier=decision.tier,
+            tier_decision=decision,
+            milestones=rules.build_plan(self.playbook, decision.tier, closed),
+            contacts=self.deal.contacts,
+            success_criteria=self.deal.success_criteria,
+            started_at=now,
+            clock_start=closed,
+            last_progress_at=closed,
+        )
+        self.progress = p
+        self._audit(
+            now, "started", f"playbook {self.playbook.version} ({self.playbook.content_hash})"
+        )
+        self._audit(now, "tier_assigned", f"{decision.tier.value}: {decision.reason}")
+        for done in self.deal.completed_milestones:
+            m = self._milestone(done.milestone_id)
+            if m is None:
+                self._reject(now, "completed_milestones", done.milestone_id, "not in this plan")
+            else:
+                self._reach(m, MilestoneStatus.DONE, min(done.at, now), "import", now)
+        if decision.tier is not Tier.SELF_SERVE:
+            self.outbox.append(_AssignOwner(f"new {decision.tier.value} onboarding"))
+        self._notify("welcome", Audience.CUSTOMER, "welcome")
+        return p
+
+    def _advance(self, now: datetime) -> None:
+        """Run everything that has come due by `now`, in the order it came due."""
+        p = self.progress
+        if p.finished_at is not None:
+            return
+        if p.pause is not None:
+            self._paused_duties(now)
+        while due := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
+            self._escalate(due[0], now)
+        phase = rules.current_phase(p.milestones)
+        if phase != self._phase:
+            self._phase = phase
+            if phase is not None:
+                self._audit(now, "phase_started", phase.value)
+        if phase is None:
+            self._finish(now)
+
+    def _finish(self, now: datetime) -> None:
+        p = self.progress
+        p.finished_at = now
+        ttv = self._ttv()
+        health = self._health(now)
+        self._audit(
+            now,
+            "completed",
+            f"handoff done; health {health.score}, TTV {ttv.total_days} days, "
+            f"completion {rules.completion_pct(p.milestones)}%",
+        )
+        variables = {"days": str(ttv.total_days if ttv.total_days is not None else "n/a")}
+        self._notify("handoff", Audience.CUSTOMER, "handoff_complete", variables)
+        if p.owner:
+            self._notify("handoff", Audience.CSM, "handoff_complete", variables)
+
+    # ------------------------------------------------------------------ the ladder
+
+    def _escalate(self, due: rules.DueStep, now: datetime) -> None:
+        p, step = self.progress, due.step
+        p.fired.append(due.key)
+        p.escalations.append(
+            Escalation(
+                at=now,
+                due_at=due.at,
+                tier=p.tier,
+                step_id=step.id,
+                trigger=step.when,
+                milestone_id=due.milestone_id,
+                actions=[a.describe() for a in step.actions],
+            )
+        )
+        subject = self._milestone(due.milestone_id) if due.milestone_id else None
+        what = f"{step.when.value} ({subject.title})" if subject else step.when.value
+        self._audit(now, "escalation", f"{p.tier.value}.{step.id}: {what}")
+        workflow.logger.info(
+            "escalation %s fired", due.key, extra={"account_id": self.deal.account_id}
+        )
+        days = str(step.days) if step.when is not Trigger.MILESTONE_OVERDUE else "0"
+        for action in step.actions:
+            self._act(action, due, days, now)
+
+    def _act(self, action: Action, due: rules.DueStep, days: str, now: datetime) -> None:
+        p = self.progress
+        if action.notify is not None and action.template is not None:
+            about = self._milestone(due.milestone_id) if due.milestone_id else None
+            self._notify(due.key, action.notify, action.template, {"days": days}, about)
+        elif action.change_tier is not None and action.change_tier is not p.tier:
+            reason = f"ladder {due.step.id}: {due.step.when.value} after {days} days"
+            self._change_tier(action.change_tier, "automatic", "escalation ladder", reason, now)
+        elif action.require_decision:
+            p.decision_required = True
+            self._audit(
+                now, "decision_required", "stalled: resume with a revised timeline, or pause"
+            )
+        elif action.flag is not None:
+            suffix = f" ({due.milestone_id})" if due.milestone_id else ""
+            p.risk_flags.append(f"{_date(now)}: {action.flag}{suffix}")
+        elif action.adopt_fallback_criteria:
+            p.success_criteria = [self.playbook.fallback_success_criterion]
+            self._audit(now, "success_criteria", f"fallback adopted: {p.success_criteria[0]}")
+
+    def _change_tier(
+        self,
+        tier: Tier,
+        kind: Literal["automatic", "override"],
+        by: str,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """A designed transition (RULES §4): re-plan what is left, keep earned credit."""
+        p = self.progress
+        old = p.tier
+        p.tier_changes.append(
+            TierChange(at=now, from_tier=old, to_tier=tier, kind=kind, by=by, reason=reason)
+        )
+        p.tier = tier
+        p.milestones = rules.replan(self.playbook, p.milestones, tier, now)
+        self._credit_observed_events(now)
+        self._audit(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
+        # Steps of the new ladder whose time had already passed are not an emergency.
+        for due in rules.ladder_steps(p, self.playbook):
+            if due.at <= now:
+                p.fired.append(due.key)
+                p.escalations.append(
+                    Escalation(
+                        at=now,
+                        due_at=due.at,
+                        tier=tier,
+                        step_id=due.step.id,
+                        trigger=due.step.when,
+                        milestone_id=due.milestone_id,
+                        actions=[],
+                        superseded=True,
+                    )
+                )
+        if tier.rank > old.rank and p.owner is None:
+            self.outbox.append(_AssignOwner(f"upgraded to {tier.value}"))
+        trigger = f"tier-change-{len(p.tier_changes)}"
+        self._notify(trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
+
+    # ------------------------------------------------------------------ pause
+
+    def _paused_duties(self, now: datetime) -> None:
+        pause = self.progress.pause
+        assert pause is not None
+        if pause.resume_on is not None:
+            if now >= pause.resume_on:
+                self._resume(ResumeRequest(by="schedule", reason="scheduled resume"), now)
+            return
+        last = pause.last_reminder_at or pause.since
+        if now >= last + self.playbook.pause_reminder_days * DAY:
+            pause.last_reminder_at = now
+            variables = {"due": _date(pause.since), "reason": pause.reason}
+            self._notify(
+                f"pause-reminder@{now.isoformat()}", Audience.CSM, "pause_reminder", variables
+            )
+
+    def _resume(self, req: ResumeRequest, now: datetime) -> None:
+        p = self.progress
+        if p.pause is not None:
+            paused_for = now - p.pause.since
+            p.paused_days_total += paused_for / DAY
+            p.clock_start += paused_for
+            if p.last_progress_at <= p.pause.since:
+                p.last_progress_at += paused_for
+            for m in p.milestones:
+                if m.is_open:
+                    m.starts_at += paused_for
+                    m.due_at += paused_for
+            self._audit(now, "resumed", f"after {paused_for / DAY:.1f} days paused", req.by)
+            p.pause = None
+        if p.decision_required:
+            # Choosing a revised timeline is movement: the stall clock starts again.
+            p.decision_required = False
+            p.last_progress_at = now
+            p.progress_epoch += 1
+            self._audit(now, "decision", "resume with a revised timeline", req.by)
+        for milestone_id, due in req.revised_due.items():
+            revised = self._milestone(milestone_id)
+            assert revised is not None
+            revised.due_at, revised.revision = due, revised.revision + 1
+            self._audit(now, "deadline_revised", f"{revised.title}: due {_date(due)}", req.by)
+
+    # ------------------------------------------------------------------ milestones
+
+    def _milestone(self, milestone_id: str | None) -> Milestone | None:
+        return next((m for m in self.progress.milestones if m.id == milestone_id), None)
+
+    def _reach(
+        self, m: Milestone, status: MilestoneStatus, at: datetime, by: str, now: datetime
+    ) -> None:
+        """Record progress on a milestone, in whatever order it arrives."""
+        p = self.progress
+        if not m.is_open or (status is MilestoneStatus.IN_PROGRESS and m.started_at):
+            return
+        m.started_at = m.started_at or at
+        m.status = status
+        if status is MilestoneStatus.DONE:
+            m.done_at = at
+            self._audit(now, "milestone_reached", f"{m.title} ({_date(at)})", by)
+            spec = self.playbook.milestone(m.id)
+            if spec is not None and spec.on_done:
+                self._notify(f"reached-{m.id}", Audience.CUSTOMER, spec.on_done, about=m)
+        else:
+            self._audit(now, "milestone_started", m.title, by)
+        p.last_progress_at = max(p.last_progress_at, at)
+        p.progress_epoch += 1
+        p.decision_required = False
+
+    def _credit_observed_events(self, now: datetime) -> None:
+        """Milestones whose completing product events have all been seen are reached."""
+        for m in self.progress.milestones:
+            spec = self.playbook.milestone(m.id)
+            rule = spec.completed_by if spec else None
+            if m.is_open and rule and self.progress.event_counts.get(rule.event, 0) >= rule.count:
+                self._reach(m, MilestoneStatus.DONE, now, f"product events ({rule.event})", now)
+
+    def _seen(self, event_id: str) -> bool:
+        ids = self.progress.seen_event_ids
+        if event_id in ids:
+            return True
+        ids.append(event_id)
+        del ids[:-MAX_SEEN_EVENT_IDS]
+        return False
+
+    # ------------------------------------------------------------------ signals
+
+    @workflow.signal
+    def milestone_reached(self, report: MilestoneReport) -> None:
+        """A person or system reports a milestone reached (or started)."""
+        now = workflow.now()
+        if self._seen(report.event_id):
+            return
+        m = self._milestone(report.milestone_id)
+        if m is None:
+            known = ", ".join(x.id for x in self.progress.milestones)
+            self._reject(
+                now, "milestone_reached", report.milestone_id, f"unknown milestone (plan: {known})"
+            )
+            return
+        status = MilestoneStatus(report.status)
+        self._reach(m, status, min(report.at or now, now), report.reported_by, now)
+        self.changed = True
+
+    @workflow.signal
+    def product_events(self, batch: ProductEventBatch) -> None:
+        """Facts from the product, batched per account; counted, then matched to milestones."""
+        now = workflow.now()
+        counts = self.progress.event_counts
+        for event in batch.events:
+            if not self._seen(event.event_id):
+                counts[event.name] = counts.get(event.name, 0) + 1
+        self._credit_observed_events(now)
+        self.changed = True
+
+    # ------------------------------------------------------------------ updates
+
+    def _require_running(self) -> None:
+        p = self.progress
+        if p.cancelled is not None:
+            raise ValueError(f"onboarding was cancelled by {p.cancelled.by}: {p.cancelled.reason}")
+        if p.finished_at is not None:
+            raise ValueError("onboarding is already complete")
+
+    def _done(self, kind: str, detail: str, by: str) -> OnboardingStatus:
+        self._audit(workflow.now(), kind, detail, by)
+        self.changed = True
+        return self._status()
+
+    @workflow.update
+    def pause(self, req: PauseRequest) -> OnboardingStatus:
+        """Formal pause: every SLA clock stops; events are still recorded; no nudges."""
+        now = workflow.now()
+        self.progress.pause = Pause(
+            by=req.by, reason=req.reason, since=now, resume_on=req.resume_on
+        )
+        self.progress.decision_required = False
+        until = f" until {_date(req.resume_on)}" if req.resume_on else ""
+        return self._done("paused", f"{req.reason}{until}", req.by)
+
+    @pause.validator
+    def _check_pause(self, req: PauseRequest) -> None:
+        self._require_running()
+        if (pause := self.progress.pause) is not None:
+            raise ValueError(f"already paused by {pause.by} since {_date(pause.since)}")
+        if req.resume_on is not None and req.resume_on <= workflow.now():
+            raise ValueError("resume_on: must be in the future")
+
+    @workflow.update
+    def resume(self, req: ResumeRequest) -> OnboardingStatus:
+        """Resume a pause (deadlines shift by the paused time) or settle a stall."""
+        self._resume(req, workflow.now())
+        self.changed = True
+        return self._status()
+
+    @resume.validator
+    def _check_resume(self, req: ResumeRequest) -> None:
+        self._require_running()
+        p = self.progress
+        if p.pause is None and not p.decision_required:
+            raise ValueError("onboarding is neither paused nor waiting for a stall decision")
+        if p.pause is None and not req.revised_due:
+            raise ValueError("revised_due: a stalled onboarding resumes with a revised timeline")
+        now = workflow.now()
+        for milestone_id, due in req.revised_due.items():
+            m = self._milestone(milestone_id)
+            if m is None or not m.is_open:
+                raise ValueError(f"revised_due.{milestone_id}: no open milestone with that id")
+            if due <= now:
+                raise ValueError(f"revised_due.{milestone_id}: must be in the future")
+
+    @workflow.update
+    def override_tier(self, req: TierOverride) -> OnboardingStatus:
+        """A manager's override of the tier rule, recorded with approver and reason."""
+        self._change_tier(req.tier, "override", req.approver, req.reason, workflow.now())
+        self.changed = True
+        return self._status()
+
+    @override_tier.validator
+    def _check_override(self, req: TierOverride) -> None:
+        self._require_running()
+        if req.tier is self.progress.tier:
+            raise ValueError(f"tier: already {req.tier.value}")
+
+    @workflow.update
+    def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
+        """The customer refuses a step: recorded with a risk flag (RULES §6.4)."""
+        now = workflow.now()
+        m = self._milestone(req.milestone_id)
+        assert m is not None
+        m.status, m.skip_reason = MilestoneStatus.SKIPPED, req.reason
+        self.progress.risk_flags.append(f"{_date(now)}: skipped {m.id}: {req.reason}")
+        self.progress.progress_epoch += 1
+        self.progress.last_progress_at = now
+        return self._done("milestone_skipped", f"{m.title}: {req.reason}", req.by)
+
+    @skip_milestone.validator
+    def _check_skip(self, req: SkipRequest) -> None:
+        self._require_running()
+        m = self._milestone(req.milestone_id)
+        if m is None or not m.is_open:
+            open_ids = ", ".join(x.id for x in self.progress.milestones if x.is_open)
+            raise ValueError(
+                f"milestone_id: no open milestone {req.milestone_id!r} (open: {open_ids})"
+            )
+
+    @workflow.update
+    def set_success_criteria(self, req: SuccessCriteriaRequest) -> OnboardingStatus:
+        self.progress.success_criteria = list(req.criteria)
+        return self._done("success_criteria", "; ".join(req.criteria), req.by)
+
+    @set_success_criteria.validator
+    def _check_criteria(self, req: SuccessCriteriaRequest) -> None:
+        self._require_running()
+
+    @workflow.update
+    def change_contact(self, req: ContactChange) -> OnboardingStatus:
+        """A new contact for a role (e.g. the champion left), replacing the old one."""
+        contacts = [c for c in self.progress.contacts if c.role is not req.contact.role]
+        self.progress.contacts = [*contacts, req.contact]
+        detail = f"{req.contact.role.value}: {req.contact.name} <{req.contact.email}>"
+        return self._done("contact_changed", f"{detail} {req.reason}".strip(), req.by)
+
+    @change_contact.validator
+    def _check_contact(self, req: ContactChange) -> None:
+        self._require_running()
+
+    @workflow.update
+    def cancel(self, req: CancelRequest) -> OnboardingStatus:
+        """The deal churned or was cancelled: the onboarding ends cleanly."""
+        self.progress.cancelled = req
+        self.progress.finished_at = workflow.now()
+        return self._done("cancelled", req.reason, req.by)
+
+    @cancel.validator
+    def _check_cancel(self, req: CancelRequest) -> None:
+        self._require_running()
+
+    # ------------------------------------------------------------------ query
+
+    @workflow.query
+    def status(self) -> OnboardingStatus:
+        return self._status()
+
+    # ------------------------------------------------------------------ side effects
+
+    def _notify(
+        self,
+        trigger: str,
+        audience: Audience,
+        template_id: str,
+        variables: dict[str, str] | None = None,
+        about: Milestone | None = None,
+    ) -> None:
+        p = self.progress
+        about = about or rules.next_milestone(p.milestones)
+        base = {
+            "account_name": self.deal.account_name,
+            "account_id": self.deal.account_id,
+            "tier": p.tier.value,
+            "phase": phase.value if (phase := rules.current_phase(p.milestones)) else "handoff",
+            "milestone": about.title if about else "-",
+            "due": _date(about.due_at) if about else "-",
+            "days": "0",
+            "reason": "",
+        }
+        self.outbox.append(_Notify(trigger, audience, template_id, base | (variables or {})))
+
+    async def _send_outbox(self) -> None:
+        while self.outbox:
+            effect = self.outbox.pop(0)
+            if isinstance(effect, _AssignOwner):
+                await self._assign_owner(effect)
+            else:
+                await self._send(effect)
+
+    async def _assign_owner(self, effect: _AssignOwner) -> None:
+        p, info = self.progress, workflow.info()
+        try:
+            result: OwnerAssignment = await workflow.execute_activity(
+                "assign_owner",
+                OwnerRequest(
+                    account_id=self.deal.account_id, workflow_id=info.workflow_id, tier=p.tier
+                ),
+                result_type=OwnerAssignment,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=30),
+                retry_policy=ASSIGN_RETRY,
+                summary=f"Assign CSM: {effect.reason}",
+            )
+        except ActivityError as err:
+            self._audit(
+                workflow.now(), "owner_unassigned", f"assignment failed: {err.cause or err}"
+            )
+            return
+        p.owner = result.owner
+        self._audit(workflow.now(), "owner_assigned", f"{result.owner}: {result.reason}")
+        self._notify(
+            f"owner-{len(p.tier_changes)}",
+            Audience.CSM,
+            "owner_assigned",
+            {"reason": effect.reason},
+        )
+
+    def _recipient(self, audience: Audience) -> str | None:
+        by_role = {c.role: c.email for c in self.progress.contacts}
+        match audience:
+            case Audience.CUSTOMER:
+                return by_role.get(ContactRole.CHAMPION) or by_role.get(ContactRole.ADMIN)
+            case Audience.EXECUTIVE_SPONSOR:
+                return by_role.get(ContactRole.EXECUTIVE_SPONSOR)
+            case Audience.CSM:
+                return self.progress.owner
+        return None
+
+    async def _send(self, effect: _Notify) -> None:
+        if self.progress.pause is not None and effect.audience is Audience.CUSTOMER:
+            # A formal pause sends no nudges to the customer (RULES §5).
+            return
+        info = workflow.info()
+        health = self._health(workflow.now())
+        variables = effect.variables | {
+            "owner": self.progress.owner or "your CSM",
+            "health": f"{health.score:g}" if health.score is not None else "n/a",
+        }
+        template = self.playbook.templates[effect.template_id]
+        note = Notification(
+            idempotency_key=f"{info.workflow_id}:{effect.trigger}:{effect.audience.value}",
+            account_id=self.deal.account_id,
+            workflow_id=info.workflow_id,
+            audience=effect.audience,
+            recipient=self._recipient(effect.audience),
+            template_id=effect.template_id,
+            template=template,
+            variables=variables,
+        )
+        try:
+            await workflow.execute_activity(
+                "notify",
+                note,
+                result_type=NotificationReceipt,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(hours=1),
+                retry_policy=NOTIFY_RETRY,
+                summary=f"Notify {effect.audience.value}: {effect.template_id} ({effect.trigger})",
+            )
+        except ActivityError as err:
+            self._audit(
+                workflow.now(), "notification_failed", f"{effect.template_id}: {err.cause or err}"
+            )
+
+    # ------------------------------------------------------------------ time
+
+    def _next_wake(self) -> tuple[datetime, str] | None:
+        p = self.progress
+        if p.finished_at is not None:
+            return None
+        if p.pause is not None:
+            if p.pause.resume_on is not None:
+                return p.pause.resume_on, f"Paused: resumes {_date(p.pause.resume_on)}"
+            at = (
+                p.pause.last_reminder_at or p.pause.since
+            ) + self.playbook.pause_reminder_days * DAY
+            return at, f"Paused: owner reminder {_date(at)}"
+        steps = rules.ladder_steps(p, self.playbook)
+        if not steps:
+            return None
+        step = steps[0]
+        m = self._milestone(step.milestone_id)
+        if step.step.when is Trigger.MILESTONE_OVERDUE and m is not None:
+            return step.at, f"SLA: {m.phase.value} {m.title} due {_date(step.at)}"
+        return step.at, f"Ladder: {step.step.id} ({step.step.when.value}) on {_date(step.at)}"
+
+    async def _sleep_until_due_or_message(self) -> None:
+        # Re-arm the timer only when the earliest deadline moves: every timer cancelled
+        # early costs two history events.
+        wake = self._next_wake()
+        wake_at = wake[0] if wake else None
+        if wake_at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = None, wake_at
+            if wake is not None:
+                delay = max(wake[0] - workflow.now(), timedelta(seconds=1))
+                self._timer = asyncio.create_task(workflow.sleep(delay, summary=wake[1]))
+        await workflow.wait_condition(
+            lambda: self.changed or (self._timer is not None and self._timer.done())
+        )
+        if self._timer is not None and self._timer.done():
+            self._timer, self._timer_at = None, None
+
+    # ------------------------------------------------------------------ reporting
+
+    def _health(self, now: datetime) -> Health:
+        return rules.health_score(self.progress.milestones, now, self.playbook.health)
+
+    def _ttv(self) -> TtvBreakdown:
+        p = self.progress
+        return rules.time_to_value(
+            self.playbook, p.tier, p.milestones, self.deal.close_date, p.started_at
+        )
+
+    def _state(self, now: datetime) -> OnboardingState:
+        p = self.progress
+        if p.cancelled is not None:
+            return OnboardingState.CANCELLED
+        if p.finished_at is not None:
+            return OnboardingState.COMPLETED
+        if p.pause is not None:
+            return OnboardingState.PAUSED
+        if p.decision_required or self._health(now).band is not HealthBand.HEALTHY:
+            return OnboardingState.AT_RISK
+        return OnboardingState.ACTIVE
+
+    def _next_deadline(self) -> datetime | None:
+        m = rules.next_milestone(self.progress.milestones)
+        return m.due_at if m and self.progress.finished_at is None else None
+
+    def _status(self) -> OnboardingStatus:
+        p, now = self.progress, workflow.now()
+        views = [
+            MilestoneView(
+                id=m.id,
+                title=m.title,
+                phase=m.phase,
+                weight=m.weight,
+                owner=m.owner,
+                status=m.status,
+                due_at=m.due_at,
+                done_at=m.done_at,
+                overdue=m.is_open and now >= m.due_at,
+                credit=rules.milestone_credit(m, now, self.playbook.health),
+            )
+            for m in p.milestones
+        ]
+        return OnboardingStatus(
+            account_id=self.deal.account_id,
+            account_name=self.deal.account_name,
+            workflow_id=workflow.info().workflow_id,
+            acv_usd=self.deal.acv_usd,
+            state=self._state(now),
+            tier=p.tier,
+            tier_decision=p.tier_decision,
+            tier_changes=p.tier_changes,
+            phase=rules.current_phase(p.milestones),
+            playbook_version=self.playbook.version,
+            playbook_hash=self.playbook.content_hash,
+            owner=p.owner,
+            closed_won_at=self.deal.close_date,
+            as_of=now,
+            next_deadline=self._next_deadline(),
+            milestones=views,
+            health=self._health(now),
+            ttv=self._ttv(),
+            completion_pct=rules.completion_pct(p.milestones),
+            success_criteria=p.success_criteria,
+            pause=p.pause,
+            decision_required=p.decision_required,
+            risk_flags=p.risk_flags,
+            escalations=p.escalations,
+            rejected=p.rejected,
+            audit=p.audit,
+        )
+
+    def _publish(self) -> None:
+        """Keep search attributes and the UI's current details in step with the state."""
+        now = workflow.now()
+        health = self._health(now)
+        phase = rules.current_phase(self.progress.milestones)
+        values: list[tuple[str, SearchAttributeUpdate]] = []
+        wanted: dict[str, object] = {
+            "tier": self.progress.tier.value,
+            "phase": phase.value if phase else "done",
+            "state": self._state(now).value,
+            "health": round(health.score) if health.score is not None else 100,
+            "owner": self.progress.owner,
+            "acv": self.deal.acv_usd,
+            "deadline": self._next_deadline(),
+        }
+        keys = {
+            "tier": sa.ONBOARDING_TIER,
+            "phase": sa.ONBOARDING_PHASE,
+            "state": sa.ONBOARDING_STATE,
+            "health": sa.ONBOARDING_HEALTH,
+            "owner": sa.CSM_OWNER,
+            "acv": sa.ACV_USD,
+            "deadline": sa.NEXT_DEADLINE,
+        }
+        for name, value in wanted.items():
+            if self._published.get(name, ...) == value:
+                continue
+            key = keys[name]
+            update = key.value_unset() if value is None else key.value_set(value)  # type: ignore[attr-defined]
+            values.append((name, update))
+            self._published[name] = value
+        if values:
+            workflow.upsert_search_attributes([u for _, u in values])
+        workflow.set_current_details(self._checklist(now, health))
+
+    def _checklist(self, now: datetime, health: Health) -> str:
+        p = self.progress
+        score = f"{health.score:g}" if health.score is not None else "n/a"
+        lines = [
+            f"**{self.deal.account_name}** · {p.tier.value} · {self._state(now).value} · "
+            f"health {score} ({health.band.value}) · owner {p.owner or 'automated'}",
+            "",
+        ]
+        for m in p.milestones:
+            if m.status is MilestoneStatus.DONE and m.done_at:
+                late = " (late)" if m.done_at > m.due_at else ""
+                lines.append(f"- [x] {m.phase.value}: {m.title} — done {_date(m.done_at)}{late}")
+            elif m.status is MilestoneStatus.SKIPPED:
+                lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
+            else:
+                flag = " **OVERDUE**" if now >= m.due_at else ""
+                started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
+                lines.append(
+                    f"- [ ] {m.phase.value}: {m.title}{started} — due {_date(m.due_at)}{flag}"
+                )
+        if p.pause:
+            lines += ["", f"Paused by {p.pause.by} since {_date(p.pause.since)}: {p.pause.reason}"]
+        if p.decision_required:
+            lines += ["", "**Decision required:** resume with a revised timeline, or pause."]
+        if p.escalations:
+            last = p.escalations[-1]
+            lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {_date(last.at)}"]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ records
+
+    def _audit(self, at: datetime, kind: str, detail: str, by: str | None = None) -> None:
+        self.progress.audit.append(AuditEntry(at=at, kind=kind, detail=detail, by=by))
+
+    def _reject(self, at: datetime, kind: str, ref: str, reason: str) -> None:
+        rejected = self.progress.rejected
+        rejected.append(RejectedMessage(at=at, kind=kind, ref=ref, reason=reason))
+        del rejected[:-MAX_REJECTED]
+        workflow.logger.warning(
+            "rejected %s %s: %s", kind, ref, reason, extra={"account_id": self.deal.account_id}
+        )
