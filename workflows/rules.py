@@ -34,7 +34,8 @@ DAY = timedelta(days=1)
 
 
 def _usd(amount: float) -> str:
-    return f"${amount:,.0f}"
+    # Cents only when there are some, so $49,999.99 never reads as $50,000.
+    return f"${amount:,.0f}" if amount == int(amount) else f"${amount:,.2f}"
 
 
 def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
