@@ -111,6 +111,7 @@ class AccountOnboarding:
         while True:
             self.changed = False
             self._advance(workflow.now())
+            self._publish()
             await self._send_outbox()
             self._publish()
             if self.progress.finished_at is not None and not self.outbox:
@@ -252,8 +253,8 @@ class AccountOnboarding:
         self._credit_observed_events(now)
         self._audit(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
         # Steps of the new ladder whose time had already passed are not an emergency.
-        for due in rules.ladder_steps(p, self.playbook):
-            if due.at <= now:
+        while passed := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
+            for due in passed:
                 p.fired.append(due.key)
                 p.escalations.append(
                     Escalation(
@@ -542,6 +543,9 @@ class AccountOnboarding:
 
     async def _send_outbox(self) -> None:
         while self.outbox:
+            if self.progress.cancelled is not None:
+                self.outbox.clear()  # a cancelled deal gets no more messages
+                break
             effect = self.outbox.pop(0)
             if isinstance(effect, _AssignOwner):
                 await self._assign_owner(effect)

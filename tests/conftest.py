@@ -1,0 +1,146 @@
+"""Shared fixtures: one time-skipping Temporal test server for the whole session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import Settings, activities_for
+from workflows.models import ClosedWonDeal, OnboardingInput, OnboardingStatus, Playbook
+from workflows.onboarding import AccountOnboarding
+from workflows.playbook import load_playbook
+from workflows.search_attributes import CLI_TYPES
+
+BIN = Path(sys.executable).parent
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: _INDEXED[kind] for name, kind in CLI_TYPES.items()},
+        )
+    )
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    # One server per test: a workflow left mid-activity on a shared time-skipping
+    # server can hold its clock for every later test.
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def playbook() -> Playbook:
+    return load_playbook()
+
+
+def make_deal(account_id: str | None = None, **overrides: Any) -> ClosedWonDeal:
+    """A deal closed at the test server's current time unless `close_date` is given."""
+    fields: dict[str, Any] = {
+        "account_id": account_id or f"acct-{uuid.uuid4().hex[:8]}",
+        "account_name": "Acme Corp",
+        "acv_usd": 20_000,
+        "close_date": datetime.now(UTC),
+        "contacts": [
+            {"name": "Cara Champion", "email": "cara@acme.test", "role": "champion"},
+            {"name": "Sam Sponsor", "email": "sam@acme.test", "role": "executive_sponsor"},
+        ],
+        "success_criteria": ["10 invoices processed weekly"],
+    }
+    return ClosedWonDeal.model_validate(fields | overrides)
+
+
+TIER_DEALS: dict[str, dict[str, Any]] = {
+    "high_touch": {"acv_usd": 80_000, "stakeholder_count": 4},
+    "tech_touch": {"acv_usd": 20_000},
+    "self_serve": {"acv_usd": 2_000},
+}
+
+
+@dataclass
+class Onboardings:
+    """Starts onboardings on a private task queue and reads what they sent."""
+
+    env: WorkflowEnvironment
+    task_queue: str
+    sent_log: Path
+    playbook: Playbook
+
+    async def start(
+        self, deal: ClosedWonDeal, playbook: Playbook | None = None
+    ) -> WorkflowHandle[Any, OnboardingStatus]:
+        handle = await self.env.client.start_workflow(
+            AccountOnboarding.run,
+            OnboardingInput(deal=deal, playbook=playbook or self.playbook),
+            id=deal.workflow_id,
+            task_queue=self.task_queue,
+        )
+        return handle
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def days_later(self, days: float) -> None:
+        await self.env.sleep(timedelta(days=days))
+
+    def sent(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        """Notifications delivered, from the notifier's idempotency-key log."""
+        if not self.sent_log.exists():
+            return []
+        rows = [json.loads(line) for line in self.sent_log.read_text().splitlines() if line]
+        prefix = f"onboarding-{account_id}:" if account_id else ""
+        return [r for r in rows if r["key"].startswith(prefix)]
+
+    async def subjects_once(self, account_id: str, subject: str) -> list[str]:
+        """Subjects sent so far, once `subject` is among them (activities run async)."""
+        for _ in range(200):
+            subjects = [r["subject"] for r in self.sent(account_id)]
+            if subject in subjects:
+                return subjects
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{subject!r} never sent; sent: {subjects}")
+
+
+@pytest.fixture
+async def onboardings(
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+) -> AsyncIterator[Onboardings]:
+    task_queue = f"onboarding-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(notify_channels=["log"], sent_log=tmp_path / "sent.jsonl")
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[AccountOnboarding],
+        activities=activities_for(settings),
+        # A workflow bug fails the test at once instead of retrying the task forever.
+        workflow_failure_exception_types=[Exception],
+    ):
+        yield Onboardings(env, task_queue, settings.sent_log or Path(), playbook)

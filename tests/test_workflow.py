@@ -1,0 +1,434 @@
+"""AccountOnboarding on the time-skipping test server: what a CS team would see happen."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from tests.conftest import TIER_DEALS, Onboardings, make_deal
+from workflows import search_attributes as sa
+from workflows.models import (
+    CancelRequest,
+    ContactChange,
+    MilestoneReport,
+    MilestoneStatus,
+    OnboardingState,
+    OnboardingStatus,
+    PauseRequest,
+    ProductEvent,
+    ProductEventBatch,
+    ResumeRequest,
+    SkipRequest,
+    Tier,
+    TierOverride,
+)
+from workflows.onboarding import AccountOnboarding
+
+DAY = timedelta(days=1)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
+    return await handle.query(AccountOnboarding.status)
+
+
+async def reach(handle: WorkflowHandle[Any, Any], milestone_id: str, event_id: str = "") -> None:
+    report = MilestoneReport(milestone_id=milestone_id, event_id=event_id or f"ev-{milestone_id}")
+    await handle.signal(AccountOnboarding.milestone_reached, report)
+
+
+def fired(st: OnboardingStatus, closed: datetime) -> list[tuple[str, str, float]]:
+    """(tier, step, day it came due) for every escalation that really ran."""
+    return [
+        (e.tier.value, e.step_id, round((e.due_at - closed) / DAY, 2))
+        for e in st.escalations
+        if not e.superseded
+    ]
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+@pytest.mark.parametrize("tier", list(Tier))
+async def test_happy_path_reaches_handoff_with_full_health(
+    onboardings: Onboardings, tier: Tier
+) -> None:
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS[tier.value])
+    handle = await onboardings.start(deal)
+    plan = (await status(handle)).milestones
+    assert (await status(handle)).tier is tier
+
+    for m in plan:  # an engaged customer: one milestone every 2 days, never late
+        await onboardings.days_later(2)
+        await reach(handle, m.id)
+    final = await handle.result()
+
+    assert final.state is OnboardingState.COMPLETED
+    assert final.health.score == 100
+    assert final.completion_pct == 100
+    assert all(m.status is MilestoneStatus.DONE and m.credit == 1.0 for m in final.milestones)
+    assert fired(final, closed) == []  # nothing was late or stuck
+    value_day = 2 * (1 + [m.id for m in plan].index("first_value"))
+    assert final.ttv.total_days == pytest.approx(value_day, abs=0.01)
+    assert final.audit[-1].kind == "completed"
+    subjects = [r["subject"] for r in onboardings.sent(deal.account_id)]
+    assert subjects[0] == "Welcome aboard, Acme Corp"
+    assert "You're all set, Acme Corp!" in subjects
+    assert "Acme Corp onboarding complete" in subjects
+    assert (final.owner is None) == (tier is Tier.SELF_SERVE)
+
+
+# --------------------------------------------------------------------------- the ladder
+
+LADDER_31_DAYS = {
+    # (tier, step, day due), in the order they fire, for an account that does nothing.
+    Tier.HIGH_TOUCH: [
+        ("high_touch", "overdue_alert", 5),  # first_login due day 5
+        ("high_touch", "no_login_check_in", 5),
+        ("high_touch", "stuck_call", 7),
+        ("high_touch", "overdue_alert", 14),  # kickoff_call
+        ("high_touch", "stall_exec_sponsor", 14),
+        ("high_touch", "stall_status_email", 14),
+        ("high_touch", "stall_decision", 21),
+        ("high_touch", "stall_status_email", 21),
+        ("high_touch", "stall_status_email", 28),
+        ("high_touch", "activation_missed", 30),
+    ],
+    Tier.TECH_TOUCH: [
+        ("tech_touch", "overdue_nudge", 3),
+        ("tech_touch", "no_login_email", 3),
+        ("tech_touch", "overdue_nudge", 7),
+        ("tech_touch", "stuck_how_to", 7),
+        ("tech_touch", "overdue_nudge", 14),
+        ("tech_touch", "stall_outreach", 14),
+        ("tech_touch", "stall_status_email", 14),
+        ("tech_touch", "overdue_nudge", 21),
+        ("tech_touch", "stall_decision", 21),
+        ("tech_touch", "stall_status_email", 21),
+        ("tech_touch", "overdue_nudge", 28),
+        ("tech_touch", "stall_status_email", 28),
+        ("tech_touch", "overdue_nudge", 30),
+        ("tech_touch", "activation_missed", 30),
+    ],
+}
+
+
+@pytest.mark.parametrize("tier", [Tier.HIGH_TOUCH, Tier.TECH_TOUCH])
+async def test_every_ladder_step_fires_on_its_day_and_not_before(
+    onboardings: Onboardings, tier: Tier
+) -> None:
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, success_criteria=[], **TIER_DEALS[tier.value])
+    deal.success_criteria = ["agreed"]  # keep the criteria step out of this table
+    handle = await onboardings.start(deal)
+    expected = LADDER_31_DAYS[tier]
+
+    for day in sorted({d for _, _, d in expected}):
+        await onboardings.days_later(day - (await onboardings.now() - closed) / DAY - 0.01)
+        before = fired(await status(handle), closed)
+        assert all(d < day for _, _, d in before), f"fired before day {day}: {before}"
+        await onboardings.days_later(0.02)
+    st = await status(handle)
+    assert sorted(fired(st, closed)[: len(expected)]) == sorted(expected)
+    # Each step ran when it came due, not later.
+    assert all(abs(e.at - e.due_at) < timedelta(minutes=1) for e in st.escalations[:5])
+    sent = {r["subject"] for r in onboardings.sent(deal.account_id)}
+    if tier is Tier.HIGH_TOUCH:
+        assert "[CSM] Acme Corp: no login after 5 days" in sent
+        assert "Acme Corp onboarding needs your attention" in sent  # to the exec sponsor
+        assert "[CS leadership] Acme Corp missed activation" in sent
+        assert st.tier is Tier.HIGH_TOUCH
+    else:
+        assert "Anything blocking your setup, Acme Corp?" in sent
+        assert any("human follow-up" in flag for flag in st.risk_flags)
+        assert st.tier is Tier.HIGH_TOUCH  # activation missed at 30 d: upgraded
+        assert st.tier_changes[0].kind == "automatic"
+    assert st.decision_required and st.state is OnboardingState.AT_RISK
+
+
+async def test_self_serve_without_progress_upgrades_to_tech_touch_keeping_credit(
+    onboardings: Onboardings,
+) -> None:
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS["self_serve"])
+    handle = await onboardings.start(deal)
+    await onboardings.days_later(1)
+    await reach(handle, "first_login")
+
+    await onboardings.days_later(13.9)  # 14 days after the last progress: still self_serve
+    assert (await status(handle)).tier is Tier.SELF_SERVE
+    await onboardings.days_later(0.2)
+    st = await status(handle)
+
+    assert st.tier is Tier.TECH_TOUCH
+    change = st.tier_changes[0]
+    assert (change.from_tier, change.kind) == (Tier.SELF_SERVE, "automatic")
+    assert "stall_upgrade" in change.reason
+    plan = {m.id: m for m in st.milestones}
+    assert plan["first_login"].status is MilestoneStatus.DONE and plan["first_login"].credit == 1
+    assert {"kickoff_call", "data_import", "first_training"} <= plan.keys()
+    assert all(m.due_at > change.at for m in st.milestones if m.status != MilestoneStatus.DONE)
+    assert st.owner == "csm-1@localhost" or st.owner == "csm-2@localhost"  # CSM on upgrade
+    # Steps of the new ladder that were already past are recorded as superseded, not sent.
+    assert any(e.superseded and e.step_id == "no_login_email" for e in st.escalations) is False
+    assert any(e.superseded and e.step_id == "stuck_how_to" for e in st.escalations)
+    sent = await onboardings.subjects_once(deal.account_id, "Acme Corp moved to tech_touch")
+    assert not any("video" in s for s in sent)
+
+
+# --------------------------------------------------------------------------- pause
+
+
+async def test_pause_freezes_every_clock_and_resume_shifts_deadlines(
+    onboardings: Onboardings,
+) -> None:
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS["tech_touch"])
+    handle = await onboardings.start(deal)
+    await onboardings.days_later(1)
+    due_before = {m.id: m.due_at for m in (await status(handle)).milestones}
+
+    paused = await handle.execute_update(
+        AccountOnboarding.pause, PauseRequest(by="cs-lead", reason="customer re-org")
+    )
+    assert paused.state is OnboardingState.PAUSED
+    await onboardings.days_later(60)  # far past every deadline
+    st = await status(handle)
+    assert st.escalations == []
+    assert st.state is OnboardingState.PAUSED
+    # Events are still recorded while paused, and credited.
+    await reach(handle, "first_login")
+    assert next(m for m in (await status(handle)).milestones if m.id == "first_login").done_at
+    customer_nudges = [r for r in onboardings.sent(deal.account_id) if ":customer" in r["key"]]
+    assert [r["subject"] for r in customer_nudges] == ["Welcome aboard, Acme Corp"]
+    reminders = [r for r in onboardings.sent(deal.account_id) if "pause-reminder" in r["key"]]
+    assert len(reminders) == 4  # every 14 days over 60 days
+
+    resumed = await handle.execute_update(AccountOnboarding.resume, ResumeRequest(by="cs-lead"))
+    shifted = {m.id: m.due_at for m in resumed.milestones}
+    assert resumed.state is not OnboardingState.PAUSED
+    assert shifted["kickoff_call"] - due_before["kickoff_call"] == pytest.approx(
+        60 * DAY, abs=DAY / 100
+    )
+    await onboardings.days_later(5.9)  # kickoff_call was due day 7 of the active clock: day 67
+    assert fired(await status(handle), closed) == []
+    await onboardings.days_later(0.2)
+    assert ("tech_touch", "overdue_nudge") in {
+        (t, s) for t, s, _ in fired(await status(handle), closed)
+    }
+
+
+async def test_pause_with_a_resume_date_resumes_itself(onboardings: Onboardings) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    until = closed + 10 * DAY
+    await handle.execute_update(
+        AccountOnboarding.pause, PauseRequest(by="csm", reason="holidays", resume_on=until)
+    )
+    await onboardings.days_later(10.1)
+    st = await status(handle)
+    assert st.pause is None
+    assert any(a.kind == "resumed" and a.by == "schedule" for a in st.audit)
+    assert not [r for r in onboardings.sent(st.account_id) if "pause-reminder" in r["key"]]
+
+
+# --------------------------------------------------------------------------- updates
+
+
+async def update_error(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(update, arg)
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.message
+
+
+async def test_updates_reject_bad_commands_with_a_clear_reason(onboardings: Onboardings) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+
+    same = TierOverride(tier=Tier.TECH_TOUCH, approver="vp-cs", reason="why not")
+    assert await update_error(handle, AccountOnboarding.override_tier, same) == (
+        "tier: already tech_touch"
+    )
+    skip = SkipRequest(milestone_id="nope", by="csm", reason="x")
+    assert "milestone_id: no open milestone 'nope'" in await update_error(
+        handle, AccountOnboarding.skip_milestone, skip
+    )
+    resume = ResumeRequest(by="csm")
+    assert "neither paused" in await update_error(handle, AccountOnboarding.resume, resume)
+    past = PauseRequest(by="csm", reason="r", resume_on=closed - DAY)
+    assert (
+        await update_error(handle, AccountOnboarding.pause, past)
+        == "resume_on: must be in the future"
+    )
+    await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="r"))
+    again = PauseRequest(by="ops", reason="r2")
+    assert "already paused by csm" in await update_error(handle, AccountOnboarding.pause, again)
+    bad_due = ResumeRequest(by="csm", revised_due={"first_login": closed - DAY})
+    assert (
+        await update_error(handle, AccountOnboarding.resume, bad_due)
+        == "revised_due.first_login: must be in the future"
+    )
+
+    # Nothing rejected changed anything.
+    st = await status(handle)
+    assert st.tier is Tier.TECH_TOUCH and st.tier_changes == []
+    assert [a.kind for a in st.audit].count("paused") == 1
+
+
+async def test_override_is_recorded_with_approver_and_replans(onboardings: Onboardings) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    await reach(handle, "first_login")
+    st = await handle.execute_update(
+        AccountOnboarding.override_tier,
+        TierOverride(tier=Tier.HIGH_TOUCH, approver="vp-cs", reason="5 systems to integrate"),
+    )
+    assert st.tier is Tier.HIGH_TOUCH
+    change = st.tier_changes[0]
+    assert (change.kind, change.by, change.reason) == (
+        "override",
+        "vp-cs",
+        "5 systems to integrate",
+    )
+    assert st.tier_decision.tier is Tier.TECH_TOUCH  # the rule's own answer stays on record
+    assert {m.id for m in st.milestones} >= {"kickoff_call", "first_training"}
+    assert next(m for m in st.milestones if m.id == "first_login").status is MilestoneStatus.DONE
+
+
+async def test_skip_raises_a_risk_flag_and_settles_the_gate(onboardings: Onboardings) -> None:
+    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    st = await handle.execute_update(
+        AccountOnboarding.skip_milestone,
+        SkipRequest(milestone_id="first_training", by="csm", reason="customer declined training"),
+    )
+    m = next(m for m in st.milestones if m.id == "first_training")
+    assert m.status is MilestoneStatus.SKIPPED and m.credit is None
+    assert any("customer declined training" in f for f in st.risk_flags)
+
+
+async def test_stall_decision_is_settled_by_a_revised_timeline(onboardings: Onboardings) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    await onboardings.days_later(21.1)
+    assert (await status(handle)).decision_required
+    msg = await update_error(handle, AccountOnboarding.resume, ResumeRequest(by="csm"))
+    assert msg == "revised_due: a stalled onboarding resumes with a revised timeline"
+    new_due = closed + 40 * DAY
+    st = await handle.execute_update(
+        AccountOnboarding.resume,
+        ResumeRequest(by="csm", revised_due={"technical_setup": new_due}, reason="new plan"),
+    )
+    assert not st.decision_required
+    assert next(m for m in st.milestones if m.id == "technical_setup").due_at == new_due
+
+
+async def test_cancel_ends_the_onboarding_cleanly(onboardings: Onboardings) -> None:
+    handle = await onboardings.start(make_deal(**TIER_DEALS["high_touch"]))
+    await handle.execute_update(
+        AccountOnboarding.cancel, CancelRequest(by="ae", reason="deal churned before kickoff")
+    )
+    final = await handle.result()
+    assert final.state is OnboardingState.CANCELLED
+    cancelled = [a for a in final.audit if a.kind == "cancelled"]
+    assert [(a.by, a.detail) for a in cancelled] == [("ae", "deal churned before kickoff")]
+    later = PauseRequest(by="csm", reason="r")
+    with pytest.raises(Exception):  # noqa: B017 - a finished workflow takes no updates
+        await handle.execute_update(AccountOnboarding.pause, later)
+
+
+async def test_contact_change_replaces_the_role(onboardings: Onboardings) -> None:
+    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    new = {"name": "Nia New", "email": "nia@acme.test", "role": "champion"}
+    st = await handle.execute_update(
+        AccountOnboarding.change_contact,
+        ContactChange.model_validate({"contact": new, "by": "csm", "reason": "Cara left"}),
+    )
+    assert st.audit[-1].kind == "contact_changed" and "nia@acme.test" in st.audit[-1].detail
+
+
+# --------------------------------------------------------------------------- signals
+
+
+async def test_duplicate_out_of_order_and_unknown_milestones(onboardings: Onboardings) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    await reach(handle, "team_adoption", "ev-1")  # out of order: credited
+    await reach(handle, "team_adoption", "ev-1")  # duplicate: ignored
+    await reach(handle, "first_login", "ev-1")  # same event id again: ignored
+    await reach(handle, "not_a_milestone", "ev-2")  # unknown: recorded, no crash
+    st = await status(handle)
+    plan = {m.id: m for m in st.milestones}
+    assert plan["team_adoption"].status is MilestoneStatus.DONE
+    assert plan["first_login"].status is MilestoneStatus.NOT_STARTED
+    assert st.phase is not None and st.phase.value == "kickoff"
+    assert [a.kind for a in st.audit].count("milestone_reached") == 1
+    assert [(r.kind, r.ref) for r in st.rejected] == [("milestone_reached", "not_a_milestone")]
+    assert "unknown milestone" in st.rejected[0].reason
+    await reach(handle, "first_login", "ev-3")
+    assert {m.id: m for m in (await status(handle)).milestones}["first_login"].done_at
+
+
+async def test_product_events_complete_milestones(onboardings: Onboardings) -> None:
+    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    invite = [ProductEvent(event_id=f"m{i}", name="user_invited") for i in range(3)]
+    login = ProductEvent(event_id="m9", name="user_logged_in")
+    await handle.signal(
+        AccountOnboarding.product_events, ProductEventBatch(events=[invite[0], invite[0], login])
+    )
+    st = await status(handle)
+    plan = {m.id: m for m in st.milestones}
+    assert plan["first_login"].status is MilestoneStatus.DONE
+    assert plan["team_adoption"].status is MilestoneStatus.NOT_STARTED  # 1 of 3 invites
+    await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=invite))
+    plan = {m.id: m for m in (await status(handle)).milestones}
+    assert plan["team_adoption"].status is MilestoneStatus.DONE
+    await onboardings.subjects_once(st.account_id, "Acme Corp: your team is on board")
+
+
+# --------------------------------------------------------------------------- migration, UI
+
+
+async def test_backdated_start_with_milestones_done_catches_up(onboardings: Onboardings) -> None:
+    now = await onboardings.now()
+    closed = now - 6 * DAY
+    deal = make_deal(
+        close_date=closed,
+        completed_milestones=[{"milestone_id": "kickoff_call", "at": closed + DAY}],
+        **TIER_DEALS["high_touch"],
+    )
+    handle = await onboardings.start(deal)
+    st = await status(handle)
+    assert {m.id: m for m in st.milestones}["kickoff_call"].credit == 1.0
+    # No login by day 5 for an enterprise account: the CSM check-in has already run.
+    assert ("high_touch", "no_login_check_in", 5) in fired(st, closed)
+    assert st.health.score is not None and st.health.score < 100
+
+
+async def test_search_attributes_and_current_details_track_the_state(
+    onboardings: Onboardings,
+) -> None:
+    handle = await onboardings.start(make_deal(**TIER_DEALS["high_touch"]))
+    await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="re-org"))
+    st = await status(handle)
+    for _ in range(100):  # the workflow upserts on its next task, just after the update
+        attrs = (await handle.describe()).typed_search_attributes
+        if attrs.get(sa.ONBOARDING_STATE) == "paused":
+            break
+        await asyncio.sleep(0.05)
+    assert attrs.get(sa.ONBOARDING_TIER) == "high_touch"
+    assert attrs.get(sa.ONBOARDING_STATE) == "paused"
+    assert attrs.get(sa.ONBOARDING_PHASE) == "kickoff"
+    assert attrs.get(sa.ACV_USD) == 80_000
+    assert attrs.get(sa.CSM_OWNER) == st.owner
+    assert attrs.get(sa.NEXT_DEADLINE) == st.next_deadline
+    details = await handle.query("__temporal_workflow_metadata")
+    text = details.current_details
+    assert "- [ ] kickoff: First login / account activation — due" in text
+    assert "Paused by csm" in text
