@@ -1,0 +1,44 @@
+# Works on a fresh clone: every target creates .venv (python3 -m venv) if it is missing
+# and installs the project into it; pip reinstalls only when pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run demo test lint install install-test clean-data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## run: the local stack in the foreground (dev server + UI on :8233 + worker); Ctrl-C stops
+run: install
+	$(BIN)/onboarding up
+
+## demo: sample accounts that escalate within a minute (needs `make run` in another shell)
+demo: install
+	$(BIN)/onboarding demo
+
+## lint: ruff, formatting, types
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy workflows activities starter worker.py
+
+## test: lint, then the whole test suite
+test: lint
+	$(BIN)/pytest -q
+
+## clean-data: forget the local dev server's state (.data/)
+clean-data:
+	rm -rf .data

@@ -1,0 +1,962 @@
+"""`onboarding`: the command line of the onboarding service.
+
+    onboarding up                       # dev server + UI (:8233) + worker, in the foreground
+    onboarding start --file deal.json   # start (or find) an account's onboarding
+    onboarding status ACCOUNT           # the whole state, readable
+    onboarding list --state at_risk     # a report from the search attributes
+    onboarding demo                     # sample accounts that escalate within a minute
+
+Every command talks to Temporal as configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE /
+TLS / API key (the SDK's env config); default localhost:7233. Errors are one line on
+stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import temporalio.client
+import typer
+from pydantic import BaseModel, ValidationError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import Settings
+from starter import devserver
+from starter.client import (
+    WORKFLOW_TYPE,
+    ConnectError,
+    connect,
+    connect_config,
+    ui_base_url,
+    ui_url,
+)
+from starter.starting import AlreadyOnboardedError, start_onboarding, usd
+from workflows import search_attributes as sa
+from workflows.models import (
+    CancelRequest,
+    ClosedWonDeal,
+    MilestoneReport,
+    MilestoneStatus,
+    OnboardingState,
+    OnboardingStatus,
+    PauseRequest,
+    Playbook,
+    ResumeRequest,
+    SkipRequest,
+    Tier,
+    TierOverride,
+    workflow_id_for,
+)
+from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, load_playbook
+
+T = TypeVar("T")
+
+# How long a command waits for the workflow (i.e. a worker) to answer a query or update.
+ANSWER_TIMEOUT = timedelta(seconds=20)
+
+
+class CliError(Exception):
+    """An expected failure: its message is the one line the user sees."""
+
+
+class _Cli(typer.Typer):
+    """Typer that reports every error as one line and always exits with the right code.
+
+    Used only for the console script (`app()`); typer's CliRunner calls the click command
+    directly and gets the ordinary behaviour.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        code = 0
+        try:
+            kwargs["standalone_mode"] = False  # errors and exit codes come back to us
+            result = typer.main.get_command(self).main(*args, **kwargs)
+            code = result if isinstance(result, int) else 0
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except typer.TyperException as exc:  # usage errors: bad option, missing argument
+            # (typer >= 0.2x vendors click; its ClickException derives from TyperException)
+            code = getattr(exc, "exit_code", 2)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message())
+            else:
+                ctx = getattr(exc, "ctx", None)
+                where = f"{ctx.command_path}: " if ctx is not None else ""
+                typer.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = 1
+        except KeyboardInterrupt:
+            code = 130
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        # Exit without interpreter finalization: with the SDK's Rust core still holding
+        # threads, a short-lived process can abort at exit with "PyGILState_Release ...
+        # finalizing" (temporalio/sdk-python#300; about one run in three of a plain script
+        # here, see DESIGN.md), turning work that succeeded into a crash and a wrong exit
+        # code. Everything is done and flushed by now, so skipping finalization loses nothing.
+        os._exit(code)
+
+
+app = _Cli(
+    name="onboarding",
+    help="Customer onboarding as durable Temporal workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(1)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validation_line(exc: ValidationError, source: str | None = None) -> str:
+    """One line naming every bad field of a pydantic error, and why."""
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{_loc(err['loc'])}: {msg}")
+    prefix = f"{source}: " if source else ""
+    return prefix + "; ".join(problems)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; expected failures become one line and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except (
+        CliError,
+        ConnectError,
+        AlreadyOnboardedError,
+        PlaybookError,
+        devserver.DevServerError,
+    ) as exc:
+        _fail(str(exc))
+    except ValidationError as exc:
+        _fail(validation_line(exc))
+    except RPCError as exc:
+        _fail(f"temporal: {exc.message}")
+
+
+def _account_id(account: str) -> str:
+    """Accept `acme` or `onboarding-acme`."""
+    return account.removeprefix("onboarding-")
+
+
+def _when(value: str, what: str) -> datetime:
+    """A date (`2026-12-01`, midnight UTC) or an ISO 8601 datetime (naive = UTC)."""
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"{what}: {value!r} is not a date (YYYY-MM-DD or an ISO 8601 datetime)"
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _model(factory: Callable[..., BaseModel], **fields: Any) -> Any:
+    """Build a request model; a bad value becomes a one-line CliError."""
+    try:
+        return factory(**fields)
+    except ValidationError as exc:
+        raise CliError(validation_line(exc)) from None
+
+
+async def _finished_or_missing(client: temporalio.client.Client, account_id: str) -> CliError:
+    """The error for an account whose workflow cannot take messages."""
+    wid = workflow_id_for(account_id)
+    try:
+        desc = await client.get_workflow_handle(wid).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return CliError(f"no onboarding for account {account_id}")
+        raise
+    state = desc.typed_search_attributes.get(sa.ONBOARDING_STATE)
+    status = desc.status.name.lower() if desc.status else "closed"
+    return CliError(f"the onboarding of account {account_id} has ended ({state or status})")
+
+
+async def _query_status(client: temporalio.client.Client, account_id: str) -> OnboardingStatus:
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        return await handle.query(
+            "status", result_type=OnboardingStatus, rpc_timeout=ANSWER_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _finished_or_missing(client, account_id) from None
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise CliError(
+                f"no answer to the status query of account {account_id} within "
+                f"{ANSWER_TIMEOUT.seconds} s: is a worker running (`onboarding up`)?"
+            ) from None
+        raise
+    except temporalio.client.WorkflowQueryFailedError as exc:
+        raise CliError(f"status query of account {account_id} failed: {exc.message}") from None
+    except temporalio.client.WorkflowQueryRejectedError as exc:
+        raise CliError(f"status query of account {account_id} rejected: {exc}") from None
+
+
+async def _update(
+    client: temporalio.client.Client, account_id: str, name: str, arg: BaseModel
+) -> OnboardingStatus:
+    """Send an update; a validator's rejection becomes its message."""
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        return await asyncio.wait_for(
+            handle.execute_update(name, arg, result_type=OnboardingStatus),
+            ANSWER_TIMEOUT.total_seconds(),
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise CliError(f"{name} rejected for account {account_id}: {message}") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _finished_or_missing(client, account_id) from None
+        raise
+    except TimeoutError:
+        raise CliError(
+            f"no answer to {name} from account {account_id} within "
+            f"{ANSWER_TIMEOUT.seconds} s: is a worker running (`onboarding up`)?"
+        ) from None
+
+
+async def _signal(
+    client: temporalio.client.Client, account_id: str, name: str, arg: BaseModel
+) -> None:
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        await handle.signal(name, arg)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _finished_or_missing(client, account_id) from None
+        raise
+
+
+def _read_deal(path: Path, playbook: Playbook) -> ClosedWonDeal:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        deal = ClosedWonDeal.model_validate_json(text)
+    except ValidationError as exc:
+        raise CliError(validation_line(exc, str(path))) from None
+    for i, done in enumerate(deal.completed_milestones):
+        if playbook.milestone(done.milestone_id) is None:
+            known = ", ".join(m.id for m in playbook.milestones)
+            raise CliError(
+                f"{path}: completed_milestones[{i}].milestone_id: {done.milestone_id!r} is "
+                f"not a milestone of playbook {playbook.version} (known: {known})"
+            )
+    return deal
+
+
+def _print_started(handle_id: str, new: bool, namespace: str, tier_line: str = "") -> None:
+    if new:
+        typer.echo(f"started {handle_id}{tier_line}")
+    else:
+        typer.echo(f"already running {handle_id}: not started again")
+    typer.echo(f"  UI: {ui_url(handle_id, namespace)}")
+
+
+# --------------------------------------------------------------------------- up
+
+
+Service = Callable[[temporalio.client.Client, asyncio.Event], Awaitable[None]]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}") from None
+
+
+async def _worker_service(client: temporalio.client.Client, stop: asyncio.Event) -> None:
+    from worker import run_worker
+
+    await run_worker(client, _settings(), stop=stop)
+
+
+def local_services() -> list[tuple[str, Service]]:
+    """What `onboarding up` runs together against the server, each until `stop` is set.
+
+    The seam for more in-process services (the HTTP ingress joins this list).
+    """
+    return [("worker", _worker_service)]
+
+
+async def _watch_server(server: devserver.DevServer, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        if not server.running:
+            raise CliError(
+                f"the Temporal dev server exited (code {server.process.returncode}); "
+                f"see {server.log_path}"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None:
+    from activities import configure_logging
+
+    configure_logging()
+    _settings()  # bad ONBOARDING_* settings fail before anything starts
+    stop = asyncio.Event()
+    server: devserver.DevServer | None = None
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C: stop now
+            if server is not None:
+                server.process.kill()
+            os._exit(130)
+        typer.echo("\nstopping (Ctrl-C again to force)...", err=True)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+
+    try:
+        if no_server:
+            client = await connect()
+            typer.echo(f"Temporal:    {connect_config()['target_host']} (not started here)")
+            ui = f"{ui_base_url()}/namespaces/{client.namespace}/workflows"
+        else:
+            namespace = str(connect_config()["namespace"])
+            server = await devserver.start_dev_server(
+                port=port, ui_port=ui_port, db_path=db, namespace=namespace
+            )
+            # Our own local server: plain gRPC, whatever TLS / API key the env configures.
+            client = await temporalio.client.Client.connect(
+                server.address, namespace=namespace, data_converter=pydantic_data_converter
+            )
+            typer.echo(f"Temporal:    {server.address} (state {server.db_path})")
+            typer.echo(f"Server log:  {server.log_path}")
+            ui = f"{server.ui_url}/namespaces/{namespace}/workflows"
+        typer.echo(f"Temporal UI: {ui}")
+        names = [name for name, _ in local_services()]
+        typer.echo(f"Running:     {', '.join(names)} (Ctrl-C to stop)")
+        async with asyncio.TaskGroup() as group:
+            for _, service in local_services():
+                group.create_task(_until_stopped(service(client, stop), stop))
+            if server is not None:
+                group.create_task(_until_stopped(_watch_server(server, stop), stop))
+        typer.echo("stopped", err=True)
+    except BaseExceptionGroup as group_error:
+        # A service failed: report its own error, not the task group's wrapper.
+        raise _first_leaf(group_error) from None
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
+    """Run one service; when it ends (or fails), the others are told to stop too."""
+    try:
+        await work
+    finally:
+        stop.set()
+
+
+@app.command()
+def up(
+    no_server: Annotated[
+        bool, typer.Option("--no-server", help="Use the server TEMPORAL_ADDRESS names")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Dev server gRPC port")] = devserver.DEFAULT_PORT,
+    ui_port: Annotated[int, typer.Option(help="Web UI port")] = devserver.DEFAULT_UI_PORT,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default .data/temporal.db)")] = None,
+) -> None:
+    """Run the local stack in the foreground: dev server + UI, worker. Ctrl-C stops it."""
+    _run(_up(no_server, port, ui_port, db))
+
+
+# --------------------------------------------------------------------------- start
+
+
+async def _start(file: Path, playbook_path: Path) -> None:
+    playbook = load_playbook(playbook_path)
+    deal = _read_deal(file, playbook)
+    client = await connect()
+    handle, new = await start_onboarding(client, deal, playbook)
+    from workflows.rules import assign_tier
+
+    decision = assign_tier(deal, playbook.tier_rule)
+    _print_started(handle.id, new, client.namespace, f" ({decision.tier.value}: {decision.reason})")
+
+
+@app.command()
+def start(
+    file: Annotated[Path, typer.Option("--file", "-f", help="A ClosedWonDeal as JSON")],
+    playbook: Annotated[
+        Path, typer.Option(help="Playbook TOML pinned into the onboarding")
+    ] = DEFAULT_PLAYBOOK,
+) -> None:
+    """Start the onboarding of a closed-won deal (idempotent: one per account).
+
+    A past close_date and completed_milestones migrate an account already in flight.
+    """
+    _run(_start(file, playbook))
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _default_by() -> str:
+    return f"cli:{os.environ.get('USER') or 'unknown'}"
+
+
+async def _milestone(
+    account: str, milestone_id: str, event_id: str | None, at: str | None, status: str, by: str
+) -> None:
+    account_id = _account_id(account)
+    report = _model(
+        MilestoneReport,
+        milestone_id=milestone_id,
+        event_id=event_id or f"cli:{milestone_id}:{status}",
+        at=_when(at, "--at") if at else None,
+        status=status,
+        reported_by=by,
+    )
+    client = await connect()
+    await _signal(client, account_id, "milestone_reached", report)
+    typer.echo(f"reported {milestone_id} {status} for {workflow_id_for(account_id)}")
+
+
+@app.command()
+def milestone(
+    account: Annotated[str, typer.Argument(help="Account id (CRM id)")],
+    milestone_id: Annotated[str, typer.Argument(help="Milestone id, e.g. first_login")],
+    event_id: Annotated[
+        str | None,
+        typer.Option(help="Deduplication key (default cli:<milestone>:<status>)"),
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="When it happened (default now)")] = None,
+    in_progress: Annotated[bool, typer.Option("--in-progress", help="Started, not done")] = False,
+    by: Annotated[str, typer.Option(help="Who reports it")] = "",
+) -> None:
+    """Report a milestone reached (a signal; repeats with the same event id count once)."""
+    status = "in_progress" if in_progress else "done"
+    _run(_milestone(account, milestone_id, event_id, at, status, by or _default_by()))
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def _print_update(verb: str, status: OnboardingStatus) -> None:
+    typer.echo(
+        f"{verb} {status.workflow_id}: state {status.state.value}, tier {status.tier.value}, "
+        f"phase {status.phase.value if status.phase else 'done'}"
+    )
+
+
+async def _do_update(account: str, name: str, arg: BaseModel, verb: str) -> None:
+    account_id = _account_id(account)
+    client = await connect()
+    status = await _update(client, account_id, name, arg)
+    _print_update(verb, status)
+
+
+@app.command()
+def pause(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why")],
+    until: Annotated[
+        str | None, typer.Option(help="Resume date (YYYY-MM-DD); none: until resumed")
+    ] = None,
+) -> None:
+    """Formally pause an onboarding: SLA clocks stop, no nudges."""
+
+    async def go() -> None:
+        req = _model(
+            PauseRequest, by=by, reason=reason, resume_on=_when(until, "--until") if until else None
+        )
+        await _do_update(account, "pause", req, "paused")
+
+    _run(go())
+
+
+@app.command()
+def resume(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    due: Annotated[
+        list[str] | None,
+        typer.Option(help="Revised deadline milestone=YYYY-MM-DD (repeatable)"),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why")] = "",
+) -> None:
+    """Resume a pause (deadlines shift by the pause) or settle a stall with a new timeline."""
+
+    async def go() -> None:
+        revised: dict[str, datetime] = {}
+        for item in due or []:
+            milestone_id, sep, date = item.partition("=")
+            if not sep or not milestone_id.strip() or not date.strip():
+                raise CliError(f"--due: {item!r} is not milestone=YYYY-MM-DD")
+            revised[milestone_id.strip()] = _when(date, f"--due {milestone_id.strip()}")
+        req = _model(ResumeRequest, by=by, revised_due=revised, reason=reason)
+        await _do_update(account, "resume", req, "resumed")
+
+    _run(go())
+
+
+@app.command("override-tier")
+def override_tier(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    tier: Annotated[Tier, typer.Argument(help="The new tier")],
+    approver: Annotated[str, typer.Option(help="Manager who approved")],
+    reason: Annotated[str, typer.Option(help="Why")],
+) -> None:
+    """Override the tier rule (recorded with approver and reason)."""
+    _run(
+        _do_update(
+            account,
+            "override_tier",
+            _model(TierOverride, tier=tier, approver=approver, reason=reason),
+            "tier overridden on",
+        )
+    )
+
+
+@app.command()
+def skip(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    milestone_id: Annotated[str, typer.Argument(metavar="MILESTONE", help="Milestone id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why the customer skips it")],
+) -> None:
+    """Skip a milestone the customer refuses (recorded with a risk flag)."""
+    _run(
+        _do_update(
+            account,
+            "skip_milestone",
+            _model(SkipRequest, milestone_id=milestone_id, by=by, reason=reason),
+            f"skipped {milestone_id} on",
+        )
+    )
+
+
+@app.command()
+def cancel(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why (churned, deal cancelled, ...)")],
+) -> None:
+    """End an onboarding (churn, cancelled deal)."""
+    _run(_do_update(account, "cancel", _model(CancelRequest, by=by, reason=reason), "cancelled"))
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _date(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d") if at else "-"
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _days(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} d"
+
+
+def _relative(at: datetime, now: datetime) -> str:
+    days = (at - now) / timedelta(days=1)
+    if abs(days) < 1:
+        hours = (at - now) / timedelta(hours=1)
+        return f"in {hours:.0f} h" if hours >= 0 else f"{-hours:.0f} h ago"
+    return f"in {days:.0f} d" if days >= 0 else f"{-days:.0f} d overdue"
+
+
+_MARK = {
+    MilestoneStatus.DONE: "[x]",
+    MilestoneStatus.SKIPPED: "[-]",
+    MilestoneStatus.IN_PROGRESS: "[~]",
+    MilestoneStatus.NOT_STARTED: "[ ]",
+}
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
+    """The `status` query as plain text: header, plan checklist, escalations, audit."""
+    now = s.as_of
+    score = "n/a" if s.health.score is None else f"{s.health.score:g}"
+    ttv = s.ttv
+    target = f" (target {ttv.target_days[0]}-{ttv.target_days[1]} d)" if ttv.target_days else ""
+    if s.next_deadline:
+        upcoming = [m for m in s.milestones if m.due_at == s.next_deadline]
+        what = f" {upcoming[0].id}" if upcoming else ""
+        deadline = f"{_date(s.next_deadline)}{what} ({_relative(s.next_deadline, now)})"
+    else:
+        deadline = "-"
+    decision = s.tier_decision
+    rule = f"{decision.reason} [{decision.clause}]"
+    if s.tier is decision.tier:
+        tier_line = f"{s.tier.value}: {rule}"
+    else:
+        last = s.tier_changes[-1] if s.tier_changes else None
+        why = f" ({last.kind}: {last.reason})" if last else ""
+        tier_line = f"{s.tier.value}{why}; assigned {decision.tier.value}: {rule}"
+    header = [
+        ["Account", f"{s.account_name} ({s.account_id})  {s.workflow_id}"],
+        ["Tier", tier_line],
+        ["State", s.state.value],
+        ["Phase", s.phase.value if s.phase else "done"],
+        ["Health", f"{score} ({s.health.band.value}), completion {s.completion_pct:g}%"],
+        ["Owner", s.owner or "- (automated)"],
+        ["ACV", usd(s.acv_usd)],
+        [
+            "TTV",
+            f"handoff {_days(ttv.handoff_delay_days)} + setup {_days(ttv.setup_days)} + "
+            f"activation {_days(ttv.activation_days)} = {_days(ttv.total_days)}{target}",
+        ],
+        ["Next deadline", deadline],
+        ["Closed-won", _date(s.closed_won_at)],
+        ["Playbook", f"{s.playbook_version} ({s.playbook_hash or 'n/a'})"],
+        ["As of", _stamp(now) + " UTC"],
+    ]
+    if s.tier_changes:
+        header.append(
+            [
+                "Tier changes",
+                "; ".join(
+                    f"{_date(c.at)} {c.from_tier.value} -> {c.to_tier.value} "
+                    f"({c.kind} by {c.by}: {c.reason})"
+                    for c in s.tier_changes
+                ),
+            ]
+        )
+    if s.pause:
+        until = f" until {_date(s.pause.resume_on)}" if s.pause.resume_on else ""
+        header.append(
+            ["Paused", f"since {_date(s.pause.since)}{until} by {s.pause.by}: {s.pause.reason}"]
+        )
+    if s.decision_required:
+        header.append(["Decision", "REQUIRED: resume with a revised timeline, or pause"])
+    if s.success_criteria:
+        header.append(["Success criteria", "; ".join(s.success_criteria)])
+    if s.risk_flags:
+        header.append(["Risk flags", "; ".join(s.risk_flags)])
+    lines = _table([[k + ":", v] for k, v in header], indent="")
+
+    lines += ["", "Milestones"]
+    rows = []
+    for m in s.milestones:
+        if m.status is MilestoneStatus.DONE:
+            late = m.done_at is not None and m.done_at > m.due_at
+            when = f"done {_date(m.done_at)}" + (" (late)" if late else "")
+        elif m.status is MilestoneStatus.SKIPPED:
+            when = "skipped"
+        else:
+            when = "OVERDUE" if m.overdue else _relative(m.due_at, now)
+        credit = "-" if m.credit is None else f"{m.credit:g}"
+        rows.append(
+            [
+                _MARK[m.status],
+                m.phase.value,
+                m.id,
+                m.title,
+                f"due {_date(m.due_at)}",
+                when,
+                f"credit {credit}",
+            ]
+        )
+    lines += _table(rows)
+
+    if s.escalations:
+        shown = s.escalations[-recent:]
+        lines += ["", f"Escalations (last {len(shown)} of {len(s.escalations)})"]
+        lines += _table(
+            [
+                [
+                    _stamp(e.at),
+                    f"{e.tier.value}.{e.step_id}",
+                    e.milestone_id or "",
+                    "superseded by a tier change (not sent)"
+                    if e.superseded
+                    else "; ".join(e.actions),
+                ]
+                for e in shown
+            ]
+        )
+    if s.rejected:
+        shown_r = s.rejected[-recent:]
+        lines += ["", f"Rejected messages (last {len(shown_r)})"]
+        lines += _table([[_stamp(r.at), r.kind, r.ref, r.reason] for r in shown_r])
+    if s.audit:
+        shown_a = s.audit[-recent:]
+        lines += ["", f"Audit (last {len(shown_a)} of {len(s.audit)})"]
+        lines += _table([[_stamp(a.at), a.kind, a.by or "", a.detail] for a in shown_a])
+    return "\n".join(lines)
+
+
+async def _status(account: str, as_json: bool) -> None:
+    account_id = _account_id(account)
+    client = await connect()
+    status = await _query_status(client, account_id)
+    if as_json:
+        typer.echo(status.model_dump_json(indent=2))
+    else:
+        typer.echo(render_status(status))
+        typer.echo(f"\nUI: {ui_url(status.workflow_id, client.namespace)}")
+
+
+@app.command()
+def status(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    as_json: Annotated[bool, typer.Option("--json", help="The status query as JSON")] = False,
+) -> None:
+    """Show one onboarding: tier and why, state, health, TTV, plan, escalations, audit."""
+    _run(_status(account, as_json))
+
+
+# --------------------------------------------------------------------------- list
+
+
+def visibility_query(
+    state: OnboardingState | None = None,
+    tier: Tier | None = None,
+    owner: str | None = None,
+    running: bool = False,
+) -> str:
+    parts = [f'WorkflowType = "{WORKFLOW_TYPE}"']
+    if state is not None:
+        parts.append(f'{sa.ONBOARDING_STATE.name} = "{state.value}"')
+    if tier is not None:
+        parts.append(f'{sa.ONBOARDING_TIER.name} = "{tier.value}"')
+    if owner:
+        parts.append(f"{sa.CSM_OWNER.name} = {json.dumps(owner)}")
+    if running:
+        parts.append('ExecutionStatus = "Running"')
+    return " AND ".join(parts)
+
+
+async def _list(query: str, limit: int) -> None:
+    client = await connect()
+    rows = [["ACCOUNT", "STATE", "TIER", "PHASE", "HEALTH", "ACV", "OWNER", "NEXT DEADLINE"]]
+    async for wf in client.list_workflows(query, limit=limit):
+        attrs = wf.typed_search_attributes
+        health = attrs.get(sa.ONBOARDING_HEALTH)
+        acv = attrs.get(sa.ACV_USD)
+        deadline = attrs.get(sa.NEXT_DEADLINE)
+        state = attrs.get(sa.ONBOARDING_STATE) or "-"
+        if wf.status is not None and wf.status.name not in ("RUNNING", "COMPLETED"):
+            state = f"{state} ({wf.status.name.lower()})"
+        rows.append(
+            [
+                wf.id.removeprefix("onboarding-"),
+                state,
+                attrs.get(sa.ONBOARDING_TIER) or "-",
+                attrs.get(sa.ONBOARDING_PHASE) or "-",
+                "-" if health is None else str(health),
+                "-" if acv is None else usd(acv),
+                attrs.get(sa.CSM_OWNER) or "-",
+                _date(deadline),
+            ]
+        )
+    if len(rows) == 1:
+        typer.echo(f"no onboardings match: {query}", err=True)
+        return
+    for line in _table(rows, indent=""):
+        typer.echo(line)
+
+
+@app.command("list")
+def list_(
+    state: Annotated[OnboardingState | None, typer.Option(help="Only this state")] = None,
+    tier: Annotated[Tier | None, typer.Option(help="Only this tier")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this CSM")] = None,
+    running: Annotated[bool, typer.Option("--running", help="Only running ones")] = False,
+    query: Annotated[
+        str | None, typer.Option(help="A raw visibility query instead of the filters")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many")] = 200,
+) -> None:
+    """List onboardings from the search attributes, one line each."""
+    _run(_list(query or visibility_query(state, tier, owner, running), limit))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def demo_deals(now: datetime) -> list[tuple[ClosedWonDeal, str]]:
+    """Sample accounts (default playbook numbers) and what each shows within a minute."""
+    day = timedelta(days=1)
+
+    def contacts(domain: str) -> list[dict[str, str]]:
+        return [
+            {"name": "Casey Champion", "email": f"casey@{domain}", "role": "champion"},
+            {"name": "Sam Sponsor", "email": f"sam@{domain}", "role": "executive_sponsor"},
+        ]
+
+    specs: list[tuple[dict[str, Any], str]] = [
+        (
+            {
+                "account_id": "demo-acme",
+                "account_name": "Acme Corp",
+                "acv_usd": 60000,
+                "seats": 120,
+                "stakeholder_count": 4,
+                "configuration_hours": 6,
+                "close_date": now - 6 * day,
+                "contacts": contacts("acme.example"),
+                "crm": {"source": "hubspot", "deal_id": "D-1001", "company_id": "C-1001"},
+            },
+            "high_touch, closed 6 days ago, no login: the day-5 CSM check-in fires at once",
+        ),
+        (
+            {
+                "account_id": "demo-globex",
+                "account_name": "Globex",
+                "acv_usd": 85000,
+                "seats": 300,
+                "needs_api_integration": True,
+                "close_date": now - 31 * day,
+                "contacts": contacts("globex.example"),
+                "success_criteria": ["Nightly sync live for all regions"],
+                "completed_milestones": [
+                    {"milestone_id": "first_login", "at": now - 29 * day},
+                    {"milestone_id": "kickoff_call", "at": now - 24 * day},
+                ],
+                "crm": {"source": "salesforce", "deal_id": "006-GLX", "company_id": "001-GLX"},
+            },
+            "high_touch, 31 days in without first value: activation missed, stall escalations",
+        ),
+        (
+            {
+                "account_id": "demo-initech",
+                "account_name": "Initech",
+                "acv_usd": 3000,
+                "seats": 5,
+                "close_date": now - 14 * day + timedelta(seconds=40),
+                "contacts": contacts("initech.example")[:1],
+            },
+            "self_serve, 14 days without progress in ~40 s: upgrades itself to tech_touch",
+        ),
+        (
+            {
+                "account_id": "demo-umbrella",
+                "account_name": "Umbrella Health",
+                "acv_usd": 24000,
+                "seats": 40,
+                "configuration_hours": 1,
+                "close_date": now - 5 * day,
+                "contacts": contacts("umbrella.example"),
+                "completed_milestones": [
+                    {"milestone_id": "first_login", "at": now - 4 * day},
+                    {"milestone_id": "kickoff_call", "at": now - 3 * day},
+                ],
+            },
+            "tech_touch, migrated mid-flight with 2 milestones done, then paused by the demo",
+        ),
+        (
+            {
+                "account_id": "demo-hooli",
+                "account_name": "Hooli",
+                "acv_usd": 12000,
+                "seats": 25,
+                "configuration_hours": 0.5,
+                "close_date": now,
+                "contacts": contacts("hooli.example"),
+            },
+            "tech_touch, closed just now: a fresh plan with every deadline ahead",
+        ),
+    ]
+    return [(ClosedWonDeal.model_validate(spec), note) for spec, note in specs]
+
+
+async def _demo(playbook_path: Path) -> None:
+    playbook = load_playbook(playbook_path)
+    client = await connect()
+    for deal, note in demo_deals(datetime.now(UTC)):
+        try:
+            handle, new = await start_onboarding(client, deal, playbook)
+        except AlreadyOnboardedError as exc:
+            typer.echo(f"{deal.workflow_id}: {exc}")
+            continue
+        if new:
+            typer.echo(f"started {handle.id}: {note}")
+        else:
+            typer.echo(f"already running {handle.id}")
+        if deal.account_id == "demo-umbrella" and new:
+            try:
+                await _update(
+                    client,
+                    deal.account_id,
+                    "pause",
+                    PauseRequest(
+                        by="demo",
+                        reason="customer froze the project during a re-org",
+                        resume_on=datetime.now(UTC) + timedelta(days=21),
+                    ),
+                )
+                typer.echo(f"  paused {handle.id} until in 21 days")
+            except CliError as exc:
+                typer.echo(f"  could not pause {handle.id}: {exc}", err=True)
+    base = f"{ui_base_url()}/namespaces/{client.namespace}/workflows"
+    typer.echo(f"\nUI: {base}")
+    typer.echo("Watch: onboarding list; onboarding status demo-initech (tier change in ~40 s)")
+
+
+@app.command()
+def demo(
+    playbook: Annotated[Path, typer.Option(help="Playbook TOML")] = DEFAULT_PLAYBOOK,
+) -> None:
+    """Start sample accounts across the tiers, backdated so escalations show at once."""
+    _run(_demo(playbook))
+
+
+if __name__ == "__main__":
+    app()

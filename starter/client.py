@@ -1,0 +1,78 @@
+"""One way to reach Temporal for every part of the service (CLI, worker, ingress, tests).
+
+Connection settings come from the SDK's own environment configuration
+(`temporalio.envconfig`): `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
+`TEMPORAL_TLS*`, `TEMPORAL_PROFILE` / `TEMPORAL_CONFIG_FILE`, so the same code runs on
+the local dev server, a self-hosted cluster or Temporal Cloud. Without any of them it
+talks to the local dev server on localhost:7233, namespace `default`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import quote
+
+import temporalio.client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+TASK_QUEUE = "onboarding"
+WORKFLOW_TYPE = "AccountOnboarding"
+DEFAULT_ADDRESS = "localhost:7233"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_UI_URL = "http://localhost:8233"
+
+
+class ConnectError(RuntimeError):
+    """Temporal could not be reached; the message names the address tried."""
+
+    def __init__(self, address: str, namespace: str, cause: BaseException) -> None:
+        self.address = address
+        self.namespace = namespace
+        detail = str(cause).removeprefix("Failed client connect: ")
+        super().__init__(
+            f"cannot reach Temporal at {address} (namespace {namespace}): {detail}. "
+            "Is the server running (`onboarding up`)? Set TEMPORAL_ADDRESS to use another."
+        )
+
+
+def connect_config(address: str | None = None, namespace: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for `Client.connect`: the env config, then defaults, then overrides."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", DEFAULT_NAMESPACE)
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return config
+
+
+def namespace() -> str:
+    """The namespace the environment selects (`default` when none is set)."""
+    return str(connect_config()["namespace"])
+
+
+async def connect(
+    address: str | None = None, namespace: str | None = None
+) -> temporalio.client.Client:
+    """A client with the pydantic data converter; raises `ConnectError` when unreachable."""
+    config = connect_config(address, namespace)
+    try:
+        return await temporalio.client.Client.connect(
+            **config, data_converter=pydantic_data_converter
+        )
+    except RuntimeError as exc:
+        raise ConnectError(config["target_host"], config["namespace"], exc) from exc
+
+
+def ui_base_url() -> str:
+    return os.environ.get("ONBOARDING_UI_URL", "").strip().rstrip("/") or DEFAULT_UI_URL
+
+
+def ui_url(workflow_id: str, namespace_name: str | None = None) -> str:
+    """Link to the workflow in the Temporal Web UI (its latest run)."""
+    ns = namespace_name or namespace()
+    path = f"namespaces/{quote(ns, safe='')}/workflows/{quote(workflow_id, safe='')}"
+    return f"{ui_base_url()}/{path}"

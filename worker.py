@@ -1,0 +1,113 @@
+"""The onboarding worker: runs `AccountOnboarding` workflows and their activities.
+
+    python worker.py            # config from TEMPORAL_* and ONBOARDING_* variables
+
+`onboarding up` runs the same worker in-process next to a local dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+import temporalio.client
+from pydantic import ValidationError
+from temporalio.worker import Worker
+
+from activities import Settings, activities_for, configure_logging
+from starter.client import TASK_QUEUE, ConnectError, connect
+from workflows.onboarding import AccountOnboarding
+
+log = structlog.get_logger("worker")
+
+# In-flight activities (an email being sent) get this long to finish on shutdown.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+def build_worker(
+    client: temporalio.client.Client,
+    settings: Settings,
+    *,
+    task_queue: str = TASK_QUEUE,
+    workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+    graceful_shutdown_timeout: timedelta = GRACEFUL_SHUTDOWN,
+) -> Worker:
+    """The worker for the `onboarding` task queue.
+
+    In production a bug in workflow code fails only the workflow *task*, which retries
+    until a fixed worker is deployed. Tests pass `workflow_failure_exception_types=
+    [Exception]` so such a bug fails the workflow at once instead of hanging the test.
+    """
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AccountOnboarding],
+        activities=activities_for(settings),
+        workflow_failure_exception_types=list(workflow_failure_exception_types),
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+    )
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Set `stop` on SIGINT / SIGTERM (where the event loop supports signal handlers)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_worker(
+    client: temporalio.client.Client | None = None,
+    settings: Settings | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Poll until `stop` is set (default: SIGINT / SIGTERM), then shut down cleanly."""
+    settings = settings or Settings()
+    client = client or await connect()
+    if stop is None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+    worker = build_worker(client, settings)
+    async with worker:
+        log.info(
+            "worker started",
+            task_queue=TASK_QUEUE,
+            namespace=client.namespace,
+            channels=settings.notify_channels,
+        )
+        await stop.wait()
+        log.info("worker stopping", graceful_timeout_s=GRACEFUL_SHUTDOWN.total_seconds())
+    log.info("worker stopped")
+
+
+def main() -> None:
+    configure_logging()
+    code = 0
+    try:
+        asyncio.run(run_worker())
+    except ConnectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ONBOARDING_{'.'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        print(f"error: bad settings: {problems}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: the SDK's Rust runtime can abort it with
+    # "PyGILState_Release ... finalizing" (temporalio/sdk-python#300) after a clean stop.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
