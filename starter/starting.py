@@ -2,8 +2,9 @@
 
 The workflow id is `onboarding-<account_id>`. A start for an account whose onboarding is
 running attaches to it (`USE_EXISTING`); a start for an account whose onboarding has
-finished is refused (`REJECT_DUPLICATE`), so a retried webhook or a repeated CLI call
-never creates a second onboarding.
+completed or been cancelled is refused (`ALLOW_DUPLICATE_FAILED_ONLY`: only a run that
+failed or was terminated may be started again), so a retried webhook or a repeated CLI
+call never creates a second onboarding.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ async def start_onboarding(
             task_queue=TASK_QUEUE,
             result_type=OnboardingStatus,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             static_summary=summary_line(deal, decision),
             static_details=details_markdown(deal, playbook, decision),
             search_attributes=initial_search_attributes(deal, decision),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,17 @@ DAY = timedelta(days=1)
 
 async def status(handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
     return await handle.query(AccountOnboarding.status)
+
+
+async def until(
+    handle: WorkflowHandle[Any, Any], check: Callable[[OnboardingStatus], bool]
+) -> OnboardingStatus:
+    """The status once `check` holds: a signal is applied on the workflow's next task."""
+    for _ in range(200):
+        if check(st := await status(handle)):
+            return st
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never reached; last status: {st}")
 
 
 async def reach(handle: WorkflowHandle[Any, Any], milestone_id: str, event_id: str = "") -> None:
@@ -174,11 +186,14 @@ async def test_self_serve_without_progress_upgrades_to_tech_touch_keeping_credit
     assert {"kickoff_call", "data_import", "first_training"} <= plan.keys()
     assert all(m.due_at > change.at for m in st.milestones if m.status != MilestoneStatus.DONE)
     assert st.owner == "csm-1@localhost" or st.owner == "csm-2@localhost"  # CSM on upgrade
-    # Steps of the new ladder that were already past are recorded as superseded, not sent.
-    assert any(e.superseded and e.step_id == "no_login_email" for e in st.escalations) is False
-    assert any(e.superseded and e.step_id == "stuck_how_to" for e in st.escalations)
-    sent = await onboardings.subjects_once(deal.account_id, "Acme Corp moved to tech_touch")
-    assert not any("video" in s for s in sent)
+    # The new ladder's stall clock starts at the change: nothing of it fires at once...
+    assert not [step for tier, step, _ in fired(st, closed) if tier == "tech_touch"]
+    await onboardings.days_later(7.1)
+    # ...and its 7-day step comes 7 days after the upgrade.
+    assert ("tech_touch", "stuck_how_to", 22) in [
+        (t, s, round(d)) for t, s, d in fired(await status(handle), closed)
+    ]
+    await onboardings.subjects_once(deal.account_id, "Acme Corp moved to tech_touch")
 
 
 # --------------------------------------------------------------------------- pause
@@ -203,7 +218,7 @@ async def test_pause_freezes_every_clock_and_resume_shifts_deadlines(
     assert st.state is OnboardingState.PAUSED
     # Events are still recorded while paused, and credited.
     await reach(handle, "first_login")
-    assert next(m for m in (await status(handle)).milestones if m.id == "first_login").done_at
+    await until(handle, lambda st: st.milestones[0].status is MilestoneStatus.DONE)
     customer_nudges = [r for r in onboardings.sent(deal.account_id) if ":customer" in r["key"]]
     assert [r["subject"] for r in customer_nudges] == ["Welcome aboard, Acme Corp"]
     reminders = [r for r in onboardings.sent(deal.account_id) if "pause-reminder" in r["key"]]
@@ -286,6 +301,7 @@ async def test_override_is_recorded_with_approver_and_replans(onboardings: Onboa
     closed = await onboardings.now()
     handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
     await reach(handle, "first_login")
+    await until(handle, lambda st: st.milestones[0].status is MilestoneStatus.DONE)
     st = await handle.execute_update(
         AccountOnboarding.override_tier,
         TierOverride(tier=Tier.HIGH_TOUCH, approver="vp-cs", reason="5 systems to integrate"),
@@ -363,7 +379,7 @@ async def test_duplicate_out_of_order_and_unknown_milestones(onboardings: Onboar
     await reach(handle, "team_adoption", "ev-1")  # duplicate: ignored
     await reach(handle, "first_login", "ev-1")  # same event id again: ignored
     await reach(handle, "not_a_milestone", "ev-2")  # unknown: recorded, no crash
-    st = await status(handle)
+    st = await until(handle, lambda st: bool(st.rejected))
     plan = {m.id: m for m in st.milestones}
     assert plan["team_adoption"].status is MilestoneStatus.DONE
     assert plan["first_login"].status is MilestoneStatus.NOT_STARTED
@@ -372,7 +388,7 @@ async def test_duplicate_out_of_order_and_unknown_milestones(onboardings: Onboar
     assert [(r.kind, r.ref) for r in st.rejected] == [("milestone_reached", "not_a_milestone")]
     assert "unknown milestone" in st.rejected[0].reason
     await reach(handle, "first_login", "ev-3")
-    assert {m.id: m for m in (await status(handle)).milestones}["first_login"].done_at
+    await until(handle, lambda st: st.milestones[0].status is MilestoneStatus.DONE)
 
 
 async def test_product_events_complete_milestones(onboardings: Onboardings) -> None:
@@ -382,13 +398,14 @@ async def test_product_events_complete_milestones(onboardings: Onboardings) -> N
     await handle.signal(
         AccountOnboarding.product_events, ProductEventBatch(events=[invite[0], invite[0], login])
     )
-    st = await status(handle)
+    st = await until(handle, lambda st: st.milestones[0].status is MilestoneStatus.DONE)
     plan = {m.id: m for m in st.milestones}
-    assert plan["first_login"].status is MilestoneStatus.DONE
     assert plan["team_adoption"].status is MilestoneStatus.NOT_STARTED  # 1 of 3 invites
     await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=invite))
-    plan = {m.id: m for m in (await status(handle)).milestones}
-    assert plan["team_adoption"].status is MilestoneStatus.DONE
+    await until(
+        handle,
+        lambda st: {m.id: m for m in st.milestones}["team_adoption"].status is MilestoneStatus.DONE,
+    )
     await onboardings.subjects_once(st.account_id, "Acme Corp: your team is on board")
 
 
@@ -409,6 +426,20 @@ async def test_backdated_start_with_milestones_done_catches_up(onboardings: Onbo
     # No login by day 5 for an enterprise account: the CSM check-in has already run.
     assert ("high_touch", "no_login_check_in", 5) in fired(st, closed)
     assert st.health.score is not None and st.health.score < 100
+
+
+async def test_catching_up_sends_only_the_latest_weekly_status(onboardings: Onboardings) -> None:
+    now = await onboardings.now()
+    closed = now - 29 * DAY  # stall status emails were due on days 14, 21 and 28
+    deal = make_deal(close_date=closed, **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
+    st = await status(handle)
+    status_emails = [e for e in st.escalations if e.step_id == "stall_status_email"]
+    assert [e.superseded for e in status_emails] == [True, True, False]
+    subjects = await onboardings.subjects_once(
+        deal.account_id, "Acme Corp onboarding: weekly status"
+    )
+    assert subjects.count("Acme Corp onboarding: weekly status") == 1
 
 
 async def test_search_attributes_and_current_details_track_the_state(

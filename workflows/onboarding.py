@@ -163,7 +163,13 @@ class AccountOnboarding:
         if p.pause is not None:
             self._paused_duties(now)
         while due := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
-            self._escalate(due[0], now)
+            step = due[0]
+            if step.step.repeat_days and step.at + step.step.repeat_days * DAY <= now:
+                # Catching up (a backdated start, a slow worker): only the latest repeat
+                # of a recurring email goes out.
+                self._supersede(step, now)
+            else:
+                self._escalate(step, now)
         phase = rules.current_phase(p.milestones)
         if phase != self._phase:
             self._phase = phase
@@ -252,26 +258,32 @@ class AccountOnboarding:
         p.milestones = rules.replan(self.playbook, p.milestones, tier, now)
         self._credit_observed_events(now)
         self._audit(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
-        # Steps of the new ladder whose time had already passed are not an emergency.
+        # A tier change is movement: the new ladder's stall clock starts now, and its
+        # steps whose time had already passed are recorded, not fired.
+        p.last_progress_at = now
+        p.progress_epoch += 1
         while passed := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
             for due in passed:
-                p.fired.append(due.key)
-                p.escalations.append(
-                    Escalation(
-                        at=now,
-                        due_at=due.at,
-                        tier=tier,
-                        step_id=due.step.id,
-                        trigger=due.step.when,
-                        milestone_id=due.milestone_id,
-                        actions=[],
-                        superseded=True,
-                    )
-                )
+                self._supersede(due, now)
         if tier.rank > old.rank and p.owner is None:
             self.outbox.append(_AssignOwner(f"upgraded to {tier.value}"))
         trigger = f"tier-change-{len(p.tier_changes)}"
         self._notify(trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
+
+    def _supersede(self, due: rules.DueStep, now: datetime) -> None:
+        self.progress.fired.append(due.key)
+        self.progress.escalations.append(
+            Escalation(
+                at=now,
+                due_at=due.at,
+                tier=self.progress.tier,
+                step_id=due.step.id,
+                trigger=due.step.when,
+                milestone_id=due.milestone_id,
+                actions=[],
+                superseded=True,
+            )
+        )
 
     # ------------------------------------------------------------------ pause
 
@@ -750,7 +762,7 @@ class AccountOnboarding:
             "tier": self.progress.tier.value,
             "phase": phase.value if phase else "done",
             "state": self._state(now).value,
-            "health": round(health.score) if health.score is not None else 100,
+            "health": round(health.score) if health.score is not None else None,
             "owner": self.progress.owner,
             "acv": self.deal.acv_usd,
             "deadline": self._next_deadline(),
