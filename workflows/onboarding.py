@@ -198,18 +198,7 @@ class AccountOnboarding:
 
     def _escalate(self, due: rules.DueStep, now: datetime) -> None:
         p, step = self.progress, due.step
-        p.fired.append(due.key)
-        p.escalations.append(
-            Escalation(
-                at=now,
-                due_at=due.at,
-                tier=p.tier,
-                step_id=step.id,
-                trigger=step.when,
-                milestone_id=due.milestone_id,
-                actions=[a.describe() for a in step.actions],
-            )
-        )
+        self._record_step(due, now, superseded=False)
         subject = self._milestone(due.milestone_id) if due.milestone_id else None
         what = f"{step.when.value} ({subject.title})" if subject else step.when.value
         self._audit(now, "escalation", f"{p.tier.value}.{step.id}: {what}")
@@ -271,6 +260,10 @@ class AccountOnboarding:
         self._notify(trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
 
     def _supersede(self, due: rules.DueStep, now: datetime) -> None:
+        self._record_step(due, now, superseded=True)
+
+    def _record_step(self, due: rules.DueStep, now: datetime, superseded: bool) -> None:
+        """Mark a ladder step done (so it never runs twice) and keep it for the report."""
         self.progress.fired.append(due.key)
         self.progress.escalations.append(
             Escalation(
@@ -280,8 +273,8 @@ class AccountOnboarding:
                 step_id=due.step.id,
                 trigger=due.step.when,
                 milestone_id=due.milestone_id,
-                actions=[],
-                superseded=True,
+                actions=[] if superseded else [a.describe() for a in due.step.actions],
+                superseded=superseded,
             )
         )
 
