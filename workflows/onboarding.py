@@ -89,6 +89,10 @@ def _date(at: datetime) -> str:
     return at.strftime("%Y-%m-%d")
 
 
+def _score(health: Health) -> str:
+    return f"{health.score:g}" if health.score is not None else "n/a"
+
+
 @workflow.defn(name="AccountOnboarding")
 class AccountOnboarding:
     @workflow.init
@@ -96,13 +100,15 @@ class AccountOnboarding:
         self.deal = input.deal
         self.playbook = input.playbook
         self.outbox: list[_Notify | _AssignOwner] = []
-        self._phase: Phase | None = None
         self.changed = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._published: dict[str, object] = {}
-        self.progress = input.progress or self._begin(workflow.now())
-        self._phase = rules.current_phase(self.progress.milestones)
+        if input.progress is not None:  # continued-as-new: carry on where it was
+            self.progress = input.progress
+        else:
+            self._begin(workflow.now())
+        self._phase: Phase | None = rules.current_phase(self.progress.milestones)
 
     # ------------------------------------------------------------------ the process
 
@@ -125,11 +131,11 @@ class AccountOnboarding:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
 
-    def _begin(self, now: datetime) -> OnboardingProgress:
+    def _begin(self, now: datetime) -> None:
         """Assign the tier, build the plan, credit milestones reached before we tracked."""
         decision = rules.assign_tier(self.deal, self.playbook.tier_rule)
         closed = self.deal.close_date
-        p = OnboardingProgress(
+        self.progress = OnboardingProgress(
             tier=decision.tier,
             tier_decision=decision,
             milestones=rules.build_plan(self.playbook, decision.tier, closed),
@@ -139,7 +145,6 @@ class AccountOnboarding:
             clock_start=closed,
             last_progress_at=closed,
         )
-        self.progress = p
         self._audit(
             now, "started", f"playbook {self.playbook.version} ({self.playbook.content_hash})"
         )
@@ -153,7 +158,6 @@ class AccountOnboarding:
         if decision.tier is not Tier.SELF_SERVE:
             self.outbox.append(_AssignOwner(f"new {decision.tier.value} onboarding"))
         self._notify("welcome", Audience.CUSTOMER, "welcome")
-        return p
 
     def _advance(self, now: datetime) -> None:
         """Run everything that has come due by `now`, in the order it came due."""
@@ -604,7 +608,7 @@ class AccountOnboarding:
         health = self._health(workflow.now())
         variables = effect.variables | {
             "owner": self.progress.owner or "your CSM",
-            "health": f"{health.score:g}" if health.score is not None else "n/a",
+            "health": _score(health),
         }
         template = self.playbook.templates[effect.template_id]
         note = Notification(
@@ -782,7 +786,7 @@ class AccountOnboarding:
 
     def _checklist(self, now: datetime, health: Health) -> str:
         p = self.progress
-        score = f"{health.score:g}" if health.score is not None else "n/a"
+        score = _score(health)
         lines = [
             f"**{self.deal.account_name}** · {p.tier.value} · {self._state(now).value} · "
             f"health {score} ({health.band.value}) · owner {p.owner or 'automated'}",
