@@ -1,4 +1,5 @@
-"""The onboarding worker: runs `AccountOnboarding` workflows and their activities.
+"""The onboarding worker: runs `AccountOnboarding` (and `HubSpotDealIntake`) workflows
+and their activities.
 
     python worker.py            # config from TEMPORAL_* and ONBOARDING_* variables
 
@@ -22,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for, configure_logging
 from starter.client import TASK_QUEUE, ConnectError, connect
+from workflows.intake import HubSpotDealIntake
 from workflows.onboarding import AccountOnboarding
 
 log = structlog.get_logger("worker")
@@ -47,7 +49,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AccountOnboarding],
+        workflows=[AccountOnboarding, HubSpotDealIntake],
         activities=activities_for(settings),
         workflow_failure_exception_types=list(workflow_failure_exception_types),
         graceful_shutdown_timeout=graceful_shutdown_timeout,

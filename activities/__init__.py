@@ -1,8 +1,10 @@
-"""Every side effect of an onboarding: notifications and CSM assignment."""
+"""Every side effect of an onboarding: notifications, CSM assignment, CRM reads, deals."""
 
 from collections.abc import Callable
 from typing import Any
 
+from activities.crm import HubSpotClient
+from activities.delivery import deliver_deal_activity
 from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
@@ -12,7 +14,8 @@ __all__ = ["Notifier", "OwnerRoster", "Settings", "activities_for", "configure_l
 
 
 def activities_for(settings: Settings) -> list[Callable[..., Any]]:
-    """The bound activity methods to pass to a Worker's `activities=`."""
+    """The activities to pass to a Worker's `activities=`."""
     notifier = Notifier(settings)
     roster = OwnerRoster(settings)
-    return [notifier.notify, roster.assign_owner]
+    hubspot = HubSpotClient(settings)
+    return [notifier.notify, roster.assign_owner, hubspot.fetch_hubspot_deal, deliver_deal_activity]

@@ -5,11 +5,16 @@ running attaches to it (`USE_EXISTING`); a start for an account whose onboarding
 completed or been cancelled is refused (`ALLOW_DUPLICATE_FAILED_ONLY`: only a run that
 failed or was terminated may be started again), so a retried webhook or a repeated CLI
 call never creates a second onboarding.
+
+Deals arrive by update-with-start (`provide_deal`), product events by signal-with-start
+(`product_events`), so either may come first and both land on the one workflow.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import timedelta
+from typing import Any
 
 import temporalio.client
 from temporalio.common import (
@@ -19,17 +24,22 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter.client import TASK_QUEUE, WORKFLOW_TYPE
 from workflows import search_attributes as sa
 from workflows.models import (
     ClosedWonDeal,
+    DealAcceptance,
+    DealDelivery,
     OnboardingInput,
     OnboardingState,
     OnboardingStatus,
     Phase,
     Playbook,
+    ProductEventBatch,
     TierDecision,
+    workflow_id_for,
 )
 from workflows.rules import assign_tier
 
@@ -101,54 +111,103 @@ async def finished_outcome(client: temporalio.client.Client, workflow_id: str) -
     return desc.status.name.lower() if desc.status is not None else "finished"
 
 
-async def start_onboarding(
-    client: temporalio.client.Client, deal: ClosedWonDeal, playbook: Playbook
-) -> tuple[temporalio.client.WorkflowHandle[object, OnboardingStatus], bool]:
-    """Start the account's onboarding, or attach to the running one.
+async def deliver_deal(
+    client: temporalio.client.Client,
+    deal: ClosedWonDeal,
+    playbook: Playbook,
+    delivery_id: str,
+    *,
+    deal_wait_days: int = 30,
+    rpc_timeout: timedelta | None = None,
+) -> DealAcceptance:
+    """Start the account's onboarding with its deal, or hand the deal to the running one.
 
-    Returns the handle and True when this call started it (False: it was already
-    running). Raises `AlreadyOnboardedError` when the account's onboarding has finished.
+    One update-with-start: when no onboarding runs, it starts with the deal in its input;
+    when one runs (perhaps waiting for its deal because product events came first), the
+    `provide_deal` update gives it the deal; an onboarding that already has a deal keeps
+    it. `DealAcceptance.started` says whether this delivery began the onboarding (a
+    redelivery with the same `delivery_id` gets the same answer). Raises
+    `AlreadyOnboardedError` when the account's onboarding has finished.
     """
     decision = assign_tier(deal, playbook.tier_rule)
-    asked_at = datetime.now(UTC)
+    start: temporalio.client.WithStartWorkflowOperation[Any, OnboardingStatus]
+    start = temporalio.client.WithStartWorkflowOperation(
+        WORKFLOW_TYPE,
+        OnboardingInput(
+            deal=deal, playbook=playbook, delivery_id=delivery_id, deal_wait_days=deal_wait_days
+        ),
+        id=deal.workflow_id,
+        task_queue=TASK_QUEUE,
+        result_type=OnboardingStatus,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        static_summary=summary_line(deal, decision),
+        static_details=details_markdown(deal, playbook, decision),
+        search_attributes=initial_search_attributes(deal, decision),
+    )
     try:
-        handle: temporalio.client.WorkflowHandle[
-            object, OnboardingStatus
-        ] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            OnboardingInput(deal=deal, playbook=playbook),
-            id=deal.workflow_id,
-            task_queue=TASK_QUEUE,
-            result_type=OnboardingStatus,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            static_summary=summary_line(deal, decision),
-            static_details=details_markdown(deal, playbook, decision),
-            search_attributes=initial_search_attributes(deal, decision),
+        return await client.execute_update_with_start_workflow(
+            "provide_deal",
+            DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
+            start_workflow_operation=start,
+            result_type=DealAcceptance,
+            rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError as exc:
         outcome = await finished_outcome(client, deal.workflow_id)
         raise AlreadyOnboardedError(deal.account_id, outcome, exc.run_id) from exc
-    return handle, await _was_started(handle, asked_at)
 
 
-async def _was_started(
-    handle: temporalio.client.WorkflowHandle[object, OnboardingStatus], asked_at: datetime
-) -> bool:
-    """Whether the start call created the run (True) or attached to a running one.
+async def start_onboarding(
+    client: temporalio.client.Client, deal: ClosedWonDeal, playbook: Playbook
+) -> tuple[temporalio.client.WorkflowHandle[object, OnboardingStatus], bool]:
+    """Start the account's onboarding by hand (the CLI): the handle, and whether this
+    call started it (False: it was already running)."""
+    accepted = await deliver_deal(client, deal, playbook, f"manual:{uuid.uuid4()}")
+    handle = client.get_workflow_handle(accepted.workflow_id, result_type=OnboardingStatus)
+    return handle, accepted.started
 
-    The server says so itself: `StartWorkflowExecutionResponse.started` is false when
-    `USE_EXISTING` attached to a running workflow. The SDK (1.35) keeps that response on
-    the handle but exposes no public property for it, and the public run ids cannot tell
-    (`result_run_id` is the existing run's id in both cases, and `first_execution_run_id`
-    equals it on servers >= 1.32). Comparing a pre-start `describe()` is racy, so use the
-    response; only if it is ever missing fall back to the run's start time.
-    """
-    response = getattr(handle, "_start_workflow_response", None)
-    if response is not None and hasattr(response, "started"):
-        return bool(response.started)
-    desc = await handle.describe()
-    # Server and client clocks may differ a little; an attached run is normally much older.
-    return desc.run_id == handle.result_run_id and desc.start_time >= asked_at - timedelta(
-        seconds=5
-    )
+
+async def send_product_events(
+    client: temporalio.client.Client,
+    account_id: str,
+    batch: ProductEventBatch,
+    playbook: Playbook,
+    *,
+    running: bool,
+    deal_wait_days: int = 30,
+    rpc_timeout: timedelta | None = None,
+) -> None:
+    """One signal with the account's events. With no running onboarding (`running`
+    False) the signal starts one that keeps the events until the closed-won deal comes
+    (signal-with-start). Raises `AlreadyOnboardedError` when the onboarding finished."""
+    workflow_id = workflow_id_for(account_id)
+    if running:
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            await handle.signal("product_events", batch, rpc_timeout=rpc_timeout)
+            return
+        except RPCError as exc:  # finished since we looked: start afresh if allowed
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+    try:
+        await client.start_workflow(
+            WORKFLOW_TYPE,
+            OnboardingInput(
+                account_id=account_id, playbook=playbook, deal_wait_days=deal_wait_days
+            ),
+            id=workflow_id,
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            start_signal="product_events",
+            start_signal_args=[batch],
+            static_summary=f"{account_id} · product events before the closed-won deal",
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.ONBOARDING_STATE, OnboardingState.AWAITING_DEAL.value)]
+            ),
+            rpc_timeout=rpc_timeout,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        outcome = await finished_outcome(client, workflow_id)
+        raise AlreadyOnboardedError(account_id, outcome, exc.run_id) from exc

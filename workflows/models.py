@@ -66,6 +66,7 @@ class ContactRole(StrEnum):
 class OnboardingState(StrEnum):
     """The `OnboardingState` search attribute."""
 
+    AWAITING_DEAL = "awaiting_deal"  # product events arrived before the closed-won deal
     ACTIVE = "active"
     PAUSED = "paused"
     AT_RISK = "at_risk"
@@ -194,13 +195,42 @@ class TierRule(BaseModel):
         return self
 
 
+Scalar = str | int | float | bool
+
+
+class PropertyCondition(BaseModel):
+    """A test on one event property; `{ gte = 3 }`, or a bare value meaning `eq`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eq: Scalar | None = None
+    ne: Scalar | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_value(cls, value: object) -> object:
+        return value if isinstance(value, dict) else {"eq": value}
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PropertyCondition:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of eq, ne, gt, gte, lt, lte")
+        return self
+
+
 class EventMatch(BaseModel):
-    """Product events that complete a milestone: `count` events named `event`."""
+    """Product events that complete a milestone: `count` events named `event` whose
+    properties (Segment `properties`, or `traits` of identify / group) meet `where`."""
 
     model_config = ConfigDict(extra="forbid")
 
     event: Text
     count: int = Field(default=1, ge=1)
+    where: dict[str, PropertyCondition] = Field(default_factory=dict)
 
 
 TtvMark = Literal["first_engagement", "system_ready", "first_value"]
@@ -373,6 +403,7 @@ class Playbook(BaseModel):
                         f"milestones: tier {tier.value} has no milestone gate in phase "
                         f"{phase.value}"
                     )
+        by_event: dict[str, MilestoneSpec] = {}
         for m in self.milestones:
             for tier, days in m.due_days.items():
                 end = self.timeline[tier][m.phase]
@@ -386,6 +417,16 @@ class Playbook(BaseModel):
                     raise ValueError(
                         f"milestones.{m.id}.due_days.{tier.value}: day {days} is not after "
                         f"phase {m.phase.value} starts (day {start})"
+                    )
+            if m.completed_by is not None:
+                first = by_event.setdefault(m.completed_by.event, m)
+                if first.completed_by is not None and first.completed_by.where != (
+                    m.completed_by.where
+                ):
+                    raise ValueError(
+                        f"milestones.{m.id}.completed_by.where: event "
+                        f"{m.completed_by.event!r} is matched with other conditions by "
+                        f"{first.id}; one event name needs one set of conditions"
                     )
             if m.on_done and m.on_done not in self.templates:
                 raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
@@ -559,6 +600,37 @@ class CancelRequest(BaseModel):
     reason: Text
 
 
+class DealDelivery(BaseModel):
+    """Update `provide_deal`: a CRM's closed-won deal for this account.
+
+    `delivery_id` is the delivery's idempotency key (the webhook id, the Salesforce
+    notification id, the HubSpot event id): delivering it again changes nothing.
+    """
+
+    deal: ClosedWonDeal
+    playbook: Playbook
+    delivery_id: str = Field(min_length=1)
+
+
+class DealAcceptance(BaseModel):
+    """What `provide_deal` did: `started` is true when this delivery began the onboarding."""
+
+    account_id: str
+    workflow_id: str
+    started: bool
+    detail: str
+    state: OnboardingState
+
+
+class HubSpotDealRef(BaseModel):
+    """A HubSpot `deal.propertyChange` to closed-won: HubSpot sends only ids."""
+
+    portal_id: int
+    deal_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    event_id: str
+    occurred_at: UtcDatetime | None = None
+
+
 class RejectedMessage(BaseModel):
     at: datetime
     kind: str
@@ -645,12 +717,44 @@ class OnboardingProgress(BaseModel):
     cancelled: CancelRequest | None = None
 
 
+class EarlyFacts(BaseModel):
+    """What arrived before the closed-won deal (PLG sign-ups): kept, applied at start."""
+
+    since: datetime
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    reports: list[MilestoneReport] = Field(default_factory=list)
+
+
 class OnboardingInput(BaseModel):
-    deal: ClosedWonDeal
+    """Start an onboarding with its deal, or (product events first) wait for the deal."""
+
+    account_id: str = Field(default="", description="Taken from the deal when empty")
+    deal: ClosedWonDeal | None = None
     playbook: Playbook
+    delivery_id: str | None = Field(
+        default=None, description="Idempotency key of the delivery that brought the deal"
+    )
+    deal_wait_days: int = Field(
+        default=30, ge=1, description="Without a deal: how long to wait for one before ending"
+    )
+    early: EarlyFacts | None = Field(default=None, description="Set only by continue-as-new")
     progress: OnboardingProgress | None = Field(
         default=None, description="Set only by continue-as-new"
     )
+
+    @model_validator(mode="after")
+    def _account(self) -> OnboardingInput:
+        if not self.account_id:
+            if self.deal is None:
+                raise ValueError("account_id: needed when there is no deal")
+            self.account_id = self.deal.account_id
+        elif self.deal is not None and self.deal.account_id != self.account_id:
+            raise ValueError(
+                f"deal.account_id: {self.deal.account_id!r} is not the onboarding's "
+                f"account {self.account_id!r}"
+            )
+        return self
 
 
 class MilestoneView(BaseModel):
@@ -674,14 +778,14 @@ class OnboardingStatus(BaseModel):
     workflow_id: str
     acv_usd: float
     state: OnboardingState
-    tier: Tier
-    tier_decision: TierDecision
+    tier: Tier | None = Field(description="None while waiting for the closed-won deal")
+    tier_decision: TierDecision | None
     tier_changes: list[TierChange]
     phase: Phase | None
     playbook_version: str
     playbook_hash: str
     owner: str | None
-    closed_won_at: datetime
+    closed_won_at: datetime | None
     as_of: datetime
     next_deadline: datetime | None
     milestones: list[MilestoneView]
@@ -693,5 +797,12 @@ class OnboardingStatus(BaseModel):
     decision_required: bool
     risk_flags: list[str]
     escalations: list[Escalation]
+    event_counts: dict[str, int] = Field(
+        default_factory=dict, description="Product events seen, by name"
+    )
+    awaiting_deal_until: datetime | None = Field(
+        default=None,
+        description="Product events came first: the onboarding ends then without a deal",
+    )
     rejected: list[RejectedMessage]
     audit: list[AuditEntry]

@@ -15,18 +15,23 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import rules
     from workflows import search_attributes as sa
+    from workflows.event_mapping import awaited_events, event_names
     from workflows.models import (
         Action,
         Audience,
         AuditEntry,
         CancelRequest,
+        ClosedWonDeal,
         ContactChange,
         ContactRole,
+        DealAcceptance,
+        DealDelivery,
+        EarlyFacts,
         Escalation,
         Health,
         HealthBand,
@@ -97,23 +102,40 @@ def _score(health: Health) -> str:
 class AccountOnboarding:
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
-        self.deal = input.deal
+        self.account_id = input.account_id
         self.playbook = input.playbook
+        self.delivery_id = input.delivery_id
+        self.deal_wait_days = input.deal_wait_days
         self.outbox: list[_Notify | _AssignOwner] = []
         self.changed = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._published: dict[str, object] = {}
-        if input.progress is not None:  # continued-as-new: carry on where it was
-            self.progress = input.progress
-        else:
+        self._phase: Phase | None = None
+        # Until the deal arrives (product events came first) facts wait in `early`.
+        self.early: EarlyFacts | None = None
+        self._deal: ClosedWonDeal | None = None
+        if input.progress is not None and input.deal is not None:  # continued-as-new
+            self._deal, self.progress = input.deal, input.progress
+            self._phase = rules.current_phase(self.progress.milestones)
+        elif input.deal is not None:
+            self._deal = input.deal
             self._begin(workflow.now())
-        self._phase: Phase | None = rules.current_phase(self.progress.milestones)
+        else:
+            self.early = input.early or EarlyFacts(since=workflow.now())
+        self._seen_ids = set(self._seen_list())
+
+    @property
+    def deal(self) -> ClosedWonDeal:
+        assert self._deal is not None, "no closed-won deal yet"
+        return self._deal
 
     # ------------------------------------------------------------------ the process
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        if self._deal is None:
+            await self._wait_for_deal()
         while True:
             self.changed = False
             self._advance(workflow.now())
@@ -124,17 +146,52 @@ class AccountOnboarding:
                 break
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    OnboardingInput(deal=self.deal, playbook=self.playbook, progress=self.progress)
-                )
+                workflow.continue_as_new(self._carry_over())
             await self._sleep_until_due_or_message()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
+
+    def _carry_over(self) -> OnboardingInput:
+        """The whole state, as the input of the next run (continue-as-new)."""
+        return OnboardingInput(
+            account_id=self.account_id,
+            deal=self._deal,
+            playbook=self.playbook,
+            delivery_id=self.delivery_id,
+            deal_wait_days=self.deal_wait_days,
+            early=self.early,
+            progress=self.progress if self._deal is not None else None,
+        )
+
+    async def _wait_for_deal(self) -> None:
+        """Product events came before the closed-won deal: keep them until it arrives.
+
+        Ends the run (failed, so a later deal may start the account afresh) when no deal
+        comes within `deal_wait_days`; the failure records what had arrived.
+        """
+        while self.early is not None:
+            self.changed = False
+            until = self._waiting_until()
+            self._publish_waiting(until)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carry_over())
+            if workflow.now() >= until:
+                counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
+                raise ApplicationError(
+                    f"no closed-won deal for account {self.account_id} within "
+                    f"{self.deal_wait_days} days; product events recorded: {counts or 'none'}",
+                    self.early.model_dump(mode="json"),
+                    type="NoClosedWonDeal",
+                    non_retryable=True,
+                )
+            await self._sleep_until_due_or_message()
 
     def _begin(self, now: datetime) -> None:
         """Assign the tier, build the plan, credit milestones reached before we tracked."""
         decision = rules.assign_tier(self.deal, self.playbook.tier_rule)
         closed = self.deal.close_date
+        early, self.early = self.early, None
         self.progress = OnboardingProgress(
             tier=decision.tier,
             tier_decision=decision,
@@ -155,6 +212,9 @@ class AccountOnboarding:
                 self._reject(now, "completed_milestones", done.milestone_id, "not in this plan")
             else:
                 self._reach(m, MilestoneStatus.DONE, min(done.at, now), "import", now)
+        if early is not None:
+            self._apply_early(early, now)
+        self._phase = rules.current_phase(self.progress.milestones)
         if decision.tier is not Tier.SELF_SERVE:
             self.outbox.append(_AssignOwner(f"new {decision.tier.value} onboarding"))
         self._notify("welcome", Audience.CUSTOMER, "welcome")
@@ -359,12 +419,35 @@ class AccountOnboarding:
             if m.is_open and rule and self.progress.event_counts.get(rule.event, 0) >= rule.count:
                 self._reach(m, MilestoneStatus.DONE, now, f"product events ({rule.event})", now)
 
+    def _apply_early(self, early: EarlyFacts, now: datetime) -> None:
+        """Facts that arrived before the deal count as if they had come after it."""
+        p = self.progress
+        p.seen_event_ids = early.seen_event_ids
+        for name, count in early.event_counts.items():
+            p.event_counts[name] = p.event_counts.get(name, 0) + count
+        if early.event_counts:
+            total = sum(early.event_counts.values())
+            self._audit(now, "early_events", f"{total} product events from before the deal")
+        self._credit_observed_events(now)
+        for report in early.reports:
+            self._record_report(report, now)
+
+    def _seen_list(self) -> list[str]:
+        if self.early is not None:
+            return self.early.seen_event_ids
+        return self.progress.seen_event_ids
+
     def _seen(self, event_id: str) -> bool:
-        ids = self.progress.seen_event_ids
-        if event_id in ids:
+        """Deduplicate by event id: a set for the lookup, a capped list for the order."""
+        if event_id in self._seen_ids:
             return True
+        ids = self._seen_list()
         ids.append(event_id)
-        del ids[:-MAX_SEEN_EVENT_IDS]
+        self._seen_ids.add(event_id)
+        if len(ids) > MAX_SEEN_EVENT_IDS:
+            for old in ids[:-MAX_SEEN_EVENT_IDS]:
+                self._seen_ids.discard(old)
+            del ids[:-MAX_SEEN_EVENT_IDS]
         return False
 
     # ------------------------------------------------------------------ signals
@@ -372,9 +455,15 @@ class AccountOnboarding:
     @workflow.signal
     def milestone_reached(self, report: MilestoneReport) -> None:
         """A person or system reports a milestone reached (or started)."""
-        now = workflow.now()
         if self._seen(report.event_id):
             return
+        if self.early is not None:
+            self.early.reports.append(report)
+            return
+        self._record_report(report, workflow.now())
+        self.changed = True
+
+    def _record_report(self, report: MilestoneReport, now: datetime) -> None:
         m = self._milestone(report.milestone_id)
         if m is None:
             known = ", ".join(x.id for x in self.progress.milestones)
@@ -384,22 +473,59 @@ class AccountOnboarding:
             return
         status = MilestoneStatus(report.status)
         self._reach(m, status, min(report.at or now, now), report.reported_by, now)
-        self.changed = True
 
     @workflow.signal
     def product_events(self, batch: ProductEventBatch) -> None:
         """Facts from the product, batched per account; counted, then matched to milestones."""
-        now = workflow.now()
-        counts = self.progress.event_counts
+        counts = self.early.event_counts if self.early is not None else self.progress.event_counts
         for event in batch.events:
             if not self._seen(event.event_id):
                 counts[event.name] = counts.get(event.name, 0) + 1
-        self._credit_observed_events(now)
+        if self.early is None:
+            self._credit_observed_events(workflow.now())
         self.changed = True
+
+    # ------------------------------------------------------------------ the deal
+
+    @workflow.update
+    def provide_deal(self, delivery: DealDelivery) -> DealAcceptance:
+        """The CRM's closed-won deal; delivering it again (or another one) changes nothing."""
+        if self._deal is None:
+            self._deal, self.playbook = delivery.deal, delivery.playbook
+            self.delivery_id = delivery.delivery_id
+            self._begin(workflow.now())
+            self.changed = True
+            return self._acceptance(True, "deal received: onboarding started")
+        if delivery.delivery_id == self.delivery_id:
+            return self._acceptance(True, "deal received: onboarding started")
+        since = _date(self.progress.started_at)
+        return self._acceptance(False, f"already onboarding since {since}; deal not changed")
+
+    @provide_deal.validator
+    def _check_deal(self, delivery: DealDelivery) -> None:
+        if delivery.deal.account_id != self.account_id:
+            raise ValueError(
+                f"deal.account_id: {delivery.deal.account_id!r} is not this onboarding's "
+                f"account {self.account_id!r}"
+            )
+
+    def _acceptance(self, started: bool, detail: str) -> DealAcceptance:
+        return DealAcceptance(
+            account_id=self.account_id,
+            workflow_id=workflow.info().workflow_id,
+            started=started,
+            detail=detail,
+            state=self._state(workflow.now()),
+        )
 
     # ------------------------------------------------------------------ updates
 
     def _require_running(self) -> None:
+        if self._deal is None:
+            raise ValueError(
+                "no closed-won deal yet: this onboarding is waiting for its deal "
+                "(product events arrived first)"
+            )
         p = self.progress
         if p.cancelled is not None:
             raise ValueError(f"onboarding was cancelled by {p.cancelled.by}: {p.cancelled.reason}")
@@ -639,6 +765,9 @@ class AccountOnboarding:
     # ------------------------------------------------------------------ time
 
     def _next_wake(self) -> tuple[datetime, str] | None:
+        if self.early is not None:
+            until = self._waiting_until()
+            return until, f"Waiting for the closed-won deal until {_date(until)}"
         p = self.progress
         if p.finished_at is not None:
             return None
@@ -688,6 +817,8 @@ class AccountOnboarding:
         )
 
     def _state(self, now: datetime) -> OnboardingState:
+        if self._deal is None:
+            return OnboardingState.AWAITING_DEAL
         p = self.progress
         if p.cancelled is not None:
             return OnboardingState.CANCELLED
@@ -704,6 +835,8 @@ class AccountOnboarding:
         return m.due_at if m and self.progress.finished_at is None else None
 
     def _status(self) -> OnboardingStatus:
+        if self.early is not None:
+            return self._waiting_status()
         p, now = self.progress, workflow.now()
         views = [
             MilestoneView(
@@ -745,13 +878,74 @@ class AccountOnboarding:
             decision_required=p.decision_required,
             risk_flags=p.risk_flags,
             escalations=p.escalations,
+            event_counts=p.event_counts,
             rejected=p.rejected,
             audit=p.audit,
         )
 
+    def _waiting_until(self) -> datetime:
+        assert self.early is not None
+        return self.early.since + self.deal_wait_days * DAY
+
+    def _waiting_status(self) -> OnboardingStatus:
+        assert self.early is not None
+        return OnboardingStatus(
+            account_id=self.account_id,
+            account_name=self.account_id,
+            workflow_id=workflow.info().workflow_id,
+            acv_usd=0,
+            state=OnboardingState.AWAITING_DEAL,
+            tier=None,
+            tier_decision=None,
+            tier_changes=[],
+            phase=None,
+            playbook_version=self.playbook.version,
+            playbook_hash=self.playbook.content_hash,
+            owner=None,
+            closed_won_at=None,
+            as_of=workflow.now(),
+            next_deadline=None,
+            milestones=[],
+            health=Health(score=None, band=HealthBand.HEALTHY, earned=0, possible=0),
+            ttv=TtvBreakdown(),
+            completion_pct=0,
+            success_criteria=[],
+            pause=None,
+            decision_required=False,
+            risk_flags=[],
+            escalations=[],
+            event_counts=self.early.event_counts,
+            awaiting_deal_until=self._waiting_until(),
+            rejected=[],
+            audit=[],
+        )
+
+    def _publish_waiting(self, until: datetime) -> None:
+        """Before the deal: every playbook event matters; the UI says what we wait for."""
+        assert self.early is not None
+        self._publish_memo(sorted(event_names(self.playbook)))
+        if self._published.get("state") != OnboardingState.AWAITING_DEAL.value:
+            self._published["state"] = OnboardingState.AWAITING_DEAL.value
+            workflow.upsert_search_attributes(
+                [sa.ONBOARDING_STATE.value_set(OnboardingState.AWAITING_DEAL.value)]
+            )
+        counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
+        workflow.set_current_details(
+            f"**{self.account_id}** · waiting for the closed-won deal until {_date(until)}\n\n"
+            f"Product events so far: {counts or 'none'}"
+        )
+
+    def _publish_memo(self, awaited: list[str]) -> None:
+        """The ingress reads `awaited_events` to drop events no open milestone needs."""
+        if self._published.get("awaited_events") != awaited:
+            self._published["awaited_events"] = awaited
+            workflow.upsert_memo({"awaited_events": awaited})
+
     def _publish(self) -> None:
         """Keep search attributes and the UI's current details in step with the state."""
         now = workflow.now()
+        done = self.progress.finished_at is not None
+        self._publish_memo([] if done else awaited_events(self.playbook, self.progress.milestones))
         health = self._health(now)
         phase = rules.current_phase(self.progress.milestones)
         values: list[tuple[str, SearchAttributeUpdate]] = []

@@ -1,0 +1,44 @@
+"""`deliver_deal`: hand a fetched CRM deal to the account's onboarding (update-with-start)."""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from starter.starting import AlreadyOnboardedError, deliver_deal
+from workflows.models import DealAcceptance, DealDelivery, OnboardingState, workflow_id_for
+
+log = structlog.get_logger("activities.delivery")
+
+
+@activity.defn(name="deliver_deal")
+async def deliver_deal_activity(delivery: DealDelivery) -> DealAcceptance:
+    """Idempotent: the onboarding keys the delivery by `delivery_id`."""
+    deal = delivery.deal
+    try:
+        accepted = await deliver_deal(
+            activity.client(), deal, delivery.playbook, delivery.delivery_id
+        )
+    except AlreadyOnboardedError as exc:
+        state = (
+            OnboardingState.CANCELLED if exc.outcome == "cancelled" else OnboardingState.COMPLETED
+        )
+        return DealAcceptance(
+            account_id=deal.account_id,
+            workflow_id=workflow_id_for(deal.account_id),
+            started=False,
+            detail=f"already onboarded ({exc.outcome}); not started again",
+            state=state,
+        )
+    except WorkflowUpdateFailedError as exc:  # the onboarding's validator refused the deal
+        reason = str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
+        raise ApplicationError(reason, type="DealRejected", non_retryable=True) from exc
+    log.info(
+        "deal delivered",
+        account_id=deal.account_id,
+        workflow_id=accepted.workflow_id,
+        started=accepted.started,
+    )
+    return accepted

@@ -1,0 +1,621 @@
+"""The HTTP ingress: signed CRM webhooks start onboardings, product events move milestones.
+
+Every request is verified over its raw body before anything parses it, and answered 2xx
+only after Temporal has taken what it was given (a start, an update, a signal): there is
+no buffer in memory that a crash could lose. A rejected request starts and signals
+nothing, and its answer names the field and the reason:
+
+    {"error": "invalid_signature", "field": "X-Signature", "reason": "..."}
+
+    uvicorn --factory starter.app:create_app     # or: onboarding serve / onboarding up
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+import temporalio.client
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import ValidationError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter import crm, events, signatures
+from starter.client import TASK_QUEUE, connect, ui_url
+from starter.settings import IngressSettings, reveal
+from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
+from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
+from workflows.models import (
+    ClosedWonDeal,
+    DealAcceptance,
+    HubSpotDealRef,
+    OnboardingStatus,
+    Playbook,
+    ProductEventBatch,
+    workflow_id_for,
+)
+from workflows.playbook import load_playbook
+
+log = structlog.get_logger("ingress")
+
+# How long a request waits for Temporal before answering 503 (the sender retries).
+TEMPORAL_TIMEOUT = timedelta(seconds=10)
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+class ApiError(Exception):
+    """A request refused with `status`; `error` is the machine-readable reason."""
+
+    def __init__(self, status: int, error: str, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.status, self.error, self.field, self.reason = status, error, field, reason
+
+
+class Metrics:
+    """The ingress's own Prometheus metrics (the SDK's are appended on /metrics)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "onboarding_ingress_requests",
+            "HTTP requests by route and status code",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.rejections = Counter(
+            "onboarding_ingress_rejections",
+            "Requests refused, by route and reason",
+            ["route", "reason"],
+            registry=registry,
+        )
+        self.starts = Counter(
+            "onboarding_ingress_onboardings_started",
+            "Onboardings started by a delivered deal, by CRM",
+            ["source"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "onboarding_ingress_deals",
+            "Closed-won deals delivered, by CRM and outcome",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.signals = Counter(
+            "onboarding_ingress_signals",
+            "product_events signals sent to onboardings",
+            registry=registry,
+        )
+        self.events = Counter(
+            "onboarding_ingress_events",
+            "Product events received, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+
+
+def _error_body(error: str, field: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "field": field, "reason": reason, **extra}
+
+
+def _validation_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for e in exc.errors():
+        loc = [str(part) for part in e["loc"] if part not in ("body", "path", "query")]
+        out.append({"field": ".".join(loc) or "body", "reason": e["msg"]})
+    return out
+
+
+def create_app(
+    settings: IngressSettings | None = None,
+    client: temporalio.client.Client | None = None,
+    *,
+    playbook: Playbook | None = None,
+    sdk_metrics_url: str | None = None,
+) -> FastAPI:
+    """The ingress app. Without `client` it connects at startup from the environment."""
+    settings = settings or IngressSettings()
+    playbook = playbook or load_playbook(settings.playbook)
+    metrics = Metrics(CollectorRegistry())
+    state: dict[str, temporalio.client.Client] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["client"] = client or await connect()
+        log.info("ingress ready", playbook=playbook.version, namespace=state["client"].namespace)
+        yield
+
+    app = FastAPI(
+        title="Onboarding ingress",
+        summary="Signed CRM webhooks start onboardings; product events move milestones.",
+        version="1",
+        lifespan=lifespan,
+    )
+
+    def temporal() -> temporalio.client.Client:
+        return state["client"]
+
+    def link(workflow_id: str) -> str:
+        return ui_url(workflow_id, temporal().namespace)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        log.info(
+            "request",
+            method=request.method,
+            path=path,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.rejections.labels(route, exc.error).inc()
+        log.warning("rejected", path=route, error=exc.error, field=exc.field, reason=exc.reason)
+        return JSONResponse(_error_body(exc.error, exc.field, exc.reason), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.rejections.labels(route, "invalid_request").inc()
+        first = errors[0]
+        return JSONResponse(
+            _error_body("invalid_request", first["field"], first["reason"], errors=errors),
+            status_code=422,
+        )
+
+    async def raw_body(request: Request) -> bytes:
+        """The body, refused with 413 as soon as it passes the cap (before it is read whole)."""
+        cap = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise ApiError(413, "too_large", "body", f"{declared} bytes; the limit is {cap} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise ApiError(413, "too_large", "body", f"over the limit of {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def parse_json(body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except UnicodeDecodeError:
+            raise ApiError(400, "malformed", "body", "not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                400, "malformed", "body", f"not JSON: {exc.msg} (line {exc.lineno})"
+            ) from None
+
+    def verified(check: Callable[[], object]) -> Any:
+        try:
+            return check()
+        except signatures.SignatureError as exc:
+            raise ApiError(401, "invalid_signature", exc.header, exc.reason) from None
+
+    def as_domain(make: Callable[[], Any]) -> Any:
+        """Payload -> domain model; a field problem becomes 422 naming the field."""
+        try:
+            return make()
+        except crm.PayloadError as exc:
+            raise ApiError(422, "invalid_payload", exc.field, exc.reason) from None
+        except ValidationError as exc:
+            first = _validation_errors(exc)[0]
+            raise ApiError(422, "invalid_payload", first["field"], first["reason"]) from None
+
+    async def deliver(deal: ClosedWonDeal, delivery_id: str) -> dict[str, Any]:
+        """One closed-won deal to its onboarding; the answer names the workflow."""
+        source = deal.crm.source
+        try:
+            accepted = await deliver_deal(
+                temporal(),
+                deal,
+                playbook,
+                delivery_id,
+                deal_wait_days=settings.deal_wait_days,
+                rpc_timeout=TEMPORAL_TIMEOUT,
+            )
+        except AlreadyOnboardedError as exc:
+            metrics.deliveries.labels(source, "already_onboarded").inc()
+            workflow_id = workflow_id_for(deal.account_id)
+            return {
+                "account_id": deal.account_id,
+                "workflow_id": workflow_id,
+                "ui_url": link(workflow_id),
+                "started": False,
+                "detail": f"already onboarded ({exc.outcome}); not started again",
+            }
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise ApiError(422, "invalid_payload", "account_id", reason) from None
+        except (TimeoutError, RPCError) as exc:
+            raise _unavailable(exc) from None
+        except Exception as exc:  # the update-with-start timed out waiting for a worker
+            if type(exc).__name__ == "WorkflowUpdateRPCTimeoutOrCancelledError":
+                raise _unavailable(exc) from None
+            raise
+        outcome = "started" if accepted.started else "already_running"
+        metrics.deliveries.labels(source, outcome).inc()
+        if accepted.started:
+            metrics.starts.labels(source).inc()
+        log.info(
+            "deal delivered",
+            account_id=deal.account_id,
+            workflow_id=accepted.workflow_id,
+            started=accepted.started,
+            delivery_id=delivery_id,
+        )
+        return _acceptance(accepted, link(accepted.workflow_id))
+
+    # ------------------------------------------------------------------ CRM webhooks
+
+    @app.post(
+        "/webhooks/hubspot",
+        summary="HubSpot deal.propertyChange webhooks (X-HubSpot-Signature-v3)",
+        tags=["CRM webhooks"],
+    )
+    async def hubspot(request: Request) -> JSONResponse:
+        body = await raw_body(request)
+        uri = _public_uri(request, settings.public_url)
+        verified(
+            lambda: signatures.verify_hubspot_v3(
+                reveal(settings.hubspot_secrets),
+                method=request.method,
+                uri=uri,
+                body=body,
+                signature=request.headers.get("X-HubSpot-Signature-v3"),
+                timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
+                tolerance_s=settings.signature_tolerance_s,
+            )
+        )
+        refs, ignored = as_domain(
+            lambda: crm.hubspot_closed_won(parse_json(body), settings.hubspot_closed_won_stage)
+        )
+        intakes = [await start_intake(ref) for ref in refs]
+        results = await asyncio.gather(*(finish_intake(ref, h) for ref, h in intakes))
+        pending = any(r.get("pending") for r in results)
+        return JSONResponse(
+            {"deals": results, "ignored": [i.model_dump() for i in ignored]},
+            status_code=202 if pending else 200,
+        )
+
+    async def start_intake(
+        ref: HubSpotDealRef,
+    ) -> tuple[HubSpotDealRef, temporalio.client.WorkflowHandle[Any, DealAcceptance]]:
+        intake_id = intake_workflow_id(ref)
+        try:
+            handle = await temporal().start_workflow(
+                HubSpotDealIntake.run,
+                HubSpotIntake(ref=ref, playbook=playbook, deal_wait_days=settings.deal_wait_days),
+                id=intake_id,
+                task_queue=TASK_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                static_summary=f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-won",
+                rpc_timeout=TEMPORAL_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:  # delivered before: its intake has the answer
+            handle = temporal().get_workflow_handle(intake_id, result_type=DealAcceptance)
+        except RPCError as exc:
+            raise _unavailable(exc) from None
+        return ref, handle
+
+    async def finish_intake(
+        ref: HubSpotDealRef, handle: temporalio.client.WorkflowHandle[Any, DealAcceptance]
+    ) -> dict[str, Any]:
+        """The onboarding, if the deal is fetched within `intake_wait_s`; else pending."""
+        base = {
+            "deal_id": ref.deal_id,
+            "intake_workflow_id": handle.id,
+            "intake_ui_url": link(handle.id),
+        }
+        try:
+            accepted = await asyncio.wait_for(handle.result(), settings.intake_wait_s)
+        except TimeoutError:
+            return base | {
+                "pending": True,
+                "detail": "fetching the deal from HubSpot; the onboarding starts when it arrives",
+            }
+        except temporalio.client.WorkflowFailureError as exc:
+            # The intake failed for good (e.g. the deal has no company): say why.
+            cause: BaseException = exc.cause
+            while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
+                cause = cause.cause
+            return base | {"pending": False, "failed": True, "detail": str(cause)}
+        metrics.deliveries.labels("hubspot", "started" if accepted.started else "known").inc()
+        if accepted.started:
+            metrics.starts.labels("hubspot").inc()
+        return base | {"pending": False} | _acceptance(accepted, link(accepted.workflow_id))
+
+    @app.post(
+        "/webhooks/salesforce",
+        summary="Salesforce Opportunity JSON callout (X-Salesforce-Signature)",
+        tags=["CRM webhooks"],
+    )
+    async def salesforce(request: Request) -> JSONResponse:
+        body = await raw_body(request)
+        verified(
+            lambda: signatures.verify_salesforce(
+                reveal(settings.salesforce_secrets),
+                body,
+                request.headers.get("X-Salesforce-Signature"),
+            )
+        )
+        result = as_domain(
+            lambda: crm.salesforce_opportunity(
+                parse_json(body), settings.salesforce_closed_won_stage
+            )
+        )
+        if isinstance(result, crm.Ignored):
+            return JSONResponse({"ignored": [result.model_dump()]})
+        answer = await deliver(result, f"salesforce:{result.crm.deal_id}")
+        return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+
+    @app.post(
+        "/webhooks/salesforce/outbound",
+        summary="Salesforce Outbound Message (SOAP); authenticated by ?token=",
+        tags=["CRM webhooks"],
+        response_class=Response,
+    )
+    async def salesforce_outbound(request: Request, token: str | None = None) -> Response:
+        body = await raw_body(request)
+        verified(
+            lambda: signatures.verify_outbound_token(
+                reveal(settings.salesforce_outbound_tokens), token
+            )
+        )
+        notes, ignored = as_domain(
+            lambda: verified(
+                lambda: crm.salesforce_outbound(
+                    body, settings.salesforce_org_ids, settings.salesforce_closed_won_stage
+                )
+            )
+        )
+        for notification_id, deal in notes:
+            await deliver(deal, f"salesforce-om:{notification_id}")
+        for item in ignored:
+            log.info("ignored", source="salesforce", ref=item.ref, reason=item.reason)
+        # Acknowledged only now: Salesforce redelivers anything not acknowledged.
+        return Response(crm.salesforce_ack(True), media_type="text/xml")
+
+    @app.post(
+        "/webhooks/deals",
+        summary="A full closed-won deal, signed per Standard Webhooks",
+        tags=["CRM webhooks"],
+    )
+    async def generic(request: Request) -> JSONResponse:
+        body = await raw_body(request)
+        webhook_id = verified(
+            lambda: signatures.verify_standard_webhook(
+                reveal(settings.webhook_secrets),
+                body,
+                request.headers,
+                settings.signature_tolerance_s,
+            )
+        )
+        deal = as_domain(lambda: crm.generic_deal(parse_json(body)))
+        answer = await deliver(deal, f"webhook:{webhook_id}")
+        return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+
+    # ------------------------------------------------------------------ product events
+
+    @app.post(
+        "/events",
+        summary="Segment-compatible track / identify / group calls and batches",
+        tags=["Product events"],
+    )
+    async def product_events(request: Request) -> JSONResponse:
+        body = await raw_body(request)
+        if request.headers.get("X-Signature") is not None:
+            verified(
+                lambda: signatures.verify_segment(
+                    reveal(settings.segment_secrets), body, request.headers.get("X-Signature")
+                )
+            )
+        elif request.headers.get(signatures.WEBHOOK_SIGNATURE) is not None:
+            verified(
+                lambda: signatures.verify_standard_webhook(
+                    reveal(settings.events_webhook_secrets),
+                    body,
+                    request.headers,
+                    settings.signature_tolerance_s,
+                )
+            )
+        else:
+            raise ApiError(
+                401,
+                "invalid_signature",
+                "X-Signature",
+                "unsigned: sign with X-Signature (Segment, HMAC-SHA1) or webhook-signature "
+                "(Standard Webhooks)",
+            )
+        calls = as_domain(
+            lambda: events.parse_calls(parse_json(body), settings.event_account_paths)
+        )
+        batches, outcomes = events.plan_signals(calls, playbook)
+        answers = await asyncio.gather(*(signal_account(b) for b in batches.values()))
+        for answered in answers:
+            outcomes.extend(answered)
+        outcomes.sort(key=lambda o: o.index)
+        for o in outcomes:
+            metrics.events.labels(o.outcome).inc()
+        summary = {kind: sum(o.outcome == kind for o in outcomes) for kind in events.OUTCOMES}
+        return JSONResponse(
+            {
+                **summary,
+                "signals": sum(1 for a in answers if any(o.outcome == "accepted" for o in a)),
+                "events": [o.model_dump(exclude_none=True) for o in outcomes],
+            }
+        )
+
+    async def signal_account(batch: events.AccountBatch) -> list[events.EventOutcome]:
+        """Filter by what the onboarding still awaits, then one signal for the account."""
+        running, awaited, finished = await onboarding_state(batch.account_id)
+        if finished is not None:
+            return batch.answered("ignored", finished)
+        kept: events.AccountBatch | None = batch
+        ignored: list[events.EventOutcome] = []
+        if running and awaited is not None:
+            kept, ignored = events.filter_awaited(batch, awaited)
+        if kept is None:
+            return ignored
+        try:
+            await send_product_events(
+                temporal(),
+                batch.account_id,
+                ProductEventBatch(events=kept.events),
+                playbook,
+                running=running,
+                deal_wait_days=settings.deal_wait_days,
+                rpc_timeout=TEMPORAL_TIMEOUT,
+            )
+        except AlreadyOnboardedError as exc:
+            return ignored + kept.answered("ignored", f"onboarding already {exc.outcome}")
+        except RPCError as exc:
+            raise _unavailable(exc) from None
+        metrics.signals.inc()
+        answers = kept.accepted()
+        if not running:
+            for a in answers:
+                a.reason = "kept until the account's closed-won deal arrives"
+        return ignored + answers
+
+    async def onboarding_state(account_id: str) -> tuple[bool, list[str] | None, str | None]:
+        """(running, the events it awaits, why it takes no more) from one describe()."""
+        handle = temporal().get_workflow_handle(workflow_id_for(account_id))
+        try:
+            desc = await handle.describe(rpc_timeout=TEMPORAL_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False, None, None
+            raise _unavailable(exc) from None
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            awaited = await desc.memo_value("awaited_events", None)
+            return True, awaited, None
+        if desc.status in (
+            WorkflowExecutionStatus.COMPLETED,
+            WorkflowExecutionStatus.CONTINUED_AS_NEW,
+        ):
+            return False, None, "the account's onboarding has finished"
+        return False, None, None  # failed or terminated: a new onboarding may start
+
+    # ------------------------------------------------------------------ status and ops
+
+    @app.get(
+        "/accounts/{account_id}",
+        summary="The onboarding's full status (its `status` query)",
+        tags=["Status"],
+        response_model=OnboardingStatus,
+    )
+    async def account(account_id: str) -> JSONResponse:
+        if not _valid_account(account_id):
+            raise ApiError(422, "invalid_request", "account_id", f"{account_id!r} is not an id")
+        workflow_id = workflow_id_for(account_id)
+        handle = temporal().get_workflow_handle(workflow_id)
+        try:
+            status = await asyncio.wait_for(
+                handle.query("status", result_type=OnboardingStatus),
+                TEMPORAL_TIMEOUT.total_seconds(),
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ApiError(
+                    404, "not_found", "account_id", f"no onboarding for account {account_id}"
+                ) from None
+            raise _unavailable(exc) from None
+        except TimeoutError:
+            raise ApiError(
+                503, "temporal_unavailable", "worker", "no worker answered the status query"
+            ) from None
+        body = status.model_dump(mode="json") | {"ui_url": link(workflow_id)}
+        return JSONResponse(body)
+
+    @app.get("/healthz", summary="The process is up", tags=["Operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Temporal is reachable", tags=["Operations"])
+    async def readyz() -> JSONResponse:
+        try:
+            await temporal().service_client.check_health(timeout=timedelta(seconds=3))
+        except Exception as exc:
+            return JSONResponse(
+                _error_body("temporal_unavailable", "temporal", str(exc) or type(exc).__name__),
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "namespace": temporal().namespace})
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["Operations"])
+    async def prometheus() -> Response:
+        text = generate_latest(metrics.registry)
+        if sdk_metrics_url:
+            async with httpx.AsyncClient(timeout=2) as http:
+                try:
+                    text += (await http.get(sdk_metrics_url)).content
+                except httpx.HTTPError as exc:
+                    log.warning("sdk metrics unavailable", url=sdk_metrics_url, error=str(exc))
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
+    return {
+        "account_id": accepted.account_id,
+        "workflow_id": accepted.workflow_id,
+        "ui_url": ui,
+        "started": accepted.started,
+        "state": accepted.state.value,
+        "detail": accepted.detail,
+    }
+
+
+def _unavailable(exc: BaseException) -> ApiError:
+    log.warning("temporal unavailable", error=str(exc))
+    return ApiError(
+        503, "temporal_unavailable", "temporal", f"Temporal did not take the request: {exc}"
+    )
+
+
+def _valid_account(account_id: str) -> bool:
+    return ACCOUNT_ID.match(account_id) is not None
+
+
+def _public_uri(request: Request, public_url: str | None) -> str:
+    """The URI the sender called (HubSpot signs it): behind a proxy, set ONBOARDING_PUBLIC_URL."""
+    if not public_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_url.rstrip('/')}{request.url.path}{query}"

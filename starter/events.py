@@ -1,0 +1,353 @@
+"""Segment-compatible product events: parse a `POST /events` body, find each call's
+account, and plan one `product_events` signal per account.
+
+Every call gets an answer. `parse_calls` fails the whole request only when the body
+itself is unusable (`PayloadError`); a call it cannot use becomes an `EventProblem` at
+its index, and `plan_signals` turns that into a "rejected" outcome while the other calls
+go on. Calls that complete no milestone are "ignored" with the reason, a messageId seen
+earlier in the same request is a "duplicate", and the rest are grouped per account into
+`AccountBatch`es: the ingress answers those "accepted" once Temporal took the signal.
+
+Segment fields read: `type`, `messageId`, `event` and `properties` (track, page, screen),
+`traits` (identify: merged over `context.traits`; group: its own `traits`), `userId`
+else `anonymousId`, `timestamp` else `sentAt` else `receivedAt` (ISO 8601), and the
+account at the first non-empty of the configured dotted paths (`groupId`,
+`context.groupId`, `context.traits.crm_account_id`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel
+
+from starter.crm import PayloadError
+from workflows.event_mapping import property_value, to_product_event
+from workflows.models import Playbook, ProductEvent, UtcDatetime
+
+CallType = Literal["track", "identify", "group", "page", "screen", "alias"]
+CALL_TYPES: tuple[str, ...] = get_args(CallType)
+# The ClosedWonDeal.account_id pattern: an event's account must be able to own a deal.
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# messageIds are kept by the workflow for deduplication; bound what one can cost.
+MAX_MESSAGE_ID = 200
+TIME_FIELDS = ("timestamp", "sentAt", "receivedAt")
+
+
+class EventCall(BaseModel):
+    """One usable Segment call; `index` is its position in the request."""
+
+    type: CallType
+    message_id: str
+    name: str
+    properties: dict[str, Any]
+    account_id: str
+    user_id: str | None
+    at: UtcDatetime | None
+    index: int
+
+
+class EventProblem(BaseModel):
+    """A call that cannot be used; `field` locates it in the body (`batch[3].messageId`)."""
+
+    index: int
+    message_id: str | None
+    field: str
+    reason: str
+
+
+Outcome = Literal["accepted", "duplicate", "ignored", "rejected"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
+
+class EventOutcome(BaseModel):
+    """The answer for one call of the request."""
+
+    index: int
+    message_id: str | None
+    account_id: str | None
+    outcome: Outcome
+    reason: str | None
+
+
+class AccountBatch(BaseModel):
+    """The events of one request for one account: one `product_events` signal.
+    `outcomes` holds the request indexes of the calls, parallel to `events`."""
+
+    account_id: str
+    events: list[ProductEvent]
+    outcomes: list[int]
+
+    def accepted(self) -> list[EventOutcome]:
+        """The answers once Temporal has taken the signal."""
+        return self.answered("accepted", None)
+
+    def answered(self, outcome: Outcome, reason: str | None) -> list[EventOutcome]:
+        """The same answer for every event of the batch."""
+        return [
+            EventOutcome(
+                index=index,
+                message_id=event.event_id,
+                account_id=self.account_id,
+                outcome=outcome,
+                reason=reason,
+            )
+            for index, event in zip(self.outcomes, self.events, strict=True)
+        ]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` wins; nested objects merge key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _envelope(payload: object) -> tuple[list[object], str | None, dict[str, Any]]:
+    """The calls, the prefix that locates one in the body (None: the body is the call),
+    and batch-level defaults."""
+    if isinstance(payload, list):
+        return payload, "", {}
+    if not isinstance(payload, dict):
+        raise PayloadError(
+            "(body)", 'must be a Segment call, a {"batch": [...]} object or an array of calls'
+        )
+    if "batch" not in payload:
+        return [payload], None, {}
+    calls = payload["batch"]
+    if not isinstance(calls, list):
+        raise PayloadError("batch", "must be an array of calls")
+    context = payload.get("context") or {}
+    if not isinstance(context, dict):
+        raise PayloadError("context", "must be an object")
+    defaults: dict[str, Any] = {"context": context} if context else {}
+    if payload.get("sentAt") is not None:
+        defaults["sentAt"] = payload["sentAt"]
+    return calls, "batch", defaults
+
+
+class _Unusable(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+
+
+def _text(value: object) -> str | None:
+    """A non-blank string (numbers allowed, as some sources send numeric ids)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _object(call: Mapping[str, Any], field: str) -> dict[str, Any]:
+    value = call.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Unusable(field, "must be an object")
+    return value
+
+
+def _message_id(call: Mapping[str, Any]) -> str:
+    value = call.get("messageId")
+    if not isinstance(value, str) or not value.strip():
+        raise _Unusable("messageId", "is required: it is the key that makes a retry harmless")
+    if len(value) > MAX_MESSAGE_ID:
+        raise _Unusable("messageId", f"must be at most {MAX_MESSAGE_ID} characters")
+    return value
+
+
+def _name_and_properties(kind: str, call: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if kind == "track":
+        name = call.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise _Unusable("event", "a track call needs the event name")
+        return name.strip(), _object(call, "properties")
+    if kind == "identify":
+        context_traits = _object(_object(call, "context"), "traits")
+        return "identify", _merged(context_traits, _object(call, "traits"))
+    if kind == "group":
+        return "group", _object(call, "traits")
+    if kind in ("page", "screen"):
+        return kind, _object(call, "properties")
+    return "alias", {}
+
+
+def _account(call: Mapping[str, Any], paths: Sequence[str]) -> str:
+    for path in paths:
+        value = property_value(call, path)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        account = _text(value)
+        if account is None or not ACCOUNT_ID.match(account):
+            raise _Unusable(
+                path,
+                f"{value!r} is not an account id (1-64 letters, digits, '.', '_', ':' or "
+                "'-', starting with a letter or digit)",
+            )
+        return account
+    raise _Unusable(
+        paths[0] if paths else "groupId",
+        f"no account id: name the account at {' or '.join(paths) or 'groupId'}",
+    )
+
+
+def _at(call: Mapping[str, Any]) -> datetime | None:
+    for field in TIME_FIELDS:
+        value = call.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _Unusable(field, "must be an ISO 8601 date-time string")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise _Unusable(field, f"{value!r} is not an ISO 8601 date-time") from None
+    return None
+
+
+def _call(
+    raw: object, index: int, defaults: dict[str, Any], paths: Sequence[str]
+) -> EventCall | EventProblem:
+    if not isinstance(raw, dict):
+        return EventProblem(index=index, message_id=None, field="", reason="must be an object")
+    call = _merged(defaults, raw)
+    given = call.get("messageId")
+    usable = isinstance(given, str) and given.strip() and len(given) <= MAX_MESSAGE_ID
+    message_id = given if usable else None
+    try:
+        message_id = _message_id(call)
+        kind = call.get("type")
+        if kind not in CALL_TYPES:
+            raise _Unusable("type", f"{kind!r} is not one of {', '.join(CALL_TYPES)}")
+        name, properties = _name_and_properties(kind, call)
+        return EventCall(
+            type=kind,
+            message_id=message_id,
+            name=name,
+            properties=properties,
+            account_id=_account(call, paths),
+            user_id=_text(call.get("userId")) or _text(call.get("anonymousId")),
+            at=_at(call),
+            index=index,
+        )
+    except _Unusable as problem:
+        return EventProblem(
+            index=index, message_id=message_id, field=problem.field, reason=problem.reason
+        )
+
+
+def parse_calls(
+    payload: object, account_paths: Sequence[str], *, max_events: int = 1000
+) -> list[EventCall | EventProblem]:
+    """One `EventCall` or `EventProblem` per call, in request order.
+
+    `payload` is the decoded JSON body: a single call, a Segment batch
+    `{"batch": [...], "context": {...}, "sentAt": ...}` (batch-level context is merged
+    under each call's, and `sentAt` is each call's default), or an array of calls. A
+    problem's `field` locates it: `batch[3].messageId`, `[3].type`, or `messageId`.
+    """
+    calls, prefix, defaults = _envelope(payload)
+    if len(calls) > max_events:
+        raise PayloadError(
+            "batch", f"{len(calls)} events; send at most {max_events} events per request"
+        )
+    out: list[EventCall | EventProblem] = []
+    for index, raw in enumerate(calls):
+        parsed = _call(raw, index, defaults, account_paths)
+        if isinstance(parsed, EventProblem) and prefix is not None:
+            where = f"{prefix}[{index}]"
+            parsed.field = f"{where}.{parsed.field}" if parsed.field else where
+        out.append(parsed)
+    return out
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _answer(
+    call: EventCall | EventProblem,
+    outcome: Literal["duplicate", "ignored", "rejected"],
+    reason: str,
+) -> EventOutcome:
+    return EventOutcome(
+        index=call.index,
+        message_id=call.message_id,
+        account_id=call.account_id if isinstance(call, EventCall) else None,
+        outcome=outcome,
+        reason=reason,
+    )
+
+
+def plan_signals(
+    calls: Sequence[EventCall | EventProblem], playbook: Playbook
+) -> tuple[dict[str, AccountBatch], list[EventOutcome]]:
+    """One batch per account of the events some milestone is completed by, in arrival
+    order, and an outcome for every other call (duplicate, ignored or rejected)."""
+    batches: dict[str, AccountBatch] = {}
+    outcomes: list[EventOutcome] = []
+    first_seen: dict[str, int] = {}
+    for call in calls:
+        if call.message_id is not None:
+            earlier = first_seen.setdefault(call.message_id, call.index)
+            if earlier != call.index:
+                reason = f"messageId {call.message_id!r} already came at index {earlier}"
+                outcomes.append(_answer(call, "duplicate", reason))
+                continue
+        if isinstance(call, EventProblem):
+            reason = f"{call.field}: {call.reason}" if call.field else call.reason
+            outcomes.append(_answer(call, "rejected", reason))
+            continue
+        event = to_product_event(
+            playbook,
+            event_id=call.message_id,
+            name=call.name,
+            properties=call.properties,
+            at=call.at,
+            user_id=call.user_id,
+        )
+        if isinstance(event, str):
+            outcomes.append(_answer(call, "ignored", event))
+            continue
+        batch = batches.setdefault(
+            call.account_id, AccountBatch(account_id=call.account_id, events=[], outcomes=[])
+        )
+        batch.events.append(event)
+        batch.outcomes.append(call.index)
+    return batches, outcomes
+
+
+def filter_awaited(
+    batch: AccountBatch, awaited: Collection[str]
+) -> tuple[AccountBatch | None, list[EventOutcome]]:
+    """Keep the events this onboarding still awaits (its open milestones' events); the
+    rest are ignored. None when nothing is left to signal."""
+    kept = AccountBatch(account_id=batch.account_id, events=[], outcomes=[])
+    ignored: list[EventOutcome] = []
+    for index, event in zip(batch.outcomes, batch.events, strict=True):
+        if event.name in awaited:
+            kept.events.append(event)
+            kept.outcomes.append(index)
+        else:
+            ignored.append(
+                EventOutcome(
+                    index=index,
+                    message_id=event.event_id,
+                    account_id=batch.account_id,
+                    outcome="ignored",
+                    reason=f"no open milestone of this onboarding needs {event.name!r}",
+                )
+            )
+    return (kept if kept.events else None), ignored

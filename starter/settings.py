@@ -1,0 +1,80 @@
+"""HTTP ingress configuration from `ONBOARDING_*` environment variables.
+
+Secrets come only from the environment. Every secret setting is a comma-separated list
+so a secret can be rotated without downtime: put the new one first, keep the old one
+until every sender uses the new one, then drop it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from activities.settings import CommaList, _split
+from workflows.playbook import DEFAULT_PLAYBOOK
+
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+class IngressSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONBOARDING_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="The URL senders use to reach this service (behind a proxy); HubSpot "
+        "signs the full URI, so it must match what HubSpot called",
+    )
+    playbook: Path = DEFAULT_PLAYBOOK
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+    signature_tolerance_s: int = Field(default=300, ge=1)
+
+    # CRM webhooks
+    hubspot_secrets: SecretList = []
+    hubspot_closed_won_stage: str = "closedwon"
+    salesforce_secrets: SecretList = []
+    salesforce_outbound_tokens: SecretList = []
+    salesforce_org_ids: CommaList = []
+    salesforce_closed_won_stage: str = "Closed Won"
+    webhook_secrets: SecretList = Field(
+        default=[], description="Standard Webhooks secrets (whsec_...) for /webhooks/deals"
+    )
+    # How long a HubSpot webhook waits for the deal to be fetched before answering 202.
+    intake_wait_s: float = Field(default=4.0, ge=0)
+
+    # Product events
+    segment_secrets: SecretList = Field(
+        default=[], description="Shared secrets of Segment's X-Signature (HMAC-SHA1)"
+    )
+    events_webhook_secrets: SecretList = Field(
+        default=[], description="Standard Webhooks secrets (whsec_...) for /events"
+    )
+    event_account_paths: CommaList = Field(
+        default=["groupId", "context.groupId"],
+        description="Where an event names its account, tried in order (dotted paths)",
+    )
+    deal_wait_days: int = Field(
+        default=30,
+        ge=1,
+        description="An onboarding started by product events ends if no deal comes by then",
+    )
+
+    _split_lists = field_validator(
+        "hubspot_secrets",
+        "salesforce_secrets",
+        "salesforce_outbound_tokens",
+        "salesforce_org_ids",
+        "webhook_secrets",
+        "segment_secrets",
+        "events_webhook_secrets",
+        "event_account_paths",
+        mode="before",
+    )(_split)
+
+
+def reveal(secrets: list[SecretStr]) -> list[str]:
+    return [s.get_secret_value() for s in secrets]

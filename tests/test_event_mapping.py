@@ -1,0 +1,179 @@
+"""Which product events complete which milestones: conditions, matching, awaited events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from workflows.event_mapping import (
+    awaited_events,
+    condition_holds,
+    event_names,
+    matches,
+    to_product_event,
+)
+from workflows.models import (
+    EventMatch,
+    MilestoneStatus,
+    Playbook,
+    ProductEvent,
+    PropertyCondition,
+    Tier,
+)
+from workflows.playbook import load_playbook
+from workflows.rules import build_plan
+
+PB = load_playbook()
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def with_where(where: dict[str, Any]) -> Playbook:
+    """The default playbook, with team_adoption's user_invited conditioned on `where`."""
+    raw = PB.model_dump(mode="json")
+    for milestone in raw["milestones"]:
+        if milestone["id"] == "team_adoption":
+            milestone["completed_by"]["where"] = where
+    return Playbook.model_validate(raw)
+
+
+def cond(raw: object) -> PropertyCondition:
+    return PropertyCondition.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    ("condition", "value", "holds"),
+    [
+        ("admin", "admin", True),  # a bare value means eq
+        ("admin", "Admin", False),  # strings compare exactly
+        ({"eq": 3}, "3", True),  # numeric strings compare as numbers
+        ({"eq": "3"}, 3.0, True),
+        ({"eq": 3}, "3 seats", False),
+        ({"ne": "member"}, "admin", True),
+        ({"ne": "member"}, "member", False),
+        ({"ne": 3}, "3.0", False),
+        ({"gte": 3}, 3, True),
+        ({"gte": 3}, "4", True),
+        ({"gte": 3}, 2.5, False),
+        ({"gt": 3}, 3, False),
+        ({"lt": 10}, 9.99, True),
+        ({"lt": 10}, 10, False),
+        ({"lte": 10}, 10, True),
+        ({"gte": 3, "lt": 10}, 10, False),  # every operator must hold
+        ({"gte": 3, "lt": 10}, 5, True),
+        ({"gte": 3}, "many", False),  # a bound needs a number
+        ({"gte": 0}, "nan", False),
+        ({"gte": 0}, True, False),  # a bool is not a number
+        ({"eq": 1}, True, False),
+        ({"eq": True}, True, True),
+        ({"eq": True}, "true", False),
+        ({"eq": "admin"}, None, False),  # missing or null meets nothing ...
+        ({"ne": "admin"}, None, False),  # ... not even ne
+        ({"ne": "admin"}, {"role": "x"}, False),  # nor does an object
+    ],
+)
+def test_condition_holds(condition: object, value: object, holds: bool) -> None:
+    assert condition_holds(cond(condition), value) is holds
+
+
+def test_matches_needs_the_name_and_every_condition_including_nested_paths() -> None:
+    rule = EventMatch(
+        event="user_invited", where={"role": cond("admin"), "plan.seats": cond({"gte": 5})}
+    )
+    good = {"role": "admin", "plan": {"seats": "5"}}
+    assert matches(rule, "user_invited", good)
+    assert not matches(rule, "user_logged_in", good)
+    assert not matches(rule, "user_invited", {"role": "admin", "plan": {"seats": 4}})
+    assert not matches(rule, "user_invited", {"role": "admin"})  # nested path missing
+    assert not matches(rule, "user_invited", {"role": "admin", "plan": "pro"})
+    # A key that itself contains the dot is read as it is.
+    assert matches(rule, "user_invited", {"role": "admin", "plan.seats": 9})
+    assert matches(EventMatch(event="user_invited"), "user_invited", {})
+
+
+def test_event_names_are_every_completed_by_event() -> None:
+    assert event_names(PB) == {
+        "user_logged_in",
+        "setup_completed",
+        "data_import_validated",
+        "core_workflow_completed",
+        "user_invited",
+    }
+
+
+def test_awaited_events_are_those_of_open_milestones_only() -> None:
+    plan = build_plan(PB, Tier.TECH_TOUCH, T0)
+    assert awaited_events(PB, plan) == [
+        "core_workflow_completed",
+        "data_import_validated",
+        "setup_completed",
+        "user_invited",
+        "user_logged_in",
+    ]
+    for m in plan:
+        if m.id == "first_login":
+            m.status = MilestoneStatus.DONE
+        if m.id == "data_import":
+            m.status = MilestoneStatus.SKIPPED
+        if m.id == "technical_setup":
+            m.status = MilestoneStatus.IN_PROGRESS  # still open: still awaited
+    assert awaited_events(PB, plan) == [
+        "core_workflow_completed",
+        "setup_completed",
+        "user_invited",
+    ]
+
+
+def test_awaited_events_skip_milestones_the_tier_does_not_plan() -> None:
+    plan = build_plan(PB, Tier.SELF_SERVE, T0)  # no data_import for self-serve
+    assert "data_import_validated" not in awaited_events(PB, plan)
+
+
+def test_to_product_event_carries_id_time_and_user() -> None:
+    event = to_product_event(
+        PB,
+        event_id="m-1",
+        name="user_logged_in",
+        properties={},
+        at=T0,
+        user_id="u-7",
+    )
+    assert event == ProductEvent(event_id="m-1", name="user_logged_in", at=T0, user_id="u-7")
+
+
+def test_an_event_no_milestone_uses_is_explained() -> None:
+    reason = to_product_event(
+        PB, event_id="m-1", name="page_viewed", properties={}, at=None, user_id=None
+    )
+    assert reason == "no milestone of playbook 2026.11.1 is completed by 'page_viewed'"
+
+
+def test_an_event_that_misses_its_condition_is_explained() -> None:
+    pb = with_where({"role": "admin"})
+    args: dict[str, Any] = {"event_id": "m-1", "name": "user_invited", "at": None, "user_id": None}
+    assert isinstance(to_product_event(pb, properties={"role": "admin"}, **args), ProductEvent)
+    assert to_product_event(pb, properties={"role": "member"}, **args) == (
+        "'user_invited' does not meet milestone team_adoption's condition role eq 'admin' "
+        "(role is 'member')"
+    )
+    assert to_product_event(pb, properties={}, **args) == (
+        "'user_invited' does not meet milestone team_adoption's condition role eq 'admin' "
+        "(role is missing)"
+    )
+
+
+def test_a_range_condition_is_named_in_the_reason() -> None:
+    pb = with_where({"team.size": {"gte": 3, "lt": 100}})
+    reason = to_product_event(
+        pb,
+        event_id="m-1",
+        name="user_invited",
+        properties={"team": {"size": 2}},
+        at=None,
+        user_id=None,
+    )
+    assert reason == (
+        "'user_invited' does not meet milestone team_adoption's condition "
+        "team.size gte 3 and lt 100 (team.size is 2)"
+    )

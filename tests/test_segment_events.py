@@ -1,0 +1,291 @@
+"""Segment calls in, one planned signal per account out, and an answer for every call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from starter.crm import PayloadError
+from starter.events import (
+    AccountBatch,
+    EventCall,
+    EventOutcome,
+    EventProblem,
+    filter_awaited,
+    parse_calls,
+    plan_signals,
+)
+from workflows.models import ProductEvent
+from workflows.playbook import load_playbook
+
+PB = load_playbook()
+PATHS = ["groupId", "context.groupId"]
+
+
+def track(message_id: str, event: str, account: str | None = "acme", **extra: Any) -> dict:
+    call: dict[str, Any] = {"type": "track", "messageId": message_id, "event": event, **extra}
+    if account is not None:
+        call.setdefault("context", {})["groupId"] = account
+    return call
+
+
+def only_call(payload: object, paths: list[str] = PATHS) -> EventCall:
+    [call] = parse_calls(payload, paths)
+    assert isinstance(call, EventCall), call
+    return call
+
+
+def only_problem(payload: object) -> EventProblem:
+    [problem] = parse_calls(payload, PATHS)
+    assert isinstance(problem, EventProblem), problem
+    return problem
+
+
+def test_a_single_track_call() -> None:
+    call = only_call(
+        {
+            "type": "track",
+            "messageId": "ajs-1",
+            "event": "user_logged_in",
+            "userId": "u-1",
+            "groupId": "acme",
+            "properties": {"method": "sso"},
+            "timestamp": "2026-11-03T10:15:00.250Z",
+        }
+    )
+    assert call == EventCall(
+        type="track",
+        message_id="ajs-1",
+        name="user_logged_in",
+        properties={"method": "sso"},
+        account_id="acme",
+        user_id="u-1",
+        at=datetime(2026, 11, 3, 10, 15, 0, 250000, tzinfo=UTC),
+        index=0,
+    )
+
+
+def test_time_falls_back_to_sent_at_and_naive_times_are_utc() -> None:
+    call = only_call(track("m", "setup_completed", sentAt="2026-11-03T10:00:00"))
+    assert call.at == datetime(2026, 11, 3, 10, tzinfo=UTC)
+    offset = only_call(track("m", "setup_completed", timestamp="2026-11-03T12:00:00+02:00"))
+    assert offset.at == datetime(2026, 11, 3, 10, tzinfo=UTC)
+    assert only_call(track("m", "setup_completed")).at is None
+
+
+def test_batch_level_context_is_merged_under_each_call() -> None:
+    calls = parse_calls(
+        {
+            "batch": [
+                {"type": "track", "messageId": "a", "event": "user_logged_in", "anonymousId": "x"},
+                {
+                    "type": "track",
+                    "messageId": "b",
+                    "event": "setup_completed",
+                    "context": {"groupId": "globex", "ip": "10.0.0.1"},
+                },
+            ],
+            "context": {"groupId": "acme", "library": {"name": "analytics-node"}},
+            "sentAt": "2026-11-03T10:00:00Z",
+        },
+        PATHS,
+    )
+    assert [c.account_id for c in calls if isinstance(c, EventCall)] == ["acme", "globex"]
+    assert [c.index for c in calls] == [0, 1]
+    first = calls[0]
+    assert isinstance(first, EventCall)
+    assert first.user_id == "x"  # anonymousId when there is no userId
+    assert first.at == datetime(2026, 11, 3, 10, tzinfo=UTC)  # the batch's sentAt
+
+
+def test_identify_uses_traits_and_context_group_id() -> None:
+    call = only_call(
+        {
+            "type": "identify",
+            "messageId": "i-1",
+            "userId": 42,
+            "traits": {"role": "admin"},
+            "context": {"groupId": "acme", "traits": {"role": "member", "email": "a@acme.io"}},
+        }
+    )
+    assert (call.name, call.account_id, call.user_id) == ("identify", "acme", "42")
+    assert call.properties == {"role": "admin", "email": "a@acme.io"}  # top-level traits win
+
+
+def test_group_call_carries_the_group_traits() -> None:
+    call = only_call(
+        {"type": "group", "messageId": "g-1", "groupId": "acme", "traits": {"plan": "pro"}}
+    )
+    assert (call.name, call.account_id, call.properties) == ("group", "acme", {"plan": "pro"})
+
+
+def test_page_calls_parse_but_complete_nothing() -> None:
+    calls = parse_calls({"type": "page", "messageId": "p-1", "groupId": "acme"}, PATHS)
+    batches, outcomes = plan_signals(calls, PB)
+    assert batches == {}
+    assert outcomes == [
+        EventOutcome(
+            index=0,
+            message_id="p-1",
+            account_id="acme",
+            outcome="ignored",
+            reason="no milestone of playbook 2026.11.1 is completed by 'page'",
+        )
+    ]
+
+
+def test_a_custom_account_path_is_tried_in_order() -> None:
+    paths = ["context.traits.crm_account_id", "groupId"]
+    call = {
+        "type": "track",
+        "messageId": "m",
+        "event": "user_logged_in",
+        "groupId": "workspace-9",
+        "context": {"traits": {"crm_account_id": "0015g00000XyZ"}},
+    }
+    assert only_call(call, paths).account_id == "0015g00000XyZ"
+    call["context"] = {"traits": {"crm_account_id": ""}}  # empty: the next path decides
+    assert only_call(call, paths).account_id == "workspace-9"
+
+
+def test_calls_that_cannot_be_used_are_answered_one_by_one() -> None:
+    calls = parse_calls(
+        {
+            "batch": [
+                track("ok", "user_logged_in"),
+                {"type": "track", "event": "user_logged_in", "groupId": "acme"},
+                track("no-account", "user_logged_in", account=None),
+                track("bad-account", "user_logged_in", account="acme corp"),
+                track("bad-time", "user_logged_in", timestamp="yesterday"),
+                {"type": "purchase", "messageId": "odd", "groupId": "acme"},
+                "not a call",
+            ]
+        },
+        PATHS,
+    )
+    problems = {c.index: (c.message_id, c.field) for c in calls if isinstance(c, EventProblem)}
+    assert problems == {
+        1: (None, "batch[1].messageId"),
+        2: ("no-account", "batch[2].groupId"),
+        3: ("bad-account", "batch[3].context.groupId"),
+        4: ("bad-time", "batch[4].timestamp"),
+        5: ("odd", "batch[5].type"),
+        6: (None, "batch[6]"),
+    }
+    batches, outcomes = plan_signals(calls, PB)
+    assert [e.event_id for e in batches["acme"].events] == ["ok"]
+    reasons = {o.index: o.reason for o in outcomes}
+    assert all(o.outcome == "rejected" for o in outcomes)
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
+    assert reasons[1] == (
+        "batch[1].messageId: is required: it is the key that makes a retry harmless"
+    )
+    assert reasons[2] == (
+        "batch[2].groupId: no account id: name the account at groupId or context.groupId"
+    )
+    assert "'acme corp' is not an account id" in str(reasons[3])
+    assert reasons[4] == "batch[4].timestamp: 'yesterday' is not an ISO 8601 date-time"
+    assert "'purchase' is not one of track, identify, group" in str(reasons[5])
+
+
+def test_a_single_call_problem_names_the_bare_field() -> None:
+    problem = only_problem({"type": "track", "messageId": "m", "groupId": "acme"})
+    assert (problem.field, problem.reason) == ("event", "a track call needs the event name")
+
+
+def test_more_than_1000_calls_fail_the_request() -> None:
+    calls = [track(f"m{i}", "user_invited") for i in range(1001)]
+    with pytest.raises(PayloadError) as info:
+        parse_calls({"batch": calls}, PATHS)
+    assert info.value.field == "batch"
+    assert info.value.reason.endswith("at most 1000 events per request")
+    assert len(parse_calls(calls[:1000], PATHS)) == 1000
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("track", "(body)"),
+        (7, "(body)"),
+        ({"batch": {"x": 1}}, "batch"),
+        ({"batch": [], "context": 3}, "context"),
+    ],
+)
+def test_a_body_that_is_not_calls_fails_the_request(body: object, field: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_calls(body, PATHS)
+    assert info.value.field == field
+
+
+def test_a_repeated_message_id_is_a_duplicate() -> None:
+    calls = parse_calls(
+        [track("m1", "user_invited"), track("m2", "user_invited"), track("m1", "user_invited")],
+        PATHS,
+    )
+    batches, outcomes = plan_signals(calls, PB)
+    assert [e.event_id for e in batches["acme"].events] == ["m1", "m2"]
+    assert outcomes == [
+        EventOutcome(
+            index=2,
+            message_id="m1",
+            account_id="acme",
+            outcome="duplicate",
+            reason="messageId 'm1' already came at index 0",
+        )
+    ]
+
+
+def test_two_accounts_make_two_batches_in_arrival_order() -> None:
+    calls = parse_calls(
+        [
+            track("a1", "user_logged_in", account="acme", userId="ann"),
+            track("g1", "setup_completed", account="globex"),
+            track("a2", "page_viewed", account="acme"),
+            track("a3", "user_invited", account="acme", timestamp="2026-11-03T10:00:00Z"),
+            track("g2", "user_invited", account="globex"),
+        ],
+        PATHS,
+    )
+    batches, outcomes = plan_signals(calls, PB)
+    assert list(batches) == ["acme", "globex"]
+    acme, globex = batches["acme"], batches["globex"]
+    assert acme.events == [
+        ProductEvent(event_id="a1", name="user_logged_in", user_id="ann"),
+        ProductEvent(event_id="a3", name="user_invited", at=datetime(2026, 11, 3, 10, tzinfo=UTC)),
+    ]
+    assert acme.outcomes == [0, 3]
+    assert [e.event_id for e in globex.events] == ["g1", "g2"]
+    assert globex.outcomes == [1, 4]
+    assert [(o.index, o.outcome) for o in outcomes] == [(2, "ignored")]
+    assert [(o.index, o.outcome, o.account_id) for o in globex.accepted()] == [
+        (1, "accepted", "globex"),
+        (4, "accepted", "globex"),
+    ]
+
+
+def test_events_the_onboarding_no_longer_awaits_are_ignored() -> None:
+    batch = AccountBatch(
+        account_id="acme",
+        events=[
+            ProductEvent(event_id="a1", name="user_logged_in"),
+            ProductEvent(event_id="a2", name="user_invited"),
+        ],
+        outcomes=[0, 3],
+    )
+    kept, ignored = filter_awaited(batch, ["user_invited", "setup_completed"])
+    assert kept is not None
+    assert [(e.event_id, i) for e, i in zip(kept.events, kept.outcomes, strict=True)] == [("a2", 3)]
+    assert ignored == [
+        EventOutcome(
+            index=0,
+            message_id="a1",
+            account_id="acme",
+            outcome="ignored",
+            reason="no open milestone of this onboarding needs 'user_logged_in'",
+        )
+    ]
+    nothing, all_ignored = filter_awaited(batch, [])
+    assert nothing is None
+    assert [o.index for o in all_ignored] == [0, 3]

@@ -1,0 +1,169 @@
+"""Which product events a playbook cares about, and whether one event meets its conditions.
+
+Pure and deterministic (no I/O, no clock): the ingress uses it to turn Segment calls into
+`ProductEvent`s, and the workflow uses it to publish which events it still awaits.
+
+Condition semantics (`PropertyCondition`):
+- A property that is missing, null, or not a scalar (an object or an array) meets no
+  condition, not even `ne`: a condition is a question about a value that is there.
+- `eq` / `ne` compare numbers numerically when both sides are numbers or numeric strings
+  (`"3"` eq `3`, `"3.0"` eq `3`); otherwise they compare exactly (`"Admin"` ne `"admin"`).
+  Booleans are not numbers: `true` equals only `true`, never `1` or `"true"`.
+- `gt` / `gte` / `lt` / `lte` need a number or a numeric string; anything else fails.
+- Several operators in one condition must all hold (`{ gte = 3, lt = 10 }`).
+- A property name may be a dotted path into nested objects (`"plan.tier"`); a key that
+  itself contains the dots, if present, wins over the nested path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from workflows.models import (
+    EventMatch,
+    Milestone,
+    MilestoneSpec,
+    Playbook,
+    ProductEvent,
+    PropertyCondition,
+    Scalar,
+)
+
+
+def property_value(properties: Mapping[str, object], path: str) -> object:
+    """The value at `path` (a key, or a dotted path into nested objects); None if absent."""
+    if path in properties:
+        return properties[path]
+    node: object = properties
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _number(value: object) -> float | None:
+    """A finite number from a number or numeric string; None for anything else (and bools)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _same(value: Scalar, expected: Scalar) -> bool:
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return type(value) is type(expected) and value == expected
+    left, right = _number(value), _number(expected)
+    if left is not None and right is not None:
+        return left == right
+    return value == expected
+
+
+def condition_holds(condition: PropertyCondition, value: object) -> bool:
+    if value is None or not isinstance(value, str | int | float | bool):
+        return False
+    if condition.eq is not None and not _same(value, condition.eq):
+        return False
+    if condition.ne is not None and _same(value, condition.ne):
+        return False
+    bounds = (condition.gt, condition.gte, condition.lt, condition.lte)
+    if all(bound is None for bound in bounds):
+        return True
+    number = _number(value)
+    if number is None:
+        return False
+    return not (
+        (condition.gt is not None and not number > condition.gt)
+        or (condition.gte is not None and not number >= condition.gte)
+        or (condition.lt is not None and not number < condition.lt)
+        or (condition.lte is not None and not number <= condition.lte)
+    )
+
+
+def matches(rule: EventMatch, name: str, properties: Mapping[str, object]) -> bool:
+    """The event has the rule's name and meets every `where` condition (`count` is the
+    workflow's business: it counts matching events)."""
+    return rule.event == name and all(
+        condition_holds(condition, property_value(properties, path))
+        for path, condition in rule.where.items()
+    )
+
+
+def event_names(playbook: Playbook) -> frozenset[str]:
+    """Every event name some milestone of the playbook is completed by."""
+    return frozenset(m.completed_by.event for m in playbook.milestones if m.completed_by)
+
+
+def awaited_events(playbook: Playbook, milestones: Sequence[Milestone]) -> list[str]:
+    """Sorted names of the events that complete the plan's open milestones: the only
+    events worth signalling to this onboarding."""
+    names: set[str] = set()
+    for milestone in milestones:
+        spec = playbook.milestone(milestone.id)
+        if milestone.is_open and spec is not None and spec.completed_by is not None:
+            names.add(spec.completed_by.event)
+    return sorted(names)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def describe(path: str, condition: PropertyCondition) -> str:
+    """`role eq 'admin'`, `seats gte 3 and lt 10`."""
+    tests = [
+        f"{op} {_shown(bound)}"
+        for op in ("eq", "ne", "gt", "gte", "lt", "lte")
+        if (bound := getattr(condition, op)) is not None
+    ]
+    return f"{path} " + " and ".join(tests)
+
+
+def _unmet(spec: MilestoneSpec, name: str, properties: Mapping[str, object]) -> str:
+    assert spec.completed_by is not None
+    for path, condition in spec.completed_by.where.items():
+        value = property_value(properties, path)
+        if not condition_holds(condition, value):
+            got = "missing" if value is None else f"{_shown(value)}"
+            return (
+                f"{name!r} does not meet milestone {spec.id}'s condition "
+                f"{describe(path, condition)} ({path} is {got})"
+            )
+    raise AssertionError("called only for an event that does not match")
+
+
+def to_product_event(
+    playbook: Playbook,
+    *,
+    event_id: str,
+    name: str,
+    properties: Mapping[str, object],
+    at: datetime | None,
+    user_id: str | None,
+) -> ProductEvent | str:
+    """The `ProductEvent` the workflow understands, or why this event completes nothing.
+
+    The playbook guarantees every milestone completed by one event name uses the same
+    conditions, so the first such milestone decides.
+    """
+    spec = next(
+        (m for m in playbook.milestones if m.completed_by and m.completed_by.event == name),
+        None,
+    )
+    if spec is None or spec.completed_by is None:
+        return f"no milestone of playbook {playbook.version} is completed by {name!r}"
+    if not matches(spec.completed_by, name, properties):
+        return _unmet(spec, name, properties)
+    return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
