@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     default_recipient: str = "cs-ops@localhost"
     csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
     sent_log: Path | None = None
+    # HubSpot CRM API, to read a deal that a webhook names by id.
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_token: SecretStr | None = Field(
+        default=None, description="Private app token (deals, companies, contacts read)"
+    )
+    hubspot_closed_won_stage: str = "closedwon"
 
     _split_lists = field_validator("notify_channels", "csm_roster", mode="before")(_split)
 

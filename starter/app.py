@@ -13,10 +13,11 @@ nothing, and its answer names the field and the reason:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -24,12 +25,23 @@ from typing import Any
 import httpx
 import structlog
 import temporalio.client
+import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    generate_latest,
+)
 from pydantic import ValidationError
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ActivityError,
@@ -56,6 +68,7 @@ from workflows.models import (
 from workflows.playbook import load_playbook
 
 log = structlog.get_logger("ingress")
+disable_created_metrics()  # `*_created` series only add noise to counters scraped here
 
 # How long a request waits for Temporal before answering 503 (the sender retries).
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
@@ -119,8 +132,8 @@ def _error_body(error: str, field: str, reason: str, **extra: Any) -> dict[str, 
 def _validation_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
     out = []
     for e in exc.errors():
-        loc = [str(part) for part in e["loc"] if part not in ("body", "path", "query")]
-        out.append({"field": ".".join(loc) or "body", "reason": e["msg"]})
+        loc = tuple(part for part in e["loc"] if part not in ("body", "path", "query"))
+        out.append({"field": crm.dotted(loc) or "body", "reason": e["msg"]})
     return out
 
 
@@ -135,11 +148,12 @@ def create_app(
     settings = settings or IngressSettings()
     playbook = playbook or load_playbook(settings.playbook)
     metrics = Metrics(CollectorRegistry())
-    state: dict[str, temporalio.client.Client] = {}
+    state: dict[str, temporalio.client.Client] = {"client": client} if client else {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["client"] = client or await connect()
+        if "client" not in state:
+            state["client"] = await connect()
         log.info("ingress ready", playbook=playbook.version, namespace=state["client"].namespace)
         yield
 
@@ -260,12 +274,8 @@ def create_app(
             cause = exc.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise ApiError(422, "invalid_payload", "account_id", reason) from None
-        except (TimeoutError, RPCError) as exc:
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise _unavailable(exc) from None
-        except Exception as exc:  # the update-with-start timed out waiting for a worker
-            if type(exc).__name__ == "WorkflowUpdateRPCTimeoutOrCancelledError":
-                raise _unavailable(exc) from None
-            raise
         outcome = "started" if accepted.started else "already_running"
         metrics.deliveries.labels(source, outcome).inc()
         if accepted.started:
@@ -619,3 +629,42 @@ def _public_uri(request: Request, public_url: str | None) -> str:
         return str(request.url)
     query = f"?{request.url.query}" if request.url.query else ""
     return f"{public_url.rstrip('/')}{request.url.path}{query}"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a process that handles its own signals (`onboarding up`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    client: temporalio.client.Client,
+    stop: asyncio.Event,
+    settings: IngressSettings | None = None,
+    *,
+    sdk_metrics_url: str | None = None,
+) -> None:
+    """Serve the ingress on `settings.host:port` until `stop` is set."""
+    settings = settings or IngressSettings()
+    app = create_app(settings, client, sdk_metrics_url=sdk_metrics_url)
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopped.cancel()
+    try:
+        await task
+    except SystemExit:  # uvicorn exits when it cannot bind
+        raise RuntimeError(
+            f"the HTTP ingress cannot listen on {settings.host}:{settings.port} "
+            "(in use? set ONBOARDING_PORT)"
+        ) from None
+    if not stop.is_set():
+        raise RuntimeError("the HTTP ingress stopped unexpectedly")

@@ -1,6 +1,9 @@
 """`onboarding`: the command line of the onboarding service.
 
-    onboarding up                       # dev server + UI (:8233) + worker, in the foreground
+    onboarding up                       # dev server + UI (:8233) + worker + ingress (:8000)
+    onboarding serve                    # only the HTTP ingress
+    onboarding import deals.csv         # bulk-start onboardings, with a summary
+    onboarding send-event ACCOUNT EVENT # try a product event against the ingress
     onboarding start --file deal.json   # start (or find) an account's onboarding
     onboarding status ACCOUNT           # the whole state, readable
     onboarding list --state at_risk     # a report from the search attributes
@@ -18,10 +21,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -34,15 +40,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import Settings
-from starter import devserver
+from starter import bulk, devserver
 from starter.client import (
     WORKFLOW_TYPE,
     ConnectError,
     connect,
     connect_config,
+    metrics_runtime,
     ui_base_url,
     ui_url,
 )
+from starter.settings import IngressSettings
 from starter.starting import AlreadyOnboardedError, start_onboarding, usd
 from workflows import search_attributes as sa
 from workflows.models import (
@@ -310,12 +318,31 @@ async def _worker_service(client: temporalio.client.Client, stop: asyncio.Event)
     await run_worker(client, _settings(), stop=stop)
 
 
-def local_services() -> list[tuple[str, Service]]:
-    """What `onboarding up` runs together against the server, each until `stop` is set.
+def _ingress_settings() -> IngressSettings:
+    try:
+        return IngressSettings()
+    except ValidationError as exc:
+        raise CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}") from None
 
-    The seam for more in-process services (the HTTP ingress joins this list).
-    """
-    return [("worker", _worker_service)]
+
+def _ingress_service(sdk_metrics_url: str | None) -> Service:
+    async def ingress(client: temporalio.client.Client, stop: asyncio.Event) -> None:
+        from starter.app import serve
+
+        await serve(client, stop, _ingress_settings(), sdk_metrics_url=sdk_metrics_url)
+
+    return ingress
+
+
+def local_services(sdk_metrics_url: str | None = None) -> list[tuple[str, Service]]:
+    """What `onboarding up` runs together against the server, each until `stop` is set."""
+    return [("worker", _worker_service), ("HTTP ingress", _ingress_service(sdk_metrics_url))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def _watch_server(server: devserver.DevServer, stop: asyncio.Event) -> None:
@@ -334,6 +361,10 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
 
     configure_logging()
     _settings()  # bad ONBOARDING_* settings fail before anything starts
+    ingress = _ingress_settings()
+    # The SDK serves its own metrics on a private port; the ingress's /metrics adds them.
+    metrics_port = _free_port()
+    runtime = metrics_runtime(metrics_port)
     stop = asyncio.Event()
     server: devserver.DevServer | None = None
     loop = asyncio.get_running_loop()
@@ -352,7 +383,7 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
 
     try:
         if no_server:
-            client = await connect()
+            client = await connect(runtime=runtime)
             typer.echo(f"Temporal:    {connect_config()['target_host']} (not started here)")
             ui = f"{ui_base_url()}/namespaces/{client.namespace}/workflows"
         else:
@@ -362,16 +393,21 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
             )
             # Our own local server: plain gRPC, whatever TLS / API key the env configures.
             client = await temporalio.client.Client.connect(
-                server.address, namespace=namespace, data_converter=pydantic_data_converter
+                server.address,
+                namespace=namespace,
+                data_converter=pydantic_data_converter,
+                runtime=runtime,
             )
             typer.echo(f"Temporal:    {server.address} (state {server.db_path})")
             typer.echo(f"Server log:  {server.log_path}")
             ui = f"{server.ui_url}/namespaces/{namespace}/workflows"
         typer.echo(f"Temporal UI: {ui}")
-        names = [name for name, _ in local_services()]
-        typer.echo(f"Running:     {', '.join(names)} (Ctrl-C to stop)")
+        base = f"http://{ingress.host}:{ingress.port}"
+        typer.echo(f"Ingress:     {base}  (API docs {base}/docs, metrics {base}/metrics)")
+        services = local_services(f"http://127.0.0.1:{metrics_port}/metrics")
+        typer.echo(f"Running:     {', '.join(n for n, _ in services)} (Ctrl-C to stop)")
         async with asyncio.TaskGroup() as group:
-            for _, service in local_services():
+            for _, service in services:
                 group.create_task(_until_stopped(service(client, stop), stop))
             if server is not None:
                 group.create_task(_until_stopped(_watch_server(server, stop), stop))
@@ -407,8 +443,35 @@ def up(
     ui_port: Annotated[int, typer.Option(help="Web UI port")] = devserver.DEFAULT_UI_PORT,
     db: Annotated[Path | None, typer.Option(help="SQLite file (default .data/temporal.db)")] = None,
 ) -> None:
-    """Run the local stack in the foreground: dev server + UI, worker. Ctrl-C stops it."""
+    """Run the local stack in the foreground: dev server + UI, worker, HTTP ingress.
+    Ctrl-C stops it."""
     _run(_up(no_server, port, ui_port, db))
+
+
+async def _serve() -> None:
+    from activities import configure_logging
+    from starter.app import serve as serve_ingress
+
+    configure_logging()
+    settings = _ingress_settings()
+    metrics_port = _free_port()
+    client = await connect(runtime=metrics_runtime(metrics_port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    typer.echo(f"Ingress: http://{settings.host}:{settings.port} (Temporal {client.namespace})")
+    await serve_ingress(
+        client, stop, settings, sdk_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics"
+    )
+
+
+@app.command()
+def serve() -> None:
+    """Run only the HTTP ingress (ONBOARDING_HOST / ONBOARDING_PORT), against the Temporal
+    server the environment names; run workers separately (`python worker.py`)."""
+    _run(_serve())
 
 
 # --------------------------------------------------------------------------- start
@@ -437,6 +500,70 @@ def start(
     A past close_date and completed_milestones migrate an account already in flight.
     """
     _run(_start(file, playbook))
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _print_import(summary: bulk.ImportSummary) -> None:
+    typer.echo(summary.headline())
+    for result in summary.of(bulk.Outcome.ALREADY_FINISHED):
+        typer.echo(
+            f"  line {result.line}: {result.account_id}: already onboarded ({result.reason})"
+        )
+    for result in summary.of(bulk.Outcome.REJECTED):
+        typer.echo(f"  line {result.line}: {result.reason}")
+
+
+async def _import(
+    file: Path, playbook_path: Path, concurrency: int, dry_run: bool
+) -> bulk.ImportSummary:
+    playbook = load_playbook(playbook_path)
+    try:
+        rows = bulk.read_deals(file, playbook)
+    except bulk.ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    if dry_run:
+        return bulk.validate_only(rows)
+    client = await connect()
+    with typer.progressbar(
+        length=len(rows), label=f"importing {file.name}", file=sys.stderr
+    ) as bar:
+        return await bulk.import_deals(
+            client, rows, playbook, concurrency=concurrency, on_result=lambda _: bar.update(1)
+        )
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Deals as .csv (one per row) or .jsonl")],
+    playbook: Annotated[
+        Path, typer.Option(help="Playbook TOML pinned into each onboarding")
+    ] = DEFAULT_PLAYBOOK,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=100, help="Deals delivered at the same time")
+    ] = 8,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate only; start nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as one JSON object")] = False,
+) -> None:
+    """Start the onboardings of many closed-won deals (idempotent per account).
+
+    CSV columns: account_id, account_name, acv_usd, close_date and optionally seats,
+    integrations and success_criteria (;-separated), needs_api_integration,
+    custom_data_migration, stakeholder_count, configuration_hours, champion_name /
+    champion_email, sponsor_name / sponsor_email, crm_source, crm_deal_id; an empty cell
+    takes the default. JSONL: one ClosedWonDeal object per line. Exits 1 if any row was
+    rejected.
+    """
+    summary = _run(_import(file, playbook, concurrency, dry_run))
+    if as_json:
+        typer.echo(summary.model_dump_json())
+    else:
+        _print_import(summary)
+    if summary.has_rejected:
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- signals
@@ -480,12 +607,172 @@ def milestone(
     _run(_milestone(account, milestone_id, event_id, at, status, by or _default_by()))
 
 
+# --------------------------------------------------------------------------- send-event
+
+
+class CallType(StrEnum):
+    TRACK = "track"
+    IDENTIFY = "identify"
+    GROUP = "group"
+
+
+def _property(item: str) -> tuple[str, Any]:
+    """`users=3` -> ("users", 3): a value that parses as JSON is that JSON, else a string."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise CliError(f"--property: {item!r} is not key=value")
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)  # NaN / Infinity would make the body invalid JSON
+
+    try:
+        value = json.loads(raw, parse_constant=no_constants)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def segment_call(
+    account_id: str,
+    call_type: CallType,
+    event: str | None,
+    properties: dict[str, Any],
+    user: str | None,
+    message_id: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """A Segment call for the account: `track` names an event and carries `properties`;
+    `identify` / `group` carry them as `traits` (the ingress names those by their type)."""
+    call: dict[str, Any] = {
+        "type": call_type.value,
+        "messageId": message_id,
+        "groupId": account_id,
+        "timestamp": at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    if call_type is CallType.TRACK:
+        call["event"] = event
+        call["properties"] = properties
+    else:
+        call["traits"] = properties
+    if user:
+        call["userId"] = user
+    return call
+
+
+def _signed_headers(body: bytes, message_id: str) -> dict[str, str]:
+    """Sign as the ingress checks: Segment's X-Signature first, else Standard Webhooks."""
+    from standardwebhooks.webhooks import EmptyWebhookSecretError
+
+    from starter.settings import IngressSettings, reveal
+    from starter.signatures import sign_segment, standard_webhook_headers
+
+    try:
+        settings = IngressSettings()
+    except ValidationError as exc:
+        raise CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}") from None
+    headers = {"Content-Type": "application/json"}
+    if settings.segment_secrets:
+        headers["X-Signature"] = sign_segment(reveal(settings.segment_secrets)[0], body)
+    elif settings.events_webhook_secrets:
+        secret = reveal(settings.events_webhook_secrets)[0]
+        try:
+            headers.update(standard_webhook_headers(secret, body, message_id))
+        except (ValueError, EmptyWebhookSecretError):  # ValueError: binascii.Error, not base64
+            raise CliError(
+                "ONBOARDING_EVENTS_WEBHOOK_SECRETS: the first secret is not whsec_ followed "
+                "by base64"
+            ) from None
+    else:
+        typer.echo(
+            "warning: neither ONBOARDING_SEGMENT_SECRETS nor ONBOARDING_EVENTS_WEBHOOK_SECRETS "
+            "is set: sending unsigned (an ingress with secrets refuses it)",
+            err=True,
+        )
+    return headers
+
+
+async def _send_event(url: str, call: dict[str, Any]) -> None:
+    import httpx
+
+    body = json.dumps(call, separators=(",", ":")).encode()
+    headers = _signed_headers(body, call["messageId"])
+    endpoint = f"{url.rstrip('/')}/events"
+    try:
+        async with httpx.AsyncClient(timeout=ANSWER_TIMEOUT.total_seconds()) as http:
+            response = await http.post(endpoint, content=body, headers=headers)
+    except httpx.ConnectError:
+        raise CliError(f"cannot reach the ingress at {url}; is `onboarding up` running?") from None
+    except httpx.TimeoutException:
+        raise CliError(
+            f"no answer from the ingress at {url} within {ANSWER_TIMEOUT.seconds} s"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise CliError(f"{endpoint}: {exc}") from None
+    if not response.is_success:
+        raise CliError(
+            f"the ingress answered {response.status_code} {response.reason_phrase}: "
+            f"{response.text or '(no body)'}"
+        )
+    try:
+        typer.echo(json.dumps(response.json(), indent=2))
+    except ValueError:
+        typer.echo(response.text)
+
+
+@app.command("send-event")
+def send_event(
+    account: Annotated[str, typer.Argument(help="Account id (the call's groupId)")],
+    event: Annotated[
+        str | None,
+        typer.Argument(metavar="EVENT_NAME", help="The track event's name, e.g. user_logged_in"),
+    ] = None,
+    prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--property", "-p", help="key=value (repeatable); JSON values keep their type"
+        ),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="The call's userId")] = None,
+    url: Annotated[str, typer.Option(help="The HTTP ingress")] = "http://127.0.0.1:8000",
+    message_id: Annotated[
+        str | None, typer.Option(help="Deduplication key (default a new uuid)")
+    ] = None,
+    call_type: Annotated[CallType, typer.Option("--type", help="The Segment call type")] = (
+        CallType.TRACK
+    ),
+) -> None:
+    """Send one signed Segment-style product event to the ingress, as a product would.
+
+    Signs with the first of ONBOARDING_SEGMENT_SECRETS (X-Signature), else of
+    ONBOARDING_EVENTS_WEBHOOK_SECRETS (Standard Webhooks). Prints the ingress's answer.
+    """
+
+    async def go() -> None:
+        if call_type is CallType.TRACK and not (event and event.strip()):
+            raise CliError("EVENT_NAME: a track call needs the event name")
+        if call_type is not CallType.TRACK and event:
+            raise CliError(f"EVENT_NAME: a {call_type.value} call has no event name; leave it out")
+        call = segment_call(
+            _account_id(account),
+            call_type,
+            event.strip() if event else None,
+            dict(_property(item) for item in prop or []),
+            user,
+            message_id or str(uuid.uuid4()),
+            datetime.now(UTC),
+        )
+        await _send_event(url, call)
+
+    _run(go())
+
+
 # --------------------------------------------------------------------------- updates
 
 
 def _print_update(verb: str, status: OnboardingStatus) -> None:
+    tier = status.tier.value if status.tier else "none yet"
     typer.echo(
-        f"{verb} {status.workflow_id}: state {status.state.value}, tier {status.tier.value}, "
+        f"{verb} {status.workflow_id}: state {status.state.value}, tier {tier}, "
         f"phase {status.phase.value if status.phase else 'done'}"
     )
 
@@ -629,9 +916,25 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     ]
 
 
+def render_waiting(s: OnboardingStatus) -> str:
+    """An onboarding that product events started, still waiting for its deal."""
+    counts = ", ".join(f"{k} x{v}" for k, v in sorted(s.event_counts.items())) or "none"
+    until = _date(s.awaiting_deal_until) if s.awaiting_deal_until else "-"
+    return "\n".join(
+        [
+            f"Account        {s.account_id}  {s.workflow_id}",
+            f"State          {s.state.value}: product events came before the closed-won deal",
+            f"Events so far  {counts}",
+            f"Ends           {until} if no deal arrives",
+        ]
+    )
+
+
 def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
     """The `status` query as plain text: header, plan checklist, escalations, audit."""
     now = s.as_of
+    if s.tier is None or s.tier_decision is None:
+        return render_waiting(s)
     score = "n/a" if s.health.score is None else f"{s.health.score:g}"
     ttv = s.ttv
     target = f" (target {ttv.target_days[0]}-{ttv.target_days[1]} d)" if ttv.target_days else ""
@@ -663,7 +966,7 @@ def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
             f"activation {_days(ttv.activation_days)} = {_days(ttv.total_days)}{target}",
         ],
         ["Next deadline", deadline],
-        ["Closed-won", _date(s.closed_won_at)],
+        ["Closed-won", _date(s.closed_won_at) if s.closed_won_at else "-"],
         ["Playbook", f"{s.playbook_version} ({s.playbook_hash or 'n/a'})"],
         ["As of", _stamp(now) + " UTC"],
     ]

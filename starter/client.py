@@ -16,6 +16,7 @@ from urllib.parse import quote
 import temporalio.client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 TASK_QUEUE = "onboarding"
 WORKFLOW_TYPE = "AccountOnboarding"
@@ -54,14 +55,23 @@ def namespace() -> str:
     return str(connect_config()["namespace"])
 
 
+def metrics_runtime(port: int) -> Runtime:
+    """An SDK runtime that serves its metrics (Prometheus) on 127.0.0.1:`port`."""
+    bind = f"127.0.0.1:{port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
 async def connect(
-    address: str | None = None, namespace: str | None = None
+    address: str | None = None,
+    namespace: str | None = None,
+    *,
+    runtime: Runtime | None = None,
 ) -> temporalio.client.Client:
     """A client with the pydantic data converter; raises `ConnectError` when unreachable."""
     config = connect_config(address, namespace)
     try:
         return await temporalio.client.Client.connect(
-            **config, data_converter=pydantic_data_converter
+            **config, data_converter=pydantic_data_converter, runtime=runtime
         )
     except RuntimeError as exc:
         raise ConnectError(config["target_host"], config["namespace"], exc) from exc

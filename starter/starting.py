@@ -122,40 +122,71 @@ async def deliver_deal(
 ) -> DealAcceptance:
     """Start the account's onboarding with its deal, or hand the deal to the running one.
 
-    One update-with-start: when no onboarding runs, it starts with the deal in its input;
-    when one runs (perhaps waiting for its deal because product events came first), the
-    `provide_deal` update gives it the deal; an onboarding that already has a deal keeps
-    it. `DealAcceptance.started` says whether this delivery began the onboarding (a
+    The usual case, a new account, costs one start call, as cheap as the bare SDK's
+    `start_workflow`. Only when an onboarding already runs (`USE_EXISTING` attached to
+    it: perhaps waiting for its deal because product events came first) does the
+    `provide_deal` update give it the deal; one that has a deal keeps it.
+    `DealAcceptance.started` says whether this delivery began the onboarding (a
     redelivery with the same `delivery_id` gets the same answer). Raises
     `AlreadyOnboardedError` when the account's onboarding has finished.
     """
     decision = assign_tier(deal, playbook.tier_rule)
-    start: temporalio.client.WithStartWorkflowOperation[Any, OnboardingStatus]
-    start = temporalio.client.WithStartWorkflowOperation(
-        WORKFLOW_TYPE,
-        OnboardingInput(
-            deal=deal, playbook=playbook, delivery_id=delivery_id, deal_wait_days=deal_wait_days
-        ),
-        id=deal.workflow_id,
-        task_queue=TASK_QUEUE,
-        result_type=OnboardingStatus,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        static_summary=summary_line(deal, decision),
-        static_details=details_markdown(deal, playbook, decision),
-        search_attributes=initial_search_attributes(deal, decision),
-    )
     try:
-        return await client.execute_update_with_start_workflow(
-            "provide_deal",
-            DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
-            start_workflow_operation=start,
-            result_type=DealAcceptance,
+        handle: temporalio.client.WorkflowHandle[
+            Any, OnboardingStatus
+        ] = await client.start_workflow(
+            WORKFLOW_TYPE,
+            OnboardingInput(
+                deal=deal,
+                playbook=playbook,
+                delivery_id=delivery_id,
+                deal_wait_days=deal_wait_days,
+            ),
+            id=deal.workflow_id,
+            task_queue=TASK_QUEUE,
+            result_type=OnboardingStatus,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            static_summary=summary_line(deal, decision),
+            static_details=details_markdown(deal, playbook, decision),
+            search_attributes=initial_search_attributes(deal, decision),
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError as exc:
         outcome = await finished_outcome(client, deal.workflow_id)
         raise AlreadyOnboardedError(deal.account_id, outcome, exc.run_id) from exc
+    if _was_started(handle):
+        return DealAcceptance(
+            account_id=deal.account_id,
+            workflow_id=handle.id,
+            started=True,
+            detail=f"onboarding started ({decision.tier.value}: {decision.reason})",
+            state=OnboardingState.ACTIVE,
+        )
+    try:
+        return await handle.execute_update(
+            "provide_deal",
+            DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
+            result_type=DealAcceptance,
+            rpc_timeout=rpc_timeout,
+        )
+    except RPCError as exc:  # it finished between the two calls
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        outcome = await finished_outcome(client, deal.workflow_id)
+        raise AlreadyOnboardedError(deal.account_id, outcome) from exc
+
+
+def _was_started(handle: temporalio.client.WorkflowHandle[Any, OnboardingStatus]) -> bool:
+    """Whether the start call created the run (True) or attached to a running one.
+
+    The server says so itself: `StartWorkflowExecutionResponse.started` is false when
+    `USE_EXISTING` attached to a running workflow. The SDK (1.35) keeps that response on
+    the handle but exposes no public property for it, and the public run ids cannot tell
+    (`first_execution_run_id` equals the run id on servers >= 1.32). Re-check on upgrade.
+    """
+    response = handle._start_workflow_response
+    return bool(response is not None and getattr(response, "started", True))
 
 
 async def start_onboarding(

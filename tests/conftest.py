@@ -1,14 +1,17 @@
-"""Shared fixtures: one time-skipping Temporal test server for the whole session."""
+"""Shared fixtures: time-skipping servers for workflow tests, one real dev server (with
+the service's worker and a fake CRM API) for the ingress and end-to-end tests."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from worker import build_worker
+from workflows import search_attributes as sa
 from workflows.models import ClosedWonDeal, OnboardingInput, OnboardingStatus, Playbook
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
@@ -144,3 +149,113 @@ async def onboardings(
         workflow_failure_exception_types=[Exception],
     ):
         yield Onboardings(env, task_queue, settings.sent_log or Path(), playbook)
+
+
+# --------------------------------------------------------------------------- real dev server
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One real dev server (in memory) for the ingress and end-to-end tests."""
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=list(sa.ALL),
+        dev_server_log_level="error",
+    )
+    yield environment
+    await environment.shutdown()
+
+
+class FakeCrmApi:
+    """A local HTTP server answering like a CRM's REST API, recording every request.
+
+    `routes` maps a path (without the query) to (status, JSON body)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                api.requests.append(("GET", self.path, dict(self.headers)))
+                status, body = api.routes.get(path, (404, {"message": "not found"}))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def hubspot_deal(
+        self, deal_id: str, company_id: str, *, amount: str = "24000", name: str = "Globex"
+    ) -> None:
+        """Serve a HubSpot CRM v3 deal with its company and one contact."""
+        self.routes[f"/crm/v3/objects/deals/{deal_id}"] = (
+            200,
+            {
+                "id": deal_id,
+                "properties": {
+                    "dealname": f"{name} - annual",
+                    "amount": amount,
+                    "dealstage": "closedwon",
+                    "closedate": "2026-11-20T12:00:00.000Z",
+                },
+                "associations": {
+                    "companies": {"results": [{"id": company_id, "type": "deal_to_company"}]},
+                    "contacts": {"results": [{"id": f"{deal_id}9", "type": "deal_to_contact"}]},
+                },
+            },
+        )
+        self.routes[f"/crm/v3/objects/companies/{company_id}"] = (
+            200,
+            {"id": company_id, "properties": {"name": name, "domain": "globex.test"}},
+        )
+        self.routes[f"/crm/v3/objects/contacts/{deal_id}9"] = (
+            200,
+            {
+                "id": f"{deal_id}9",
+                "properties": {
+                    "email": "hank@globex.test",
+                    "firstname": "Hank",
+                    "lastname": "Scorpio",
+                    "jobtitle": "Operations lead",
+                },
+            },
+        )
+
+
+@pytest.fixture(scope="session")
+def fake_crm() -> Iterator[FakeCrmApi]:
+    api = FakeCrmApi()
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+async def dev_worker(
+    dev_env: WorkflowEnvironment, fake_crm: FakeCrmApi, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
+    """The service's worker on the real `onboarding` task queue of the dev server."""
+    settings = Settings(
+        notify_channels=["log"],
+        sent_log=tmp_path_factory.mktemp("worker") / "sent.jsonl",
+        hubspot_api_url=fake_crm.url,
+        hubspot_token="pat-test-token",
+    )
+    async with build_worker(dev_env.client, settings, workflow_failure_exception_types=[Exception]):
+        yield settings

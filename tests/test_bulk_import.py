@@ -1,0 +1,494 @@
+"""`onboarding import` and `onboarding send-event`.
+
+Reading deal files is pure. Importing runs against a REAL dev server of this module's own
+(the SDK's `start_local` with the `temporal` binary) and a real worker on the `onboarding`
+task queue, since `deliver_deal` always uses that queue. `send-event` posts to a small
+local HTTP server that records what it got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
+
+from activities import Settings
+from starter.bulk import (
+    CSV_COLUMNS,
+    ImportFileError,
+    Outcome,
+    Row,
+    RowError,
+    RowResult,
+    import_deals,
+    read_deals,
+)
+from starter.cli import app
+from starter.devserver import free_port
+from worker import build_worker
+from workflows import search_attributes as sa
+from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
+
+HEADER = (
+    "account_id,account_name,acv_usd,seats,integrations,close_date,"
+    "champion_name,champion_email,sponsor_name,sponsor_email,crm_source,crm_deal_id"
+)
+
+
+def csv_file(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
+    path = tmp_path / f"deals-{uuid.uuid4().hex[:6]}.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def errors(rows: list[Row]) -> dict[int, str]:
+    return {line: str(deal) for line, deal, _ in rows if isinstance(deal, RowError)}
+
+
+def deals(rows: list[Row]) -> dict[int, ClosedWonDeal]:
+    return {line: deal for line, deal, _ in rows if isinstance(deal, ClosedWonDeal)}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_csv_rows_become_deals_or_errors_naming_line_and_column(tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        "acme,Acme Corp,60000,80,slack; salesforce,2026-01-05,Casey,Casey@Acme.example,"
+        "Sam,sam@acme.example,hubspot,D-1",
+        "globex,Globex,1200,,,2026-02-01,,,,,,",
+        "badnum,Bad Number,lots,,,2026-01-05,,,,,,",
+        "badmail,Bad Mail,500,,,2026-01-05,Pat,pat-at-example,,,,",
+        "acme,Acme Again,100,,,2026-01-05,,,,,,",
+        "halfcontact,Half,500,,,2026-01-05,,,Sam,,,",
+    )
+
+    rows = read_deals(path)
+
+    assert [line for line, _, _ in rows] == [2, 3, 4, 5, 6, 7]
+    good = deals(rows)
+    assert sorted(good) == [2, 3]
+    acme = good[2]
+    assert acme.acv_usd == 60000
+    assert acme.seats == 80
+    assert acme.integrations == ["slack", "salesforce"]
+    assert acme.close_date == datetime(2026, 1, 5, tzinfo=UTC)
+    champion = acme.contact(ContactRole.CHAMPION)
+    assert champion is not None
+    assert champion.email == "casey@acme.example"
+    sponsor = acme.contact(ContactRole.EXECUTIVE_SPONSOR)
+    assert sponsor is not None
+    assert sponsor.name == "Sam"
+    assert (acme.crm.source, acme.crm.deal_id) == ("hubspot", "D-1")
+    globex = good[3]  # empty cells take the defaults
+    assert (globex.seats, globex.contacts, globex.integrations) == (0, [], [])
+    assert globex.crm.source == "manual"
+
+    bad = errors(rows)
+    assert bad[4].startswith("acv_usd: Input should be a valid number")
+    assert bad[5] == "champion_email: 'pat-at-example' is not an email address"
+    assert bad[6].startswith("account_id: 'acme' is already on line 2")
+    assert bad[7] == "sponsor_email: required when sponsor_name is given"
+    # A rejected row still names its account, for the report.
+    assert {line: account for line, _, account in rows}[5] == "badmail"
+
+
+def test_csv_negative_number_names_the_field_and_the_bound(tmp_path: Path) -> None:
+    rows = read_deals(csv_file(tmp_path, "neg,Negative,-1,,,2026-01-05,,,,,,"))
+
+    assert errors(rows) == {2: "acv_usd: Input should be greater than or equal to 0"}
+
+
+def test_csv_unknown_column_fails_the_whole_file(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "acme,Acme,100,2026-01-05", header="account_id,account_name,acvv")
+
+    with pytest.raises(ImportFileError) as caught:
+        read_deals(path)
+
+    message = str(caught.value)
+    assert "unknown column 'acvv'" in message
+    assert f"(known: {', '.join(CSV_COLUMNS)})" in message
+
+
+def test_csv_without_a_required_column_fails_the_whole_file(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "acme,Acme,100", header="account_id,account_name,acv_usd")
+
+    with pytest.raises(ImportFileError, match="missing column\\(s\\) close_date"):
+        read_deals(path)
+
+
+def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    def line(**fields: object) -> str:
+        deal = {"account_name": "Co", "acv_usd": 5000, "close_date": "2026-01-02"} | fields
+        return json.dumps(deal)
+
+    path = tmp_path / "deals.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                line(
+                    account_id="j-1",
+                    contacts=[{"name": "A", "email": "a@j.example", "role": "champion"}],
+                ),
+                "",
+                line(account_id="j-2", acv_usd="a lot"),
+                line(
+                    account_id="j-3", contacts=[{"name": "B", "email": "nope", "role": "champion"}]
+                ),
+                line(account_id="j-1"),
+                "{not json",
+                line(account_id="j-4", acvv=1),
+                line(
+                    account_id="j-5",
+                    completed_milestones=[{"milestone_id": "no_such", "at": "2026-01-03"}],
+                ),
+                "   ",
+            ]
+        )
+    )
+
+    rows = read_deals(path, playbook)
+
+    assert list(deals(rows)) == [1]
+    bad = errors(rows)
+    assert sorted(bad) == [3, 4, 5, 6, 7, 8]  # physical lines: the blank line 2 counts
+    assert bad[3].startswith("acv_usd: Input should be a valid number")
+    assert bad[4] == "contacts[0].email: 'nope' is not an email address"
+    assert bad[5].startswith("account_id: 'j-1' is already on line 1")
+    assert bad[6].startswith("(row): Invalid JSON")
+    assert bad[7] == "acvv: Extra inputs are not permitted"
+    assert bad[8].startswith("completed_milestones[0].milestone_id: 'no_such' is not a milestone")
+
+
+def test_other_file_types_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deals.xlsx"
+    path.write_bytes(b"PK")
+
+    with pytest.raises(ImportFileError, match=r"expected a \.csv or \.jsonl file"):
+        read_deals(path)
+
+
+# --------------------------------------------------------------------------- importing
+
+
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[Client]:
+    """A private dev server with the search attributes, and a worker on `onboarding`."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+        port=free_port(),
+    )
+    try:
+        worker = build_worker(
+            env.client,
+            Settings(notify_channels=["log"]),
+            workflow_failure_exception_types=[Exception],
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        )
+        async with worker:
+            yield env.client
+    finally:
+        await env.shutdown()
+
+
+async def test_import_starts_good_rows_once_and_nothing_for_a_bad_row(
+    temporal: Client, playbook: Playbook, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    good = [f"imp-{run}-{i}" for i in range(4)]
+    path = csv_file(
+        tmp_path,
+        *(
+            f"{a},Account {a},{20000 + i},,,2026-01-05,Casey,casey@{a}.example,,,,"
+            for i, a in enumerate(good[:2])
+        ),
+        f"imp-{run}-bad,Bad,-5,,,2026-01-05,,,,,,",
+        *(f"{a},Account {a},3000,,,2026-01-05,,,,,," for a in good[2:]),
+    )
+    rows = read_deals(path, playbook)
+    heard: list[RowResult] = []
+
+    first = await import_deals(temporal, rows, playbook, concurrency=2, on_result=heard.append)
+
+    assert first.counts == {
+        "started": 4,
+        "already_running": 0,
+        "already_finished": 0,
+        "rejected": 1,
+    }
+    assert [r.account_id for r in first.of(Outcome.STARTED)] == good
+    [rejected] = first.of(Outcome.REJECTED)
+    assert rejected.line == 4
+    assert rejected.account_id == f"imp-{run}-bad"
+    assert rejected.reason == "acv_usd: Input should be greater than or equal to 0"
+    assert sorted(r.line for r in heard) == [2, 3, 4, 5, 6]
+    assert first.headline() == "started 4 · already running 0 · already finished 0 · rejected 1"
+
+    again = await import_deals(temporal, read_deals(path, playbook), playbook, concurrency=8)
+
+    assert again.counts == {
+        "started": 0,
+        "already_running": 4,
+        "already_finished": 0,
+        "rejected": 1,
+    }
+    assert again.import_id != first.import_id
+    for account in good:
+        desc = await temporal.get_workflow_handle(f"onboarding-{account}").describe()
+        assert desc.status is WorkflowExecutionStatus.RUNNING
+        assert desc.workflow_type == "AccountOnboarding"
+    with pytest.raises(RPCError) as missing:
+        await temporal.get_workflow_handle(f"onboarding-imp-{run}-bad").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_cli_import_dry_run_reports_and_exits_1_on_a_rejected_row(tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        "dry-1,Dry One,1000,,,2026-01-05,,,,,,",
+        "dry-2,Dry Two,-3,,,2026-01-05,,,,,,",
+        "dry-3,Dry Three,1000,,,2026-01-05,,,,,,",
+    )
+
+    result = CliRunner().invoke(app, ["import", str(path), "--dry-run"])
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        "dry run: valid 2 · rejected 1 (nothing started)",
+        "  line 3: acv_usd: Input should be greater than or equal to 0",
+    ]
+
+
+def test_cli_import_dry_run_json_and_exit_0_when_all_valid(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "ok-1,Ok One,1000,,,2026-01-05,,,,,,")
+
+    result = CliRunner().invoke(app, ["import", str(path), "--dry-run", "--json"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {"valid": 1, "rejected": 0}
+    assert summary["results"][0]["account_id"] == "ok-1"
+
+
+def test_cli_import_unknown_column_is_one_error_line(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "a,A,1", header="account_id,account_name,acvv")
+
+    result = CliRunner().invoke(app, ["import", str(path), "--dry-run"])
+
+    assert result.exit_code == 1
+    assert "unknown column 'acvv'" in result.stderr
+    assert result.stdout == ""
+
+
+async def test_cli_import_reports_started_running_and_finished_accounts(
+    temporal: Client, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    running, ended, fresh = (f"cli-{run}-{name}" for name in ("running", "ended", "fresh"))
+    first = csv_file(
+        tmp_path, *(f"{a},Account {a},20000,,,2026-01-05,,,,,," for a in (running, ended))
+    )
+    second = csv_file(
+        tmp_path, *(f"{a},Account {a},20000,,,2026-01-05,,,,,," for a in (running, ended, fresh))
+    )
+    env = {
+        "TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": temporal.namespace,
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-such-temporal.toml"),
+    }
+
+    def onboarding(*args: str) -> Result:
+        return CliRunner().invoke(app, list(args), env=env)
+
+    # In a thread: the command runs its own event loop while this one keeps the worker going.
+    started = await asyncio.to_thread(onboarding, "import", str(first))
+    assert started.exit_code == 0, started.output
+    # (stdout also carries the in-process worker's log lines: CliRunner captures sys.stdout)
+    assert "started 2 · already running 0 · already finished 0 · rejected 0" in (
+        started.stdout.splitlines()
+    )
+    assert f"importing {first.name}" in started.stderr  # the progress bar
+    await temporal.get_workflow_handle(f"onboarding-{ended}").execute_update(
+        "cancel", CancelRequest(by="test", reason="deal cancelled")
+    )
+
+    again = await asyncio.to_thread(onboarding, "import", str(second), "--json")
+
+    assert again.exit_code == 0, again.output
+    summary = json.loads(next(x for x in again.stdout.splitlines() if x.startswith("{")))
+    assert summary["counts"] == {
+        "started": 1,
+        "already_running": 1,
+        "already_finished": 1,
+        "rejected": 0,
+    }
+    outcomes = {r["account_id"]: (r["outcome"], r["reason"]) for r in summary["results"]}
+    assert outcomes == {
+        running: ("already_running", ""),
+        ended: ("already_finished", "cancelled"),
+        fresh: ("started", ""),
+    }
+
+
+@dataclass
+class Ingress:
+    """A stand-in for the HTTP ingress: records each POST, answers `status` + `answer`."""
+
+    url: str
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    status: int = 200
+    answer: bytes = b'{"results": [{"index": 0, "outcome": "accepted"}]}'
+
+
+@pytest.fixture
+def ingress() -> Iterator[Ingress]:
+    recorder: Ingress
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            recorder.requests.append((self.path, dict(self.headers.items()), body))
+            self.send_response(recorder.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(recorder.answer)))
+            self.end_headers()
+            self.wfile.write(recorder.answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    recorder = Ingress(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield recorder
+    server.shutdown()
+    server.server_close()
+
+
+NO_SECRETS = {"ONBOARDING_SEGMENT_SECRETS": None, "ONBOARDING_EVENTS_WEBHOOK_SECRETS": None}
+
+
+def test_send_event_posts_a_segment_call_signed_with_the_first_secret(ingress: Ingress) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "send-event",
+            "acme",
+            "user_invited",
+            "--property",
+            "users=3",
+            "--property",
+            "plan=pro",
+            "--property",
+            "trial=false",
+            "--property",
+            "code=007",
+            "--user",
+            "u-1",
+            "--url",
+            ingress.url,
+        ],
+        env=NO_SECRETS | {"ONBOARDING_SEGMENT_SECRETS": "seg-new, seg-old"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"results": [{"index": 0, "outcome": "accepted"}]}
+    [(path, headers, body)] = ingress.requests
+    assert path == "/events"
+    expected = hmac.new(b"seg-new", body, hashlib.sha1).hexdigest()
+    assert headers["X-Signature"] == expected
+    call = json.loads(body)
+    assert call["type"] == "track"
+    assert call["event"] == "user_invited"
+    assert call["groupId"] == "acme"
+    assert call["userId"] == "u-1"
+    assert call["properties"] == {"users": 3, "plan": "pro", "trial": False, "code": "007"}
+    assert uuid.UUID(call["messageId"])
+    sent_at = datetime.fromisoformat(call["timestamp"].replace("Z", "+00:00"))
+    assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=1)
+
+
+def test_send_event_signs_with_standard_webhooks_without_a_segment_secret(
+    ingress: Ingress,
+) -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    secret = "whsec_" + base64.b64encode(key).decode()
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "send-event",
+            "acme",
+            "--type",
+            "identify",
+            "-p",
+            "seats=12",
+            "--message-id",
+            "m-42",
+            "--url",
+            ingress.url,
+        ],
+        env=NO_SECRETS | {"ONBOARDING_EVENTS_WEBHOOK_SECRETS": secret},
+    )
+
+    assert result.exit_code == 0, result.output
+    [(_, headers, body)] = ingress.requests
+    assert headers["webhook-id"] == "m-42"
+    signed = f"m-42.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert headers["webhook-signature"] == f"v1,{expected}"
+    call = json.loads(body)
+    assert (call["type"], call["messageId"], call["traits"]) == ("identify", "m-42", {"seats": 12})
+    assert "event" not in call
+
+
+def test_send_event_shows_the_ingress_refusal_and_exits_1(ingress: Ingress) -> None:
+    ingress.status = 401
+    ingress.answer = b'{"detail": "X-Signature: does not match the body"}'
+
+    result = CliRunner().invoke(
+        app, ["send-event", "acme", "user_logged_in", "--url", ingress.url], env=NO_SECRETS
+    )
+
+    assert result.exit_code == 1
+    assert "warning: neither ONBOARDING_SEGMENT_SECRETS" in result.stderr
+    assert "the ingress answered 401 Unauthorized" in result.stderr
+    assert "X-Signature: does not match the body" in result.stderr
+    assert "X-Signature" not in ingress.requests[0][1]
+
+
+def test_send_event_without_an_ingress_says_so() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = CliRunner().invoke(
+        app, ["send-event", "acme", "user_logged_in", "--url", url], env=NO_SECRETS
+    )
+
+    assert result.exit_code == 1
+    assert f"cannot reach the ingress at {url}; is `onboarding up` running?" in result.stderr

@@ -1,0 +1,483 @@
+"""CRM webhook bodies -> domain models, with errors that name the sender's field."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from starter.crm import (
+    Ignored,
+    PayloadError,
+    generic_deal,
+    hubspot_closed_won,
+    hubspot_company_id,
+    hubspot_contact_ids,
+    hubspot_deal,
+    salesforce_ack,
+    salesforce_opportunity,
+    salesforce_outbound,
+)
+from starter.signatures import SignatureError
+from workflows.models import ContactRole
+
+# --------------------------------------------------------------------------- HubSpot webhook
+
+
+def hs_event(event_id: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "subscriptionId": 2,
+        "portalId": 62515,
+        "appId": 1,
+        "occurredAt": 1_700_000_000_000,
+        "subscriptionType": "deal.propertyChange",
+        "attemptNumber": 0,
+        "objectId": 1234,
+        "propertyName": "dealstage",
+        "propertyValue": "closedwon",
+        "changeSource": "CRM",
+    } | fields
+
+
+def test_hubspot_batch_keeps_only_closed_won_stage_changes() -> None:
+    batch = [
+        hs_event(100),
+        hs_event(101, subscriptionType="deal.creation", propertyName=None),
+        hs_event(102, objectId=555, propertyValue="appointmentscheduled"),
+        hs_event(103, objectId=1234),  # the same deal again
+        hs_event(104, objectId=777, propertyName="amount", propertyValue="9000"),
+        hs_event(105, subscriptionType="contact.creation", objectId=42),
+        hs_event(106, objectId=888, subscriptionType="object.propertyChange", objectTypeId="0-3"),
+    ]
+    refs, ignored = hubspot_closed_won(batch, "closedwon")
+
+    assert [(r.deal_id, r.event_id, r.portal_id) for r in refs] == [
+        ("1234", "100", 62515),
+        ("888", "106", 62515),
+    ]
+    assert refs[0].occurred_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    reasons = {i.ref: i.reason for i in ignored}
+    assert reasons == {
+        "event 101": "deal.creation is not a closed-won stage change",
+        "event 102": "dealstage is appointmentscheduled, not closedwon",
+        "event 103": "deal 1234 is already in this batch (event 100)",
+        "event 104": "amount changed, not dealstage",
+        "event 105": "contact.creation is not a closed-won stage change",
+    }
+
+
+def test_hubspot_closed_won_stage_is_configurable() -> None:
+    refs, ignored = hubspot_closed_won([hs_event(1, propertyValue="123456")], "123456")
+    assert len(refs) == 1 and not ignored
+    refs, ignored = hubspot_closed_won([hs_event(1)], "123456")
+    assert not refs and ignored[0].reason == "dealstage is closedwon, not 123456"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason_part"),
+    [
+        ([hs_event(i) for i in range(101)], "body", "at most 100"),
+        ([], "body", "empty"),
+        ({"eventId": 1}, "body", "JSON array"),
+        ([hs_event(1), "oops"], "[1]", "object"),
+        ([hs_event(1), hs_event(2, objectId="12ab")], "[1].objectId", "numeric"),
+        ([hs_event(1, portalId="x")], "[0].portalId", "number"),
+        ([hs_event(1, subscriptionType=None)], "[0].subscriptionType", "missing"),
+    ],
+)
+def test_hubspot_batch_errors_name_the_field(payload: object, field: str, reason_part: str) -> None:
+    with pytest.raises(PayloadError) as err:
+        hubspot_closed_won(payload, "closedwon")
+    assert err.value.field == field
+    assert reason_part in err.value.reason
+
+
+def test_hubspot_batch_of_exactly_100_is_accepted() -> None:
+    refs, _ = hubspot_closed_won([hs_event(i, objectId=i + 1) for i in range(100)], "closedwon")
+    assert len(refs) == 100
+
+
+# --------------------------------------------------------------------------- HubSpot API reads
+
+DEAL = {
+    "id": "1234",
+    "properties": {
+        "dealname": "Acme platform",
+        "amount": "40000",
+        "acv": "52000.50",
+        "closedate": "2025-03-31T17:00:00.000Z",
+        "dealstage": "closedwon",
+        "seats": "25",
+        "stakeholder_count": "4",
+        "configuration_hours": "3.5",
+        "needs_api_integration": "true",
+        "custom_data_migration": "false",
+        "integrations": "Salesforce; Slack;;",
+        "success_criteria": "Invoices automated\n\n10 users active weekly\n",
+    },
+    "associations": {
+        "companies": {
+            "results": [
+                {"id": "9001", "type": "deal_to_company_unlabeled"},
+                {"id": "9000", "type": "deal_to_company"},
+            ]
+        },
+        "contacts": {
+            "results": [
+                {"id": "51", "type": "deal_to_contact"},
+                {"id": "52", "type": "deal_to_contact"},
+                {"id": "51", "type": "deal_to_contact_unlabeled"},
+                {"id": "53", "type": "deal_to_contact"},
+            ]
+        },
+    },
+}
+COMPANY = {"id": "9000", "properties": {"name": "Acme Corp", "domain": "acme.test"}}
+
+
+def contact(email: str | None, first: str, last: str, title: str = "") -> dict[str, Any]:
+    props = {"email": email, "firstname": first, "lastname": last, "jobtitle": title}
+    return {"id": "x", "properties": props}
+
+
+def test_hubspot_deal_maps_properties_company_and_contacts() -> None:
+    contacts = [
+        contact("Cara@Acme.test", "Cara", "Champion", "Ops Manager"),
+        contact(None, "No", "Email"),
+        contact("dana@acme.test", "Dana", "Doe", "Analyst"),
+        contact("sam@acme.test", "Sam", "Sponsor", "VP Finance"),
+        contact("ceo@acme.test", "", "", "CEO"),
+    ]
+    deal = hubspot_deal(DEAL, COMPANY, contacts)
+
+    assert (deal.account_id, deal.account_name, deal.acv_usd) == ("9000", "Acme Corp", 52000.5)
+    assert deal.close_date == datetime(2025, 3, 31, 17, tzinfo=UTC)
+    assert (deal.seats, deal.stakeholder_count, deal.configuration_hours) == (25, 4, 3.5)
+    assert deal.needs_api_integration and not deal.custom_data_migration
+    assert deal.integrations == ["Salesforce", "Slack"]
+    assert deal.success_criteria == ["Invoices automated", "10 users active weekly"]
+    assert [(c.name, c.email, c.role) for c in deal.contacts] == [
+        ("Cara Champion", "cara@acme.test", ContactRole.CHAMPION),
+        ("Dana Doe", "dana@acme.test", ContactRole.END_USER),
+        ("Sam Sponsor", "sam@acme.test", ContactRole.EXECUTIVE_SPONSOR),
+        ("ceo@acme.test", "ceo@acme.test", ContactRole.END_USER),  # a sponsor exists already
+    ]
+    assert deal.crm.model_dump() == {"source": "hubspot", "deal_id": "1234", "company_id": "9000"}
+
+
+def test_hubspot_deal_uses_amount_without_acv_and_defaults_custom_fields() -> None:
+    props = {"amount": "4000", "closedate": "2025-03-31", "acv": ""}
+    deal = hubspot_deal({"id": "1", "properties": props}, COMPANY, [])
+    assert deal.acv_usd == 4000
+    assert (deal.seats, deal.stakeholder_count, deal.integrations, deal.contacts) == (0, 1, [], [])
+
+
+def test_hubspot_associations() -> None:
+    assert hubspot_company_id(DEAL) == "9000"  # the primary company, not the first listed
+    assert hubspot_contact_ids(DEAL) == ["51", "52", "53"]
+    with pytest.raises(PayloadError) as err:
+        hubspot_company_id({"id": "1", "associations": {"contacts": {"results": []}}})
+    assert err.value.field == "associations.companies"
+    assert "no associated company" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason_part"),
+    [
+        ({"amount": None, "acv": None}, "properties.amount", "missing"),
+        ({"acv": "lots"}, "properties.acv", "number"),
+        ({"acv": "-5"}, "properties.acv", "greater than or equal to 0"),
+        ({"closedate": "next tuesday"}, "properties.closedate", "date"),
+        ({"seats": "2.5"}, "properties.seats", "whole number"),
+        ({"needs_api_integration": "maybe"}, "properties.needs_api_integration", "true or false"),
+    ],
+)
+def test_hubspot_deal_errors_name_the_property(
+    changes: dict[str, Any], field: str, reason_part: str
+) -> None:
+    deal = DEAL | {"properties": DEAL["properties"] | changes}  # type: ignore[operator]
+    with pytest.raises(PayloadError) as err:
+        hubspot_deal(deal, COMPANY, [])
+    assert err.value.field == field
+    assert reason_part in err.value.reason
+
+
+def test_hubspot_deal_needs_a_company_name_and_valid_emails() -> None:
+    with pytest.raises(PayloadError) as err:
+        hubspot_deal(DEAL, {"id": "9000", "properties": {}}, [])
+    assert err.value.field == "company.properties.name"
+    with pytest.raises(PayloadError) as err:
+        hubspot_deal(DEAL, COMPANY, [contact("not-an-email", "A", "B")])
+    assert err.value.field == "contacts[0].properties.email"
+    assert "not an email address" in err.value.reason
+
+
+# --------------------------------------------------------------------------- Salesforce JSON
+
+
+def sf_payload(**opp: Any) -> dict[str, Any]:
+    return {
+        "Opportunity": {
+            "Id": "006Ak000001",
+            "AccountId": "001Ak000009",
+            "Amount": 30000,
+            "StageName": "Closed Won",
+            "CloseDate": "2025-04-15",
+            "Seats__c": 12,
+            "Stakeholder_Count__c": 2,
+            "Configuration_Hours__c": 1.5,
+            "Needs_API_Integration__c": False,
+            "Custom_Data_Migration__c": True,
+            "Integrations__c": "HubSpot;Zendesk",
+            "Success_Criteria__c": "First report shared",
+        }
+        | opp,
+        "Account": {"Id": "001Ak000009", "Name": "Globex"},
+        "Contacts": [
+            {"Name": "Gail Sponsor", "Email": "gail@globex.test", "Role": "Decision Maker"},
+            {"Name": "Carl Champ", "Email": "carl@globex.test", "Role": "Business User"},
+            {"Name": "Ann Admin", "Email": "ann@globex.test", "Role": "Technical Buyer"},
+            {"Name": "Ed User", "Email": "ed@globex.test", "Role": "Influencer"},
+            {"Name": "No Email", "Email": None, "Role": "Champion"},
+        ],
+    }
+
+
+def test_salesforce_closed_won_opportunity() -> None:
+    deal = salesforce_opportunity(sf_payload(), "Closed Won")
+    assert not isinstance(deal, Ignored)
+    assert (deal.account_id, deal.account_name, deal.acv_usd) == ("001Ak000009", "Globex", 30000)
+    assert deal.close_date == datetime(2025, 4, 15, tzinfo=UTC)
+    assert (deal.seats, deal.stakeholder_count, deal.configuration_hours) == (12, 2, 1.5)
+    assert deal.custom_data_migration and not deal.needs_api_integration
+    assert deal.integrations == ["HubSpot", "Zendesk"]
+    assert deal.success_criteria == ["First report shared"]
+    assert [(c.email, c.role) for c in deal.contacts] == [
+        ("gail@globex.test", ContactRole.EXECUTIVE_SPONSOR),
+        ("carl@globex.test", ContactRole.CHAMPION),
+        ("ann@globex.test", ContactRole.ADMIN),
+        ("ed@globex.test", ContactRole.END_USER),
+    ]
+    assert deal.crm.model_dump() == {
+        "source": "salesforce",
+        "deal_id": "006Ak000001",
+        "company_id": "001Ak000009",
+    }
+    with_acv = salesforce_opportunity(sf_payload(ACV__c=61000), "Closed Won")
+    assert not isinstance(with_acv, Ignored) and with_acv.acv_usd == 61000
+
+
+def test_salesforce_other_stage_is_ignored_with_the_reason() -> None:
+    result = salesforce_opportunity(sf_payload(StageName="Negotiation"), "Closed Won")
+    assert result == Ignored(
+        ref="Opportunity 006Ak000001", reason="StageName is 'Negotiation', not 'Closed Won'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason_part"),
+    [
+        (sf_payload(Amount=None), "Opportunity.Amount", "missing"),
+        (sf_payload(Amount="a lot"), "Opportunity.Amount", "number"),
+        (sf_payload(AccountId=None), "Opportunity.AccountId", "missing"),
+        (sf_payload(AccountId="bad id!"), "Opportunity.AccountId", "pattern"),
+        (sf_payload(CloseDate="15/04/2025"), "Opportunity.CloseDate", "date"),
+        (sf_payload(Seats__c=True), "Opportunity.Seats__c", "number"),
+        (sf_payload() | {"Account": {"Id": "001"}}, "Account.Name", "missing"),
+        (
+            sf_payload() | {"Contacts": [{"Name": "X", "Email": "nope", "Role": "Champion"}]},
+            "Contacts[0].Email",
+            "not an email address",
+        ),
+        ({"Account": {}}, "Opportunity", "missing"),
+        ([], "body", "JSON object"),
+    ],
+)
+def test_salesforce_errors_name_the_salesforce_field(
+    payload: object, field: str, reason_part: str
+) -> None:
+    with pytest.raises(PayloadError) as err:
+        salesforce_opportunity(payload, "Closed Won")
+    assert err.value.field == field
+    assert reason_part in err.value.reason
+
+
+# --------------------------------------------------------------------------- Outbound Message
+
+
+def notification(note_id: str, opp_id: str, stage: str = "Closed Won", extra: str = "") -> str:
+    return f"""
+   <Notification>
+    <Id>{note_id}</Id>
+    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>{opp_id}</sf:Id>
+     <sf:AccountId>001Ak00000{opp_id[-1]}</sf:AccountId>
+     <sf:Amount>75000.0</sf:Amount>
+     <sf:CloseDate>2025-05-01</sf:CloseDate>
+     <sf:StageName>{stage}</sf:StageName>
+     <sf:ACV__c xsi:nil="true"/>
+     {extra}
+    </sObject>
+   </Notification>"""
+
+
+def outbound(*notifications: str, org: str = "00DAk000000ORG1AAA") -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>{org}</OrganizationId>
+   <ActionId>04kAk0000001</ActionId>
+   <SessionId xsi:nil="true"/>
+   {"".join(notifications)}
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>""".encode()
+
+
+def test_outbound_message_with_two_notifications_and_a_duplicate() -> None:
+    named = notification(
+        "04lAk02",
+        "006Ak02",
+        extra="<sf:Account_Name__c>Initech</sf:Account_Name__c>"
+        "<sf:Integrations__c>Jira;Okta</sf:Integrations__c>"
+        "<sf:Needs_API_Integration__c>true</sf:Needs_API_Integration__c>",
+    )
+    body = outbound(notification("04lAk01", "006Ak01"), named, notification("04lAk01", "006Ak01"))
+    pairs, ignored = salesforce_outbound(body, ["00DAk000000ORG1"], "Closed Won")
+
+    assert [note_id for note_id, _ in pairs] == ["04lAk01", "04lAk02"]
+    first, second = pairs[0][1], pairs[1][1]
+    assert (first.account_id, first.account_name, first.acv_usd) == (
+        "001Ak000001",
+        "001Ak000001",
+        75000,
+    )
+    assert (second.account_name, second.integrations, second.needs_api_integration) == (
+        "Initech",
+        ["Jira", "Okta"],
+        True,
+    )
+    assert second.crm.model_dump() == {
+        "source": "salesforce",
+        "deal_id": "006Ak02",
+        "company_id": "001Ak000002",
+    }
+    assert ignored == []
+
+
+def test_outbound_message_ignores_other_stages_and_objects() -> None:
+    account = (
+        '<Notification><Id>04lAk09</Id><sObject xsi:type="sf:Account" '
+        'xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>001X</sf:Id></sObject>'
+        "</Notification>"
+    )
+    body = outbound(notification("04lAk03", "006Ak03", stage="Prospecting"), account)
+    pairs, ignored = salesforce_outbound(body, [], "Closed Won")
+    assert pairs == []
+    assert ignored == [
+        Ignored(ref="Opportunity 006Ak03", reason="StageName is 'Prospecting', not 'Closed Won'"),
+        Ignored(ref="Notification 04lAk09", reason="Account is not an Opportunity"),
+    ]
+
+
+def test_outbound_message_from_another_org_is_refused() -> None:
+    with pytest.raises(SignatureError) as err:
+        salesforce_outbound(outbound(notification("04l1", "006A1")), ["00DOTHER"], "Closed Won")
+    assert err.value.header == "OrganizationId"
+    assert "00DAk000000ORG1AAA" in err.value.reason
+
+
+def test_outbound_message_with_doctype_is_refused_before_parsing() -> None:
+    bomb = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<notifications xmlns="http://soap.sforce.com/2005/09/outbound">&lol2;</notifications>"""
+    with pytest.raises(PayloadError) as err:
+        salesforce_outbound(bomb, [], "Closed Won")
+    assert err.value.field == "body"
+    assert "DOCTYPE" in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason_part"),
+    [
+        (b"<notifications", "body", "well-formed"),
+        (b"<Envelope/>", "notifications", "not an Outbound Message"),
+        (
+            outbound(notification("04l1", "006A1").replace("75000.0", "lots")),
+            "Notification[0].sObject.Amount",
+            "number",
+        ),
+        (
+            outbound(notification("04l1", "006A1").replace("<sf:Amount>75000.0</sf:Amount>", "")),
+            "Notification[0].sObject.Amount",
+            "missing",
+        ),
+    ],
+)
+def test_outbound_message_errors_name_the_field(body: bytes, field: str, reason_part: str) -> None:
+    with pytest.raises(PayloadError) as err:
+        salesforce_outbound(body, [], "Closed Won")
+    assert err.value.field == field
+    assert reason_part in err.value.reason
+
+
+def test_ack_is_the_soap_answer_salesforce_expects() -> None:
+    ns = {
+        "soapenv": "http://schemas.xmlsoap.org/soap/envelope/",
+        "out": "http://soap.sforce.com/2005/09/outbound",
+    }
+    for ok, text in ((True, "true"), (False, "false")):
+        root = ET.fromstring(salesforce_ack(ok))
+        assert root.tag == "{http://schemas.xmlsoap.org/soap/envelope/}Envelope"
+        assert (
+            root.findtext("soapenv:Body/out:notificationsResponse/out:Ack", namespaces=ns) == text
+        )
+
+
+# --------------------------------------------------------------------------- generic
+
+
+def test_generic_deal_defaults_the_crm_source() -> None:
+    body = {
+        "account_id": "acme-1",
+        "account_name": "Acme",
+        "acv_usd": 12000,
+        "close_date": "2025-06-01",
+        "contacts": [{"name": "Cara", "email": "cara@acme.test", "role": "champion"}],
+    }
+    deal = generic_deal(body)
+    assert (deal.account_id, deal.crm.source) == ("acme-1", "generic")
+    assert generic_deal(body | {"crm": {"deal_id": "D-9"}}).crm.model_dump() == {
+        "source": "generic",
+        "deal_id": "D-9",
+        "company_id": None,
+    }
+    assert generic_deal(body | {"crm": {"source": "manual"}}).crm.source == "manual"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason_part"),
+    [
+        (
+            {"contacts": [{"name": "C", "email": "nope", "role": "champion"}]},
+            "contacts[0].email",
+            "email",
+        ),
+        ({"acv_usd": "many"}, "acv_usd", "number"),
+        ({"tier": "high_touch"}, "tier", "Extra inputs"),
+        ({"account_id": None}, "account_id", "string"),
+    ],
+)
+def test_generic_deal_errors_name_the_field(
+    changes: dict[str, Any], field: str, reason_part: str
+) -> None:
+    body = {"account_id": "a", "account_name": "A", "acv_usd": 1, "close_date": "2025-06-01"}
+    with pytest.raises(PayloadError) as err:
+        generic_deal(body | changes)
+    assert err.value.field == field
+    assert reason_part in err.value.reason

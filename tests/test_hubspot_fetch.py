@@ -1,0 +1,246 @@
+"""The `fetch_hubspot_deal` activity against a local HTTP server shaped like HubSpot's
+CRM v3 API, which records what it was asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import SecretStr
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.crm import HubSpotClient
+from activities.settings import Settings
+from workflows.models import ClosedWonDeal, ContactRole, HubSpotDealRef
+
+TOKEN = "pat-na1-test-token"
+
+DEAL = {
+    "id": "1234",
+    "properties": {
+        "amount": "64000",
+        "closedate": "2025-03-31T17:00:00Z",
+        "dealstage": "closedwon",
+        "dealname": "Acme platform",
+        "stakeholder_count": "3",
+        "integrations": "Salesforce;Slack",
+        "hs_object_id": "1234",
+    },
+    "createdAt": "2025-01-02T10:00:00Z",
+    "updatedAt": "2025-03-31T17:00:05Z",
+    "archived": False,
+    "associations": {
+        "companies": {"results": [{"id": "9000", "type": "deal_to_company"}]},
+        "contacts": {
+            "results": [
+                {"id": "51", "type": "deal_to_contact"},
+                {"id": "52", "type": "deal_to_contact"},
+                {"id": "99", "type": "deal_to_contact"},  # deleted since
+            ]
+        },
+    },
+}
+COMPANY = {"id": "9000", "properties": {"name": "Acme Corp", "domain": "acme.test"}}
+CONTACTS = {
+    "51": {
+        "id": "51",
+        "properties": {"email": "cara@acme.test", "firstname": "Cara", "lastname": "Ng"},
+    },
+    "52": {
+        "id": "52",
+        "properties": {
+            "email": "sam@acme.test",
+            "firstname": "Sam",
+            "lastname": "Ruiz",
+            "jobtitle": "Chief Financial Officer",
+        },
+    },
+}
+
+
+@dataclass
+class FakeHubSpot:
+    """Routes -> (status, JSON body); every request is recorded."""
+
+    url: str
+    routes: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def hubspot() -> Iterator[FakeHubSpot]:
+    fake = FakeHubSpot(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            fake.requests.append(
+                {
+                    "path": parts.path,
+                    "query": parse_qs(parts.query),
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
+            status, body = fake.routes.get(
+                parts.path, (404, {"status": "error", "message": "Object not found"})
+            )
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.routes = {
+        "/crm/v3/objects/deals/1234": (200, DEAL),
+        "/crm/v3/objects/companies/9000": (200, COMPANY),
+        **{f"/crm/v3/objects/contacts/{cid}": (200, c) for cid, c in CONTACTS.items()},
+    }
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("ONBOARDING_"):
+            monkeypatch.delenv(name)
+
+
+REF = HubSpotDealRef(
+    portal_id=62515,
+    deal_id="1234",
+    event_id="100",
+    occurred_at=datetime(2025, 3, 31, 17, tzinfo=UTC),
+)
+
+
+async def fetch(
+    hubspot: FakeHubSpot, ref: HubSpotDealRef = REF, token: str | None = TOKEN
+) -> ClosedWonDeal:
+    settings = Settings(
+        hubspot_api_url=hubspot.url,
+        hubspot_token=SecretStr(token) if token is not None else None,
+    )
+    client = HubSpotClient(settings)
+    return await ActivityEnvironment().run(client.fetch_hubspot_deal, ref)
+
+
+async def test_fetch_returns_the_deal_with_company_and_contacts(hubspot: FakeHubSpot) -> None:
+    deal = await fetch(hubspot)
+
+    assert (deal.account_id, deal.account_name, deal.acv_usd) == ("9000", "Acme Corp", 64000)
+    assert deal.close_date == datetime(2025, 3, 31, 17, tzinfo=UTC)
+    assert (deal.stakeholder_count, deal.integrations) == (3, ["Salesforce", "Slack"])
+    assert [(c.email, c.role) for c in deal.contacts] == [
+        ("cara@acme.test", ContactRole.CHAMPION),
+        ("sam@acme.test", ContactRole.EXECUTIVE_SPONSOR),
+    ]
+    assert deal.crm.model_dump() == {"source": "hubspot", "deal_id": "1234", "company_id": "9000"}
+
+    assert {r["authorization"] for r in hubspot.requests} == {f"Bearer {TOKEN}"}
+    paths = [r["path"] for r in hubspot.requests]
+    assert paths == [
+        "/crm/v3/objects/deals/1234",
+        "/crm/v3/objects/companies/9000",
+        "/crm/v3/objects/contacts/51",
+        "/crm/v3/objects/contacts/52",
+        "/crm/v3/objects/contacts/99",
+    ]
+    deal_query = hubspot.requests[0]["query"]
+    assert deal_query["associations"] == ["companies,contacts"]
+    assert {"amount", "acv", "closedate", "dealstage", "integrations"} <= set(
+        deal_query["properties"][0].split(",")
+    )
+
+
+async def test_fetch_reads_at_most_ten_contacts(hubspot: FakeHubSpot) -> None:
+    many = [{"id": str(100 + i), "type": "deal_to_contact"} for i in range(15)]
+    deal = json.loads(json.dumps(DEAL))
+    deal["associations"]["contacts"]["results"] = many
+    hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
+    await fetch(hubspot)
+    assert sum("/contacts/" in r["path"] for r in hubspot.requests) == 10
+
+
+async def test_a_deal_no_longer_closed_won_is_still_returned(hubspot: FakeHubSpot) -> None:
+    deal = json.loads(json.dumps(DEAL))
+    deal["properties"]["dealstage"] = "contractsent"
+    hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
+    assert (await fetch(hubspot)).account_id == "9000"
+
+
+async def permanent_error(hubspot: FakeHubSpot, **kwargs: Any) -> ApplicationError:
+    with pytest.raises(ApplicationError) as err:
+        await fetch(hubspot, **kwargs)
+    assert err.value.non_retryable, err.value
+    assert err.value.type == "HubSpotDealError"
+    return err.value
+
+
+async def test_unknown_deal_is_permanent(hubspot: FakeHubSpot) -> None:
+    ref = REF.model_copy(update={"deal_id": "777"})
+    error = await permanent_error(hubspot, ref=ref)
+    assert error.message == "deal 777 not found in portal 62515"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_rejected_token_is_permanent_and_names_the_setting(
+    hubspot: FakeHubSpot, status: int
+) -> None:
+    hubspot.routes["/crm/v3/objects/deals/1234"] = (status, {"status": "error"})
+    error = await permanent_error(hubspot)
+    assert "HubSpot rejected the token" in error.message
+    assert "ONBOARDING_HUBSPOT_TOKEN" in error.message
+    assert TOKEN not in error.message
+
+
+async def test_no_token_is_permanent_and_nothing_is_sent(hubspot: FakeHubSpot) -> None:
+    error = await permanent_error(hubspot, token=None)
+    assert "ONBOARDING_HUBSPOT_TOKEN" in error.message
+    assert hubspot.requests == []
+
+
+async def test_deal_without_company_is_permanent(hubspot: FakeHubSpot) -> None:
+    deal = json.loads(json.dumps(DEAL))
+    del deal["associations"]["companies"]
+    hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
+    error = await permanent_error(hubspot)
+    assert "associations.companies" in error.message
+    assert "no associated company" in error.message
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_unavailable_or_throttled_is_retryable(hubspot: FakeHubSpot, status: int) -> None:
+    hubspot.routes["/crm/v3/objects/companies/9000"] = (status, {"status": "error"})
+    with pytest.raises(ApplicationError) as err:
+        await fetch(hubspot)
+    assert not err.value.non_retryable
+    assert str(status) in err.value.message
+
+
+async def test_connection_refused_is_retryable() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = FakeHubSpot(url=f"http://127.0.0.1:{s.getsockname()[1]}")
+    with pytest.raises(Exception) as err:
+        await fetch(closed)
+    assert not (isinstance(err.value, ApplicationError) and err.value.non_retryable)
