@@ -50,7 +50,7 @@ from starter.client import (
     ui_base_url,
     ui_url,
 )
-from starter.settings import IngressSettings
+from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
 from starter.starting import AlreadyOnboardedError, start_onboarding, usd
 from workflows import search_attributes as sa
 from workflows.models import (
@@ -361,6 +361,11 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
 
     configure_logging()
     _settings()  # bad ONBOARDING_* settings fail before anything starts
+    if not no_server:
+        data_dir = (db or devserver.default_db_path()).parent
+        taken = ensure_local_secrets(local_secrets_path(data_dir))
+        if taken:
+            typer.echo(f"Secrets:     {local_secrets_path(data_dir)} ({len(taken)} local)")
     ingress = _ingress_settings()
     # The SDK serves its own metrics on a private port; the ingress's /metrics adds them.
     metrics_port = _free_port()
@@ -663,11 +668,12 @@ def _signed_headers(body: bytes, message_id: str) -> dict[str, str]:
     """Sign as the ingress checks: Segment's X-Signature first, else Standard Webhooks."""
     from standardwebhooks.webhooks import EmptyWebhookSecretError
 
-    from starter.settings import IngressSettings, reveal
+    from starter.settings import reveal
     from starter.signatures import sign_segment, standard_webhook_headers
 
     try:
-        settings = IngressSettings()
+        # Unset secrets come from the ones `onboarding up` generated for the local stack.
+        settings = IngressSettings(_env_file=local_secrets_path())
     except ValidationError as exc:
         raise CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}") from None
     headers = {"Content-Type": "application/json"}

@@ -7,9 +7,14 @@ until every sender uses the new one, then drop it.
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -78,3 +83,48 @@ class IngressSettings(BaseSettings):
 
 def reveal(secrets: list[SecretStr]) -> list[str]:
     return [s.get_secret_value() for s in secrets]
+
+
+# `onboarding up` on a developer's machine: secrets nobody set are generated once and kept
+# beside the dev server's database, so webhooks and `onboarding send-event` work at once.
+LOCAL_SECRETS_FILE = "ingress-secrets.env"
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _whsec() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+_LOCAL_SECRETS: dict[str, Callable[[], str]] = {
+    "ONBOARDING_HUBSPOT_SECRETS": _token,
+    "ONBOARDING_SALESFORCE_SECRETS": _token,
+    "ONBOARDING_SALESFORCE_OUTBOUND_TOKENS": _token,
+    "ONBOARDING_WEBHOOK_SECRETS": _whsec,
+    "ONBOARDING_SEGMENT_SECRETS": _token,
+    "ONBOARDING_EVENTS_WEBHOOK_SECRETS": _whsec,
+}
+
+
+def local_secrets_path(data_dir: Path | None = None) -> Path:
+    return (data_dir or Path.cwd() / ".data") / LOCAL_SECRETS_FILE
+
+
+def ensure_local_secrets(path: Path) -> list[str]:
+    """Export a secret for every secret setting the environment leaves unset, reusing the
+    ones in `path` (created 0600 when missing). Returns the names taken from the file."""
+    kept = dotenv_values(path) if path.exists() else {}
+    taken = []
+    for name, make in _LOCAL_SECRETS.items():
+        if os.environ.get(name):
+            continue
+        kept[name] = kept.get(name) or make()
+        os.environ[name] = str(kept[name])
+        taken.append(name)
+    if taken:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in kept.items() if v))
+    return taken

@@ -86,9 +86,9 @@ def verify_hubspot_v3(
             HUBSPOT_SIGNATURE, "no HubSpot secret is configured (ONBOARDING_HUBSPOT_SECRETS)"
         )
     if not signature:
-        raise SignatureError(HUBSPOT_SIGNATURE, "missing")
+        raise SignatureError(HUBSPOT_SIGNATURE, "missing: HubSpot signs every webhook request (v3)")
     if not timestamp:
-        raise SignatureError(HUBSPOT_TIMESTAMP, "missing")
+        raise SignatureError(HUBSPOT_TIMESTAMP, "missing: needed to check the signature is fresh")
     if not timestamp.isascii() or not timestamp.isdigit():
         raise SignatureError(HUBSPOT_TIMESTAMP, "must be milliseconds since the epoch")
     _check_age(HUBSPOT_TIMESTAMP, int(timestamp) / 1000, tolerance_s, now)
@@ -124,7 +124,9 @@ def verify_salesforce(secrets: Sequence[str], body: bytes, signature: str | None
             "no Salesforce secret is configured (ONBOARDING_SALESFORCE_SECRETS)",
         )
     if not signature:
-        raise SignatureError(SALESFORCE_SIGNATURE, "missing")
+        raise SignatureError(
+            SALESFORCE_SIGNATURE, "missing: sign the body with HMAC-SHA256 (see the docs)"
+        )
     given = _b64(SALESFORCE_SIGNATURE, signature)
     if not any(hmac.compare_digest(given, _mac(s, body, "sha256")) for s in secrets):
         raise SignatureError(SALESFORCE_SIGNATURE, "does not match the body")
@@ -164,7 +166,9 @@ def verify_segment(secrets: Sequence[str], body: bytes, signature: str | None) -
             SEGMENT_SIGNATURE, "no Segment secret is configured (ONBOARDING_SEGMENT_SECRETS)"
         )
     if not signature:
-        raise SignatureError(SEGMENT_SIGNATURE, "missing")
+        raise SignatureError(
+            SEGMENT_SIGNATURE, "missing: set a shared secret on the Segment destination"
+        )
     try:
         given = bytes.fromhex(signature)
     except ValueError:
@@ -222,7 +226,10 @@ def verify_standard_webhook(
         (WEBHOOK_SIGNATURE, signature),
     ):
         if not value:
-            raise SignatureError(name, "missing")
+            raise SignatureError(
+                name,
+                "missing: sign per Standard Webhooks (webhook-id, -timestamp, -signature)",
+            )
     assert msg_id and stamp and signature
     if not stamp.isascii() or not stamp.isdigit():
         raise SignatureError(WEBHOOK_TIMESTAMP, "must be whole seconds since the epoch")

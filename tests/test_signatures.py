@@ -278,7 +278,8 @@ def test_standard_webhook_missing_header_is_named(missing: str) -> None:
     del headers[missing]
     with pytest.raises(SignatureError) as err:
         verify_standard_webhook([SECRET], DEAL_BODY, headers)
-    assert (err.value.header, err.value.reason) == (missing, "missing")
+    assert err.value.header == missing
+    assert err.value.reason.startswith("missing")
 
 
 @pytest.mark.parametrize(
