@@ -447,12 +447,12 @@ async def test_search_attributes_and_current_details_track_the_state(
 ) -> None:
     handle = await onboardings.start(make_deal(**TIER_DEALS["high_touch"]))
     await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="re-org"))
-    st = await status(handle)
-    for _ in range(100):  # the workflow upserts on its next task, just after the update
+    for _ in range(400):  # upserted on the workflow's next tasks (the owner: after assign)
         attrs = (await handle.describe()).typed_search_attributes
-        if attrs.get(sa.ONBOARDING_STATE) == "paused":
+        if attrs.get(sa.ONBOARDING_STATE) == "paused" and attrs.get(sa.CSM_OWNER):
             break
         await asyncio.sleep(0.05)
+    st = await status(handle)
     assert attrs.get(sa.ONBOARDING_TIER) == "high_touch"
     assert attrs.get(sa.ONBOARDING_STATE) == "paused"
     assert attrs.get(sa.ONBOARDING_PHASE) == "kickoff"
