@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint install install-test clean-data
+.PHONY: run demo test lint bench install install-test clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,15 @@ demo: install
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy workflows activities starter worker.py
+	$(BIN)/mypy workflows activities starter worker.py bench
 
 ## test: lint, then the whole test suite
 test: lint
 	$(BIN)/pytest -q
+
+## bench: ingress vs bare SDK on a throwaway dev server (about 3 minutes; not part of test)
+bench: install-test
+	$(BIN)/python bench/ingress.py
 
 ## clean-data: forget the local dev server's state (.data/)
 clean-data:

@@ -57,6 +57,7 @@ from starter.settings import IngressSettings, reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
 from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
 from workflows.models import (
+    AwaitedEvents,
     ClosedWonDeal,
     DealAcceptance,
     HubSpotDealRef,
@@ -181,7 +182,7 @@ def create_app(
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         metrics.requests.labels(path, str(response.status_code)).inc()
-        log.info(
+        log.debug(
             "request",
             method=request.method,
             path=path,
@@ -532,8 +533,8 @@ def create_app(
                 return False, None, None
             raise _unavailable(exc) from None
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            awaited = await desc.memo_value("awaited_events", None)
-            return True, awaited, None
+            awaited = await desc.memo_value("awaited", None, type_hint=AwaitedEvents)
+            return True, awaited.events if awaited else None, None
         if desc.status in (
             WorkflowExecutionStatus.COMPLETED,
             WorkflowExecutionStatus.CONTINUED_AS_NEW,

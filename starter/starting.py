@@ -18,8 +18,6 @@ from typing import Any
 
 import temporalio.client
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -35,7 +33,6 @@ from workflows.models import (
     OnboardingInput,
     OnboardingState,
     OnboardingStatus,
-    Phase,
     Playbook,
     ProductEventBatch,
     TierDecision,
@@ -90,18 +87,6 @@ def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDeci
     return "\n".join(lines)
 
 
-def initial_search_attributes(deal: ClosedWonDeal, decision: TierDecision) -> TypedSearchAttributes:
-    """Set at start, so `list` and visibility queries find the onboarding at once."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.ONBOARDING_TIER, decision.tier.value),
-            SearchAttributePair(sa.ONBOARDING_STATE, OnboardingState.ACTIVE.value),
-            SearchAttributePair(sa.ONBOARDING_PHASE, Phase.KICKOFF.value),
-            SearchAttributePair(sa.ACV_USD, float(deal.acv_usd)),
-        ]
-    )
-
-
 async def finished_outcome(client: temporalio.client.Client, workflow_id: str) -> str:
     """`completed` / `cancelled` from the state search attribute, else the run's status."""
     desc = await client.get_workflow_handle(workflow_id).describe()
@@ -129,6 +114,9 @@ async def deliver_deal(
     `DealAcceptance.started` says whether this delivery began the onboarding (a
     redelivery with the same `delivery_id` gets the same answer). Raises
     `AlreadyOnboardedError` when the account's onboarding has finished.
+
+    Search attributes are left to the workflow's first task, which sets them all anyway:
+    setting them at the start too would write them twice.
     """
     decision = assign_tier(deal, playbook.tier_rule)
     try:
@@ -149,7 +137,6 @@ async def deliver_deal(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             static_summary=summary_line(deal, decision),
             static_details=details_markdown(deal, playbook, decision),
-            search_attributes=initial_search_attributes(deal, decision),
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError as exc:
@@ -234,9 +221,6 @@ async def send_product_events(
             start_signal="product_events",
             start_signal_args=[batch],
             static_summary=f"{account_id} · product events before the closed-won deal",
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.ONBOARDING_STATE, OnboardingState.AWAITING_DEAL.value)]
-            ),
             rpc_timeout=rpc_timeout,
         )
     except WorkflowAlreadyStartedError as exc:

@@ -26,6 +26,7 @@ from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
 from tests.conftest import FakeCrmApi
+from workflows.models import AwaitedEvents
 
 WHSEC_RAW = b"generic-webhook-secret-0123456789"
 WHSEC = "whsec_" + base64.b64encode(WHSEC_RAW).decode()
@@ -506,8 +507,8 @@ async def test_product_events_complete_milestones_with_one_signal_per_account(
     handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
 
     async def login_not_awaited() -> bool:
-        awaited = await (await handle.describe()).memo_value("awaited_events")
-        return "user_logged_in" not in awaited
+        awaited = await (await handle.describe()).memo_value("awaited", type_hint=AwaitedEvents)
+        return "user_logged_in" not in awaited.events
 
     assert await until(login_not_awaited)
     again = await post_events(http, [track(acct, "user_logged_in")])
@@ -645,3 +646,26 @@ async def test_metrics_count_requests_rejections_starts_and_signals(
         '{reason="invalid_signature",route="/webhooks/deals"} 1.0' in text
     )
     assert 'onboarding_ingress_requests_total{route="/events",status="200"} 1.0' in text
+
+
+async def test_once_no_milestone_needs_events_none_reach_the_workflow(
+    http: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    acct = account()
+    await start_deal(http, acct)
+    names = ["user_logged_in", "setup_completed", "data_import_validated"]
+    names += ["core_workflow_completed"] + ["user_invited"] * 3
+    first = await post_events(http, [track(acct, name) for name in names])
+    assert first.json()["signals"] == 1
+    handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
+
+    async def nothing_awaited() -> bool:
+        memo = await (await handle.describe()).memo_value(
+            "awaited", None, type_hint=AwaitedEvents | None
+        )
+        return memo is not None and memo.events == []
+
+    assert await until(nothing_awaited)
+    later = await post_events(http, [track(acct, "setup_completed"), track(acct, "user_invited")])
+    assert later.json()["signals"] == 0
+    assert {e["outcome"] for e in later.json()["events"]} == {"ignored"}

@@ -612,6 +612,13 @@ class DealDelivery(BaseModel):
     delivery_id: str = Field(min_length=1)
 
 
+class AwaitedEvents(BaseModel):
+    """Memo `awaited`: the product events the open milestones still need (the ingress
+    drops the others before they reach Temporal)."""
+
+    events: list[str]
+
+
 class DealAcceptance(BaseModel):
     """What `provide_deal` did: `started` is true when this delivery began the onboarding."""
 

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Action,
         Audience,
         AuditEntry,
+        AwaitedEvents,
         CancelRequest,
         ClosedWonDeal,
         ContactChange,
@@ -936,10 +937,11 @@ class AccountOnboarding:
         )
 
     def _publish_memo(self, awaited: list[str]) -> None:
-        """The ingress reads `awaited_events` to drop events no open milestone needs."""
-        if self._published.get("awaited_events") != awaited:
-            self._published["awaited_events"] = awaited
-            workflow.upsert_memo({"awaited_events": awaited})
+        """The ingress reads memo `awaited` to drop events no open milestone needs. (A
+        bare empty list would be dropped by the server as if unset: hence the model.)"""
+        if self._published.get("awaited") != awaited:
+            self._published["awaited"] = awaited
+            workflow.upsert_memo({"awaited": AwaitedEvents(events=awaited)})
 
     def _publish(self) -> None:
         """Keep search attributes and the UI's current details in step with the state."""
