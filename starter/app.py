@@ -243,6 +243,8 @@ def create_app(
         """Payload -> domain model; a field problem becomes 422 naming the field."""
         try:
             return make()
+        except crm.MalformedError as exc:
+            raise ApiError(400, "malformed", exc.field, exc.reason) from None
         except crm.PayloadError as exc:
             raise ApiError(422, "invalid_payload", exc.field, exc.reason) from None
         except ValidationError as exc:

@@ -50,6 +50,10 @@ class PayloadError(Exception):
         self.reason = reason
 
 
+class MalformedError(PayloadError):
+    """The body cannot be parsed at all (HTTP 400, not 422)."""
+
+
 class Ignored(BaseModel):
     """A message acknowledged and deliberately not acted on, and why."""
 
@@ -308,11 +312,11 @@ def salesforce_outbound(
     reason in its Outbound Message queue and retries it once fixed.
     """
     if _DECLARATION.search(body):
-        raise PayloadError("body", "DOCTYPE and ENTITY declarations are not accepted")
+        raise MalformedError("body", "DOCTYPE and ENTITY declarations are not accepted")
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
-        raise PayloadError("body", f"not well-formed XML: {exc}") from None
+        raise MalformedError("body", f"not well-formed XML: {exc}") from None
     notifications = root if root.tag == f"{{{OUTBOUND_NS}}}notifications" else None
     if notifications is None:
         notifications = root.find(f".//{{{OUTBOUND_NS}}}notifications")

@@ -360,6 +360,8 @@ async def test_salesforce_outbound_messages_are_acknowledged_once_taken(
     assert (await http.post(url, content=body)).status_code == 200
     assert await runs(dev_env.client, acct) == 1
 
+    for broken in (b"<notifications><unclosed>", b'<!DOCTYPE x [<!ENTITY a "b">]><x/>'):
+        assert error(await http.post(url, content=broken)) == (400, "malformed", "body")
     wrong_token = await http.post("/webhooks/salesforce/outbound?token=guess", content=body)
     assert error(wrong_token)[:2] == (401, "invalid_signature")
     stranger = account()
