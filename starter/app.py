@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -57,10 +56,12 @@ from starter.settings import IngressSettings, reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
 from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
 from workflows.models import (
+    ACCOUNT_ID,
     AwaitedEvents,
     ClosedWonDeal,
     DealAcceptance,
     HubSpotDealRef,
+    OnboardingState,
     OnboardingStatus,
     Playbook,
     ProductEventBatch,
@@ -73,7 +74,6 @@ disable_created_metrics()  # `*_created` series only add noise to counters scrap
 
 # How long a request waits for Temporal before answering 503 (the sender retries).
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 class ApiError(Exception):
@@ -251,6 +251,13 @@ def create_app(
             first = _validation_errors(exc)[0]
             raise ApiError(422, "invalid_payload", first["field"], first["reason"]) from None
 
+    def count_delivery(source: str, accepted: DealAcceptance) -> None:
+        finished = accepted.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
+        outcome = "started" if accepted.started else "already_running"
+        metrics.deliveries.labels(source, "already_onboarded" if finished else outcome).inc()
+        if accepted.started:
+            metrics.starts.labels(source).inc()
+
     async def deliver(deal: ClosedWonDeal, delivery_id: str) -> dict[str, Any]:
         """One closed-won deal to its onboarding; the answer names the workflow."""
         source = deal.crm.source
@@ -279,10 +286,7 @@ def create_app(
             raise ApiError(422, "invalid_payload", "account_id", reason) from None
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise _unavailable(exc) from None
-        outcome = "started" if accepted.started else "already_running"
-        metrics.deliveries.labels(source, outcome).inc()
-        if accepted.started:
-            metrics.starts.labels(source).inc()
+        count_delivery(source, accepted)
         log.info(
             "deal delivered",
             account_id=deal.account_id,
@@ -367,9 +371,7 @@ def create_app(
             while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
                 cause = cause.cause
             return base | {"pending": False, "failed": True, "detail": str(cause)}
-        metrics.deliveries.labels("hubspot", "started" if accepted.started else "known").inc()
-        if accepted.started:
-            metrics.starts.labels("hubspot").inc()
+        count_delivery("hubspot", accepted)
         return base | {"pending": False} | _acceptance(accepted, link(accepted.workflow_id))
 
     @app.post(
@@ -553,7 +555,7 @@ def create_app(
         response_model=OnboardingStatus,
     )
     async def account(account_id: str) -> JSONResponse:
-        if not _valid_account(account_id):
+        if not ACCOUNT_ID.match(account_id):
             raise ApiError(422, "invalid_request", "account_id", f"{account_id!r} is not an id")
         workflow_id = workflow_id_for(account_id)
         handle = temporal().get_workflow_handle(workflow_id)
@@ -620,10 +622,6 @@ def _unavailable(exc: BaseException) -> ApiError:
     return ApiError(
         503, "temporal_unavailable", "temporal", f"Temporal did not take the request: {exc}"
     )
-
-
-def _valid_account(account_id: str) -> bool:
-    return ACCOUNT_ID.match(account_id) is not None
 
 
 def _public_uri(request: Request, public_url: str | None) -> str:

@@ -17,7 +17,6 @@ account at the first non-empty of the configured dotted paths (`groupId`,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -26,12 +25,10 @@ from pydantic import BaseModel
 
 from starter.crm import PayloadError
 from workflows.event_mapping import property_value, to_product_event
-from workflows.models import Playbook, ProductEvent, UtcDatetime
+from workflows.models import ACCOUNT_ID, Playbook, ProductEvent, UtcDatetime
 
 CallType = Literal["track", "identify", "group", "page", "screen", "alias"]
 CALL_TYPES: tuple[str, ...] = get_args(CallType)
-# The ClosedWonDeal.account_id pattern: an event's account must be able to own a deal.
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # messageIds are kept by the workflow for deduplication; bound what one can cost.
 MAX_MESSAGE_ID = 200
 TIME_FIELDS = ("timestamp", "sentAt", "receivedAt")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -170,18 +171,27 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 class FakeCrmApi:
     """A local HTTP server answering like a CRM's REST API, recording every request.
 
-    `routes` maps a path (without the query) to (status, JSON body)."""
+    `routes` maps a path (without the query) to (status, JSON body); each request is
+    recorded as `{"path", "query" (parsed), "authorization"}`."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, Any]] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.requests: list[dict[str, Any]] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                api.requests.append(("GET", self.path, dict(self.headers)))
-                status, body = api.routes.get(path, (404, {"message": "not found"}))
+                parts = urlsplit(self.path)
+                api.requests.append(
+                    {
+                        "path": parts.path,
+                        "query": parse_qs(parts.query),
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
+                status, body = api.routes.get(
+                    parts.path, (404, {"status": "error", "message": "Object not found"})
+                )
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -194,7 +204,7 @@ class FakeCrmApi:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -21,6 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.crm import HubSpotClient
 from activities.settings import Settings
+from tests.conftest import FakeCrmApi
 from workflows.models import ClosedWonDeal, ContactRole, HubSpotDealRef
 
 TOKEN = "pat-na1-test-token"
@@ -68,54 +64,16 @@ CONTACTS = {
 }
 
 
-@dataclass
-class FakeHubSpot:
-    """Routes -> (status, JSON body); every request is recorded."""
-
-    url: str
-    routes: dict[str, tuple[int, Any]] = field(default_factory=dict)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
 @pytest.fixture
-def hubspot() -> Iterator[FakeHubSpot]:
-    fake = FakeHubSpot(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            fake.requests.append(
-                {
-                    "path": parts.path,
-                    "query": parse_qs(parts.query),
-                    "authorization": self.headers.get("Authorization"),
-                }
-            )
-            status, body = fake.routes.get(
-                parts.path, (404, {"status": "error", "message": "Object not found"})
-            )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+def hubspot() -> Iterator[FakeCrmApi]:
+    fake = FakeCrmApi()
     fake.routes = {
         "/crm/v3/objects/deals/1234": (200, DEAL),
         "/crm/v3/objects/companies/9000": (200, COMPANY),
         **{f"/crm/v3/objects/contacts/{cid}": (200, c) for cid, c in CONTACTS.items()},
     }
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     yield fake
-    server.shutdown()
-    server.server_close()
+    fake.close()
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +92,7 @@ REF = HubSpotDealRef(
 
 
 async def fetch(
-    hubspot: FakeHubSpot, ref: HubSpotDealRef = REF, token: str | None = TOKEN
+    hubspot: FakeCrmApi, ref: HubSpotDealRef = REF, token: str | None = TOKEN
 ) -> ClosedWonDeal:
     settings = Settings(
         hubspot_api_url=hubspot.url,
@@ -144,7 +102,7 @@ async def fetch(
     return await ActivityEnvironment().run(client.fetch_hubspot_deal, ref)
 
 
-async def test_fetch_returns_the_deal_with_company_and_contacts(hubspot: FakeHubSpot) -> None:
+async def test_fetch_returns_the_deal_with_company_and_contacts(hubspot: FakeCrmApi) -> None:
     deal = await fetch(hubspot)
 
     assert (deal.account_id, deal.account_name, deal.acv_usd) == ("9000", "Acme Corp", 64000)
@@ -172,7 +130,7 @@ async def test_fetch_returns_the_deal_with_company_and_contacts(hubspot: FakeHub
     )
 
 
-async def test_fetch_reads_at_most_ten_contacts(hubspot: FakeHubSpot) -> None:
+async def test_fetch_reads_at_most_ten_contacts(hubspot: FakeCrmApi) -> None:
     many = [{"id": str(100 + i), "type": "deal_to_contact"} for i in range(15)]
     deal = json.loads(json.dumps(DEAL))
     deal["associations"]["contacts"]["results"] = many
@@ -181,14 +139,14 @@ async def test_fetch_reads_at_most_ten_contacts(hubspot: FakeHubSpot) -> None:
     assert sum("/contacts/" in r["path"] for r in hubspot.requests) == 10
 
 
-async def test_a_deal_no_longer_closed_won_is_still_returned(hubspot: FakeHubSpot) -> None:
+async def test_a_deal_no_longer_closed_won_is_still_returned(hubspot: FakeCrmApi) -> None:
     deal = json.loads(json.dumps(DEAL))
     deal["properties"]["dealstage"] = "contractsent"
     hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
     assert (await fetch(hubspot)).account_id == "9000"
 
 
-async def permanent_error(hubspot: FakeHubSpot, **kwargs: Any) -> ApplicationError:
+async def permanent_error(hubspot: FakeCrmApi, **kwargs: Any) -> ApplicationError:
     with pytest.raises(ApplicationError) as err:
         await fetch(hubspot, **kwargs)
     assert err.value.non_retryable, err.value
@@ -196,7 +154,7 @@ async def permanent_error(hubspot: FakeHubSpot, **kwargs: Any) -> ApplicationErr
     return err.value
 
 
-async def test_unknown_deal_is_permanent(hubspot: FakeHubSpot) -> None:
+async def test_unknown_deal_is_permanent(hubspot: FakeCrmApi) -> None:
     ref = REF.model_copy(update={"deal_id": "777"})
     error = await permanent_error(hubspot, ref=ref)
     assert error.message == "deal 777 not found in portal 62515"
@@ -204,7 +162,7 @@ async def test_unknown_deal_is_permanent(hubspot: FakeHubSpot) -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_rejected_token_is_permanent_and_names_the_setting(
-    hubspot: FakeHubSpot, status: int
+    hubspot: FakeCrmApi, status: int
 ) -> None:
     hubspot.routes["/crm/v3/objects/deals/1234"] = (status, {"status": "error"})
     error = await permanent_error(hubspot)
@@ -213,13 +171,13 @@ async def test_rejected_token_is_permanent_and_names_the_setting(
     assert TOKEN not in error.message
 
 
-async def test_no_token_is_permanent_and_nothing_is_sent(hubspot: FakeHubSpot) -> None:
+async def test_no_token_is_permanent_and_nothing_is_sent(hubspot: FakeCrmApi) -> None:
     error = await permanent_error(hubspot, token=None)
     assert "ONBOARDING_HUBSPOT_TOKEN" in error.message
     assert hubspot.requests == []
 
 
-async def test_deal_without_company_is_permanent(hubspot: FakeHubSpot) -> None:
+async def test_deal_without_company_is_permanent(hubspot: FakeCrmApi) -> None:
     deal = json.loads(json.dumps(DEAL))
     del deal["associations"]["companies"]
     hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
@@ -229,7 +187,7 @@ async def test_deal_without_company_is_permanent(hubspot: FakeHubSpot) -> None:
 
 
 @pytest.mark.parametrize("status", [503, 429])
-async def test_unavailable_or_throttled_is_retryable(hubspot: FakeHubSpot, status: int) -> None:
+async def test_unavailable_or_throttled_is_retryable(hubspot: FakeCrmApi, status: int) -> None:
     hubspot.routes["/crm/v3/objects/companies/9000"] = (status, {"status": "error"})
     with pytest.raises(ApplicationError) as err:
         await fetch(hubspot)
@@ -238,9 +196,8 @@ async def test_unavailable_or_throttled_is_retryable(hubspot: FakeHubSpot, statu
 
 
 async def test_connection_refused_is_retryable() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        closed = FakeHubSpot(url=f"http://127.0.0.1:{s.getsockname()[1]}")
+    closed = FakeCrmApi()
+    closed.close()  # nobody listens on its port any more
     with pytest.raises(Exception) as err:
         await fetch(closed)
     assert not (isinstance(err.value, ApplicationError) and err.value.non_retryable)

@@ -418,8 +418,8 @@ async def test_hubspot_closed_won_fetches_the_deal_and_starts_its_onboarding(
     assert status["account_name"] == "Globex"
     assert status["tier"] == "self_serve"
     assert any(
-        r[1].startswith(f"/crm/v3/objects/deals/{deal_id}")
-        and r[2].get("Authorization") == "Bearer pat-test-token"
+        r["path"] == f"/crm/v3/objects/deals/{deal_id}"
+        and r["authorization"] == "Bearer pat-test-token"
         for r in fake_crm.requests
     )
 

@@ -95,6 +95,7 @@ def _to_utc_datetime(value: object) -> object:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+ACCOUNT_ID = re.compile(_ID)  # a CRM account id: letters, digits, . _ : -
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
