@@ -50,6 +50,7 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.logging import configure_logging
 from starter import crm, events, signatures
 from starter.client import TASK_QUEUE, connect, ui_url
 from starter.settings import IngressSettings, reveal
@@ -153,7 +154,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if "client" not in state:
+        if "client" not in state:  # standalone (`uvicorn --factory`): set up like a service
+            configure_logging()
             state["client"] = await connect()
         log.info("ingress ready", playbook=playbook.version, namespace=state["client"].namespace)
         yield

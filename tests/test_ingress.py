@@ -671,3 +671,23 @@ async def test_once_no_milestone_needs_events_none_reach_the_workflow(
     later = await post_events(http, [track(acct, "setup_completed"), track(acct, "user_invited")])
     assert later.json()["signals"] == 0
     assert {e["outcome"] for e in later.json()["events"]} == {"ignored"}
+
+
+async def test_a_hubspot_deal_without_a_company_is_answered_with_why(
+    http: httpx.AsyncClient, fake_crm: FakeCrmApi
+) -> None:
+    deal_id = str(uuid.uuid4().int % 10**11)
+    fake_crm.routes[f"/crm/v3/objects/deals/{deal_id}"] = (
+        200,
+        {"id": deal_id, "properties": {"amount": "9000", "closedate": "2026-11-20"}},
+    )
+    body = dumps([hubspot_event(deal_id)])
+    uri = "http://ingress.test/webhooks/hubspot"
+    response = await http.post(
+        "/webhooks/hubspot", content=body, headers=hubspot_headers(uri, body)
+    )
+    assert response.status_code == 200, response.text
+    [deal] = response.json()["deals"]
+    assert deal["failed"] is True
+    assert "no associated company" in deal["detail"]
+    assert "workflow_id" not in deal
