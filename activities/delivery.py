@@ -8,18 +8,23 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from starter.starting import AlreadyOnboardedError, deliver_deal
-from workflows.models import DealAcceptance, DealDelivery, OnboardingState, workflow_id_for
+from workflows.models import DealAcceptance, DealHandoff, OnboardingState, workflow_id_for
 
 log = structlog.get_logger("activities.delivery")
 
 
 @activity.defn(name="deliver_deal")
-async def deliver_deal_activity(delivery: DealDelivery) -> DealAcceptance:
+async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
     """Idempotent: the onboarding keys the delivery by `delivery_id`."""
+    delivery = handoff.delivery
     deal = delivery.deal
     try:
         accepted = await deliver_deal(
-            activity.client(), deal, delivery.playbook, delivery.delivery_id
+            activity.client(),
+            deal,
+            delivery.playbook,
+            delivery.delivery_id,
+            options=handoff.options,
         )
     except AlreadyOnboardedError as exc:
         state = (

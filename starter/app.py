@@ -269,7 +269,7 @@ def create_app(
                 deal,
                 playbook,
                 delivery_id,
-                deal_wait_days=settings.deal_wait_days,
+                options=settings.start_options(),
                 rpc_timeout=TEMPORAL_TIMEOUT,
             )
         except AlreadyOnboardedError as exc:
@@ -337,7 +337,7 @@ def create_app(
         try:
             handle = await temporal().start_workflow(
                 HubSpotDealIntake.run,
-                HubSpotIntake(ref=ref, playbook=playbook, deal_wait_days=settings.deal_wait_days),
+                HubSpotIntake(ref=ref, playbook=playbook, options=settings.start_options()),
                 id=intake_id,
                 task_queue=TASK_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -515,7 +515,7 @@ def create_app(
                 ProductEventBatch(events=kept.events),
                 playbook,
                 running=running,
-                deal_wait_days=settings.deal_wait_days,
+                options=settings.start_options(),
                 rpc_timeout=TEMPORAL_TIMEOUT,
             )
         except AlreadyOnboardedError as exc:

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.settings import CommaList, _split
+from workflows.models import StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -67,6 +68,17 @@ class IngressSettings(BaseSettings):
         ge=1,
         description="An onboarding started by product events ends if no deal comes by then",
     )
+
+    max_history_events: int = Field(
+        default=2_000,
+        ge=100,
+        description="An onboarding continues-as-new once its run's history is this long",
+    )
+
+    def start_options(self) -> StartOptions:
+        return StartOptions(
+            deal_wait_days=self.deal_wait_days, max_history_events=self.max_history_events
+        )
 
     _split_lists = field_validator(
         "hubspot_secrets",

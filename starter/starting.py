@@ -35,6 +35,7 @@ from workflows.models import (
     OnboardingStatus,
     Playbook,
     ProductEventBatch,
+    StartOptions,
     TierDecision,
     workflow_id_for,
 )
@@ -102,7 +103,7 @@ async def deliver_deal(
     playbook: Playbook,
     delivery_id: str,
     *,
-    deal_wait_days: int = 30,
+    options: StartOptions | None = None,
     rpc_timeout: timedelta | None = None,
 ) -> DealAcceptance:
     """Start the account's onboarding with its deal, or hand the deal to the running one.
@@ -128,7 +129,7 @@ async def deliver_deal(
                 deal=deal,
                 playbook=playbook,
                 delivery_id=delivery_id,
-                deal_wait_days=deal_wait_days,
+                **(options or StartOptions()).model_dump(),
             ),
             id=deal.workflow_id,
             task_queue=TASK_QUEUE,
@@ -193,7 +194,7 @@ async def send_product_events(
     playbook: Playbook,
     *,
     running: bool,
-    deal_wait_days: int = 30,
+    options: StartOptions | None = None,
     rpc_timeout: timedelta | None = None,
 ) -> None:
     """One signal with the account's events. With no running onboarding (`running`
@@ -212,7 +213,9 @@ async def send_product_events(
         await client.start_workflow(
             WORKFLOW_TYPE,
             OnboardingInput(
-                account_id=account_id, playbook=playbook, deal_wait_days=deal_wait_days
+                account_id=account_id,
+                playbook=playbook,
+                **(options or StartOptions()).model_dump(),
             ),
             id=workflow_id,
             task_queue=TASK_QUEUE,

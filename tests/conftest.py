@@ -4,12 +4,14 @@ the service's worker and a fake CRM API) for the ingress and end-to-end tests.""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import os
 import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,16 +101,23 @@ class Onboardings:
     task_queue: str
     sent_log: Path
     playbook: Playbook
+    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
 
     async def start(
-        self, deal: ClosedWonDeal, playbook: Playbook | None = None
+        self, deal: ClosedWonDeal, playbook: Playbook | None = None, **input: Any
     ) -> WorkflowHandle[Any, OnboardingStatus]:
         handle = await self.env.client.start_workflow(
             AccountOnboarding.run,
-            OnboardingInput(deal=deal, playbook=playbook or self.playbook),
+            OnboardingInput(deal=deal, playbook=playbook or self.playbook, **input),
             id=deal.workflow_id,
             task_queue=self.task_queue,
         )
+        self.started.append(handle)
+        return handle
+
+    def track(self, handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+        """Record this workflow's history too (with RECORD_HISTORIES set)."""
+        self.started.append(handle)
         return handle
 
     async def now(self) -> datetime:
@@ -137,7 +146,7 @@ class Onboardings:
 
 @pytest.fixture
 async def onboardings(
-    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Onboardings]:
     task_queue = f"onboarding-test-{uuid.uuid4().hex[:8]}"
     settings = Settings(notify_channels=["log"], sent_log=tmp_path / "sent.jsonl")
@@ -149,7 +158,43 @@ async def onboardings(
         # A workflow bug fails the test at once instead of retrying the task forever.
         workflow_failure_exception_types=[Exception],
     ):
-        yield Onboardings(env, task_queue, settings.sent_log or Path(), playbook)
+        it = Onboardings(env, task_queue, settings.sent_log or Path(), playbook)
+        yield it
+        if folder := os.environ.get(RECORD_HISTORIES):
+            await record_histories(env.client, it.started, HISTORIES / folder, request.node.name)
+
+
+RECORD_HISTORIES = "RECORD_HISTORIES"
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_histories(
+    client: Client, handles: list[WorkflowHandle[Any, Any]], folder: Path, test_name: str
+) -> None:
+    """Save every run of these workflows' histories for the replay test (`make histories`).
+
+    A run that continued-as-new is followed to the next run, so each run is one file.
+    """
+    files: dict[str, str] = {}
+    for i, handle in enumerate(handles):
+        run_id: str | None = handle.first_execution_run_id or handle.result_run_id
+        run = 0
+        while run_id:
+            history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            files[f"{test_name.replace('[', '-').rstrip(']')}-{i}-run{run}.json.gz"] = (
+                history.to_json()
+            )
+            attrs = history.events[-1].workflow_execution_continued_as_new_event_attributes
+            run_id = attrs.new_execution_run_id or None
+            run += 1
+    _write(folder, files)
+
+
+def _write(folder: Path, files: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        # mtime=0: the same history gives the same bytes, so re-recording makes no diff.
+        (folder / name).write_bytes(gzip.compress(text.encode(), mtime=0))
 
 
 # --------------------------------------------------------------------------- real dev server

@@ -36,7 +36,7 @@ def batch(*names: str) -> ProductEventBatch:
 async def events_first(
     onboardings: Onboardings, account_id: str, first: ProductEventBatch, wait_days: int = 30
 ) -> WorkflowHandle[Any, Any]:
-    return await onboardings.env.client.start_workflow(
+    handle = await onboardings.env.client.start_workflow(
         AccountOnboarding.run,
         OnboardingInput(
             account_id=account_id, playbook=onboardings.playbook, deal_wait_days=wait_days
@@ -46,6 +46,7 @@ async def events_first(
         start_signal="product_events",
         start_signal_args=[first],
     )
+    return onboardings.track(handle)
 
 
 async def test_events_wait_for_the_deal_then_count(onboardings: Onboardings) -> None:

@@ -20,8 +20,10 @@ with workflow.unsafe.imports_passed_through():
         ClosedWonDeal,
         DealAcceptance,
         DealDelivery,
+        DealHandoff,
         HubSpotDealRef,
         Playbook,
+        StartOptions,
     )
 
 FETCH_RETRY = RetryPolicy(
@@ -39,7 +41,7 @@ DELIVER_RETRY = RetryPolicy(
 class HubSpotIntake(BaseModel):
     ref: HubSpotDealRef
     playbook: Playbook = Field(description="Pinned when the webhook arrived")
-    deal_wait_days: int = 30
+    options: StartOptions = Field(default_factory=StartOptions)
 
 
 def intake_workflow_id(ref: HubSpotDealRef) -> str:
@@ -62,10 +64,13 @@ class HubSpotDealIntake:
         )
         return await workflow.execute_activity(
             "deliver_deal",
-            DealDelivery(
-                deal=deal,
-                playbook=intake.playbook,
-                delivery_id=f"hubspot:{ref.portal_id}:{ref.deal_id}",
+            DealHandoff(
+                delivery=DealDelivery(
+                    deal=deal,
+                    playbook=intake.playbook,
+                    delivery_id=f"hubspot:{ref.portal_id}:{ref.deal_id}",
+                ),
+                options=intake.options,
             ),
             result_type=DealAcceptance,
             start_to_close_timeout=timedelta(seconds=60),

@@ -613,6 +613,21 @@ class DealDelivery(BaseModel):
     delivery_id: str = Field(min_length=1)
 
 
+class StartOptions(BaseModel):
+    """How the service starts onboardings (`ONBOARDING_DEAL_WAIT_DAYS`,
+    `ONBOARDING_MAX_HISTORY_EVENTS`); pinned in each onboarding's input."""
+
+    deal_wait_days: int = Field(default=30, ge=1)
+    max_history_events: int = Field(default=2_000, ge=100)
+
+
+class DealHandoff(BaseModel):
+    """Activity `deliver_deal`: a fetched CRM deal, to start (or reach) its onboarding."""
+
+    delivery: DealDelivery
+    options: StartOptions = Field(default_factory=StartOptions)
+
+
 class AwaitedEvents(BaseModel):
     """Memo `awaited`: the product events the open milestones still need (the ingress
     drops the others before they reach Temporal)."""
@@ -745,6 +760,12 @@ class OnboardingInput(BaseModel):
     )
     deal_wait_days: int = Field(
         default=30, ge=1, description="Without a deal: how long to wait for one before ending"
+    )
+    max_history_events: int = Field(
+        default=2_000,
+        ge=100,
+        description="Continue-as-new once the run's history is this long (or when the "
+        "server suggests it, at 4,096 events by default)",
     )
     early: EarlyFacts | None = Field(default=None, description="Set only by continue-as-new")
     progress: OnboardingProgress | None = Field(

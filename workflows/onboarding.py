@@ -67,6 +67,8 @@ DAY = timedelta(days=1)
 # Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
 MAX_SEEN_EVENT_IDS = 10_000
 MAX_REJECTED = 200
+# workflow.patched() id of "continue-as-new at `max_history_events`" (added 2026-11-22).
+CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -107,6 +109,7 @@ class AccountOnboarding:
         self.playbook = input.playbook
         self.delivery_id = input.delivery_id
         self.deal_wait_days = input.deal_wait_days
+        self.max_history_events = input.max_history_events
         self.outbox: list[_Notify | _AssignOwner] = []
         self.changed = False
         self._timer: asyncio.Task[None] | None = None
@@ -145,12 +148,23 @@ class AccountOnboarding:
             self._publish()
             if self.progress.finished_at is not None and not self.outbox:
                 break
-            if workflow.info().is_continue_as_new_suggested():
+            if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
             await self._sleep_until_due_or_message()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
+
+    def _history_is_long(self) -> bool:
+        """Time to continue-as-new: the server suggests it, or the history has reached the
+        input's `max_history_events` (so product events can never grow it unbounded)."""
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        # Patched: runs that began before this rule must replay as they ran (see README).
+        return workflow.patched(CAN_AT_EVENT_COUNT) and (
+            info.get_current_history_length() >= self.max_history_events
+        )
 
     def _carry_over(self) -> OnboardingInput:
         """The whole state, as the input of the next run (continue-as-new)."""
@@ -160,6 +174,7 @@ class AccountOnboarding:
             playbook=self.playbook,
             delivery_id=self.delivery_id,
             deal_wait_days=self.deal_wait_days,
+            max_history_events=self.max_history_events,
             early=self.early,
             progress=self.progress if self._deal is not None else None,
         )
@@ -174,7 +189,7 @@ class AccountOnboarding:
             self.changed = False
             until = self._waiting_until()
             self._publish_waiting(until)
-            if workflow.info().is_continue_as_new_suggested():
+            if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
             if workflow.now() >= until:

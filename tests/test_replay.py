@@ -1,0 +1,52 @@
+"""Every recorded history replays against the current workflow code.
+
+`tests/histories/<version>/` holds real histories of the workflow-test scenarios (each
+tier to handoff, escalations, tier changes, pause/resume, events before the deal,
+continue-as-new), recorded with `make histories` when that version of the workflow code
+was current. A change that would break an onboarding already in flight fails here with
+the SDK's non-determinism error: guard it with `workflow.patched()` (see the README).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.conftest import HISTORIES
+from workflows.intake import HubSpotDealIntake
+from workflows.onboarding import AccountOnboarding
+
+RECORDED = sorted(HISTORIES.glob("*/*.json.gz"))
+
+
+def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
+    names = " ".join(p.name for p in RECORDED)
+    for scenario in (
+        "happy_path_reaches_handoff",  # each tier to handoff
+        "every_ladder_step_fires",  # escalations
+        "upgrades",  # automatic tier change
+        "override",  # tier override
+        "pause",  # pause / resume
+        "wait_for_the_deal",  # events before the deal
+        "continues_as_new",  # several runs
+    ):
+        assert scenario in names, f"no recorded history for {scenario}"
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.name, gzip.decompress(path.read_bytes()).decode())
+
+
+@pytest.mark.parametrize(
+    "path", RECORDED, ids=[f"{p.parent.name}/{p.name.removesuffix('.json.gz')}" for p in RECORDED]
+)
+async def test_history_replays_against_current_code(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(load(path))
