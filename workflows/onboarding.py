@@ -76,7 +76,9 @@ NOTIFY_RETRY = RetryPolicy(
     non_retryable_error_types=["TemplateError"],
 )
 ASSIGN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1)
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["EmptyRoster"],
 )
 
 
