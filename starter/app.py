@@ -53,6 +53,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.logging import configure_logging
 from starter import crm, events, signatures
 from starter.client import TASK_QUEUE, connect, ui_url
+from starter.codec import codec_router
 from starter.settings import IngressSettings, reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
 from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
@@ -166,6 +167,7 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
+    app.include_router(codec_router())  # /codec/*: the Web UI's and CLI's decryption
 
     def temporal() -> temporalio.client.Client:
         return state["client"]

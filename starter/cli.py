@@ -35,7 +35,6 @@ import temporalio.client
 import typer
 from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -46,10 +45,12 @@ from starter.client import (
     ConnectError,
     connect,
     connect_config,
+    data_converter,
     metrics_runtime,
     ui_base_url,
     ui_url,
 )
+from starter.codec import CodecSettings, DecryptionError
 from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
 from starter.starting import AlreadyOnboardedError, start_onboarding, usd
 from workflows import search_attributes as sa
@@ -168,6 +169,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         AlreadyOnboardedError,
         PlaybookError,
         devserver.DevServerError,
+        DecryptionError,
     ) as exc:
         _fail(str(exc))
     except ValidationError as exc:
@@ -367,6 +369,9 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
         if taken:
             typer.echo(f"Secrets:     {local_secrets_path(data_dir)} ({len(taken)} local)")
     ingress = _ingress_settings()
+    codec = CodecSettings()  # bad ONBOARDING_CODEC_* settings fail before anything starts
+    # The UI (http://localhost:8233) decrypts through the ingress; same site for its cookie.
+    codec_endpoint = f"http://localhost:{ingress.port}/codec" if codec.codec_keys else None
     # The SDK serves its own metrics on a private port; the ingress's /metrics adds them.
     metrics_port = _free_port()
     runtime = metrics_runtime(metrics_port)
@@ -394,13 +399,17 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
         else:
             namespace = str(connect_config()["namespace"])
             server = await devserver.start_dev_server(
-                port=port, ui_port=ui_port, db_path=db, namespace=namespace
+                port=port,
+                ui_port=ui_port,
+                db_path=db,
+                namespace=namespace,
+                ui_codec_endpoint=codec_endpoint,
             )
             # Our own local server: plain gRPC, whatever TLS / API key the env configures.
             client = await temporalio.client.Client.connect(
                 server.address,
                 namespace=namespace,
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(),
                 runtime=runtime,
             )
             typer.echo(f"Temporal:    {server.address} (state {server.db_path})")

@@ -9,14 +9,18 @@ talks to the local dev server on localhost:7233, namespace `default`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 from urllib.parse import quote
 
 import temporalio.client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from starter.codec import CodecSettings, EncryptionCodec
 
 TASK_QUEUE = "onboarding"
 WORKFLOW_TYPE = "AccountOnboarding"
@@ -55,6 +59,21 @@ def namespace() -> str:
     return str(connect_config()["namespace"])
 
 
+def data_converter(settings: CodecSettings | None = None) -> DataConverter:
+    """Pydantic JSON; encrypted when `ONBOARDING_CODEC_KEYS` is set (see starter/codec.py).
+
+    With encryption, failure messages and stack traces are encrypted too: an SMTP error or
+    a rejected update can quote a contact's address."""
+    codec = EncryptionCodec.from_settings(settings or CodecSettings())
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 def metrics_runtime(port: int) -> Runtime:
     """An SDK runtime that serves its metrics (Prometheus) on 127.0.0.1:`port`."""
     bind = f"127.0.0.1:{port}"
@@ -67,11 +86,12 @@ async def connect(
     *,
     runtime: Runtime | None = None,
 ) -> temporalio.client.Client:
-    """A client with the pydantic data converter; raises `ConnectError` when unreachable."""
+    """A client with the service's data converter; raises `ConnectError` when unreachable."""
     config = connect_config(address, namespace)
+    converter = data_converter()
     try:
         return await temporalio.client.Client.connect(
-            **config, data_converter=pydantic_data_converter, runtime=runtime
+            **config, data_converter=converter, runtime=runtime
         )
     except RuntimeError as exc:
         raise ConnectError(config["target_host"], config["namespace"], exc) from exc

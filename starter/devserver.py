@@ -128,6 +128,7 @@ def server_command(
     namespace: str = DEFAULT_NAMESPACE,
     headless: bool = False,
     log_level: str = "error",
+    ui_codec_endpoint: str | None = None,
 ) -> list[str]:
     cmd = [
         str(binary),
@@ -149,6 +150,8 @@ def server_command(
     else:
         # No internet here: the UI must not try to fetch its news feed.
         cmd += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if ui_codec_endpoint:  # the UI decrypts payloads through the ingress's /codec
+            cmd += ["--ui-codec-endpoint", ui_codec_endpoint]
     for name, kind in CLI_TYPES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     return cmd
@@ -164,6 +167,7 @@ async def start_dev_server(
     headless: bool = False,
     ready_within: float = 30.0,
     binary: Path | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> DevServer:
     """Start the dev server and return once a client can use it (search attributes too)."""
     binary = binary or find_temporal_binary()
@@ -184,6 +188,7 @@ async def start_dev_server(
         ui_port=ui_port,
         namespace=namespace,
         headless=headless,
+        ui_codec_endpoint=ui_codec_endpoint,
     )
     # The server's own TEMPORAL_* connection settings would be for a client; drop them.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
