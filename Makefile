@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint bench install install-test clean-data
+.PHONY: run demo test lint bench soak histories install install-test clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ test: lint
 ## bench: ingress vs bare SDK on a throwaway dev server (about 3 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
+
+## histories: record the workflow tests' histories for the replay test (VERSION=v3)
+histories: install-test
+	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
+	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \
+		tests/test_events_before_deal.py tests/test_continue_as_new.py
+
+## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect counted (about 5 minutes)
+soak: install-test
+	$(BIN)/python bench/soak.py
 
 ## clean-data: forget the local dev server's state (.data/)
 clean-data:
