@@ -54,6 +54,7 @@ from activities.logging import configure_logging
 from starter import crm, events, signatures
 from starter.client import TASK_QUEUE, connect, ui_url
 from starter.codec import codec_router
+from starter.limits import BodyTooLarge, read_capped
 from starter.settings import IngressSettings, reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
 from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
@@ -167,7 +168,8 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    app.include_router(codec_router())  # /codec/*: the Web UI's and CLI's decryption
+    # /codec/*: the Web UI's and the CLI's decryption of payloads
+    app.include_router(codec_router(max_body_bytes=settings.max_body_bytes))
 
     def temporal() -> temporalio.client.Client:
         return state["client"]
@@ -214,28 +216,32 @@ def create_app(
         )
 
     async def raw_body(request: Request) -> bytes:
-        """The body, refused with 413 as soon as it passes the cap (before it is read whole)."""
-        cap = settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cap:
-            raise ApiError(413, "too_large", "body", f"{declared} bytes; the limit is {cap} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise ApiError(413, "too_large", "body", f"over the limit of {cap} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_capped(request, settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise ApiError(413, "too_large", "body", str(exc)) from None
 
     def parse_json(body: bytes) -> Any:
         try:
-            return json.loads(body)
+            value = json.loads(body)
+            # A lone surrogate (`"\ud800"`) is valid JSON but not Unicode: nothing
+            # downstream (Temporal's payloads, our answers) can carry it.
+            json.dumps(value, ensure_ascii=False).encode()
         except UnicodeDecodeError:
             raise ApiError(400, "malformed", "body", "not UTF-8 text") from None
+        except UnicodeEncodeError:
+            raise ApiError(
+                400, "malformed", "body", "a string holds a lone surrogate (not Unicode)"
+            ) from None
         except json.JSONDecodeError as exc:
             raise ApiError(
                 400, "malformed", "body", f"not JSON: {exc.msg} (line {exc.lineno})"
             ) from None
+        except RecursionError:
+            raise ApiError(400, "malformed", "body", "JSON nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise ApiError(400, "malformed", "body", f"not usable JSON: {exc}") from None
+        return value
 
     def verified(check: Callable[[], object]) -> Any:
         try:

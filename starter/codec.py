@@ -38,6 +38,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from starter.limits import BodyTooLarge, read_capped
+
 log = structlog.get_logger("codec")
 
 ENCODING = b"binary/encrypted"
@@ -192,7 +194,9 @@ def _session_mac(token: bytes, expires: int) -> str:
     return hmac.new(token, f"codec-session:{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def codec_router(settings: CodecSettings | None = None) -> APIRouter:
+def codec_router(
+    settings: CodecSettings | None = None, *, max_body_bytes: int = 1_000_000
+) -> APIRouter:
     """`/codec/encode`, `/codec/decode` (Temporal's codec server protocol, with CORS for
     the Web UI) and `/codec/login`. Every call needs `Authorization: Bearer <token>` (one
     of `ONBOARDING_CODEC_AUTH_TOKENS`) or the session cookie from `/codec/login`."""
@@ -254,9 +258,11 @@ def codec_router(settings: CodecSettings | None = None) -> APIRouter:
             reason = "no keys configured: this service does not encrypt payloads"
             return _error(503, "not_configured", "ONBOARDING_CODEC_KEYS", reason, headers)
         try:
-            payloads = json_format.Parse(
-                await request.body(), Payloads(), ignore_unknown_fields=True
-            )
+            body = await read_capped(request, max_body_bytes)
+        except BodyTooLarge as exc:
+            return _error(413, "too_large", "body", str(exc), headers)
+        try:
+            payloads = json_format.Parse(body, Payloads(), ignore_unknown_fields=True)
         except (json_format.ParseError, UnicodeDecodeError) as exc:
             reason = f"not a Payloads JSON object: {exc}"
             return _error(400, "malformed", "body", reason, headers)
@@ -274,8 +280,8 @@ def codec_router(settings: CodecSettings | None = None) -> APIRouter:
             namespace=request.headers.get("x-namespace"),
             origin=request.headers.get("origin"),
         )
-        body = json_format.MessageToJson(out, indent=None)
-        return Response(body, media_type="application/json", headers=headers)
+        answer = json_format.MessageToJson(out, indent=None)
+        return Response(answer, media_type="application/json", headers=headers)
 
     @router.post("/decode", summary="Decrypt payloads for the Web UI and CLI")
     async def decode(request: Request) -> Response:

@@ -26,6 +26,7 @@ picklist); success criteria one per line. Booleans are true/false.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -475,8 +476,10 @@ def _convert(value: object, kind: str, field: str) -> object:
         if isinstance(value, bool):
             raise TypeError(value)
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PayloadError(field, f"must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise PayloadError(field, f"must be a finite number, got {value!r}")
     if kind == "int":
         if not number.is_integer():
             raise PayloadError(field, f"must be a whole number, got {value!r}")

@@ -18,7 +18,7 @@ account at the first non-empty of the configured dotted paths (`groupId`,
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
@@ -209,9 +209,12 @@ def _at(call: Mapping[str, Any]) -> datetime | None:
         if not isinstance(value, str):
             raise _Unusable(field, "must be an ISO 8601 date-time string")
         try:
-            return datetime.fromisoformat(value)
+            at = datetime.fromisoformat(value)
+            return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         except ValueError:
             raise _Unusable(field, f"{value!r} is not an ISO 8601 date-time") from None
+        except OverflowError:
+            raise _Unusable(field, f"{value!r} is outside the range of dates") from None
     return None
 
 

@@ -44,18 +44,27 @@ def property_value(properties: Mapping[str, object], path: str) -> object:
     return node
 
 
-def _number(value: object) -> float | None:
-    """A finite number from a number or numeric string; None for anything else (and bools)."""
+def _number(value: object) -> int | float | None:
+    """A finite number from a number or numeric string; None for anything else (and bools).
+
+    Integers stay integers: Python compares int with float exactly, so 2**53 + 1 is more
+    than 2**53 and a huge integer never overflows."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 

@@ -82,7 +82,10 @@ class HealthBand(StrEnum):
 
 def _utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC, so a CSV or CRM date never shifts by a zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable day
+        raise ValueError("is outside the range of dates in UTC") from None
 
 
 def _to_utc_datetime(value: object) -> object:
@@ -140,7 +143,7 @@ class CompletedMilestone(BaseModel):
 class ClosedWonDeal(BaseModel):
     """The closed-won deal that starts one onboarding; `account_id` is the CRM's id."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     account_id: str = Field(pattern=_ID)
     account_name: Text
@@ -181,7 +184,7 @@ def workflow_id_for(account_id: str) -> str:
 class TierRule(BaseModel):
     """Thresholds of RULES §1; the rule itself is `rules.assign_tier`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enterprise_acv_usd: float = Field(gt=0)
     smb_floor_acv_usd: float = Field(gt=0)
@@ -202,7 +205,7 @@ Scalar = str | int | float | bool
 class PropertyCondition(BaseModel):
     """A test on one event property; `{ gte = 3 }`, or a bare value meaning `eq`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     eq: Scalar | None = None
     ne: Scalar | None = None
@@ -346,7 +349,7 @@ class MessageTemplate(BaseModel):
 
 
 class HealthRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     healthy: float = 80
     at_risk: float = 60

@@ -53,6 +53,8 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlaybookError(source, [f"not valid TOML: {exc}"]) from exc
+    except RecursionError as exc:
+        raise PlaybookError(source, ["not valid TOML: nested too deeply"]) from exc
     raw["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
     try:
         return Playbook.model_validate(raw)
@@ -71,4 +73,7 @@ def load_playbook(path: str | Path = DEFAULT_PLAYBOOK) -> Playbook:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlaybookError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+        raise PlaybookError(str(path), [reason]) from exc
     return parse_playbook(text, str(path))
