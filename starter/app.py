@@ -27,6 +27,7 @@ import temporalio.client
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -613,7 +614,66 @@ def create_app(
                     log.warning("sdk metrics unavailable", url=sdk_metrics_url, error=str(exc))
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
+    _document_bodies(app)
     return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Describe the webhook bodies in the OpenAPI schema. The routes read raw bytes (the
+    signature is checked before anything parses them), so FastAPI cannot infer them."""
+    any_object = {"type": "object", "additionalProperties": True}
+    call = any_object | {
+        "description": "A Segment call: type, messageId, event, properties / traits, "
+        "userId, groupId or context.groupId, timestamp"
+    }
+    bodies: dict[str, tuple[str, dict[str, Any]]] = {
+        "/webhooks/deals": ("application/json", {"$ref": "#/components/schemas/ClosedWonDeal"}),
+        "/webhooks/hubspot": (
+            "application/json",
+            {"type": "array", "minItems": 1, "maxItems": 100, "items": any_object},
+        ),
+        "/webhooks/salesforce": (
+            "application/json",
+            any_object | {"required": ["Opportunity", "Account"]},
+        ),
+        "/webhooks/salesforce/outbound": ("text/xml", {"type": "string"}),
+        "/events": (
+            "application/json",
+            {
+                "oneOf": [
+                    call,
+                    {"type": "array", "maxItems": 1000, "items": call},
+                    {
+                        "type": "object",
+                        "required": ["batch"],
+                        "properties": {"batch": {"type": "array", "maxItems": 1000, "items": call}},
+                    },
+                ]
+            },
+        ),
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            deal = ClosedWonDeal.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(deal.pop("$defs", {}))
+            components["ClosedWonDeal"] = deal
+            for path, (media, body) in bodies.items():
+                schema["paths"][path]["post"]["requestBody"] = {
+                    "required": True,
+                    "content": {media: {"schema": body}},
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
