@@ -82,6 +82,10 @@ ASSIGN_RETRY = RetryPolicy(
 )
 
 
+class StaleClockError(RuntimeError):
+    """Fails the workflow task (never the workflow): the task is retried from history."""
+
+
 @dataclass
 class _Notify:
     trigger: str
@@ -821,6 +825,16 @@ class AccountOnboarding:
             lambda: self.changed or (self._timer is not None and self._timer.done())
         )
         if self._timer is not None and self._timer.done():
+            assert self._timer_at is not None
+            if workflow.now() < self._timer_at:
+                # A fired timer means its time has come. Seen once after a dev-server
+                # restart with queries in flight: an activation carrying the previous
+                # task's clock. Acting on it would not replay; failing the task makes
+                # the worker replay it from history, with the right clock.
+                raise StaleClockError(
+                    f"timer for {self._timer_at.isoformat()} fired, but the task's clock "
+                    f"says {workflow.now().isoformat()}: retrying the task"
+                )
             self._timer, self._timer_at = None, None
 
     # ------------------------------------------------------------------ reporting
