@@ -1,4 +1,5 @@
-"""`deliver_deal`: hand a fetched CRM deal to the account's onboarding (update-with-start)."""
+"""`deliver_deal`: hand a fetched CRM deal to the account's onboarding (a start, or the
+`provide_deal` update)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from starter.starting import AlreadyOnboardedError, deliver_deal
-from workflows.models import DealAcceptance, DealHandoff, OnboardingState, workflow_id_for
+from workflows.models import DealAcceptance, DealHandoff
 
 log = structlog.get_logger("activities.delivery")
 
@@ -27,16 +28,7 @@ async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
             options=handoff.options,
         )
     except AlreadyOnboardedError as exc:
-        state = (
-            OnboardingState.CANCELLED if exc.outcome == "cancelled" else OnboardingState.COMPLETED
-        )
-        return DealAcceptance(
-            account_id=deal.account_id,
-            workflow_id=workflow_id_for(deal.account_id),
-            started=False,
-            detail=f"already onboarded ({exc.outcome}); not started again",
-            state=state,
-        )
+        return exc.acceptance()
     except WorkflowUpdateFailedError as exc:  # the onboarding's validator refused the deal
         reason = str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
         raise ApplicationError(reason, type="DealRejected", non_retryable=True) from exc

@@ -282,15 +282,7 @@ def create_app(
                 rpc_timeout=TEMPORAL_TIMEOUT,
             )
         except AlreadyOnboardedError as exc:
-            metrics.deliveries.labels(source, "already_onboarded").inc()
-            workflow_id = workflow_id_for(deal.account_id)
-            return {
-                "account_id": deal.account_id,
-                "workflow_id": workflow_id,
-                "ui_url": link(workflow_id),
-                "started": False,
-                "detail": f"already onboarded ({exc.outcome}); not started again",
-            }
+            accepted = exc.acceptance()
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)

@@ -51,6 +51,17 @@ class AlreadyOnboardedError(Exception):
         self.run_id = run_id
         super().__init__(f"account {account_id} was already onboarded ({outcome})")
 
+    def acceptance(self) -> DealAcceptance:
+        """The answer to a deal for an account whose onboarding has finished."""
+        cancelled = self.outcome == OnboardingState.CANCELLED.value
+        return DealAcceptance(
+            account_id=self.account_id,
+            workflow_id=workflow_id_for(self.account_id),
+            started=False,
+            detail=f"already onboarded ({self.outcome}); not started again",
+            state=OnboardingState.CANCELLED if cancelled else OnboardingState.COMPLETED,
+        )
+
 
 def usd(amount: float) -> str:
     return f"${amount:,.0f}"

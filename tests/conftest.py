@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -168,25 +168,28 @@ RECORD_HISTORIES = "RECORD_HISTORIES"
 HISTORIES = Path(__file__).parent / "histories"
 
 
+async def run_histories(client: Client, handle: WorkflowHandle[Any, Any]) -> list[WorkflowHistory]:
+    """The history of every run of this workflow, following continue-as-new."""
+    histories = []
+    run_id: str | None = handle.first_execution_run_id or handle.result_run_id
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        histories.append(history)
+        attrs = history.events[-1].workflow_execution_continued_as_new_event_attributes
+        run_id = attrs.new_execution_run_id or None
+    return histories
+
+
 async def record_histories(
     client: Client, handles: list[WorkflowHandle[Any, Any]], folder: Path, test_name: str
 ) -> None:
-    """Save every run of these workflows' histories for the replay test (`make histories`).
-
-    A run that continued-as-new is followed to the next run, so each run is one file.
-    """
+    """Save every run of these workflows' histories for the replay test (`make histories`),
+    one file per run."""
+    name = test_name.replace("[", "-").rstrip("]")
     files: dict[str, str] = {}
     for i, handle in enumerate(handles):
-        run_id: str | None = handle.first_execution_run_id or handle.result_run_id
-        run = 0
-        while run_id:
-            history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-            files[f"{test_name.replace('[', '-').rstrip(']')}-{i}-run{run}.json.gz"] = (
-                history.to_json()
-            )
-            attrs = history.events[-1].workflow_execution_continued_as_new_event_attributes
-            run_id = attrs.new_execution_run_id or None
-            run += 1
+        for run, history in enumerate(await run_histories(client, handle)):
+            files[f"{name}-{i}-run{run}.json.gz"] = history.to_json()
     _write(folder, files)
 
 

@@ -48,6 +48,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
+from tests.strategies import json_scalars, json_values
 
 T = TypeVar("T")
 BASE_URL = "http://ingress.test"
@@ -328,24 +329,6 @@ async def test_no_request_the_schema_allows_or_forbids_gets_a_5xx(fuzzed: Fuzzed
 
 # --------------------------------------------------------------------------- signed bodies
 
-# What `json.loads` hands the parsers: huge ints, nan and inf (`NaN`, `Infinity`), any
-# text including lone surrogates (`"\ud800"`), nested arrays and objects.
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**1024, max_value=10**400)
-    | st.floats()
-    | st.text(max_size=12)
-    | st.text(st.characters(codec=None, categories=["Cs"]), min_size=1, max_size=2)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda kids: (
-        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4)
-    ),
-    max_leaves=10,
-)
 accounts = st.uuids().map(lambda u: f"fz-{u.hex[:12]}")
 # ISO 8601 at the edges of the calendar too, in several zones.
 instants = st.builds(

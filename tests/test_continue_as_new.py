@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from temporalio.client import WorkflowHandle
-
-from tests.conftest import TIER_DEALS, Onboardings, make_deal
+from tests.conftest import TIER_DEALS, Onboardings, make_deal, run_histories
 from workflows.models import (
     MilestoneReport,
     OnboardingStatus,
@@ -19,19 +15,6 @@ from workflows.onboarding import AccountOnboarding
 
 STORM = 1_100  # product-event signals: far over 2,000 history events in one run
 MAX_EVENTS = 300  # a low limit, so the storm spans several runs
-
-
-async def runs_of(handle: WorkflowHandle[Any, Any]) -> int:
-    """How many runs the workflow id has had, following continue-as-new."""
-    client = handle._client
-    run_id: str | None = handle.first_execution_run_id or handle.result_run_id
-    runs = 0
-    while run_id:
-        runs += 1
-        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-        attrs = history.events[-1].workflow_execution_continued_as_new_event_attributes
-        run_id = attrs.new_execution_run_id or None
-    return runs
 
 
 async def test_an_event_storm_continues_as_new_and_loses_nothing(
@@ -70,6 +53,6 @@ async def test_an_event_storm_continues_as_new_and_loses_nothing(
     assert len(keys) == len(set(keys)), "an escalation ran twice"
     sent = [r["key"] for r in onboardings.sent(deal.account_id)]
     assert len(sent) == len(set(sent)), "a notification went out twice"
-    assert await runs_of(handle) >= 3
+    assert len(await run_histories(onboardings.env.client, handle)) >= 3
     first_run = await handle.fetch_history()
     assert len(first_run.events) < MAX_EVENTS + 50  # continued soon after the limit

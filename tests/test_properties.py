@@ -36,6 +36,7 @@ from standardwebhooks import webhooks as standard_webhooks
 from starter import signatures
 from starter.crm import PayloadError
 from starter.events import EventCall, EventProblem, parse_calls, plan_signals
+from tests.strategies import json_scalars, json_values
 from workflows.event_mapping import condition_holds, matches
 from workflows.models import (
     ClosedWonDeal,
@@ -64,26 +65,6 @@ def _failures_show_their_example(monkeypatch: pytest.MonkeyPatch) -> None:
 DEFAULT_TEXT = DEFAULT_PLAYBOOK.read_text()
 PLAYBOOK = load_playbook()
 RULE = PLAYBOOK.tier_rule
-
-# --------------------------------------------------------------------------- JSON values
-
-# What `json.loads` can hand the app: huge ints (up to Python's 4300-digit limit),
-# floats including nan and inf (`NaN`, `Infinity`, `1e400`), any text.
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**1024, max_value=10**400)
-    | st.floats()
-    | st.text(max_size=12)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda kids: (
-        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4)
-    ),
-    max_leaves=12,
-)
 
 # --------------------------------------------------------------------------- §1 tier rule
 
