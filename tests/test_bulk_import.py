@@ -13,9 +13,10 @@ import base64
 import hashlib
 import hmac
 import json
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
@@ -40,6 +42,8 @@ from starter.bulk import (
 )
 from starter.cli import app
 from starter.devserver import free_port
+from worker import build_worker
+from workflows import search_attributes as sa
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
 
 HEADER = (
@@ -187,10 +191,26 @@ def test_other_file_types_are_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- importing
 
 
-@pytest.fixture
-def temporal(dev_env: WorkflowEnvironment, dev_worker: Settings) -> Client:
-    """The session's dev server, with the service's worker polling `onboarding`."""
-    return dev_env.client
+@pytest.fixture(scope="module")
+async def temporal() -> AsyncIterator[Client]:
+    """A private dev server with the search attributes, and a worker on `onboarding`."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+        port=free_port(),
+    )
+    try:
+        worker = build_worker(
+            env.client,
+            Settings(notify_channels=["log"]),
+            workflow_failure_exception_types=[Exception],
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        )
+        async with worker:
+            yield env.client
+    finally:
+        await env.shutdown()
 
 
 async def test_import_starts_good_rows_once_and_nothing_for_a_bad_row(
