@@ -435,11 +435,25 @@ async def test_catching_up_sends_only_the_latest_weekly_status(onboardings: Onbo
     handle = await onboardings.start(deal)
     st = await status(handle)
     status_emails = [e for e in st.escalations if e.step_id == "stall_status_email"]
-    assert [e.superseded for e in status_emails] == [True, True, False]
+    # Days 14 and 21 are passed over in one record; day 28's goes out.
+    assert [(e.superseded, e.repeats) for e in status_emails] == [(True, 2), (False, 1)]
     subjects = await onboardings.subjects_once(
         deal.account_id, "Acme Corp onboarding: weekly status"
     )
     assert subjects.count("Acme Corp onboarding: weekly status") == 1
+
+
+async def test_a_deal_closed_years_ago_catches_up_in_one_step(onboardings: Onboardings) -> None:
+    # Found by the API fuzz: a close date decades back made the first task walk every
+    # weekly repeat one by one, past the SDK's deadlock detector.
+    now = await onboardings.now()
+    deal = make_deal(close_date=now - 3650 * DAY, **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
+    st = await status(handle)
+    status_emails = [e for e in st.escalations if e.step_id == "stall_status_email"]
+    weeks = (3650 - 14) // 7  # repeats due after day 14, all but the latest passed over
+    assert [(e.superseded, e.repeats) for e in status_emails] == [(True, weeks), (False, 1)]
+    assert st.state.value == "at_risk"
 
 
 async def test_search_attributes_and_current_details_track_the_state(

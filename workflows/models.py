@@ -713,6 +713,9 @@ class Escalation(BaseModel):
     milestone_id: str | None = None
     actions: list[str]
     superseded: bool = False
+    repeats: int = Field(
+        default=1, description="Occurrences of a recurring step this record stands for"
+    )
 
 
 class OnboardingProgress(BaseModel):

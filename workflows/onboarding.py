@@ -250,10 +250,8 @@ class AccountOnboarding:
             self._paused_duties(now)
         while due := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
             step = due[0]
-            if step.step.repeat_days and step.at + step.step.repeat_days * DAY <= now:
-                # Catching up (a backdated start, a slow worker): only the latest repeat
-                # of a recurring email goes out.
-                self._supersede(step, now)
+            if stale := rules.passed_over(step, now):
+                self._record_step(step, now, superseded=True, repeats=stale)
             else:
                 self._escalate(step, now)
         phase = rules.current_phase(p.milestones)
@@ -339,22 +337,23 @@ class AccountOnboarding:
         p.progress_epoch += 1
         while passed := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
             for due in passed:
-                self._supersede(due, now)
+                self._record_step(due, now, superseded=True)
         if tier.rank > old.rank and p.owner is None:
             self.outbox.append(_AssignOwner(f"upgraded to {tier.value}"))
         trigger = f"tier-change-{len(p.tier_changes)}"
         self._notify(trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
 
-    def _supersede(self, due: rules.DueStep, now: datetime) -> None:
-        self._record_step(due, now, superseded=True)
-
-    def _record_step(self, due: rules.DueStep, now: datetime, superseded: bool) -> None:
-        """Mark a ladder step done (so it never runs twice) and keep it for the report."""
-        self.progress.fired.append(due.key)
+    def _record_step(
+        self, due: rules.DueStep, now: datetime, superseded: bool, repeats: int = 1
+    ) -> None:
+        """Mark a ladder step done (so it never runs twice) and keep it for the report;
+        `repeats` occurrences of a recurring step from `due` on are recorded as one."""
+        self.progress.fired.append(due.later(repeats - 1).key)
         self.progress.escalations.append(
             Escalation(
                 at=now,
                 due_at=due.at,
+                repeats=repeats,
                 tier=self.progress.tier,
                 step_id=due.step.id,
                 trigger=due.step.when,

@@ -6,7 +6,7 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from workflows.models import (
@@ -265,6 +265,24 @@ class DueStep:
     order: int
     milestone_id: str | None = None
 
+    def later(self, n: int) -> DueStep:
+        """The `n`-th repeat after this one (a `no_progress` step with `repeat_days`)."""
+        if n == 0:
+            return self
+        stem, _, k = self.key.rpartition("#")
+        every = (self.step.repeat_days or 0) * DAY
+        return replace(self, key=f"{stem}#{int(k) + n}", at=self.at + n * every)
+
+
+def passed_over(due: DueStep, now: datetime) -> int:
+    """How many repeats of a recurring step, from `due` on, a later repeat also due by
+    `now` makes stale (0: `due` itself is the latest). Catching up after a backdated
+    start or a stopped worker sends only the latest repeat of a recurring message."""
+    every = due.step.repeat_days
+    if every is None or due.at > now:
+        return 0
+    return (now - due.at) // (every * DAY)
+
 
 def _open(progress: OnboardingProgress, milestone_id: str) -> bool:
     return any(m.id == milestone_id and m.is_open for m in progress.milestones)
@@ -306,15 +324,15 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
             case Trigger.NO_PROGRESS:
                 if not any(m.is_open for m in progress.milestones):
                     continue
-                k = 0
-                while (key := f"{prefix}:e{progress.progress_epoch}#{k}") in fired:
-                    if step.repeat_days is None:
-                        break
-                    k += 1
-                if key in fired:
+                stem = f"{prefix}:e{progress.progress_epoch}#"
+                done = [int(key[len(stem) :]) for key in fired if key.startswith(stem)]
+                if done and step.repeat_days is None:
                     continue
+                # The next repeat after the latest one done (a catch-up marks only the last
+                # of the repeats it passed over), found in one pass over `fired`.
+                k = max(done) + 1 if done else 0
                 at = progress.last_progress_at + (step.days + k * (step.repeat_days or 0)) * DAY
-                steps.append(DueStep(key, at, step, order))
+                steps.append(DueStep(f"{stem}{k}", at, step, order))
     return sorted(steps, key=lambda s: (s.at, s.order))
 
 
