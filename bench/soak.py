@@ -318,7 +318,7 @@ class Replay:
         for m in self.progress.milestones:
             spec = self.playbook.milestone(m.id)
             rule = spec.completed_by if spec else None
-            if m.is_open and rule and self.counts[rule.event] >= rule.count:
+            if m.is_open and rule and sum(self.counts[e] for e in rule.events) >= rule.count:
                 self._reach(m, now)
 
     def _reach(self, m: Milestone, now: datetime) -> None:
@@ -937,9 +937,9 @@ async def check(soak: Soak, fleet: list[Account]) -> Check:
             continue
         done = {m.id for m in status.milestones if m.status is MilestoneStatus.DONE}
         result.milestones.compare(account.id, Counter(want.done), Counter(done))
-        got = Counter(
-            (e.tier.value, e.step_id, e.milestone_id, e.superseded) for e in status.escalations
-        )
+        got: Counter[Escalated] = Counter()
+        for e in status.escalations:  # a catch-up records the repeats it passed over as one
+            got[(e.tier.value, e.step_id, e.milestone_id, e.superseded)] += e.repeats
         result.escalations.compare(account.id, want.escalations, got)
         finished = want.progress.finished_at is not None
         completed = status.state is OnboardingState.COMPLETED

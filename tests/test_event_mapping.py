@@ -95,16 +95,24 @@ def test_matches_needs_the_name_and_every_condition_including_nested_paths() -> 
 def test_event_names_are_every_completed_by_event() -> None:
     assert event_names(PB) == {
         "user_logged_in",
+        "Signed In",
+        "Signed Up",
         "setup_completed",
         "data_import_validated",
         "core_workflow_completed",
         "user_invited",
+        "Invite Sent",
+        "Account Added User",
     }
 
 
 def test_awaited_events_are_those_of_open_milestones_only() -> None:
     plan = build_plan(PB, Tier.TECH_TOUCH, T0)
     assert awaited_events(PB, plan) == [
+        "Account Added User",
+        "Invite Sent",
+        "Signed In",
+        "Signed Up",
         "core_workflow_completed",
         "data_import_validated",
         "setup_completed",
@@ -119,6 +127,8 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         if m.id == "technical_setup":
             m.status = MilestoneStatus.IN_PROGRESS  # still open: still awaited
     assert awaited_events(PB, plan) == [
+        "Account Added User",
+        "Invite Sent",
         "core_workflow_completed",
         "setup_completed",
         "user_invited",
@@ -146,7 +156,7 @@ def test_an_event_no_milestone_uses_is_explained() -> None:
     reason = to_product_event(
         PB, event_id="m-1", name="page_viewed", properties={}, at=None, user_id=None
     )
-    assert reason == "no milestone of playbook 2026.11.1 is completed by 'page_viewed'"
+    assert reason == "no milestone of playbook 2026.12.1 is completed by 'page_viewed'"
 
 
 def test_an_event_that_misses_its_condition_is_explained() -> None:

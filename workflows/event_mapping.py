@@ -18,6 +18,7 @@ Condition semantics (`PropertyCondition`):
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -102,7 +103,7 @@ def condition_holds(condition: PropertyCondition, value: object) -> bool:
 def matches(rule: EventMatch, name: str, properties: Mapping[str, object]) -> bool:
     """The event has the rule's name and meets every `where` condition (`count` is the
     workflow's business: it counts matching events)."""
-    return rule.event == name and all(
+    return name in rule.events and all(
         condition_holds(condition, property_value(properties, path))
         for path, condition in rule.where.items()
     )
@@ -110,7 +111,9 @@ def matches(rule: EventMatch, name: str, properties: Mapping[str, object]) -> bo
 
 def event_names(playbook: Playbook) -> frozenset[str]:
     """Every event name some milestone of the playbook is completed by."""
-    return frozenset(m.completed_by.event for m in playbook.milestones if m.completed_by)
+    return frozenset(
+        name for m in playbook.milestones if m.completed_by for name in m.completed_by.events
+    )
 
 
 def awaited_events(playbook: Playbook, milestones: Sequence[Milestone]) -> list[str]:
@@ -120,7 +123,7 @@ def awaited_events(playbook: Playbook, milestones: Sequence[Milestone]) -> list[
     for milestone in milestones:
         spec = playbook.milestone(milestone.id)
         if milestone.is_open and spec is not None and spec.completed_by is not None:
-            names.add(spec.completed_by.event)
+            names.update(spec.completed_by.events)
     return sorted(names)
 
 
@@ -168,7 +171,7 @@ def to_product_event(
     conditions, so the first such milestone decides.
     """
     spec = next(
-        (m for m in playbook.milestones if m.completed_by and m.completed_by.event == name),
+        (m for m in playbook.milestones if m.completed_by and name in m.completed_by.events),
         None,
     )
     if spec is None or spec.completed_by is None:
@@ -176,3 +179,34 @@ def to_product_event(
     if not matches(spec.completed_by, name, properties):
         return _unmet(spec, name, properties)
     return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
+
+
+# --------------------------------------------------------------------------- when it happened
+
+
+def times_kept(playbook: Playbook) -> dict[str, int]:
+    """Per event name, how many of its earliest times a milestone may need (its `count`)."""
+    kept: dict[str, int] = {}
+    for rule in (m.completed_by for m in playbook.milestones if m.completed_by):
+        for name in rule.events:
+            kept[name] = max(kept.get(name, 0), rule.count)
+    return kept
+
+
+def record_time(times: list[datetime], at: datetime, keep: int) -> None:
+    """Keep the `keep` earliest of `times` (sorted), `at` included: events replayed from
+    an offline queue or a backfill arrive in any order."""
+    insort(times, at)
+    del times[keep:]
+
+
+def reached(rule: EventMatch, counts: Mapping[str, int]) -> bool:
+    """At least `count` events meeting `rule` have been seen, under any of its names."""
+    return sum(counts.get(name, 0) for name in rule.events) >= rule.count
+
+
+def reached_at(rule: EventMatch, times: Mapping[str, Sequence[datetime]]) -> datetime | None:
+    """When the `count`-th event meeting `rule` happened; None when its times were not
+    kept (events counted by an onboarding that began before times were kept)."""
+    merged = sorted(t for name in rule.events for t in times.get(name, ()))
+    return merged[rule.count - 1] if len(merged) >= rule.count else None

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -108,15 +109,35 @@ def _nonblank(value: str) -> str:
     return value.strip()
 
 
-Text = Annotated[str, AfterValidator(_nonblank)]
+# --------------------------------------------------------------------------- limits
+# What one onboarding may carry. Its deal, playbook and state travel in one payload at
+# continue-as-new, which Temporal refuses above 2 MB; these bounds keep the worst case
+# near 1.3 MB (README "Limits"; tests/test_limits.py runs the largest case to handoff).
+NAME_CHARS = 200  # names, titles, who did something
+TEXT_CHARS = 1_000  # reasons, success criteria, one-line notes
+MAX_CONTACTS = 50
+MAX_INTEGRATIONS = 50
+MAX_SUCCESS_CRITERIA = 50
+MAX_COMPLETED_MILESTONES = 50
+MAX_MILESTONES = 50
+MAX_LADDER_STEPS = 30  # per tier
+MAX_TEMPLATES = 50
+SUBJECT_CHARS = 200
+TEMPLATE_CHARS = 10_000  # one message body
+MAX_EVENT_NAMES = 10  # names that complete one milestone
+MAX_PLAYBOOK_EVENT_NAMES = 50
+MAX_EVENT_COUNT = 100  # events one milestone may need
+
+Name = Annotated[str, Field(max_length=NAME_CHARS), AfterValidator(_nonblank)]
+Text = Annotated[str, Field(max_length=TEXT_CHARS), AfterValidator(_nonblank)]
 
 
 # --------------------------------------------------------------------------- the deal
 
 
 class Contact(BaseModel):
-    name: Text
-    email: str
+    name: Name
+    email: str = Field(max_length=254)
     role: ContactRole
 
     @field_validator("email")
@@ -129,14 +150,14 @@ class Contact(BaseModel):
 
 class CrmRef(BaseModel):
     source: Literal["hubspot", "salesforce", "generic", "manual"] = "manual"
-    deal_id: str | None = None
-    company_id: str | None = None
+    deal_id: str | None = Field(default=None, max_length=64)
+    company_id: str | None = Field(default=None, max_length=64)
 
 
 class CompletedMilestone(BaseModel):
     """A milestone an account reached before this service tracked it (migration)."""
 
-    milestone_id: str
+    milestone_id: str = Field(max_length=64)
     at: UtcDatetime
 
 
@@ -146,11 +167,13 @@ class ClosedWonDeal(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     account_id: str = Field(pattern=_ID)
-    account_name: Text
+    account_name: Name
     acv_usd: float = Field(ge=0)
     seats: int = Field(default=0, ge=0)
-    integrations: list[str] = Field(
-        default_factory=list, description="Off-the-shelf integrations the customer will connect"
+    integrations: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_INTEGRATIONS,
+        description="Off-the-shelf integrations the customer will connect",
     )
     needs_api_integration: bool = False
     custom_data_migration: bool = False
@@ -158,11 +181,13 @@ class ClosedWonDeal(BaseModel):
     configuration_hours: float = Field(
         default=0, ge=0, description="Estimated hours of customer-side configuration"
     )
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list, max_length=MAX_CONTACTS)
     close_date: UtcDatetime
-    success_criteria: list[Text] = Field(default_factory=list)
+    success_criteria: list[Text] = Field(default_factory=list, max_length=MAX_SUCCESS_CRITERIA)
     crm: CrmRef = Field(default_factory=CrmRef)
-    completed_milestones: list[CompletedMilestone] = Field(default_factory=list)
+    completed_milestones: list[CompletedMilestone] = Field(
+        default_factory=list, max_length=MAX_COMPLETED_MILESTONES
+    )
 
     _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)
 
@@ -227,14 +252,37 @@ class PropertyCondition(BaseModel):
 
 
 class EventMatch(BaseModel):
-    """Product events that complete a milestone: `count` events named `event` whose
-    properties (Segment `properties`, or `traits` of identify / group) meet `where`."""
+    """Product events that complete a milestone: `count` events named any of `events`
+    whose properties (Segment `properties`, or `traits` of identify / group) meet `where`.
+
+    The playbook may write `event = "Signed In"` for one name; several names (the
+    product's own and Segment's B2B SaaS spec names for the same fact) count together.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    event: Text
-    count: int = Field(default=1, ge=1)
-    where: dict[str, PropertyCondition] = Field(default_factory=dict)
+    events: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = Field(
+        min_length=1, max_length=MAX_EVENT_NAMES
+    )
+    count: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT)
+    where: dict[str, PropertyCondition] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_or_several(cls, value: object) -> object:
+        # `event` is the one-name form (and how playbooks pinned before 2026-12 say it).
+        if isinstance(value, dict) and "event" in value:
+            value = dict(value)
+            names = value.pop("event")
+            value["events"] = [names] if isinstance(names, str) else names
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an event name is listed twice")
+        return value
 
 
 TtvMark = Literal["first_engagement", "system_ready", "first_value"]
@@ -244,7 +292,7 @@ class MilestoneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
-    title: Text
+    title: Name
     phase: Phase
     weight: int = Field(ge=1, le=3)
     owner: Owner
@@ -344,8 +392,8 @@ class EscalationStep(BaseModel):
 class MessageTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: Text
-    body: Text
+    subject: Annotated[Name, Field(max_length=SUBJECT_CHARS)]
+    body: Annotated[str, Field(max_length=TEMPLATE_CHARS), AfterValidator(_nonblank)]
 
 
 class HealthRule(BaseModel):
@@ -364,8 +412,8 @@ class HealthRule(BaseModel):
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Text
-    name: Text
+    version: Name
+    name: Name
     content_hash: str = Field(default="", description="Set by the loader: sha256 of the file")
     tier_rule: TierRule
     timeline: dict[Tier, dict[Phase, int]] = Field(
@@ -377,9 +425,9 @@ class Playbook(BaseModel):
     pause_reminder_days: int = Field(ge=1)
     ttv_target_days: dict[Tier, tuple[int, int]]
     health: HealthRule = Field(default_factory=HealthRule)
-    milestones: list[MilestoneSpec] = Field(min_length=1)
-    ladder: dict[Tier, list[EscalationStep]]
-    templates: dict[str, MessageTemplate]
+    milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
+    ladder: dict[Tier, Annotated[list[EscalationStep], Field(max_length=MAX_LADDER_STEPS)]]
+    templates: dict[str, MessageTemplate] = Field(max_length=MAX_TEMPLATES)
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:
@@ -422,18 +470,25 @@ class Playbook(BaseModel):
                         f"milestones.{m.id}.due_days.{tier.value}: day {days} is not after "
                         f"phase {m.phase.value} starts (day {start})"
                     )
-            if m.completed_by is not None:
-                first = by_event.setdefault(m.completed_by.event, m)
-                if first.completed_by is not None and first.completed_by.where != (
-                    m.completed_by.where
+            for event in m.completed_by.events if m.completed_by else ():
+                first = by_event.setdefault(event, m)
+                if (
+                    first.completed_by is not None
+                    and m.completed_by is not None
+                    and (first.completed_by.where != m.completed_by.where)
                 ):
                     raise ValueError(
-                        f"milestones.{m.id}.completed_by.where: event "
-                        f"{m.completed_by.event!r} is matched with other conditions by "
-                        f"{first.id}; one event name needs one set of conditions"
+                        f"milestones.{m.id}.completed_by.where: event {event!r} is matched "
+                        f"with other conditions by {first.id}; one event name needs one set "
+                        "of conditions"
                     )
             if m.on_done and m.on_done not in self.templates:
                 raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
+        if len(by_event) > MAX_PLAYBOOK_EVENT_NAMES:
+            raise ValueError(
+                f"milestones: {len(by_event)} product event names; at most "
+                f"{MAX_PLAYBOOK_EVENT_NAMES} (each onboarding keeps their times)"
+            )
         for tier, steps in self.ladder.items():
             step_ids = [s.id for s in steps]
             if len(set(step_ids)) != len(step_ids):
@@ -545,7 +600,7 @@ class MilestoneReport(BaseModel):
     event_id: str = Field(min_length=1, description="Deduplication key")
     status: Literal["done", "in_progress"] = "done"
     at: UtcDatetime | None = Field(default=None, description="When it happened; default now")
-    reported_by: str = "unknown"
+    reported_by: str = Field(default="unknown", max_length=NAME_CHARS)
 
 
 class ProductEvent(BaseModel):
@@ -562,45 +617,45 @@ class ProductEventBatch(BaseModel):
 
 
 class PauseRequest(BaseModel):
-    by: Text
+    by: Name
     reason: Text
     resume_on: UtcDatetime | None = None
 
 
 class ResumeRequest(BaseModel):
-    by: Text
+    by: Name
     revised_due: dict[str, UtcDatetime] = Field(
         default_factory=dict,
         description="New deadlines by milestone id; other open deadlines shift by the pause",
     )
-    reason: str = ""
+    reason: str = Field(default="", max_length=TEXT_CHARS)
 
 
 class TierOverride(BaseModel):
     tier: Tier
-    approver: Text
+    approver: Name
     reason: Text
 
 
 class SkipRequest(BaseModel):
     milestone_id: str
-    by: Text
+    by: Name
     reason: Text
 
 
 class SuccessCriteriaRequest(BaseModel):
-    criteria: list[Text] = Field(min_length=1)
-    by: Text
+    criteria: list[Text] = Field(min_length=1, max_length=MAX_SUCCESS_CRITERIA)
+    by: Name
 
 
 class ContactChange(BaseModel):
     contact: Contact
-    by: Text
-    reason: str = ""
+    by: Name
+    reason: str = Field(default="", max_length=TEXT_CHARS)
 
 
 class CancelRequest(BaseModel):
-    by: Text
+    by: Name
     reason: Text
 
 
@@ -739,6 +794,11 @@ class OnboardingProgress(BaseModel):
     fired: list[str] = Field(default_factory=list, description="Keys of ladder steps done")
     escalations: list[Escalation] = Field(default_factory=list)
     event_counts: dict[str, int] = Field(default_factory=dict)
+    event_times: dict[str, list[datetime]] = Field(
+        default_factory=dict,
+        description="Per event name, the earliest times it happened (as many as a "
+        "milestone needs): milestones are credited when they happened, not when told",
+    )
     seen_event_ids: list[str] = Field(default_factory=list)
     rejected: list[RejectedMessage] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)
@@ -751,6 +811,7 @@ class EarlyFacts(BaseModel):
 
     since: datetime
     event_counts: dict[str, int] = Field(default_factory=dict)
+    event_times: dict[str, list[datetime]] = Field(default_factory=dict)
     seen_event_ids: list[str] = Field(default_factory=list)
     reports: list[MilestoneReport] = Field(default_factory=list)
 

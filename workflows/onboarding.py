@@ -9,6 +9,7 @@ paused clock is simply not armed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,7 +19,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import rules
+    from workflows import event_mapping, rules
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
     from workflows.models import (
@@ -67,8 +68,13 @@ DAY = timedelta(days=1)
 # Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
 MAX_SEEN_EVENT_IDS = 10_000
 MAX_REJECTED = 200
+# Event ids longer than this are kept as their digest (a client may send any length).
+EVENT_ID_CHARS = 64
 # workflow.patched() id of "continue-as-new at `max_history_events`" (added 2026-11-22).
 CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
+# workflow.patched() id of "a product event credits its milestone when it happened, not
+# when it arrived" (added 2026-11-30).
+CREDIT_AT_EVENT_TIME = "credit-at-event-time"
 
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -173,10 +179,17 @@ class AccountOnboarding:
         )
 
     def _carry_over(self) -> OnboardingInput:
-        """The whole state, as the input of the next run (continue-as-new)."""
+        """The whole state, as the input of the next run (continue-as-new). Nothing
+        travels twice: once begun, the contacts and success criteria live in `progress`,
+        and the milestones done before tracking are in its plan."""
+        deal = self._deal
+        if deal is not None:
+            deal = deal.model_copy(
+                update={"contacts": [], "success_criteria": [], "completed_milestones": []}
+            )
         return OnboardingInput(
             account_id=self.account_id,
-            deal=self._deal,
+            deal=deal,
             playbook=self.playbook,
             delivery_id=self.delivery_id,
             deal_wait_days=self.deal_wait_days,
@@ -432,13 +445,26 @@ class AccountOnboarding:
         p.progress_epoch += 1
         p.decision_required = False
 
+    def _times_kept(self) -> bool:
+        """Product events credit milestones when they happened (patched: runs that began
+        before this rule credited them on arrival, and must replay so)."""
+        return workflow.patched(CREDIT_AT_EVENT_TIME)
+
     def _credit_observed_events(self, now: datetime) -> None:
-        """Milestones whose completing product events have all been seen are reached."""
-        for m in self.progress.milestones:
+        """Milestones whose completing product events have all been seen are reached, at
+        the time the last event needed happened: not before closed-won, not after now."""
+        p = self.progress
+        for m in p.milestones:
             spec = self.playbook.milestone(m.id)
             rule = spec.completed_by if spec else None
-            if m.is_open and rule and self.progress.event_counts.get(rule.event, 0) >= rule.count:
-                self._reach(m, MilestoneStatus.DONE, now, f"product events ({rule.event})", now)
+            if not (m.is_open and rule and event_mapping.reached(rule, p.event_counts)):
+                continue
+            at = now
+            if self._times_kept():
+                happened = event_mapping.reached_at(rule, p.event_times) or now
+                at = min(max(happened, self.deal.close_date), now)
+            names = ", ".join(n for n in rule.events if p.event_counts.get(n))
+            self._reach(m, MilestoneStatus.DONE, at, f"product events ({names})", now)
 
     def _apply_early(self, early: EarlyFacts, now: datetime) -> None:
         """Facts that arrived before the deal count as if they had come after it."""
@@ -446,6 +472,7 @@ class AccountOnboarding:
         p.seen_event_ids = early.seen_event_ids
         for name, count in early.event_counts.items():
             p.event_counts[name] = p.event_counts.get(name, 0) + count
+        p.event_times = early.event_times
         if early.event_counts:
             total = sum(early.event_counts.values())
             self._audit(now, "early_events", f"{total} product events from before the deal")
@@ -460,6 +487,8 @@ class AccountOnboarding:
 
     def _seen(self, event_id: str) -> bool:
         """Deduplicate by event id: a set for the lookup, a capped list for the order."""
+        if len(event_id) > EVENT_ID_CHARS:
+            event_id = hashlib.sha256(event_id.encode()).hexdigest()
         if event_id in self._seen_ids:
             return True
         ids = self._seen_list()
@@ -497,13 +526,20 @@ class AccountOnboarding:
 
     @workflow.signal
     def product_events(self, batch: ProductEventBatch) -> None:
-        """Facts from the product, batched per account; counted, then matched to milestones."""
-        counts = self.early.event_counts if self.early is not None else self.progress.event_counts
+        """Facts from the product, batched per account; counted with when they happened
+        (an event's own time, never later than now), then matched to milestones."""
+        now = workflow.now()
+        facts = self.early if self.early is not None else self.progress
+        keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
         for event in batch.events:
-            if not self._seen(event.event_id):
-                counts[event.name] = counts.get(event.name, 0) + 1
+            if self._seen(event.event_id):
+                continue
+            facts.event_counts[event.name] = facts.event_counts.get(event.name, 0) + 1
+            if n := keep.get(event.name):
+                times = facts.event_times.setdefault(event.name, [])
+                event_mapping.record_time(times, min(event.at or now, now), n)
         if self.early is None:
-            self._credit_observed_events(workflow.now())
+            self._credit_observed_events(now)
         self.changed = True
 
     # ------------------------------------------------------------------ the deal
