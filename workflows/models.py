@@ -127,6 +127,7 @@ TEMPLATE_CHARS = 10_000  # one message body
 MAX_EVENT_NAMES = 10  # names that complete one milestone
 MAX_PLAYBOOK_EVENT_NAMES = 50
 MAX_EVENT_COUNT = 100  # events one milestone may need
+PLAYBOOK_BYTES = 256_000  # the whole playbook as each onboarding carries it (JSON)
 
 Name = Annotated[str, Field(max_length=NAME_CHARS), AfterValidator(_nonblank)]
 Text = Annotated[str, Field(max_length=TEXT_CHARS), AfterValidator(_nonblank)]
@@ -605,7 +606,7 @@ class MilestoneReport(BaseModel):
 
 class ProductEvent(BaseModel):
     event_id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
     at: UtcDatetime | None = None
     user_id: str | None = None
 
@@ -812,6 +813,7 @@ class EarlyFacts(BaseModel):
     since: datetime
     event_counts: dict[str, int] = Field(default_factory=dict)
     event_times: dict[str, list[datetime]] = Field(default_factory=dict)
+    rejected: list[RejectedMessage] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
     reports: list[MilestoneReport] = Field(default_factory=list)
 

@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
     from workflows.models import (
+        NAME_CHARS,
+        TEXT_CHARS,
         Action,
         Audience,
         AuditEntry,
@@ -473,6 +475,7 @@ class AccountOnboarding:
         for name, count in early.event_counts.items():
             p.event_counts[name] = p.event_counts.get(name, 0) + count
         p.event_times = early.event_times
+        p.rejected[:0] = early.rejected
         if early.event_counts:
             total = sum(early.event_counts.values())
             self._audit(now, "early_events", f"{total} product events from before the deal")
@@ -531,8 +534,13 @@ class AccountOnboarding:
         now = workflow.now()
         facts = self.early if self.early is not None else self.progress
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
+        known = event_names(self.playbook)
         for event in batch.events:
             if self._seen(event.event_id):
+                continue
+            if event.name not in known:
+                # Counted names stay bounded by the playbook (the ingress drops these first).
+                self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
             facts.event_counts[event.name] = facts.event_counts.get(event.name, 0) + 1
             if n := keep.get(event.name):
@@ -983,7 +991,7 @@ class AccountOnboarding:
             escalations=[],
             event_counts=self.early.event_counts,
             awaiting_deal_until=self._waiting_until(),
-            rejected=[],
+            rejected=self.early.rejected,
             audit=[],
         )
 
@@ -1081,9 +1089,10 @@ class AccountOnboarding:
         self.progress.audit.append(AuditEntry(at=at, kind=kind, detail=detail, by=by))
 
     def _reject(self, at: datetime, kind: str, ref: str, reason: str) -> None:
-        rejected = self.progress.rejected
+        rejected = self.early.rejected if self.early is not None else self.progress.rejected
+        ref, reason = ref[:NAME_CHARS], reason[:TEXT_CHARS]  # kept, so kept short
         rejected.append(RejectedMessage(at=at, kind=kind, ref=ref, reason=reason))
         del rejected[:-MAX_REJECTED]
         workflow.logger.warning(
-            "rejected %s %s: %s", kind, ref, reason, extra={"account_id": self.deal.account_id}
+            "rejected %s %s: %s", kind, ref, reason, extra={"account_id": self.account_id}
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workflows.models import Playbook
+from workflows.models import PLAYBOOK_BYTES, Playbook
 
 PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 DEFAULT_PLAYBOOK = PLAYBOOK_DIR / "default.toml"
@@ -57,7 +57,7 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         raise PlaybookError(source, ["not valid TOML: nested too deeply"]) from exc
     raw["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
     try:
-        return Playbook.model_validate(raw)
+        playbook = Playbook.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -65,6 +65,16 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{_key(loc, raw)}: {msg}")
         raise PlaybookError(source, problems) from exc
+    size = len(playbook.model_dump_json())
+    if size > PLAYBOOK_BYTES:
+        raise PlaybookError(
+            source,
+            [
+                f"(top level): {size:,} bytes as each onboarding carries it; at most "
+                f"{PLAYBOOK_BYTES:,} (shorten the templates)"
+            ],
+        )
+    return playbook
 
 
 def load_playbook(path: str | Path = DEFAULT_PLAYBOOK) -> Playbook:
