@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -480,7 +480,9 @@ def create_app(
                 "(Standard Webhooks)",
             )
         calls = as_domain(
-            lambda: events.parse_calls(parse_json(body), settings.event_account_paths)
+            lambda: events.parse_calls(
+                parse_json(body), settings.event_account_paths, received=datetime.now(UTC)
+            )
         )
         batches, outcomes = events.plan_signals(calls, playbook)
         answers = await asyncio.gather(*(signal_account(b) for b in batches.values()))

@@ -13,6 +13,12 @@ Segment fields read: `type`, `messageId`, `event` and `properties` (track, page,
 else `anonymousId`, `timestamp` else `sentAt` else `receivedAt` (ISO 8601), and the
 account at the first non-empty of the configured dotted paths (`groupId`,
 `context.groupId`, `context.traits.crm_account_id`, ...).
+
+When it happened: a call straight from a device (no `receivedAt`: nothing corrected it
+on the way) that carries both `timestamp` and `sentAt` was dated by the device's clock,
+which may be wrong; like Segment, the ingress corrects it by the device's offset,
+`timestamp + (received - sentAt)`. A call relayed by Segment has `receivedAt` and a
+`timestamp` Segment already corrected.
 """
 
 from __future__ import annotations
@@ -201,25 +207,40 @@ def _account(call: Mapping[str, Any], paths: Sequence[str]) -> str:
     )
 
 
-def _at(call: Mapping[str, Any]) -> datetime | None:
-    for field in TIME_FIELDS:
-        value = call.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise _Unusable(field, "must be an ISO 8601 date-time string")
-        try:
-            at = datetime.fromisoformat(value)
-            return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-        except ValueError:
-            raise _Unusable(field, f"{value!r} is not an ISO 8601 date-time") from None
-        except OverflowError:
-            raise _Unusable(field, f"{value!r} is outside the range of dates") from None
-    return None
+def _time(call: Mapping[str, Any], field: str) -> datetime | None:
+    value = call.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Unusable(field, "must be an ISO 8601 date-time string")
+    try:
+        at = datetime.fromisoformat(value)
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except ValueError:
+        raise _Unusable(field, f"{value!r} is not an ISO 8601 date-time") from None
+    except OverflowError:
+        raise _Unusable(field, f"{value!r} is outside the range of dates") from None
+
+
+def _at(call: Mapping[str, Any], received: datetime | None) -> datetime | None:
+    """When the call happened (see the module docstring for the device-clock correction)."""
+    times = {field: _time(call, field) for field in TIME_FIELDS}
+    at = next((t for t in times.values() if t is not None), None)
+    sent, timestamp = times["sentAt"], times["timestamp"]
+    if received is None or times["receivedAt"] or sent is None or timestamp is None:
+        return at
+    try:
+        return timestamp + (received - sent)
+    except OverflowError:  # an offset that leaves the calendar: no correction to trust
+        return timestamp
 
 
 def _call(
-    raw: object, index: int, defaults: dict[str, Any], paths: Sequence[str]
+    raw: object,
+    index: int,
+    defaults: dict[str, Any],
+    paths: Sequence[str],
+    received: datetime | None,
 ) -> EventCall | EventProblem:
     if not isinstance(raw, dict):
         return EventProblem(index=index, message_id=None, field="", reason="must be an object")
@@ -240,7 +261,7 @@ def _call(
             properties=properties,
             account_id=_account(call, paths),
             user_id=_text(call.get("userId")) or _text(call.get("anonymousId")),
-            at=_at(call),
+            at=_at(call, received),
             index=index,
         )
     except _Unusable as problem:
@@ -250,7 +271,11 @@ def _call(
 
 
 def parse_calls(
-    payload: object, account_paths: Sequence[str], *, max_events: int = 1000
+    payload: object,
+    account_paths: Sequence[str],
+    *,
+    max_events: int = 1000,
+    received: datetime | None = None,
 ) -> list[EventCall | EventProblem]:
     """One `EventCall` or `EventProblem` per call, in request order.
 
@@ -258,6 +283,7 @@ def parse_calls(
     `{"batch": [...], "context": {...}, "sentAt": ...}` (batch-level context is merged
     under each call's, and `sentAt` is each call's default), or an array of calls. A
     problem's `field` locates it: `batch[3].messageId`, `[3].type`, or `messageId`.
+    `received`: when the request arrived, to correct device clocks (None: no correction).
     """
     calls, prefix, defaults = _envelope(payload)
     if len(calls) > max_events:
@@ -266,7 +292,7 @@ def parse_calls(
         )
     out: list[EventCall | EventProblem] = []
     for index, raw in enumerate(calls):
-        parsed = _call(raw, index, defaults, account_paths)
+        parsed = _call(raw, index, defaults, account_paths, received)
         if isinstance(parsed, EventProblem) and prefix is not None:
             where = f"{prefix}[{index}]"
             parsed.field = f"{where}.{parsed.field}" if parsed.field else where

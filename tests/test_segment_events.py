@@ -289,3 +289,20 @@ def test_events_the_onboarding_no_longer_awaits_are_ignored() -> None:
     nothing, all_ignored = filter_awaited(batch, [])
     assert nothing is None
     assert [o.index for o in all_ignored] == [0, 3]
+
+
+def test_a_device_clock_is_corrected_by_its_offset_like_segment_does() -> None:
+    # Dates far from today on purpose: pure parsing, the arrival time is an argument.
+    received = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
+    # The phone's clock runs 2 hours fast: it stamped the event and the send with it.
+    call = track(
+        "m", "user_logged_in", timestamp="2031-03-01T11:00:00Z", sentAt="2031-03-04T14:00:00Z"
+    )
+    [corrected] = parse_calls(call, PATHS, received=received)
+    assert isinstance(corrected, EventCall)
+    assert corrected.at == datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
+    # Relayed by Segment (receivedAt set): its timestamp is already corrected.
+    relayed = call | {"receivedAt": "2031-03-04T12:00:01Z"}
+    [as_sent] = parse_calls(relayed, PATHS, received=received)
+    assert isinstance(as_sent, EventCall)
+    assert as_sent.at == datetime(2031, 3, 1, 11, 0, tzinfo=UTC)
