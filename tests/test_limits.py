@@ -139,6 +139,20 @@ async def test_a_deal_over_the_limits_is_refused_naming_the_field(
     assert not await exists(dev_env.client, acct)
 
 
+async def test_dates_a_plan_cannot_be_counted_from_are_refused(
+    http: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    # 9999-12-01 parses, but its deadlines (+98 days) would leave the calendar.
+    acct = f"acct-edge-{uuid.uuid4().hex[:6]}"
+    body = dumps(deal_body(acct, close_date="9999-12-01"))
+    response = await http.post("/webhooks/deals", content=body, headers=std_headers(body))
+    assert (response.status_code, response.json()["field"]) == (422, "close_date")
+    assert "must be between 2000-01-01 and 2999-12-31" in response.json()["reason"]
+    assert not await exists(dev_env.client, acct)
+    with pytest.raises(PlaybookError, match=r"timeline\.high_touch\.handoff: .*less than or equal"):
+        parse_playbook(DEFAULT_TEXT.replace("handoff = 98", "handoff = 99999"))
+
+
 def test_ordinary_long_templates_load_and_oversized_ones_are_named() -> None:
     # The case's playbook: every email a few paragraphs (about 4.5 KB).
     assert parse_playbook(with_long_templates(DEFAULT_TEXT, 4_500)).templates
@@ -187,6 +201,11 @@ async def test_the_largest_deal_and_playbook_run_through_continue_as_new_to_hand
     for i, name in enumerate(names):
         batch = ProductEventBatch(events=[ProductEvent(event_id=f"n-{i}", name=name)])
         await handle.signal(AccountOnboarding.product_events, batch)
+    latest = onboardings.env.client.get_workflow_handle(handle.id)
+    for _ in range(200):  # the run has continued as new (the signals may come as one task)
+        if (await latest.describe()).run_id != handle.first_execution_run_id:
+            break
+        await asyncio.sleep(0.05)
     for m in playbook.milestones:
         report = MilestoneReport(milestone_id=m.id, event_id=f"done-{m.id}", reported_by="csm")
         await handle.signal(AccountOnboarding.milestone_reached, report)

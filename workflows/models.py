@@ -112,7 +112,7 @@ def _nonblank(value: str) -> str:
 # --------------------------------------------------------------------------- limits
 # What one onboarding may carry. Its deal, playbook and state travel in one payload at
 # continue-as-new, which Temporal refuses above 2 MB; these bounds keep the worst case
-# near 1.3 MB (README "Limits"; tests/test_limits.py runs the largest case to handoff).
+# about 1.1 MB (README "Limits"; tests/test_limits.py runs the largest case to handoff).
 NAME_CHARS = 200  # names, titles, who did something
 TEXT_CHARS = 1_000  # reasons, success criteria, one-line notes
 MAX_CONTACTS = 50
@@ -128,7 +128,23 @@ MAX_EVENT_NAMES = 10  # names that complete one milestone
 MAX_PLAYBOOK_EVENT_NAMES = 50
 MAX_EVENT_COUNT = 100  # events one milestone may need
 PLAYBOOK_BYTES = 256_000  # the whole playbook as each onboarding carries it (JSON)
+MAX_PLAN_DAYS = 3_650  # any day count of a playbook: deadlines stay inside the calendar
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # dates a plan may be built on
+LATEST_DATE = datetime(2999, 12, 31, tzinfo=UTC)
 
+
+def _plannable(value: datetime) -> datetime:
+    # Deadlines are counted from these dates: one at the calendar's edge would fail the
+    # onboarding's date arithmetic after it was accepted.
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(
+            f"must be between {EARLIEST_DATE.date().isoformat()} and "
+            f"{LATEST_DATE.date().isoformat()}"
+        )
+    return value
+
+
+PlanDatetime = Annotated[datetime, AfterValidator(_utc), AfterValidator(_plannable)]
 Name = Annotated[str, Field(max_length=NAME_CHARS), AfterValidator(_nonblank)]
 Text = Annotated[str, Field(max_length=TEXT_CHARS), AfterValidator(_nonblank)]
 
@@ -183,7 +199,7 @@ class ClosedWonDeal(BaseModel):
         default=0, ge=0, description="Estimated hours of customer-side configuration"
     )
     contacts: list[Contact] = Field(default_factory=list, max_length=MAX_CONTACTS)
-    close_date: UtcDatetime
+    close_date: PlanDatetime
     success_criteria: list[Text] = Field(default_factory=list, max_length=MAX_SUCCESS_CRITERIA)
     crm: CrmRef = Field(default_factory=CrmRef)
     completed_milestones: list[CompletedMilestone] = Field(
@@ -377,8 +393,10 @@ class EscalationStep(BaseModel):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     when: Trigger
-    days: int = Field(default=0, ge=0)
-    repeat_days: int | None = Field(default=None, ge=1, description="no_progress only")
+    days: int = Field(default=0, ge=0, le=MAX_PLAN_DAYS)
+    repeat_days: int | None = Field(
+        default=None, ge=1, le=MAX_PLAN_DAYS, description="no_progress only"
+    )
     actions: list[Action] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -417,13 +435,13 @@ class Playbook(BaseModel):
     name: Name
     content_hash: str = Field(default="", description="Set by the loader: sha256 of the file")
     tier_rule: TierRule
-    timeline: dict[Tier, dict[Phase, int]] = Field(
+    timeline: dict[Tier, dict[Phase, Annotated[int, Field(le=MAX_PLAN_DAYS)]]] = Field(
         description="Day each phase ends, counted from closed-won, per tier"
     )
     login_milestone: str
     value_milestone: str
     fallback_success_criterion: Text
-    pause_reminder_days: int = Field(ge=1)
+    pause_reminder_days: int = Field(ge=1, le=MAX_PLAN_DAYS)
     ttv_target_days: dict[Tier, tuple[int, int]]
     health: HealthRule = Field(default_factory=HealthRule)
     milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
@@ -620,12 +638,12 @@ class ProductEventBatch(BaseModel):
 class PauseRequest(BaseModel):
     by: Name
     reason: Text
-    resume_on: UtcDatetime | None = None
+    resume_on: PlanDatetime | None = None
 
 
 class ResumeRequest(BaseModel):
     by: Name
-    revised_due: dict[str, UtcDatetime] = Field(
+    revised_due: dict[str, PlanDatetime] = Field(
         default_factory=dict,
         description="New deadlines by milestone id; other open deadlines shift by the pause",
     )
