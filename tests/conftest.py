@@ -70,13 +70,17 @@ def playbook() -> Playbook:
     return load_playbook()
 
 
-def make_deal(account_id: str | None = None, **overrides: Any) -> ClosedWonDeal:
-    """A deal closed at the test server's current time unless `close_date` is given."""
+def make_deal(
+    account_id: str | None = None, *, close_date: datetime, **overrides: Any
+) -> ClosedWonDeal:
+    """A deal closed at `close_date`: read it from the clock of the server under test
+    (`await env.get_current_time()` on the time-skipping server, whose clock is not this
+    machine's), so no test depends on the day it runs."""
     fields: dict[str, Any] = {
         "account_id": account_id or f"acct-{uuid.uuid4().hex[:8]}",
         "account_name": "Acme Corp",
         "acv_usd": 20_000,
-        "close_date": datetime.now(UTC),
+        "close_date": close_date,
         "contacts": [
             {"name": "Cara Champion", "email": "cara@acme.test", "role": "champion"},
             {"name": "Sam Sponsor", "email": "sam@acme.test", "role": "executive_sponsor"},
@@ -84,6 +88,20 @@ def make_deal(account_id: str | None = None, **overrides: Any) -> ClosedWonDeal:
         "success_criteria": ["10 invoices processed weekly"],
     }
     return ClosedWonDeal.model_validate(fields | overrides)
+
+
+# The dev server runs on this machine's clock, so "closed now" or "happened now" on it is
+# read from here; the time-skipping server's clock is its own (`env.get_current_time()`).
+
+
+def now_iso() -> str:
+    """This machine's UTC time as senders write it: `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def today_iso() -> str:
+    """This machine's UTC date, for date-only fields: `YYYY-MM-DD`."""
+    return datetime.now(UTC).date().isoformat()
 
 
 TIER_DEALS: dict[str, dict[str, Any]] = {
@@ -262,7 +280,9 @@ class FakeCrmApi:
     def hubspot_deal(
         self, deal_id: str, company_id: str, *, amount: str = "24000", name: str = "Globex"
     ) -> None:
-        """Serve a HubSpot CRM v3 deal with its company and one contact."""
+        """Serve a HubSpot CRM v3 deal with its company and one contact, closed now (the
+        dev server's clock is this machine's): an onboarding that starts on time."""
+        closed = datetime.now(UTC)
         self.routes[f"/crm/v3/objects/deals/{deal_id}"] = (
             200,
             {
@@ -271,7 +291,7 @@ class FakeCrmApi:
                     "dealname": f"{name} - annual",
                     "amount": amount,
                     "dealstage": "closedwon",
-                    "closedate": "2026-11-20T12:00:00.000Z",
+                    "closedate": closed.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 },
                 "associations": {
                     "companies": {"results": [{"id": company_id, "type": "deal_to_company"}]},

@@ -48,6 +48,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
+from tests.conftest import now_iso, today_iso
 from tests.strategies import json_scalars, json_values
 
 T = TypeVar("T")
@@ -297,7 +298,7 @@ async def test_no_request_the_schema_allows_or_forbids_gets_a_5xx(fuzzed: Fuzzed
     }
     # One real onboarding, so the status route answers 200 and its schema is checked too.
     known = f"fz-{uuid.uuid4().hex[:12]}"
-    body = dumps(DEAL | {"account_id": known})
+    body = dumps(valid_deal(known))
     sent, response = await fuzzed.exchange("POST", "/webhooks/deals", standard_webhook(body), body)
     assert response.status_code == 201, f"{sent}"
 
@@ -337,6 +338,9 @@ instants = st.builds(
     st.sampled_from(["", "Z", "+05:00", "-10:00"]),
 )
 dates = instants | st.dates().map(str) | json_scalars
+# The usual values are read from the clock when drawn: a deal closed now, an event now.
+nows = st.builds(now_iso)
+todays = st.builds(today_iso)
 numbers = st.sampled_from(["1e400", "Infinity", "NaN", "-0", "3"]) | json_scalars
 
 
@@ -373,7 +377,7 @@ deals = near_valid(
         "account_id": accounts,
         "account_name": st.just("Acme"),
         "acv_usd": st.floats(min_value=0, max_value=1e6),
-        "close_date": st.sampled_from(["2026-11-20", "2026-11-20T12:00:00Z"]),
+        "close_date": todays | nows,
         "contacts": st.lists(contacts, max_size=2),
     },
     {
@@ -415,7 +419,7 @@ segment_calls = near_valid(
         "event": st.sampled_from(["user_logged_in", "user_invited", "page_viewed"]),
         "groupId": accounts,
         "userId": st.just("u-1"),
-        "timestamp": st.just("2026-11-21T10:00:00Z"),
+        "timestamp": nows,
         "properties": st.dictionaries(st.sampled_from(["role", "seats"]), json_scalars),
     },
     {
@@ -499,7 +503,7 @@ opportunities = near_valid(
         "AccountId": accounts,
         "StageName": st.just("Closed Won"),
         "Amount": st.integers(min_value=0, max_value=10**6),
-        "CloseDate": st.just("2026-11-19"),
+        "CloseDate": todays,
     },
     {
         "Id": json_scalars,
@@ -603,19 +607,22 @@ async def test_an_events_batch_over_the_cap_is_refused_whole(fuzzed: FuzzedApp) 
 
 # --------------------------------------------------------------------------- found so far
 
-DEAL = {
-    "account_name": "Acme",
-    "acv_usd": 20_000,
-    "close_date": "2026-11-20",
-    "contacts": [{"name": "Ann Example", "email": "ann@acme.test", "role": "champion"}],
-}
+
+def valid_deal(account: str) -> dict[str, Any]:
+    return {
+        "account_id": account,
+        "account_name": "Acme",
+        "acv_usd": 20_000,
+        "close_date": today_iso(),
+        "contacts": [{"name": "Ann Example", "email": "ann@acme.test", "role": "champion"}],
+    }
 
 
 def deal_json(**raw: str) -> Callable[[str], bytes]:
     """A valid deal for the account, with fields replaced by raw JSON text."""
 
     def body(account: str) -> bytes:
-        fields = DEAL | {"account_id": account} | {name: "@" + name for name in raw}
+        fields = valid_deal(account) | {name: "@" + name for name in raw}
         text = json.dumps(fields)
         for name, value in raw.items():
             text = text.replace(json.dumps("@" + name), value)
@@ -630,7 +637,7 @@ def track_call(account: str, **over: Any) -> dict[str, Any]:
         "messageId": f"m-{uuid.uuid4().hex}",
         "event": "user_logged_in",
         "groupId": account,
-        "timestamp": "2026-11-21T10:00:00Z",
+        "timestamp": now_iso(),
     }
     return call | over
 
@@ -646,7 +653,7 @@ def opportunity(**over: Any) -> Callable[[str], bytes]:
             "AccountId": account,
             "StageName": "Closed Won",
             "Amount": 64_000,
-            "CloseDate": "2026-11-19",
+            "CloseDate": today_iso(),
         }
         return dumps({"Opportunity": opp | over, "Account": {"Name": "Umbrella"}})
 

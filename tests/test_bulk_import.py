@@ -42,6 +42,7 @@ from starter.bulk import (
 )
 from starter.cli import app
 from starter.devserver import free_port
+from tests.conftest import today_iso
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
@@ -216,16 +217,16 @@ async def temporal() -> AsyncIterator[Client]:
 async def test_import_starts_good_rows_once_and_nothing_for_a_bad_row(
     temporal: Client, playbook: Playbook, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run, closed = uuid.uuid4().hex[:6], today_iso()
     good = [f"imp-{run}-{i}" for i in range(4)]
     path = csv_file(
         tmp_path,
         *(
-            f"{a},Account {a},{20000 + i},,,2026-01-05,Casey,casey@{a}.example,,,,"
+            f"{a},Account {a},{20000 + i},,,{closed},Casey,casey@{a}.example,,,,"
             for i, a in enumerate(good[:2])
         ),
-        f"imp-{run}-bad,Bad,-5,,,2026-01-05,,,,,,",
-        *(f"{a},Account {a},3000,,,2026-01-05,,,,,," for a in good[2:]),
+        f"imp-{run}-bad,Bad,-5,,,{closed},,,,,,",
+        *(f"{a},Account {a},3000,,,{closed},,,,,," for a in good[2:]),
     )
     rows = read_deals(path, playbook)
     heard: list[RowResult] = []
@@ -308,13 +309,13 @@ def test_cli_import_unknown_column_is_one_error_line(tmp_path: Path) -> None:
 async def test_cli_import_reports_started_running_and_finished_accounts(
     temporal: Client, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run, closed = uuid.uuid4().hex[:6], today_iso()
     running, ended, fresh = (f"cli-{run}-{name}" for name in ("running", "ended", "fresh"))
     first = csv_file(
-        tmp_path, *(f"{a},Account {a},20000,,,2026-01-05,,,,,," for a in (running, ended))
+        tmp_path, *(f"{a},Account {a},20000,,,{closed},,,,,," for a in (running, ended))
     )
     second = csv_file(
-        tmp_path, *(f"{a},Account {a},20000,,,2026-01-05,,,,,," for a in (running, ended, fresh))
+        tmp_path, *(f"{a},Account {a},20000,,,{closed},,,,,," for a in (running, ended, fresh))
     )
     env = {
         "TEMPORAL_ADDRESS": temporal.service_client.config.target_host,

@@ -193,7 +193,9 @@ async def test_history_holds_no_contact_data_in_plaintext(
     encrypted_env: WorkflowEnvironment, playbook: Playbook
 ) -> None:
     client = encrypted_env.client
-    deal = make_deal(f"acct-{uuid.uuid4().hex[:8]}")
+    deal = make_deal(
+        f"acct-{uuid.uuid4().hex[:8]}", close_date=await encrypted_env.get_current_time()
+    )
     task_queue = f"codec-{uuid.uuid4().hex[:8]}"
     async with Worker(
         client,

@@ -20,7 +20,7 @@ MAX_EVENTS = 300  # a low limit, so the storm spans several runs
 async def test_an_event_storm_continues_as_new_and_loses_nothing(
     onboardings: Onboardings,
 ) -> None:
-    deal = make_deal(**TIER_DEALS["tech_touch"])
+    deal = make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
     handle = await onboardings.start(deal, max_history_events=MAX_EVENTS)
     latest = onboardings.env.client.get_workflow_handle(deal.workflow_id)
     for i in range(STORM):

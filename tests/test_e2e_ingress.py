@@ -23,7 +23,7 @@ import pytest
 import temporalio.client
 
 from starter.devserver import free_port
-from tests.conftest import FakeCrmApi
+from tests.conftest import FakeCrmApi, now_iso
 
 ONBOARDING = Path(sys.executable).parent / "onboarding"
 HUBSPOT_SECRET = "e2e-hubspot-secret"
@@ -141,7 +141,7 @@ async def test_hubspot_webhook_to_onboarding_then_events_complete_a_milestone(
                 "event": name,
                 "groupId": company,
                 "userId": "art",
-                "timestamp": "2026-11-22T09:00:00Z",
+                "timestamp": now_iso(),
             }
             for name in ("user_logged_in", "page_viewed", "setup_completed")
         ]

@@ -21,7 +21,7 @@ async def test_welcome_and_csm_assignment_arrive_by_email(
     mailbox: Mailbox,  # noqa: F811 - the imported fixture
 ) -> None:
     task_queue = f"email-{uuid.uuid4().hex[:8]}"
-    deal = make_deal(**TIER_DEALS["tech_touch"])
+    deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])
     async with Worker(
         env.client,
         task_queue=task_queue,

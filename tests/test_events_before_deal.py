@@ -110,7 +110,9 @@ async def test_a_deal_for_another_account_is_refused(onboardings: Onboardings) -
         await handle.execute_update(
             AccountOnboarding.provide_deal,
             DealDelivery(
-                deal=make_deal("someone-else"), playbook=onboardings.playbook, delivery_id="x"
+                deal=make_deal("someone-else", close_date=await onboardings.now()),
+                playbook=onboardings.playbook,
+                delivery_id="x",
             ),
         )
     assert isinstance(refused.value.cause, ApplicationError)

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
-from tests.conftest import FakeCrmApi
+from tests.conftest import FakeCrmApi, now_iso, today_iso
 from workflows.models import AwaitedEvents
 
 WHSEC_RAW = b"generic-webhook-secret-0123456789"
@@ -72,7 +72,7 @@ def deal_body(account_id: str, **overrides: Any) -> dict[str, Any]:
         "account_id": account_id,
         "account_name": "Initech",
         "acv_usd": 20_000,
-        "close_date": "2026-11-20",
+        "close_date": now_iso(),
         "contacts": [{"name": "Peter Gibbons", "email": "peter@initech.test", "role": "champion"}],
         "success_criteria": ["TPS reports filed weekly"],
     } | overrides
@@ -293,7 +293,7 @@ def opportunity(acct: str, stage: str = "Closed Won") -> dict[str, Any]:
             "AccountId": acct,
             "Amount": 64_000,
             "StageName": stage,
-            "CloseDate": "2026-11-19",
+            "CloseDate": today_iso(),
         },
         "Account": {"Id": acct, "Name": "Umbrella Corp"},
     }
@@ -333,7 +333,7 @@ def outbound_message(org_id: str, notes: list[tuple[str, str]]) -> bytes:
         f"""<Notification><Id>{note_id}</Id><sObject xsi:type="sf:Opportunity">
         <sf:Id>006{note_id[-6:]}</sf:Id><sf:AccountId>{acct}</sf:AccountId>
         <sf:Amount>12000.0</sf:Amount><sf:StageName>Closed Won</sf:StageName>
-        <sf:CloseDate>2026-11-18</sf:CloseDate><sf:Account_Name__c>Hooli</sf:Account_Name__c>
+        <sf:CloseDate>{today_iso()}</sf:CloseDate><sf:Account_Name__c>Hooli</sf:Account_Name__c>
         </sObject></Notification>"""
         for note_id, acct in notes
     )
@@ -460,7 +460,7 @@ def track(acct: str, event: str, **props: Any) -> dict[str, Any]:
         "userId": "u-1",
         "context": {"groupId": acct},
         "properties": props,
-        "timestamp": "2026-11-21T10:00:00Z",
+        "timestamp": now_iso(),
     }
 
 
@@ -679,7 +679,7 @@ async def test_a_hubspot_deal_without_a_company_is_answered_with_why(
     deal_id = str(uuid.uuid4().int % 10**11)
     fake_crm.routes[f"/crm/v3/objects/deals/{deal_id}"] = (
         200,
-        {"id": deal_id, "properties": {"amount": "9000", "closedate": "2026-11-20"}},
+        {"id": deal_id, "properties": {"amount": "9000", "closedate": today_iso()}},
     )
     body = dumps([hubspot_event(deal_id)])
     uri = "http://ingress.test/webhooks/hubspot"

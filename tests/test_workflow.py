@@ -319,7 +319,9 @@ async def test_override_is_recorded_with_approver_and_replans(onboardings: Onboa
 
 
 async def test_skip_raises_a_risk_flag_and_settles_the_gate(onboardings: Onboardings) -> None:
-    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
+    )
     st = await handle.execute_update(
         AccountOnboarding.skip_milestone,
         SkipRequest(milestone_id="first_training", by="csm", reason="customer declined training"),
@@ -346,7 +348,9 @@ async def test_stall_decision_is_settled_by_a_revised_timeline(onboardings: Onbo
 
 
 async def test_cancel_ends_the_onboarding_cleanly(onboardings: Onboardings) -> None:
-    handle = await onboardings.start(make_deal(**TIER_DEALS["high_touch"]))
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["high_touch"])
+    )
     await handle.execute_update(
         AccountOnboarding.cancel, CancelRequest(by="ae", reason="deal churned before kickoff")
     )
@@ -360,7 +364,9 @@ async def test_cancel_ends_the_onboarding_cleanly(onboardings: Onboardings) -> N
 
 
 async def test_contact_change_replaces_the_role(onboardings: Onboardings) -> None:
-    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
+    )
     new = {"name": "Nia New", "email": "nia@acme.test", "role": "champion"}
     st = await handle.execute_update(
         AccountOnboarding.change_contact,
@@ -392,7 +398,9 @@ async def test_duplicate_out_of_order_and_unknown_milestones(onboardings: Onboar
 
 
 async def test_product_events_complete_milestones(onboardings: Onboardings) -> None:
-    handle = await onboardings.start(make_deal(**TIER_DEALS["tech_touch"]))
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
+    )
     invite = [ProductEvent(event_id=f"m{i}", name="user_invited") for i in range(3)]
     login = ProductEvent(event_id="m9", name="user_logged_in")
     await handle.signal(
@@ -459,7 +467,9 @@ async def test_a_deal_closed_years_ago_catches_up_in_one_step(onboardings: Onboa
 async def test_search_attributes_and_current_details_track_the_state(
     onboardings: Onboardings,
 ) -> None:
-    handle = await onboardings.start(make_deal(**TIER_DEALS["high_touch"]))
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["high_touch"])
+    )
     await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="re-org"))
     for _ in range(400):  # upserted on the workflow's next tasks (the owner: after assign)
         attrs = (await handle.describe()).typed_search_attributes
