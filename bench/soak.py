@@ -53,8 +53,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 # bench/ingress.py: `python bench/soak.py` puts bench/ first on sys.path.
 from ingress import (
@@ -71,7 +72,7 @@ from ingress import (
 )
 from temporalio.client import WorkflowExecutionStatus
 
-from starter.client import connect
+from starter.client import connect, worker_catching_up
 from starter.devserver import free_port, start_dev_server
 from starter.signatures import SEGMENT_SIGNATURE, sign_segment, standard_webhook_headers
 from workflows import rules
@@ -97,6 +98,7 @@ from workflows.models import (
 )
 from workflows.playbook import load_playbook
 
+T = TypeVar("T")
 DAY = timedelta(days=1)
 SEGMENT_BATCH = 100
 NOISE = ("page_viewed", "feature_used", "button_clicked", "report_exported", "search_run")
@@ -622,6 +624,7 @@ class Traffic:
     """What the run sent, and what the ingress answered."""
 
     retries: int = 0  # 503s answered while Temporal was busy; the sender retried
+    catching_up: int = 0  # updates, signals, queries refused while a worker caught up
     webhooks: int = 0
     events: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -648,6 +651,25 @@ async def post(
     if not 200 <= status < 300:
         raise BenchError(f"POST {path} answered {status}: {answer.decode(errors='replace')}")
     return json.loads(answer)
+
+
+async def patiently(traffic: Traffic, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` (an update, signal or query), retried while the onboarding's worker catches
+    up: right after a kill its workflow task is being retried, and Temporal refuses
+    updates and queries meanwhile, recording nothing. Backoff 0.5 s doubling to 5 s, for
+    at most 3 minutes; then the run is not valid."""
+    delay, deadline = 0.5, time.monotonic() + 180
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not worker_catching_up(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise BenchError(f"the worker did not catch up within 3 minutes: {exc}") from exc
+        traffic.catching_up += 1
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def webhook(soak: Soak, traffic: Traffic, account: Account) -> Callable[[], Awaitable[object]]:
@@ -699,18 +721,18 @@ def updates(soak: Soak, traffic: Traffic, account: Account) -> Callable[[], Awai
     async def send() -> None:
         if account.group in ("pause", "pause_resume"):
             request = PauseRequest(by="csm@soak.example", reason="customer reorganising")
-            await handle.execute_update("pause", request, result_type=OnboardingStatus)
+            await patiently(traffic, partial(handle.execute_update, "pause", request))
             expected.pause(datetime.now(UTC))
             traffic.updates += 1
         if account.group == "pause_resume":
             resume = ResumeRequest(by="csm@soak.example", reason="back on track")
-            await handle.execute_update("resume", resume, result_type=OnboardingStatus)
+            await patiently(traffic, partial(handle.execute_update, "resume", resume))
             expected.resume(datetime.now(UTC))
             traffic.updates += 1
         if account.group == "override":
             tier = OVERRIDES[expected.progress.tier]
             override = TierOverride(tier=tier, approver="vp-cs@soak.example", reason="soak")
-            await handle.execute_update("override_tier", override, result_type=OnboardingStatus)
+            await patiently(traffic, partial(handle.execute_update, "override_tier", override))
             expected.override(tier, datetime.now(UTC))
             traffic.updates += 1
 
@@ -731,7 +753,7 @@ def reports(soak: Soak, traffic: Traffic, account: Account) -> Callable[[], Awai
             report = MilestoneReport(
                 milestone_id=milestone_id, event_id=event_id, reported_by="csm@soak.example"
             )
-            await handle.signal("milestone_reached", report)
+            await patiently(traffic, partial(handle.signal, "milestone_reached", report))
             expected.milestone_reached(milestone_id, event_id, datetime.now(UTC))
             traffic.signals += 1
 
@@ -837,7 +859,9 @@ class Tally:
             self.miss(kind, got[item] - want[item], f"{where} {item}")
 
 
-async def statuses(soak: Soak, fleet: Sequence[Account]) -> dict[str, OnboardingStatus | None]:
+async def statuses(
+    soak: Soak, traffic: Traffic, fleet: Sequence[Account]
+) -> dict[str, OnboardingStatus | None]:
     """Each onboarding's status: a finished one's result, a running one's `status` query."""
     client, gate = soak.stack.client, asyncio.Semaphore(32)
 
@@ -850,7 +874,8 @@ async def statuses(soak: Soak, fleet: Sequence[Account]) -> dict[str, Onboarding
             if desc.status == WorkflowExecutionStatus.COMPLETED:
                 return account.id, await handle.result()
             if desc.status == WorkflowExecutionStatus.RUNNING:
-                return account.id, await handle.query("status", result_type=OnboardingStatus)
+                query = partial(handle.query, "status", result_type=OnboardingStatus)
+                return account.id, await patiently(traffic, query)
             return account.id, None  # failed or terminated: its effects count as lost
 
     return dict(await asyncio.gather(*(one(a) for a in fleet)))
@@ -917,11 +942,11 @@ class Check:
         return sum(getattr(t, kind) for t in self.tallies().values())
 
 
-async def check(soak: Soak, fleet: list[Account]) -> Check:
+async def check(soak: Soak, traffic: Traffic, fleet: list[Account]) -> Check:
     now = datetime.now(UTC)
     for account in fleet:
         account.expected.check(now)
-    found = await statuses(soak, fleet)
+    found = await statuses(soak, traffic, fleet)
     sent, torn = read_sent_log(soak.sent_log)
     runs = (await soak.stack.client.count_workflows("WorkflowType = 'AccountOnboarding'")).count
     result = Check(Tally(), Tally(), Tally(), Tally(), Tally(), [], torn)
@@ -988,6 +1013,7 @@ def figures(
         "updates": traffic.updates,
         "signals": traffic.signals,
         "retried_503": traffic.retries,
+        "retried_catching_up": traffic.catching_up,
         "worker_peaks_mb": [round(kb / 1024) for kb in workers.peaks_kb],
         "seconds": round(seconds),
     }
@@ -1019,7 +1045,8 @@ def table(f: dict[str, Any], result: Check) -> str:
         f"({f['events']} events: {f['events_accepted']} accepted, {f['events_duplicate']} "
         f"duplicate, {f['events_ignored']} ignored)",
         f"also sent: {f['updates']} updates, {f['signals']} milestone signals; "
-        f"{f['retried_503']} requests retried after a 503; {f['seconds']} s in all",
+        f"{f['retried_503']} requests retried after a 503, {f['retried_catching_up']} while "
+        f"a worker caught up; {f['seconds']} s in all",
     ]
     mismatches = [c for t in result.tallies().values() for c in t.cases] + [
         f"unsent: {c}" for c in result.unsent
@@ -1040,7 +1067,7 @@ async def run(options: Options) -> tuple[dict[str, Any], Check]:
         fleet = plan_fleet(options, s.playbook, t0)
         traffic = await run_fleet(soak, options, fleet, t0)
         print("fleet settled; checking", flush=True)
-        result = await check(soak, fleet)
+        result = await check(soak, traffic, fleet)
         soak.workers.stop()  # its peak RSS, before the stack goes
     seconds = time.perf_counter() - started
     return figures(options, traffic, result, soak.workers, seconds), result

@@ -53,7 +53,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.logging import configure_logging
 from starter import crm, events, signatures
-from starter.client import TASK_QUEUE, connect, ui_url
+from starter.client import TASK_QUEUE, connect, ui_url, worker_catching_up
 from starter.codec import codec_router
 from starter.limits import BodyTooLarge, read_capped
 from starter.settings import IngressSettings, reveal
@@ -78,14 +78,23 @@ disable_created_metrics()  # `*_created` series only add noise to counters scrap
 
 # How long a request waits for Temporal before answering 503 (the sender retries).
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
+# Retry-After (seconds) of the 503 answers: Temporal did not take the request in time;
+# the onboarding's workflow task is being retried (a task held by a killed worker is
+# retried after the 10 s workflow task timeout).
+UNAVAILABLE_RETRY_AFTER_S = 5
+CATCHING_UP_RETRY_AFTER_S = 10
 
 
 class ApiError(Exception):
-    """A request refused with `status`; `error` is the machine-readable reason."""
+    """A request refused with `status`; `error` is the machine-readable reason, and
+    `retry_after_s` (a 503's) becomes the `Retry-After` header."""
 
-    def __init__(self, status: int, error: str, field: str, reason: str) -> None:
+    def __init__(
+        self, status: int, error: str, field: str, reason: str, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(f"{field}: {reason}")
         self.status, self.error, self.field, self.reason = status, error, field, reason
+        self.retry_after_s = retry_after_s
 
 
 class Metrics:
@@ -203,7 +212,10 @@ def create_app(
         route = getattr(request.scope.get("route"), "path", "unmatched")
         metrics.rejections.labels(route, exc.error).inc()
         log.warning("rejected", path=route, error=exc.error, field=exc.field, reason=exc.reason)
-        return JSONResponse(_error_body(exc.error, exc.field, exc.reason), status_code=exc.status)
+        retry = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse(
+            _error_body(exc.error, exc.field, exc.reason), status_code=exc.status, headers=retry
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -288,7 +300,7 @@ def create_app(
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise ApiError(422, "invalid_payload", "account_id", reason) from None
         except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            raise _unavailable(exc) from None
+            raise _unavailable(exc, deal.account_id) from None
         count_delivery(source, accepted)
         log.info(
             "deal delivered",
@@ -524,7 +536,7 @@ def create_app(
         except AlreadyOnboardedError as exc:
             return ignored + kept.answered("ignored", f"onboarding already {exc.outcome}")
         except RPCError as exc:
-            raise _unavailable(exc) from None
+            raise _unavailable(exc, batch.account_id) from None
         metrics.signals.inc()
         answers = kept.accepted()
         if not running:
@@ -540,7 +552,7 @@ def create_app(
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False, None, None
-            raise _unavailable(exc) from None
+            raise _unavailable(exc, account_id) from None
         if desc.status == WorkflowExecutionStatus.RUNNING:
             awaited = await desc.memo_value("awaited", None, type_hint=AwaitedEvents)
             return True, awaited.events if awaited else None, None
@@ -574,10 +586,14 @@ def create_app(
                 raise ApiError(
                     404, "not_found", "account_id", f"no onboarding for account {account_id}"
                 ) from None
-            raise _unavailable(exc) from None
+            raise _unavailable(exc, account_id) from None
         except TimeoutError:
             raise ApiError(
-                503, "temporal_unavailable", "worker", "no worker answered the status query"
+                503,
+                "temporal_unavailable",
+                "worker",
+                "no worker answered the status query",
+                UNAVAILABLE_RETRY_AFTER_S,
             ) from None
         body = status.model_dump(mode="json") | {"ui_url": link(workflow_id)}
         return JSONResponse(body)
@@ -594,6 +610,7 @@ def create_app(
             return JSONResponse(
                 _error_body("temporal_unavailable", "temporal", str(exc) or type(exc).__name__),
                 status_code=503,
+                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
             )
         return JSONResponse({"status": "ready", "namespace": temporal().namespace})
 
@@ -681,10 +698,25 @@ def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
     }
 
 
-def _unavailable(exc: BaseException) -> ApiError:
-    log.warning("temporal unavailable", error=str(exc))
+def _unavailable(exc: BaseException, account_id: str | None = None) -> ApiError:
+    """The 503 for a request Temporal did not take; nothing was started or changed."""
+    if worker_catching_up(exc):
+        log.warning("worker catching up", account_id=account_id, error=str(exc))
+        return ApiError(
+            503,
+            "worker_catching_up",
+            "temporal",
+            f"the worker is catching up on this onboarding ({exc}); nothing was recorded: "
+            f"retry in {CATCHING_UP_RETRY_AFTER_S} s",
+            CATCHING_UP_RETRY_AFTER_S,
+        )
+    log.warning("temporal unavailable", account_id=account_id, error=str(exc))
     return ApiError(
-        503, "temporal_unavailable", "temporal", f"Temporal did not take the request: {exc}"
+        503,
+        "temporal_unavailable",
+        "temporal",
+        f"Temporal did not take the request: {exc}",
+        UNAVAILABLE_RETRY_AFTER_S,
     )
 
 

@@ -49,6 +49,7 @@ from starter.client import (
     metrics_runtime,
     ui_base_url,
     ui_url,
+    worker_catching_up,
 )
 from starter.codec import CodecSettings, DecryptionError
 from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
@@ -175,6 +176,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except ValidationError as exc:
         _fail(validation_line(exc))
     except RPCError as exc:
+        if worker_catching_up(exc):  # transient: its workflow task is being retried
+            _fail(
+                f"the worker is catching up on this onboarding (Temporal: {exc.message}); "
+                "nothing changed: retry in a few seconds (if it persists, see the worker's log)"
+            )
         _fail(f"temporal: {exc.message}")
 
 

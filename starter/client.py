@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 import temporalio.client
+from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter.codec import CodecSettings, EncryptionCodec
 
@@ -95,6 +97,22 @@ async def connect(
         )
     except RuntimeError as exc:
         raise ConnectError(config["target_host"], config["namespace"], exc) from exc
+
+
+def worker_catching_up(exc: BaseException) -> bool:
+    """Whether Temporal refused an update or a query because the workflow's task is being
+    retried ("Workflow Task in failed state"): its last task timed out or failed, as when
+    a worker was killed holding it, and no worker has completed it since. Transient: the
+    same request succeeds once a worker catches up; nothing was recorded.
+
+    temporalio 1.35 raises it as a plain `RPCError`: FAILED_PRECONDITION with a
+    `WorkflowNotReadyFailure` detail (an update waiting for a task that then fails
+    instead raises `WorkflowUpdateRPCTimeoutOrCancelledError` at its RPC timeout)."""
+    return (
+        isinstance(exc, RPCError)
+        and exc.status == RPCStatusCode.FAILED_PRECONDITION
+        and any(d.Is(WorkflowNotReadyFailure.DESCRIPTOR) for d in exc.grpc_status.details)
+    )
 
 
 def ui_base_url() -> str:
