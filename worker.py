@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for, configure_logging
 from starter.client import TASK_QUEUE, ConnectError, connect
+from starter.money import FxRatesError
 from workflows.intake import HubSpotDealIntake
 from workflows.onboarding import AccountOnboarding
 
@@ -94,7 +95,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_worker())
-    except ConnectError as exc:
+    except (ConnectError, FxRatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except ValidationError as exc:

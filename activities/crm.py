@@ -23,6 +23,7 @@ from starter.crm import (
     hubspot_contact_ids,
     hubspot_deal,
 )
+from starter.money import load_fx_rates
 from workflows.models import ClosedWonDeal, HubSpotDealRef
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,7 @@ ERROR_TYPE = "HubSpotDealError"
 class HubSpotClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._rates = load_fx_rates(settings.fx_rates)  # a bad file stops the worker at once
 
     @activity.defn(name="fetch_hubspot_deal")
     async def fetch_hubspot_deal(self, ref: HubSpotDealRef) -> ClosedWonDeal:
@@ -80,7 +82,7 @@ class HubSpotClient:
                     if contact:
                         contacts.append(contact)
             try:
-                result = hubspot_deal(deal, company, contacts)
+                result = hubspot_deal(deal, company, contacts, rates=self._rates)
             except PayloadError as exc:
                 raise _permanent(f"deal {ref.deal_id}: {exc}") from None
             stage = (deal.get("properties") or {}).get("dealstage")

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from starter.money import DEFAULT_FX_RATES
+
 CHANNELS = ("log", "email", "slack")
 
 
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
         default=None, description="Private app token (deals, companies, contacts read)"
     )
     hubspot_closed_won_stage: str = "closedwon"
+    fx_rates: Path = Field(
+        default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
+    )
 
     _split_lists = field_validator("notify_channels", "csm_roster", mode="before")(_split)
 

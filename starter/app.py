@@ -55,7 +55,9 @@ from activities.logging import configure_logging
 from starter import crm, events, signatures
 from starter.client import TASK_QUEUE, connect, ui_url, worker_catching_up
 from starter.codec import codec_router
+from starter.ids import canonical_account_id
 from starter.limits import BodyTooLarge, read_capped
+from starter.money import FxRates, load_fx_rates
 from starter.settings import IngressSettings, reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
 from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
@@ -156,11 +158,13 @@ def create_app(
     client: temporalio.client.Client | None = None,
     *,
     playbook: Playbook | None = None,
+    fx_rates: FxRates | None = None,
     sdk_metrics_url: str | None = None,
 ) -> FastAPI:
     """The ingress app. Without `client` it connects at startup from the environment."""
     settings = settings or IngressSettings()
     playbook = playbook or load_playbook(settings.playbook)
+    rates = fx_rates or load_fx_rates(settings.fx_rates)
     metrics = Metrics(CollectorRegistry())
     state: dict[str, temporalio.client.Client] = {"client": client} if client else {}
 
@@ -405,7 +409,7 @@ def create_app(
         )
         result = as_domain(
             lambda: crm.salesforce_opportunity(
-                parse_json(body), settings.salesforce_closed_won_stage
+                parse_json(body), settings.salesforce_closed_won_stage, rates=rates
             )
         )
         if isinstance(result, crm.Ignored):
@@ -429,7 +433,10 @@ def create_app(
         notes, ignored = as_domain(
             lambda: verified(
                 lambda: crm.salesforce_outbound(
-                    body, settings.salesforce_org_ids, settings.salesforce_closed_won_stage
+                    body,
+                    settings.salesforce_org_ids,
+                    settings.salesforce_closed_won_stage,
+                    rates=rates,
                 )
             )
         )
@@ -455,7 +462,7 @@ def create_app(
                 settings.signature_tolerance_s,
             )
         )
-        deal = as_domain(lambda: crm.generic_deal(parse_json(body)))
+        deal = as_domain(lambda: crm.generic_deal(parse_json(body), rates=rates))
         answer = await deliver(deal, f"webhook:{webhook_id}")
         return JSONResponse(answer, status_code=201 if answer["started"] else 200)
 
@@ -572,6 +579,7 @@ def create_app(
         response_model=OnboardingStatus,
     )
     async def account(account_id: str) -> JSONResponse:
+        account_id = canonical_account_id(account_id)
         if not ACCOUNT_ID.match(account_id):
             raise ApiError(422, "invalid_request", "account_id", f"{account_id!r} is not an id")
         workflow_id = workflow_id_for(account_id)

@@ -52,6 +52,9 @@ from starter.client import (
     worker_catching_up,
 )
 from starter.codec import CodecSettings, DecryptionError
+from starter.deals import inbound_deal
+from starter.ids import canonical_account_id
+from starter.money import DEFAULT_FX_RATES, FxRates, FxRatesError, load_fx_rates
 from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
 from starter.starting import AlreadyOnboardedError, start_onboarding, usd
 from workflows import search_attributes as sa
@@ -171,6 +174,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         PlaybookError,
         devserver.DevServerError,
         DecryptionError,
+        FxRatesError,
     ) as exc:
         _fail(str(exc))
     except ValidationError as exc:
@@ -185,8 +189,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _account_id(account: str) -> str:
-    """Accept `acme` or `onboarding-acme`."""
-    return account.removeprefix("onboarding-")
+    """Accept `acme` or `onboarding-acme`; a Salesforce id in any of its forms names one
+    account (`starter.ids`)."""
+    return canonical_account_id(account.strip().removeprefix("onboarding-"))
 
 
 def _when(value: str, what: str) -> datetime:
@@ -280,13 +285,19 @@ async def _signal(
         raise
 
 
-def _read_deal(path: Path, playbook: Playbook) -> ClosedWonDeal:
+def _read_deal(path: Path, playbook: Playbook, rates: FxRates) -> ClosedWonDeal:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        deal = ClosedWonDeal.model_validate_json(text)
+        fields = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise CliError(f"{path}: must be a JSON object (a ClosedWonDeal)")
+    try:
+        deal = inbound_deal(fields, rates)
     except ValidationError as exc:
         raise CliError(validation_line(exc, str(path))) from None
     for i, done in enumerate(deal.completed_milestones):
@@ -496,10 +507,14 @@ def serve() -> None:
 
 # --------------------------------------------------------------------------- start
 
+FX_RATES_OPTION = typer.Option(
+    envvar="ONBOARDING_FX_RATES", help="Dated exchange rates (TOML) for deals not in USD"
+)
 
-async def _start(file: Path, playbook_path: Path) -> None:
+
+async def _start(file: Path, playbook_path: Path, fx_rates: Path) -> None:
     playbook = load_playbook(playbook_path)
-    deal = _read_deal(file, playbook)
+    deal = _read_deal(file, playbook, load_fx_rates(fx_rates))
     client = await connect()
     handle, new = await start_onboarding(client, deal, playbook)
     from workflows.rules import assign_tier
@@ -514,12 +529,14 @@ def start(
     playbook: Annotated[
         Path, typer.Option(help="Playbook TOML pinned into the onboarding")
     ] = DEFAULT_PLAYBOOK,
+    fx_rates: Annotated[Path, FX_RATES_OPTION] = DEFAULT_FX_RATES,
 ) -> None:
     """Start the onboarding of a closed-won deal (idempotent: one per account).
 
-    A past close_date and completed_milestones migrate an account already in flight.
+    A past close_date and completed_milestones migrate an account already in flight. A
+    deal in another currency gives acv and currency (ISO 4217) instead of acv_usd.
     """
-    _run(_start(file, playbook))
+    _run(_start(file, playbook, fx_rates))
 
 
 # --------------------------------------------------------------------------- import

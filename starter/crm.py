@@ -9,19 +9,26 @@ say why it was acknowledged and nothing started.
 Deal properties shared by HubSpot and Salesforce (custom fields on the deal or
 opportunity):
 
-| domain field            | HubSpot property         | Salesforce field              |
-|-------------------------|--------------------------|-------------------------------|
-| acv_usd                 | `acv`, else `amount`     | `ACV__c`, else `Amount`       |
-| seats                   | `seats`                  | `Seats__c`                    |
-| stakeholder_count       | `stakeholder_count`      | `Stakeholder_Count__c`        |
-| configuration_hours     | `configuration_hours`    | `Configuration_Hours__c`      |
-| needs_api_integration   | `needs_api_integration`  | `Needs_API_Integration__c`    |
-| custom_data_migration   | `custom_data_migration`  | `Custom_Data_Migration__c`    |
-| integrations            | `integrations`           | `Integrations__c`             |
-| success_criteria        | `success_criteria`       | `Success_Criteria__c`         |
+| domain field          | HubSpot property                   | Salesforce field           |
+|-----------------------|------------------------------------|----------------------------|
+| acv (annual value)    | `hs_acv` if not 0, `acv`, `amount` | `ACV__c`, else `Amount`    |
+| currency (ISO 4217)   | `deal_currency_code`               | `CurrencyIsoCode`          |
+| seats                 | `seats`                            | `Seats__c`                 |
+| stakeholder_count     | `stakeholder_count`                | `Stakeholder_Count__c`     |
+| configuration_hours   | `configuration_hours`              | `Configuration_Hours__c`   |
+| needs_api_integration | `needs_api_integration`            | `Needs_API_Integration__c` |
+| custom_data_migration | `custom_data_migration`            | `Custom_Data_Migration__c` |
+| integrations          | `integrations`                     | `Integrations__c`          |
+| success_criteria      | `success_criteria`                 | `Success_Criteria__c`      |
 
 Integrations are separated by `;` (a HubSpot multi-checkbox, a Salesforce multi-select
 picklist); success criteria one per line. Booleans are true/false.
+
+ACV is the annual value, not a multi-year total: the CRM's annual-value field comes
+first (HubSpot's `hs_acv`, calculated from recurring line items and 0 on a deal without
+them; a custom `acv` / `ACV__c`), the deal amount only without one. It is in the deal's
+currency (no currency field: USD, as in a single-currency portal or org) and is counted
+in US dollars by `starter.deals.inbound_deal`, which every deal here is built with.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from starter.deals import inbound_deal
+from starter.money import NO_RATES, FxRates
 from starter.signatures import SignatureError
 from workflows.models import ClosedWonDeal, Contact, ContactRole, CrmRef, HubSpotDealRef
 
@@ -172,7 +181,11 @@ _EXECUTIVE_TITLE = re.compile(
 
 
 def hubspot_deal(
-    deal: Mapping[str, Any], company: Mapping[str, Any], contacts: Sequence[Mapping[str, Any]]
+    deal: Mapping[str, Any],
+    company: Mapping[str, Any],
+    contacts: Sequence[Mapping[str, Any]],
+    *,
+    rates: FxRates = NO_RATES,
 ) -> ClosedWonDeal:
     """A closed-won deal from HubSpot CRM v3 reads of the deal, its company and contacts.
 
@@ -182,6 +195,8 @@ def hubspot_deal(
     email address are left out: nobody could be notified.
     """
     props = deal.get("properties") or {}
+    if _is_zero(props.get("hs_acv")):  # no recurring line items: not an annual value
+        props = {**props, "hs_acv": None}
     company_id = company.get("id")
     if not company_id:
         raise PayloadError("company.id", "missing")
@@ -197,7 +212,7 @@ def hubspot_deal(
         "crm": CrmRef(source="hubspot", deal_id=str(deal.get("id")), company_id=str(company_id)),
     }
     paths |= {"account_id": "company.id", "account_name": "company.properties.name"}
-    return _build(fields, paths)
+    return _build(fields, paths, rates)
 
 
 def _hubspot_contacts(contacts: Sequence[Mapping[str, Any]]) -> list[Contact]:
@@ -236,7 +251,9 @@ SALESFORCE_ROLES: dict[str, ContactRole] = {
 }
 
 
-def salesforce_opportunity(payload: object, closed_won_stage: str) -> ClosedWonDeal | Ignored:
+def salesforce_opportunity(
+    payload: object, closed_won_stage: str, *, rates: FxRates = NO_RATES
+) -> ClosedWonDeal | Ignored:
     """A closed-won deal from an Apex / Flow JSON callout, or why it is ignored.
 
     Body: `{"Opportunity": {...}, "Account": {"Id", "Name"}, "Contacts": [{"Name", "Email",
@@ -273,7 +290,7 @@ def salesforce_opportunity(payload: object, closed_won_stage: str) -> ClosedWonD
         role = SALESFORCE_ROLES.get(str(c.get("Role") or ""), ContactRole.END_USER)
         name = str(c.get("Name") or "").strip() or email
         contacts.append(_contact(name, email, role, f"Contacts[{i}].Email"))
-    return _salesforce_deal(opp, opp_id, account_name, contacts, "Opportunity")
+    return _salesforce_deal(opp, opp_id, account_name, contacts, "Opportunity", rates)
 
 
 def _salesforce_deal(
@@ -282,6 +299,7 @@ def _salesforce_deal(
     account_name: str,
     contacts: list[Contact],
     path: str,
+    rates: FxRates,
 ) -> ClosedWonDeal:
     """The JSON callout and the Outbound Message share this mapping."""
     account_id = _text(opp, "AccountId", path)
@@ -292,7 +310,7 @@ def _salesforce_deal(
         "contacts": contacts,
         "crm": CrmRef(source="salesforce", deal_id=opp_id, company_id=account_id),
     }
-    return _build(fields, paths | {"account_id": f"{path}.AccountId"})
+    return _build(fields, paths | {"account_id": f"{path}.AccountId"}, rates)
 
 
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -302,7 +320,7 @@ _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def salesforce_outbound(
-    body: bytes, org_ids: Sequence[str], closed_won_stage: str
+    body: bytes, org_ids: Sequence[str], closed_won_stage: str, *, rates: FxRates = NO_RATES
 ) -> tuple[list[tuple[str, ClosedWonDeal]], list[Ignored]]:
     """(notification id, deal) pairs from an Outbound Message of Opportunities.
 
@@ -362,7 +380,7 @@ def salesforce_outbound(
             )
             continue
         name = opp.get("Account_Name__c") or _text(opp, "AccountId", f"{path}.sObject")
-        deals[note_id] = _salesforce_deal(opp, opp_id, name, [], f"{path}.sObject")
+        deals[note_id] = _salesforce_deal(opp, opp_id, name, [], f"{path}.sObject", rates)
     return list(deals.items()), ignored
 
 
@@ -394,9 +412,10 @@ def salesforce_ack(ok: bool = True) -> str:
 # --------------------------------------------------------------------------- generic
 
 
-def generic_deal(payload: object) -> ClosedWonDeal:
+def generic_deal(payload: object, *, rates: FxRates = NO_RATES) -> ClosedWonDeal:
     """The generic webhook body is a ClosedWonDeal as JSON; `crm.source` defaults to
-    "generic". Validation errors become PayloadError naming the field (`contacts[0].email`).
+    "generic". A deal in another currency gives `acv` and `currency` instead of `acv_usd`.
+    Validation errors become PayloadError naming the field (`contacts[0].email`).
     """
     if not isinstance(payload, dict):
         raise PayloadError("body", "must be a JSON object (a ClosedWonDeal)")
@@ -405,7 +424,7 @@ def generic_deal(payload: object) -> ClosedWonDeal:
         payload = payload | {"crm": {"source": "generic"}}
     elif isinstance(crm, dict) and "source" not in crm:
         payload = payload | {"crm": crm | {"source": "generic"}}
-    return _build(payload, {})
+    return _build(payload, {}, rates)
 
 
 # --------------------------------------------------------------------------- shared parsing
@@ -414,7 +433,8 @@ def generic_deal(payload: object) -> ClosedWonDeal:
 _FieldMap = list[tuple[str, str, tuple[str, ...]]]
 
 HUBSPOT_FIELDS: _FieldMap = [
-    ("acv_usd", "number", ("acv", "amount")),
+    ("acv", "number", ("hs_acv", "acv", "amount")),
+    ("currency", "text", ("deal_currency_code",)),
     ("close_date", "date", ("closedate",)),
     ("seats", "int", ("seats",)),
     ("stakeholder_count", "int", ("stakeholder_count",)),
@@ -425,7 +445,8 @@ HUBSPOT_FIELDS: _FieldMap = [
     ("success_criteria", "lines", ("success_criteria",)),
 ]
 SALESFORCE_FIELDS: _FieldMap = [
-    ("acv_usd", "number", ("ACV__c", "Amount")),
+    ("acv", "number", ("ACV__c", "Amount")),
+    ("currency", "text", ("CurrencyIsoCode",)),
     ("close_date", "date", ("CloseDate",)),
     ("seats", "int", ("Seats__c",)),
     ("stakeholder_count", "int", ("Stakeholder_Count__c",)),
@@ -435,7 +456,7 @@ SALESFORCE_FIELDS: _FieldMap = [
     ("integrations", "list;", ("Integrations__c",)),
     ("success_criteria", "lines", ("Success_Criteria__c",)),
 ]
-_REQUIRED = {"acv_usd", "close_date"}
+_REQUIRED = {"acv", "close_date"}
 
 
 def _deal_fields(
@@ -459,6 +480,8 @@ def _deal_fields(
 
 
 def _convert(value: object, kind: str, field: str) -> object:
+    if kind == "text":
+        return value
     if kind == "list;":
         return [part.strip() for part in str(value).split(";") if part.strip()]
     if kind == "lines":
@@ -511,10 +534,17 @@ def _contact(name: str, email: str, role: ContactRole, field: str) -> Contact:
         raise PayloadError(field, _first_message(exc)) from None
 
 
-def _build(fields: Mapping[str, Any], paths: Mapping[str, str]) -> ClosedWonDeal:
+def _is_zero(value: object) -> bool:
+    try:
+        return float(value) == 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _build(fields: Mapping[str, Any], paths: Mapping[str, str], rates: FxRates) -> ClosedWonDeal:
     """Validate; the error names the sender's field (`paths`), else the model's path."""
     try:
-        return ClosedWonDeal.model_validate(fields)
+        return inbound_deal(fields, rates)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = error["loc"]

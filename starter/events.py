@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from starter.crm import PayloadError
+from starter.ids import canonical_account_id
 from workflows.event_mapping import property_value, to_product_event
 from workflows.models import ACCOUNT_ID, Playbook, ProductEvent, UtcDatetime
 
@@ -194,6 +195,8 @@ def _account(call: Mapping[str, Any], paths: Sequence[str]) -> str:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         account = _text(value)
+        if account is not None:
+            account = canonical_account_id(account)  # one customer, one id (starter.ids)
         if account is None or not ACCOUNT_ID.match(account):
             raise _Unusable(
                 path,

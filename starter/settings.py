@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.settings import CommaList, _split
+from starter.money import DEFAULT_FX_RATES
 from workflows.models import StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 
@@ -36,6 +37,9 @@ class IngressSettings(BaseSettings):
         "signs the full URI, so it must match what HubSpot called",
     )
     playbook: Path = DEFAULT_PLAYBOOK
+    fx_rates: Path = Field(
+        default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1)
     signature_tolerance_s: int = Field(default=300, ge=1)
 

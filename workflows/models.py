@@ -171,6 +171,16 @@ class CrmRef(BaseModel):
     company_id: str | None = Field(default=None, max_length=64)
 
 
+class FxRate(BaseModel):
+    """The exchange rate a deal's ACV was converted to US dollars with: the rate in force
+    on its close date, from the operator's rates file (`ONBOARDING_FX_RATES`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    per_usd: float = Field(gt=0, description="Units of the deal's currency per US dollar")
+    effective: date = Field(description="The day this rate took effect")
+
+
 class CompletedMilestone(BaseModel):
     """A milestone an account reached before this service tracked it (migration)."""
 
@@ -185,7 +195,14 @@ class ClosedWonDeal(BaseModel):
 
     account_id: str = Field(pattern=_ID)
     account_name: Name
-    acv_usd: float = Field(ge=0)
+    acv_usd: float = Field(ge=0, description="Annual contract value in US dollars")
+    currency: str = Field(
+        default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code the deal was sold in"
+    )
+    acv: float | None = Field(
+        default=None, ge=0, description="The ACV in `currency` when that is not USD"
+    )
+    fx_rate: FxRate | None = Field(default=None, description="How `acv` became `acv_usd`")
     seats: int = Field(default=0, ge=0)
     integrations: list[Name] = Field(
         default_factory=list,

@@ -1,0 +1,102 @@
+"""The one door every closed-won deal comes in by.
+
+The webhooks (`starter.crm`), the HubSpot deal fetch (`activities.crm`), `onboarding
+import` and `onboarding start` all build their `ClosedWonDeal` with `inbound_deal`, so
+each of them:
+
+1. names the account by its canonical id (`starter.ids`): a Salesforce Account's 15- and
+   18-character ids, in any letter case, with or without surrounding space, are one
+   customer and one onboarding;
+2. counts the ACV in US dollars (`starter.money`): a deal in another currency gives
+   `acv` and `currency`, and gets `acv_usd` and the `fx_rate` it was converted with.
+
+Problems raise pydantic's `ValidationError` located at the deal's field (`currency`,
+`acv`, ...), so each caller names the field in its sender's terms as it does for any
+other (`Opportunity.CurrencyIsoCode`, the CSV column `Amount Currency`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from starter.ids import canonical_account_id, salesforce_id18
+from starter.money import USD, CurrencyError, FxRates, currency_code, to_usd
+from workflows.models import ClosedWonDeal, CrmRef
+
+
+def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
+    """A deal from a sender's fields (a ClosedWonDeal's, as JSON values or models).
+
+    The ACV is `acv_usd`, or `acv` in `currency` (an ISO 4217 code, default USD), which
+    is converted with the rate in `rates` in force on the close date; `fx_rate` is the
+    service's to set. Raises ValidationError, e.g. at `currency` when no rate is known.
+    """
+    data = dict(fields)
+    if isinstance(data.get("account_id"), str):
+        data["account_id"] = canonical_account_id(data["account_id"])
+    crm = data.get("crm")
+    if isinstance(crm, CrmRef):
+        crm = crm.model_dump(exclude_unset=True)
+    if isinstance(crm, dict):
+        data["crm"] = _canonical_crm_ids(crm)
+
+    if "fx_rate" in data:
+        raise _error("fx_rate", data["fx_rate"], "is set by the service from its rates file")
+    given = data.pop("currency", None)
+    if given is None or given == "":
+        given = USD
+    if not isinstance(given, str):
+        raise _error("currency", given, "must be an ISO 4217 code (like USD, EUR, JPY)")
+    try:
+        currency = currency_code(given)
+    except CurrencyError as exc:
+        raise _error("currency", given, str(exc)) from None
+    acv = data.pop("acv", None)
+    if acv is None:
+        if currency != USD:
+            raise _error("acv", None, f"missing: the deal's ACV in {currency}")
+        return ClosedWonDeal.model_validate(data)
+    if data.get("acv_usd") is not None:
+        raise _error(
+            "acv_usd",
+            data["acv_usd"],
+            "give the ACV once: as acv (in the deal's currency) or as acv_usd, not both",
+        )
+    # Validated with `acv` where it is (so a bad amount is named as the sender gave it)
+    # and a stand-in `acv_usd`, replaced below.
+    deal = ClosedWonDeal.model_validate(data | {"acv": acv, "acv_usd": 0, "currency": currency})
+    assert deal.acv is not None
+    try:
+        usd, rate = to_usd(deal.acv, currency, deal.close_date.date(), rates)
+    except CurrencyError as exc:
+        raise _error("currency", given, str(exc)) from None
+    if rate is None:  # US dollars: nothing was converted
+        return deal.model_copy(update={"acv_usd": deal.acv, "acv": None})
+    return deal.model_copy(update={"acv_usd": usd, "fx_rate": rate})
+
+
+def _canonical_crm_ids(crm: dict[str, Any]) -> dict[str, Any]:
+    crm = dict(crm)
+    if isinstance(crm.get("company_id"), str):
+        crm["company_id"] = canonical_account_id(crm["company_id"])
+    deal_id = crm.get("deal_id")
+    if crm.get("source") == "salesforce" and isinstance(deal_id, str):
+        crm["deal_id"] = salesforce_id18(deal_id.strip()) or deal_id.strip()
+    return crm
+
+
+def _error(field: str, value: object, reason: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        ClosedWonDeal.__name__,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("deal_value", "{reason}", {"reason": reason}),
+                loc=(field,),
+                input=value,
+            )
+        ],
+    )
