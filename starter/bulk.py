@@ -1,9 +1,14 @@
 """Bulk import of closed-won deals: `onboarding import deals.csv` (or `deals.jsonl`).
 
-Reading is pure: every row becomes a deal or an error naming its line and field, and a
-file that cannot be read as a whole (an unknown column) fails before anything starts.
-Delivering hands each good deal to `deliver_deal`, a few at a time, so one account's
-failure never stops the others and importing the same file twice starts nothing twice.
+Reading is pure: every row becomes a deal, a skipped row (not closed-won) or an error
+naming its line, its column as the file's header names it and the format expected. A
+file that cannot be read as a whole (unknown or missing columns) fails before anything
+starts, with every problem at once. CSV files come in this module's own columns, or as
+a CRM exports them (`starter.exports`: HubSpot and Salesforce presets, `--column`
+mappings, amounts like `$50,000.00`, dates like `11/30/2026`). Every deal is built by
+`starter.deals.inbound_deal`, like a webhook's. Delivering hands each good deal to
+`deliver_deal`, a few at a time, so one account's failure never stops the others and
+importing the same file twice starts nothing twice.
 """
 
 from __future__ import annotations
@@ -22,18 +27,36 @@ from typing import Any, NamedTuple
 
 import temporalio.client
 from pydantic import BaseModel, Field, ValidationError, computed_field
+from pydantic_core import ErrorDetails
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, TemporalError
 from temporalio.service import RPCError
 
+from starter.deals import inbound_deal
+from starter.exports import (
+    PRESETS,
+    WON_STAGES,
+    CellError,
+    Preset,
+    detect_preset,
+    header_key,
+    parse_amount,
+    parse_date,
+    parse_won,
+)
+from starter.money import NO_RATES, USD, CurrencyError, FxRates, currency_code
 from starter.starting import AlreadyOnboardedError, deliver_deal
 from workflows.models import ClosedWonDeal, ContactRole, Playbook
 
 # The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell.
+# The ACV is `acv_usd`, or `acv` in `currency`; `stage` / `won` say whether a row is a
+# closed-won deal (other rows are skipped).
 CSV_COLUMNS = (
     "account_id",
     "account_name",
     "acv_usd",
+    "acv",
+    "currency",
     "seats",
     "integrations",
     "needs_api_integration",
@@ -48,21 +71,24 @@ CSV_COLUMNS = (
     "sponsor_email",
     "crm_source",
     "crm_deal_id",
+    "stage",
+    "won",
 )
 _LIST_COLUMNS = ("integrations", "success_criteria")
 _CONTACTS = (("champion", ContactRole.CHAMPION), ("sponsor", ContactRole.EXECUTIVE_SPONSOR))
 _CRM_COLUMNS = {"crm_source": "source", "crm_deal_id": "deal_id"}
+_CLOSED_WON_COLUMNS = ("stage", "won")
 _PLAIN_COLUMNS = tuple(
     c
     for c in CSV_COLUMNS
     if c not in _LIST_COLUMNS
     and c not in _CRM_COLUMNS
+    and c not in _CLOSED_WON_COLUMNS
     and not c.startswith(("champion_", "sponsor_"))
 )
 # A deal cannot be built without these, so a file lacking one fails as a whole.
-REQUIRED_COLUMNS = tuple(
-    name for name, field in ClosedWonDeal.model_fields.items() if field.is_required()
-)
+REQUIRED_COLUMNS = ("account_id", "account_name", "close_date")
+ACV_COLUMNS = ("acv_usd", "acv")  # one of them is required too
 
 # How long one row waits for its onboarding to take the deal (a worker must be polling).
 DELIVERY_TIMEOUT = timedelta(seconds=30)
@@ -74,7 +100,8 @@ class ImportFileError(Exception):
 
 @dataclass(frozen=True)
 class RowError:
-    """Why one row is not a deal: the field (CSV column or JSON path) and the reason.
+    """Why one row is not a deal: the field (the CSV column as the file's header names
+    it, or a JSON path) and the reason.
 
     When a row has several bad fields, `field` is the first and `reason` goes on to name
     the others, so one line tells the whole story.
@@ -87,21 +114,66 @@ class RowError:
         return f"{self.field}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A row that is not a closed-won deal (its stage says so): nothing starts for it."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 class Row(NamedTuple):
     line: int
-    deal: ClosedWonDeal | RowError
+    deal: ClosedWonDeal | RowError | Skipped
     account_id: str | None = None  # as given, so a rejected row still names its account
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How to read a CSV file's columns and cells (formats: `starter.exports`)."""
+
+    preset: str | None = None  # a name in PRESETS; None: detected from the header
+    columns: tuple[tuple[str, str], ...] = ()  # (their header, our column or "" to leave out)
+    day_first: bool = False
+    decimal_comma: bool = False
+    won_stages: tuple[str, ...] = WON_STAGES
+
+
+class DealFile(NamedTuple):
+    rows: list[Row]
+    layout: str  # how it was read: "a HubSpot deals export", "JSON lines", ...
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_deals(path: Path, playbook: Playbook | None = None) -> list[Row]:
-    """Every deal of a `.csv` or `.jsonl` file, or why its row is not one.
+def read_deals(
+    path: Path,
+    playbook: Playbook | None = None,
+    *,
+    options: CsvOptions = CsvOptions(),
+    rates: FxRates = NO_RATES,
+) -> list[Row]:
+    """Every deal of a `.csv` or `.jsonl` file, or why its row is not one (`read_file`)."""
+    return read_file(path, playbook, options=options, rates=rates).rows
+
+
+def read_file(
+    path: Path,
+    playbook: Playbook | None = None,
+    *,
+    options: CsvOptions = CsvOptions(),
+    rates: FxRates = NO_RATES,
+) -> DealFile:
+    """Every deal of a `.csv` or `.jsonl` file, or why its row is not one, and how the
+    file was read.
 
     With a playbook, migrated `completed_milestones` must be milestones of it. A second
     row for an account already on an earlier line is rejected (one onboarding per
-    account). Raises `ImportFileError` when the file as a whole is unusable.
+    account). Deals in other currencies are converted with `rates`. Raises
+    `ImportFileError` when the file as a whole is unusable.
     """
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
@@ -112,25 +184,128 @@ def read_deals(path: Path, playbook: Playbook | None = None) -> list[Row]:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ImportFileError(f"{path}: not UTF-8 text") from None
-    rows = _csv_rows(path, text) if suffix == ".csv" else _jsonl_rows(text)
-    return _one_per_account(rows, playbook)
+    if suffix == ".csv":
+        rows, layout, account_column = _csv_rows(path, text, options, rates)
+    else:
+        rows, layout, account_column = _jsonl_rows(text, rates), "JSON lines", "account_id"
+    return DealFile(_one_per_account(rows, playbook, account_column), layout)
 
 
-def _csv_rows(path: Path, text: str) -> list[Row]:
+@dataclass(frozen=True)
+class _Layout:
+    """Which cells of a row feed which of our columns."""
+
+    header: list[str]
+    sources: dict[str, list[int]]  # our column -> cell indexes, in order of preference
+    zero_is_empty: frozenset[int]
+    constants: dict[str, str]
+
+    def values(self, cells: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Our columns' non-empty values in this row, and the header each came from."""
+        values: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        for column, indexes in self.sources.items():
+            headers[column] = self.header[indexes[0]]
+            for i in indexes:
+                cell = cells[i].strip() if i < len(cells) else ""
+                if cell and not (i in self.zero_is_empty and _is_zero(cell)):
+                    values[column], headers[column] = cell, self.header[i]
+                    break
+        for column, value in self.constants.items():
+            values.setdefault(column, value)
+        return values, headers
+
+
+def _is_zero(cell: str) -> bool:
+    try:
+        return parse_amount(cell)[0] == 0
+    except CellError:
+        return False
+
+
+def _layout(path: Path, header: list[str], options: CsvOptions) -> tuple[_Layout, str]:
+    """Resolve the header; every problem with it at once in one ImportFileError."""
+    problems: list[str] = []
+    preset: Preset | None = None
+    if options.preset is not None:
+        preset = PRESETS.get(options.preset)
+        if preset is None:
+            problems.append(f"no preset {options.preset!r} (known: {', '.join(PRESETS)})")
+    else:
+        preset = detect_preset(header)
+    mapped: dict[str, str] = {}
+    for theirs, ours in options.columns:
+        if ours and ours not in CSV_COLUMNS:
+            problems.append(
+                f"--column '{theirs}={ours}': {ours!r} is not a column "
+                f"(known: {', '.join(CSV_COLUMNS)})"
+            )
+        mapped[header_key(theirs)] = ours
+    known: dict[str, tuple[int, str | None]] = {}
+    for rank, (theirs, column) in enumerate(preset.columns if preset else ()):
+        known.setdefault(header_key(theirs), (rank, column))
+
+    ranked: dict[str, list[tuple[int, int]]] = {}
+    seen: set[str] = set()
+    unknown: list[str] = []
+    for i, name in enumerate(header):
+        key = header_key(name)
+        if key in seen:
+            problems.append(f"column {name!r} appears twice")
+            continue
+        seen.add(key)
+        if key in mapped:
+            rank, column = -1, mapped[key] or None
+        elif name in CSV_COLUMNS:
+            rank, column = -1, name
+        elif key in known:
+            rank, column = known[key]
+        else:
+            unknown.append(name)
+            continue
+        if column:
+            ranked.setdefault(column, []).append((rank, i))
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        problems.append(
+            f"unknown column{'s' if len(unknown) > 1 else ''} {names} "
+            f"(known: {', '.join(CSV_COLUMNS)}"
+            + (
+                f"; and {preset.title}'s: {', '.join(h for h, _ in preset.columns)}"
+                if preset
+                else ""
+            )
+            + "); say which column each one is with --column 'Their Header=column', "
+            "or leave it out with --column 'Their Header='"
+        )
+    for theirs, ours in options.columns:
+        if header_key(theirs) not in seen:
+            problems.append(f"--column '{theirs}={ours}': the file has no column {theirs!r}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in ranked]
+    if not any(c in ranked for c in ACV_COLUMNS):
+        missing.insert(2, " or ".join(ACV_COLUMNS))
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if problems:
+        raise ImportFileError(f"{path}: line 1: " + "; ".join(problems))
+
+    sources = {column: [i for _, i in sorted(found)] for column, found in ranked.items()}
+    zero_is_empty = frozenset(
+        i for i, name in enumerate(header) if preset and header_key(name) in preset.zero_is_empty
+    )
+    layout = _Layout(header, sources, zero_is_empty, dict(preset.constants) if preset else {})
+    return layout, preset.title if preset else "onboarding's own columns"
+
+
+def _csv_rows(
+    path: Path, text: str, options: CsvOptions, rates: FxRates
+) -> tuple[list[Row], str, str]:
+    """The rows, how the file was read, and the header of its account id column."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip() for name in next(reader, [])]
     if not any(header):
         raise ImportFileError(f"{path}: no header line; expected columns {', '.join(CSV_COLUMNS)}")
-    for name in header:
-        if name not in CSV_COLUMNS:
-            raise ImportFileError(
-                f"{path}: line 1: unknown column {name!r} (known: {', '.join(CSV_COLUMNS)})"
-            )
-        if header.count(name) > 1:
-            raise ImportFileError(f"{path}: line 1: column {name!r} appears twice")
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ImportFileError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+    layout, title = _layout(path, header, options)
 
     rows = []
     for cells in reader:
@@ -141,14 +316,83 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
             error = RowError("(row)", f"{len(cells)} cells, but the header has {len(header)}")
             rows.append(Row(line, error))
             continue
-        given = {
-            name: cell.strip() for name, cell in zip(header, cells, strict=False) if cell.strip()
-        }
-        rows.append(Row(line, _deal_from_cells(given), given.get("account_id")))
-    return rows
+        values, headers = layout.values(cells)
+        deal = _csv_deal(values, headers, layout, options, rates)
+        rows.append(Row(line, deal, values.get("account_id")))
+    return rows, title, header[layout.sources["account_id"][0]]
 
 
-def _deal_from_cells(cells: dict[str, str]) -> ClosedWonDeal | RowError:
+def _csv_deal(
+    values: dict[str, str],
+    headers: dict[str, str],
+    layout: _Layout,
+    options: CsvOptions,
+    rates: FxRates,
+) -> ClosedWonDeal | RowError | Skipped:
+    """One row: skipped unless closed-won; cells in CRM formats read; then the deal."""
+    try:
+        if "won" in values:
+            if not parse_won(values["won"]):
+                return Skipped(f"{headers['won']} is {values['won']!r}: not won")
+        elif "stage" in layout.sources:
+            stage = values.get("stage", "")
+            if header_key(stage) not in {header_key(s) for s in options.won_stages}:
+                return Skipped(
+                    f"{headers['stage']} is {stage!r}, not closed-won "
+                    f"({' or '.join(options.won_stages)})"
+                )
+    except CellError as exc:
+        return RowError(headers["won"], str(exc))
+
+    fields: dict[str, Any] = dict(values)
+    column = ""
+    try:
+        if "close_date" in values:
+            column = "close_date"
+            fields[column] = parse_date(values[column], day_first=options.day_first)
+        for column in ACV_COLUMNS:
+            if column not in values:
+                continue
+            fields[column], named = parse_amount(
+                values[column], decimal_comma=options.decimal_comma
+            )
+            if named is None:
+                continue
+            if column == "acv_usd" and named != USD:
+                raise CellError(
+                    f"{values[column]!r} is in {named}, but this column is in US dollars "
+                    "(an amount in another currency goes in acv, with its currency)"
+                )
+            if column == "acv" and "currency" not in values:
+                fields["currency"], headers["currency"] = named, headers[column]
+            elif column == "acv" and _same_currency(values["currency"], named) is False:
+                raise CellError(
+                    f"{values[column]!r} is in {named}, but {headers['currency']} is "
+                    f"{values['currency']!r}"
+                )
+    except CellError as exc:
+        return RowError(headers[column], str(exc))
+    account_id = values.get("account_id", "")
+    if any(sep in account_id for sep in ";,"):
+        return RowError(
+            headers["account_id"],
+            f"{account_id!r} names several accounts; a row onboards one: keep the one to onboard",
+        )
+    return _deal_from_cells(fields, headers, rates)
+
+
+def _same_currency(given: str, named: str) -> bool | None:
+    """Whether a currency column's value is `named`; None when it is no currency at all
+    (the deal's validation names that)."""
+    try:
+        return currency_code(given) == named
+    except CurrencyError:
+        return None
+
+
+def _deal_from_cells(
+    cells: dict[str, Any], headers: dict[str, str], rates: FxRates
+) -> ClosedWonDeal | RowError:
     """Build a deal from the non-empty cells of one CSV row (an empty cell: the default)."""
     fields: dict[str, Any] = {c: cells[c] for c in _PLAIN_COLUMNS if c in cells}
     for column in _LIST_COLUMNS:
@@ -162,7 +406,11 @@ def _deal_from_cells(cells: dict[str, str]) -> ClosedWonDeal | RowError:
             continue
         if name is None or email is None:
             given, missing = ("name", "email") if email is None else ("email", "name")
-            return RowError(f"{prefix}_{missing}", f"required when {prefix}_{given} is given")
+            header = headers.get(f"{prefix}_{given}", f"{prefix}_{given}")
+            return RowError(
+                headers.get(f"{prefix}_{missing}", f"{prefix}_{missing}"),
+                f"required when {header} is given",
+            )
         contacts.append({"name": name, "email": email, "role": role.value})
         contact_columns.append(prefix)
     if contacts:
@@ -170,14 +418,19 @@ def _deal_from_cells(cells: dict[str, str]) -> ClosedWonDeal | RowError:
     crm = {key: cells[column] for column, key in _CRM_COLUMNS.items() if column in cells}
     if crm:
         fields["crm"] = crm
+
+    def header_of(loc: tuple[int | str, ...]) -> str:
+        column = _csv_column(loc, contact_columns)
+        return headers.get(column, column)
+
     try:
-        return ClosedWonDeal.model_validate(fields)
+        return inbound_deal(fields, rates)
     except ValidationError as exc:
-        return _row_error(exc, lambda loc: _csv_column(loc, contact_columns))
+        return _row_error(exc, header_of)
 
 
 def _csv_column(loc: tuple[int | str, ...], contact_columns: list[str]) -> str:
-    """The CSV column a pydantic error location came from."""
+    """Our CSV column a pydantic error location came from."""
     if not loc:
         return "(row)"
     if loc[0] == "contacts" and len(loc) >= 3 and isinstance(loc[1], int):
@@ -187,26 +440,29 @@ def _csv_column(loc: tuple[int | str, ...], contact_columns: list[str]) -> str:
     return str(loc[0])  # a list column names the column, not the item
 
 
-def _jsonl_rows(text: str) -> list[Row]:
+def _jsonl_rows(text: str, rates: FxRates) -> list[Row]:
     rows = []
     for line, content in enumerate(text.splitlines(), start=1):
         if not content.strip():
             continue
+        account_id = None
+        deal: ClosedWonDeal | RowError
         try:
-            deal: ClosedWonDeal | RowError = ClosedWonDeal.model_validate_json(content)
-        except ValidationError as exc:
-            deal = _row_error(exc, _json_path)
-        rows.append(Row(line, deal, _given_account_id(content)))
+            value = json.loads(content)
+        except ValueError as exc:
+            deal = RowError("(row)", f"Invalid JSON: {exc}")
+        else:
+            if isinstance(value, dict):
+                given = value.get("account_id")
+                account_id = given if isinstance(given, str) else None
+                try:
+                    deal = inbound_deal(value, rates)
+                except ValidationError as exc:
+                    deal = _row_error(exc, _json_path)
+            else:
+                deal = RowError("(row)", "must be a JSON object (a ClosedWonDeal)")
+        rows.append(Row(line, deal, account_id))
     return rows
-
-
-def _given_account_id(content: str) -> str | None:
-    try:
-        value = json.loads(content)
-    except ValueError:
-        return None
-    account_id = value.get("account_id") if isinstance(value, dict) else None
-    return account_id if isinstance(account_id, str) else None
 
 
 def _json_path(loc: tuple[int | str, ...]) -> str:
@@ -217,12 +473,29 @@ def _json_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _row_error(exc: ValidationError, field_of: Callable[[tuple[int | str, ...]], str]) -> RowError:
-    problems = [(field_of(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+    problems = [(field_of(e["loc"]), _reason(e)) for e in exc.errors()]
     (field, reason), rest = problems[0], problems[1:]
     return RowError(field, "; ".join([reason, *(f"{f}: {r}" for f, r in rest)]))
 
 
-def _one_per_account(rows: list[Row], playbook: Playbook | None) -> list[Row]:
+# The format a value should have had, where pydantic's message does not say it.
+_EXPECTED = {
+    "bool_parsing": "is not true or false (yes/no, 1/0)",
+    "bool_type": "is not true or false (yes/no, 1/0)",
+    "int_parsing": "is not a whole number like 12",
+    "int_from_float": "is not a whole number like 12",
+    "float_parsing": "is not a number like 1.5",
+}
+
+
+def _reason(error: ErrorDetails) -> str:
+    expected = _EXPECTED.get(error["type"])
+    if expected is not None and isinstance(error["input"], str | int | float):
+        return f"{error['input']!r} {expected}"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _one_per_account(rows: list[Row], playbook: Playbook | None, column: str) -> list[Row]:
     first_line: dict[str, int] = {}
     checked = []
     for line, deal, account_id in rows:
@@ -230,7 +503,7 @@ def _one_per_account(rows: list[Row], playbook: Playbook | None) -> list[Row]:
             first = first_line.setdefault(deal.account_id, line)
             if first != line:
                 deal = RowError(
-                    "account_id",
+                    column,
                     f"{deal.account_id!r} is already on line {first} (one onboarding per "
                     "account; this row is not imported)",
                 )
@@ -259,6 +532,7 @@ class Outcome(StrEnum):
     STARTED = "started"
     ALREADY_RUNNING = "already_running"
     ALREADY_FINISHED = "already_finished"
+    SKIPPED = "skipped"  # not a closed-won deal
     REJECTED = "rejected"
     VALID = "valid"  # a dry run: would be delivered
 
@@ -267,9 +541,10 @@ _IMPORT_COUNTS = (
     Outcome.STARTED,
     Outcome.ALREADY_RUNNING,
     Outcome.ALREADY_FINISHED,
+    Outcome.SKIPPED,
     Outcome.REJECTED,
 )
-_DRY_RUN_COUNTS = (Outcome.VALID, Outcome.REJECTED)
+_DRY_RUN_COUNTS = (Outcome.VALID, Outcome.SKIPPED, Outcome.REJECTED)
 
 
 class RowResult(BaseModel):
@@ -278,7 +553,8 @@ class RowResult(BaseModel):
     account_id: str | None = None
     workflow_id: str | None = None
     reason: str = Field(
-        default="", description="Why the row was rejected, or how the earlier onboarding ended"
+        default="",
+        description="Why the row was rejected or skipped, or how the earlier onboarding ended",
     )
 
 
@@ -290,8 +566,13 @@ class ImportSummary(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def counts(self) -> dict[str, int]:
+        """Rows per outcome; `skipped` only when some rows were not closed-won deals."""
         shown = _DRY_RUN_COUNTS if self.dry_run else _IMPORT_COUNTS
-        return {o.value: len(self.of(o)) for o in shown}
+        return {
+            o.value: len(self.of(o))
+            for o in shown
+            if o is not Outcome.SKIPPED or self.of(Outcome.SKIPPED)
+        }
 
     def of(self, outcome: Outcome) -> list[RowResult]:
         return [r for r in self.results if r.outcome is outcome]
@@ -320,10 +601,10 @@ def validate_only(rows: Iterable[Row]) -> ImportSummary:
 
 
 def _parsed_result(row: Row, outcome: Outcome) -> RowResult:
-    if isinstance(row.deal, RowError):
+    if isinstance(row.deal, RowError | Skipped):
         return RowResult(
             line=row.line,
-            outcome=Outcome.REJECTED,
+            outcome=Outcome.REJECTED if isinstance(row.deal, RowError) else Outcome.SKIPPED,
             account_id=row.account_id,
             reason=str(row.deal),
         )
@@ -369,7 +650,7 @@ async def import_deals(
 
     async with asyncio.TaskGroup() as group:
         for row in rows:
-            if isinstance(row.deal, RowError):
+            if isinstance(row.deal, RowError | Skipped):
                 settle(_parsed_result(row, Outcome.REJECTED))
             else:
                 group.create_task(deliver(row.line, row.deal))

@@ -39,7 +39,7 @@ from workflows.models import (
     TierDecision,
     workflow_id_for,
 )
-from workflows.rules import assign_tier
+from workflows.rules import acv_text, assign_tier
 
 
 class AlreadyOnboardedError(Exception):
@@ -69,7 +69,7 @@ def usd(amount: float) -> str:
 
 def summary_line(deal: ClosedWonDeal, decision: TierDecision) -> str:
     """The one-line static summary in the UI's workflow list: account · tier · ACV."""
-    return f"{deal.account_name} · {decision.tier.value} · ACV {usd(deal.acv_usd)}"
+    return f"{deal.account_name} · {decision.tier.value} · ACV {acv_text(deal)}"
 
 
 def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDecision) -> str:
@@ -85,12 +85,17 @@ def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDeci
         "",
         f"**Tier:** {decision.tier.value} (`{decision.clause}`): {decision.reason}",
         "",
-        f"- ACV: {usd(deal.acv_usd)}, seats: {deal.seats}",
+        f"- ACV: {acv_text(deal)}, seats: {deal.seats}",
         f"- Closed-won: {deal.close_date.date().isoformat()}",
         f"- Playbook: {playbook.name}, version {playbook.version} "
         f"(sha256 `{playbook.content_hash or 'n/a'}`)",
         f"- CRM: {crm.source}" + (f", {crm_ids}" if crm_ids else ""),
     ]
+    if deal.fx_rate is not None:
+        lines.append(
+            f"- Exchange rate: {deal.fx_rate.per_usd:g} {deal.currency} per USD, in force "
+            f"from {deal.fx_rate.effective.isoformat()}"
+        )
     if deal.completed_milestones:
         done = ", ".join(
             f"{m.milestone_id} ({m.at.date().isoformat()})" for m in deal.completed_milestones

@@ -104,7 +104,7 @@ def test_csv_rows_become_deals_or_errors_naming_line_and_column(tmp_path: Path) 
     assert globex.crm.source == "manual"
 
     bad = errors(rows)
-    assert bad[4].startswith("acv_usd: Input should be a valid number")
+    assert bad[4].startswith("acv_usd: 'lots' is not an amount like 50000, 50,000.00")
     assert bad[5] == "champion_email: 'pat-at-example' is not an email address"
     assert bad[6].startswith("account_id: 'acme' is already on line 2")
     assert bad[7] == "sponsor_email: required when sponsor_name is given"
@@ -173,7 +173,7 @@ def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
     assert list(deals(rows)) == [1]
     bad = errors(rows)
     assert sorted(bad) == [3, 4, 5, 6, 7, 8]  # physical lines: the blank line 2 counts
-    assert bad[3].startswith("acv_usd: Input should be a valid number")
+    assert bad[3] == "acv_usd: 'a lot' is not a number like 1.5"
     assert bad[4] == "contacts[0].email: 'nope' is not an email address"
     assert bad[5].startswith("account_id: 'j-1' is already on line 1")
     assert bad[6].startswith("(row): Invalid JSON")

@@ -33,19 +33,35 @@ DAY = timedelta(days=1)
 # --------------------------------------------------------------------------- §1 tier rule
 
 
-def _usd(amount: float) -> str:
+def _amount(amount: float) -> str:
     # Cents only when there are some, so $49,999.99 never reads as $50,000.
-    return f"${amount:,.0f}" if amount == int(amount) else f"${amount:,.2f}"
+    return f"{amount:,.0f}" if amount == int(amount) else f"{amount:,.2f}"
+
+
+def _usd(amount: float) -> str:
+    return f"${_amount(amount)}"
+
+
+def acv_text(deal: ClosedWonDeal) -> str:
+    """The ACV in US dollars, and what it was sold in when that is another currency:
+    `$48,000 (7,200,000 JPY at 150 per USD)`."""
+    text = _usd(deal.acv_usd)
+    if deal.acv is not None and deal.fx_rate is not None:
+        rate = deal.fx_rate.per_usd
+        text += f" ({_amount(deal.acv)} {deal.currency} at {rate:g} per USD)"
+    return text
 
 
 def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
-    """The tier for a closed-won deal, with the clause that decided it (RULES §1)."""
+    """The tier for a closed-won deal, with the clause that decided it (RULES §1). ACV is
+    in US dollars; the reason shows a deal's own currency too."""
     acv, hours = deal.acv_usd, deal.configuration_hours
+    acv_is = acv_text(deal)
     high_clauses = [
         (
             acv >= rule.enterprise_acv_usd,
             "acv",
-            f"ACV {_usd(acv)} >= enterprise threshold {_usd(rule.enterprise_acv_usd)}",
+            f"ACV {acv_is} >= enterprise threshold {_usd(rule.enterprise_acv_usd)}",
         ),
         (deal.needs_api_integration, "api_integration", "needs API integration"),
         (deal.custom_data_migration, "data_migration", "needs custom data migration"),
@@ -71,7 +87,7 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
             tier=Tier.TECH_TOUCH,
             clause="tech_touch.all",
             reason=(
-                f"ACV {_usd(acv)} in {_usd(rule.smb_floor_acv_usd)}-"
+                f"ACV {acv_is} in {_usd(rule.smb_floor_acv_usd)}-"
                 f"{_usd(rule.enterprise_acv_usd)}, setup {hours:g} h "
                 f"(< {rule.tech_touch_setup_hours_under:g} h), no custom integration"
             ),
@@ -81,8 +97,7 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
             tier=Tier.SELF_SERVE,
             clause="self_serve.all",
             reason=(
-                f"ACV {_usd(acv)} < {_usd(rule.smb_floor_acv_usd)}, "
-                "no configuration, no integrations"
+                f"ACV {acv_is} < {_usd(rule.smb_floor_acv_usd)}, no configuration, no integrations"
             ),
         )
 
@@ -99,7 +114,7 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
         tier=tier,
         clause="next_tier_up",
         reason=(
-            f"ACV {_usd(acv)} is in the {band.value} band but "
+            f"ACV {acv_is} is in the {band.value} band but "
             f"{'; '.join(m for m in misses if m)}: next tier up, {tier.value}"
         ),
     )
