@@ -74,9 +74,10 @@ def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
         usd, rate = to_usd(deal.acv, currency, deal.close_date.date(), rates)
     except CurrencyError as exc:
         raise _error("currency", given, str(exc)) from None
+    # Validated again: a huge amount at a small rate may not be a finite number of dollars.
     if rate is None:  # US dollars: nothing was converted
-        return deal.model_copy(update={"acv_usd": deal.acv, "acv": None})
-    return deal.model_copy(update={"acv_usd": usd, "fx_rate": rate})
+        return ClosedWonDeal.model_validate(deal.model_dump() | {"acv_usd": deal.acv, "acv": None})
+    return ClosedWonDeal.model_validate(deal.model_dump() | {"acv_usd": usd, "fx_rate": rate})
 
 
 def _canonical_crm_ids(crm: dict[str, Any]) -> dict[str, Any]:
