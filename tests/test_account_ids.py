@@ -35,7 +35,7 @@ from tests.test_ingress import (  # noqa: F401  (`http` is a fixture)
 )
 from workflows.models import Playbook
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "real_world"
 
 
 def checksum(id15: str) -> str:

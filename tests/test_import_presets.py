@@ -30,7 +30,7 @@ from starter.cli import app
 from starter.money import parse_fx_rates
 from workflows.models import ClosedWonDeal, Playbook
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "real_world"
 TODAY = datetime.now(UTC).date()
 RATES = parse_fx_rates(
     f"[rates]\nJPY = [{{ effective = {TODAY - timedelta(days=90)}, per_usd = 150.0 }}]\n"

@@ -42,7 +42,7 @@ from workflows import search_attributes as sa
 from workflows.models import ClosedWonDeal, HubSpotDealRef, Playbook, Tier
 from workflows.rules import assign_tier
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "real_world"
 TODAY = datetime.now(UTC).date()
 
 
