@@ -8,6 +8,7 @@ a local server shaped like HubSpot's API. Dates move with the clock under test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -17,10 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
 from activities.crm import HubSpotClient
 from activities.settings import Settings
 from starter.app import create_app
+from starter.cli import app
 from starter.crm import (
     PayloadError,
     generic_deal,
@@ -343,3 +346,41 @@ async def test_the_hubspot_fetch_converts_the_deal_currency(tmp_path: Path) -> N
     [asked] = [r for r in fake.requests if r["path"] == "/crm/v3/objects/deals/77"]
     asked_for = asked["query"]["properties"][0].split(",")
     assert {"hs_acv", "acv", "amount", "deal_currency_code"} <= set(asked_for)
+
+
+async def test_onboarding_start_converts_a_deal_in_another_currency(
+    dev_env: WorkflowEnvironment, dev_worker: Settings, tmp_path: Path
+) -> None:
+    rates_file = tmp_path / "fx.toml"
+    rates_file.write_text(
+        f"[rates]\nEUR = [{{ effective = {TODAY - timedelta(days=30)}, per_usd = 0.9 }}]\n"
+    )
+    acct = account()
+    deal = {"account_id": acct, "account_name": "Euro GmbH", "close_date": TODAY.isoformat()}
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(deal | {"acv": 4_500, "currency": "EUR"}))
+    bad.write_text(json.dumps(deal | {"acv": 4_500, "currency": "GBP"}))
+    env = {
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": dev_env.client.namespace,
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-such-temporal.toml"),
+        "ONBOARDING_FX_RATES": str(rates_file),
+    }
+
+    def onboarding(*args: str) -> Result:
+        return CliRunner().invoke(app, list(args), env=env)
+
+    refused = await asyncio.to_thread(onboarding, "start", "--file", str(bad))
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: {bad}: currency: cannot count GBP in US dollars on {TODAY}: no rate is "
+        "configured for it (currencies with rates: EUR)\n"
+    )
+    assert not await exists(dev_env.client, acct)
+
+    # In a thread: the command runs its own event loop while this one runs the worker.
+    started = await asyncio.to_thread(onboarding, "start", "--file", str(good))
+    assert started.exit_code == 0, started.output
+    assert f"started onboarding-{acct} (tech_touch: ACV $5,000 (4,500 EUR at 0.9 per USD)" in (
+        started.stdout
+    )
