@@ -1,4 +1,4 @@
-"""The onboarding worker: runs `AccountOnboarding` (and `HubSpotDealIntake`) workflows
+"""The onboarding worker: runs `AccountOnboarding` (and the HubSpot intake) workflows
 and their activities.
 
     python worker.py            # config from TEMPORAL_* and ONBOARDING_* variables
@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for, configure_logging
 from starter.client import TASK_QUEUE, ConnectError, connect
 from starter.money import FxRatesError
-from workflows.intake import HubSpotDealIntake
+from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
 from workflows.onboarding import AccountOnboarding
 
 log = structlog.get_logger("worker")
@@ -50,7 +50,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AccountOnboarding, HubSpotDealIntake],
+        workflows=[AccountOnboarding, HubSpotDealIntake, HubSpotDealLostIntake],
         activities=activities_for(settings),
         workflow_failure_exception_types=list(workflow_failure_exception_types),
         graceful_shutdown_timeout=graceful_shutdown_timeout,

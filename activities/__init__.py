@@ -16,9 +16,16 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     """The activities to pass to a Worker's `activities=`."""
     # Imported here: `deliver_deal` uses the starter's client code, which itself reads
     # activity settings; importing it with the package would make an import cycle.
-    from activities.delivery import deliver_deal_activity
+    from activities.delivery import deliver_deal_activity, report_deal_lost_activity
 
     notifier = Notifier(settings)
     roster = OwnerRoster(settings)
     hubspot = HubSpotClient(settings)
-    return [notifier.notify, roster.assign_owner, hubspot.fetch_hubspot_deal, deliver_deal_activity]
+    return [
+        notifier.notify,
+        roster.assign_owner,
+        hubspot.fetch_hubspot_deal,
+        hubspot.fetch_hubspot_deal_stage,
+        deliver_deal_activity,
+        report_deal_lost_activity,
+    ]

@@ -1,13 +1,19 @@
-"""The `fetch_hubspot_deal` activity: read the deal a HubSpot webhook named by id.
+"""HubSpot's CRM API: the `fetch_hubspot_deal` and `fetch_hubspot_deal_stage` activities
+(read the deal a HubSpot webhook named by id), and `HubSpotStages` (what a deal stage id
+means, from HubSpot's deal pipelines), which the ingress uses too.
 
 HubSpot webhooks carry only ids, so the deal, its company and its contacts are read from
 the CRM v3 API with a private app token. Transient trouble (no connection, 429, 5xx)
 raises a retryable error and Temporal's retry policy tries again; anything a retry
-cannot fix raises a non-retryable `HubSpotDealError`.
+cannot fix raises a non-retryable `HubSpotDealError`. A deal that is no longer closed-won
+when it is read raises a non-retryable `DealNotClosedWon`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -15,16 +21,18 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.settings import Settings
+from activities.settings import HubSpotApiSettings, Settings
 from starter.crm import (
     HUBSPOT_FIELDS,
     PayloadError,
+    StageMeaning,
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
+    hubspot_pipeline_stages,
 )
 from starter.money import load_fx_rates
-from workflows.models import ClosedWonDeal, HubSpotDealRef
+from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDealStage
 
 log = structlog.get_logger(__name__)
 
@@ -34,37 +42,157 @@ DEAL_PROPERTIES = ",".join(
     ["dealname", "dealstage", *(key for _, _, keys in HUBSPOT_FIELDS for key in keys)]
 )
 ERROR_TYPE = "HubSpotDealError"
+NOT_CLOSED_WON = "DealNotClosedWon"
+PIPELINES_PATH = "/crm/v3/pipelines/deals"
+PIPELINES_TTL_S = 300.0
+
+
+def _api(settings: HubSpotApiSettings) -> httpx.AsyncClient:
+    token = settings.hubspot_token
+    if token is None or not token.get_secret_value():
+        raise _permanent(
+            "no HubSpot token: set ONBOARDING_HUBSPOT_TOKEN to a private app token "
+            "with the crm.objects.deals.read, companies.read and contacts.read scopes"
+        )
+    return httpx.AsyncClient(
+        base_url=settings.hubspot_api_url,
+        headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+        timeout=10,
+    )
+
+
+class HubSpotStages:
+    """What each HubSpot deal stage id means: closed-won, closed-lost or open.
+
+    A portal has several deal pipelines, each with its own closed-won stage, usually a
+    numeric id. Stages in `ONBOARDING_HUBSPOT_CLOSED_WON_STAGES` are closed-won without
+    asking; any other is looked up in HubSpot's deal pipelines (`GET
+    /crm/v3/pipelines/deals`: closed-won is `isClosed` at probability 1.0), which are
+    kept `PIPELINES_TTL_S` and read again at once for a stage they do not name (a
+    pipeline added since).
+
+    Why the ingress asks before it acknowledges, rather than starting an intake for
+    every stage change and letting the fetch decide: the webhook carries only the stage
+    id and HubSpot never retries a 2xx, so the one safe 2xx for a stage change is one
+    that knows what the stage means. Deals pass through many stages; an intake per
+    change would cost a workflow and several API reads each, where this costs one cached
+    read. When the pipelines cannot be read (HubSpot down, no token) and the stage is
+    not listed, `meanings` raises and the ingress answers 503, so HubSpot retries. The
+    intake's fetch asks again for the deal as it is when read.
+    """
+
+    def __init__(
+        self, settings: HubSpotApiSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._known: dict[str, StageMeaning] = {}
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def meanings(self, stages: Iterable[str]) -> dict[str, StageMeaning]:
+        """Each stage id's meaning. A stage in no pipeline even after a fresh read is
+        open. Raises ApplicationError (retryable `HubSpotUnavailable`, or permanent
+        `HubSpotDealError`) when the pipelines are needed and cannot be read."""
+        listed, stages = self._settings.hubspot_closed_won_stages, set(stages)
+        out = {
+            s: StageMeaning(DealStage.CLOSED_WON, f"{s} (in ONBOARDING_HUBSPOT_CLOSED_WON_STAGES)")
+            for s in stages
+            if s in listed
+        }
+        rest = {s for s in stages if s not in out}
+        if rest:
+            await self._refresh_unless_known(rest)
+        for s in rest:
+            out[s] = self._known.get(s) or StageMeaning(
+                DealStage.OPEN, f"{s} (in none of the portal's deal pipelines)"
+            )
+        return out
+
+    async def _refresh_unless_known(self, stages: set[str]) -> None:
+        async with self._lock:  # one read for every request waiting on it
+            fresh = self._read_at is not None and (self._clock() - self._read_at < PIPELINES_TTL_S)
+            if fresh and stages <= self._known.keys():
+                return
+            try:
+                async with _api(self._settings) as client:
+                    body = await _get(client, PIPELINES_PATH, {}, missing="no deal pipelines")
+            except (ApplicationError, httpx.HTTPError) as exc:
+                if self._read_at is not None and stages <= self._known.keys():
+                    log.warning("hubspot_pipelines_stale", error=str(exc))
+                    return  # stages rarely change meaning: the last read will do
+                if isinstance(exc, ApplicationError):
+                    raise
+                raise ApplicationError(
+                    f"HubSpot's pipelines could not be read: {exc!r}; retrying",
+                    type="HubSpotUnavailable",
+                ) from exc
+            self._known, self._read_at = hubspot_pipeline_stages(body), self._clock()
+            log.info("hubspot_pipelines_read", stages=len(self._known))
 
 
 class HubSpotClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._rates = load_fx_rates(settings.fx_rates)  # a bad file stops the worker at once
+        self._stages = HubSpotStages(settings)
+
+    async def _read_deal(
+        self, client: httpx.AsyncClient, ref: HubSpotDealRef, properties: str, associations: str
+    ) -> tuple[dict[str, Any], str, StageMeaning]:
+        """The deal, its company id and what its stage means now."""
+        deal = await _get(
+            client,
+            f"/crm/v3/objects/deals/{ref.deal_id}",
+            {"properties": properties, "associations": associations},
+            missing=f"deal {ref.deal_id} not found in portal {ref.portal_id}",
+        )
+        try:
+            company_id = hubspot_company_id(deal)
+        except PayloadError as exc:
+            raise _permanent(f"deal {ref.deal_id}: {exc}") from None
+        stage = str((deal.get("properties") or {}).get("dealstage") or "")
+        if not stage:
+            return deal, company_id, StageMeaning(DealStage.OPEN, "(none)")
+        return deal, company_id, (await self._stages.meanings([stage]))[stage]
+
+    @activity.defn(name="fetch_hubspot_deal_stage")
+    async def fetch_hubspot_deal_stage(self, ref: HubSpotDealRef) -> HubSpotDealStage:
+        """Where the deal stands now, and its account: for a closed-lost webhook."""
+        with structlog.contextvars.bound_contextvars(deal_id=ref.deal_id):
+            async with _api(self._settings) as client:
+                deal, company_id, (meaning, label) = await self._read_deal(
+                    client, ref, "dealstage,pipeline", "companies"
+                )
+        stage = str((deal.get("properties") or {}).get("dealstage") or "")
+        log.info("hubspot_deal_stage", account_id=company_id, dealstage=stage, meaning=meaning)
+        return HubSpotDealStage(
+            deal_id=ref.deal_id,
+            account_id=company_id,
+            stage=stage,
+            meaning=meaning,
+            label=f"dealstage {label}",
+        )
 
     @activity.defn(name="fetch_hubspot_deal")
     async def fetch_hubspot_deal(self, ref: HubSpotDealRef) -> ClosedWonDeal:
-        token = self._settings.hubspot_token
-        if token is None or not token.get_secret_value():
-            raise _permanent(
-                "no HubSpot token: set ONBOARDING_HUBSPOT_TOKEN to a private app token "
-                "with the crm.objects.deals.read, companies.read and contacts.read scopes"
-            )
+        """The deal, its company and contacts; raises `DealNotClosedWon` (non-retryable)
+        when the deal is no longer closed-won as it is read."""
         with structlog.contextvars.bound_contextvars(deal_id=ref.deal_id):
-            async with httpx.AsyncClient(
-                base_url=self._settings.hubspot_api_url,
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
-                timeout=10,
-            ) as client:
-                deal = await _get(
-                    client,
-                    f"/crm/v3/objects/deals/{ref.deal_id}",
-                    {"properties": DEAL_PROPERTIES, "associations": "companies,contacts"},
-                    missing=f"deal {ref.deal_id} not found in portal {ref.portal_id}",
+            async with _api(self._settings) as client:
+                deal, company_id, (meaning, label) = await self._read_deal(
+                    client, ref, DEAL_PROPERTIES, "companies,contacts"
                 )
-                try:
-                    company_id = hubspot_company_id(deal)
-                except PayloadError as exc:
-                    raise _permanent(f"deal {ref.deal_id}: {exc}") from None
+                if meaning is not DealStage.CLOSED_WON:
+                    log.warning(
+                        "hubspot_deal_no_longer_closed_won", account_id=company_id, dealstage=label
+                    )
+                    raise ApplicationError(
+                        f"deal {ref.deal_id} is no longer closed-won: dealstage {label}; "
+                        "nothing started",
+                        type=NOT_CLOSED_WON,
+                        non_retryable=True,
+                    )
                 company = await _get(
                     client,
                     f"/crm/v3/objects/companies/{company_id}",
@@ -85,16 +213,6 @@ class HubSpotClient:
                 result = hubspot_deal(deal, company, contacts, rates=self._rates)
             except PayloadError as exc:
                 raise _permanent(f"deal {ref.deal_id}: {exc}") from None
-            stage = (deal.get("properties") or {}).get("dealstage")
-            closed_won = self._settings.hubspot_closed_won_stage
-            if stage != closed_won:
-                # The webhook said it closed; the onboarding still starts, and says why.
-                log.warning(
-                    "hubspot_deal_no_longer_closed_won",
-                    account_id=result.account_id,
-                    dealstage=stage,
-                    closed_won_stage=closed_won,
-                )
             log.info(
                 "hubspot_deal_fetched",
                 account_id=result.account_id,

@@ -1,5 +1,5 @@
 """`deliver_deal`: hand a fetched CRM deal to the account's onboarding (a start, or the
-`provide_deal` update)."""
+`provide_deal` update); `report_deal_lost`: a lost deal, to its `deal_lost` update."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from starter.starting import AlreadyOnboardedError, deliver_deal
-from workflows.models import DealAcceptance, DealHandoff
+from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from workflows.models import DealAcceptance, DealHandoff, DealLostOutcome, DealLostReport
 
 log = structlog.get_logger("activities.delivery")
 
@@ -39,3 +39,15 @@ async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
         started=accepted.started,
     )
     return accepted
+
+
+@activity.defn(name="report_deal_lost")
+async def report_deal_lost_activity(report: DealLostReport) -> DealLostOutcome:
+    """Idempotent: the update's id is the report's `delivery_id`."""
+    outcome = await report_deal_lost(
+        activity.client(), report.account_id, report.lost, report.delivery_id
+    )
+    log.info(
+        "deal lost", account_id=report.account_id, applied=outcome.applied, detail=outcome.detail
+    )
+    return outcome

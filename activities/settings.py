@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from starter.money import DEFAULT_FX_RATES
@@ -24,9 +24,34 @@ def _split(value: object) -> object:
 CommaList = Annotated[list[str], NoDecode]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ONBOARDING_")
+def closed_won_stages(crm: str, default: str) -> Any:
+    """`ONBOARDING_<CRM>_CLOSED_WON_STAGES`, a comma list; the older singular
+    `ONBOARDING_<CRM>_CLOSED_WON_STAGE` is still read when the list is unset."""
+    name = f"ONBOARDING_{crm}_CLOSED_WON_STAGES"
+    return Field(
+        default=[default],
+        validation_alias=AliasChoices(name, name.removesuffix("S")),
+        description="Stages that mean closed-won, comma-separated",
+    )
 
+
+class HubSpotApiSettings(BaseSettings):
+    """HubSpot's CRM API, read by the deal fetch (worker) and for the deal pipelines
+    (ingress): which stage ids are closed-won or closed-lost."""
+
+    model_config = SettingsConfigDict(env_prefix="ONBOARDING_", populate_by_name=True)
+
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_token: SecretStr | None = Field(
+        default=None, description="Private app token (deals, companies, contacts read)"
+    )
+    # Closed-won without asking HubSpot; every other stage is looked up in the pipelines.
+    hubspot_closed_won_stages: CommaList = closed_won_stages("HUBSPOT", "closedwon")
+
+    _split_stages = field_validator("hubspot_closed_won_stages", mode="before")(_split)
+
+
+class Settings(HubSpotApiSettings):
     notify_channels: CommaList = Field(default=["log"], min_length=1)
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -39,12 +64,6 @@ class Settings(BaseSettings):
     default_recipient: str = "cs-ops@localhost"
     csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
     sent_log: Path | None = None
-    # HubSpot CRM API, to read a deal that a webhook names by id.
-    hubspot_api_url: str = "https://api.hubapi.com"
-    hubspot_token: SecretStr | None = Field(
-        default=None, description="Private app token (deals, companies, contacts read)"
-    )
-    hubspot_closed_won_stage: str = "closedwon"
     fx_rates: Path = Field(
         default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
     )

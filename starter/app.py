@@ -19,13 +19,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 import temporalio.client
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -36,7 +36,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -51,21 +51,35 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.crm import NOT_CLOSED_WON, HubSpotStages
 from activities.logging import configure_logging
 from starter import crm, events, signatures
+from starter.auth import ApiAuth
 from starter.client import TASK_QUEUE, connect, ui_url, worker_catching_up
 from starter.codec import codec_router
 from starter.ids import canonical_account_id
 from starter.limits import BodyTooLarge, read_capped
 from starter.money import FxRates, load_fx_rates
 from starter.settings import IngressSettings, reveal
-from starter.starting import AlreadyOnboardedError, deliver_deal, send_product_events
-from workflows.intake import HubSpotDealIntake, HubSpotIntake, intake_workflow_id
+from starter.starting import (
+    AlreadyOnboardedError,
+    deliver_deal,
+    report_deal_lost,
+    send_product_events,
+)
+from workflows.intake import (
+    HubSpotIntake,
+    HubSpotLostIntake,
+    intake_workflow_id,
+    lost_intake_workflow_id,
+)
 from workflows.models import (
     ACCOUNT_ID,
     AwaitedEvents,
     ClosedWonDeal,
     DealAcceptance,
+    DealLost,
+    DealLostOutcome,
     HubSpotDealRef,
     OnboardingState,
     OnboardingStatus,
@@ -76,6 +90,7 @@ from workflows.models import (
 from workflows.playbook import load_playbook
 
 log = structlog.get_logger("ingress")
+R = TypeVar("R")
 disable_created_metrics()  # `*_created` series only add noise to counters scraped here
 
 # How long a request waits for Temporal before answering 503 (the sender retries).
@@ -128,6 +143,12 @@ class Metrics:
             ["source", "outcome"],
             registry=registry,
         )
+        self.lost = Counter(
+            "onboarding_ingress_deals_lost",
+            "Closed-lost deals received, by CRM and outcome (applied / no_onboarding)",
+            ["source", "outcome"],
+            registry=registry,
+        )
         self.signals = Counter(
             "onboarding_ingress_signals",
             "product_events signals sent to onboardings",
@@ -166,6 +187,8 @@ def create_app(
     playbook = playbook or load_playbook(settings.playbook)
     rates = fx_rates or load_fx_rates(settings.fx_rates)
     metrics = Metrics(CollectorRegistry())
+    auth = ApiAuth(settings.api_tokens)
+    hubspot_stages = HubSpotStages(settings)
     state: dict[str, temporalio.client.Client] = {"client": client} if client else {}
 
     @asynccontextmanager
@@ -183,7 +206,7 @@ def create_app(
         lifespan=lifespan,
     )
     # /codec/*: the Web UI's and the CLI's decryption of payloads
-    app.include_router(codec_router(max_body_bytes=settings.max_body_bytes))
+    app.include_router(codec_router(auth, max_body_bytes=settings.max_body_bytes))
 
     def temporal() -> temporalio.client.Client:
         return state["client"]
@@ -315,6 +338,34 @@ def create_app(
         )
         return _acceptance(accepted, link(accepted.workflow_id))
 
+    async def lose(lost: crm.Lost, source: str, delivery_id: str) -> dict[str, Any]:
+        """A closed-lost deal to its account's onboarding (the `deal_lost` rule)."""
+        try:
+            outcome = await report_deal_lost(
+                temporal(),
+                lost.account_id,
+                DealLost.model_validate(
+                    {"source": source, "deal_id": lost.deal_id, "reason": lost.reason}
+                    | {"action": settings.deal_lost}
+                ),
+                delivery_id,
+                rpc_timeout=TEMPORAL_TIMEOUT,
+            )
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            raise _unavailable(exc, lost.account_id) from None
+        return lost_answer(source, outcome)
+
+    def lost_answer(source: str, outcome: DealLostOutcome) -> dict[str, Any]:
+        metrics.lost.labels(source, "applied" if outcome.applied else "no_onboarding").inc()
+        log.info(
+            "deal lost",
+            account_id=outcome.account_id,
+            deal_id=outcome.deal_id,
+            applied=outcome.applied,
+            detail=outcome.detail,
+        )
+        return outcome.model_dump(mode="json") | {"ui_url": link(outcome.workflow_id)}
+
     # ------------------------------------------------------------------ CRM webhooks
 
     @app.post(
@@ -336,62 +387,117 @@ def create_app(
                 tolerance_s=settings.signature_tolerance_s,
             )
         )
-        refs, ignored = as_domain(
-            lambda: crm.hubspot_closed_won(parse_json(body), settings.hubspot_closed_won_stage)
+        changes, ignored = as_domain(lambda: crm.hubspot_stage_changes(parse_json(body)))
+        meanings = await stage_meanings({stage for _, stage in changes})
+        won, lost, unclear = crm.sort_stage_changes(changes, meanings)
+        started = [
+            (
+                ref,
+                await start_intake(
+                    "HubSpotDealIntake",
+                    HubSpotIntake(ref=ref, playbook=playbook, options=settings.start_options()),
+                    intake_workflow_id(ref),
+                    f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-won",
+                    DealAcceptance,
+                ),
+            )
+            for ref in won
+        ]
+        lost_started = [
+            (
+                ref,
+                await start_intake(
+                    "HubSpotDealLostIntake",
+                    HubSpotLostIntake(ref=ref, action=settings.deal_lost),
+                    lost_intake_workflow_id(ref),
+                    f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-lost",
+                    DealLostOutcome,
+                ),
+            )
+            for ref in lost
+        ]
+        results = await asyncio.gather(
+            *(finish_intake(ref, h, won_answer) for ref, h in started),
+            *(finish_intake(ref, h, hubspot_lost_answer) for ref, h in lost_started),
         )
-        intakes = [await start_intake(ref) for ref in refs]
-        results = await asyncio.gather(*(finish_intake(ref, h) for ref, h in intakes))
         pending = any(r.get("pending") for r in results)
         return JSONResponse(
-            {"deals": results, "ignored": [i.model_dump() for i in ignored]},
+            {
+                "deals": results[: len(started)],
+                "lost": results[len(started) :],
+                "ignored": [i.model_dump() for i in ignored + unclear],
+            },
             status_code=202 if pending else 200,
         )
 
-    async def start_intake(
-        ref: HubSpotDealRef,
-    ) -> tuple[HubSpotDealRef, temporalio.client.WorkflowHandle[Any, DealAcceptance]]:
-        intake_id = intake_workflow_id(ref)
+    async def stage_meanings(stages: set[str]) -> dict[str, crm.StageMeaning]:
+        """What each stage id means. A stage HubSpot's pipelines must explain, when they
+        cannot be read, is answered 503: HubSpot retries it (it never retries a 2xx)."""
         try:
-            handle = await temporal().start_workflow(
-                HubSpotDealIntake.run,
-                HubSpotIntake(ref=ref, playbook=playbook, options=settings.start_options()),
+            return await hubspot_stages.meanings(stages)
+        except ApplicationError as exc:
+            raise ApiError(
+                503,
+                "hubspot_unavailable",
+                "dealstage",
+                f"cannot tell which stages are closed-won: {exc.message}",
+                UNAVAILABLE_RETRY_AFTER_S,
+            ) from None
+
+    async def start_intake(
+        workflow: str, arg: BaseModel, intake_id: str, summary: str, result_type: type[R]
+    ) -> temporalio.client.WorkflowHandle[Any, R]:
+        try:
+            return await temporal().start_workflow(
+                workflow,
+                arg,
                 id=intake_id,
                 task_queue=TASK_QUEUE,
+                result_type=result_type,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                static_summary=f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-won",
+                static_summary=summary,
                 rpc_timeout=TEMPORAL_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:  # delivered before: its intake has the answer
-            handle = temporal().get_workflow_handle(intake_id, result_type=DealAcceptance)
+            return temporal().get_workflow_handle(intake_id, result_type=result_type)
         except RPCError as exc:
             raise _unavailable(exc) from None
-        return ref, handle
+
+    def won_answer(accepted: DealAcceptance) -> dict[str, Any]:
+        count_delivery("hubspot", accepted)
+        return _acceptance(accepted, link(accepted.workflow_id))
+
+    def hubspot_lost_answer(outcome: DealLostOutcome) -> dict[str, Any]:
+        return lost_answer("hubspot", outcome)
 
     async def finish_intake(
-        ref: HubSpotDealRef, handle: temporalio.client.WorkflowHandle[Any, DealAcceptance]
+        ref: HubSpotDealRef,
+        handle: temporalio.client.WorkflowHandle[Any, R],
+        answer: Callable[[R], dict[str, Any]],
     ) -> dict[str, Any]:
-        """The onboarding, if the deal is fetched within `intake_wait_s`; else pending."""
+        """The intake's answer, if the deal is fetched within `intake_wait_s`; else pending."""
         base = {
             "deal_id": ref.deal_id,
             "intake_workflow_id": handle.id,
             "intake_ui_url": link(handle.id),
         }
         try:
-            accepted = await asyncio.wait_for(handle.result(), settings.intake_wait_s)
+            result = await asyncio.wait_for(handle.result(), settings.intake_wait_s)
         except TimeoutError:
             return base | {
                 "pending": True,
-                "detail": "fetching the deal from HubSpot; the onboarding starts when it arrives",
+                "detail": "fetching the deal from HubSpot; it is acted on when it arrives",
             }
         except temporalio.client.WorkflowFailureError as exc:
             # The intake failed for good (e.g. the deal has no company): say why.
             cause: BaseException = exc.cause
             while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
                 cause = cause.cause
+            if isinstance(cause, ApplicationError) and cause.type == NOT_CLOSED_WON:
+                return base | {"pending": False, "started": False, "detail": cause.message}
             return base | {"pending": False, "failed": True, "detail": str(cause)}
-        count_delivery("hubspot", accepted)
-        return base | {"pending": False} | _acceptance(accepted, link(accepted.workflow_id))
+        return base | {"pending": False} | answer(result)
 
     @app.post(
         "/webhooks/salesforce",
@@ -409,11 +515,14 @@ def create_app(
         )
         result = as_domain(
             lambda: crm.salesforce_opportunity(
-                parse_json(body), settings.salesforce_closed_won_stage, rates=rates
+                parse_json(body), settings.salesforce_closed_won_stages, rates=rates
             )
         )
         if isinstance(result, crm.Ignored):
             return JSONResponse({"ignored": [result.model_dump()]})
+        if isinstance(result, crm.Lost):
+            delivery = f"salesforce:{result.deal_id}"
+            return JSONResponse({"lost": [await lose(result, "salesforce", delivery)]})
         answer = await deliver(result, f"salesforce:{result.crm.deal_id}")
         return JSONResponse(answer, status_code=201 if answer["started"] else 200)
 
@@ -435,13 +544,16 @@ def create_app(
                 lambda: crm.salesforce_outbound(
                     body,
                     settings.salesforce_org_ids,
-                    settings.salesforce_closed_won_stage,
+                    settings.salesforce_closed_won_stages,
                     rates=rates,
                 )
             )
         )
         for notification_id, deal in notes:
-            await deliver(deal, f"salesforce-om:{notification_id}")
+            if isinstance(deal, crm.Lost):
+                await lose(deal, "salesforce", f"salesforce-om:{notification_id}")
+            else:
+                await deliver(deal, f"salesforce-om:{notification_id}")
         for item in ignored:
             log.info("ignored", source="salesforce", ref=item.ref, reason=item.reason)
         # Acknowledged only now: Salesforce redelivers anything not acknowledged.
@@ -572,11 +684,25 @@ def create_app(
 
     # ------------------------------------------------------------------ status and ops
 
+    def reader(request: Request) -> None:
+        """Customer data only for a valid token or sign-in, checked before Temporal is asked."""
+        refused = auth.refusal(request)
+        if refused is not None:
+            raise ApiError(refused.status, refused.error, refused.field, refused.reason)
+
     @app.get(
         "/accounts/{account_id}",
-        summary="The onboarding's full status (its `status` query)",
+        summary="The onboarding's full status (its `status` query); needs a token",
+        description="`Authorization: Bearer <token>` (one of ONBOARDING_API_TOKENS), or the "
+        "cookie /codec/login sets in a browser.",
         tags=["Status"],
         response_model=OnboardingStatus,
+        responses={
+            401: {"description": "No valid token or sign-in"},
+            404: {"description": "No onboarding for that account"},
+            503: {"description": "No token configured, or Temporal did not answer"},
+        },
+        dependencies=[Depends(reader)],
     )
     async def account(account_id: str) -> JSONResponse:
         account_id = canonical_account_id(account_id)

@@ -13,16 +13,15 @@ the associated data too, so a payload cannot be relabelled with another key's id
 
     POST /codec/decode    {"payloads": [{"metadata": {...}, "data": "..."}]} -> same shape
     POST /codec/encode    (Temporal's remote codec protocol, for the Web UI and CLI)
+
+Who may call it is `starter.auth`'s one scheme (the status API's too).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
 import re
-import time
 from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -33,11 +32,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from google.protobuf import json_format
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from starter.auth import SESSION_COOKIE, SESSION_TTL_S, ApiAuth
 from starter.limits import BodyTooLarge, read_capped
 
 log = structlog.get_logger("codec")
@@ -101,16 +101,13 @@ class CodecSettings(BaseSettings):
         description="`key_id:base64key` (32-byte AES-256 keys), comma-separated: the first "
         "encrypts, every one decrypts (rotation). Unset: payloads are not encrypted",
     )
-    codec_auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default=[], description="Bearer tokens for the codec endpoint, comma-separated"
-    )
     codec_cors_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:8233"],
         description="Web UI origins allowed to call the codec endpoint",
     )
 
     _parse_keys = field_validator("codec_keys", mode="before")(parse_keys)
-    _split_lists = field_validator("codec_auth_tokens", "codec_cors_origins", mode="before")(_split)
+    _split_lists = field_validator("codec_cors_origins", mode="before")(_split)
 
 
 class DecryptionError(ValueError):
@@ -172,16 +169,14 @@ class EncryptionCodec(PayloadCodec):
 # --------------------------------------------------------------------------- codec endpoint
 
 # The Web UI without single sign-on cannot send a bearer token: a person signs in once at
-# /codec/login, which sets this cookie, and the UI sends it ("include credentials").
-SESSION_COOKIE = "onboarding_codec_session"
-SESSION_TTL_S = 8 * 3600
+# /codec/login, which sets the session cookie, and the UI sends it ("include credentials").
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 
 _LOGIN_PAGE = """<!doctype html><title>Codec sign-in</title>
 <h1>Decode onboarding data in the Temporal UI</h1>
 <p>{message}</p>
 <form method="post" action="login">
-<label>Codec token <input type="password" name="token" autocomplete="off" required></label>
+<label>API token <input type="password" name="token" autocomplete="off" required></label>
 <button>Sign in</button></form>"""
 
 
@@ -190,19 +185,14 @@ def _error(status: int, error: str, field: str, reason: str, headers: dict[str, 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _session_mac(token: bytes, expires: int) -> str:
-    return hmac.new(token, f"codec-session:{expires}".encode(), hashlib.sha256).hexdigest()
-
-
 def codec_router(
-    settings: CodecSettings | None = None, *, max_body_bytes: int = 1_000_000
+    auth: ApiAuth, settings: CodecSettings | None = None, *, max_body_bytes: int = 1_000_000
 ) -> APIRouter:
     """`/codec/encode`, `/codec/decode` (Temporal's codec server protocol, with CORS for
     the Web UI) and `/codec/login`. Every call needs `Authorization: Bearer <token>` (one
-    of `ONBOARDING_CODEC_AUTH_TOKENS`) or the session cookie from `/codec/login`."""
+    of `ONBOARDING_API_TOKENS`) or the session cookie from `/codec/login` (`auth`)."""
     settings = settings or CodecSettings()
     codec = EncryptionCodec.from_settings(settings)
-    tokens = [t.get_secret_value().encode() for t in settings.codec_auth_tokens]
     router = APIRouter(prefix="/codec", tags=["Codec server"])
 
     def cors(request: Request) -> dict[str, str]:
@@ -214,40 +204,12 @@ def codec_router(
             headers["Access-Control-Allow-Credentials"] = "true"
         return headers
 
-    def valid_token(presented: str) -> bool:
-        # Compared with every token in constant time: timing tells nothing about any.
-        matches = [hmac.compare_digest(presented.encode(), t) for t in tokens]
-        return any(matches)
-
-    def valid_session(cookie: str) -> bool:
-        expires, _, mac = cookie.partition(".")
-        if not expires.isdigit() or int(expires) < time.time():
-            return False
-        matches = [hmac.compare_digest(mac, _session_mac(t, int(expires))) for t in tokens]
-        return any(matches)
-
     def refusal(request: Request, headers: dict[str, str]) -> Response | None:
         """The 401/503 answer for a caller not allowed to use the codec, else None."""
-        if not tokens:
-            reason = "no tokens configured: set ONBOARDING_CODEC_AUTH_TOKENS to enable it"
-            return _error(503, "not_configured", "ONBOARDING_CODEC_AUTH_TOKENS", reason, headers)
-        header = request.headers.get("authorization")
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if header is not None:
-            scheme, _, presented = header.partition(" ")
-            if scheme.lower() != "bearer" or not presented.strip():
-                reason = "expected `Bearer <token>`"
-            elif not valid_token(presented.strip()):
-                reason = "not a valid codec token"
-            else:
-                return None
-        elif cookie is not None:
-            if valid_session(cookie):
-                return None
-            reason = "the sign-in has expired or its token was revoked: sign in again"
-        else:
-            reason = "missing: send `Bearer <token>`, or sign in at /codec/login (Web UI)"
-        return _error(401, "unauthorized", "Authorization", reason, headers)
+        refused = auth.refusal(request)
+        if refused is None:
+            return None
+        return _error(refused.status, refused.error, refused.field, refused.reason, headers)
 
     async def apply(request: Request, action: str) -> Response:
         headers = cors(request)
@@ -308,26 +270,26 @@ def codec_router(
 
     @router.get("/login", include_in_schema=False)
     async def login_page() -> HTMLResponse:
-        return HTMLResponse(_LOGIN_PAGE.format(message="Sign in with a codec token."))
+        return HTMLResponse(_LOGIN_PAGE.format(message="Sign in with an API token."))
 
     @router.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = parse_qs((await request.body()).decode(errors="replace"))
         presented = (form.get("token") or [""])[0].strip()
-        if not tokens or not valid_token(presented):
-            page = _LOGIN_PAGE.format(message="Not a valid codec token.")
+        if not auth.valid_token(presented):
+            page = _LOGIN_PAGE.format(message="Not a valid API token.")
             return HTMLResponse(page, status_code=401)
-        expires = int(time.time()) + SESSION_TTL_S
         message = (
-            "Signed in for 8 hours. In the Temporal UI's codec server settings, turn on "
+            "Signed in for 8 hours: this browser may read account status (/accounts/...) "
+            "and decode. In the Temporal UI's codec server settings, turn on "
             "<em>Include cross-origin credentials</em>."
         )
         response = HTMLResponse(_LOGIN_PAGE.format(message=message))
         response.set_cookie(
             SESSION_COOKIE,
-            f"{expires}.{_session_mac(presented.encode(), expires)}",
+            auth.session(presented),
             max_age=SESSION_TTL_S,
-            path="/codec",
+            path="/",
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",

@@ -2,9 +2,10 @@
 
 A body that cannot be used raises `PayloadError` naming the field in the sender's own
 words (`[3].propertyValue`, `Opportunity.Amount`), which the app answers with 422 (400
-when the body does not parse at all). A message that is valid but not for us (another
-event type, a stage other than closed-won) comes back as `Ignored`, so the answer can
-say why it was acknowledged and nothing started.
+when the body does not parse at all). A closed-lost deal comes back as `Lost` (for the
+`deal_lost` rule). A message that is valid but not for us (another event type, a stage
+neither closed-won nor closed-lost) comes back as `Ignored`, so the answer can say why it
+was acknowledged and nothing started.
 
 Deal properties shared by HubSpot and Salesforce (custom fields on the deal or
 opportunity):
@@ -38,14 +39,25 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedET
 from pydantic import BaseModel, ValidationError
 
 from starter.deals import inbound_deal
+from starter.ids import canonical_account_id, salesforce_id18
 from starter.money import NO_RATES, FxRates
 from starter.signatures import SignatureError
-from workflows.models import ClosedWonDeal, Contact, ContactRole, CrmRef, HubSpotDealRef
+from workflows.models import (
+    ACCOUNT_ID,
+    ClosedWonDeal,
+    Contact,
+    ContactRole,
+    CrmRef,
+    DealStage,
+    HubSpotDealRef,
+)
 
 MAX_HUBSPOT_EVENTS = 100  # HubSpot sends at most 100 events per request
 
@@ -71,19 +83,35 @@ class Ignored(BaseModel):
     reason: str
 
 
+class Lost(BaseModel):
+    """A deal the CRM says is closed-lost: for the `deal_lost` rule of its account's
+    onboarding, if one runs."""
+
+    account_id: str
+    deal_id: str
+    reason: str
+
+
 # --------------------------------------------------------------------------- HubSpot
 
 HUBSPOT_DEAL_OBJECT_TYPE = "0-3"  # `object.*` subscriptions name deals by type id
 
 
-def hubspot_closed_won(
-    payload: object, closed_won_stage: str
-) -> tuple[list[HubSpotDealRef], list[Ignored]]:
-    """The deals a HubSpot webhook batch says moved to `closed_won_stage`.
+class StageMeaning(NamedTuple):
+    """What a deal stage id means, and a label naming it for people."""
+
+    meaning: DealStage
+    label: str
+
+
+def hubspot_stage_changes(
+    payload: object,
+) -> tuple[list[tuple[HubSpotDealRef, str]], list[Ignored]]:
+    """Every deal's `dealstage` change in a HubSpot webhook batch: (ref, new stage id).
 
     Only a `deal.propertyChange` (or `object.propertyChange` of a deal) of `dealstage`
-    to the closed-won stage counts; every other event is ignored, with the reason. A deal
-    named twice in one batch gives one ref.
+    counts; every other event is ignored, with the reason. The webhook carries only the
+    stage id (often numeric, one per pipeline): `sort_stage_changes` says what it means.
     """
     if not isinstance(payload, list):
         raise PayloadError("body", "must be a JSON array of HubSpot events")
@@ -93,7 +121,7 @@ def hubspot_closed_won(
         raise PayloadError(
             "body", f"{len(payload)} events; HubSpot sends at most {MAX_HUBSPOT_EVENTS}"
         )
-    refs: dict[str, HubSpotDealRef] = {}
+    changes: list[tuple[HubSpotDealRef, str]] = []
     ignored: list[Ignored] = []
     for i, event in enumerate(payload):
         if not isinstance(event, dict):
@@ -106,25 +134,77 @@ def hubspot_closed_won(
             and str(event.get("objectTypeId")) == HUBSPOT_DEAL_OBJECT_TYPE
         )
         if not is_deal_change:
-            ignored.append(Ignored(ref=ref, reason=f"{kind} is not a closed-won stage change"))
+            ignored.append(Ignored(ref=ref, reason=f"{kind} is not a deal stage change"))
             continue
         prop = event.get("propertyName")
         if prop != "dealstage":
             ignored.append(Ignored(ref=ref, reason=f"{prop} changed, not dealstage"))
             continue
         stage = event.get("propertyValue")
-        if stage != closed_won_stage:
-            ignored.append(Ignored(ref=ref, reason=f"dealstage is {stage}, not {closed_won_stage}"))
+        if not isinstance(stage, str) or not stage.strip():
+            ignored.append(Ignored(ref=ref, reason=f"dealstage is {stage!r}, not a stage id"))
             continue
         deal_id = _text(event, "objectId", f"[{i}]")
-        if deal_id in refs:
-            first = refs[deal_id].event_id
-            ignored.append(
-                Ignored(ref=ref, reason=f"deal {deal_id} is already in this batch (event {first})")
-            )
+        changes.append((_hubspot_ref(event, i, deal_id, event_id), stage.strip()))
+    return changes, ignored
+
+
+def sort_stage_changes(
+    changes: Sequence[tuple[HubSpotDealRef, str]], stages: Mapping[str, StageMeaning]
+) -> tuple[list[HubSpotDealRef], list[HubSpotDealRef], list[Ignored]]:
+    """(closed-won refs, closed-lost refs, ignored) from a batch's stage changes and what
+    each stage id means. A deal named twice with the same meaning in one batch gives one
+    ref; one both won and lost (moved on within seconds) gives one of each, and the deal
+    as it is when fetched decides."""
+    won: dict[str, HubSpotDealRef] = {}
+    lost: dict[str, HubSpotDealRef] = {}
+    ignored: list[Ignored] = []
+    for ref, stage in changes:
+        meaning, label = stages[stage]
+        kept = {DealStage.CLOSED_WON: won, DealStage.CLOSED_LOST: lost}.get(meaning)
+        if kept is None:
+            reason = f"dealstage {label} is neither closed-won nor closed-lost"
+            ignored.append(Ignored(ref=f"event {ref.event_id}", reason=reason))
+        elif ref.deal_id in kept:
+            first = kept[ref.deal_id].event_id
+            reason = f"deal {ref.deal_id} is already in this batch (event {first})"
+            ignored.append(Ignored(ref=f"event {ref.event_id}", reason=reason))
+        else:
+            kept[ref.deal_id] = ref
+    return list(won.values()), list(lost.values()), ignored
+
+
+def hubspot_pipeline_stages(body: Mapping[str, Any]) -> dict[str, StageMeaning]:
+    """Every stage of every deal pipeline from `GET /crm/v3/pipelines/deals`, by id.
+
+    HubSpot's own rule: a stage is closed-won when its `metadata.isClosed` is true and
+    its `metadata.probability` is 1.0, closed-lost when closed at probability 0.
+    """
+    out: dict[str, StageMeaning] = {}
+    for pipeline in body.get("results") or []:
+        if not isinstance(pipeline, dict):
             continue
-        refs[deal_id] = _hubspot_ref(event, i, deal_id, event_id)
-    return list(refs.values()), ignored
+        for stage in pipeline.get("stages") or []:
+            if not isinstance(stage, dict) or not stage.get("id"):
+                continue
+            meta = stage.get("metadata") or {}
+            closed = str(meta.get("isClosed", "")).lower() == "true"
+            try:
+                probability = float(meta.get("probability", "nan"))
+            except (TypeError, ValueError):
+                probability = math.nan
+            if closed and probability == 1.0:
+                meaning = DealStage.CLOSED_WON
+            elif closed and probability == 0.0:
+                meaning = DealStage.CLOSED_LOST
+            else:
+                meaning = DealStage.OPEN
+            label = (
+                f"{stage['id']} ({stage.get('label') or stage['id']!s} in pipeline "
+                f"{pipeline.get('label') or pipeline.get('id')!s})"
+            )
+            out[str(stage["id"])] = StageMeaning(meaning, label)
+    return out
 
 
 def _hubspot_ref(event: dict[str, Any], i: int, deal_id: str, event_id: str) -> HubSpotDealRef:
@@ -251,10 +331,55 @@ SALESFORCE_ROLES: dict[str, ContactRole] = {
 }
 
 
+SALESFORCE_CLOSED_LOST = "Closed Lost"  # the standard stage, for messages without IsClosed
+
+
+def salesforce_stage(opp: Mapping[str, Any], won_stages: Sequence[str], path: str) -> StageMeaning:
+    """Whether an Opportunity is closed-won, closed-lost or open, and why.
+
+    `IsWon` decides when the message carries it (Salesforce sets it from the stage's
+    own definition, whatever the stage is called); otherwise `StageName` is one of
+    `won_stages` (ONBOARDING_SALESFORCE_CLOSED_WON_STAGES). Closed-lost: `IsClosed` and
+    not `IsWon`, or `StageName` "Closed Lost". Raises PayloadError for an IsWon / IsClosed
+    that is not true or false.
+    """
+    is_won, is_closed = (_flag(opp, name, path) for name in ("IsWon", "IsClosed"))
+    stage = opp.get("StageName")
+    named = f"StageName {stage!r}"
+    if is_won is None:
+        won = stage in won_stages
+        listed = " or ".join(map(repr, won_stages))
+        why = named if won else f"StageName is {stage!r}, not {listed}"
+    else:
+        won, why = is_won, f"IsWon is {str(is_won).lower()} ({named})"
+    if won:
+        return StageMeaning(DealStage.CLOSED_WON, why)
+    if is_closed:
+        return StageMeaning(DealStage.CLOSED_LOST, f"IsClosed and not IsWon ({named})")
+    if stage == SALESFORCE_CLOSED_LOST:
+        return StageMeaning(DealStage.CLOSED_LOST, named)
+    return StageMeaning(DealStage.OPEN, why)
+
+
+def _flag(record: Mapping[str, Any], key: str, path: str) -> bool | None:
+    """A Salesforce checkbox, None when the message does not carry it."""
+    value = record.get(key)
+    return None if value in (None, "") else bool(_convert(value, "bool", f"{path}.{key}"))
+
+
+def _salesforce_lost(opp: Mapping[str, Any], opp_id: str, why: str, path: str) -> Lost:
+    # The account's one id, as `starter.deals` names it for a closed-won deal.
+    account_id = canonical_account_id(_text(opp, "AccountId", path))
+    if not ACCOUNT_ID.match(account_id):
+        raise PayloadError(f"{path}.AccountId", f"{account_id!r} is not an account id")
+    return Lost(account_id=account_id, deal_id=salesforce_id18(opp_id) or opp_id, reason=why)
+
+
 def salesforce_opportunity(
-    payload: object, closed_won_stage: str, *, rates: FxRates = NO_RATES
-) -> ClosedWonDeal | Ignored:
-    """A closed-won deal from an Apex / Flow JSON callout, or why it is ignored.
+    payload: object, won_stages: Sequence[str], *, rates: FxRates = NO_RATES
+) -> ClosedWonDeal | Lost | Ignored:
+    """A closed-won deal from an Apex / Flow JSON callout, a lost one, or why it is
+    ignored (`salesforce_stage` decides which).
 
     Body: `{"Opportunity": {...}, "Account": {"Id", "Name"}, "Contacts": [{"Name", "Email",
     "Role"}]}`; `Role` is the OpportunityContactRole, mapped by `SALESFORCE_ROLES`.
@@ -265,12 +390,11 @@ def salesforce_opportunity(
     if not isinstance(opp, dict):
         raise PayloadError("Opportunity", "missing, or not an object")
     opp_id = _text(opp, "Id", "Opportunity")
-    stage = opp.get("StageName")
-    if stage != closed_won_stage:
-        return Ignored(
-            ref=f"Opportunity {opp_id}",
-            reason=f"StageName is {stage!r}, not {closed_won_stage!r}",
-        )
+    meaning, why = salesforce_stage(opp, won_stages, "Opportunity")
+    if meaning is DealStage.CLOSED_LOST:
+        return _salesforce_lost(opp, opp_id, why, "Opportunity")
+    if meaning is DealStage.OPEN:
+        return Ignored(ref=f"Opportunity {opp_id}", reason=why)
     account = payload.get("Account")
     if not isinstance(account, dict):
         raise PayloadError("Account", "missing, or not an object")
@@ -316,24 +440,30 @@ def _salesforce_deal(
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
-_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def salesforce_outbound(
-    body: bytes, org_ids: Sequence[str], closed_won_stage: str, *, rates: FxRates = NO_RATES
-) -> tuple[list[tuple[str, ClosedWonDeal]], list[Ignored]]:
-    """(notification id, deal) pairs from an Outbound Message of Opportunities.
+    body: bytes, org_ids: Sequence[str], won_stages: Sequence[str], *, rates: FxRates = NO_RATES
+) -> tuple[list[tuple[str, ClosedWonDeal | Lost]], list[Ignored]]:
+    """(notification id, closed-won or lost deal) pairs from an Outbound Message of
+    Opportunities (`salesforce_stage` decides which; other stages are ignored).
 
     The notification id is the delivery's idempotency key; a notification repeated in one
     message is taken once. Account name: `Account_Name__c` if the message carries it,
     else the AccountId. If `org_ids` is set, another org's message raises SignatureError.
     One bad notification fails the whole message (no Ack), so Salesforce shows the
     reason in its Outbound Message queue and retries it once fixed.
+
+    The body is untrusted XML: defusedxml refuses any DTD (so entity expansion, the
+    "billion laughs", and external entities never happen) with MalformedError.
     """
-    if _DECLARATION.search(body):
-        raise MalformedError("body", "DOCTYPE and ENTITY declarations are not accepted")
     try:
-        root = ET.fromstring(body)
+        root = DefusedET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        kind = type(exc).__name__
+        raise MalformedError(
+            "body", f"DOCTYPE and ENTITY declarations are not accepted ({kind})"
+        ) from None
     except ET.ParseError as exc:
         raise MalformedError("body", f"not well-formed XML: {exc}") from None
     notifications = root if root.tag == f"{{{OUTBOUND_NS}}}notifications" else None
@@ -348,7 +478,7 @@ def salesforce_outbound(
             "OrganizationId",
             f"organization {org or '(none)'} is not allowed (ONBOARDING_SALESFORCE_ORG_IDS)",
         )
-    deals: dict[str, ClosedWonDeal] = {}
+    deals: dict[str, ClosedWonDeal | Lost] = {}
     ignored: list[Ignored] = []
     seen: set[str] = set()
     for i, note in enumerate(notifications.iter(f"{{{OUTBOUND_NS}}}Notification")):
@@ -370,17 +500,14 @@ def salesforce_outbound(
             continue
         opp = _sobject_fields(sobject)
         opp_id = _text(opp, "Id", f"{path}.sObject")
-        stage = opp.get("StageName")
-        if stage != closed_won_stage:
-            ignored.append(
-                Ignored(
-                    ref=f"Opportunity {opp_id}",
-                    reason=f"StageName is {stage!r}, not {closed_won_stage!r}",
-                )
-            )
-            continue
-        name = opp.get("Account_Name__c") or _text(opp, "AccountId", f"{path}.sObject")
-        deals[note_id] = _salesforce_deal(opp, opp_id, name, [], f"{path}.sObject", rates)
+        meaning, why = salesforce_stage(opp, won_stages, f"{path}.sObject")
+        if meaning is DealStage.OPEN:
+            ignored.append(Ignored(ref=f"Opportunity {opp_id}", reason=why))
+        elif meaning is DealStage.CLOSED_LOST:
+            deals[note_id] = _salesforce_lost(opp, opp_id, why, f"{path}.sObject")
+        else:
+            name = opp.get("Account_Name__c") or _text(opp, "AccountId", f"{path}.sObject")
+            deals[note_id] = _salesforce_deal(opp, opp_id, name, [], f"{path}.sObject", rates)
     return list(deals.items()), ignored
 
 

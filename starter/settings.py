@@ -15,19 +15,22 @@ from pathlib import Path
 from typing import Annotated
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from activities.settings import CommaList, _split
+from activities.settings import CommaList, HubSpotApiSettings, _split, closed_won_stages
 from starter.money import DEFAULT_FX_RATES
-from workflows.models import StartOptions
+from workflows.models import DealLostAction, StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 
 SecretList = Annotated[list[SecretStr], NoDecode]
 
 
-class IngressSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ONBOARDING_")
+class IngressSettings(HubSpotApiSettings):
+    """The ingress's settings; the HubSpot API ones (token, URL, closed-won stages) are
+    shared with the worker, since both ask HubSpot what a deal stage means."""
+
+    model_config = SettingsConfigDict(env_prefix="ONBOARDING_", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -45,11 +48,16 @@ class IngressSettings(BaseSettings):
 
     # CRM webhooks
     hubspot_secrets: SecretList = []
-    hubspot_closed_won_stage: str = "closedwon"
     salesforce_secrets: SecretList = []
     salesforce_outbound_tokens: SecretList = []
     salesforce_org_ids: CommaList = []
-    salesforce_closed_won_stage: str = "Closed Won"
+    # Used when a message carries no IsWon.
+    salesforce_closed_won_stages: CommaList = closed_won_stages("SALESFORCE", "Closed Won")
+    deal_lost: DealLostAction = Field(
+        default="cancel",
+        description="A deal lost after its onboarding started: `cancel` the onboarding, or "
+        "`flag` it (a risk flag and a required decision)",
+    )
     webhook_secrets: SecretList = Field(
         default=[], description="Standard Webhooks secrets (whsec_...) for /webhooks/deals"
     )
@@ -79,6 +87,14 @@ class IngressSettings(BaseSettings):
         description="An onboarding continues-as-new once its run's history is this long",
     )
 
+    # Reads of customer data (GET /accounts/{id}, /codec/*)
+    api_tokens: SecretList = Field(
+        default=[],
+        validation_alias=AliasChoices("ONBOARDING_API_TOKENS", "ONBOARDING_CODEC_AUTH_TOKENS"),
+        description="Bearer tokens that may read customer data, comma-separated (rotation); "
+        "the older ONBOARDING_CODEC_AUTH_TOKENS is read when this is unset",
+    )
+
     def start_options(self) -> StartOptions:
         return StartOptions(
             deal_wait_days=self.deal_wait_days, max_history_events=self.max_history_events
@@ -93,6 +109,8 @@ class IngressSettings(BaseSettings):
         "segment_secrets",
         "events_webhook_secrets",
         "event_account_paths",
+        "salesforce_closed_won_stages",
+        "api_tokens",
         mode="before",
     )(_split)
 
@@ -121,7 +139,10 @@ _LOCAL_SECRETS: dict[str, Callable[[], str]] = {
     "ONBOARDING_WEBHOOK_SECRETS": _whsec,
     "ONBOARDING_SEGMENT_SECRETS": _token,
     "ONBOARDING_EVENTS_WEBHOOK_SECRETS": _whsec,
+    "ONBOARDING_API_TOKENS": _token,
 }
+# A secret set under its older name needs no local one.
+_FORMERLY = {"ONBOARDING_API_TOKENS": "ONBOARDING_CODEC_AUTH_TOKENS"}
 
 
 def local_secrets_path(data_dir: Path | None = None) -> Path:
@@ -134,7 +155,7 @@ def ensure_local_secrets(path: Path) -> list[str]:
     kept = dotenv_values(path) if path.exists() else {}
     taken = []
     for name, make in _LOCAL_SECRETS.items():
-        if os.environ.get(name):
+        if os.environ.get(name) or os.environ.get(_FORMERLY.get(name, "")):
             continue
         kept[name] = kept.get(name) or make()
         os.environ[name] = str(kept[name])

@@ -17,11 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 import temporalio.client
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.client import TASK_QUEUE, WORKFLOW_TYPE
@@ -30,6 +31,8 @@ from workflows.models import (
     ClosedWonDeal,
     DealAcceptance,
     DealDelivery,
+    DealLost,
+    DealLostOutcome,
     OnboardingInput,
     OnboardingState,
     OnboardingStatus,
@@ -201,6 +204,63 @@ async def start_onboarding(
     accepted = await deliver_deal(client, deal, playbook, f"manual:{uuid.uuid4()}")
     handle = client.get_workflow_handle(accepted.workflow_id, result_type=OnboardingStatus)
     return handle, accepted.started
+
+
+async def report_deal_lost(
+    client: temporalio.client.Client,
+    account_id: str,
+    lost: DealLost,
+    delivery_id: str,
+    *,
+    rpc_timeout: timedelta | None = None,
+) -> DealLostOutcome:
+    """Apply the `deal_lost` rule to the account's running onboarding; `delivery_id` is
+    the update's id, so a redelivery is applied once (Temporal keeps the first answer).
+
+    With no running onboarding (none, one waiting for its deal, or one already finished)
+    nothing changes and the outcome says "no onboarding" and why: the lost deal is
+    acknowledged, there is nothing to stop. Transport errors (RPCError) propagate, so the
+    caller answers 503 or its activity retries.
+    """
+    workflow_id = workflow_id_for(account_id)
+    outcome = DealLostOutcome(
+        account_id=account_id,
+        workflow_id=workflow_id,
+        deal_id=lost.deal_id,
+        applied=False,
+        detail="no onboarding",
+    )
+    try:
+        status = await client.get_workflow_handle(workflow_id).execute_update(
+            "deal_lost",
+            lost,
+            id=f"deal-lost:{delivery_id}",
+            result_type=OnboardingStatus,
+            rpc_timeout=rpc_timeout,
+        )
+    except WorkflowUpdateFailedError as exc:  # its validator: not running
+        cause = exc.cause
+        why = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        return outcome.model_copy(update={"detail": f"no onboarding: {why}"})
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            finished = await finished_outcome(client, workflow_id)
+        except RPCError as gone:
+            if gone.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return outcome
+        return outcome.model_copy(update={"detail": f"no onboarding: already {finished}"})
+    done = "cancelled" if lost.action == "cancel" else "flagged: a decision is required"
+    return outcome.model_copy(
+        update={
+            "applied": True,
+            "action": lost.action,
+            "state": status.state,
+            "detail": f"deal lost ({lost.reason}): onboarding {done}",
+        }
+    )
 
 
 async def send_product_events(

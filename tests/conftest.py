@@ -234,11 +234,49 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+def hubspot_pipeline(
+    pipeline_id: str, label: str, stages: list[tuple[str, str, str, bool]]
+) -> dict[str, Any]:
+    """One deal pipeline as `GET /crm/v3/pipelines/deals` lists it; each stage is
+    (id, label, probability, isClosed), in HubSpot's own string forms."""
+    return {
+        "id": pipeline_id,
+        "label": label,
+        "displayOrder": 0,
+        "archived": False,
+        "stages": [
+            {
+                "id": stage_id,
+                "label": stage_label,
+                "displayOrder": i,
+                "archived": False,
+                "metadata": {"isClosed": str(closed).lower(), "probability": probability},
+            }
+            for i, (stage_id, stage_label, probability, closed) in enumerate(stages)
+        ],
+    }
+
+
+# HubSpot's default deal pipeline, as every portal has it.
+HUBSPOT_DEFAULT_PIPELINE = hubspot_pipeline(
+    "default",
+    "Sales Pipeline",
+    [
+        ("appointmentscheduled", "Appointment Scheduled", "0.2", False),
+        ("qualifiedtobuy", "Qualified To Buy", "0.4", False),
+        ("contractsent", "Contract Sent", "0.9", False),
+        ("closedwon", "Closed Won", "1.0", True),
+        ("closedlost", "Closed Lost", "0.0", True),
+    ],
+)
+
+
 class FakeCrmApi:
     """A local HTTP server answering like a CRM's REST API, recording every request.
 
     `routes` maps a path (without the query) to (status, JSON body); each request is
-    recorded as `{"path", "query" (parsed), "authorization"}`."""
+    recorded as `{"path", "query" (parsed), "authorization"}`. HubSpot's deal pipelines
+    are served from the start (the default one; `hubspot_pipelines` adds others)."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, Any]] = {}
@@ -272,10 +310,16 @@ class FakeCrmApi:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+        self.hubspot_pipelines()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def hubspot_pipelines(self, *extra: dict[str, Any]) -> None:
+        """Serve `GET /crm/v3/pipelines/deals`: the default pipeline and `extra` ones."""
+        pipelines = [HUBSPOT_DEFAULT_PIPELINE, *extra]
+        self.routes["/crm/v3/pipelines/deals"] = (200, {"results": pipelines})
 
     def hubspot_deal(
         self, deal_id: str, company_id: str, *, amount: str = "24000", name: str = "Globex"

@@ -31,6 +31,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from starter.app import create_app
+from starter.auth import SESSION_COOKIE
 from starter.client import data_converter
 from starter.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.settings import IngressSettings
@@ -325,7 +326,7 @@ async def test_encode_then_decode_through_the_endpoint(ingress: httpx.AsyncClien
     ("authorization", "reason"),
     [
         (None, "missing"),
-        ("Bearer not-the-token", "not a valid codec token"),
+        ("Bearer not-the-token", "not a valid token"),
         (f"Basic {TOKEN}", "expected `Bearer <token>`"),
     ],
 )
@@ -366,7 +367,7 @@ async def test_the_web_ui_decodes_after_signing_in(ingress: httpx.AsyncClient) -
     assert decoded.status_code == 200
     assert b"cara@acme.test" in base64.b64decode(decoded.json()["payloads"][0]["data"])
 
-    ingress.cookies.set("onboarding_codec_session", "9999999999.forged", path="/codec")
+    ingress.cookies.set(SESSION_COOKIE, "9999999999.forged", path="/")
     forged = await ingress.post("/codec/decode", json=body, headers=ui_headers(None))
     assert forged.status_code == 401
 

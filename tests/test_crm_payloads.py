@@ -11,17 +11,19 @@ import pytest
 from starter.crm import (
     Ignored,
     PayloadError,
+    StageMeaning,
     generic_deal,
-    hubspot_closed_won,
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
+    hubspot_stage_changes,
     salesforce_ack,
     salesforce_opportunity,
     salesforce_outbound,
+    sort_stage_changes,
 )
 from starter.signatures import SignatureError
-from workflows.models import ContactRole
+from workflows.models import ContactRole, DealStage
 
 # --------------------------------------------------------------------------- HubSpot webhook
 
@@ -42,6 +44,12 @@ def hs_event(event_id: int, **fields: Any) -> dict[str, Any]:
     } | fields
 
 
+MEANINGS = {
+    "closedwon": StageMeaning(DealStage.CLOSED_WON, "closedwon"),
+    "appointmentscheduled": StageMeaning(DealStage.OPEN, "appointmentscheduled"),
+}
+
+
 def test_hubspot_batch_keeps_only_closed_won_stage_changes() -> None:
     batch = [
         hs_event(100),
@@ -52,28 +60,23 @@ def test_hubspot_batch_keeps_only_closed_won_stage_changes() -> None:
         hs_event(105, subscriptionType="contact.creation", objectId=42),
         hs_event(106, objectId=888, subscriptionType="object.propertyChange", objectTypeId="0-3"),
     ]
-    refs, ignored = hubspot_closed_won(batch, "closedwon")
+    changes, ignored = hubspot_stage_changes(batch)
+    refs, lost, unclear = sort_stage_changes(changes, MEANINGS)
 
+    assert lost == []
     assert [(r.deal_id, r.event_id, r.portal_id) for r in refs] == [
         ("1234", "100", 62515),
         ("888", "106", 62515),
     ]
     assert refs[0].occurred_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
-    reasons = {i.ref: i.reason for i in ignored}
+    reasons = {i.ref: i.reason for i in ignored + unclear}
     assert reasons == {
-        "event 101": "deal.creation is not a closed-won stage change",
-        "event 102": "dealstage is appointmentscheduled, not closedwon",
+        "event 101": "deal.creation is not a deal stage change",
+        "event 102": "dealstage appointmentscheduled is neither closed-won nor closed-lost",
         "event 103": "deal 1234 is already in this batch (event 100)",
         "event 104": "amount changed, not dealstage",
-        "event 105": "contact.creation is not a closed-won stage change",
+        "event 105": "contact.creation is not a deal stage change",
     }
-
-
-def test_hubspot_closed_won_stage_is_configurable() -> None:
-    refs, ignored = hubspot_closed_won([hs_event(1, propertyValue="123456")], "123456")
-    assert len(refs) == 1 and not ignored
-    refs, ignored = hubspot_closed_won([hs_event(1)], "123456")
-    assert not refs and ignored[0].reason == "dealstage is closedwon, not 123456"
 
 
 @pytest.mark.parametrize(
@@ -90,14 +93,14 @@ def test_hubspot_closed_won_stage_is_configurable() -> None:
 )
 def test_hubspot_batch_errors_name_the_field(payload: object, field: str, reason_part: str) -> None:
     with pytest.raises(PayloadError) as err:
-        hubspot_closed_won(payload, "closedwon")
+        hubspot_stage_changes(payload)
     assert err.value.field == field
     assert reason_part in err.value.reason
 
 
 def test_hubspot_batch_of_exactly_100_is_accepted() -> None:
-    refs, _ = hubspot_closed_won([hs_event(i, objectId=i + 1) for i in range(100)], "closedwon")
-    assert len(refs) == 100
+    changes, _ = hubspot_stage_changes([hs_event(i, objectId=i + 1) for i in range(100)])
+    assert len(changes) == 100
 
 
 # --------------------------------------------------------------------------- HubSpot API reads
@@ -247,7 +250,7 @@ def sf_payload(**opp: Any) -> dict[str, Any]:
 
 
 def test_salesforce_closed_won_opportunity() -> None:
-    deal = salesforce_opportunity(sf_payload(), "Closed Won")
+    deal = salesforce_opportunity(sf_payload(), ["Closed Won"])
     assert not isinstance(deal, Ignored)
     assert (deal.account_id, deal.account_name, deal.acv_usd) == ("001Ak000009", "Globex", 30000)
     assert deal.close_date == datetime(2025, 4, 15, tzinfo=UTC)
@@ -266,12 +269,12 @@ def test_salesforce_closed_won_opportunity() -> None:
         "deal_id": "006Ak000001",
         "company_id": "001Ak000009",
     }
-    with_acv = salesforce_opportunity(sf_payload(ACV__c=61000), "Closed Won")
+    with_acv = salesforce_opportunity(sf_payload(ACV__c=61000), ["Closed Won"])
     assert not isinstance(with_acv, Ignored) and with_acv.acv_usd == 61000
 
 
 def test_salesforce_other_stage_is_ignored_with_the_reason() -> None:
-    result = salesforce_opportunity(sf_payload(StageName="Negotiation"), "Closed Won")
+    result = salesforce_opportunity(sf_payload(StageName="Negotiation"), ["Closed Won"])
     assert result == Ignored(
         ref="Opportunity 006Ak000001", reason="StageName is 'Negotiation', not 'Closed Won'"
     )
@@ -300,7 +303,7 @@ def test_salesforce_errors_name_the_salesforce_field(
     payload: object, field: str, reason_part: str
 ) -> None:
     with pytest.raises(PayloadError) as err:
-        salesforce_opportunity(payload, "Closed Won")
+        salesforce_opportunity(payload, ["Closed Won"])
     assert err.value.field == field
     assert reason_part in err.value.reason
 
@@ -348,7 +351,7 @@ def test_outbound_message_with_two_notifications_and_a_duplicate() -> None:
         "<sf:Needs_API_Integration__c>true</sf:Needs_API_Integration__c>",
     )
     body = outbound(notification("04lAk01", "006Ak01"), named, notification("04lAk01", "006Ak01"))
-    pairs, ignored = salesforce_outbound(body, ["00DAk000000ORG1"], "Closed Won")
+    pairs, ignored = salesforce_outbound(body, ["00DAk000000ORG1"], ["Closed Won"])
 
     assert [note_id for note_id, _ in pairs] == ["04lAk01", "04lAk02"]
     first, second = pairs[0][1], pairs[1][1]
@@ -377,7 +380,7 @@ def test_outbound_message_ignores_other_stages_and_objects() -> None:
         "</Notification>"
     )
     body = outbound(notification("04lAk03", "006Ak03", stage="Prospecting"), account)
-    pairs, ignored = salesforce_outbound(body, [], "Closed Won")
+    pairs, ignored = salesforce_outbound(body, [], ["Closed Won"])
     assert pairs == []
     assert ignored == [
         Ignored(ref="Opportunity 006Ak03", reason="StageName is 'Prospecting', not 'Closed Won'"),
@@ -387,7 +390,7 @@ def test_outbound_message_ignores_other_stages_and_objects() -> None:
 
 def test_outbound_message_from_another_org_is_refused() -> None:
     with pytest.raises(SignatureError) as err:
-        salesforce_outbound(outbound(notification("04l1", "006A1")), ["00DOTHER"], "Closed Won")
+        salesforce_outbound(outbound(notification("04l1", "006A1")), ["00DOTHER"], ["Closed Won"])
     assert err.value.header == "OrganizationId"
     assert "00DAk000000ORG1AAA" in err.value.reason
 
@@ -397,7 +400,7 @@ def test_outbound_message_with_doctype_is_refused_before_parsing() -> None:
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
 <notifications xmlns="http://soap.sforce.com/2005/09/outbound">&lol2;</notifications>"""
     with pytest.raises(PayloadError) as err:
-        salesforce_outbound(bomb, [], "Closed Won")
+        salesforce_outbound(bomb, [], ["Closed Won"])
     assert err.value.field == "body"
     assert "DOCTYPE" in err.value.reason
 
@@ -421,7 +424,7 @@ def test_outbound_message_with_doctype_is_refused_before_parsing() -> None:
 )
 def test_outbound_message_errors_name_the_field(body: bytes, field: str, reason_part: str) -> None:
     with pytest.raises(PayloadError) as err:
-        salesforce_outbound(body, [], "Closed Won")
+        salesforce_outbound(body, [], ["Closed Won"])
     assert err.value.field == field
     assert reason_part in err.value.reason
 

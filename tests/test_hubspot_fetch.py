@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.crm import HubSpotClient
 from activities.settings import Settings
-from tests.conftest import FakeCrmApi
+from tests.conftest import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi
 from workflows.models import ClosedWonDeal, ContactRole, HubSpotDealRef
 
 TOKEN = "pat-na1-test-token"
@@ -139,11 +139,22 @@ async def test_fetch_reads_at_most_ten_contacts(hubspot: FakeCrmApi) -> None:
     assert sum("/contacts/" in r["path"] for r in hubspot.requests) == 10
 
 
-async def test_a_deal_no_longer_closed_won_is_still_returned(hubspot: FakeCrmApi) -> None:
+async def test_a_deal_no_longer_closed_won_is_refused_with_its_stage(
+    hubspot: FakeCrmApi,
+) -> None:
     deal = json.loads(json.dumps(DEAL))
     deal["properties"]["dealstage"] = "contractsent"
     hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
-    assert (await fetch(hubspot)).account_id == "9000"
+    hubspot.routes["/crm/v3/pipelines/deals"] = (200, {"results": [HUBSPOT_DEFAULT_PIPELINE]})
+    with pytest.raises(ApplicationError) as err:
+        await fetch(hubspot)
+    assert err.value.non_retryable and err.value.type == "DealNotClosedWon"
+    assert err.value.message == (
+        "deal 1234 is no longer closed-won: dealstage contractsent (Contract Sent in "
+        "pipeline Sales Pipeline); nothing started"
+    )
+    # Nothing more is read for a deal that will not start.
+    assert [r["path"] for r in hubspot.requests][-1] == "/crm/v3/pipelines/deals"
 
 
 async def permanent_error(hubspot: FakeCrmApi, **kwargs: Any) -> ApplicationError:

@@ -1,9 +1,15 @@
-"""`HubSpotDealIntake`: a HubSpot closed-won webhook, turned into an onboarding.
+"""`HubSpotDealIntake`: a HubSpot closed-won webhook, turned into an onboarding;
+`HubSpotDealLostIntake`: a closed-lost one, turned into the `deal_lost` rule.
 
 HubSpot's webhook carries only ids. The ingress starts this small workflow (one per deal,
 id `hubspot-deal-<portal>-<deal>`) and answers HubSpot at once; the deal and its company
 are then fetched with retries, however long HubSpot's API is down, and handed to the
 account's onboarding. A redelivered webhook finds the same intake.
+
+The fetched deal decides, not the webhook: a deal no longer closed-won when it is read
+fails its intake with `DealNotClosedWon` (nothing starts; a failed intake lets a later
+closed-won webhook for the deal start a fresh one), and a lost deal that is no longer
+closed-lost changes nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ with workflow.unsafe.imports_passed_through():
         DealAcceptance,
         DealDelivery,
         DealHandoff,
+        DealLost,
+        DealLostAction,
+        DealLostOutcome,
+        DealLostReport,
+        DealStage,
         HubSpotDealRef,
+        HubSpotDealStage,
         Playbook,
         StartOptions,
+        workflow_id_for,
     )
 
 FETCH_RETRY = RetryPolicy(
@@ -44,8 +57,18 @@ class HubSpotIntake(BaseModel):
     options: StartOptions = Field(default_factory=StartOptions)
 
 
+class HubSpotLostIntake(BaseModel):
+    ref: HubSpotDealRef
+    action: DealLostAction = Field(description="ONBOARDING_DEAL_LOST when the webhook arrived")
+
+
 def intake_workflow_id(ref: HubSpotDealRef) -> str:
     return f"hubspot-deal-{ref.portal_id}-{ref.deal_id}"
+
+
+def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
+    """Per event: a deal lost, won again and lost again is acted on twice."""
+    return f"hubspot-deal-lost-{ref.portal_id}-{ref.deal_id}-{ref.event_id}"
 
 
 @workflow.defn(name="HubSpotDealIntake")
@@ -77,4 +100,43 @@ class HubSpotDealIntake:
             schedule_to_close_timeout=timedelta(days=1),
             retry_policy=DELIVER_RETRY,
             summary=f"Start the onboarding of {deal.account_name} ({deal.account_id})",
+        )
+
+
+@workflow.defn(name="HubSpotDealLostIntake")
+class HubSpotDealLostIntake:
+    @workflow.run
+    async def run(self, intake: HubSpotLostIntake) -> DealLostOutcome:
+        ref = intake.ref
+        stage: HubSpotDealStage = await workflow.execute_activity(
+            "fetch_hubspot_deal_stage",
+            ref,
+            result_type=HubSpotDealStage,
+            start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=timedelta(days=3),
+            retry_policy=FETCH_RETRY,
+            summary=f"Fetch the stage of HubSpot deal {ref.deal_id} (portal {ref.portal_id})",
+        )
+        if stage.meaning is not DealStage.CLOSED_LOST:
+            return DealLostOutcome(
+                account_id=stage.account_id,
+                workflow_id=workflow_id_for(stage.account_id),
+                deal_id=ref.deal_id,
+                applied=False,
+                detail=f"deal {ref.deal_id} is no longer closed-lost ({stage.label}): "
+                "nothing changed",
+            )
+        lost = DealLost(
+            source="hubspot", deal_id=ref.deal_id, reason=stage.label, action=intake.action
+        )
+        return await workflow.execute_activity(
+            "report_deal_lost",
+            DealLostReport(
+                account_id=stage.account_id, lost=lost, delivery_id=workflow.info().workflow_id
+            ),
+            result_type=DealLostOutcome,
+            start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=timedelta(days=1),
+            retry_policy=DELIVER_RETRY,
+            summary=f"Deal lost: {intake.action} the onboarding of {stage.account_id}",
         )

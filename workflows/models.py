@@ -939,3 +939,66 @@ class OnboardingStatus(BaseModel):
     )
     rejected: list[RejectedMessage]
     audit: list[AuditEntry]
+
+
+# --------------------------------------------------------------------------- closed-won or lost
+
+
+class DealStage(StrEnum):
+    """What a CRM deal stage means: closed-won starts an onboarding, closed-lost ends or
+    flags one (`DealLost`), any other stage does neither."""
+
+    CLOSED_WON = "closed_won"
+    CLOSED_LOST = "closed_lost"
+    OPEN = "open"
+
+
+DealLostAction = Literal["cancel", "flag"]
+
+
+class DealLost(BaseModel):
+    """Update `deal_lost`: the account's CRM deal was lost after its onboarding started.
+
+    `action` is the rule in force (`ONBOARDING_DEAL_LOST`): `cancel` ends the onboarding
+    as `cancel` does, with the reason; `flag` keeps it running with a risk flag and a
+    required decision (resume with a revised timeline, pause, or cancel). Either way the
+    audit trail records it. Refused, like every update, once the onboarding has finished.
+    """
+
+    source: Literal["hubspot", "salesforce", "generic", "manual"]
+    deal_id: Text
+    reason: Text = Field(description="The CRM's words, e.g. `StageName 'Closed Lost'`")
+    action: DealLostAction = "cancel"
+
+
+class DealLostReport(BaseModel):
+    """Activity `report_deal_lost`: a lost deal, for its account's onboarding.
+    `delivery_id` is the update's id, so a retried delivery is applied once."""
+
+    account_id: str
+    lost: DealLost
+    delivery_id: str
+
+
+class DealLostOutcome(BaseModel):
+    """What a lost deal did: `applied` is true when the onboarding was cancelled or
+    flagged (`action`); otherwise `detail` says why nothing changed ("no onboarding")."""
+
+    account_id: str
+    workflow_id: str
+    deal_id: str
+    applied: bool
+    action: DealLostAction | None = None
+    state: OnboardingState | None = None
+    detail: str
+
+
+class HubSpotDealStage(BaseModel):
+    """Activity `fetch_hubspot_deal_stage`: where a HubSpot deal stands now, and its
+    account (the deal's primary company)."""
+
+    deal_id: str
+    account_id: str
+    stage: str = Field(description="The `dealstage` id, e.g. `closedlost` or `1187654322`")
+    meaning: DealStage
+    label: str = Field(description="The stage and pipeline by name, for people")

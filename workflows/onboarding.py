@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ContactRole,
         DealAcceptance,
         DealDelivery,
+        DealLost,
         EarlyFacts,
         Escalation,
         Health,
@@ -703,12 +704,32 @@ class AccountOnboarding:
     @workflow.update
     def cancel(self, req: CancelRequest) -> OnboardingStatus:
         """The deal churned or was cancelled: the onboarding ends cleanly."""
+        return self._cancel(req)
+
+    def _cancel(self, req: CancelRequest) -> OnboardingStatus:
         self.progress.cancelled = req
         self.progress.finished_at = workflow.now()
         return self._done("cancelled", req.reason, req.by)
 
     @cancel.validator
     def _check_cancel(self, req: CancelRequest) -> None:
+        self._require_running()
+
+    @workflow.update
+    def deal_lost(self, lost: DealLost) -> OnboardingStatus:
+        """The CRM deal was lost after the onboarding started; `lost.action` is the rule
+        (`ONBOARDING_DEAL_LOST`): `cancel` ends it as `cancel` does, `flag` raises a risk
+        flag and requires a decision (as a stall does). Audited either way."""
+        by = f"{lost.source} deal {lost.deal_id}"
+        reason = f"deal lost: {lost.reason}"
+        if lost.action == "cancel":
+            return self._cancel(CancelRequest(by=by, reason=reason))
+        self.progress.risk_flags.append(f"{_date(workflow.now())}: {reason}")
+        self.progress.decision_required = True
+        return self._done("deal_lost", f"{reason}; decision required: cancel or resume", by)
+
+    @deal_lost.validator
+    def _check_deal_lost(self, lost: DealLost) -> None:
         self._require_running()
 
     # ------------------------------------------------------------------ query
