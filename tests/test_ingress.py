@@ -37,6 +37,7 @@ HUBSPOT_SECRET = "hubspot-client-secret"
 SALESFORCE_SECRET = "salesforce-secret"
 OUTBOUND_TOKEN = "outbound-token-1"
 ORG_ID = "00D000000000001AAA"
+READ_TOKEN = "api-read-token"
 
 
 def settings(**overrides: Any) -> IngressSettings:
@@ -49,17 +50,23 @@ def settings(**overrides: Any) -> IngressSettings:
         "salesforce_outbound_tokens": OUTBOUND_TOKEN,
         "salesforce_org_ids": ORG_ID,
         "intake_wait_s": 10,
+        "api_tokens": READ_TOKEN,
     }
     return IngressSettings.model_validate(fields | overrides)
 
 
 @pytest.fixture
 async def http(
-    dev_env: WorkflowEnvironment, dev_worker: Settings
+    dev_env: WorkflowEnvironment, dev_worker: Settings, fake_crm: FakeCrmApi
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings(), dev_env.client)
+    hubspot_api = {"hubspot_api_url": fake_crm.url, "hubspot_token": "pat-test-token"}
+    app = create_app(settings(**hubspot_api), dev_env.client)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingress.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://ingress.test",
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},  # reads of status need it
+    ) as client:
         yield client
 
 
