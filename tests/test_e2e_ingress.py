@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import temporalio.client
+from dotenv import dotenv_values
 
 from starter.devserver import free_port
 from tests.conftest import FakeCrmApi, now_iso
@@ -31,8 +32,10 @@ SEGMENT_SECRET = "e2e-segment-secret"
 
 
 class Stack:
-    def __init__(self, proc: asyncio.subprocess.Process, base: str, address: str) -> None:
-        self.proc, self.base, self.address = proc, base, address
+    def __init__(
+        self, proc: asyncio.subprocess.Process, base: str, address: str, data: Path
+    ) -> None:
+        self.proc, self.base, self.address, self.data = proc, base, address, data
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
@@ -74,7 +77,7 @@ async def stack(tmp_path: Path, fake_crm: FakeCrmApi) -> AsyncIterator[Stack]:
         stderr=asyncio.subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{http_port}"
-    stack = Stack(proc, base, f"127.0.0.1:{port}")
+    stack = Stack(proc, base, f"127.0.0.1:{port}", tmp_path)
 
     async def ready() -> bool:
         async with httpx.AsyncClient() as http:
@@ -154,6 +157,12 @@ async def test_hubspot_webhook_to_onboarding_then_events_complete_a_milestone(
             "ignored",
             "accepted",
         ]
+
+        # `onboarding up` made a read token beside its database, as for the webhooks.
+        secrets = dotenv_values(stack.data / "ingress-secrets.env")
+        token = str(secrets["ONBOARDING_API_TOKENS"])
+        assert (await http.get(f"/accounts/{company}")).status_code == 401
+        http.headers["Authorization"] = f"Bearer {token}"
 
         async def setup_done() -> dict[str, Any] | None:
             status = (await http.get(f"/accounts/{company}")).json()
