@@ -1,6 +1,6 @@
 """What closed-won means, and what a lost deal does to its onboarding.
 
-The real-world cases in tests/data/ (a HubSpot deal won in a second pipeline, whose stage
+The real-world cases in tests/data/real_world/ (a HubSpot deal won in a second pipeline, whose stage
 id is numeric; a HubSpot batch where the deal was won then lost; a Salesforce Outbound
 Message with IsWon) are sent through the real ingress, the real dev server and its worker,
 and a fake HubSpot API that serves the deal and the portal's pipelines. Their dates are
@@ -36,6 +36,7 @@ from starter.crm import (
     salesforce_opportunity,
     sort_stage_changes,
 )
+from starter.ids import canonical_account_id
 from starter.settings import IngressSettings
 from tests.conftest import (
     HUBSPOT_DEFAULT_PIPELINE,
@@ -59,7 +60,7 @@ from tests.test_ingress import settings as ingress_settings
 from workflows.models import DealLost, DealStage, OnboardingState
 from workflows.onboarding import AccountOnboarding
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "data" / "real_world"
 HUBSPOT_URI = "http://ingress.test/webhooks/hubspot"
 OM_ORG = "00D000000000062AAA"  # the Outbound Message case's organization
 # The case's second pipeline: its won and lost stages have numeric ids.
@@ -458,7 +459,7 @@ async def test_a_lost_salesforce_deal_flags_its_running_onboarding_with_the_flag
     make_ingress: Any,
 ) -> None:
     http = make_ingress(deal_lost="flag")
-    account = f"001{uuid.uuid4().hex[:12]}"
+    account = canonical_account_id(f"001{uuid.uuid4().hex[:12]}")
     won = dumps(opportunity(AccountId=account, IsWon=True, StageName="Closed Won"))
     started = await http.post("/webhooks/salesforce", content=won, headers=salesforce_headers(won))
     assert started.status_code == 201, started.text
@@ -489,7 +490,7 @@ async def test_a_lost_deal_without_an_onboarding_is_acknowledged_with_why(
     make_ingress: Any, dev_env: WorkflowEnvironment
 ) -> None:
     http = make_ingress()
-    account = f"001{uuid.uuid4().hex[:12]}"
+    account = canonical_account_id(f"001{uuid.uuid4().hex[:12]}")
     lost = dumps(opportunity(AccountId=account, StageName="Closed Lost"))
     response = await http.post(
         "/webhooks/salesforce", content=lost, headers=salesforce_headers(lost)

@@ -40,7 +40,14 @@ from starter.money import (
 )
 from starter.starting import summary_line
 from tests.conftest import FakeCrmApi
-from tests.test_ingress import account, dumps, exists, salesforce_headers, settings
+from tests.test_ingress import (
+    READ_TOKEN,
+    account,
+    dumps,
+    exists,
+    salesforce_headers,
+    settings,
+)
 from workflows import search_attributes as sa
 from workflows.models import ClosedWonDeal, HubSpotDealRef, Playbook, Tier
 from workflows.rules import assign_tier
@@ -74,7 +81,7 @@ def yen_callout(account_id: str | None = None) -> dict[str, Any]:
 
 
 def test_the_yen_deal_is_about_48000_dollars_and_tech_touch(playbook: Playbook) -> None:
-    deal = salesforce_opportunity(yen_callout(), "Closed Won", rates=YEN)
+    deal = salesforce_opportunity(yen_callout(), ["Closed Won"], rates=YEN)
 
     assert isinstance(deal, ClosedWonDeal)
     assert deal.acv_usd == 48_000
@@ -91,7 +98,7 @@ def test_the_yen_deal_is_about_48000_dollars_and_tech_touch(playbook: Playbook) 
 
 def test_a_currency_without_a_rate_is_refused_naming_the_senders_field() -> None:
     with pytest.raises(PayloadError) as caught:
-        salesforce_opportunity(yen_callout(), "Closed Won", rates=NO_YEN)
+        salesforce_opportunity(yen_callout(), ["Closed Won"], rates=NO_YEN)
 
     assert caught.value.field == "Opportunity.CurrencyIsoCode"
     assert caught.value.reason == (
@@ -106,7 +113,7 @@ def test_the_rate_in_force_on_the_close_date_is_used() -> None:
     def usd_on(close: date) -> float:
         payload = yen_callout()
         payload["Opportunity"] |= {"CurrencyIsoCode": "EUR", "Amount": 72_000, "CloseDate": close}
-        deal = salesforce_opportunity(payload, "Closed Won", rates=dated)
+        deal = salesforce_opportunity(payload, ["Closed Won"], rates=dated)
         assert isinstance(deal, ClosedWonDeal)
         return deal.acv_usd
 
@@ -126,19 +133,19 @@ def test_a_currency_code_must_be_iso_4217() -> None:
     payload["Opportunity"]["CurrencyIsoCode"] = "YEN"
 
     with pytest.raises(PayloadError) as caught:
-        salesforce_opportunity(payload, "Closed Won", rates=YEN)
+        salesforce_opportunity(payload, ["Closed Won"], rates=YEN)
 
     assert caught.value.field == "Opportunity.CurrencyIsoCode"
     assert caught.value.reason == "'YEN' is not an ISO 4217 currency code (like USD, EUR, JPY)"
     payload["Opportunity"]["CurrencyIsoCode"] = "jpy"
-    deal = salesforce_opportunity(payload, "Closed Won", rates=YEN)
+    deal = salesforce_opportunity(payload, ["Closed Won"], rates=YEN)
     assert isinstance(deal, ClosedWonDeal) and deal.currency == "JPY"
 
 
 def test_the_annual_value_field_comes_before_the_amount() -> None:
     payload = yen_callout()
     payload["Opportunity"] |= {"CurrencyIsoCode": "USD", "Amount": 90_000, "ACV__c": 30_000}
-    deal = salesforce_opportunity(payload, "Closed Won", rates=YEN)
+    deal = salesforce_opportunity(payload, ["Closed Won"], rates=YEN)
     assert isinstance(deal, ClosedWonDeal)
     assert (deal.acv_usd, deal.currency, deal.acv, deal.fx_rate) == (30_000, "USD", None, None)
 
@@ -166,10 +173,10 @@ def test_an_outbound_message_names_its_currency_field() -> None:
         "<sf:Amount>7200000.0</sf:Amount><sf:CurrencyIsoCode>JPY</sf:CurrencyIsoCode>",
     )
 
-    [(_, deal)], _ = salesforce_outbound(xml.encode(), [], "Closed Won", rates=YEN)
+    [(_, deal)], _ = salesforce_outbound(xml.encode(), [], ["Closed Won"], rates=YEN)
     assert (deal.acv_usd, deal.currency) == (48_000, "JPY")
     with pytest.raises(PayloadError) as caught:
-        salesforce_outbound(xml.encode(), [], "Closed Won", rates=NO_YEN)
+        salesforce_outbound(xml.encode(), [], ["Closed Won"], rates=NO_YEN)
     assert caught.value.field == "Notification[0].sObject.CurrencyIsoCode"
 
 
@@ -206,7 +213,7 @@ def test_recorded_deals_decode_as_before_and_converted_ones_round_trip() -> None
     old = ClosedWonDeal.model_validate(recorded)
     assert (old.currency, old.acv, old.fx_rate) == ("USD", None, None)
 
-    deal = salesforce_opportunity(yen_callout(), "Closed Won", rates=YEN)
+    deal = salesforce_opportunity(yen_callout(), ["Closed Won"], rates=YEN)
     assert isinstance(deal, ClosedWonDeal)
     assert ClosedWonDeal.model_validate_json(deal.model_dump_json()) == deal
 
@@ -258,7 +265,9 @@ async def ingress_with(
     def make(fx_rates: FxRates) -> httpx.AsyncClient:
         app = create_app(settings(), dev_env.client, fx_rates=fx_rates)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ingress.test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ingress.test",
+            headers={"Authorization": f"Bearer {READ_TOKEN}"},
         )
         clients.append(client)
         return client

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -62,7 +64,7 @@ class Recorder(Interceptor):
 
 @pytest.fixture
 async def onboarded(dev_env: WorkflowEnvironment, dev_worker: Settings, playbook: Playbook) -> str:
-    deal = make_deal(account_name="Private Co")
+    deal = make_deal(account_name="Private Co", close_date=datetime.now(UTC))
     await start_onboarding(dev_env.client, deal, playbook)
     return deal.account_id
 
@@ -179,27 +181,23 @@ async def test_with_no_token_configured_nobody_reads(
     assert recorder.calls == []
 
 
-def test_onboarding_up_makes_a_local_token_once_and_keeps_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in list(os.environ):
-        if name.startswith("ONBOARDING_"):
-            monkeypatch.delenv(name)
+def test_onboarding_up_makes_a_local_token_once_and_keeps_it(tmp_path: Path) -> None:
     path = tmp_path / "ingress-secrets.env"
+    # `ensure_local_secrets` exports what it makes: keep it from leaking into other tests.
+    others = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    with mock.patch.dict(os.environ, others, clear=True):
+        assert "ONBOARDING_API_TOKENS" in ensure_local_secrets(path)
+        token = dotenv_values(path)["ONBOARDING_API_TOKENS"]
+        assert token and os.environ["ONBOARDING_API_TOKENS"] == token
+        assert (path.stat().st_mode & 0o777) == 0o600
 
-    assert "ONBOARDING_API_TOKENS" in ensure_local_secrets(path)
-    token = dotenv_values(path)["ONBOARDING_API_TOKENS"]
-    assert token and os.environ["ONBOARDING_API_TOKENS"] == token
-    assert (path.stat().st_mode & 0o777) == 0o600
-
-    monkeypatch.delenv("ONBOARDING_API_TOKENS")
-    ensure_local_secrets(path)  # the next `onboarding up`
-    assert os.environ["ONBOARDING_API_TOKENS"] == token
+        del os.environ["ONBOARDING_API_TOKENS"]
+        ensure_local_secrets(path)  # the next `onboarding up`
+        assert os.environ["ONBOARDING_API_TOKENS"] == token
 
     # Set under the older name, it needs no local one.
-    monkeypatch.delenv("ONBOARDING_API_TOKENS")
-    monkeypatch.setenv("ONBOARDING_CODEC_AUTH_TOKENS", "mine")
-    assert "ONBOARDING_API_TOKENS" not in ensure_local_secrets(tmp_path / "other.env")
+    with mock.patch.dict(os.environ, others | {"ONBOARDING_CODEC_AUTH_TOKENS": "x"}, clear=True):
+        assert "ONBOARDING_API_TOKENS" not in ensure_local_secrets(tmp_path / "other.env")
 
 
 # --------------------------------------------------------------------------- untrusted XML
