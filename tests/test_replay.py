@@ -34,6 +34,8 @@ def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
         "pause",  # pause / resume
         "wait_for_the_deal",  # events before the deal
         "continues_as_new",  # several runs
+        "credited_on_time",  # product events dated when they happened (v2 and v3)
+        "deal_lost",  # a lost deal cancels or flags
     ):
         assert scenario in names, f"no recorded history for {scenario}"
 
