@@ -44,8 +44,8 @@ def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
     if isinstance(crm, dict):
         data["crm"] = _canonical_crm_ids(crm)
 
-    if "fx_rate" in data:
-        raise _error("fx_rate", data["fx_rate"], "is set by the service from its rates file")
+    if data.pop("fx_rate", None) is not None:  # null: a deal exported by this service
+        raise _error("fx_rate", fields["fx_rate"], "is set by the service from its rates file")
     given = data.pop("currency", None)
     if given is None or given == "":
         given = USD

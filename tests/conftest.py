@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -27,6 +28,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from starter.app import create_app
+from starter.money import FxRates
+from tests.ingress_kit import READ_TOKEN, settings
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import ClosedWonDeal, OnboardingInput, OnboardingStatus, Playbook
@@ -92,16 +96,6 @@ def make_deal(
 
 # The dev server runs on this machine's clock, so "closed now" or "happened now" on it is
 # read from here; the time-skipping server's clock is its own (`env.get_current_time()`).
-
-
-def now_iso() -> str:
-    """This machine's UTC time as senders write it: `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def today_iso() -> str:
-    """This machine's UTC date, for date-only fields: `YYYY-MM-DD`."""
-    return datetime.now(UTC).date().isoformat()
 
 
 TIER_DEALS: dict[str, dict[str, Any]] = {
@@ -381,3 +375,39 @@ async def dev_worker(
     )
     async with build_worker(dev_env.client, settings, workflow_failure_exception_types=[Exception]):
         yield settings
+
+
+# --------------------------------------------------------------------------- the ingress
+
+IngressFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+async def ingress(
+    dev_env: WorkflowEnvironment, dev_worker: Settings, fake_crm: FakeCrmApi
+) -> AsyncIterator[IngressFactory]:
+    """Clients of the real ingress app on the session's dev server and worker:
+    `ingress(fx_rates=..., **settings)` overrides the test settings
+    (`tests.ingress_kit.settings`); every client reads status with the API token."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(fx_rates: FxRates | None = None, **overrides: Any) -> httpx.AsyncClient:
+        hubspot_api = {"hubspot_api_url": fake_crm.url, "hubspot_token": "pat-test-token"}
+        app = create_app(settings(**(hubspot_api | overrides)), dev_env.client, fx_rates=fx_rates)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ingress.test",
+            headers={"Authorization": f"Bearer {READ_TOKEN}"},  # reads of status need it
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def http(ingress: IngressFactory) -> httpx.AsyncClient:
+    """A client of the ingress with the test settings."""
+    return ingress()

@@ -24,11 +24,10 @@ from activities import Settings
 from starter.bulk import Outcome, import_deals, read_deals
 from starter.events import EventCall, parse_calls
 from starter.ids import canonical_account_id, salesforce_id18
-from tests.test_ingress import (  # noqa: F401  (`http` is a fixture)
+from tests.ingress_kit import (
     ORG_ID,
     OUTBOUND_TOKEN,
     exists,
-    http,
     post_events,
     runs,
     track,
@@ -124,7 +123,7 @@ async def welcome_keys(settings: Settings, id15: str) -> list[str]:
 
 
 async def test_the_outbound_message_then_the_report_row_start_one_onboarding(
-    http: httpx.AsyncClient,  # noqa: F811
+    http: httpx.AsyncClient,
     dev_env: WorkflowEnvironment,
     dev_worker: Settings,
     playbook: Playbook,

@@ -42,13 +42,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
-from tests.conftest import FakeCrmApi, now_iso, today_iso
+from tests.conftest import FakeCrmApi
+from tests.ingress_kit import now_iso, today_iso, workflow_exists
 from tests.strategies import json_scalars, json_values
 
 T = TypeVar("T")
@@ -755,7 +755,7 @@ async def test_hostile_signed_bodies_are_answered_without_a_5xx(
     if response.status_code >= 400:
         answer = response.json()
         assert answer["field"] and answer["reason"], f"{sent}"
-        assert not await _exists(fuzzed.env, f"onboarding-{account}"), f"{sent}"
+        assert not await workflow_exists(fuzzed.env.client, f"onboarding-{account}"), f"{sent}"
     elif route != "/events" or response.json()["accepted"]:
         # A worker that cannot run the onboarding never answers: do not wait 10 s for it.
         try:
@@ -764,13 +764,3 @@ async def test_hostile_signed_bodies_are_answered_without_a_5xx(
         except TimeoutError:
             pytest.fail(f"taken, but its onboarding does not answer its status:\n{sent}")
         assert status.status_code == 200, f"taken, but its onboarding is broken:\n{sent}"
-
-
-async def _exists(env: WorkflowEnvironment, workflow_id: str) -> bool:
-    try:
-        await env.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ import httpx
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
@@ -42,21 +40,22 @@ from tests.conftest import (
     HUBSPOT_DEFAULT_PIPELINE,
     TIER_DEALS,
     FakeCrmApi,
+    IngressFactory,
     Onboardings,
     hubspot_pipeline,
     make_deal,
 )
-from tests.test_ingress import (
+from tests.ingress_kit import (
     ORG_ID,
     OUTBOUND_TOKEN,
-    READ_TOKEN,
     dumps,
     exists,
     hubspot_headers,
     runs,
     salesforce_headers,
+    workflow_exists,
 )
-from tests.test_ingress import settings as ingress_settings
+from tests.ingress_kit import settings as ingress_settings
 from workflows.models import DealLost, DealStage, OnboardingState
 from workflows.onboarding import AccountOnboarding
 
@@ -125,31 +124,11 @@ def serve(fake: FakeCrmApi, deal: dict[str, Any], name: str = "Blue Heron Logist
 
 
 @pytest.fixture
-async def make_ingress(
-    dev_env: WorkflowEnvironment, dev_worker: Settings, fake_crm: FakeCrmApi
-) -> AsyncIterator[Any]:
-    """A factory of ingress clients on the dev server, with settings overridden."""
+def make_ingress(ingress: IngressFactory, fake_crm: FakeCrmApi) -> IngressFactory:
+    """Ingress clients that know the case's pipelines and Outbound Message organization."""
     fake_crm.hubspot_pipelines(ENTERPRISE)
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**overrides: Any) -> httpx.AsyncClient:
-        base = {
-            "hubspot_api_url": fake_crm.url,
-            "hubspot_token": "pat-test-token",
-            "salesforce_org_ids": f"{ORG_ID},{OM_ORG}",
-        }
-        app = create_app(ingress_settings(**(base | overrides)), dev_env.client)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://ingress.test",
-            headers={"Authorization": f"Bearer {READ_TOKEN}"},
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
+    orgs = {"salesforce_org_ids": f"{ORG_ID},{OM_ORG}"}
+    return lambda **overrides: ingress(**(orgs | overrides))
 
 
 async def post_hubspot(http: httpx.AsyncClient, events: list[dict[str, Any]]) -> httpx.Response:
@@ -175,7 +154,7 @@ def event_of(deal_id: str, stage: str) -> dict[str, Any]:
 
 
 async def test_a_deal_won_in_a_second_pipeline_starts_one_onboarding(
-    make_ingress: Any, dev_env: WorkflowEnvironment, fake_crm: FakeCrmApi
+    make_ingress: IngressFactory, dev_env: WorkflowEnvironment, fake_crm: FakeCrmApi
 ) -> None:
     """hubspot-numeric-stage: was 200 "ignored"; the stage is won in its own pipeline."""
     events, deal = hubspot_case("hubspot-numeric-stage")
@@ -200,7 +179,7 @@ async def test_a_deal_won_in_a_second_pipeline_starts_one_onboarding(
 
 
 async def test_a_deal_won_then_lost_in_one_batch_starts_nothing_and_says_why(
-    make_ingress: Any, dev_env: WorkflowEnvironment, fake_crm: FakeCrmApi
+    make_ingress: IngressFactory, dev_env: WorkflowEnvironment, fake_crm: FakeCrmApi
 ) -> None:
     """hubspot-closedwon-then-closedlost: was `started: true`, a welcome and a CSM."""
     events, deal = hubspot_case("hubspot-closedwon-then-closedlost")
@@ -219,7 +198,7 @@ async def test_a_deal_won_then_lost_in_one_batch_starts_nothing_and_says_why(
 
 
 async def test_a_running_onboarding_whose_hubspot_deal_is_lost_is_cancelled(
-    make_ingress: Any, fake_crm: FakeCrmApi
+    make_ingress: IngressFactory, fake_crm: FakeCrmApi
 ) -> None:
     _, deal = hubspot_case("hubspot-numeric-stage")
     deal_id = str(uuid.uuid4().int % 10**11)
@@ -267,17 +246,7 @@ async def test_a_stage_nobody_can_explain_is_refused_503_so_hubspot_retries(
     assert response.status_code == 503
     assert response.json()["error"] == "hubspot_unavailable"
     assert "503" in response.json()["reason"]
-    assert not await exists_intake(dev_env, f"hubspot-deal-44556677-{deal_id}")
-
-
-async def exists_intake(env: WorkflowEnvironment, workflow_id: str) -> bool:
-    try:
-        await env.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
+    assert not await workflow_exists(dev_env.client, f"hubspot-deal-44556677-{deal_id}")
 
 
 def test_stage_changes_sort_into_won_lost_and_neither() -> None:
@@ -442,7 +411,7 @@ def outbound_case() -> bytes:
 
 
 async def test_an_outbound_message_starts_the_won_opportunity_only(
-    make_ingress: Any, dev_env: WorkflowEnvironment
+    make_ingress: IngressFactory, dev_env: WorkflowEnvironment
 ) -> None:
     """salesforce-om-closed-won: IsWon true starts; IsWon false at 90% is ignored."""
     http = make_ingress()
@@ -456,7 +425,7 @@ async def test_an_outbound_message_starts_the_won_opportunity_only(
 
 
 async def test_a_lost_salesforce_deal_flags_its_running_onboarding_with_the_flag_rule(
-    make_ingress: Any,
+    make_ingress: IngressFactory,
 ) -> None:
     http = make_ingress(deal_lost="flag")
     account = canonical_account_id(f"001{uuid.uuid4().hex[:12]}")
@@ -487,7 +456,7 @@ async def test_a_lost_salesforce_deal_flags_its_running_onboarding_with_the_flag
 
 
 async def test_a_lost_deal_without_an_onboarding_is_acknowledged_with_why(
-    make_ingress: Any, dev_env: WorkflowEnvironment
+    make_ingress: IngressFactory, dev_env: WorkflowEnvironment
 ) -> None:
     http = make_ingress()
     account = canonical_account_id(f"001{uuid.uuid4().hex[:12]}")

@@ -24,7 +24,8 @@ import temporalio.client
 from dotenv import dotenv_values
 
 from starter.devserver import free_port
-from tests.conftest import FakeCrmApi, now_iso
+from tests.conftest import FakeCrmApi
+from tests.ingress_kit import now_iso
 
 ONBOARDING = Path(sys.executable).parent / "onboarding"
 HUBSPOT_SECRET = "e2e-hubspot-secret"

@@ -13,7 +13,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +20,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Settings
-from starter.app import create_app
 from tests.conftest import Onboardings, make_deal, run_histories
-from tests.test_ingress import deal_body, dumps, exists, settings, std_headers
+from tests.ingress_kit import deal_body, dumps, exists, std_headers
 from workflows.models import (
     MAX_CONTACTS,
     MAX_INTEGRATIONS,
@@ -47,16 +44,6 @@ from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, parse_playbook
 # Temporal's default limit on one payload; continue-as-new sends the state as one.
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024
 DEFAULT_TEXT = DEFAULT_PLAYBOOK.read_text(encoding="utf-8")
-
-
-@pytest.fixture
-async def http(
-    dev_env: WorkflowEnvironment, dev_worker: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings(), dev_env.client)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingress.test") as client:
-        yield client
 
 
 def sow_deal(account_id: str) -> dict[str, Any]:

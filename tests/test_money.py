@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from activities.crm import HubSpotClient
 from activities.settings import Settings
-from starter.app import create_app
 from starter.cli import app
 from starter.crm import (
     PayloadError,
@@ -39,14 +36,12 @@ from starter.money import (
     parse_fx_rates,
 )
 from starter.starting import summary_line
-from tests.conftest import FakeCrmApi
-from tests.test_ingress import (
-    READ_TOKEN,
+from tests.conftest import FakeCrmApi, IngressFactory
+from tests.ingress_kit import (
     account,
     dumps,
     exists,
     salesforce_headers,
-    settings,
 )
 from workflows import search_attributes as sa
 from workflows.models import ClosedWonDeal, HubSpotDealRef, Playbook, Tier
@@ -202,6 +197,11 @@ def test_a_generic_deal_gives_acv_and_currency_and_the_service_converts_it() -> 
             generic_deal(body | changes, rates=YEN)
         assert caught.value.field == field, caught.value
 
+    # A deal in dollars exported by this service (`fx_rate: null`) comes back in as it was.
+    exported = generic_deal(body | {"acv_usd": 12_000}, rates=YEN).model_dump(mode="json")
+    assert exported["fx_rate"] is None
+    assert generic_deal(exported, rates=YEN).acv_usd == 12_000
+
 
 def test_recorded_deals_decode_as_before_and_converted_ones_round_trip() -> None:
     recorded = {
@@ -255,41 +255,19 @@ def test_a_bad_rates_file_is_refused_naming_the_key(text: str, problem: str) -> 
 # --------------------------------------------------------------------------- the ways in
 
 
-@pytest.fixture
-async def ingress_with(
-    dev_env: WorkflowEnvironment, dev_worker: Settings
-) -> AsyncIterator[Callable[[FxRates], httpx.AsyncClient]]:
-    """An ingress client over the real app, with the rates given."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make(fx_rates: FxRates) -> httpx.AsyncClient:
-        app = create_app(settings(), dev_env.client, fx_rates=fx_rates)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://ingress.test",
-            headers={"Authorization": f"Bearer {READ_TOKEN}"},
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
 async def test_the_yen_callout_starts_a_tech_touch_onboarding_counted_in_dollars(
-    ingress_with: Callable[[FxRates], httpx.AsyncClient], dev_env: WorkflowEnvironment
+    ingress: IngressFactory, dev_env: WorkflowEnvironment
 ) -> None:
     acct = account()
     body = dumps(yen_callout(acct))
 
-    response = await ingress_with(YEN).post(
+    response = await ingress(fx_rates=YEN).post(
         "/webhooks/salesforce", content=body, headers=salesforce_headers(body)
     )
 
     assert response.status_code == 201, response.text
     assert "tech_touch: ACV $48,000 (7,200,000 JPY at 150 per USD)" in response.json()["detail"]
-    status = (await ingress_with(YEN).get(f"/accounts/{acct}")).json()
+    status = (await ingress(fx_rates=YEN).get(f"/accounts/{acct}")).json()
     assert (status["tier"], status["acv_usd"]) == ("tech_touch", 48_000)
     desc = await dev_env.client.get_workflow_handle(f"onboarding-{acct}").describe()
     assert desc.typed_search_attributes.get(sa.ACV_USD) == 48_000
@@ -299,12 +277,12 @@ async def test_the_yen_callout_starts_a_tech_touch_onboarding_counted_in_dollars
 
 
 async def test_the_yen_callout_without_a_rate_is_422_and_starts_nothing(
-    ingress_with: Callable[[FxRates], httpx.AsyncClient], dev_env: WorkflowEnvironment
+    ingress: IngressFactory, dev_env: WorkflowEnvironment
 ) -> None:
     acct = account()
     body = dumps(yen_callout(acct))
 
-    response = await ingress_with(NO_YEN).post(
+    response = await ingress(fx_rates=NO_YEN).post(
         "/webhooks/salesforce", content=body, headers=salesforce_headers(body)
     )
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Settings
-from starter.app import create_app
-from tests.test_ingress import dumps, segment_headers, settings, std_headers, until
+from tests.ingress_kit import dumps, iso, segment_headers, std_headers, until
 from workflows.models import MilestoneStatus, OnboardingState, OnboardingStatus, workflow_id_for
 from workflows.onboarding import AccountOnboarding
 
@@ -30,20 +26,6 @@ DAY = timedelta(days=1)
 
 def case(name: str) -> Any:
     return json.loads((CASES / name).read_text(encoding="utf-8"))
-
-
-def iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-async def http(
-    dev_env: WorkflowEnvironment, dev_worker: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings(), dev_env.client)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingress.test") as client:
-        yield client
 
 
 async def start(http: httpx.AsyncClient, deal: dict[str, Any]) -> None:

@@ -28,10 +28,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from starter.app import create_app
-from tests.test_ingress import (  # noqa: F401 - http: the fixture
+from tests.ingress_kit import (
     deal_body,
     dumps,
-    http,
     runs,
     segment_headers,
     settings,
@@ -114,7 +113,7 @@ def assert_catching_up(response: httpx.Response) -> None:
 
 
 async def test_the_ingress_answers_503_with_retry_after_and_changes_nothing(
-    http: httpx.AsyncClient,  # noqa: F811 - the imported fixture
+    http: httpx.AsyncClient,
     dev_env: WorkflowEnvironment,
     catching_up: CatchingUp,
 ) -> None:
