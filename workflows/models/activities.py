@@ -1,0 +1,86 @@
+"""Activity arguments and results: notifications, CSM assignment, deal handoff, HubSpot
+intake."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from workflows.models.messages import DealDelivery, DealLost
+from workflows.models.playbook import MessageTemplate
+from workflows.models.vocabulary import Audience, DealStage, Tier, UtcDatetime
+
+
+class Notification(BaseModel):
+    """One message for one audience; `idempotency_key` = workflow id + trigger."""
+
+    idempotency_key: str
+    account_id: str
+    workflow_id: str
+    audience: Audience
+    recipient: str | None = Field(
+        default=None, description="Email address; None: the channel's default for the audience"
+    )
+    template_id: str
+    template: MessageTemplate
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class NotificationReceipt(BaseModel):
+    idempotency_key: str
+    subject: str
+    channels: list[str]
+
+
+class OwnerRequest(BaseModel):
+    account_id: str
+    workflow_id: str
+    tier: Tier
+
+
+class OwnerAssignment(BaseModel):
+    owner: str
+    reason: str
+
+
+class StartOptions(BaseModel):
+    """How the service starts onboardings (`ONBOARDING_DEAL_WAIT_DAYS`,
+    `ONBOARDING_MAX_HISTORY_EVENTS`); pinned in each onboarding's input."""
+
+    deal_wait_days: int = Field(default=30, ge=1)
+    max_history_events: int = Field(default=2_000, ge=100)
+
+
+class DealHandoff(BaseModel):
+    """Activity `deliver_deal`: a fetched CRM deal, to start (or reach) its onboarding."""
+
+    delivery: DealDelivery
+    options: StartOptions = Field(default_factory=StartOptions)
+
+
+class DealLostReport(BaseModel):
+    """Activity `report_deal_lost`: a lost deal, for its account's onboarding.
+    `delivery_id` is the update's id, so a retried delivery is applied once."""
+
+    account_id: str
+    lost: DealLost
+    delivery_id: str
+
+
+class HubSpotDealRef(BaseModel):
+    """A HubSpot `deal.propertyChange` to closed-won: HubSpot sends only ids."""
+
+    portal_id: int
+    deal_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    event_id: str
+    occurred_at: UtcDatetime | None = None
+
+
+class HubSpotDealStage(BaseModel):
+    """Activity `fetch_hubspot_deal_stage`: where a HubSpot deal stands now, and its
+    account (the deal's primary company)."""
+
+    deal_id: str
+    account_id: str
+    stage: str = Field(description="The `dealstage` id, e.g. `closedlost` or `1187654322`")
+    meaning: DealStage
+    label: str = Field(description="The stage and pipeline by name, for people")

@@ -1,0 +1,145 @@
+"""What people and systems send a running onboarding (signals, updates) and what it answers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.models.deal import ClosedWonDeal, Contact
+from workflows.models.limits import (
+    MAX_SUCCESS_CRITERIA,
+    NAME_CHARS,
+    TEXT_CHARS,
+    Name,
+    PlanDatetime,
+    Text,
+)
+from workflows.models.playbook import Playbook
+from workflows.models.vocabulary import OnboardingState, Tier, UtcDatetime
+
+
+class MilestoneReport(BaseModel):
+    """Signal `milestone_reached`: a person or system reports progress on a milestone."""
+
+    milestone_id: str
+    event_id: str = Field(min_length=1, description="Deduplication key")
+    status: Literal["done", "in_progress"] = "done"
+    at: UtcDatetime | None = Field(default=None, description="When it happened; default now")
+    reported_by: str = Field(default="unknown", max_length=NAME_CHARS)
+
+
+class ProductEvent(BaseModel):
+    event_id: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
+    at: UtcDatetime | None = None
+    user_id: str | None = None
+
+
+class ProductEventBatch(BaseModel):
+    """Signal `product_events`: facts from the product, batched per account."""
+
+    events: list[ProductEvent] = Field(max_length=1000)
+
+
+class PauseRequest(BaseModel):
+    by: Name
+    reason: Text
+    resume_on: PlanDatetime | None = None
+
+
+class ResumeRequest(BaseModel):
+    by: Name
+    revised_due: dict[str, PlanDatetime] = Field(
+        default_factory=dict,
+        description="New deadlines by milestone id; other open deadlines shift by the pause",
+    )
+    reason: str = Field(default="", max_length=TEXT_CHARS)
+
+
+class TierOverride(BaseModel):
+    tier: Tier
+    approver: Name
+    reason: Text
+
+
+class SkipRequest(BaseModel):
+    milestone_id: str
+    by: Name
+    reason: Text
+
+
+class SuccessCriteriaRequest(BaseModel):
+    criteria: list[Text] = Field(min_length=1, max_length=MAX_SUCCESS_CRITERIA)
+    by: Name
+
+
+class ContactChange(BaseModel):
+    contact: Contact
+    by: Name
+    reason: str = Field(default="", max_length=TEXT_CHARS)
+
+
+class CancelRequest(BaseModel):
+    by: Name
+    reason: Text
+
+
+class DealDelivery(BaseModel):
+    """Update `provide_deal`: a CRM's closed-won deal for this account.
+
+    `delivery_id` is the delivery's idempotency key (the webhook id, the Salesforce
+    notification id, the HubSpot event id): delivering it again changes nothing.
+    """
+
+    deal: ClosedWonDeal
+    playbook: Playbook
+    delivery_id: str = Field(min_length=1)
+
+
+class DealAcceptance(BaseModel):
+    """What `provide_deal` did: `started` is true when this delivery began the onboarding."""
+
+    account_id: str
+    workflow_id: str
+    started: bool
+    detail: str
+    state: OnboardingState
+
+
+class AwaitedEvents(BaseModel):
+    """Memo `awaited`: the product events the open milestones still need (the ingress
+    drops the others before they reach Temporal)."""
+
+    events: list[str]
+
+
+DealLostAction = Literal["cancel", "flag"]
+
+
+class DealLost(BaseModel):
+    """Update `deal_lost`: the account's CRM deal was lost after its onboarding started.
+
+    `action` is the rule in force (`ONBOARDING_DEAL_LOST`): `cancel` ends the onboarding
+    as `cancel` does, with the reason; `flag` keeps it running with a risk flag and a
+    required decision (resume with a revised timeline, pause, or cancel). Either way the
+    audit trail records it. Refused, like every update, once the onboarding has finished.
+    """
+
+    source: Literal["hubspot", "salesforce", "generic", "manual"]
+    deal_id: Text
+    reason: Text = Field(description="The CRM's words, e.g. `StageName 'Closed Lost'`")
+    action: DealLostAction = "cancel"
+
+
+class DealLostOutcome(BaseModel):
+    """What a lost deal did: `applied` is true when the onboarding was cancelled or
+    flagged (`action`); otherwise `detail` says why nothing changed ("no onboarding")."""
+
+    account_id: str
+    workflow_id: str
+    deal_id: str
+    applied: bool
+    action: DealLostAction | None = None
+    state: OnboardingState | None = None
+    detail: str

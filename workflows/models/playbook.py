@@ -1,0 +1,330 @@
+"""The playbook schema: the tier rule, milestones and how product events complete them, the
+escalation ladder, message templates and the health rule (`playbooks/*.toml`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from workflows.models.limits import (
+    MAX_EVENT_COUNT,
+    MAX_EVENT_NAMES,
+    MAX_LADDER_STEPS,
+    MAX_MILESTONES,
+    MAX_PLAN_DAYS,
+    MAX_PLAYBOOK_EVENT_NAMES,
+    MAX_TEMPLATES,
+    SUBJECT_CHARS,
+    TEMPLATE_CHARS,
+    Name,
+    Text,
+    _nonblank,
+)
+from workflows.models.vocabulary import (
+    PHASE_ORDER,
+    Audience,
+    Owner,
+    Phase,
+    Tier,
+    Trigger,
+)
+
+
+class TierRule(BaseModel):
+    """Thresholds of rules §1 (docs/rules.md); the rule itself is `rules.assign_tier`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    enterprise_acv_usd: float = Field(gt=0)
+    smb_floor_acv_usd: float = Field(gt=0)
+    high_touch_min_stakeholders: int = Field(ge=1)
+    high_touch_config_hours_over: float = Field(ge=0)
+    tech_touch_setup_hours_under: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> TierRule:
+        if self.smb_floor_acv_usd >= self.enterprise_acv_usd:
+            raise ValueError("smb_floor_acv_usd must be below enterprise_acv_usd")
+        return self
+
+
+Scalar = str | int | float | bool
+
+
+class PropertyCondition(BaseModel):
+    """A test on one event property; `{ gte = 3 }`, or a bare value meaning `eq`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    eq: Scalar | None = None
+    ne: Scalar | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_value(cls, value: object) -> object:
+        return value if isinstance(value, dict) else {"eq": value}
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PropertyCondition:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of eq, ne, gt, gte, lt, lte")
+        return self
+
+
+class EventMatch(BaseModel):
+    """Product events that complete a milestone: `count` events named any of `events`
+    whose properties (Segment `properties`, or `traits` of identify / group) meet `where`.
+
+    The playbook may write `event = "Signed In"` for one name; several names (the
+    product's own and Segment's B2B SaaS spec names for the same fact) count together.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = Field(
+        min_length=1, max_length=MAX_EVENT_NAMES
+    )
+    count: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT)
+    where: dict[str, PropertyCondition] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_or_several(cls, value: object) -> object:
+        # `event` is the one-name form (and how playbooks pinned before 2026-12 say it).
+        if isinstance(value, dict) and "event" in value:
+            value = dict(value)
+            names = value.pop("event")
+            value["events"] = [names] if isinstance(names, str) else names
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an event name is listed twice")
+        return value
+
+
+TtvMark = Literal["first_engagement", "system_ready", "first_value"]
+
+
+class MilestoneSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    title: Name
+    phase: Phase
+    weight: int = Field(ge=1, le=3)
+    owner: Owner
+    due_days: dict[Tier, int] = Field(
+        description="Days after closed-won it is due, per tier; a tier not listed skips it"
+    )
+    completed_by: EventMatch | None = None
+    ttv: TtvMark | None = None
+    on_done: str | None = Field(default=None, description="Template sent when it is reached")
+
+    @field_validator("due_days")
+    @classmethod
+    def _positive(cls, value: dict[Tier, int]) -> dict[Tier, int]:
+        if not value:
+            raise ValueError("must name at least one tier")
+        for tier, days in value.items():
+            if days < 0:
+                raise ValueError(f"{tier.value}: days must be >= 0, got {days}")
+        return value
+
+
+class Action(BaseModel):
+    """One thing an escalation step does; exactly one of the fields is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notify: Audience | None = None
+    template: str | None = None
+    change_tier: Tier | None = None
+    require_decision: bool = False
+    flag: str | None = Field(default=None, description="A risk flag for human follow-up")
+    adopt_fallback_criteria: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Action:
+        kinds = [
+            self.notify is not None,
+            self.change_tier is not None,
+            self.require_decision,
+            self.flag is not None,
+            self.adopt_fallback_criteria,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "set exactly one of notify, change_tier, require_decision, flag, "
+                "adopt_fallback_criteria"
+            )
+        if (self.notify is None) != (self.template is None):
+            raise ValueError("notify and template go together")
+        return self
+
+    def describe(self) -> str:
+        if self.notify is not None:
+            return f"notify {self.notify.value} ({self.template})"
+        if self.change_tier is not None:
+            return f"change tier to {self.change_tier.value}"
+        if self.require_decision:
+            return "decision required: revised timeline or formal pause"
+        if self.flag is not None:
+            return f"flag: {self.flag}"
+        return "adopt fallback success criteria"
+
+
+class EscalationStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    when: Trigger
+    days: int = Field(default=0, ge=0, le=MAX_PLAN_DAYS)
+    repeat_days: int | None = Field(
+        default=None, ge=1, le=MAX_PLAN_DAYS, description="no_progress only"
+    )
+    actions: list[Action] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> EscalationStep:
+        if self.when is not Trigger.MILESTONE_OVERDUE and self.days == 0:
+            raise ValueError(f"{self.when.value} needs days > 0")
+        if self.repeat_days is not None and self.when is not Trigger.NO_PROGRESS:
+            raise ValueError("repeat_days is only for no_progress")
+        return self
+
+
+class MessageTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Annotated[Name, Field(max_length=SUBJECT_CHARS)]
+    body: Annotated[str, Field(max_length=TEMPLATE_CHARS), AfterValidator(_nonblank)]
+
+
+class HealthRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    healthy: float = 80
+    at_risk: float = 60
+    credit_on_time: float = 1.0
+    credit_late: float = 0.5
+    late_window_multiple: float = Field(default=2.0, ge=1)
+    credit_very_late: float = 0.25
+    credit_in_progress_overdue: float = 0.25
+    credit_not_started_overdue: float = 0.0
+
+
+class Playbook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Name
+    name: Name
+    content_hash: str = Field(default="", description="Set by the loader: sha256 of the file")
+    tier_rule: TierRule
+    timeline: dict[Tier, dict[Phase, Annotated[int, Field(le=MAX_PLAN_DAYS)]]] = Field(
+        description="Day each phase ends, counted from closed-won, per tier"
+    )
+    login_milestone: str
+    value_milestone: str
+    fallback_success_criterion: Text
+    pause_reminder_days: int = Field(ge=1, le=MAX_PLAN_DAYS)
+    ttv_target_days: dict[Tier, tuple[int, int]]
+    health: HealthRule = Field(default_factory=HealthRule)
+    milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
+    ladder: dict[Tier, Annotated[list[EscalationStep], Field(max_length=MAX_LADDER_STEPS)]]
+    templates: dict[str, MessageTemplate] = Field(max_length=MAX_TEMPLATES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Playbook:
+        ids = [m.id for m in self.milestones]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"milestones: duplicate id(s) {', '.join(dupes)}")
+        for key in ("login_milestone", "value_milestone"):
+            if getattr(self, key) not in ids:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not a milestone id")
+        for tier in Tier:
+            phases = self.timeline.get(tier)
+            if phases is None or set(phases) != set(Phase):
+                raise ValueError(f"timeline.{tier.value}: must give the end day of every phase")
+            ends = [phases[p] for p in PHASE_ORDER]
+            if ends != sorted(ends) or ends[0] <= 0:
+                raise ValueError(f"timeline.{tier.value}: phase end days must increase")
+            if tier not in self.ladder:
+                raise ValueError(f"ladder.{tier.value}: missing")
+            if tier not in self.ttv_target_days:
+                raise ValueError(f"ttv_target_days.{tier.value}: missing")
+            for phase in Phase:
+                if not any(m.phase == phase and tier in m.due_days for m in self.milestones):
+                    raise ValueError(
+                        f"milestones: tier {tier.value} has no milestone gate in phase "
+                        f"{phase.value}"
+                    )
+        by_event: dict[str, MilestoneSpec] = {}
+        for m in self.milestones:
+            for tier, days in m.due_days.items():
+                end = self.timeline[tier][m.phase]
+                if days > end:
+                    raise ValueError(
+                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is after "
+                        f"phase {m.phase.value} ends (day {end})"
+                    )
+                start = self.phase_start_day(tier, m.phase)
+                if days <= start:
+                    raise ValueError(
+                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is not after "
+                        f"phase {m.phase.value} starts (day {start})"
+                    )
+            for event in m.completed_by.events if m.completed_by else ():
+                first = by_event.setdefault(event, m)
+                if (
+                    first.completed_by is not None
+                    and m.completed_by is not None
+                    and (first.completed_by.where != m.completed_by.where)
+                ):
+                    raise ValueError(
+                        f"milestones.{m.id}.completed_by.where: event {event!r} is matched "
+                        f"with other conditions by {first.id}; one event name needs one set "
+                        "of conditions"
+                    )
+            if m.on_done and m.on_done not in self.templates:
+                raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
+        if len(by_event) > MAX_PLAYBOOK_EVENT_NAMES:
+            raise ValueError(
+                f"milestones: {len(by_event)} product event names; at most "
+                f"{MAX_PLAYBOOK_EVENT_NAMES} (each onboarding keeps their times)"
+            )
+        for tier, steps in self.ladder.items():
+            step_ids = [s.id for s in steps]
+            if len(set(step_ids)) != len(step_ids):
+                raise ValueError(f"ladder.{tier.value}: duplicate step ids")
+            for s in steps:
+                for a in s.actions:
+                    if a.template and a.template not in self.templates:
+                        raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
+        return self
+
+    def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
+        return [m for m in self.milestones if tier in m.due_days]
+
+    def milestone(self, milestone_id: str) -> MilestoneSpec | None:
+        return next((m for m in self.milestones if m.id == milestone_id), None)
+
+    def phase_start_day(self, tier: Tier, phase: Phase) -> int:
+        i = PHASE_ORDER.index(phase)
+        return 0 if i == 0 else self.timeline[tier][PHASE_ORDER[i - 1]]

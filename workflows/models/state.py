@@ -1,0 +1,172 @@
+"""An onboarding's plan and state: milestones with deadlines, tier decisions, pauses,
+escalations, the audit trail, and the workflow input that carries them across
+continue-as-new."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from workflows.models.deal import ClosedWonDeal, Contact
+from workflows.models.messages import CancelRequest, MilestoneReport
+from workflows.models.playbook import Playbook
+from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
+
+
+class Milestone(BaseModel):
+    """One milestone gate of an account's plan, with its deadline."""
+
+    id: str
+    title: str
+    phase: Phase
+    weight: int
+    owner: Owner
+    starts_at: datetime
+    due_at: datetime
+    status: MilestoneStatus = MilestoneStatus.NOT_STARTED
+    started_at: datetime | None = None
+    done_at: datetime | None = None
+    skip_reason: str | None = None
+    revision: int = Field(default=0, description="Bumped when the deadline is re-planned")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (MilestoneStatus.NOT_STARTED, MilestoneStatus.IN_PROGRESS)
+
+
+class TierDecision(BaseModel):
+    tier: Tier
+    clause: str = Field(description="Which clause of the tier rule decided, e.g. high_touch.acv")
+    reason: str
+
+
+class TierChange(BaseModel):
+    at: datetime
+    from_tier: Tier
+    to_tier: Tier
+    kind: Literal["automatic", "override"]
+    by: str
+    reason: str
+
+
+class AuditEntry(BaseModel):
+    """One line of the onboarding's audit trail, shown by `status`."""
+
+    at: datetime
+    kind: str
+    detail: str
+    by: str | None = None
+
+
+class Pause(BaseModel):
+    by: str
+    reason: str
+    since: datetime
+    resume_on: datetime | None = None
+    last_reminder_at: datetime | None = None
+
+
+class RejectedMessage(BaseModel):
+    at: datetime
+    kind: str
+    ref: str
+    reason: str
+
+
+class Escalation(BaseModel):
+    """An escalation-ladder step that fired (or was superseded by a tier change)."""
+
+    at: datetime
+    due_at: datetime = Field(description="When the step came due; `at` is when it ran")
+    tier: Tier
+    step_id: str
+    trigger: Trigger
+    milestone_id: str | None = None
+    actions: list[str]
+    superseded: bool = False
+    repeats: int = Field(
+        default=1, description="Occurrences of a recurring step this record stands for"
+    )
+
+
+class OnboardingProgress(BaseModel):
+    """Everything the workflow knows; carried whole across continue-as-new."""
+
+    tier: Tier
+    tier_decision: TierDecision
+    tier_changes: list[TierChange] = Field(default_factory=list)
+    milestones: list[Milestone]
+    owner: str | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    success_criteria: list[str] = Field(default_factory=list)
+    started_at: datetime
+    clock_start: datetime = Field(description="Closed-won, shifted by every pause")
+    last_progress_at: datetime
+    progress_epoch: int = Field(default=0, description="Bumped on every milestone progress")
+    pause: Pause | None = None
+    paused_days_total: float = 0
+    decision_required: bool = False
+    risk_flags: list[str] = Field(default_factory=list)
+    fired: list[str] = Field(default_factory=list, description="Keys of ladder steps done")
+    escalations: list[Escalation] = Field(default_factory=list)
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    event_times: dict[str, list[datetime]] = Field(
+        default_factory=dict,
+        description="Per event name, the earliest times it happened (as many as a "
+        "milestone needs): milestones are credited when they happened, not when told",
+    )
+    seen_event_ids: list[str] = Field(default_factory=list)
+    rejected: list[RejectedMessage] = Field(default_factory=list)
+    audit: list[AuditEntry] = Field(default_factory=list)
+    finished_at: datetime | None = None
+    cancelled: CancelRequest | None = None
+
+
+class EarlyFacts(BaseModel):
+    """What arrived before the closed-won deal (PLG sign-ups): kept, applied at start."""
+
+    since: datetime
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    event_times: dict[str, list[datetime]] = Field(default_factory=dict)
+    rejected: list[RejectedMessage] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    reports: list[MilestoneReport] = Field(default_factory=list)
+
+
+class OnboardingInput(BaseModel):
+    """Start an onboarding with its deal, or (product events first) wait for the deal."""
+
+    account_id: str = Field(default="", description="Taken from the deal when empty")
+    deal: ClosedWonDeal | None = None
+    playbook: Playbook
+    delivery_id: str | None = Field(
+        default=None, description="Idempotency key of the delivery that brought the deal"
+    )
+    deal_wait_days: int = Field(
+        default=30, ge=1, description="Without a deal: how long to wait for one before ending"
+    )
+    max_history_events: int = Field(
+        default=2_000,
+        ge=100,
+        description="Continue-as-new once the run's history is this long (or when the "
+        "server suggests it, at 4,096 events by default)",
+    )
+    early: EarlyFacts | None = Field(default=None, description="Set only by continue-as-new")
+    progress: OnboardingProgress | None = Field(
+        default=None, description="Set only by continue-as-new"
+    )
+
+    @model_validator(mode="after")
+    def _account(self) -> OnboardingInput:
+        if not self.account_id:
+            if self.deal is None:
+                raise ValueError("account_id: needed when there is no deal")
+            self.account_id = self.deal.account_id
+        elif self.deal is not None and self.deal.account_id != self.account_id:
+            raise ValueError(
+                f"deal.account_id: {self.deal.account_id!r} is not the onboarding's "
+                f"account {self.account_id!r}"
+            )
+        return self

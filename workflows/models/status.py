@@ -1,0 +1,92 @@
+"""The `status` query's answer: one onboarding's whole state, explained."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from workflows.models.state import (
+    AuditEntry,
+    Escalation,
+    Pause,
+    RejectedMessage,
+    TierChange,
+    TierDecision,
+)
+from workflows.models.vocabulary import (
+    HealthBand,
+    MilestoneStatus,
+    OnboardingState,
+    Owner,
+    Phase,
+    Tier,
+)
+
+
+class TtvBreakdown(BaseModel):
+    """rules §3 (docs/rules.md), in days from closed-won; None until the mark is reached."""
+
+    handoff_delay_days: float | None = None
+    setup_days: float | None = None
+    activation_days: float | None = None
+    total_days: float | None = None
+    target_days: tuple[int, int] | None = None
+
+
+class Health(BaseModel):
+    score: float | None = Field(description="None until a milestone is due or done")
+    band: HealthBand
+    earned: float
+    possible: float
+
+
+class MilestoneView(BaseModel):
+    id: str
+    title: str
+    phase: Phase
+    weight: int
+    owner: Owner
+    status: MilestoneStatus
+    due_at: datetime
+    done_at: datetime | None
+    overdue: bool
+    credit: float | None = Field(description="Health credit now; None while not yet due")
+
+
+class OnboardingStatus(BaseModel):
+    """The `status` query: the whole state of one onboarding, explained."""
+
+    account_id: str
+    account_name: str
+    workflow_id: str
+    acv_usd: float
+    state: OnboardingState
+    tier: Tier | None = Field(description="None while waiting for the closed-won deal")
+    tier_decision: TierDecision | None
+    tier_changes: list[TierChange]
+    phase: Phase | None
+    playbook_version: str
+    playbook_hash: str
+    owner: str | None
+    closed_won_at: datetime | None
+    as_of: datetime
+    next_deadline: datetime | None
+    milestones: list[MilestoneView]
+    health: Health
+    ttv: TtvBreakdown
+    completion_pct: float
+    success_criteria: list[str]
+    pause: Pause | None
+    decision_required: bool
+    risk_flags: list[str]
+    escalations: list[Escalation]
+    event_counts: dict[str, int] = Field(
+        default_factory=dict, description="Product events seen, by name"
+    )
+    awaiting_deal_until: datetime | None = Field(
+        default=None,
+        description="Product events came first: the onboarding ends then without a deal",
+    )
+    rejected: list[RejectedMessage]
+    audit: list[AuditEntry]
