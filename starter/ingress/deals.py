@@ -1,0 +1,378 @@
+"""The CRM webhooks: closed-won deals start onboardings, closed-lost deals reach them.
+
+    POST /webhooks/hubspot               deal.propertyChange (X-HubSpot-Signature-v3)
+    POST /webhooks/salesforce            Opportunity JSON (X-Salesforce-Signature)
+    POST /webhooks/salesforce/outbound   Outbound Message (SOAP, ?token=)
+    POST /webhooks/deals                 a full deal (Standard Webhooks)
+
+Each is answered 2xx only after Temporal has taken the deal (an update or a started
+intake workflow): a 2xx is never a deal dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+import temporalio.client
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError
+
+from activities.crm import NOT_CLOSED_WON
+from starter import crm, signatures
+from starter.client import TASK_QUEUE
+from starter.ingress.errors import UNAVAILABLE_RETRY_AFTER_S, ApiError, unavailable
+from starter.ingress.reading import RawBody, as_domain, parse_json, verified
+from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
+from starter.settings import reveal
+from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from workflows.intake import (
+    HubSpotIntake,
+    HubSpotLostIntake,
+    intake_workflow_id,
+    lost_intake_workflow_id,
+)
+from workflows.models import (
+    ClosedWonDeal,
+    DealAcceptance,
+    DealLost,
+    DealLostOutcome,
+    HubSpotDealRef,
+    OnboardingState,
+)
+
+log = structlog.get_logger("ingress")
+R = TypeVar("R")
+
+router = APIRouter(tags=["CRM webhooks"])
+
+
+# ---------------------------------------------------------------------- the CRM webhooks
+
+
+@router.post(
+    "/webhooks/hubspot",
+    summary="HubSpot deal.propertyChange webhooks (X-HubSpot-Signature-v3)",
+)
+async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
+    settings = ingress.settings
+    uri = _public_uri(request, settings.public_url)
+    verified(
+        lambda: signatures.verify_hubspot_v3(
+            reveal(settings.hubspot_secrets),
+            method=request.method,
+            uri=uri,
+            body=body,
+            signature=request.headers.get("X-HubSpot-Signature-v3"),
+            timestamp=request.headers.get("X-HubSpot-Request-Timestamp"),
+            tolerance_s=settings.signature_tolerance_s,
+        )
+    )
+    changes, ignored = as_domain(lambda: crm.hubspot_stage_changes(parse_json(body)))
+    meanings = await _stage_meanings(ingress, {stage for _, stage in changes})
+    won, lost, unclear = crm.sort_stage_changes(changes, meanings)
+    started = [
+        (
+            ref,
+            await _start_intake(
+                ingress,
+                "HubSpotDealIntake",
+                HubSpotIntake(ref=ref, playbook=ingress.playbook, options=settings.start_options()),
+                intake_workflow_id(ref),
+                f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-won",
+                DealAcceptance,
+            ),
+        )
+        for ref in won
+    ]
+    lost_started = [
+        (
+            ref,
+            await _start_intake(
+                ingress,
+                "HubSpotDealLostIntake",
+                HubSpotLostIntake(ref=ref, action=settings.deal_lost),
+                lost_intake_workflow_id(ref),
+                f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-lost",
+                DealLostOutcome,
+            ),
+        )
+        for ref in lost
+    ]
+
+    def won_answer(accepted: DealAcceptance) -> dict[str, Any]:
+        _count_delivery(ingress, "hubspot", accepted)
+        return _acceptance(accepted, ingress.link(accepted.workflow_id))
+
+    def lost_answer(outcome: DealLostOutcome) -> dict[str, Any]:
+        return _lost_answer(ingress, "hubspot", outcome)
+
+    results = await asyncio.gather(
+        *(_finish_intake(ingress, ref, h, won_answer) for ref, h in started),
+        *(_finish_intake(ingress, ref, h, lost_answer) for ref, h in lost_started),
+    )
+    pending = any(r.get("pending") for r in results)
+    return JSONResponse(
+        {
+            "deals": results[: len(started)],
+            "lost": results[len(started) :],
+            "ignored": [i.model_dump() for i in ignored + unclear],
+        },
+        status_code=202 if pending else 200,
+    )
+
+
+@router.post(
+    "/webhooks/salesforce",
+    summary="Salesforce Opportunity JSON callout (X-Salesforce-Signature)",
+)
+async def salesforce(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
+    settings = ingress.settings
+    verified(
+        lambda: signatures.verify_salesforce(
+            reveal(settings.salesforce_secrets),
+            body,
+            request.headers.get("X-Salesforce-Signature"),
+        )
+    )
+    result = as_domain(
+        lambda: crm.salesforce_opportunity(
+            parse_json(body), settings.salesforce_closed_won_stages, rates=ingress.rates
+        )
+    )
+    if isinstance(result, crm.Ignored):
+        return JSONResponse({"ignored": [result.model_dump()]})
+    if isinstance(result, crm.Lost):
+        delivery = f"salesforce:{result.deal_id}"
+        return JSONResponse({"lost": [await _lose(ingress, result, "salesforce", delivery)]})
+    answer = await _deliver(ingress, result, f"salesforce:{result.crm.deal_id}")
+    return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+
+
+@router.post(
+    "/webhooks/salesforce/outbound",
+    summary="Salesforce Outbound Message (SOAP); authenticated by ?token=",
+    response_class=Response,
+)
+async def salesforce_outbound(
+    body: RawBody, ingress: IngressDep, token: str | None = None
+) -> Response:
+    settings = ingress.settings
+    verified(
+        lambda: signatures.verify_outbound_token(reveal(settings.salesforce_outbound_tokens), token)
+    )
+    notes, ignored = as_domain(
+        lambda: verified(
+            lambda: crm.salesforce_outbound(
+                body,
+                settings.salesforce_org_ids,
+                settings.salesforce_closed_won_stages,
+                rates=ingress.rates,
+            )
+        )
+    )
+    for notification_id, deal in notes:
+        if isinstance(deal, crm.Lost):
+            await _lose(ingress, deal, "salesforce", f"salesforce-om:{notification_id}")
+        else:
+            await _deliver(ingress, deal, f"salesforce-om:{notification_id}")
+    for item in ignored:
+        log.info("ignored", source="salesforce", ref=item.ref, reason=item.reason)
+    # Acknowledged only now: Salesforce redelivers anything not acknowledged.
+    return Response(crm.salesforce_ack(True), media_type="text/xml")
+
+
+@router.post(
+    "/webhooks/deals",
+    summary="A full closed-won deal, signed per Standard Webhooks",
+)
+async def generic(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
+    settings = ingress.settings
+    webhook_id = verified(
+        lambda: signatures.verify_standard_webhook(
+            reveal(settings.webhook_secrets),
+            body,
+            request.headers,
+            settings.signature_tolerance_s,
+        )
+    )
+    deal = as_domain(lambda: crm.generic_deal(parse_json(body), rates=ingress.rates))
+    answer = await _deliver(ingress, deal, f"webhook:{webhook_id}")
+    return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+
+
+# ---------------------------------------------------------------------- won and lost deals
+
+
+async def _deliver(ingress: Ingress, deal: ClosedWonDeal, delivery_id: str) -> dict[str, Any]:
+    """One closed-won deal to its onboarding; the answer names the workflow."""
+    source = deal.crm.source
+    try:
+        accepted = await deliver_deal(
+            ingress.temporal,
+            deal,
+            ingress.playbook,
+            delivery_id,
+            options=ingress.settings.start_options(),
+            rpc_timeout=TEMPORAL_TIMEOUT,
+        )
+    except AlreadyOnboardedError as exc:
+        accepted = exc.acceptance()
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApiError(422, "invalid_payload", "account_id", reason) from None
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        raise unavailable(exc, deal.account_id) from None
+    _count_delivery(ingress, source, accepted)
+    log.info(
+        "deal delivered",
+        account_id=deal.account_id,
+        workflow_id=accepted.workflow_id,
+        started=accepted.started,
+        delivery_id=delivery_id,
+    )
+    return _acceptance(accepted, ingress.link(accepted.workflow_id))
+
+
+async def _lose(ingress: Ingress, lost: crm.Lost, source: str, delivery_id: str) -> dict[str, Any]:
+    """A closed-lost deal to its account's onboarding (the `deal_lost` rule)."""
+    try:
+        outcome = await report_deal_lost(
+            ingress.temporal,
+            lost.account_id,
+            DealLost.model_validate(
+                {"source": source, "deal_id": lost.deal_id, "reason": lost.reason}
+                | {"action": ingress.settings.deal_lost}
+            ),
+            delivery_id,
+            rpc_timeout=TEMPORAL_TIMEOUT,
+        )
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        raise unavailable(exc, lost.account_id) from None
+    return _lost_answer(ingress, source, outcome)
+
+
+def _lost_answer(ingress: Ingress, source: str, outcome: DealLostOutcome) -> dict[str, Any]:
+    ingress.metrics.lost.labels(source, "applied" if outcome.applied else "no_onboarding").inc()
+    log.info(
+        "deal lost",
+        account_id=outcome.account_id,
+        deal_id=outcome.deal_id,
+        applied=outcome.applied,
+        detail=outcome.detail,
+    )
+    return outcome.model_dump(mode="json") | {"ui_url": ingress.link(outcome.workflow_id)}
+
+
+def _count_delivery(ingress: Ingress, source: str, accepted: DealAcceptance) -> None:
+    finished = accepted.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
+    outcome = "started" if accepted.started else "already_running"
+    ingress.metrics.deliveries.labels(source, "already_onboarded" if finished else outcome).inc()
+    if accepted.started:
+        ingress.metrics.starts.labels(source).inc()
+
+
+def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
+    return {
+        "account_id": accepted.account_id,
+        "workflow_id": accepted.workflow_id,
+        "ui_url": ui,
+        "started": accepted.started,
+        "state": accepted.state.value,
+        "detail": accepted.detail,
+    }
+
+
+# ---------------------------------------------------------------------- HubSpot's intakes
+
+
+async def _stage_meanings(ingress: Ingress, stages: set[str]) -> dict[str, crm.StageMeaning]:
+    """What each stage id means. A stage HubSpot's pipelines must explain, when they
+    cannot be read, is answered 503: HubSpot retries it (it never retries a 2xx)."""
+    try:
+        return await ingress.hubspot_stages.meanings(stages)
+    except ApplicationError as exc:
+        raise ApiError(
+            503,
+            "hubspot_unavailable",
+            "dealstage",
+            f"cannot tell which stages are closed-won: {exc.message}",
+            UNAVAILABLE_RETRY_AFTER_S,
+        ) from None
+
+
+async def _start_intake(
+    ingress: Ingress,
+    workflow: str,
+    arg: BaseModel,
+    intake_id: str,
+    summary: str,
+    result_type: type[R],
+) -> temporalio.client.WorkflowHandle[Any, R]:
+    try:
+        return await ingress.temporal.start_workflow(
+            workflow,
+            arg,
+            id=intake_id,
+            task_queue=TASK_QUEUE,
+            result_type=result_type,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            static_summary=summary,
+            rpc_timeout=TEMPORAL_TIMEOUT,
+        )
+    except WorkflowAlreadyStartedError:  # delivered before: its intake has the answer
+        return ingress.temporal.get_workflow_handle(intake_id, result_type=result_type)
+    except RPCError as exc:
+        raise unavailable(exc) from None
+
+
+async def _finish_intake(
+    ingress: Ingress,
+    ref: HubSpotDealRef,
+    handle: temporalio.client.WorkflowHandle[Any, R],
+    answer: Callable[[R], dict[str, Any]],
+) -> dict[str, Any]:
+    """The intake's answer, if the deal is fetched within `intake_wait_s`; else pending."""
+    base = {
+        "deal_id": ref.deal_id,
+        "intake_workflow_id": handle.id,
+        "intake_ui_url": ingress.link(handle.id),
+    }
+    try:
+        result = await asyncio.wait_for(handle.result(), ingress.settings.intake_wait_s)
+    except TimeoutError:
+        return base | {
+            "pending": True,
+            "detail": "fetching the deal from HubSpot; it is acted on when it arrives",
+        }
+    except temporalio.client.WorkflowFailureError as exc:
+        # The intake failed for good (e.g. the deal has no company): say why.
+        cause: BaseException = exc.cause
+        while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
+            cause = cause.cause
+        if isinstance(cause, ApplicationError) and cause.type == NOT_CLOSED_WON:
+            return base | {"pending": False, "started": False, "detail": cause.message}
+        return base | {"pending": False, "failed": True, "detail": str(cause)}
+    return base | {"pending": False} | answer(result)
+
+
+def _public_uri(request: Request, public_url: str | None) -> str:
+    """The URI the sender called (HubSpot signs it): behind a proxy, set ONBOARDING_PUBLIC_URL."""
+    if not public_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_url.rstrip('/')}{request.url.path}{query}"

@@ -1,0 +1,137 @@
+"""Product events: Segment-compatible calls move onboarding milestones.
+
+    POST /events    track / identify / group calls and batches, signed with X-Signature
+                    (Segment, HMAC-SHA1) or webhook-signature (Standard Webhooks)
+
+Events are grouped by account, filtered by what each onboarding still awaits, and sent
+as one `product_events` signal per account (signal-with-start: kept until the account's
+closed-won deal arrives). The answer gives each event's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter import events, signatures
+from starter.ingress.errors import ApiError, unavailable
+from starter.ingress.reading import RawBody, as_domain, parse_json, verified
+from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
+from starter.settings import reveal
+from starter.starting import AlreadyOnboardedError, send_product_events
+from workflows.models import AwaitedEvents, ProductEventBatch, workflow_id_for
+
+router = APIRouter(tags=["Product events"])
+
+
+@router.post(
+    "/events",
+    summary="Segment-compatible track / identify / group calls and batches",
+)
+async def product_events(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
+    settings = ingress.settings
+    if request.headers.get("X-Signature") is not None:
+        verified(
+            lambda: signatures.verify_segment(
+                reveal(settings.segment_secrets), body, request.headers.get("X-Signature")
+            )
+        )
+    elif request.headers.get(signatures.WEBHOOK_SIGNATURE) is not None:
+        verified(
+            lambda: signatures.verify_standard_webhook(
+                reveal(settings.events_webhook_secrets),
+                body,
+                request.headers,
+                settings.signature_tolerance_s,
+            )
+        )
+    else:
+        raise ApiError(
+            401,
+            "invalid_signature",
+            "X-Signature",
+            "unsigned: sign with X-Signature (Segment, HMAC-SHA1) or webhook-signature "
+            "(Standard Webhooks)",
+        )
+    calls = as_domain(
+        lambda: events.parse_calls(
+            parse_json(body), settings.event_account_paths, received=datetime.now(UTC)
+        )
+    )
+    batches, outcomes = events.plan_signals(calls, ingress.playbook)
+    answers = await asyncio.gather(*(_signal_account(ingress, b) for b in batches.values()))
+    for answered in answers:
+        outcomes.extend(answered)
+    outcomes.sort(key=lambda o: o.index)
+    for o in outcomes:
+        ingress.metrics.events.labels(o.outcome).inc()
+    summary = {kind: sum(o.outcome == kind for o in outcomes) for kind in events.OUTCOMES}
+    return JSONResponse(
+        {
+            **summary,
+            "signals": sum(1 for a in answers if any(o.outcome == "accepted" for o in a)),
+            "events": [o.model_dump(exclude_none=True) for o in outcomes],
+        }
+    )
+
+
+async def _signal_account(
+    ingress: Ingress, batch: events.AccountBatch
+) -> list[events.EventOutcome]:
+    """Filter by what the onboarding still awaits, then one signal for the account."""
+    running, awaited, finished = await _onboarding_state(ingress, batch.account_id)
+    if finished is not None:
+        return batch.answered("ignored", finished)
+    kept: events.AccountBatch | None = batch
+    ignored: list[events.EventOutcome] = []
+    if running and awaited is not None:
+        kept, ignored = events.filter_awaited(batch, awaited)
+    if kept is None:
+        return ignored
+    try:
+        await send_product_events(
+            ingress.temporal,
+            batch.account_id,
+            ProductEventBatch(events=kept.events),
+            ingress.playbook,
+            running=running,
+            options=ingress.settings.start_options(),
+            rpc_timeout=TEMPORAL_TIMEOUT,
+        )
+    except AlreadyOnboardedError as exc:
+        return ignored + kept.answered("ignored", f"onboarding already {exc.outcome}")
+    except RPCError as exc:
+        raise unavailable(exc, batch.account_id) from None
+    ingress.metrics.signals.inc()
+    answers = kept.accepted()
+    if not running:
+        for a in answers:
+            a.reason = "kept until the account's closed-won deal arrives"
+    return ignored + answers
+
+
+async def _onboarding_state(
+    ingress: Ingress, account_id: str
+) -> tuple[bool, list[str] | None, str | None]:
+    """(running, the events it awaits, why it takes no more) from one describe()."""
+    handle = ingress.temporal.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        desc = await handle.describe(rpc_timeout=TEMPORAL_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False, None, None
+        raise unavailable(exc, account_id) from None
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        awaited = await desc.memo_value("awaited", None, type_hint=AwaitedEvents)
+        return True, awaited.events if awaited else None, None
+    if desc.status in (
+        WorkflowExecutionStatus.COMPLETED,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    ):
+        return False, None, "the account's onboarding has finished"
+    return False, None, None  # failed or terminated: a new onboarding may start

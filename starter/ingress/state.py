@@ -1,0 +1,62 @@
+"""What the ingress's routes share: one `Ingress` on `app.state.ingress`, handed to a
+route by the `IngressDep` dependency (or read with `ingress_of(request)`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated
+
+import temporalio.client
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+
+from activities.crm import HubSpotStages
+from starter.auth import ApiAuth
+from starter.client import ui_url
+from starter.ingress.metrics import Metrics
+from starter.money import FxRates
+from starter.settings import IngressSettings
+from workflows.models import Playbook
+
+# How long a request waits for Temporal before answering 503 (the sender retries).
+TEMPORAL_TIMEOUT = timedelta(seconds=10)
+
+
+@dataclass
+class Ingress:
+    """The settings, playbook, exchange rates, metrics, token check and HubSpot stage
+    cache of one app, and its Temporal client (set at startup when not given)."""
+
+    settings: IngressSettings
+    playbook: Playbook
+    rates: FxRates
+    client: temporalio.client.Client | None = None
+    sdk_metrics_url: str | None = None
+    metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
+    auth: ApiAuth = field(init=False)
+    hubspot_stages: HubSpotStages = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auth = ApiAuth(self.settings.api_tokens)
+        self.hubspot_stages = HubSpotStages(self.settings)
+
+    @property
+    def temporal(self) -> temporalio.client.Client:
+        """The Temporal client; requests are served only after startup has set it."""
+        if self.client is None:
+            raise RuntimeError("the ingress has no Temporal client: it is not started")
+        return self.client
+
+    def link(self, workflow_id: str) -> str:
+        """The workflow's page in the Temporal Web UI."""
+        return ui_url(workflow_id, self.temporal.namespace)
+
+
+def ingress_of(request: Request) -> Ingress:
+    """The app's shared state (`create_app` puts it on `app.state.ingress`)."""
+    ingress: Ingress = request.app.state.ingress
+    return ingress
+
+
+IngressDep = Annotated[Ingress, Depends(ingress_of)]
