@@ -1,4 +1,5 @@
-"""RULES §4-§5: which escalation steps come due, and when, per tier (no server)."""
+"""rules §4-§5 (docs/rules.md): which escalation steps come due, and when, per tier (no
+server)."""
 
 from __future__ import annotations
 

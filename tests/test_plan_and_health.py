@@ -1,4 +1,5 @@
-"""RULES §2-§3: the milestone plan, phases, health score and time-to-value, no server."""
+"""rules §2-§3 (docs/rules.md): the milestone plan, phases, health score and time-to-value,
+no server."""
 
 from __future__ import annotations
 

@@ -109,7 +109,8 @@ def deals(draw: st.DrawFn) -> ClosedWonDeal:
 
 
 def expected_tier(deal: ClosedWonDeal, rule: TierRule) -> tuple[Tier, set[str]]:
-    """RULES §1's table, read independently: the tier and every clause that may name it."""
+    """The table of rules §1 (docs/rules.md), read independently: the tier and every
+    clause that may name it."""
     high = {
         "high_touch.acv": deal.acv_usd >= rule.enterprise_acv_usd,
         "high_touch.api_integration": deal.needs_api_integration,
@@ -181,7 +182,7 @@ def test_more_complexity_never_gets_less_touch(
     migration: bool,
     integration: bool,
 ) -> None:
-    """RULES §1: value-path complexity (people, setup, integrations) beats ARR."""
+    """rules §1 (docs/rules.md): value-path complexity (people, setup, integrations) beats ARR."""
     harder = deal.model_copy(
         update={
             "stakeholder_count": deal.stakeholder_count + stakeholders,

@@ -1,4 +1,5 @@
-"""RULES §1: tier assignment at closed-won, clause by clause, with the default thresholds."""
+"""rules §1 (docs/rules.md): tier assignment at closed-won, clause by clause, with the
+default thresholds."""
 
 from __future__ import annotations
 

@@ -337,7 +337,8 @@ class AccountOnboarding:
         reason: str,
         now: datetime,
     ) -> None:
-        """A designed transition (RULES §4): re-plan what is left, keep earned credit."""
+        """A designed transition (rules §4 (docs/rules.md)): re-plan what is left, keep
+        earned credit."""
         p = self.progress
         old = p.tier
         p.tier_changes.append(
@@ -660,7 +661,7 @@ class AccountOnboarding:
 
     @workflow.update
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
-        """The customer refuses a step: recorded with a risk flag (RULES §6.4)."""
+        """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
         now = workflow.now()
         m = self._milestone(req.milestone_id)
         assert m is not None
@@ -814,7 +815,7 @@ class AccountOnboarding:
 
     async def _send(self, effect: _Notify) -> None:
         if self.progress.pause is not None and effect.audience is Audience.CUSTOMER:
-            # A formal pause sends no nudges to the customer (RULES §5).
+            # A formal pause sends no nudges to the customer (rules §5 (docs/rules.md)).
             return
         info = workflow.info()
         health = self._health(workflow.now())

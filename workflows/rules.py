@@ -1,4 +1,5 @@
-"""The onboarding rules as pure functions (RULES.md §1-§4), tested without a server.
+"""The onboarding rules as pure functions (rules §1-§4 (docs/rules.md)), tested without a
+server.
 
 Nothing here reads the clock or does I/O: `now` is always an argument, so the workflow
 can call these with `workflow.now()` and replay gets the same answers.
@@ -53,8 +54,8 @@ def acv_text(deal: ClosedWonDeal) -> str:
 
 
 def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
-    """The tier for a closed-won deal, with the clause that decided it (RULES §1). ACV is
-    in US dollars; the reason shows a deal's own currency too."""
+    """The tier for a closed-won deal, with the clause that decided it (rules §1
+    (docs/rules.md)). ACV is in US dollars; the reason shows a deal's own currency too."""
     acv, hours = deal.acv_usd, deal.configuration_hours
     acv_is = acv_text(deal)
     high_clauses = [
@@ -145,7 +146,7 @@ def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) 
 def replan(
     playbook: Playbook, milestones: list[Milestone], tier: Tier, at: datetime
 ) -> list[Milestone]:
-    """The plan after a tier change at `at` (RULES §4: a designed transition).
+    """The plan after a tier change at `at` (rules §4 (docs/rules.md): a designed transition).
 
     Reached and skipped milestones stay as they are, with their credit. The new tier's
     remaining milestones are laid out on its timeline as if its first open phase began
@@ -206,7 +207,8 @@ def milestone_credit(m: Milestone, now: datetime, rule: HealthRule) -> float | N
 
 
 def health_score(milestones: list[Milestone], now: datetime, rule: HealthRule) -> Health:
-    """sum(weight x credit) / sum(weights of milestones due or done) x 100 (RULES §2)."""
+    """sum(weight x credit) / sum(weights of milestones due or done) x 100 (rules §2
+    (docs/rules.md))."""
     earned = possible = 0.0
     for m in milestones:
         credit = milestone_credit(m, now, rule)
@@ -241,7 +243,7 @@ def time_to_value(
     closed_won: datetime,
     started_at: datetime,
 ) -> TtvBreakdown:
-    """Handoff delay + setup + activation, from contract signature (RULES §3).
+    """Handoff delay + setup + activation, from contract signature (rules §3 (docs/rules.md)).
 
     A tier with no first-engagement milestone (self-serve) is engaged by the automated
     welcome the workflow sends when it starts.

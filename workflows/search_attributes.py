@@ -1,4 +1,4 @@
-"""The custom search attributes of the outside contract (DESIGN.md)."""
+"""The custom search attributes of the outside contract (README "Outside contract")."""
 
 from temporalio.common import SearchAttributeKey
 
