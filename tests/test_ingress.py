@@ -549,8 +549,13 @@ async def test_a_hubspot_deal_without_a_company_is_answered_with_why(
     response = await http.post(
         "/webhooks/hubspot", content=body, headers=hubspot_headers(uri, body)
     )
-    assert response.status_code == 200, response.text
-    [deal] = response.json()["deals"]
+    # Not acknowledged: HubSpot delivers it again (once someone adds the company).
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "60"
+    answer = response.json()
+    assert (answer["error"], answer["field"]) == ("intake_failed", "deals")
+    assert f"deal {deal_id}: " in answer["reason"]
+    [deal] = answer["deals"]
     assert deal["failed"] is True
     assert "no associated company" in deal["detail"]
     assert "workflow_id" not in deal

@@ -269,6 +269,12 @@ async def test_the_yen_callout_starts_a_tech_touch_onboarding_counted_in_dollars
     assert "tech_touch: ACV $48,000 (7,200,000 JPY at 150 per USD)" in response.json()["detail"]
     status = (await ingress(fx_rates=YEN).get(f"/accounts/{acct}")).json()
     assert (status["tier"], status["acv_usd"]) == ("tech_touch", 48_000)
+    # The status says what it was sold in, whichever clause decided the tier.
+    assert (status["acv"], status["currency"], status["fx_rate"]["per_usd"]) == (
+        7_200_000,
+        "JPY",
+        150,
+    )
     desc = await dev_env.client.get_workflow_handle(f"onboarding-{acct}").describe()
     assert desc.typed_search_attributes.get(sa.ACV_USD) == 48_000
     assert await desc.static_summary() == (

@@ -33,7 +33,13 @@ from temporalio.service import RPCError
 from activities.crm import NOT_CLOSED_WON
 from starter import crm, signatures
 from starter.client import TASK_QUEUE
-from starter.ingress.errors import UNAVAILABLE_RETRY_AFTER_S, ApiError, unavailable
+from starter.ingress.errors import (
+    INTAKE_FAILED_RETRY_AFTER_S,
+    UNAVAILABLE_RETRY_AFTER_S,
+    ApiError,
+    error_body,
+    unavailable,
+)
 from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
@@ -123,15 +129,21 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
         *(_finish_intake(ingress, ref, h, won_answer) for ref, h in started),
         *(_finish_intake(ingress, ref, h, lost_answer) for ref, h in lost_started),
     )
+    answer: dict[str, Any] = {
+        "deals": results[: len(started)],
+        "lost": results[len(started) :],
+        "ignored": [i.model_dump() for i in ignored + unclear],
+    }
+    failed = [r for r in results if r.get("failed")]
+    if failed:
+        # Never acknowledge a won (or lost) deal that was not acted on: a 5xx makes
+        # HubSpot deliver it again, and its webhook log shows the reason to a person.
+        reason = "; ".join(f"deal {r['deal_id']}: {r['detail']}" for r in failed)
+        answer |= error_body("intake_failed", "deals", reason)
+        headers = {"Retry-After": str(INTAKE_FAILED_RETRY_AFTER_S)}
+        return JSONResponse(answer, status_code=503, headers=headers)
     pending = any(r.get("pending") for r in results)
-    return JSONResponse(
-        {
-            "deals": results[: len(started)],
-            "lost": results[len(started) :],
-            "ignored": [i.model_dump() for i in ignored + unclear],
-        },
-        status_code=202 if pending else 200,
-    )
+    return JSONResponse(answer, status_code=202 if pending else 200)
 
 
 @router.post(

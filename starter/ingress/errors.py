@@ -28,6 +28,9 @@ log = structlog.get_logger("ingress")
 # retried after the 10 s workflow task timeout).
 UNAVAILABLE_RETRY_AFTER_S = 5
 CATCHING_UP_RETRY_AFTER_S = 10
+# A HubSpot intake that failed (no API token, a deal without a company): HubSpot retries
+# a 5xx for up to a day, and each retry starts a fresh intake once the cause is fixed.
+INTAKE_FAILED_RETRY_AFTER_S = 60
 
 
 class ApiError(Exception):

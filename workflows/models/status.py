@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.models.deal import FxRate
 from workflows.models.state import (
     AuditEntry,
     Escalation,
@@ -61,6 +62,9 @@ class OnboardingStatus(BaseModel):
     account_name: str
     workflow_id: str
     acv_usd: float
+    currency: str = Field(default="USD", description="The deal's currency (ISO 4217)")
+    acv: float | None = Field(default=None, description="The ACV in `currency`, if not USD")
+    fx_rate: FxRate | None = Field(default=None, description="How `acv` became `acv_usd`")
     state: OnboardingState
     tier: Tier | None = Field(description="None while waiting for the closed-won deal")
     tier_decision: TierDecision | None
