@@ -29,7 +29,7 @@ import temporalio.client
 from pydantic import BaseModel, Field, ValidationError, computed_field
 from pydantic_core import ErrorDetails
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError, TemporalError
+from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
 from starter.deals import inbound_deal
@@ -46,6 +46,7 @@ from starter.exports import (
 )
 from starter.money import NO_RATES, USD, CurrencyError, FxRates, currency_code
 from starter.starting import AlreadyOnboardedError, deliver_deal
+from starter.temporal_errors import update_rejection
 from workflows.models import ClosedWonDeal, ContactRole, Playbook
 
 # The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell.
@@ -686,8 +687,7 @@ async def _deliver(
             "(`onboarding up`)? The onboarding may have started; import again to see"
         )
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        reason = update_rejection(exc)
     except RPCError as exc:
         reason = f"temporal: {exc.message}"
     except TemporalError as exc:

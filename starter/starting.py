@@ -22,10 +22,11 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.client import TASK_QUEUE, WORKFLOW_TYPE
+from starter.temporal_errors import update_rejection
 from workflows import search_attributes as sa
 from workflows.models import (
     ClosedWonDeal,
@@ -239,9 +240,7 @@ async def report_deal_lost(
             rpc_timeout=rpc_timeout,
         )
     except WorkflowUpdateFailedError as exc:  # its validator: not running
-        cause = exc.cause
-        why = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        return outcome.model_copy(update={"detail": f"no onboarding: {why}"})
+        return outcome.model_copy(update={"detail": f"no onboarding: {update_rejection(exc)}"})
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise

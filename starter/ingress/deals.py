@@ -44,6 +44,7 @@ from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from starter.temporal_errors import update_rejection
 from workflows.intake import (
     HubSpotIntake,
     HubSpotLostIntake,
@@ -243,9 +244,7 @@ async def _deliver(ingress: Ingress, deal: ClosedWonDeal, delivery_id: str) -> d
     except AlreadyOnboardedError as exc:
         accepted = exc.acceptance()
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(422, "invalid_payload", "account_id", reason) from None
+        raise ApiError(422, "invalid_payload", "account_id", update_rejection(exc)) from None
     except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         raise unavailable(exc, deal.account_id) from None
     _count_delivery(ingress, source, accepted)

@@ -1,0 +1,93 @@
+"""Queries, updates and signals to an account's onboarding, each failure as a `CliError`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import temporalio.client
+from pydantic import BaseModel
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter.cli.errors import CliError
+from starter.temporal_errors import update_rejection
+from workflows import search_attributes as sa
+from workflows.models import OnboardingStatus, workflow_id_for
+
+# How long a command waits for the workflow (i.e. a worker) to answer a query or update.
+ANSWER_TIMEOUT = timedelta(seconds=20)
+
+
+async def finished_or_missing(client: temporalio.client.Client, account_id: str) -> CliError:
+    """The error for an account whose workflow cannot take messages."""
+    wid = workflow_id_for(account_id)
+    try:
+        desc = await client.get_workflow_handle(wid).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return CliError(f"no onboarding for account {account_id}")
+        raise
+    state = desc.typed_search_attributes.get(sa.ONBOARDING_STATE)
+    status = desc.status.name.lower() if desc.status else "closed"
+    return CliError(f"the onboarding of account {account_id} has ended ({state or status})")
+
+
+async def query_status(client: temporalio.client.Client, account_id: str) -> OnboardingStatus:
+    """The onboarding's `status` query."""
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        return await handle.query(
+            "status", result_type=OnboardingStatus, rpc_timeout=ANSWER_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await finished_or_missing(client, account_id) from None
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise CliError(
+                f"no answer to the status query of account {account_id} within "
+                f"{ANSWER_TIMEOUT.seconds} s: is a worker running (`onboarding up`)?"
+            ) from None
+        raise
+    except temporalio.client.WorkflowQueryFailedError as exc:
+        raise CliError(f"status query of account {account_id} failed: {exc.message}") from None
+    except temporalio.client.WorkflowQueryRejectedError as exc:
+        raise CliError(f"status query of account {account_id} rejected: {exc}") from None
+
+
+async def update(
+    client: temporalio.client.Client, account_id: str, name: str, arg: BaseModel
+) -> OnboardingStatus:
+    """Send an update; a validator's rejection becomes its message."""
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        return await asyncio.wait_for(
+            handle.execute_update(name, arg, result_type=OnboardingStatus),
+            ANSWER_TIMEOUT.total_seconds(),
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise CliError(
+            f"{name} rejected for account {account_id}: {update_rejection(exc)}"
+        ) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await finished_or_missing(client, account_id) from None
+        raise
+    except TimeoutError:
+        raise CliError(
+            f"no answer to {name} from account {account_id} within "
+            f"{ANSWER_TIMEOUT.seconds} s: is a worker running (`onboarding up`)?"
+        ) from None
+
+
+async def signal(
+    client: temporalio.client.Client, account_id: str, name: str, arg: BaseModel
+) -> None:
+    """Send a signal to a running onboarding."""
+    handle = client.get_workflow_handle(workflow_id_for(account_id))
+    try:
+        await handle.signal(name, arg)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await finished_or_missing(client, account_id) from None
+        raise

@@ -1,0 +1,77 @@
+"""Expected failures of a command: one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from starter import devserver
+from starter.client import ConnectError, worker_catching_up
+from starter.codec import DecryptionError
+from starter.money import FxRatesError
+from starter.starting import AlreadyOnboardedError
+from workflows.playbook import PlaybookError
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """An expected failure: its message is the one line the user sees."""
+
+
+def fail(message: str) -> NoReturn:
+    """`error: <message>` on stderr (whitespace folded to one line), exit code 1."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(1)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validation_line(exc: ValidationError, source: str | None = None) -> str:
+    """One line naming every bad field of a pydantic error, and why."""
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{_loc(err['loc'])}: {msg}")
+    prefix = f"{source}: " if source else ""
+    return prefix + "; ".join(problems)
+
+
+def settings_error(exc: ValidationError) -> CliError:
+    """Bad ONBOARDING_* settings, every bad one named."""
+    return CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; expected failures become one line and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except (
+        CliError,
+        ConnectError,
+        AlreadyOnboardedError,
+        PlaybookError,
+        devserver.DevServerError,
+        DecryptionError,
+        FxRatesError,
+    ) as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        fail(validation_line(exc))
+    except RPCError as exc:
+        if worker_catching_up(exc):  # transient: its workflow task is being retried
+            fail(
+                f"the worker is catching up on this onboarding (Temporal: {exc.message}); "
+                "nothing changed: retry in a few seconds (if it persists, see the worker's log)"
+            )
+        fail(f"temporal: {exc.message}")

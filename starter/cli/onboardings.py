@@ -1,0 +1,261 @@
+"""Commands that act on one account's onboarding: start, milestone (a signal) and the
+operator's updates (pause, resume, override-tier, skip, cancel)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from starter.cli.calls import signal, update
+from starter.cli.errors import CliError, run, validation_line
+from starter.cli.options import FX_RATES_OPTION, account_id_of
+from starter.client import connect, ui_url
+from starter.deals import inbound_deal
+from starter.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
+from starter.starting import start_onboarding
+from workflows.models import (
+    CancelRequest,
+    ClosedWonDeal,
+    MilestoneReport,
+    OnboardingStatus,
+    PauseRequest,
+    Playbook,
+    ResumeRequest,
+    SkipRequest,
+    Tier,
+    TierOverride,
+    workflow_id_for,
+)
+from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
+
+
+def _when(value: str, what: str) -> datetime:
+    """A date (`2026-12-01`, midnight UTC) or an ISO 8601 datetime (naive = UTC)."""
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"{what}: {value!r} is not a date (YYYY-MM-DD or an ISO 8601 datetime)"
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _model(factory: Callable[..., BaseModel], **fields: Any) -> Any:
+    """Build a request model; a bad value becomes a one-line CliError."""
+    try:
+        return factory(**fields)
+    except ValidationError as exc:
+        raise CliError(validation_line(exc)) from None
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _read_deal(path: Path, playbook: Playbook, rates: FxRates) -> ClosedWonDeal:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        fields = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise CliError(f"{path}: must be a JSON object (a ClosedWonDeal)")
+    try:
+        deal = inbound_deal(fields, rates)
+    except ValidationError as exc:
+        raise CliError(validation_line(exc, str(path))) from None
+    for i, done in enumerate(deal.completed_milestones):
+        if playbook.milestone(done.milestone_id) is None:
+            known = ", ".join(m.id for m in playbook.milestones)
+            raise CliError(
+                f"{path}: completed_milestones[{i}].milestone_id: {done.milestone_id!r} is "
+                f"not a milestone of playbook {playbook.version} (known: {known})"
+            )
+    return deal
+
+
+def _print_started(handle_id: str, new: bool, namespace: str, tier_line: str = "") -> None:
+    if new:
+        typer.echo(f"started {handle_id}{tier_line}")
+    else:
+        typer.echo(f"already running {handle_id}: not started again")
+    typer.echo(f"  UI: {ui_url(handle_id, namespace)}")
+
+
+async def _start(file: Path, playbook_path: Path, fx_rates: Path) -> None:
+    playbook = load_playbook(playbook_path)
+    deal = _read_deal(file, playbook, load_fx_rates(fx_rates))
+    client = await connect()
+    handle, new = await start_onboarding(client, deal, playbook)
+    from workflows.rules import assign_tier
+
+    decision = assign_tier(deal, playbook.tier_rule)
+    _print_started(handle.id, new, client.namespace, f" ({decision.tier.value}: {decision.reason})")
+
+
+def start(
+    file: Annotated[Path, typer.Option("--file", "-f", help="A ClosedWonDeal as JSON")],
+    playbook: Annotated[
+        Path, typer.Option(help="Playbook TOML pinned into the onboarding")
+    ] = DEFAULT_PLAYBOOK,
+    fx_rates: Annotated[Path, FX_RATES_OPTION] = DEFAULT_FX_RATES,
+) -> None:
+    """Start the onboarding of a closed-won deal (idempotent: one per account).
+
+    A past close_date and completed_milestones migrate an account already in flight. A
+    deal in another currency gives acv and currency (ISO 4217) instead of acv_usd.
+    """
+    run(_start(file, playbook, fx_rates))
+
+
+# --------------------------------------------------------------------------- milestone
+
+
+def _default_by() -> str:
+    return f"cli:{os.environ.get('USER') or 'unknown'}"
+
+
+async def _milestone(
+    account: str, milestone_id: str, event_id: str | None, at: str | None, status: str, by: str
+) -> None:
+    account_id = account_id_of(account)
+    report = _model(
+        MilestoneReport,
+        milestone_id=milestone_id,
+        event_id=event_id or f"cli:{milestone_id}:{status}",
+        at=_when(at, "--at") if at else None,
+        status=status,
+        reported_by=by,
+    )
+    client = await connect()
+    await signal(client, account_id, "milestone_reached", report)
+    typer.echo(f"reported {milestone_id} {status} for {workflow_id_for(account_id)}")
+
+
+def milestone(
+    account: Annotated[str, typer.Argument(help="Account id (CRM id)")],
+    milestone_id: Annotated[str, typer.Argument(help="Milestone id, e.g. first_login")],
+    event_id: Annotated[
+        str | None,
+        typer.Option(help="Deduplication key (default cli:<milestone>:<status>)"),
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="When it happened (default now)")] = None,
+    in_progress: Annotated[bool, typer.Option("--in-progress", help="Started, not done")] = False,
+    by: Annotated[str, typer.Option(help="Who reports it")] = "",
+) -> None:
+    """Report a milestone reached (a signal; repeats with the same event id count once)."""
+    status = "in_progress" if in_progress else "done"
+    run(_milestone(account, milestone_id, event_id, at, status, by or _default_by()))
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def _print_update(verb: str, status: OnboardingStatus) -> None:
+    tier = status.tier.value if status.tier else "none yet"
+    typer.echo(
+        f"{verb} {status.workflow_id}: state {status.state.value}, tier {tier}, "
+        f"phase {status.phase.value if status.phase else 'done'}"
+    )
+
+
+async def _do_update(account: str, name: str, arg: BaseModel, verb: str) -> None:
+    account_id = account_id_of(account)
+    client = await connect()
+    status = await update(client, account_id, name, arg)
+    _print_update(verb, status)
+
+
+def pause(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why")],
+    until: Annotated[
+        str | None, typer.Option(help="Resume date (YYYY-MM-DD); none: until resumed")
+    ] = None,
+) -> None:
+    """Formally pause an onboarding: SLA clocks stop, no nudges."""
+
+    async def go() -> None:
+        req = _model(
+            PauseRequest, by=by, reason=reason, resume_on=_when(until, "--until") if until else None
+        )
+        await _do_update(account, "pause", req, "paused")
+
+    run(go())
+
+
+def resume(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    due: Annotated[
+        list[str] | None,
+        typer.Option(help="Revised deadline milestone=YYYY-MM-DD (repeatable)"),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why")] = "",
+) -> None:
+    """Resume a pause (deadlines shift by the pause) or settle a stall with a new timeline."""
+
+    async def go() -> None:
+        revised: dict[str, datetime] = {}
+        for item in due or []:
+            milestone_id, sep, date = item.partition("=")
+            if not sep or not milestone_id.strip() or not date.strip():
+                raise CliError(f"--due: {item!r} is not milestone=YYYY-MM-DD")
+            revised[milestone_id.strip()] = _when(date, f"--due {milestone_id.strip()}")
+        req = _model(ResumeRequest, by=by, revised_due=revised, reason=reason)
+        await _do_update(account, "resume", req, "resumed")
+
+    run(go())
+
+
+def override_tier(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    tier: Annotated[Tier, typer.Argument(help="The new tier")],
+    approver: Annotated[str, typer.Option(help="Manager who approved")],
+    reason: Annotated[str, typer.Option(help="Why")],
+) -> None:
+    """Override the tier rule (recorded with approver and reason)."""
+    run(
+        _do_update(
+            account,
+            "override_tier",
+            _model(TierOverride, tier=tier, approver=approver, reason=reason),
+            "tier overridden on",
+        )
+    )
+
+
+def skip(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    milestone_id: Annotated[str, typer.Argument(metavar="MILESTONE", help="Milestone id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why the customer skips it")],
+) -> None:
+    """Skip a milestone the customer refuses (recorded with a risk flag)."""
+    run(
+        _do_update(
+            account,
+            "skip_milestone",
+            _model(SkipRequest, milestone_id=milestone_id, by=by, reason=reason),
+            f"skipped {milestone_id} on",
+        )
+    )
+
+
+def cancel(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    by: Annotated[str, typer.Option(help="Who decided")],
+    reason: Annotated[str, typer.Option(help="Why (churned, deal cancelled, ...)")],
+) -> None:
+    """End an onboarding (churn, cancelled deal)."""
+    run(_do_update(account, "cancel", _model(CancelRequest, by=by, reason=reason), "cancelled"))

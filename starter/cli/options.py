@@ -1,0 +1,17 @@
+"""Arguments and options several commands share."""
+
+from __future__ import annotations
+
+import typer
+
+from starter.ids import canonical_account_id
+
+FX_RATES_OPTION = typer.Option(
+    envvar="ONBOARDING_FX_RATES", help="Dated exchange rates (TOML) for deals not in USD"
+)
+
+
+def account_id_of(account: str) -> str:
+    """Accept `acme` or `onboarding-acme`; a Salesforce id in any of its forms names one
+    account (`starter.ids`)."""
+    return canonical_account_id(account.strip().removeprefix("onboarding-"))
