@@ -377,3 +377,6 @@ async def test_onboarding_start_converts_a_deal_in_another_currency(
     assert f"started onboarding-{acct} (tech_touch: ACV $5,000 (4,500 EUR at 0.9 per USD)" in (
         started.stdout
     )
+    shown = await asyncio.to_thread(onboarding, "status", acct)
+    assert shown.exit_code == 0, shown.output
+    assert "$5,000 (4,500 EUR at 0.9 per USD)" in shown.stdout

@@ -20,6 +20,7 @@ from workflows.models import (
     Milestone,
     MilestoneStatus,
     OnboardingProgress,
+    OnboardingStatus,
     Phase,
     Playbook,
     Tier,
@@ -43,9 +44,9 @@ def _usd(amount: float) -> str:
     return f"${_amount(amount)}"
 
 
-def acv_text(deal: ClosedWonDeal) -> str:
+def acv_text(deal: ClosedWonDeal | OnboardingStatus) -> str:
     """The ACV in US dollars, and what it was sold in when that is another currency:
-    `$48,000 (7,200,000 JPY at 150 per USD)`."""
+    `$48,000 (7,200,000 JPY at 150 per USD)`. Of a deal, or of an onboarding's status."""
     text = _usd(deal.acv_usd)
     if deal.acv is not None and deal.fx_rate is not None:
         rate = deal.fx_rate.per_usd

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from starter.starting import usd
 from workflows.models import MilestoneStatus, OnboardingStatus
+from workflows.rules import acv_text
 
 
 def date_text(at: datetime | None) -> str:
@@ -91,7 +91,7 @@ def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
         ["Phase", s.phase.value if s.phase else "done"],
         ["Health", f"{score} ({s.health.band.value}), completion {s.completion_pct:g}%"],
         ["Owner", s.owner or "- (automated)"],
-        ["ACV", usd(s.acv_usd)],
+        ["ACV", acv_text(s)],
         [
             "TTV",
             f"handoff {_days(ttv.handoff_delay_days)} + setup {_days(ttv.setup_days)} + "
