@@ -183,6 +183,19 @@ async def test_pause_then_list_paused(stack: Stack, started: tuple[Result, Path]
     assert await eventually(listed_paused)
 
 
+async def test_a_milestone_not_in_the_plan_is_refused_and_a_real_one_reported(
+    stack: Stack, started: tuple[Result, Path]
+) -> None:
+    typo = await cli(stack, "milestone", ACCOUNT, "first_logn")
+    assert typo.code == 1 and typo.out == ""
+    assert typo.err.startswith("error: MILESTONE_ID: no milestone 'first_logn' in the plan")
+    assert "first_login" in typo.err  # the plan, to pick from
+
+    reported = await cli(stack, "milestone", ACCOUNT, "kickoff_call", "--by", "csm")
+    assert reported.code == 0, reported.err
+    assert reported.out.strip() == f"reported kickoff_call done for {WORKFLOW_ID}"
+
+
 async def test_bad_input_is_one_line_naming_the_problem(stack: Stack) -> None:
     bad = stack.tmp / "bad.json"
     bad.write_text(json.dumps(deal_json(account_id="it-bad", acv_usd=-5)))

@@ -33,20 +33,20 @@ async def finished_or_missing(client: temporalio.client.Client, account_id: str)
     return CliError(f"the onboarding of account {account_id} has ended ({state or status})")
 
 
-async def query_status(client: temporalio.client.Client, account_id: str) -> OnboardingStatus:
+async def query_status(
+    client: temporalio.client.Client, account_id: str, wait: timedelta = ANSWER_TIMEOUT
+) -> OnboardingStatus:
     """The onboarding's `status` query."""
     handle = client.get_workflow_handle(workflow_id_for(account_id))
     try:
-        return await handle.query(
-            "status", result_type=OnboardingStatus, rpc_timeout=ANSWER_TIMEOUT
-        )
+        return await handle.query("status", result_type=OnboardingStatus, rpc_timeout=wait)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await finished_or_missing(client, account_id) from None
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             raise CliError(
                 f"no answer to the status query of account {account_id} within "
-                f"{ANSWER_TIMEOUT.seconds} s: is a worker running (`onboarding up`)?"
+                f"{wait.seconds} s: is a worker running (`onboarding up`)?"
             ) from None
         raise
     except temporalio.client.WorkflowQueryFailedError as exc:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import temporalio.client
 import typer
 from pydantic import BaseModel, ValidationError
 
-from starter.cli.calls import signal, update
+from starter.cli.calls import query_status, signal, update
 from starter.cli.errors import CliError, run, validation_line
 from starter.cli.options import FX_RATES_OPTION, account_id_of
 from starter.client import connect, ui_url
@@ -34,6 +35,9 @@ from workflows.models import (
     workflow_id_for,
 )
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
+
+# A milestone report checks the plan first, but does not wait long for a worker to answer.
+PLAN_CHECK_TIMEOUT = timedelta(seconds=5)
 
 
 def _when(value: str, what: str) -> datetime:
@@ -137,8 +141,29 @@ async def _milestone(
         reported_by=by,
     )
     client = await connect()
+    checked = await _in_plan(client, account_id, milestone_id)
     await signal(client, account_id, "milestone_reached", report)
-    typer.echo(f"reported {milestone_id} {status} for {workflow_id_for(account_id)}")
+    note = "" if checked else " (not checked against the plan: no worker answered)"
+    typer.echo(f"reported {milestone_id} {status} for {workflow_id_for(account_id)}{note}")
+
+
+async def _in_plan(client: temporalio.client.Client, account_id: str, milestone_id: str) -> bool:
+    """Refuse a milestone the onboarding's plan does not have (a typo would otherwise be
+    "reported" and only show up later as a rejected message). False: not checked, because
+    no worker answered in time (the signal still waits in the onboarding's history)."""
+    try:
+        st = await query_status(client, account_id, PLAN_CHECK_TIMEOUT)
+    except CliError as exc:
+        if "no answer" in str(exc):
+            return False
+        raise
+    plan = [m.id for m in st.milestones]
+    if plan and milestone_id not in plan:  # no plan yet: waiting for the deal, kept for it
+        raise CliError(
+            f"MILESTONE_ID: no milestone {milestone_id!r} in the plan of "
+            f"{account_id} ({', '.join(plan)})"
+        )
+    return True
 
 
 def milestone(
