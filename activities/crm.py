@@ -32,6 +32,7 @@ from starter.crm import (
     hubspot_pipeline_stages,
 )
 from starter.money import load_fx_rates
+from workflows import contract
 from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDealStage
 
 log = structlog.get_logger(__name__)
@@ -41,8 +42,8 @@ MAX_CONTACTS = 10
 DEAL_PROPERTIES = ",".join(
     ["dealname", "dealstage", *(key for _, _, keys in HUBSPOT_FIELDS for key in keys)]
 )
-ERROR_TYPE = "HubSpotDealError"
-NOT_CLOSED_WON = "DealNotClosedWon"
+ERROR_TYPE = contract.HUBSPOT_DEAL_ERROR
+NOT_CLOSED_WON = contract.DEAL_NOT_CLOSED_WON
 PIPELINES_PATH = "/crm/v3/pipelines/deals"
 PIPELINES_TTL_S = 300.0
 
@@ -125,7 +126,7 @@ class HubSpotStages:
                     raise
                 raise ApplicationError(
                     f"HubSpot's pipelines could not be read: {exc!r}; retrying",
-                    type="HubSpotUnavailable",
+                    type=contract.HUBSPOT_UNAVAILABLE,
                 ) from exc
             self._known, self._read_at = hubspot_pipeline_stages(body), self._clock()
             log.info("hubspot_pipelines_read", stages=len(self._known))
@@ -156,7 +157,7 @@ class HubSpotClient:
             return deal, company_id, StageMeaning(DealStage.OPEN, "(none)")
         return deal, company_id, (await self._stages.meanings([stage]))[stage]
 
-    @activity.defn(name="fetch_hubspot_deal_stage")
+    @activity.defn(name=contract.FETCH_HUBSPOT_DEAL_STAGE.name)
     async def fetch_hubspot_deal_stage(self, ref: HubSpotDealRef) -> HubSpotDealStage:
         """Where the deal stands now, and its account: for a closed-lost webhook."""
         with structlog.contextvars.bound_contextvars(deal_id=ref.deal_id):
@@ -174,7 +175,7 @@ class HubSpotClient:
             label=f"dealstage {label}",
         )
 
-    @activity.defn(name="fetch_hubspot_deal")
+    @activity.defn(name=contract.FETCH_HUBSPOT_DEAL.name)
     async def fetch_hubspot_deal(self, ref: HubSpotDealRef) -> ClosedWonDeal:
         """The deal, its company and contacts; raises `DealNotClosedWon` (non-retryable)
         when the deal is no longer closed-won as it is read."""
@@ -242,7 +243,7 @@ async def _get(
         raise _permanent(missing)
     if status == 429 or status >= 500:
         raise ApplicationError(
-            f"HubSpot answered {status} on {path}; retrying", type="HubSpotUnavailable"
+            f"HubSpot answered {status} on {path}; retrying", type=contract.HUBSPOT_UNAVAILABLE
         )
     if not response.is_success:
         raise _permanent(f"HubSpot answered {status} on {path}: {response.text[:200]}")

@@ -9,12 +9,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from workflows import contract
 from workflows.models import DealAcceptance, DealHandoff, DealLostOutcome, DealLostReport
 
 log = structlog.get_logger("activities.delivery")
 
 
-@activity.defn(name="deliver_deal")
+@activity.defn(name=contract.DELIVER_DEAL.name)
 async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
     """Idempotent: the onboarding keys the delivery by `delivery_id`."""
     delivery = handoff.delivery
@@ -31,7 +32,7 @@ async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
         return exc.acceptance()
     except WorkflowUpdateFailedError as exc:  # the onboarding's validator refused the deal
         reason = str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
-        raise ApplicationError(reason, type="DealRejected", non_retryable=True) from exc
+        raise ApplicationError(reason, type=contract.DEAL_REJECTED, non_retryable=True) from exc
     log.info(
         "deal delivered",
         account_id=deal.account_id,
@@ -41,7 +42,7 @@ async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
     return accepted
 
 
-@activity.defn(name="report_deal_lost")
+@activity.defn(name=contract.REPORT_DEAL_LOST.name)
 async def report_deal_lost_activity(report: DealLostReport) -> DealLostOutcome:
     """Idempotent: the update's id is the report's `delivery_id`."""
     outcome = await report_deal_lost(

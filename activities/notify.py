@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from workflows import contract
 from workflows.models import Audience, Notification, NotificationReceipt
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,7 @@ class Notifier:
         self._in_flight: set[str] = set()
         self._sent_log_read = False
 
-    @activity.defn(name="notify")
+    @activity.defn(name=contract.NOTIFY.name)
     async def notify(self, notification: Notification) -> NotificationReceipt:
         key = notification.idempotency_key
         with structlog.contextvars.bound_contextvars(
@@ -48,7 +49,8 @@ class Notifier:
             if key in self._in_flight:
                 # An attempt that timed out may still be sending here; let Temporal retry.
                 raise ApplicationError(
-                    f"notification {key} is already being sent", type="NotificationInFlight"
+                    f"notification {key} is already being sent",
+                    type=contract.NOTIFICATION_IN_FLIGHT,
                 )
             self._in_flight.add(key)
             try:
@@ -124,7 +126,7 @@ class Notifier:
                 )
         except httpx.HTTPError as exc:  # the message leaves out the URL: it is a secret
             raise ApplicationError(
-                f"Slack webhook unreachable: {type(exc).__name__}: {exc}", type="SlackError"
+                f"Slack webhook unreachable: {type(exc).__name__}: {exc}", type=contract.SLACK_ERROR
             ) from exc
         if response.is_success:
             return
@@ -132,7 +134,7 @@ class Notifier:
         retry_after = response.headers.get("Retry-After", "")
         raise ApplicationError(
             f"Slack webhook answered {response.status_code}: {response.text[:200]}",
-            type="SlackError",
+            type=contract.SLACK_ERROR,
             non_retryable=not retryable,
             next_retry_delay=(
                 timedelta(seconds=int(retry_after)) if retryable and retry_after.isdigit() else None
@@ -174,20 +176,20 @@ def _render(notification: Notification) -> tuple[str, str]:
     except KeyError as exc:
         raise ApplicationError(
             f"template {notification.template_id!r}: no value for variable ${exc.args[0]}",
-            type="TemplateError",
+            type=contract.TEMPLATE_ERROR,
             non_retryable=True,
         ) from exc
     except ValueError as exc:  # a stray `$` that is not a placeholder
         raise ApplicationError(
             f"template {notification.template_id!r}: {exc}",
-            type="TemplateError",
+            type=contract.TEMPLATE_ERROR,
             non_retryable=True,
         ) from exc
     return " ".join(subject.split()), body
 
 
 def _smtp_error(exc: OSError, *, permanent: bool) -> ApplicationError:
-    return ApplicationError(f"SMTP: {exc}", type="SmtpError", non_retryable=permanent)
+    return ApplicationError(f"SMTP: {exc}", type=contract.SMTP_ERROR, non_retryable=permanent)
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:

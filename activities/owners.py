@@ -6,6 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import Settings
+from workflows import contract
 from workflows.models import OwnerAssignment, OwnerRequest
 
 
@@ -21,12 +22,12 @@ class OwnerRoster:
         self._next = 0
         self._assigned: dict[str, OwnerAssignment] = {}
 
-    @activity.defn(name="assign_owner")
+    @activity.defn(name=contract.ASSIGN_OWNER.name)
     async def assign_owner(self, request: OwnerRequest) -> OwnerAssignment:
         if not self._roster:
             raise ApplicationError(
                 "no CSMs to assign: ONBOARDING_CSM_ROSTER is empty",
-                type="EmptyRoster",
+                type=contract.EMPTY_ROSTER,
                 non_retryable=True,
             )
         if request.account_id not in self._assigned:

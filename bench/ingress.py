@@ -38,9 +38,11 @@ from typing import Any
 import temporalio.client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from starter.client import TASK_QUEUE, WORKFLOW_TYPE, connect
+from starter.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
 from starter.signatures import SEGMENT_SIGNATURE, sign_segment, standard_webhook_headers
+from workflows import contract
+from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
 from workflows.models import (
     ClosedWonDeal,
     OnboardingInput,
@@ -428,7 +430,7 @@ def _product_event(call: dict[str, Any]) -> ProductEvent:
 def _naive_signal(stack: Stack, call: dict[str, Any]) -> Callable[[], Awaitable[object]]:
     handle = stack.client.get_workflow_handle(workflow_id_for(call["groupId"]))
     batch = ProductEventBatch(events=[_product_event(call)])
-    return lambda: handle.signal("product_events", batch)
+    return lambda: handle.signal(contract.PRODUCT_EVENTS, batch)
 
 
 def _segment_batch(

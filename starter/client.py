@@ -24,8 +24,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.codec import CodecSettings, EncryptionCodec
 
-TASK_QUEUE = "onboarding"
-WORKFLOW_TYPE = "AccountOnboarding"
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_URL = "http://localhost:8233"

@@ -25,9 +25,10 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.client import TASK_QUEUE, WORKFLOW_TYPE
 from starter.temporal_errors import update_rejection
+from workflows import contract
 from workflows import search_attributes as sa
+from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
 from workflows.models import (
     ClosedWonDeal,
     DealAcceptance,
@@ -173,7 +174,7 @@ async def deliver_deal(
         )
     try:
         return await handle.execute_update(
-            "provide_deal",
+            contract.PROVIDE_DEAL,
             DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
             result_type=DealAcceptance,
             rpc_timeout=rpc_timeout,
@@ -233,7 +234,7 @@ async def report_deal_lost(
     )
     try:
         status = await client.get_workflow_handle(workflow_id).execute_update(
-            "deal_lost",
+            contract.DEAL_LOST,
             lost,
             id=f"deal-lost:{delivery_id}",
             result_type=OnboardingStatus,
@@ -279,7 +280,7 @@ async def send_product_events(
     if running:
         handle = client.get_workflow_handle(workflow_id)
         try:
-            await handle.signal("product_events", batch, rpc_timeout=rpc_timeout)
+            await handle.signal(contract.PRODUCT_EVENTS, batch, rpc_timeout=rpc_timeout)
             return
         except RPCError as exc:  # finished since we looked: start afresh if allowed
             if exc.status is not RPCStatusCode.NOT_FOUND:
@@ -296,7 +297,7 @@ async def send_product_events(
             task_queue=TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            start_signal="product_events",
+            start_signal=contract.PRODUCT_EVENTS,
             start_signal_args=[batch],
             static_summary=f"{account_id} · product events before the closed-won deal",
             rpc_timeout=rpc_timeout,

@@ -14,14 +14,12 @@ closed-lost changes nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, Field
 
+    from workflows import contract
     from workflows.models import (
         ClosedWonDeal,
         DealAcceptance,
@@ -39,17 +37,6 @@ with workflow.unsafe.imports_passed_through():
         workflow_id_for,
     )
 
-FETCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["HubSpotDealError"],
-)
-DELIVER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["DealRejected"],
-)
-
 
 class HubSpotIntake(BaseModel):
     ref: HubSpotDealRef
@@ -62,31 +49,22 @@ class HubSpotLostIntake(BaseModel):
     action: DealLostAction = Field(description="ONBOARDING_DEAL_LOST when the webhook arrived")
 
 
-def intake_workflow_id(ref: HubSpotDealRef) -> str:
-    return f"hubspot-deal-{ref.portal_id}-{ref.deal_id}"
-
-
-def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
-    """Per event: a deal lost, won again and lost again is acted on twice."""
-    return f"hubspot-deal-lost-{ref.portal_id}-{ref.deal_id}-{ref.event_id}"
-
-
-@workflow.defn(name="HubSpotDealIntake")
+@workflow.defn(name=contract.HUBSPOT_INTAKE)
 class HubSpotDealIntake:
     @workflow.run
     async def run(self, intake: HubSpotIntake) -> DealAcceptance:
         ref = intake.ref
         deal: ClosedWonDeal = await workflow.execute_activity(
-            "fetch_hubspot_deal",
+            contract.FETCH_HUBSPOT_DEAL.name,
             ref,
             result_type=ClosedWonDeal,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=timedelta(days=3),
-            retry_policy=FETCH_RETRY,
+            start_to_close_timeout=contract.FETCH_HUBSPOT_DEAL.start_to_close,
+            schedule_to_close_timeout=contract.FETCH_HUBSPOT_DEAL.schedule_to_close,
+            retry_policy=contract.FETCH_HUBSPOT_DEAL.retry,
             summary=f"Fetch HubSpot deal {ref.deal_id} (portal {ref.portal_id})",
         )
         return await workflow.execute_activity(
-            "deliver_deal",
+            contract.DELIVER_DEAL.name,
             DealHandoff(
                 delivery=DealDelivery(
                     deal=deal,
@@ -96,25 +74,25 @@ class HubSpotDealIntake:
                 options=intake.options,
             ),
             result_type=DealAcceptance,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=timedelta(days=1),
-            retry_policy=DELIVER_RETRY,
+            start_to_close_timeout=contract.DELIVER_DEAL.start_to_close,
+            schedule_to_close_timeout=contract.DELIVER_DEAL.schedule_to_close,
+            retry_policy=contract.DELIVER_DEAL.retry,
             summary=f"Start the onboarding of {deal.account_name} ({deal.account_id})",
         )
 
 
-@workflow.defn(name="HubSpotDealLostIntake")
+@workflow.defn(name=contract.HUBSPOT_LOST_INTAKE)
 class HubSpotDealLostIntake:
     @workflow.run
     async def run(self, intake: HubSpotLostIntake) -> DealLostOutcome:
         ref = intake.ref
         stage: HubSpotDealStage = await workflow.execute_activity(
-            "fetch_hubspot_deal_stage",
+            contract.FETCH_HUBSPOT_DEAL_STAGE.name,
             ref,
             result_type=HubSpotDealStage,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=timedelta(days=3),
-            retry_policy=FETCH_RETRY,
+            start_to_close_timeout=contract.FETCH_HUBSPOT_DEAL_STAGE.start_to_close,
+            schedule_to_close_timeout=contract.FETCH_HUBSPOT_DEAL_STAGE.schedule_to_close,
+            retry_policy=contract.FETCH_HUBSPOT_DEAL_STAGE.retry,
             summary=f"Fetch the stage of HubSpot deal {ref.deal_id} (portal {ref.portal_id})",
         )
         if stage.meaning is not DealStage.CLOSED_LOST:
@@ -130,13 +108,13 @@ class HubSpotDealLostIntake:
             source="hubspot", deal_id=ref.deal_id, reason=stage.label, action=intake.action
         )
         return await workflow.execute_activity(
-            "report_deal_lost",
+            contract.REPORT_DEAL_LOST.name,
             DealLostReport(
                 account_id=stage.account_id, lost=lost, delivery_id=workflow.info().workflow_id
             ),
             result_type=DealLostOutcome,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=timedelta(days=1),
-            retry_policy=DELIVER_RETRY,
+            start_to_close_timeout=contract.REPORT_DEAL_LOST.start_to_close,
+            schedule_to_close_timeout=contract.REPORT_DEAL_LOST.schedule_to_close,
+            retry_policy=contract.REPORT_DEAL_LOST.retry,
             summary=f"Deal lost: {intake.action} the onboarding of {stage.account_id}",
         )

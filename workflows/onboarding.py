@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import event_mapping, rules
+    from workflows import contract, event_mapping, rules
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
     from workflows.models import (
@@ -79,17 +79,6 @@ CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 # when it arrived" (added 2026-11-30).
 CREDIT_AT_EVENT_TIME = "credit-at-event-time"
 
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["TemplateError"],
-)
-ASSIGN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["EmptyRoster"],
-)
-
 
 class StaleClockError(RuntimeError):
     """Fails the workflow task (never the workflow): the task is retried from history."""
@@ -116,7 +105,7 @@ def _score(health: Health) -> str:
     return f"{health.score:g}" if health.score is not None else "n/a"
 
 
-@workflow.defn(name="AccountOnboarding")
+@workflow.defn(name=contract.WORKFLOW_TYPE)
 class AccountOnboarding:
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
@@ -220,7 +209,7 @@ class AccountOnboarding:
                     f"no closed-won deal for account {self.account_id} within "
                     f"{self.deal_wait_days} days; product events recorded: {counts or 'none'}",
                     self.early.model_dump(mode="json"),
-                    type="NoClosedWonDeal",
+                    type=contract.NO_CLOSED_WON_DEAL,
                     non_retryable=True,
                 )
             await self._sleep_until_due_or_message()
@@ -507,7 +496,7 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ signals
 
-    @workflow.signal
+    @workflow.signal(name=contract.MILESTONE_REACHED)
     def milestone_reached(self, report: MilestoneReport) -> None:
         """A person or system reports a milestone reached (or started)."""
         if self._seen(report.event_id):
@@ -529,7 +518,7 @@ class AccountOnboarding:
         status = MilestoneStatus(report.status)
         self._reach(m, status, min(report.at or now, now), report.reported_by, now)
 
-    @workflow.signal
+    @workflow.signal(name=contract.PRODUCT_EVENTS)
     def product_events(self, batch: ProductEventBatch) -> None:
         """Facts from the product, batched per account; counted with when they happened
         (an event's own time, never later than now), then matched to milestones."""
@@ -554,7 +543,7 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ the deal
 
-    @workflow.update
+    @workflow.update(name=contract.PROVIDE_DEAL)
     def provide_deal(self, delivery: DealDelivery) -> DealAcceptance:
         """The CRM's closed-won deal; delivering it again (or another one) changes nothing."""
         if self._deal is None:
@@ -604,7 +593,7 @@ class AccountOnboarding:
         self.changed = True
         return self._status()
 
-    @workflow.update
+    @workflow.update(name=contract.PAUSE)
     def pause(self, req: PauseRequest) -> OnboardingStatus:
         """Formal pause: every SLA clock stops; events are still recorded; no nudges."""
         now = workflow.now()
@@ -623,7 +612,7 @@ class AccountOnboarding:
         if req.resume_on is not None and req.resume_on <= workflow.now():
             raise ValueError("resume_on: must be in the future")
 
-    @workflow.update
+    @workflow.update(name=contract.RESUME)
     def resume(self, req: ResumeRequest) -> OnboardingStatus:
         """Resume a pause (deadlines shift by the paused time) or settle a stall."""
         self._resume(req, workflow.now())
@@ -646,7 +635,7 @@ class AccountOnboarding:
             if due <= now:
                 raise ValueError(f"revised_due.{milestone_id}: must be in the future")
 
-    @workflow.update
+    @workflow.update(name=contract.OVERRIDE_TIER)
     def override_tier(self, req: TierOverride) -> OnboardingStatus:
         """A manager's override of the tier rule, recorded with approver and reason."""
         self._change_tier(req.tier, "override", req.approver, req.reason, workflow.now())
@@ -659,7 +648,7 @@ class AccountOnboarding:
         if req.tier is self.progress.tier:
             raise ValueError(f"tier: already {req.tier.value}")
 
-    @workflow.update
+    @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
         """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
         now = workflow.now()
@@ -681,7 +670,7 @@ class AccountOnboarding:
                 f"milestone_id: no open milestone {req.milestone_id!r} (open: {open_ids})"
             )
 
-    @workflow.update
+    @workflow.update(name=contract.SET_SUCCESS_CRITERIA)
     def set_success_criteria(self, req: SuccessCriteriaRequest) -> OnboardingStatus:
         self.progress.success_criteria = list(req.criteria)
         return self._done("success_criteria", "; ".join(req.criteria), req.by)
@@ -690,7 +679,7 @@ class AccountOnboarding:
     def _check_criteria(self, req: SuccessCriteriaRequest) -> None:
         self._require_running()
 
-    @workflow.update
+    @workflow.update(name=contract.CHANGE_CONTACT)
     def change_contact(self, req: ContactChange) -> OnboardingStatus:
         """A new contact for a role (e.g. the champion left), replacing the old one."""
         contacts = [c for c in self.progress.contacts if c.role is not req.contact.role]
@@ -702,7 +691,7 @@ class AccountOnboarding:
     def _check_contact(self, req: ContactChange) -> None:
         self._require_running()
 
-    @workflow.update
+    @workflow.update(name=contract.CANCEL)
     def cancel(self, req: CancelRequest) -> OnboardingStatus:
         """The deal churned or was cancelled: the onboarding ends cleanly."""
         return self._cancel(req)
@@ -716,7 +705,7 @@ class AccountOnboarding:
     def _check_cancel(self, req: CancelRequest) -> None:
         self._require_running()
 
-    @workflow.update
+    @workflow.update(name=contract.DEAL_LOST)
     def deal_lost(self, lost: DealLost) -> OnboardingStatus:
         """The CRM deal was lost after the onboarding started; `lost.action` is the rule
         (`ONBOARDING_DEAL_LOST`): `cancel` ends it as `cancel` does, `flag` raises a risk
@@ -735,7 +724,7 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ query
 
-    @workflow.query
+    @workflow.query(name=contract.STATUS)
     def status(self) -> OnboardingStatus:
         return self._status()
 
@@ -778,14 +767,14 @@ class AccountOnboarding:
         p, info = self.progress, workflow.info()
         try:
             result: OwnerAssignment = await workflow.execute_activity(
-                "assign_owner",
+                contract.ASSIGN_OWNER.name,
                 OwnerRequest(
                     account_id=self.deal.account_id, workflow_id=info.workflow_id, tier=p.tier
                 ),
                 result_type=OwnerAssignment,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=30),
-                retry_policy=ASSIGN_RETRY,
+                start_to_close_timeout=contract.ASSIGN_OWNER.start_to_close,
+                schedule_to_close_timeout=contract.ASSIGN_OWNER.schedule_to_close,
+                retry_policy=contract.ASSIGN_OWNER.retry,
                 summary=f"Assign CSM: {effect.reason}",
             )
         except ActivityError as err:
@@ -836,12 +825,12 @@ class AccountOnboarding:
         )
         try:
             await workflow.execute_activity(
-                "notify",
+                contract.NOTIFY.name,
                 note,
                 result_type=NotificationReceipt,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(hours=1),
-                retry_policy=NOTIFY_RETRY,
+                start_to_close_timeout=contract.NOTIFY.start_to_close,
+                schedule_to_close_timeout=contract.NOTIFY.schedule_to_close,
+                retry_policy=contract.NOTIFY.retry,
                 summary=f"Notify {effect.audience.value}: {effect.template_id} ({effect.trigger})",
             )
         except ActivityError as err:

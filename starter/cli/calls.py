@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.cli.errors import CliError
 from starter.temporal_errors import update_rejection
+from workflows import contract
 from workflows import search_attributes as sa
 from workflows.models import OnboardingStatus, workflow_id_for
 
@@ -39,7 +40,7 @@ async def query_status(
     """The onboarding's `status` query."""
     handle = client.get_workflow_handle(workflow_id_for(account_id))
     try:
-        return await handle.query("status", result_type=OnboardingStatus, rpc_timeout=wait)
+        return await handle.query(contract.STATUS, result_type=OnboardingStatus, rpc_timeout=wait)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await finished_or_missing(client, account_id) from None

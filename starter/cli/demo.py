@@ -13,6 +13,7 @@ from starter.cli.calls import update
 from starter.cli.errors import CliError, run
 from starter.client import connect, ui_base_url
 from starter.starting import AlreadyOnboardedError, start_onboarding
+from workflows import contract
 from workflows.models import ClosedWonDeal, PauseRequest
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
 
@@ -121,7 +122,7 @@ async def _demo(playbook_path: Path) -> None:
                 await update(
                     client,
                     deal.account_id,
-                    "pause",
+                    contract.PAUSE,
                     PauseRequest(
                         by="demo",
                         reason="customer froze the project during a re-org",

@@ -21,6 +21,7 @@ from starter.client import connect, ui_url
 from starter.deals import inbound_deal
 from starter.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
 from starter.starting import start_onboarding
+from workflows import contract
 from workflows.models import (
     CancelRequest,
     ClosedWonDeal,
@@ -142,7 +143,7 @@ async def _milestone(
     )
     client = await connect()
     checked = await _in_plan(client, account_id, milestone_id)
-    await signal(client, account_id, "milestone_reached", report)
+    await signal(client, account_id, contract.MILESTONE_REACHED, report)
     note = "" if checked else " (not checked against the plan: no worker answered)"
     typer.echo(f"reported {milestone_id} {status} for {workflow_id_for(account_id)}{note}")
 
@@ -214,7 +215,7 @@ def pause(
         req = _model(
             PauseRequest, by=by, reason=reason, resume_on=_when(until, "--until") if until else None
         )
-        await _do_update(account, "pause", req, "paused")
+        await _do_update(account, contract.PAUSE, req, "paused")
 
     run(go())
 
@@ -238,7 +239,7 @@ def resume(
                 raise CliError(f"--due: {item!r} is not milestone=YYYY-MM-DD")
             revised[milestone_id.strip()] = _when(date, f"--due {milestone_id.strip()}")
         req = _model(ResumeRequest, by=by, revised_due=revised, reason=reason)
-        await _do_update(account, "resume", req, "resumed")
+        await _do_update(account, contract.RESUME, req, "resumed")
 
     run(go())
 
@@ -253,7 +254,7 @@ def override_tier(
     run(
         _do_update(
             account,
-            "override_tier",
+            contract.OVERRIDE_TIER,
             _model(TierOverride, tier=tier, approver=approver, reason=reason),
             "tier overridden on",
         )
@@ -270,7 +271,7 @@ def skip(
     run(
         _do_update(
             account,
-            "skip_milestone",
+            contract.SKIP_MILESTONE,
             _model(SkipRequest, milestone_id=milestone_id, by=by, reason=reason),
             f"skipped {milestone_id} on",
         )
@@ -283,4 +284,8 @@ def cancel(
     reason: Annotated[str, typer.Option(help="Why (churned, deal cancelled, ...)")],
 ) -> None:
     """End an onboarding (churn, cancelled deal)."""
-    run(_do_update(account, "cancel", _model(CancelRequest, by=by, reason=reason), "cancelled"))
+    run(
+        _do_update(
+            account, contract.CANCEL, _model(CancelRequest, by=by, reason=reason), "cancelled"
+        )
+    )

@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.ids import canonical_account_id
 from starter.ingress.errors import UNAVAILABLE_RETRY_AFTER_S, ApiError, unavailable
 from starter.ingress.state import TEMPORAL_TIMEOUT, IngressDep, ingress_of
+from workflows import contract
 from workflows.models import ACCOUNT_ID, OnboardingStatus, workflow_id_for
 
 
@@ -49,7 +50,7 @@ async def account(account_id: str, ingress: IngressDep) -> JSONResponse:
     handle = ingress.temporal.get_workflow_handle(workflow_id)
     try:
         status = await asyncio.wait_for(
-            handle.query("status", result_type=OnboardingStatus),
+            handle.query(contract.STATUS, result_type=OnboardingStatus),
             TEMPORAL_TIMEOUT.total_seconds(),
         )
     except RPCError as exc:

@@ -30,9 +30,7 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError
 
-from activities.crm import NOT_CLOSED_WON
 from starter import crm, signatures
-from starter.client import TASK_QUEUE
 from starter.ingress.errors import (
     INTAKE_FAILED_RETRY_AFTER_S,
     UNAVAILABLE_RETRY_AFTER_S,
@@ -45,12 +43,9 @@ from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
 from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
 from starter.temporal_errors import update_rejection
-from workflows.intake import (
-    HubSpotIntake,
-    HubSpotLostIntake,
-    intake_workflow_id,
-    lost_intake_workflow_id,
-)
+from workflows import contract
+from workflows.contract import TASK_QUEUE, intake_workflow_id, lost_intake_workflow_id
+from workflows.intake import HubSpotIntake, HubSpotLostIntake
 from workflows.models import (
     ClosedWonDeal,
     DealAcceptance,
@@ -95,7 +90,7 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
             ref,
             await _start_intake(
                 ingress,
-                "HubSpotDealIntake",
+                contract.HUBSPOT_INTAKE,
                 HubSpotIntake(ref=ref, playbook=ingress.playbook, options=settings.start_options()),
                 intake_workflow_id(ref),
                 f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-won",
@@ -109,7 +104,7 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
             ref,
             await _start_intake(
                 ingress,
-                "HubSpotDealLostIntake",
+                contract.HUBSPOT_LOST_INTAKE,
                 HubSpotLostIntake(ref=ref, action=settings.deal_lost),
                 lost_intake_workflow_id(ref),
                 f"HubSpot deal {ref.deal_id} (portal {ref.portal_id}) closed-lost",
@@ -375,7 +370,7 @@ async def _finish_intake(
         cause: BaseException = exc.cause
         while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause:
             cause = cause.cause
-        if isinstance(cause, ApplicationError) and cause.type == NOT_CLOSED_WON:
+        if isinstance(cause, ApplicationError) and cause.type == contract.DEAL_NOT_CLOSED_WON:
             return base | {"pending": False, "started": False, "detail": cause.message}
         return base | {"pending": False, "failed": True, "detail": str(cause)}
     return base | {"pending": False} | answer(result)

@@ -1,0 +1,137 @@
+"""The names on the wire, in one place: task queue, workflow types and ids, message names,
+activities (name, timeouts, retries) and the error types that cross a process boundary.
+
+Both sides import these: the workflows and the worker, the activities'
+`@activity.defn(name=...)`, the starter (CLI, ingress). Every value is part of the
+outside contract (README) and of recorded histories: renaming one strands running
+onboardings, so a value never changes here; only new names are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from workflows.models import HubSpotDealRef
+
+TASK_QUEUE = "onboarding"
+
+# ---------------------------------------------------------------- workflow types and ids
+
+# An onboarding's id is `workflows.models.workflow_id_for(account_id)` (one per account).
+WORKFLOW_TYPE = "AccountOnboarding"
+HUBSPOT_INTAKE = "HubSpotDealIntake"
+HUBSPOT_LOST_INTAKE = "HubSpotDealLostIntake"
+
+
+def intake_workflow_id(ref: HubSpotDealRef) -> str:
+    """`hubspot-deal-<portal>-<deal>`: a redelivered webhook finds the same intake."""
+    return f"hubspot-deal-{ref.portal_id}-{ref.deal_id}"
+
+
+def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
+    """Per event: a deal lost, won again and lost again is acted on twice."""
+    return f"hubspot-deal-lost-{ref.portal_id}-{ref.deal_id}-{ref.event_id}"
+
+
+# ---------------------------------------------------------------- AccountOnboarding messages
+
+# Signals
+MILESTONE_REACHED = "milestone_reached"
+PRODUCT_EVENTS = "product_events"
+# Updates
+PROVIDE_DEAL = "provide_deal"
+PAUSE = "pause"
+RESUME = "resume"
+OVERRIDE_TIER = "override_tier"
+SKIP_MILESTONE = "skip_milestone"
+SET_SUCCESS_CRITERIA = "set_success_criteria"
+CHANGE_CONTACT = "change_contact"
+CANCEL = "cancel"
+DEAL_LOST = "deal_lost"
+# Query
+STATUS = "status"
+
+# ---------------------------------------------------------------- error types
+
+NO_CLOSED_WON_DEAL = "NoClosedWonDeal"  # AccountOnboarding: no deal within deal_wait_days
+DEAL_NOT_CLOSED_WON = "DealNotClosedWon"  # fetch_hubspot_deal: the deal is not closed-won
+HUBSPOT_DEAL_ERROR = "HubSpotDealError"  # fetch_hubspot_deal(_stage): permanent
+HUBSPOT_UNAVAILABLE = "HubSpotUnavailable"  # fetch_hubspot_deal(_stage): retried
+DEAL_REJECTED = "DealRejected"  # deliver_deal: the onboarding's validator refused it
+TEMPLATE_ERROR = "TemplateError"  # notify: the template cannot be rendered
+NOTIFICATION_IN_FLIGHT = "NotificationInFlight"  # notify: retried
+SLACK_ERROR = "SlackError"  # notify
+SMTP_ERROR = "SmtpError"  # notify
+EMPTY_ROSTER = "EmptyRoster"  # assign_owner: no CSM for the tier
+
+
+# ---------------------------------------------------------------- activities
+
+
+@dataclass(frozen=True)
+class ActivityContract:
+    """An activity's registered name and the options every caller schedules it with."""
+
+    name: str
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    retry: RetryPolicy
+
+
+NOTIFY = ActivityContract(
+    name="notify",
+    start_to_close=timedelta(seconds=30),
+    schedule_to_close=timedelta(hours=1),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(minutes=5),
+        non_retryable_error_types=[TEMPLATE_ERROR],
+    ),
+)
+ASSIGN_OWNER = ActivityContract(
+    name="assign_owner",
+    start_to_close=timedelta(seconds=30),
+    schedule_to_close=timedelta(minutes=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(minutes=1),
+        non_retryable_error_types=[EMPTY_ROSTER],
+    ),
+)
+_FETCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=[HUBSPOT_DEAL_ERROR],
+)
+FETCH_HUBSPOT_DEAL = ActivityContract(
+    name="fetch_hubspot_deal",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=3),
+    retry=_FETCH_RETRY,
+)
+FETCH_HUBSPOT_DEAL_STAGE = ActivityContract(
+    name="fetch_hubspot_deal_stage",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=3),
+    retry=_FETCH_RETRY,
+)
+_DELIVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[DEAL_REJECTED],
+)
+DELIVER_DEAL = ActivityContract(
+    name="deliver_deal",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=1),
+    retry=_DELIVER_RETRY,
+)
+REPORT_DEAL_LOST = ActivityContract(
+    name="report_deal_lost",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=1),
+    retry=_DELIVER_RETRY,
+)
