@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -20,34 +18,30 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contract, event_mapping, rules
+    from workflows import progress as rule
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
     from workflows.models import (
         NAME_CHARS,
         TEXT_CHARS,
-        Action,
         Audience,
         AuditEntry,
         AwaitedEvents,
         CancelRequest,
         ClosedWonDeal,
         ContactChange,
-        ContactRole,
         DealAcceptance,
         DealDelivery,
         DealLost,
         EarlyFacts,
-        Escalation,
         Health,
         HealthBand,
-        Milestone,
         MilestoneReport,
         MilestoneStatus,
         MilestoneView,
         Notification,
         NotificationReceipt,
         OnboardingInput,
-        OnboardingProgress,
         OnboardingState,
         OnboardingStatus,
         OwnerAssignment,
@@ -60,10 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
         SkipRequest,
         SuccessCriteriaRequest,
-        Tier,
-        TierChange,
         TierOverride,
-        Trigger,
         TtvBreakdown,
     )
 
@@ -84,23 +75,6 @@ class StaleClockError(RuntimeError):
     """Fails the workflow task (never the workflow): the task is retried from history."""
 
 
-@dataclass
-class _Notify:
-    trigger: str
-    audience: Audience
-    template_id: str
-    variables: dict[str, str]
-
-
-@dataclass
-class _AssignOwner:
-    reason: str
-
-
-def _date(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d")
-
-
 def _score(health: Health) -> str:
     return f"{health.score:g}" if health.score is not None else "n/a"
 
@@ -114,7 +88,7 @@ class AccountOnboarding:
         self.delivery_id = input.delivery_id
         self.deal_wait_days = input.deal_wait_days
         self.max_history_events = input.max_history_events
-        self.outbox: list[_Notify | _AssignOwner] = []
+        self.outbox: list[rule.Effect] = []
         self.changed = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
@@ -215,264 +189,39 @@ class AccountOnboarding:
             await self._sleep_until_due_or_message()
 
     def _begin(self, now: datetime) -> None:
-        """Assign the tier, build the plan, credit milestones reached before we tracked."""
-        decision = rules.assign_tier(self.deal, self.playbook.tier_rule)
-        closed = self.deal.close_date
+        """Tier, plan and credit of what was done before tracking (rules §1-§2)."""
         early, self.early = self.early, None
-        self.progress = OnboardingProgress(
-            tier=decision.tier,
-            tier_decision=decision,
-            milestones=rules.build_plan(self.playbook, decision.tier, closed),
-            contacts=self.deal.contacts,
-            success_criteria=self.deal.success_criteria,
-            started_at=now,
-            clock_start=closed,
-            last_progress_at=closed,
-        )
-        self._audit(
-            now, "started", f"playbook {self.playbook.version} ({self.playbook.content_hash})"
-        )
-        self._audit(now, "tier_assigned", f"{decision.tier.value}: {decision.reason}")
-        for done in self.deal.completed_milestones:
-            m = self._milestone(done.milestone_id)
-            if m is None:
-                self._reject(now, "completed_milestones", done.milestone_id, "not in this plan")
-            else:
-                self._reach(m, MilestoneStatus.DONE, min(done.at, now), "import", now)
-        if early is not None:
-            self._apply_early(early, now)
-        self._phase = rules.current_phase(self.progress.milestones)
-        if decision.tier is not Tier.SELF_SERVE:
-            self.outbox.append(_AssignOwner(f"new {decision.tier.value} onboarding"))
-        self._notify("welcome", Audience.CUSTOMER, "welcome")
+        o, changes = rule.begin(self.deal, self.playbook, early, now, self._times_kept)
+        self.progress = o.progress
+        self._apply(changes)
+        self._phase = changes.phase
 
     def _advance(self, now: datetime) -> None:
         """Run everything that has come due by `now`, in the order it came due."""
-        p = self.progress
-        if p.finished_at is not None:
-            return
-        if p.pause is not None:
-            self._paused_duties(now)
-        while due := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
-            step = due[0]
-            if stale := rules.passed_over(step, now):
-                self._record_step(step, now, superseded=True, repeats=stale)
-            else:
-                self._escalate(step, now)
-        phase = rules.current_phase(p.milestones)
-        if phase != self._phase:
-            self._phase = phase
-            if phase is not None:
-                self._audit(now, "phase_started", phase.value)
-        if phase is None:
-            self._finish(now)
+        changes = rule.advance(self._o(), self._phase, now, self._times_kept)
+        self._apply(changes)
+        self._phase = changes.phase
 
-    def _finish(self, now: datetime) -> None:
-        p = self.progress
-        p.finished_at = now
-        ttv = self._ttv()
-        health = self._health(now)
-        self._audit(
-            now,
-            "completed",
-            f"handoff done; health {health.score}, TTV {ttv.total_days} days, "
-            f"completion {rules.completion_pct(p.milestones)}%",
-        )
-        variables = {"days": str(ttv.total_days if ttv.total_days is not None else "n/a")}
-        self._notify("handoff", Audience.CUSTOMER, "handoff_complete", variables)
-        if p.owner:
-            self._notify("handoff", Audience.CSM, "handoff_complete", variables)
+    def _o(self) -> rule.Onboarding:
+        return rule.Onboarding(self.deal, self.playbook, self.progress)
 
-    # ------------------------------------------------------------------ the ladder
-
-    def _escalate(self, due: rules.DueStep, now: datetime) -> None:
-        p, step = self.progress, due.step
-        self._record_step(due, now, superseded=False)
-        subject = self._milestone(due.milestone_id) if due.milestone_id else None
-        what = f"{step.when.value} ({subject.title})" if subject else step.when.value
-        self._audit(now, "escalation", f"{p.tier.value}.{step.id}: {what}")
-        workflow.logger.info(
-            "escalation %s fired", due.key, extra={"account_id": self.deal.account_id}
-        )
-        days = str(step.days) if step.when is not Trigger.MILESTONE_OVERDUE else "0"
-        for action in step.actions:
-            self._act(action, due, days, now)
-
-    def _act(self, action: Action, due: rules.DueStep, days: str, now: datetime) -> None:
-        p = self.progress
-        if action.notify is not None and action.template is not None:
-            about = self._milestone(due.milestone_id) if due.milestone_id else None
-            self._notify(due.key, action.notify, action.template, {"days": days}, about)
-        elif action.change_tier is not None and action.change_tier is not p.tier:
-            reason = f"ladder {due.step.id}: {due.step.when.value} after {days} days"
-            self._change_tier(action.change_tier, "automatic", "escalation ladder", reason, now)
-        elif action.require_decision:
-            p.decision_required = True
-            self._audit(
-                now, "decision_required", "stalled: resume with a revised timeline, or pause"
+    def _apply(self, changes: rule.Changes) -> None:
+        """Record what a state change asked for; its effects run from the outbox."""
+        self.progress.audit += changes.audit
+        for r in changes.rejected:
+            self._reject(r.at, r.kind, r.ref, r.reason)
+        for key in changes.fired:
+            workflow.logger.info(
+                "escalation %s fired", key, extra={"account_id": self.deal.account_id}
             )
-        elif action.flag is not None:
-            suffix = f" ({due.milestone_id})" if due.milestone_id else ""
-            p.risk_flags.append(f"{_date(now)}: {action.flag}{suffix}")
-        elif action.adopt_fallback_criteria:
-            p.success_criteria = [self.playbook.fallback_success_criterion]
-            self._audit(now, "success_criteria", f"fallback adopted: {p.success_criteria[0]}")
-
-    def _change_tier(
-        self,
-        tier: Tier,
-        kind: Literal["automatic", "override"],
-        by: str,
-        reason: str,
-        now: datetime,
-    ) -> None:
-        """A designed transition (rules §4 (docs/rules.md)): re-plan what is left, keep
-        earned credit."""
-        p = self.progress
-        old = p.tier
-        p.tier_changes.append(
-            TierChange(at=now, from_tier=old, to_tier=tier, kind=kind, by=by, reason=reason)
-        )
-        p.tier = tier
-        p.milestones = rules.replan(self.playbook, p.milestones, tier, now)
-        self._credit_observed_events(now)
-        self._audit(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
-        # A tier change is movement: the new ladder's stall clock starts now, and its
-        # steps whose time had already passed are recorded, not fired.
-        p.last_progress_at = now
-        p.progress_epoch += 1
-        while passed := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
-            for due in passed:
-                self._record_step(due, now, superseded=True)
-        if tier.rank > old.rank and p.owner is None:
-            self.outbox.append(_AssignOwner(f"upgraded to {tier.value}"))
-        trigger = f"tier-change-{len(p.tier_changes)}"
-        self._notify(trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
-
-    def _record_step(
-        self, due: rules.DueStep, now: datetime, superseded: bool, repeats: int = 1
-    ) -> None:
-        """Mark a ladder step done (so it never runs twice) and keep it for the report;
-        `repeats` occurrences of a recurring step from `due` on are recorded as one."""
-        self.progress.fired.append(due.later(repeats - 1).key)
-        self.progress.escalations.append(
-            Escalation(
-                at=now,
-                due_at=due.at,
-                repeats=repeats,
-                tier=self.progress.tier,
-                step_id=due.step.id,
-                trigger=due.step.when,
-                milestone_id=due.milestone_id,
-                actions=[] if superseded else [a.describe() for a in due.step.actions],
-                superseded=superseded,
-            )
-        )
-
-    # ------------------------------------------------------------------ pause
-
-    def _paused_duties(self, now: datetime) -> None:
-        pause = self.progress.pause
-        assert pause is not None
-        if pause.resume_on is not None:
-            if now >= pause.resume_on:
-                self._resume(ResumeRequest(by="schedule", reason="scheduled resume"), now)
-            return
-        last = pause.last_reminder_at or pause.since
-        if now >= last + self.playbook.pause_reminder_days * DAY:
-            pause.last_reminder_at = now
-            variables = {"due": _date(pause.since), "reason": pause.reason}
-            self._notify(
-                f"pause-reminder@{now.isoformat()}", Audience.CSM, "pause_reminder", variables
-            )
-
-    def _resume(self, req: ResumeRequest, now: datetime) -> None:
-        p = self.progress
-        if p.pause is not None:
-            paused_for = now - p.pause.since
-            p.paused_days_total += paused_for / DAY
-            p.clock_start += paused_for
-            if p.last_progress_at <= p.pause.since:
-                p.last_progress_at += paused_for
-            for m in p.milestones:
-                if m.is_open:
-                    m.starts_at += paused_for
-                    m.due_at += paused_for
-            self._audit(now, "resumed", f"after {paused_for / DAY:.1f} days paused", req.by)
-            p.pause = None
-        if p.decision_required:
-            # Choosing a revised timeline is movement: the stall clock starts again.
-            p.decision_required = False
-            p.last_progress_at = now
-            p.progress_epoch += 1
-            self._audit(now, "decision", "resume with a revised timeline", req.by)
-        for milestone_id, due in req.revised_due.items():
-            revised = self._milestone(milestone_id)
-            assert revised is not None
-            revised.due_at, revised.revision = due, revised.revision + 1
-            self._audit(now, "deadline_revised", f"{revised.title}: due {_date(due)}", req.by)
+        self.outbox += changes.effects
 
     # ------------------------------------------------------------------ milestones
-
-    def _milestone(self, milestone_id: str | None) -> Milestone | None:
-        return next((m for m in self.progress.milestones if m.id == milestone_id), None)
-
-    def _reach(
-        self, m: Milestone, status: MilestoneStatus, at: datetime, by: str, now: datetime
-    ) -> None:
-        """Record progress on a milestone, in whatever order it arrives."""
-        p = self.progress
-        if not m.is_open or (status is MilestoneStatus.IN_PROGRESS and m.started_at):
-            return
-        m.started_at = m.started_at or at
-        m.status = status
-        if status is MilestoneStatus.DONE:
-            m.done_at = at
-            self._audit(now, "milestone_reached", f"{m.title} ({_date(at)})", by)
-            spec = self.playbook.milestone(m.id)
-            if spec is not None and spec.on_done:
-                self._notify(f"reached-{m.id}", Audience.CUSTOMER, spec.on_done, about=m)
-        else:
-            self._audit(now, "milestone_started", m.title, by)
-        p.last_progress_at = max(p.last_progress_at, at)
-        p.progress_epoch += 1
-        p.decision_required = False
 
     def _times_kept(self) -> bool:
         """Product events credit milestones when they happened (patched: runs that began
         before this rule credited them on arrival, and must replay so)."""
         return workflow.patched(CREDIT_AT_EVENT_TIME)
-
-    def _credit_observed_events(self, now: datetime) -> None:
-        """Milestones whose completing product events have all been seen are reached, at
-        the time the last event needed happened: not before closed-won, not after now."""
-        p = self.progress
-        for m in p.milestones:
-            spec = self.playbook.milestone(m.id)
-            rule = spec.completed_by if spec else None
-            if not (m.is_open and rule and event_mapping.reached(rule, p.event_counts)):
-                continue
-            at = now
-            if self._times_kept():
-                happened = event_mapping.reached_at(rule, p.event_times) or now
-                at = min(max(happened, self.deal.close_date), now)
-            names = ", ".join(n for n in rule.events if p.event_counts.get(n))
-            self._reach(m, MilestoneStatus.DONE, at, f"product events ({names})", now)
-
-    def _apply_early(self, early: EarlyFacts, now: datetime) -> None:
-        """Facts that arrived before the deal count as if they had come after it."""
-        p = self.progress
-        p.seen_event_ids = early.seen_event_ids
-        for name, count in early.event_counts.items():
-            p.event_counts[name] = p.event_counts.get(name, 0) + count
-        p.event_times = early.event_times
-        p.rejected[:0] = early.rejected
-        if early.event_counts:
-            total = sum(early.event_counts.values())
-            self._audit(now, "early_events", f"{total} product events from before the deal")
-        self._credit_observed_events(now)
-        for report in early.reports:
-            self._record_report(report, now)
 
     def _seen_list(self) -> list[str]:
         if self.early is not None:
@@ -504,19 +253,10 @@ class AccountOnboarding:
         if self.early is not None:
             self.early.reports.append(report)
             return
-        self._record_report(report, workflow.now())
+        changes = rule.Changes()
+        rule.record_report(self._o(), changes, report, workflow.now())
+        self._apply(changes)
         self.changed = True
-
-    def _record_report(self, report: MilestoneReport, now: datetime) -> None:
-        m = self._milestone(report.milestone_id)
-        if m is None:
-            known = ", ".join(x.id for x in self.progress.milestones)
-            self._reject(
-                now, "milestone_reached", report.milestone_id, f"unknown milestone (plan: {known})"
-            )
-            return
-        status = MilestoneStatus(report.status)
-        self._reach(m, status, min(report.at or now, now), report.reported_by, now)
 
     @workflow.signal(name=contract.PRODUCT_EVENTS)
     def product_events(self, batch: ProductEventBatch) -> None:
@@ -538,7 +278,9 @@ class AccountOnboarding:
                 times = facts.event_times.setdefault(event.name, [])
                 event_mapping.record_time(times, min(event.at or now, now), n)
         if self.early is None:
-            self._credit_observed_events(now)
+            changes = rule.Changes()
+            rule.credit_observed_events(self._o(), changes, now, self._times_kept)
+            self._apply(changes)
         self.changed = True
 
     # ------------------------------------------------------------------ the deal
@@ -554,7 +296,7 @@ class AccountOnboarding:
             return self._acceptance(True, "deal received: onboarding started")
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
-        since = _date(self.progress.started_at)
+        since = rule.day(self.progress.started_at)
         return self._acceptance(False, f"already onboarding since {since}; deal not changed")
 
     @provide_deal.validator
@@ -601,21 +343,21 @@ class AccountOnboarding:
             by=req.by, reason=req.reason, since=now, resume_on=req.resume_on
         )
         self.progress.decision_required = False
-        until = f" until {_date(req.resume_on)}" if req.resume_on else ""
+        until = f" until {rule.day(req.resume_on)}" if req.resume_on else ""
         return self._done("paused", f"{req.reason}{until}", req.by)
 
     @pause.validator
     def _check_pause(self, req: PauseRequest) -> None:
         self._require_running()
         if (pause := self.progress.pause) is not None:
-            raise ValueError(f"already paused by {pause.by} since {_date(pause.since)}")
+            raise ValueError(f"already paused by {pause.by} since {rule.day(pause.since)}")
         if req.resume_on is not None and req.resume_on <= workflow.now():
             raise ValueError("resume_on: must be in the future")
 
     @workflow.update(name=contract.RESUME)
     def resume(self, req: ResumeRequest) -> OnboardingStatus:
         """Resume a pause (deadlines shift by the paused time) or settle a stall."""
-        self._resume(req, workflow.now())
+        self.progress.audit += rule.resume(self._o(), req, workflow.now())
         self.changed = True
         return self._status()
 
@@ -629,7 +371,7 @@ class AccountOnboarding:
             raise ValueError("revised_due: a stalled onboarding resumes with a revised timeline")
         now = workflow.now()
         for milestone_id, due in req.revised_due.items():
-            m = self._milestone(milestone_id)
+            m = rule.milestone(p, milestone_id)
             if m is None or not m.is_open:
                 raise ValueError(f"revised_due.{milestone_id}: no open milestone with that id")
             if due <= now:
@@ -638,7 +380,11 @@ class AccountOnboarding:
     @workflow.update(name=contract.OVERRIDE_TIER)
     def override_tier(self, req: TierOverride) -> OnboardingStatus:
         """A manager's override of the tier rule, recorded with approver and reason."""
-        self._change_tier(req.tier, "override", req.approver, req.reason, workflow.now())
+        now = workflow.now()
+        changes = rule.change_tier(
+            self._o(), req.tier, "override", req.approver, req.reason, now, self._times_kept
+        )
+        self._apply(changes)
         self.changed = True
         return self._status()
 
@@ -651,19 +397,14 @@ class AccountOnboarding:
     @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
         """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
-        now = workflow.now()
-        m = self._milestone(req.milestone_id)
-        assert m is not None
-        m.status, m.skip_reason = MilestoneStatus.SKIPPED, req.reason
-        self.progress.risk_flags.append(f"{_date(now)}: skipped {m.id}: {req.reason}")
-        self.progress.progress_epoch += 1
-        self.progress.last_progress_at = now
-        return self._done("milestone_skipped", f"{m.title}: {req.reason}", req.by)
+        self._apply(rule.skip(self._o(), req, workflow.now()))
+        self.changed = True
+        return self._status()
 
     @skip_milestone.validator
     def _check_skip(self, req: SkipRequest) -> None:
         self._require_running()
-        m = self._milestone(req.milestone_id)
+        m = rule.milestone(self.progress, req.milestone_id)
         if m is None or not m.is_open:
             open_ids = ", ".join(x.id for x in self.progress.milestones if x.is_open)
             raise ValueError(
@@ -697,8 +438,7 @@ class AccountOnboarding:
         return self._cancel(req)
 
     def _cancel(self, req: CancelRequest) -> OnboardingStatus:
-        self.progress.cancelled = req
-        self.progress.finished_at = workflow.now()
+        rule.cancel(self.progress, req, workflow.now())
         return self._done("cancelled", req.reason, req.by)
 
     @cancel.validator
@@ -714,7 +454,7 @@ class AccountOnboarding:
         reason = f"deal lost: {lost.reason}"
         if lost.action == "cancel":
             return self._cancel(CancelRequest(by=by, reason=reason))
-        self.progress.risk_flags.append(f"{_date(workflow.now())}: {reason}")
+        self.progress.risk_flags.append(f"{rule.day(workflow.now())}: {reason}")
         self.progress.decision_required = True
         return self._done("deal_lost", f"{reason}; decision required: cancel or resume", by)
 
@@ -730,40 +470,18 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ side effects
 
-    def _notify(
-        self,
-        trigger: str,
-        audience: Audience,
-        template_id: str,
-        variables: dict[str, str] | None = None,
-        about: Milestone | None = None,
-    ) -> None:
-        p = self.progress
-        about = about or rules.next_milestone(p.milestones)
-        base = {
-            "account_name": self.deal.account_name,
-            "account_id": self.deal.account_id,
-            "tier": p.tier.value,
-            "phase": phase.value if (phase := rules.current_phase(p.milestones)) else "handoff",
-            "milestone": about.title if about else "-",
-            "due": _date(about.due_at) if about else "-",
-            "days": "0",
-            "reason": "",
-        }
-        self.outbox.append(_Notify(trigger, audience, template_id, base | (variables or {})))
-
     async def _send_outbox(self) -> None:
         while self.outbox:
             if self.progress.cancelled is not None:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
             effect = self.outbox.pop(0)
-            if isinstance(effect, _AssignOwner):
+            if isinstance(effect, rule.AssignOwner):
                 await self._assign_owner(effect)
             else:
                 await self._send(effect)
 
-    async def _assign_owner(self, effect: _AssignOwner) -> None:
+    async def _assign_owner(self, effect: rule.AssignOwner) -> None:
         p, info = self.progress, workflow.info()
         try:
             result: OwnerAssignment = await workflow.execute_activity(
@@ -784,27 +502,14 @@ class AccountOnboarding:
             return
         p.owner = result.owner
         self._audit(workflow.now(), "owner_assigned", f"{result.owner}: {result.reason}")
-        self._notify(
-            f"owner-{len(p.tier_changes)}",
-            Audience.CSM,
-            "owner_assigned",
-            {"reason": effect.reason},
-        )
+        changes = rule.Changes()
+        trigger = f"owner-{len(p.tier_changes)}"
+        variables = {"reason": effect.reason}
+        rule.notify(self._o(), changes, trigger, Audience.CSM, "owner_assigned", variables)
+        self._apply(changes)
 
-    def _recipient(self, audience: Audience) -> str | None:
-        by_role = {c.role: c.email for c in self.progress.contacts}
-        match audience:
-            case Audience.CUSTOMER:
-                return by_role.get(ContactRole.CHAMPION) or by_role.get(ContactRole.ADMIN)
-            case Audience.EXECUTIVE_SPONSOR:
-                return by_role.get(ContactRole.EXECUTIVE_SPONSOR)
-            case Audience.CSM:
-                return self.progress.owner
-        return None
-
-    async def _send(self, effect: _Notify) -> None:
-        if self.progress.pause is not None and effect.audience is Audience.CUSTOMER:
-            # A formal pause sends no nudges to the customer (rules §5 (docs/rules.md)).
+    async def _send(self, effect: rule.Notify) -> None:
+        if rule.held_back(self.progress, effect.audience):
             return
         info = workflow.info()
         health = self._health(workflow.now())
@@ -818,7 +523,7 @@ class AccountOnboarding:
             account_id=self.deal.account_id,
             workflow_id=info.workflow_id,
             audience=effect.audience,
-            recipient=self._recipient(effect.audience),
+            recipient=rule.recipient(self.progress, effect.audience),
             template_id=effect.template_id,
             template=template,
             variables=variables,
@@ -843,25 +548,8 @@ class AccountOnboarding:
     def _next_wake(self) -> tuple[datetime, str] | None:
         if self.early is not None:
             until = self._waiting_until()
-            return until, f"Waiting for the closed-won deal until {_date(until)}"
-        p = self.progress
-        if p.finished_at is not None:
-            return None
-        if p.pause is not None:
-            if p.pause.resume_on is not None:
-                return p.pause.resume_on, f"Paused: resumes {_date(p.pause.resume_on)}"
-            at = (
-                p.pause.last_reminder_at or p.pause.since
-            ) + self.playbook.pause_reminder_days * DAY
-            return at, f"Paused: owner reminder {_date(at)}"
-        steps = rules.ladder_steps(p, self.playbook)
-        if not steps:
-            return None
-        step = steps[0]
-        m = self._milestone(step.milestone_id)
-        if step.step.when is Trigger.MILESTONE_OVERDUE and m is not None:
-            return step.at, f"SLA: {m.phase.value} {m.title} due {_date(step.at)}"
-        return step.at, f"Ladder: {step.step.id} ({step.step.when.value}) on {_date(step.at)}"
+            return until, f"Waiting for the closed-won deal until {rule.day(until)}"
+        return rule.next_wake(self._o())
 
     async def _sleep_until_due_or_message(self) -> None:
         # Re-arm the timer only when the earliest deadline moves: every timer cancelled
@@ -905,16 +593,7 @@ class AccountOnboarding:
     def _state(self, now: datetime) -> OnboardingState:
         if self._deal is None:
             return OnboardingState.AWAITING_DEAL
-        p = self.progress
-        if p.cancelled is not None:
-            return OnboardingState.CANCELLED
-        if p.finished_at is not None:
-            return OnboardingState.COMPLETED
-        if p.pause is not None:
-            return OnboardingState.PAUSED
-        if p.decision_required or self._health(now).band is not HealthBand.HEALTHY:
-            return OnboardingState.AT_RISK
-        return OnboardingState.ACTIVE
+        return rule.state(self._o(), now)
 
     def _next_deadline(self) -> datetime | None:
         m = rules.next_milestone(self.progress.milestones)
@@ -1020,7 +699,7 @@ class AccountOnboarding:
             )
         counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
         workflow.set_current_details(
-            f"**{self.account_id}** · waiting for the closed-won deal until {_date(until)}\n\n"
+            f"**{self.account_id}** · waiting for the closed-won deal until {rule.day(until)}\n\n"
             f"Product events so far: {counts or 'none'}"
         )
 
@@ -1079,22 +758,28 @@ class AccountOnboarding:
         for m in p.milestones:
             if m.status is MilestoneStatus.DONE and m.done_at:
                 late = " (late)" if m.done_at > m.due_at else ""
-                lines.append(f"- [x] {m.phase.value}: {m.title} — done {_date(m.done_at)}{late}")
+                lines.append(f"- [x] {m.phase.value}: {m.title} — done {rule.day(m.done_at)}{late}")
             elif m.status is MilestoneStatus.SKIPPED:
                 lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
             else:
                 flag = " **OVERDUE**" if now >= m.due_at else ""
                 started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
                 lines.append(
-                    f"- [ ] {m.phase.value}: {m.title}{started} — due {_date(m.due_at)}{flag}"
+                    f"- [ ] {m.phase.value}: {m.title}{started} — due {rule.day(m.due_at)}{flag}"
                 )
         if p.pause:
-            lines += ["", f"Paused by {p.pause.by} since {_date(p.pause.since)}: {p.pause.reason}"]
+            lines += [
+                "",
+                f"Paused by {p.pause.by} since {rule.day(p.pause.since)}: {p.pause.reason}",
+            ]
         if p.decision_required:
             lines += ["", "**Decision required:** resume with a revised timeline, or pause."]
         if p.escalations:
             last = p.escalations[-1]
-            lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {_date(last.at)}"]
+            lines += [
+                "",
+                f"Last escalation: {last.tier.value}.{last.step_id} on {rule.day(last.at)}",
+            ]
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ records
