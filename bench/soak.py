@@ -97,6 +97,7 @@ from workflows.models import (
     workflow_id_for,
 )
 from workflows.playbook import load_playbook
+from workflows.progress import shift_for_pause
 
 T = TypeVar("T")
 DAY = timedelta(days=1)
@@ -158,8 +159,10 @@ Escalated = tuple[str, str, str | None, bool]
 class Replay:
     """What the rules say one onboarding does, given what was sent to it and when.
 
-    It follows the workflow's loop on the pure rules: run every ladder step due by `now`
-    (a recurring step whose next repeat is due too is only recorded, superseded), re-plan
+    What is not under test comes from the project (`rules.ladder_steps`, `rules.replan`,
+    `progress.shift_for_pause`); what is, the workflow's effects, is formulated here
+    independently of `workflows/progress.py`, by effect keys only: run every ladder step
+    due by `now` (a recurring step whose next repeat is due too is only recorded, superseded), re-plan
     on a tier change (recording the new ladder's passed steps as superseded), credit
     milestones, and collect the notification keys. The soak sends each account's messages
     in a fixed order (start; then pause, resume or override; then progress), no catch-up
@@ -199,18 +202,9 @@ class Replay:
         self._loop(now)
 
     def resume(self, now: datetime) -> None:
-        """Open deadlines and clocks shift by the time paused."""
-        p = self.progress
-        assert p.pause is not None
-        paused_for = now - p.pause.since
-        p.clock_start += paused_for
-        if p.last_progress_at <= p.pause.since:
-            p.last_progress_at += paused_for
-        for m in p.milestones:
-            if m.is_open:
-                m.starts_at += paused_for
-                m.due_at += paused_for
-        p.pause = None
+        """Open deadlines and clocks shift by the time paused (the project's own
+        `progress.shift_for_pause`: the arithmetic is not what the soak checks)."""
+        shift_for_pause(self.progress, now)
         self._loop(now)
 
     def override(self, tier: Tier, now: datetime) -> None:

@@ -1,0 +1,197 @@
+"""rules §1-§6 (docs/rules.md): the onboarding's state changes (`workflows/progress.py`),
+without a server: what each change does to the state and what it asks the workflow to do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import make_deal
+from workflows import progress as rule
+from workflows import rules
+from workflows.models import (
+    Audience,
+    CancelRequest,
+    CompletedMilestone,
+    EarlyFacts,
+    MilestoneReport,
+    MilestoneStatus,
+    OnboardingState,
+    Pause,
+    ResumeRequest,
+    SkipRequest,
+    Tier,
+)
+from workflows.playbook import load_playbook
+
+PB = load_playbook()
+DAY = timedelta(days=1)
+NOW = datetime.now(UTC)
+ALWAYS = lambda: True  # noqa: E731 (credit product events when they happened)
+
+
+def begun(
+    acv: float = 20_000, closed_days_ago: float = 1, **deal: object
+) -> tuple[rule.Onboarding, rule.Changes]:
+    closed = NOW - closed_days_ago * DAY
+    d = make_deal("acct-1", close_date=closed, acv_usd=acv, **deal)
+    return rule.begin(d, PB, None, NOW, ALWAYS)
+
+
+def kinds(changes: rule.Changes) -> list[str]:
+    return [a.kind for a in changes.audit]
+
+
+def test_begin_assigns_tier_plans_and_asks_for_an_owner_then_the_welcome() -> None:
+    o, changes = begun()
+    assert o.progress.tier is Tier.TECH_TOUCH
+    assert kinds(changes) == ["started", "tier_assigned"]
+    assert [type(e) for e in changes.effects] == [rule.AssignOwner, rule.Notify]
+    welcome = changes.effects[1]
+    assert isinstance(welcome, rule.Notify)
+    assert (welcome.trigger, welcome.audience) == ("welcome", Audience.CUSTOMER)
+    assert welcome.variables["account_name"] == "Acme Corp"
+    assert changes.phase is not None
+
+
+def test_self_serve_gets_no_owner() -> None:
+    _, changes = begun(acv=2_000)
+    assert not any(isinstance(e, rule.AssignOwner) for e in changes.effects)
+
+
+def test_begin_credits_imported_milestones_and_rejects_unknown_ones() -> None:
+    done = [
+        CompletedMilestone(milestone_id="first_login", at=NOW - DAY / 2),
+        CompletedMilestone(milestone_id="no_such_step", at=NOW - DAY / 2),
+    ]
+    o, changes = begun(completed_milestones=done)
+    m = rule.milestone(o.progress, "first_login")
+    assert m is not None and m.status is MilestoneStatus.DONE and m.done_at == NOW - DAY / 2
+    assert [(r.kind, r.ref) for r in changes.rejected] == [("completed_milestones", "no_such_step")]
+    assert "milestone_reached" in kinds(changes)
+
+
+def test_early_events_credit_the_milestone_when_they_happened() -> None:
+    closed = NOW - 3 * DAY
+    early = EarlyFacts(
+        since=NOW - 5 * DAY,
+        event_counts={"user_logged_in": 1},
+        event_times={"user_logged_in": [NOW - 2 * DAY]},
+    )
+    d = make_deal("acct-1", close_date=closed)
+    o, changes = rule.begin(d, PB, early, NOW, ALWAYS)
+    m = rule.milestone(o.progress, "first_login")
+    assert m is not None and m.done_at == NOW - 2 * DAY
+    assert "early_events" in kinds(changes)
+    # Before the patch, credit was given on arrival: the rule asks, and obeys.
+    o, _ = rule.begin(d, PB, early.model_copy(deep=True), NOW, lambda: False)
+    m = rule.milestone(o.progress, "first_login")
+    assert m is not None and m.done_at == NOW
+
+
+def test_a_report_in_the_future_counts_as_now_and_an_unknown_one_is_rejected() -> None:
+    o, _ = begun()
+    changes = rule.Changes()
+    report = MilestoneReport(milestone_id="kickoff_call", at=NOW + DAY, event_id="e1")
+    rule.record_report(o, changes, report, NOW)
+    m = rule.milestone(o.progress, "kickoff_call")
+    assert m is not None and m.done_at == NOW
+    assert o.progress.last_progress_at == NOW
+    rule.record_report(o, changes, MilestoneReport(milestone_id="nope", event_id="e2"), NOW)
+    assert [r.ref for r in changes.rejected] == ["nope"]
+
+
+def test_pause_then_resume_shifts_open_deadlines_and_clocks_by_the_time_paused() -> None:
+    o, _ = begun()
+    p = o.progress
+    before = {m.id: m.due_at for m in p.milestones}
+    clock, stall = p.clock_start, p.last_progress_at
+    p.pause = Pause(by="csm", reason="re-org", since=NOW)
+    audit = rule.resume(o, ResumeRequest(by="csm", reason="back"), NOW + 10 * DAY)
+    assert [a.kind for a in audit] == ["resumed"]
+    assert p.pause is None and p.paused_days_total == 10
+    assert p.clock_start == clock + 10 * DAY and p.last_progress_at == stall + 10 * DAY
+    assert all(m.due_at == before[m.id] + 10 * DAY for m in p.milestones if m.is_open)
+
+
+def test_a_customer_message_is_held_back_while_paused_but_not_the_csms() -> None:
+    o, _ = begun()
+    o.progress.pause = Pause(by="csm", reason="re-org", since=NOW)
+    assert rule.held_back(o.progress, Audience.CUSTOMER)
+    assert not rule.held_back(o.progress, Audience.CSM)
+    wake = rule.next_wake(o)
+    assert wake is not None and wake[0] == NOW + PB.pause_reminder_days * DAY
+
+
+def test_an_open_pause_reminds_the_owner_and_a_scheduled_one_resumes_itself() -> None:
+    o, _ = begun()
+    o.progress.pause = Pause(by="csm", reason="re-org", since=NOW)
+    later = NOW + PB.pause_reminder_days * DAY
+    changes = rule.advance(o, None, later, ALWAYS)
+    reminders = [e for e in changes.effects if isinstance(e, rule.Notify)]
+    assert [(e.audience, e.template_id) for e in reminders][:1] == [
+        (Audience.CSM, "pause_reminder")
+    ]
+    o.progress.pause = Pause(by="csm", reason="re-org", since=later, resume_on=later + DAY)
+    changes = rule.advance(o, None, later + DAY, ALWAYS)
+    assert o.progress.pause is None and "resumed" in kinds(changes)
+
+
+def test_tier_change_keeps_credit_records_passed_steps_and_asks_for_an_owner() -> None:
+    o, _ = begun(acv=2_000, closed_days_ago=30)
+    p = o.progress
+    rule.record_report(
+        o, rule.Changes(), MilestoneReport(milestone_id="first_login", event_id="e1"), NOW
+    )
+    changes = rule.change_tier(o, Tier.HIGH_TOUCH, "override", "vp", "strategic", NOW, ALWAYS)
+    assert p.tier is Tier.HIGH_TOUCH and p.last_progress_at == NOW
+    m = rule.milestone(p, "first_login")
+    assert m is not None and m.status is MilestoneStatus.DONE
+    assert all(e.superseded for e in p.escalations)
+    assert [type(e) for e in changes.effects] == [rule.AssignOwner, rule.Notify]
+    assert not [s for s in rules.ladder_steps(p, PB) if s.at <= NOW]
+
+
+def test_skip_flags_a_risk_and_counts_as_movement() -> None:
+    o, _ = begun()
+    changes = rule.skip(o, SkipRequest(milestone_id="first_training", reason="no", by="c"), NOW)
+    m = rule.milestone(o.progress, "first_training")
+    assert m is not None and m.status is MilestoneStatus.SKIPPED
+    assert o.progress.risk_flags and o.progress.last_progress_at == NOW
+    assert kinds(changes) == ["milestone_skipped"]
+
+
+def test_state_cancelled_paused_at_risk_active() -> None:
+    o, _ = begun()
+    assert rule.state(o, NOW) is OnboardingState.ACTIVE
+    o.progress.decision_required = True
+    assert rule.state(o, NOW) is OnboardingState.AT_RISK
+    o.progress.pause = Pause(by="csm", reason="x", since=NOW)
+    assert rule.state(o, NOW) is OnboardingState.PAUSED
+    rule.cancel(o.progress, CancelRequest(by="csm", reason="churn"), NOW)
+    assert rule.state(o, NOW) is OnboardingState.CANCELLED
+    assert rule.next_wake(o) is None
+
+
+def test_overdue_milestones_make_the_onboarding_at_risk() -> None:
+    o, _ = begun(closed_days_ago=120)
+    assert rule.state(o, NOW) is OnboardingState.AT_RISK
+
+
+def test_advance_fires_due_steps_once_and_finishes_when_nothing_is_left() -> None:
+    o, _ = begun(closed_days_ago=60)
+    changes = rule.advance(o, None, NOW, ALWAYS)
+    assert changes.fired and "escalation" in kinds(changes)
+    assert not rule.advance(o, changes.phase, NOW, ALWAYS).fired  # nothing twice
+    for m in o.progress.milestones:
+        rule.reach(o, rule.Changes(), m, MilestoneStatus.DONE, NOW, "test", NOW)
+    changes = rule.advance(o, changes.phase, NOW, ALWAYS)
+    assert o.progress.finished_at == NOW and "completed" in kinds(changes)
+    assert [e.template_id for e in changes.effects if isinstance(e, rule.Notify)][:1] == [
+        "handoff_complete"
+    ]
+
+
+def test_the_customer_is_the_champion_and_the_csm_is_the_owner() -> None:
+    o, _ = begun()
+    assert rule.recipient(o.progress, Audience.CUSTOMER) == "cara@acme.test"
+    assert rule.recipient(o.progress, Audience.CSM) is None
