@@ -162,13 +162,14 @@ class Replay:
     What is not under test comes from the project (`rules.ladder_steps`, `rules.replan`,
     `progress.shift_for_pause`); what is, the workflow's effects, is formulated here
     independently of `workflows/progress.py`, by effect keys only: run every ladder step
-    due by `now` (a recurring step whose next repeat is due too is only recorded, superseded), re-plan
-    on a tier change (recording the new ladder's passed steps as superseded), credit
-    milestones, and collect the notification keys. The soak sends each account's messages
-    in a fixed order (start; then pause, resume or override; then progress), no catch-up
-    step comes due within 12 hours of the run, and the accounts whose steps do come due
-    during it are sent nothing: so the answer does not depend on when exactly the worker
-    took each message. Pauses last seconds: their 14-day owner reminder never comes due.
+    due by `now` (a recurring step whose next repeat is due too is only recorded,
+    superseded), re-plan on a tier change (recording the new ladder's passed steps as
+    superseded), credit milestones, and collect the notification keys. The soak sends
+    each account's messages in a fixed order (start; then pause, resume or override;
+    then progress), no catch-up step comes due within 12 hours of the run, and the
+    accounts whose steps do come due during it are sent nothing: so the answer does not
+    depend on when exactly the worker took each message. Pauses last seconds: their
+    14-day owner reminder never comes due.
     """
 
     def __init__(self, playbook: Playbook, deal: ClosedWonDeal, now: datetime) -> None:
