@@ -29,11 +29,12 @@ run: install
 demo: install
 	$(BIN)/onboarding demo
 
-## lint: ruff, formatting, types
+## lint: ruff, formatting, types, import layers
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy workflows activities starter worker.py bench
+	$(BIN)/lint-imports
 
 ## test: lint, then the whole test suite
 test: lint

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for, configure_logging
-from starter.client import ConnectError, connect
-from starter.money import FxRatesError
+from activities.client import ConnectError, connect
+from activities.money import FxRatesError
 from workflows.contract import TASK_QUEUE
 from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
 from workflows.onboarding import AccountOnboarding

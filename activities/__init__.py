@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.crm import HubSpotClient
+from activities.delivery import deliver_deal_activity, report_deal_lost_activity
 from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
@@ -14,10 +15,6 @@ __all__ = ["Notifier", "OwnerRoster", "Settings", "activities_for", "configure_l
 
 def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     """The activities to pass to a Worker's `activities=`."""
-    # Imported here: `deliver_deal` uses the starter's client code, which itself reads
-    # activity settings; importing it with the package would make an import cycle.
-    from activities.delivery import deliver_deal_activity, report_deal_lost_activity
-
     notifier = Notifier(settings)
     roster = OwnerRoster(settings)
     hubspot = HubSpotClient(settings)

@@ -21,8 +21,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.settings import HubSpotApiSettings, Settings
-from starter.crm import (
+from activities.crm_records import (
     HUBSPOT_FIELDS,
     PayloadError,
     StageMeaning,
@@ -31,7 +30,8 @@ from starter.crm import (
     hubspot_deal,
     hubspot_pipeline_stages,
 )
-from starter.money import load_fx_rates
+from activities.money import load_fx_rates
+from activities.settings import HubSpotApiSettings, Settings
 from workflows import contract
 from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDealStage
 

@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from activities.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
 from workflows import contract
 from workflows.models import DealAcceptance, DealHandoff, DealLostOutcome, DealLostReport
 

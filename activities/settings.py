@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from starter.money import DEFAULT_FX_RATES
+from activities.money import DEFAULT_FX_RATES
 
 CHANNELS = ("log", "email", "slack")
 

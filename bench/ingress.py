@@ -38,7 +38,7 @@ from typing import Any
 import temporalio.client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from starter.client import connect
+from activities.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
 from starter.signatures import SEGMENT_SIGNATURE, sign_segment, standard_webhook_headers
 from workflows import contract

@@ -72,7 +72,8 @@ from ingress import (
 )
 from temporalio.client import WorkflowExecutionStatus
 
-from starter.client import connect, worker_catching_up
+from activities.client import connect
+from starter.client import worker_catching_up
 from starter.devserver import free_port, start_dev_server
 from starter.signatures import SEGMENT_SIGNATURE, sign_segment, standard_webhook_headers
 from workflows import rules

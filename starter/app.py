@@ -25,14 +25,14 @@ import temporalio.client
 import uvicorn
 from fastapi import FastAPI
 
+from activities.client import connect
 from activities.logging import configure_logging
-from starter.client import connect
+from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
 from starter.ingress import accounts, deals, events, ops
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
-from starter.money import FxRates, load_fx_rates
 from starter.settings import IngressSettings
 from workflows.models import Playbook
 from workflows.playbook import load_playbook

@@ -6,7 +6,7 @@ file that cannot be read as a whole (unknown or missing columns) fails before an
 starts, with every problem at once. CSV files come in this module's own columns, or as
 a CRM exports them (`starter.exports`: HubSpot and Salesforce presets, `--column`
 mappings, amounts like `$50,000.00`, dates like `11/30/2026`). Every deal is built by
-`starter.deals.inbound_deal`, like a webhook's. Delivering hands each good deal to
+`activities.deals.inbound_deal`, like a webhook's. Delivering hands each good deal to
 `deliver_deal`, a few at a time, so one account's failure never stops the others and
 importing the same file twice starts nothing twice.
 """
@@ -32,7 +32,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
-from starter.deals import inbound_deal
+from activities.deals import inbound_deal
+from activities.money import NO_RATES, USD, CurrencyError, FxRates, currency_code
+from activities.starting import AlreadyOnboardedError, deliver_deal
+from activities.temporal_errors import update_rejection
 from starter.exports import (
     PRESETS,
     WON_STAGES,
@@ -44,9 +47,6 @@ from starter.exports import (
     parse_date,
     parse_won,
 )
-from starter.money import NO_RATES, USD, CurrencyError, FxRates, currency_code
-from starter.starting import AlreadyOnboardedError, deliver_deal
-from starter.temporal_errors import update_rejection
 from workflows.models import ClosedWonDeal, ContactRole, Playbook
 
 # The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell.

@@ -1,100 +1,17 @@
-"""One way to reach Temporal for every part of the service (CLI, worker, ingress, tests).
-
-Connection settings come from the SDK's own environment configuration
-(`temporalio.envconfig`): `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
-`TEMPORAL_TLS*`, `TEMPORAL_PROFILE` / `TEMPORAL_CONFIG_FILE`, so the same code runs on
-the local dev server, a self-hosted cluster or Temporal Cloud. Without any of them it
-talks to the local dev server on localhost:7233, namespace `default`.
-"""
+"""What the ways in (CLI, ingress) add to `activities.client`: links to the Temporal Web UI,
+and whether a refused call means a worker is catching up."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any
 from urllib.parse import quote
 
-import temporalio.client
 from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.envconfig import ClientConfig
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.codec import CodecSettings, EncryptionCodec
+from activities.client import namespace
 
-DEFAULT_ADDRESS = "localhost:7233"
-DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_URL = "http://localhost:8233"
-
-
-class ConnectError(RuntimeError):
-    """Temporal could not be reached; the message names the address tried."""
-
-    def __init__(self, address: str, namespace: str, cause: BaseException) -> None:
-        self.address = address
-        self.namespace = namespace
-        detail = str(cause).removeprefix("Failed client connect: ")
-        super().__init__(
-            f"cannot reach Temporal at {address} (namespace {namespace}): {detail}. "
-            "Is the server running (`onboarding up`)? Set TEMPORAL_ADDRESS to use another."
-        )
-
-
-def connect_config(address: str | None = None, namespace: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for `Client.connect`: the env config, then defaults, then overrides."""
-    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
-    config.setdefault("target_host", DEFAULT_ADDRESS)
-    config.setdefault("namespace", DEFAULT_NAMESPACE)
-    if address:
-        config["target_host"] = address
-    if namespace:
-        config["namespace"] = namespace
-    return config
-
-
-def namespace() -> str:
-    """The namespace the environment selects (`default` when none is set)."""
-    return str(connect_config()["namespace"])
-
-
-def data_converter(settings: CodecSettings | None = None) -> DataConverter:
-    """Pydantic JSON; encrypted when `ONBOARDING_CODEC_KEYS` is set (see starter/codec.py).
-
-    With encryption, failure messages and stack traces are encrypted too: an SMTP error or
-    a rejected update can quote a contact's address."""
-    codec = EncryptionCodec.from_settings(settings or CodecSettings())
-    if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
-
-
-def metrics_runtime(port: int) -> Runtime:
-    """An SDK runtime that serves its metrics (Prometheus) on 127.0.0.1:`port`."""
-    bind = f"127.0.0.1:{port}"
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
-
-
-async def connect(
-    address: str | None = None,
-    namespace: str | None = None,
-    *,
-    runtime: Runtime | None = None,
-) -> temporalio.client.Client:
-    """A client with the service's data converter; raises `ConnectError` when unreachable."""
-    config = connect_config(address, namespace)
-    converter = data_converter()
-    try:
-        return await temporalio.client.Client.connect(
-            **config, data_converter=converter, runtime=runtime
-        )
-    except RuntimeError as exc:
-        raise ConnectError(config["target_host"], config["namespace"], exc) from exc
 
 
 def worker_catching_up(exc: BaseException) -> bool:

@@ -29,9 +29,9 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from starter.crm import PayloadError
-from starter.ids import canonical_account_id
+from activities.crm_records import PayloadError
 from workflows.event_mapping import property_value, to_product_event
+from workflows.ids import canonical_account_id
 from workflows.models import ACCOUNT_ID, Playbook, ProductEvent, UtcDatetime
 
 CallType = Literal["track", "identify", "group", "page", "screen", "alias"]
@@ -196,7 +196,7 @@ def _account(call: Mapping[str, Any], paths: Sequence[str]) -> str:
             continue
         account = _text(value)
         if account is not None:
-            account = canonical_account_id(account)  # one customer, one id (starter.ids)
+            account = canonical_account_id(account)  # one customer, one id (workflows.ids)
         if account is None or not ACCOUNT_ID.match(account):
             raise _Unusable(
                 path,

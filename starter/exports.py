@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from starter.money import USD, CurrencyError, currency_code
+from activities.money import USD, CurrencyError, currency_code
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from activities.money import DEFAULT_FX_RATES
 from activities.settings import CommaList, HubSpotApiSettings, _split, closed_won_stages
-from starter.money import DEFAULT_FX_RATES
 from workflows.models import DealLostAction, StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 

@@ -28,8 +28,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from activities.money import FxRates
 from starter.app import create_app
-from starter.money import FxRates
 from tests.ingress_kit import READ_TOKEN, settings
 from worker import build_worker
 from workflows import search_attributes as sa

@@ -23,7 +23,6 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.bulk import Outcome, import_deals, read_deals
 from starter.events import EventCall, parse_calls
-from starter.ids import canonical_account_id, salesforce_id18
 from tests.ingress_kit import (
     ORG_ID,
     OUTBOUND_TOKEN,
@@ -32,13 +31,14 @@ from tests.ingress_kit import (
     runs,
     track,
 )
+from workflows.ids import canonical_account_id, salesforce_id18
 from workflows.models import Playbook
 
 DATA = Path(__file__).parent / "data" / "real_world"
 
 
 def checksum(id15: str) -> str:
-    """Salesforce's suffix, written independently of starter.ids: per 5-character chunk,
+    """Salesforce's suffix, written independently of workflows.ids: per 5-character chunk,
     the upper-case positions read as a binary number, last character first."""
     alphabet = string.ascii_uppercase + "012345"
     chunks = [id15[i : i + 5] for i in range(0, 15, 5)]

@@ -25,16 +25,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
 from activities.crm import PIPELINES_PATH, PIPELINES_TTL_S, HubSpotStages
+from activities.crm_records import PayloadError, hubspot_pipeline_stages
 from activities.settings import HubSpotApiSettings
 from starter.app import create_app
-from starter.crm import (
-    PayloadError,
-    hubspot_pipeline_stages,
-    hubspot_stage_changes,
-    salesforce_opportunity,
-    sort_stage_changes,
-)
-from starter.ids import canonical_account_id
+from starter.crm import hubspot_stage_changes, salesforce_opportunity, sort_stage_changes
 from starter.settings import IngressSettings
 from tests.conftest import (
     HUBSPOT_DEFAULT_PIPELINE,
@@ -56,6 +50,7 @@ from tests.ingress_kit import (
     workflow_exists,
 )
 from tests.ingress_kit import settings as ingress_settings
+from workflows.ids import canonical_account_id
 from workflows.models import DealLost, DealStage, OnboardingState
 from workflows.onboarding import AccountOnboarding
 

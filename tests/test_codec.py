@@ -30,10 +30,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from activities.client import data_converter
+from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
-from starter.client import data_converter
-from starter.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.settings import IngressSettings
 from tests.conftest import make_deal, register_search_attributes
 from workflows.models import OnboardingInput, OnboardingStatus, Playbook

@@ -42,9 +42,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from starter.client import connect
+from activities.client import connect
+from activities.starting import deliver_deal
 from starter.devserver import DevServer, free_port, start_dev_server
-from starter.starting import deliver_deal
 from tests.conftest import make_deal
 from workflows.intake import HubSpotDealIntake
 from workflows.models import (

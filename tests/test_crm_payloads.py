@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from starter.crm import (
-    Ignored,
+from activities.crm_records import (
     PayloadError,
     StageMeaning,
-    generic_deal,
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
+)
+from starter.crm import (
+    Ignored,
+    generic_deal,
     hubspot_stage_changes,
     salesforce_ack,
     salesforce_opportunity,

@@ -20,7 +20,7 @@ import pytest
 import temporalio.client
 
 from activities import Settings
-from starter.client import connect
+from activities.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
 from worker import build_worker
 from workflows.models import ClosedWonDeal, OnboardingStatus

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from activities import Settings
+from activities.money import parse_fx_rates
 from starter.bulk import (
     CsvOptions,
     ImportFileError,
@@ -27,7 +28,6 @@ from starter.bulk import (
     read_file,
 )
 from starter.cli import app
-from starter.money import parse_fx_rates
 from workflows.models import ClosedWonDeal, Playbook
 
 DATA = Path(__file__).parent / "data" / "real_world"

@@ -19,23 +19,18 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from activities.crm import HubSpotClient
-from activities.settings import Settings
-from starter.cli import app
-from starter.crm import (
-    PayloadError,
-    generic_deal,
-    hubspot_deal,
-    salesforce_opportunity,
-    salesforce_outbound,
-)
-from starter.money import (
+from activities.crm_records import PayloadError, hubspot_deal
+from activities.money import (
     DEFAULT_FX_RATES,
     FxRates,
     FxRatesError,
     load_fx_rates,
     parse_fx_rates,
 )
-from starter.starting import summary_line
+from activities.settings import Settings
+from activities.starting import summary_line
+from starter.cli import app
+from starter.crm import generic_deal, salesforce_opportunity, salesforce_outbound
 from tests.conftest import FakeCrmApi, IngressFactory
 from tests.ingress_kit import (
     account,

@@ -28,11 +28,11 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
+from activities.starting import start_onboarding
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
 from starter.crm import MalformedError, salesforce_outbound
 from starter.settings import IngressSettings, ensure_local_secrets
-from starter.starting import start_onboarding
 from tests.conftest import make_deal
 from workflows.models import Playbook
 

@@ -33,8 +33,8 @@ from hypothesis.vendor import pretty
 from pydantic import ValidationError
 from standardwebhooks import webhooks as standard_webhooks
 
+from activities.crm_records import PayloadError
 from starter import signatures
-from starter.crm import PayloadError
 from starter.events import EventCall, EventProblem, parse_calls, plan_signals
 from tests.strategies import json_scalars, json_values
 from workflows.event_mapping import condition_holds, matches

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from starter.crm import PayloadError
+from activities.crm_records import PayloadError
 from starter.events import (
     AccountBatch,
     EventCall,

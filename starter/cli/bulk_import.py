@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
+from activities.client import connect
+from activities.money import DEFAULT_FX_RATES, load_fx_rates
 from starter import bulk
 from starter.cli.errors import CliError, run
 from starter.cli.options import FX_RATES_OPTION
-from starter.client import connect
 from starter.exports import WON_STAGES
-from starter.money import DEFAULT_FX_RATES, load_fx_rates
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
 
 

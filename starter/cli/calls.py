@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.temporal_errors import update_rejection
 from starter.cli.errors import CliError
-from starter.temporal_errors import update_rejection
 from workflows import contract
 from workflows import search_attributes as sa
 from workflows.models import OnboardingStatus, workflow_id_for

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from activities.client import connect
+from activities.starting import AlreadyOnboardedError, start_onboarding
 from starter.cli.calls import update
 from starter.cli.errors import CliError, run
-from starter.client import connect, ui_base_url
-from starter.starting import AlreadyOnboardedError, start_onboarding
+from starter.client import ui_base_url
 from workflows import contract
 from workflows.models import ClosedWonDeal, PauseRequest
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook

@@ -10,11 +10,12 @@ import typer
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from activities.client import ConnectError
+from activities.codec import DecryptionError
+from activities.money import FxRatesError
+from activities.starting import AlreadyOnboardedError
 from starter import devserver
-from starter.client import ConnectError, worker_catching_up
-from starter.codec import DecryptionError
-from starter.money import FxRatesError
-from starter.starting import AlreadyOnboardedError
+from starter.client import worker_catching_up
 from workflows.playbook import PlaybookError
 
 T = TypeVar("T")

@@ -14,13 +14,14 @@ import temporalio.client
 import typer
 from pydantic import BaseModel, ValidationError
 
+from activities.client import connect
+from activities.deals import inbound_deal
+from activities.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
+from activities.starting import start_onboarding
 from starter.cli.calls import query_status, signal, update
 from starter.cli.errors import CliError, run, validation_line
 from starter.cli.options import FX_RATES_OPTION, account_id_of
-from starter.client import connect, ui_url
-from starter.deals import inbound_deal
-from starter.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
-from starter.starting import start_onboarding
+from starter.client import ui_url
 from workflows import contract
 from workflows.models import (
     CancelRequest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from starter.ids import canonical_account_id
+from workflows.ids import canonical_account_id
 
 FX_RATES_OPTION = typer.Option(
     envvar="ONBOARDING_FX_RATES", help="Dated exchange rates (TOML) for deals not in USD"
@@ -13,5 +13,5 @@ FX_RATES_OPTION = typer.Option(
 
 def account_id_of(account: str) -> str:
     """Accept `acme` or `onboarding-acme`; a Salesforce id in any of its forms names one
-    account (`starter.ids`)."""
+    account (`workflows.ids`)."""
     return canonical_account_id(account.strip().removeprefix("onboarding-"))

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from activities.client import connect
+from activities.starting import usd
 from starter.cli.calls import query_status
 from starter.cli.errors import run
 from starter.cli.options import account_id_of
 from starter.cli.render import date_text, render_status, table_lines
-from starter.client import connect, ui_url
-from starter.starting import usd
+from starter.client import ui_url
 from workflows import search_attributes as sa
 from workflows.contract import WORKFLOW_TYPE
 from workflows.models import OnboardingState, Tier

@@ -17,10 +17,11 @@ import typer
 from pydantic import ValidationError
 
 from activities import Settings
+from activities.client import connect, connect_config, data_converter, metrics_runtime
+from activities.codec import CodecSettings
 from starter import devserver
 from starter.cli.errors import CliError, run, settings_error
-from starter.client import connect, connect_config, data_converter, metrics_runtime, ui_base_url
-from starter.codec import CodecSettings
+from starter.client import ui_base_url
 from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
 
 Service = Callable[[temporalio.client.Client, asyncio.Event], Awaitable[None]]

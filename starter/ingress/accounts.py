@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.ids import canonical_account_id
 from starter.ingress.errors import UNAVAILABLE_RETRY_AFTER_S, ApiError, unavailable
 from starter.ingress.state import TEMPORAL_TIMEOUT, IngressDep, ingress_of
 from workflows import contract
+from workflows.ids import canonical_account_id
 from workflows.models import ACCOUNT_ID, OnboardingStatus, workflow_id_for
 
 

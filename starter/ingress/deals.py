@@ -30,6 +30,9 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError
 
+from activities.crm_records import StageMeaning
+from activities.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from activities.temporal_errors import update_rejection
 from starter import crm, signatures
 from starter.ingress.errors import (
     INTAKE_FAILED_RETRY_AFTER_S,
@@ -41,8 +44,6 @@ from starter.ingress.errors import (
 from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
-from starter.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
-from starter.temporal_errors import update_rejection
 from workflows import contract
 from workflows.contract import TASK_QUEUE, intake_workflow_id, lost_intake_workflow_id
 from workflows.intake import HubSpotIntake, HubSpotLostIntake
@@ -305,7 +306,7 @@ def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------- HubSpot's intakes
 
 
-async def _stage_meanings(ingress: Ingress, stages: set[str]) -> dict[str, crm.StageMeaning]:
+async def _stage_meanings(ingress: Ingress, stages: set[str]) -> dict[str, StageMeaning]:
     """What each stage id means. A stage HubSpot's pipelines must explain, when they
     cannot be read, is answered 503: HubSpot retries it (it never retries a 2xx)."""
     try:

@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.starting import AlreadyOnboardedError, send_product_events
 from starter import events, signatures
 from starter.ingress.errors import ApiError, unavailable
 from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
-from starter.starting import AlreadyOnboardedError, send_product_events
 from workflows.models import AwaitedEvents, ProductEventBatch, workflow_id_for
 
 router = APIRouter(tags=["Product events"])

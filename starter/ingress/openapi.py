@@ -59,7 +59,7 @@ def document_bodies(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             deal = ClosedWonDeal.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(deal.pop("$defs", {}))
-            # A deal in another currency gives `acv` and `currency` instead (starter.deals).
+            # A deal in another currency gives `acv` and `currency` instead (activities.deals).
             deal["required"].remove("acv_usd")
             components["ClosedWonDeal"] = deal
             for path, (media, body) in BODIES.items():

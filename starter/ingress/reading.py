@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import ValidationError
 
+from activities.crm_records import PayloadError
 from starter import crm, signatures
 from starter.ingress.errors import ApiError, validation_errors
 from starter.ingress.state import IngressDep
@@ -66,7 +67,7 @@ def as_domain(make: Callable[[], Any]) -> Any:
         return make()
     except crm.MalformedError as exc:
         raise ApiError(400, "malformed", exc.field, exc.reason) from None
-    except crm.PayloadError as exc:
+    except PayloadError as exc:
         raise ApiError(422, "invalid_payload", exc.field, exc.reason) from None
     except ValidationError as exc:
         first = validation_errors(exc)[0]

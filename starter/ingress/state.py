@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
 from activities.crm import HubSpotStages
+from activities.money import FxRates
 from starter.auth import ApiAuth
 from starter.client import ui_url
 from starter.ingress.metrics import Metrics
-from starter.money import FxRates
 from starter.settings import IngressSettings
 from workflows.models import Playbook
 

@@ -25,7 +25,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.temporal_errors import update_rejection
+from activities.temporal_errors import update_rejection
 from workflows import contract
 from workflows import search_attributes as sa
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE

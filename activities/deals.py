@@ -4,10 +4,10 @@ The webhooks (`starter.crm`), the HubSpot deal fetch (`activities.crm`), `onboar
 import` and `onboarding start` all build their `ClosedWonDeal` with `inbound_deal`, so
 each of them:
 
-1. names the account by its canonical id (`starter.ids`): a Salesforce Account's 15- and
+1. names the account by its canonical id (`workflows.ids`): a Salesforce Account's 15- and
    18-character ids, in any letter case, with or without surrounding space, are one
    customer and one onboarding;
-2. counts the ACV in US dollars (`starter.money`): a deal in another currency gives
+2. counts the ACV in US dollars (`activities.money`): a deal in another currency gives
    `acv` and `currency`, and gets `acv_usd` and the `fx_rate` it was converted with.
 
 Problems raise pydantic's `ValidationError` located at the deal's field (`currency`,
@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from starter.ids import canonical_account_id, salesforce_id18
-from starter.money import USD, CurrencyError, FxRates, currency_code, to_usd
+from activities.money import USD, CurrencyError, FxRates, currency_code, to_usd
+from workflows.ids import canonical_account_id, salesforce_id18
 from workflows.models import ClosedWonDeal, CrmRef
 
 

@@ -8,7 +8,7 @@ are upper case, so the case can be restored (Salesforce's API reads 18-character
 case-insensitively for the same reason).
 
 `canonical_account_id` is applied wherever an account id comes in from outside (the
-deal every webhook, import and CLI start builds, in `starter.deals`; the events'
+deal every webhook, import and CLI start builds, in `activities.deals`; the events'
 `groupId`; the CLI's ACCOUNT argument; `GET /accounts/{id}`), before it names a workflow:
 the workflow id `onboarding-<account id>` is what keeps one onboarding per customer.
 It is not a model validator, because the models also decode recorded workflow histories:
