@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for, configure_logging
 from activities.client import ConnectError, connect
 from activities.money import FxRatesError
+from activities.settings import settings_problems
 from workflows.contract import TASK_QUEUE
 from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
 from workflows.onboarding import AccountOnboarding
@@ -100,11 +101,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except ValidationError as exc:
-        problems = "; ".join(
-            f"ONBOARDING_{'.'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        print(f"error: bad settings: {problems}", file=sys.stderr)
+        print(f"error: {settings_problems(exc)}", file=sys.stderr)
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

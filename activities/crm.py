@@ -31,7 +31,7 @@ from activities.crm_records import (
     hubspot_pipeline_stages,
 )
 from activities.money import load_fx_rates
-from activities.settings import HubSpotApiSettings, Settings
+from activities.settings import Settings, SharedSettings
 from workflows import contract
 from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDealStage
 
@@ -48,7 +48,7 @@ PIPELINES_PATH = "/crm/v3/pipelines/deals"
 PIPELINES_TTL_S = 300.0
 
 
-def _api(settings: HubSpotApiSettings) -> httpx.AsyncClient:
+def _api(settings: SharedSettings) -> httpx.AsyncClient:
     token = settings.hubspot_token
     if token is None or not token.get_secret_value():
         raise _permanent(
@@ -83,7 +83,7 @@ class HubSpotStages:
     """
 
     def __init__(
-        self, settings: HubSpotApiSettings, clock: Callable[[], float] = time.monotonic
+        self, settings: SharedSettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._settings = settings
         self._clock = clock

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workflows.models import FxRate
 from workflows.playbook import PLAYBOOK_DIR
+from workflows.validation import dotted, message
 
 USD = "USD"
 DEFAULT_FX_RATES = PLAYBOOK_DIR / "fx-rates.toml"
@@ -105,9 +106,7 @@ def parse_fx_rates(text: str, source: str = "<rates>") -> FxRates:
         raise FxRatesError(f"{source}: not valid TOML: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
-            f"{e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
+            f"{dotted(e['loc']) or '(top level)'}: {message(e)}" for e in exc.errors()
         )
         raise FxRatesError(f"{source}: {problems}") from None
 

@@ -5,12 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.money import DEFAULT_FX_RATES
+from workflows.validation import dotted, message
 
 CHANNELS = ("log", "email", "slack")
+PREFIX = "ONBOARDING_"
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """Bad `ONBOARDING_*` settings (of any process), each named by its variable:
+    `bad settings: ONBOARDING_SMTP_PORT: <reason>; ...`."""
+    problems = []
+    for e in exc.errors():
+        name = dotted(e["loc"]).upper()
+        name = name if name.startswith(PREFIX) else f"{PREFIX}{name or 'SETTINGS'}"
+        problems.append(f"{name}: {message(e)}")
+    return "bad settings: " + "; ".join(problems)
 
 
 def _split(value: object) -> object:
@@ -35,11 +55,12 @@ def closed_won_stages(crm: str, default: str) -> Any:
     )
 
 
-class HubSpotApiSettings(BaseSettings):
-    """HubSpot's CRM API, read by the deal fetch (worker) and for the deal pipelines
-    (ingress): which stage ids are closed-won or closed-lost."""
+class SharedSettings(BaseSettings):
+    """What the worker and the ingress both read: HubSpot's CRM API (the deal fetch, and
+    the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
+    rates every inbound deal is counted with."""
 
-    model_config = SettingsConfigDict(env_prefix="ONBOARDING_", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, populate_by_name=True)
 
     hubspot_api_url: str = "https://api.hubapi.com"
     hubspot_token: SecretStr | None = Field(
@@ -48,10 +69,14 @@ class HubSpotApiSettings(BaseSettings):
     # Closed-won without asking HubSpot; every other stage is looked up in the pipelines.
     hubspot_closed_won_stages: CommaList = closed_won_stages("HUBSPOT", "closedwon")
 
+    fx_rates: Path = Field(
+        default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
+    )
+
     _split_stages = field_validator("hubspot_closed_won_stages", mode="before")(_split)
 
 
-class Settings(HubSpotApiSettings):
+class Settings(SharedSettings):
     notify_channels: CommaList = Field(default=["log"], min_length=1)
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -64,9 +89,6 @@ class Settings(HubSpotApiSettings):
     default_recipient: str = "cs-ops@localhost"
     csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
     sent_log: Path | None = None
-    fx_rates: Path = Field(
-        default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
-    )
 
     _split_lists = field_validator("notify_channels", "csm_roster", mode="before")(_split)
 

@@ -29,6 +29,7 @@ from activities.temporal_errors import update_rejection
 from workflows import contract
 from workflows import search_attributes as sa
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
+from workflows.formats import day_text
 from workflows.models import (
     ClosedWonDeal,
     DealAcceptance,
@@ -68,10 +69,6 @@ class AlreadyOnboardedError(Exception):
         )
 
 
-def usd(amount: float) -> str:
-    return f"${amount:,.0f}"
-
-
 def summary_line(deal: ClosedWonDeal, decision: TierDecision) -> str:
     """The one-line static summary in the UI's workflow list: account · tier · ACV."""
     return f"{deal.account_name} · {decision.tier.value} · ACV {acv_text(deal)}"
@@ -91,7 +88,7 @@ def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDeci
         f"**Tier:** {decision.tier.value} (`{decision.clause}`): {decision.reason}",
         "",
         f"- ACV: {acv_text(deal)}, seats: {deal.seats}",
-        f"- Closed-won: {deal.close_date.date().isoformat()}",
+        f"- Closed-won: {day_text(deal.close_date)}",
         f"- Playbook: {playbook.name}, version {playbook.version} "
         f"(sha256 `{playbook.content_hash or 'n/a'}`)",
         f"- CRM: {crm.source}" + (f", {crm_ids}" if crm_ids else ""),
@@ -102,9 +99,7 @@ def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDeci
             f"from {deal.fx_rate.effective.isoformat()}"
         )
     if deal.completed_milestones:
-        done = ", ".join(
-            f"{m.milestone_id} ({m.at.date().isoformat()})" for m in deal.completed_milestones
-        )
+        done = ", ".join(f"{m.milestone_id} ({day_text(m.at)})" for m in deal.completed_milestones)
         lines.append(f"- Migrated with completed milestones: {done}")
     return "\n".join(lines)
 

@@ -48,6 +48,7 @@ from starter.exports import (
     parse_won,
 )
 from workflows.models import ClosedWonDeal, ContactRole, Playbook
+from workflows.validation import dotted, message
 
 # The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell.
 # The ACV is `acv_usd`, or `acv` in `currency`; `stage` / `won` say whether a row is a
@@ -467,10 +468,7 @@ def _jsonl_rows(text: str, rates: FxRates) -> list[Row]:
 
 
 def _json_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(row)"
+    return dotted(loc) or "(row)"
 
 
 def _row_error(exc: ValidationError, field_of: Callable[[tuple[int | str, ...]], str]) -> RowError:
@@ -493,7 +491,7 @@ def _reason(error: ErrorDetails) -> str:
     expected = _EXPECTED.get(error["type"])
     if expected is not None and isinstance(error["input"], str | int | float):
         return f"{error['input']!r} {expected}"
-    return error["msg"].removeprefix("Value error, ")
+    return message(error)
 
 
 def _one_per_account(rows: list[Row], playbook: Playbook | None, column: str) -> list[Row]:

@@ -16,21 +16,18 @@ from typing import Annotated
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
-from activities.money import DEFAULT_FX_RATES
-from activities.settings import CommaList, HubSpotApiSettings, _split, closed_won_stages
+from activities.settings import CommaList, SharedSettings, _split, closed_won_stages
 from workflows.models import DealLostAction, StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 
 SecretList = Annotated[list[SecretStr], NoDecode]
 
 
-class IngressSettings(HubSpotApiSettings):
-    """The ingress's settings; the HubSpot API ones (token, URL, closed-won stages) are
-    shared with the worker, since both ask HubSpot what a deal stage means."""
-
-    model_config = SettingsConfigDict(env_prefix="ONBOARDING_", populate_by_name=True)
+class IngressSettings(SharedSettings):
+    """The ingress's settings; the HubSpot API ones (token, URL, closed-won stages) and the
+    exchange rates are shared with the worker (`SharedSettings`)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -40,9 +37,6 @@ class IngressSettings(HubSpotApiSettings):
         "signs the full URI, so it must match what HubSpot called",
     )
     playbook: Path = DEFAULT_PLAYBOOK
-    fx_rates: Path = Field(
-        default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
-    )
     max_body_bytes: int = Field(default=1_000_000, ge=1)
     signature_tolerance_s: int = Field(default=300, ge=1)
 

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from activities.crm import PIPELINES_PATH, PIPELINES_TTL_S, HubSpotStages
 from activities.crm_records import PayloadError, hubspot_pipeline_stages
-from activities.settings import HubSpotApiSettings
+from activities.settings import SharedSettings
 from starter.app import create_app
 from starter.crm import hubspot_stage_changes, salesforce_opportunity, sort_stage_changes
 from starter.settings import IngressSettings
@@ -310,7 +310,7 @@ class Clock:
 async def test_pipelines_are_cached_and_read_again_when_old_or_missing_a_stage() -> None:
     api = FakeCrmApi()
     clock = Clock()
-    settings = HubSpotApiSettings(hubspot_api_url=api.url, hubspot_token="t")
+    settings = SharedSettings(hubspot_api_url=api.url, hubspot_token="t")
     stages = HubSpotStages(settings, clock)
     reads = lambda: sum(r["path"] == PIPELINES_PATH for r in api.requests)  # noqa: E731
     try:
@@ -344,7 +344,7 @@ async def test_pipelines_are_cached_and_read_again_when_old_or_missing_a_stage()
 
 
 async def test_without_a_token_an_unlisted_stage_cannot_be_told() -> None:
-    stages = HubSpotStages(HubSpotApiSettings(hubspot_token=None))
+    stages = HubSpotStages(SharedSettings(hubspot_token=None))
     assert (await stages.meanings(["closedwon"]))["closedwon"].meaning is DealStage.CLOSED_WON
     with pytest.raises(ApplicationError) as err:
         await stages.meanings(["1187654321"])

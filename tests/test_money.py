@@ -226,7 +226,7 @@ def test_the_shipped_rates_file_loads_and_says_its_numbers_are_examples() -> Non
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("[rates]\nJPY = [{ effective = 2026-01-01, per_usd = 0 }]", "rates.JPY.0.per_usd:"),
+        ("[rates]\nJPY = [{ effective = 2026-01-01, per_usd = 0 }]", "rates.JPY[0].per_usd:"),
         (
             "[rates]\nJPY = [{ effective = 2026-01-01, per_usd = 1 },"
             " { effective = 2026-01-01, per_usd = 2 }]",
@@ -235,7 +235,7 @@ def test_the_shipped_rates_file_loads_and_says_its_numbers_are_examples() -> Non
         ("[rates]\njpy = [{ effective = 2026-01-01, per_usd = 1 }]", "write the code in upper"),
         ("[rates]\nXYZ = [{ effective = 2026-01-01, per_usd = 1 }]", "'XYZ' is not an ISO 4217"),
         ("[rates]\nUSD = [{ effective = 2026-01-01, per_usd = 1 }]", "USD: needs no rate"),
-        ("[rates]\nJPY = [{ from = 2026-01-01, per_usd = 1 }]", "rates.JPY.0.effective:"),
+        ("[rates]\nJPY = [{ from = 2026-01-01, per_usd = 1 }]", "rates.JPY[0].effective:"),
         ("rates = [", "not valid TOML"),
     ],
 )

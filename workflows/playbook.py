@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from workflows.models import PLAYBOOK_BYTES, Playbook
+from workflows.validation import message
 
 PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 DEFAULT_PLAYBOOK = PLAYBOOK_DIR / "default.toml"
@@ -62,8 +63,7 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         problems = []
         for err in exc.errors():
             loc = tuple(x for x in err["loc"] if x not in ("function-after",))
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{_key(loc, raw)}: {msg}")
+            problems.append(f"{_key(loc, raw)}: {message(err)}")
         raise PlaybookError(source, problems) from exc
     size = len(playbook.model_dump_json())
     if size > PLAYBOOK_BYTES:

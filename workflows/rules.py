@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
     ClosedWonDeal,
@@ -35,22 +36,13 @@ DAY = timedelta(days=1)
 # --------------------------------------------------------------------------- §1 tier rule
 
 
-def _amount(amount: float) -> str:
-    # Cents only when there are some, so $49,999.99 never reads as $50,000.
-    return f"{amount:,.0f}" if amount == int(amount) else f"{amount:,.2f}"
-
-
-def _usd(amount: float) -> str:
-    return f"${_amount(amount)}"
-
-
 def acv_text(deal: ClosedWonDeal | OnboardingStatus) -> str:
     """The ACV in US dollars, and what it was sold in when that is another currency:
     `$48,000 (7,200,000 JPY at 150 per USD)`. Of a deal, or of an onboarding's status."""
-    text = _usd(deal.acv_usd)
+    text = usd_text(deal.acv_usd)
     if deal.acv is not None and deal.fx_rate is not None:
         rate = deal.fx_rate.per_usd
-        text += f" ({_amount(deal.acv)} {deal.currency} at {rate:g} per USD)"
+        text += f" ({amount_text(deal.acv)} {deal.currency} at {rate:g} per USD)"
     return text
 
 
@@ -63,7 +55,7 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
         (
             acv >= rule.enterprise_acv_usd,
             "acv",
-            f"ACV {acv_is} >= enterprise threshold {_usd(rule.enterprise_acv_usd)}",
+            f"ACV {acv_is} >= enterprise threshold {usd_text(rule.enterprise_acv_usd)}",
         ),
         (deal.needs_api_integration, "api_integration", "needs API integration"),
         (deal.custom_data_migration, "data_migration", "needs custom data migration"),
@@ -89,8 +81,8 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
             tier=Tier.TECH_TOUCH,
             clause="tech_touch.all",
             reason=(
-                f"ACV {acv_is} in {_usd(rule.smb_floor_acv_usd)}-"
-                f"{_usd(rule.enterprise_acv_usd)}, setup {hours:g} h "
+                f"ACV {acv_is} in {usd_text(rule.smb_floor_acv_usd)}-"
+                f"{usd_text(rule.enterprise_acv_usd)}, setup {hours:g} h "
                 f"(< {rule.tech_touch_setup_hours_under:g} h), no custom integration"
             ),
         )
@@ -99,7 +91,8 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
             tier=Tier.SELF_SERVE,
             clause="self_serve.all",
             reason=(
-                f"ACV {acv_is} < {_usd(rule.smb_floor_acv_usd)}, no configuration, no integrations"
+                f"ACV {acv_is} < {usd_text(rule.smb_floor_acv_usd)}, "
+                "no configuration, no integrations"
             ),
         )
 

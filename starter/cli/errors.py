@@ -13,10 +13,12 @@ from temporalio.service import RPCError
 from activities.client import ConnectError
 from activities.codec import DecryptionError
 from activities.money import FxRatesError
+from activities.settings import settings_problems
 from activities.starting import AlreadyOnboardedError
 from starter import devserver
 from starter.client import worker_catching_up
 from workflows.playbook import PlaybookError
+from workflows.validation import dotted, message
 
 T = TypeVar("T")
 
@@ -31,26 +33,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def validation_line(exc: ValidationError, source: str | None = None) -> str:
     """One line naming every bad field of a pydantic error, and why."""
     problems = []
     for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{_loc(err['loc'])}: {msg}")
+        problems.append(f"{dotted(err['loc']) or '(top level)'}: {message(err)}")
     prefix = f"{source}: " if source else ""
     return prefix + "; ".join(problems)
 
 
 def settings_error(exc: ValidationError) -> CliError:
     """Bad ONBOARDING_* settings, every bad one named."""
-    return CliError(f"bad ONBOARDING_* settings: {validation_line(exc)}")
+    return CliError(settings_problems(exc))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

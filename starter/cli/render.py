@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from workflows.formats import day_text
 from workflows.models import MilestoneStatus, OnboardingStatus
 from workflows.rules import acv_text
 
 
 def date_text(at: datetime | None) -> str:
     """`YYYY-MM-DD` in UTC, `-` for none."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d") if at else "-"
+    return day_text(at) if at else "-"
 
 
 def _stamp(at: datetime) -> str:

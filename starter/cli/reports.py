@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from activities.client import connect
-from activities.starting import usd
 from starter.cli.calls import query_status
 from starter.cli.errors import run
 from starter.cli.options import account_id_of
@@ -17,6 +16,7 @@ from starter.cli.render import date_text, render_status, table_lines
 from starter.client import ui_url
 from workflows import search_attributes as sa
 from workflows.contract import WORKFLOW_TYPE
+from workflows.formats import usd_text
 from workflows.models import OnboardingState, Tier
 
 
@@ -76,7 +76,7 @@ async def _list(query: str, limit: int) -> None:
                 attrs.get(sa.ONBOARDING_TIER) or "-",
                 attrs.get(sa.ONBOARDING_PHASE) or "-",
                 "-" if health is None else str(health),
-                "-" if acv is None else usd(acv),
+                "-" if acv is None else usd_text(acv),
                 attrs.get(sa.CSM_OWNER) or "-",
                 date_text(deadline),
             ]

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from starter.client import worker_catching_up
 from starter.ingress.state import ingress_of
-from workflows.validation import dotted
+from workflows.validation import dotted, message
 
 log = structlog.get_logger("ingress")
 
@@ -55,7 +55,7 @@ def validation_errors(exc: ValidationError | RequestValidationError) -> list[dic
     out = []
     for e in exc.errors():
         loc = tuple(part for part in e["loc"] if part not in ("body", "path", "query"))
-        out.append({"field": dotted(loc) or "body", "reason": e["msg"]})
+        out.append({"field": dotted(loc) or "body", "reason": message(e)})
     return out
 
 
