@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.starting import finished_outcome
 from activities.temporal_errors import update_rejection
 from starter.cli.errors import CliError
 from workflows import contract
-from workflows import search_attributes as sa
 from workflows.models import OnboardingStatus, workflow_id_for
 
 # How long a command waits for the workflow (i.e. a worker) to answer a query or update.
@@ -22,16 +22,13 @@ ANSWER_TIMEOUT = timedelta(seconds=20)
 
 async def finished_or_missing(client: temporalio.client.Client, account_id: str) -> CliError:
     """The error for an account whose workflow cannot take messages."""
-    wid = workflow_id_for(account_id)
     try:
-        desc = await client.get_workflow_handle(wid).describe()
+        outcome = await finished_outcome(client, workflow_id_for(account_id))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return CliError(f"no onboarding for account {account_id}")
         raise
-    state = desc.typed_search_attributes.get(sa.ONBOARDING_STATE)
-    status = desc.status.name.lower() if desc.status else "closed"
-    return CliError(f"the onboarding of account {account_id} has ended ({state or status})")
+    return CliError(f"the onboarding of account {account_id} has ended ({outcome})")
 
 
 async def query_status(
