@@ -17,6 +17,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from workflows import event_mapping, rules
+
+# `day`: a date as the messages and audit show it (workflows/onboarding.py says `rule.day`).
+from workflows.formats import day_text as day
 from workflows.models import (
     Action,
     Audience,
@@ -44,11 +47,6 @@ from workflows.models import (
 
 DAY = timedelta(days=1)
 KeepTimes = Callable[[], bool]
-
-
-def day(at: datetime) -> str:
-    """A date as the messages and audit show it: `YYYY-MM-DD`."""
-    return at.strftime("%Y-%m-%d")
 
 
 @dataclass
