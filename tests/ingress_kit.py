@@ -12,10 +12,11 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -186,3 +187,15 @@ async def start_deal(http: httpx.AsyncClient, acct: str, **over: Any) -> None:
     body = dumps(deal_body(acct, **over))
     response = await http.post("/webhooks/deals", content=body, headers=std_headers(body))
     assert response.status_code == 201, response.text
+
+
+def moved_to(text: str, day: date) -> str:
+    """A real-world case's text with its dates moved so the earliest is `day`, the gaps
+    between them kept (a case is an example of its day: tests run on theirs)."""
+    found = sorted({date.fromisoformat(d) for d in re.findall(r"\d{4}-\d{2}-\d{2}", text)})
+    if not found:
+        return text
+    shift = day - found[0]
+    return re.sub(
+        r"\d{4}-\d{2}-\d{2}", lambda m: (date.fromisoformat(m[0]) + shift).isoformat(), text
+    )

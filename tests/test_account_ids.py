@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,7 @@ from tests.ingress_kit import (
     ORG_ID,
     OUTBOUND_TOKEN,
     exists,
+    moved_to,
     post_events,
     runs,
     track,
@@ -133,20 +134,17 @@ async def test_the_outbound_message_then_the_report_row_start_one_onboarding(
     id18 = id15 + checksum(id15)
     today = datetime.now(UTC).date()
     xml = (
-        (DATA / "salesforce-om-closed-won.xml")
-        .read_text()
+        moved_to((DATA / "salesforce-om-closed-won.xml").read_text(), today)
         .replace("0015g00000Zx9YwAAJ", id18)
         .replace("0015g00000Zx9YxAAJ", random_account_id())
         .replace("00D000000000062AAA", ORG_ID)
-        .replace("2026-11-30", today.isoformat())
-        .replace("2026-12-15", (today + timedelta(days=15)).isoformat())
     )
     report = tmp_path / "report.csv"
-    report.write_bytes(
-        (DATA / "salesforce-report-15char-id.csv")
-        .read_bytes()
-        .replace(b"0015g00000Zx9Yw", id15.encode())
-        .replace(b"2026-11-30", today.isoformat().encode())
+    report.write_text(
+        moved_to((DATA / "salesforce-report-15char-id.csv").read_text("utf-8"), today).replace(
+            "0015g00000Zx9Yw", id15
+        ),
+        "utf-8",
     )
 
     message = await http.post(

@@ -49,7 +49,7 @@ def notification(**changes: Any) -> Notification:
             "account_name": "Acme",
             "tier": "high_touch",
             "milestone": "Kickoff call",
-            "due": "2027-01-15",
+            "due": "2031-01-15",  # template text only
         },
     )
     return base.model_copy(update=changes)
@@ -131,7 +131,7 @@ async def test_email_renders_and_is_sent_once(mailbox: Mailbox) -> None:
     assert msg["X-Idempotency-Key"] == "onboarding-acme:welcome"
     assert msg["Message-ID"].endswith("@localhost>")
     assert msg.get_content().strip() == (
-        "Your onboarding plan (high_touch) has started. First up: Kickoff call, due 2027-01-15."
+        "Your onboarding plan (high_touch) has started. First up: Kickoff call, due 2031-01-15."
     )
 
 
@@ -272,7 +272,7 @@ async def test_slack_posts_text_with_idempotency_key(webhook: Webhook) -> None:
     assert request["path"] == "/services/T0/B0/secret"
     assert request["json"] == {
         "text": "*Welcome aboard, Acme*\nYour onboarding plan (high_touch) has started. "
-        "First up: Kickoff call, due 2027-01-15."
+        "First up: Kickoff call, due 2031-01-15."
     }
     assert request["headers"]["Idempotency-Key"] == "onboarding-acme:welcome"
 

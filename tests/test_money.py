@@ -36,6 +36,7 @@ from tests.ingress_kit import (
     account,
     dumps,
     exists,
+    moved_to,
     salesforce_headers,
 )
 from workflows import search_attributes as sa
@@ -157,8 +158,7 @@ def test_the_annual_value_field_comes_before_the_amount() -> None:
 
 
 def test_an_outbound_message_names_its_currency_field() -> None:
-    xml = (DATA / "salesforce-om-closed-won.xml").read_text()
-    xml = xml.replace("2026-11-30", TODAY.isoformat()).replace(
+    xml = moved_to((DATA / "salesforce-om-closed-won.xml").read_text(), TODAY).replace(
         "<sf:Amount>50000.0</sf:Amount>",
         "<sf:Amount>7200000.0</sf:Amount><sf:CurrencyIsoCode>JPY</sf:CurrencyIsoCode>",
     )
@@ -203,7 +203,7 @@ def test_recorded_deals_decode_as_before_and_converted_ones_round_trip() -> None
         "account_id": "acme",
         "account_name": "Acme",
         "acv_usd": 20_000,
-        "close_date": "2026-01-05T00:00:00Z",
+        "close_date": "2031-01-06T00:00:00Z",  # any day: decoding only
     }
     old = ClosedWonDeal.model_validate(recorded)
     assert (old.currency, old.acv, old.fx_rate) == ("USD", None, None)

@@ -52,7 +52,7 @@ def test_a_single_track_call() -> None:
             "userId": "u-1",
             "groupId": "acme",
             "properties": {"method": "sso"},
-            "timestamp": "2026-11-03T10:15:00.250Z",
+            "timestamp": "2031-11-03T10:15:00.250Z",
         }
     )
     assert call == EventCall(
@@ -62,16 +62,16 @@ def test_a_single_track_call() -> None:
         properties={"method": "sso"},
         account_id="acme",
         user_id="u-1",
-        at=datetime(2026, 11, 3, 10, 15, 0, 250000, tzinfo=UTC),
+        at=datetime(2031, 11, 3, 10, 15, 0, 250000, tzinfo=UTC),
         index=0,
     )
 
 
 def test_time_falls_back_to_sent_at_and_naive_times_are_utc() -> None:
-    call = only_call(track("m", "setup_completed", sentAt="2026-11-03T10:00:00"))
-    assert call.at == datetime(2026, 11, 3, 10, tzinfo=UTC)
-    offset = only_call(track("m", "setup_completed", timestamp="2026-11-03T12:00:00+02:00"))
-    assert offset.at == datetime(2026, 11, 3, 10, tzinfo=UTC)
+    call = only_call(track("m", "setup_completed", sentAt="2031-11-03T10:00:00"))
+    assert call.at == datetime(2031, 11, 3, 10, tzinfo=UTC)
+    offset = only_call(track("m", "setup_completed", timestamp="2031-11-03T12:00:00+02:00"))
+    assert offset.at == datetime(2031, 11, 3, 10, tzinfo=UTC)
     assert only_call(track("m", "setup_completed")).at is None
 
 
@@ -88,7 +88,7 @@ def test_batch_level_context_is_merged_under_each_call() -> None:
                 },
             ],
             "context": {"groupId": "acme", "library": {"name": "analytics-node"}},
-            "sentAt": "2026-11-03T10:00:00Z",
+            "sentAt": "2031-11-03T10:00:00Z",
         },
         PATHS,
     )
@@ -97,7 +97,7 @@ def test_batch_level_context_is_merged_under_each_call() -> None:
     first = calls[0]
     assert isinstance(first, EventCall)
     assert first.user_id == "x"  # anonymousId when there is no userId
-    assert first.at == datetime(2026, 11, 3, 10, tzinfo=UTC)  # the batch's sentAt
+    assert first.at == datetime(2031, 11, 3, 10, tzinfo=UTC)  # the batch's sentAt
 
 
 def test_identify_uses_traits_and_context_group_id() -> None:
@@ -243,7 +243,7 @@ def test_two_accounts_make_two_batches_in_arrival_order() -> None:
             track("a1", "user_logged_in", account="acme", userId="ann"),
             track("g1", "setup_completed", account="globex"),
             track("a2", "page_viewed", account="acme"),
-            track("a3", "user_invited", account="acme", timestamp="2026-11-03T10:00:00Z"),
+            track("a3", "user_invited", account="acme", timestamp="2031-11-03T10:00:00Z"),
             track("g2", "user_invited", account="globex"),
         ],
         PATHS,
@@ -253,7 +253,7 @@ def test_two_accounts_make_two_batches_in_arrival_order() -> None:
     acme, globex = batches["acme"], batches["globex"]
     assert acme.events == [
         ProductEvent(event_id="a1", name="user_logged_in", user_id="ann"),
-        ProductEvent(event_id="a3", name="user_invited", at=datetime(2026, 11, 3, 10, tzinfo=UTC)),
+        ProductEvent(event_id="a3", name="user_invited", at=datetime(2031, 11, 3, 10, tzinfo=UTC)),
     ]
     assert acme.outcomes == [0, 3]
     assert [e.event_id for e in globex.events] == ["g1", "g2"]
