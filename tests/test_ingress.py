@@ -494,6 +494,7 @@ async def test_readyz_says_when_temporal_is_unreachable() -> None:
         response = await c.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"] == "temporal_unavailable"
+    assert response.headers["Retry-After"] == "5"  # when to try again
 
 
 async def test_metrics_count_requests_rejections_starts_and_signals(

@@ -27,13 +27,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from starter.app import create_app
 from tests.ingress_kit import (
     deal_body,
     dumps,
     runs,
     segment_headers,
-    settings,
     std_headers,
     track,
 )
@@ -173,13 +171,3 @@ async def test_the_cli_says_the_worker_is_catching_up_in_one_line(
         assert "retry in a few seconds" in line
         assert line.count("\n") == 1 and out == b"", (args, line)
     assert await update_events(catching_up.handle) == []
-
-
-async def test_readiness_503_says_when_to_retry() -> None:
-    client = await Client.connect("127.0.0.1:1", lazy=True)
-    app = create_app(settings(), client)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        response = await c.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["error"] == "temporal_unavailable"
-    assert response.headers["Retry-After"] == "5"
