@@ -73,13 +73,13 @@ def deals(rows: list[Row]) -> dict[int, ClosedWonDeal]:
 def test_csv_rows_become_deals_or_errors_naming_line_and_column(tmp_path: Path) -> None:
     path = csv_file(
         tmp_path,
-        "acme,Acme Corp,60000,80,slack; salesforce,2026-01-05,Casey,Casey@Acme.example,"
+        "acme,Acme Corp,60000,80,slack; salesforce,2031-01-05,Casey,Casey@Acme.example,"
         "Sam,sam@acme.example,hubspot,D-1",
-        "globex,Globex,1200,,,2026-02-01,,,,,,",
-        "badnum,Bad Number,lots,,,2026-01-05,,,,,,",
-        "badmail,Bad Mail,500,,,2026-01-05,Pat,pat-at-example,,,,",
-        "acme,Acme Again,100,,,2026-01-05,,,,,,",
-        "halfcontact,Half,500,,,2026-01-05,,,Sam,,,",
+        "globex,Globex,1200,,,2031-02-01,,,,,,",
+        "badnum,Bad Number,lots,,,2031-01-05,,,,,,",
+        "badmail,Bad Mail,500,,,2031-01-05,Pat,pat-at-example,,,,",
+        "acme,Acme Again,100,,,2031-01-05,,,,,,",
+        "halfcontact,Half,500,,,2031-01-05,,,Sam,,,",
     )
 
     rows = read_deals(path)
@@ -91,7 +91,7 @@ def test_csv_rows_become_deals_or_errors_naming_line_and_column(tmp_path: Path) 
     assert acme.acv_usd == 60000
     assert acme.seats == 80
     assert acme.integrations == ["slack", "salesforce"]
-    assert acme.close_date == datetime(2026, 1, 5, tzinfo=UTC)
+    assert acme.close_date == datetime(2031, 1, 5, tzinfo=UTC)
     champion = acme.contact(ContactRole.CHAMPION)
     assert champion is not None
     assert champion.email == "casey@acme.example"
@@ -113,13 +113,13 @@ def test_csv_rows_become_deals_or_errors_naming_line_and_column(tmp_path: Path) 
 
 
 def test_csv_negative_number_names_the_field_and_the_bound(tmp_path: Path) -> None:
-    rows = read_deals(csv_file(tmp_path, "neg,Negative,-1,,,2026-01-05,,,,,,"))
+    rows = read_deals(csv_file(tmp_path, "neg,Negative,-1,,,2031-01-05,,,,,,"))
 
     assert errors(rows) == {2: "acv_usd: Input should be greater than or equal to 0"}
 
 
 def test_csv_unknown_column_fails_the_whole_file(tmp_path: Path) -> None:
-    path = csv_file(tmp_path, "acme,Acme,100,2026-01-05", header="account_id,account_name,acvv")
+    path = csv_file(tmp_path, "acme,Acme,100,2031-01-05", header="account_id,account_name,acvv")
 
     with pytest.raises(ImportFileError) as caught:
         read_deals(path)
@@ -140,7 +140,7 @@ def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
     tmp_path: Path, playbook: Playbook
 ) -> None:
     def line(**fields: object) -> str:
-        deal = {"account_name": "Co", "acv_usd": 5000, "close_date": "2026-01-02"} | fields
+        deal = {"account_name": "Co", "acv_usd": 5000, "close_date": "2031-01-02"} | fields
         return json.dumps(deal)
 
     path = tmp_path / "deals.jsonl"
@@ -161,7 +161,7 @@ def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
                 line(account_id="j-4", acvv=1),
                 line(
                     account_id="j-5",
-                    completed_milestones=[{"milestone_id": "no_such", "at": "2026-01-03"}],
+                    completed_milestones=[{"milestone_id": "no_such", "at": "2031-01-03"}],
                 ),
                 "   ",
             ]
@@ -271,9 +271,9 @@ async def test_import_starts_good_rows_once_and_nothing_for_a_bad_row(
 def test_cli_import_dry_run_reports_and_exits_1_on_a_rejected_row(tmp_path: Path) -> None:
     path = csv_file(
         tmp_path,
-        "dry-1,Dry One,1000,,,2026-01-05,,,,,,",
-        "dry-2,Dry Two,-3,,,2026-01-05,,,,,,",
-        "dry-3,Dry Three,1000,,,2026-01-05,,,,,,",
+        "dry-1,Dry One,1000,,,2031-01-05,,,,,,",
+        "dry-2,Dry Two,-3,,,2031-01-05,,,,,,",
+        "dry-3,Dry Three,1000,,,2031-01-05,,,,,,",
     )
 
     result = CliRunner().invoke(app, ["import", str(path), "--dry-run"])
@@ -286,7 +286,7 @@ def test_cli_import_dry_run_reports_and_exits_1_on_a_rejected_row(tmp_path: Path
 
 
 def test_cli_import_dry_run_json_and_exit_0_when_all_valid(tmp_path: Path) -> None:
-    path = csv_file(tmp_path, "ok-1,Ok One,1000,,,2026-01-05,,,,,,")
+    path = csv_file(tmp_path, "ok-1,Ok One,1000,,,2031-01-05,,,,,,")
 
     result = CliRunner().invoke(app, ["import", str(path), "--dry-run", "--json"])
 

@@ -113,7 +113,7 @@ DEAL = {
         "dealname": "Acme platform",
         "amount": "40000",
         "acv": "52000.50",
-        "closedate": "2025-03-31T17:00:00.000Z",
+        "closedate": "2030-03-31T17:00:00.000Z",
         "dealstage": "closedwon",
         "seats": "25",
         "stakeholder_count": "4",
@@ -159,7 +159,7 @@ def test_hubspot_deal_maps_properties_company_and_contacts() -> None:
     deal = hubspot_deal(DEAL, COMPANY, contacts)
 
     assert (deal.account_id, deal.account_name, deal.acv_usd) == ("9000", "Acme Corp", 52000.5)
-    assert deal.close_date == datetime(2025, 3, 31, 17, tzinfo=UTC)
+    assert deal.close_date == datetime(2030, 3, 31, 17, tzinfo=UTC)
     assert (deal.seats, deal.stakeholder_count, deal.configuration_hours) == (25, 4, 3.5)
     assert deal.needs_api_integration and not deal.custom_data_migration
     assert deal.integrations == ["Salesforce", "Slack"]
@@ -174,7 +174,7 @@ def test_hubspot_deal_maps_properties_company_and_contacts() -> None:
 
 
 def test_hubspot_deal_uses_amount_without_acv_and_defaults_custom_fields() -> None:
-    props = {"amount": "4000", "closedate": "2025-03-31", "acv": ""}
+    props = {"amount": "4000", "closedate": "2030-03-31", "acv": ""}
     deal = hubspot_deal({"id": "1", "properties": props}, COMPANY, [])
     assert deal.acv_usd == 4000
     assert (deal.seats, deal.stakeholder_count, deal.integrations, deal.contacts) == (0, 1, [], [])
@@ -230,7 +230,7 @@ def sf_payload(**opp: Any) -> dict[str, Any]:
             "AccountId": "001Ak000009",
             "Amount": 30000,
             "StageName": "Closed Won",
-            "CloseDate": "2025-04-15",
+            "CloseDate": "2030-04-15",
             "Seats__c": 12,
             "Stakeholder_Count__c": 2,
             "Configuration_Hours__c": 1.5,
@@ -255,7 +255,7 @@ def test_salesforce_closed_won_opportunity() -> None:
     deal = salesforce_opportunity(sf_payload(), ["Closed Won"])
     assert not isinstance(deal, Ignored)
     assert (deal.account_id, deal.account_name, deal.acv_usd) == ("001Ak000009", "Globex", 30000)
-    assert deal.close_date == datetime(2025, 4, 15, tzinfo=UTC)
+    assert deal.close_date == datetime(2030, 4, 15, tzinfo=UTC)
     assert (deal.seats, deal.stakeholder_count, deal.configuration_hours) == (12, 2, 1.5)
     assert deal.custom_data_migration and not deal.needs_api_integration
     assert deal.integrations == ["HubSpot", "Zendesk"]
@@ -452,7 +452,7 @@ def test_generic_deal_defaults_the_crm_source() -> None:
         "account_id": "acme-1",
         "account_name": "Acme",
         "acv_usd": 12000,
-        "close_date": "2025-06-01",
+        "close_date": "2030-06-01",
         "contacts": [{"name": "Cara", "email": "cara@acme.test", "role": "champion"}],
     }
     deal = generic_deal(body)
@@ -481,7 +481,7 @@ def test_generic_deal_defaults_the_crm_source() -> None:
 def test_generic_deal_errors_name_the_field(
     changes: dict[str, Any], field: str, reason_part: str
 ) -> None:
-    body = {"account_id": "a", "account_name": "A", "acv_usd": 1, "close_date": "2025-06-01"}
+    body = {"account_id": "a", "account_name": "A", "acv_usd": 1, "close_date": "2030-06-01"}
     with pytest.raises(PayloadError) as err:
         generic_deal(body | changes)
     assert err.value.field == field

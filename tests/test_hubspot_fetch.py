@@ -25,15 +25,15 @@ DEAL = {
     "id": "1234",
     "properties": {
         "amount": "64000",
-        "closedate": "2025-03-31T17:00:00Z",
+        "closedate": "2030-03-31T17:00:00Z",
         "dealstage": "closedwon",
         "dealname": "Acme platform",
         "stakeholder_count": "3",
         "integrations": "Salesforce;Slack",
         "hs_object_id": "1234",
     },
-    "createdAt": "2025-01-02T10:00:00Z",
-    "updatedAt": "2025-03-31T17:00:05Z",
+    "createdAt": "2030-01-02T10:00:00Z",
+    "updatedAt": "2030-03-31T17:00:05Z",
     "archived": False,
     "associations": {
         "companies": {"results": [{"id": "9000", "type": "deal_to_company"}]},
@@ -87,7 +87,7 @@ REF = HubSpotDealRef(
     portal_id=62515,
     deal_id="1234",
     event_id="100",
-    occurred_at=datetime(2025, 3, 31, 17, tzinfo=UTC),
+    occurred_at=datetime(2030, 3, 31, 17, tzinfo=UTC),
 )
 
 
@@ -106,7 +106,7 @@ async def test_fetch_returns_the_deal_with_company_and_contacts(hubspot: FakeCrm
     deal = await fetch(hubspot)
 
     assert (deal.account_id, deal.account_name, deal.acv_usd) == ("9000", "Acme Corp", 64000)
-    assert deal.close_date == datetime(2025, 3, 31, 17, tzinfo=UTC)
+    assert deal.close_date == datetime(2030, 3, 31, 17, tzinfo=UTC)
     assert (deal.stakeholder_count, deal.integrations) == (3, ["Salesforce", "Slack"])
     assert [(c.email, c.role) for c in deal.contacts] == [
         ("cara@acme.test", ContactRole.CHAMPION),
