@@ -1,4 +1,5 @@
-"""Every side effect of an onboarding: notifications, CSM assignment, CRM reads, deals."""
+"""Every side effect of an onboarding: notifications, CSM assignment, CRM reads, deals,
+the onboarding records store."""
 
 from collections.abc import Callable
 from typing import Any
@@ -8,6 +9,7 @@ from activities.delivery import deliver_deal_activity, report_deal_lost_activity
 from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
+from activities.records.activity import RecordKeeper
 from activities.settings import Settings
 
 __all__ = ["Notifier", "OwnerRoster", "Settings", "activities_for", "configure_logging"]
@@ -18,6 +20,7 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     notifier = Notifier(settings)
     roster = OwnerRoster(settings)
     hubspot = HubSpotClient(settings)
+    records = RecordKeeper(settings)
     return [
         notifier.notify,
         roster.assign_owner,
@@ -25,4 +28,5 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
         hubspot.fetch_hubspot_deal_stage,
         deliver_deal_activity,
         report_deal_lost_activity,
+        records.save_record,
     ]

@@ -57,8 +57,9 @@ def closed_won_stages(crm: str, default: str) -> Any:
 
 class SharedSettings(BaseSettings):
     """What the worker and the ingress both read: HubSpot's CRM API (the deal fetch, and
-    the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
-    rates every inbound deal is counted with."""
+        the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
+        rates every inbound deal is counted with, and the onboarding records store (written by
+    the worker, read by reports and the dashboard)."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, populate_by_name=True)
 
@@ -71,6 +72,10 @@ class SharedSettings(BaseSettings):
 
     fx_rates: Path = Field(
         default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
+    )
+    records_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / '.data' / 'records.db'}",
+        description="The onboarding records store: sqlite:///path or postgresql://...",
     )
 
     _split_stages = field_validator("hubspot_closed_won_stages", mode="before")(_split)

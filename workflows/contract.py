@@ -135,3 +135,11 @@ REPORT_DEAL_LOST = ActivityContract(
     schedule_to_close=timedelta(days=1),
     retry=_DELIVER_RETRY,
 )
+SAVE_RECORD = ActivityContract(
+    name="save_record",
+    start_to_close=timedelta(seconds=30),
+    # The store may be down for a while: keep trying for a day; the next change of the
+    # onboarding writes the whole record again anyway.
+    schedule_to_close=timedelta(days=1),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)),
+)

@@ -1,0 +1,137 @@
+"""The records store's tables (SQLAlchemy Core). Changes go through a new Alembic
+migration in `migrations/versions/`, never by editing a released one.
+
+`onboarding` holds one row per account, with the columns the reports filter and group by
+and the whole record as `document`; `milestone`, `escalation` and `tier_change` hold the
+record's lists as rows, so drop-off, SLA and escalation figures are SQL aggregates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, also on SQLite (which keeps no time zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+onboarding = sa.Table(
+    "onboarding",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_id", sa.String(200), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("as_of", UtcDateTime, nullable=False),
+    sa.Column("account_name", sa.String(200), nullable=False),
+    sa.Column("acv_usd", sa.Float, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("closed_won_at", UtcDateTime, nullable=False),
+    sa.Column("cohort", sa.String(7), nullable=False),
+    sa.Column("playbook_version", sa.String(64), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("initial_tier", sa.String(16), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("tier_clause", sa.String(100), nullable=False),
+    sa.Column("overridden", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("phase", sa.String(16)),
+    sa.Column("health_score", sa.Float),
+    sa.Column("health_band", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("next_deadline", UtcDateTime),
+    sa.Column("completion_pct", sa.Float, nullable=False),
+    sa.Column("handoff_delay_days", sa.Float),
+    sa.Column("setup_days", sa.Float),
+    sa.Column("activation_days", sa.Float),
+    sa.Column("ttv_days", sa.Float),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("cancel_reason", sa.Text),
+    sa.Column("paused_days_total", sa.Float, nullable=False),
+    sa.Column("decision_required", sa.Boolean, nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Index("ix_onboarding_cohort_tier", "cohort", "tier"),
+    sa.Index("ix_onboarding_state", "state"),
+    sa.Index("ix_onboarding_owner", "owner"),
+)
+
+milestone = sa.Table(
+    "milestone",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String(64),
+        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("milestone_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(32), nullable=False),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=False),
+    sa.Column("done_at", UtcDateTime),
+    sa.Column("credit", sa.Float),
+    sa.Index("ix_milestone_id", "milestone_id"),
+)
+
+escalation = sa.Table(
+    "escalation",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String(64),
+        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("milestone_id", sa.String(64)),
+    sa.Column("superseded", sa.Boolean, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False),
+    sa.Index("ix_escalation_step", "step_id"),
+)
+
+tier_change = sa.Table(
+    "tier_change",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String(64),
+        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("from_tier", sa.String(16), nullable=False),
+    sa.Column("to_tier", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)

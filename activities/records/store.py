@@ -1,0 +1,235 @@
+"""The records store: onboarding records in SQLite (embedded default) or PostgreSQL (one
+URL setting), its schema kept by Alembic migrations.
+
+    store = RecordStore.open("sqlite:///.data/records.db")   # migrates to the latest schema
+    store.save(record)          # True if written; False if it had this revision or later
+    store.get("001...")         # OnboardingRecord | None
+
+Synchronous (SQLAlchemy's engine and pool); the activity calls it from a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from activities.records.schema import escalation, milestone, onboarding, tier_change
+from workflows.models.record import OnboardingRecord
+from workflows.models.vocabulary import OnboardingState
+
+MIGRATIONS = "activities.records:migrations"
+# Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
+# take turns on this advisory lock.
+_MIGRATION_LOCK = 7_204_811
+
+
+class RecordStoreError(Exception):
+    """The store cannot be opened: a bad URL, an unreachable server, a failed migration."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers (reports) never block the worker's writes; wait on a locked file.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _row(record: OnboardingRecord) -> dict[str, Any]:
+    ttv = record.ttv
+    return {
+        "account_id": record.account_id,
+        "workflow_id": record.workflow_id,
+        "revision": record.revision,
+        "as_of": record.as_of,
+        "account_name": record.account_name,
+        "acv_usd": record.acv_usd,
+        "currency": record.currency,
+        "closed_won_at": record.closed_won_at,
+        "cohort": record.cohort,
+        "playbook_version": record.playbook_version,
+        "started_at": record.started_at,
+        "initial_tier": record.initial_tier.value,
+        "tier": record.tier.value,
+        "tier_clause": record.tier_clause,
+        "overridden": any(c.kind == "override" for c in record.tier_changes),
+        "state": record.state.value,
+        "phase": record.phase.value if record.phase else None,
+        "health_score": record.health_score,
+        "health_band": record.health_band.value,
+        "owner": record.owner,
+        "next_deadline": record.next_deadline,
+        "completion_pct": record.completion_pct,
+        "handoff_delay_days": ttv.handoff_delay_days,
+        "setup_days": ttv.setup_days,
+        "activation_days": ttv.activation_days,
+        "ttv_days": ttv.total_days,
+        "finished_at": record.finished_at,
+        "cancel_reason": record.cancel_reason,
+        "paused_days_total": record.paused_days_total,
+        "decision_required": record.decision_required,
+        "document": record.model_dump(mode="json"),
+    }
+
+
+def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[str, Any]]]]:
+    key = record.account_id
+    yield (
+        milestone,
+        [
+            {
+                "account_id": key,
+                "milestone_id": m.id,
+                "position": i,
+                "title": m.title,
+                "phase": m.phase.value,
+                "owner": m.owner.value,
+                "weight": m.weight,
+                "status": m.status.value,
+                "due_at": m.due_at,
+                "done_at": m.done_at,
+                "credit": m.credit,
+            }
+            for i, m in enumerate(record.milestones)
+        ],
+    )
+    yield (
+        escalation,
+        [
+            {
+                "account_id": key,
+                "position": i,
+                "at": e.at,
+                "due_at": e.due_at,
+                "tier": e.tier.value,
+                "step_id": e.step_id,
+                "trigger": e.trigger.value,
+                "milestone_id": e.milestone_id,
+                "superseded": e.superseded,
+                "repeats": e.repeats,
+            }
+            for i, e in enumerate(record.escalations)
+        ],
+    )
+    yield (
+        tier_change,
+        [
+            {
+                "account_id": key,
+                "position": i,
+                "at": c.at,
+                "from_tier": c.from_tier.value,
+                "to_tier": c.to_tier.value,
+                "kind": c.kind,
+                "by": c.by,
+                "reason": c.reason,
+            }
+            for i, c in enumerate(record.tier_changes)
+        ],
+    )
+
+
+class RecordStore:
+    """One database of onboarding records; thread-safe (one connection per call)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> RecordStore:
+        """Connect to `url` (SQLAlchemy URL: `sqlite:///path` or
+        `postgresql+psycopg://user:pass@host/db`) and bring its schema to the latest
+        migration. A SQLite file's folder is created.
+
+        Raises RecordStoreError naming the URL (password hidden) and the reason.
+        """
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise RecordStoreError(f"ONBOARDING_RECORDS_URL: not a database URL ({exc})") from exc
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise RecordStoreError(
+                f"ONBOARDING_RECORDS_URL: {parsed.get_backend_name()!r} is not supported; "
+                "use sqlite:///path or postgresql+psycopg://..."
+            )
+        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the latest Alembic revision (a no-op when it is there)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", MIGRATIONS)
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except sa.exc.SQLAlchemyError as exc:
+            url = self.engine.url.render_as_string(hide_password=True)
+            raise RecordStoreError(f"records store {url}: {exc.__class__.__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def save(self, record: OnboardingRecord) -> bool:
+        """Write `record` unless the store has its revision or a later one (then False):
+        a retried or reordered write never moves a record backwards. Atomic."""
+        row = _row(record)
+        with self.engine.begin() as conn:
+            if not self._upsert(conn, row):
+                return False
+            for table, rows in _children(record):
+                conn.execute(sa.delete(table).where(table.c.account_id == record.account_id))
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+        return True
+
+    def _upsert(self, conn: Connection, row: Mapping[str, Any]) -> bool:
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+            onboarding
+        ).values(**row)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[onboarding.c.account_id],
+            set_={k: insert.excluded[k] for k in row if k != "account_id"},
+            where=onboarding.c.revision < insert.excluded.revision,
+        ).returning(onboarding.c.account_id)
+        return conn.execute(stmt).first() is not None
+
+    def get(self, account_id: str) -> OnboardingRecord | None:
+        with self.engine.connect() as conn:
+            doc = conn.execute(
+                sa.select(onboarding.c.document).where(onboarding.c.account_id == account_id)
+            ).scalar_one_or_none()
+        return None if doc is None else OnboardingRecord.model_validate(doc)
+
+    def revision(self, account_id: str) -> int | None:
+        """The revision stored for `account_id`, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(onboarding.c.revision).where(onboarding.c.account_id == account_id)
+            ).scalar_one_or_none()
+
+    def count(self, state: OnboardingState | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(onboarding)
+        if state is not None:
+            query = query.where(onboarding.c.state == state.value)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -1,0 +1,111 @@
+"""Onboarding records built by hand, for the store and report tests: every figure a
+report shows is computed from records whose facts the test states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from workflows.models import (
+    Escalation,
+    HealthBand,
+    MilestoneStatus,
+    OnboardingState,
+    Owner,
+    Phase,
+    Tier,
+    TierChange,
+    Trigger,
+)
+from workflows.models.record import OnboardingRecord
+from workflows.models.status import MilestoneView, TtvBreakdown
+
+DAY = timedelta(days=1)
+
+
+def milestone_view(
+    milestone_id: str, closed_won: datetime, due_day: int, done_day: float | None = None
+) -> MilestoneView:
+    """A milestone due `due_day` days after closed-won, done `done_day` days after it."""
+    done_at = closed_won + done_day * DAY if done_day is not None else None
+    due_at = closed_won + due_day * DAY
+    return MilestoneView(
+        id=milestone_id,
+        title=milestone_id.replace("_", " ").title(),
+        phase=Phase.KICKOFF,
+        weight=1,
+        owner=Owner.CSM,
+        status=MilestoneStatus.DONE if done_at else MilestoneStatus.NOT_STARTED,
+        due_at=due_at,
+        done_at=done_at,
+        overdue=False,
+        credit=1.0 if done_at and done_at <= due_at else None,
+    )
+
+
+def make_record(
+    account_id: str,
+    closed_won: datetime,
+    *,
+    tier: Tier = Tier.TECH_TOUCH,
+    initial_tier: Tier | None = None,
+    state: OnboardingState = OnboardingState.ACTIVE,
+    revision: int = 1,
+    milestones: list[MilestoneView] | None = None,
+    escalations: list[Escalation] | None = None,
+    acv_usd: float = 30_000,
+    owner: str | None = "csm-1@example.com",
+    ttv_days: float | None = None,
+    finished_at: datetime | None = None,
+) -> OnboardingRecord:
+    changes = []
+    if initial_tier is not None and initial_tier != tier:
+        changes.append(
+            TierChange(
+                at=closed_won + 14 * DAY,
+                from_tier=initial_tier,
+                to_tier=tier,
+                kind="automatic",
+                by="ladder",
+                reason="no progress",
+            )
+        )
+    return OnboardingRecord(
+        account_id=account_id,
+        workflow_id=f"onboarding-{account_id}",
+        revision=revision,
+        as_of=closed_won + DAY,
+        account_name=f"Account {account_id}",
+        acv_usd=acv_usd,
+        currency="USD",
+        closed_won_at=closed_won,
+        cohort=closed_won.strftime("%Y-%m"),
+        playbook_version="test",
+        started_at=closed_won,
+        initial_tier=initial_tier or tier,
+        tier=tier,
+        tier_clause=f"{tier.value}.acv",
+        state=state,
+        phase=Phase.KICKOFF,
+        health_score=80.0,
+        health_band=HealthBand.HEALTHY,
+        owner=owner,
+        next_deadline=None,
+        completion_pct=0.0,
+        ttv=TtvBreakdown(total_days=ttv_days),
+        finished_at=finished_at,
+        paused_days_total=0,
+        decision_required=False,
+        risk_flags=[],
+        milestones=milestones or [],
+        escalations=escalations or [],
+        tier_changes=changes,
+        pauses=[],
+        audit=[],
+    )
+
+
+def escalation(step_id: str, closed_won: datetime, day: int, tier: Tier) -> Escalation:
+    at = closed_won + day * DAY
+    return Escalation(
+        at=at, due_at=at, tier=tier, step_id=step_id, trigger=Trigger.NO_PROGRESS, actions=[]
+    )

@@ -1,0 +1,111 @@
+"""The records store on SQLite and on a real PostgreSQL server: records are written whole,
+never moved backwards by a retried or late write, and read back as they were written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from activities.records.schema import escalation, milestone, onboarding
+from activities.records.store import RecordStore, RecordStoreError
+from tests.support.postgres import postgres_server
+from tests.support.records import DAY, make_record, milestone_view
+from tests.support.records import escalation as escalation_at
+from workflows.models import OnboardingState, Tier
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nested' / 'records.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = RecordStore.open(url)
+    yield s
+    with s.engine.begin() as conn:
+        conn.execute(sa.delete(onboarding))
+    s.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def test_a_record_reads_back_as_written_with_its_rows(store: RecordStore) -> None:
+    won = _now() - 20 * DAY
+    record = make_record(
+        "001A",
+        won,
+        milestones=[
+            milestone_view("kickoff_call", won, 7, 3),
+            milestone_view("first_login", won, 14),
+        ],
+        escalations=[escalation_at("stall", won, 15, Tier.TECH_TOUCH)],
+    )
+    assert store.save(record)
+    assert store.get("001A") == record
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(milestone.c.milestone_id, milestone.c.done_at)).all()
+        assert sorted(rows) == [("first_login", None), ("kickoff_call", won + 3 * DAY)]
+        assert conn.execute(sa.select(escalation.c.step_id)).scalars().all() == ["stall"]
+        cohort = conn.execute(sa.select(onboarding.c.cohort)).scalar_one()
+    assert cohort == won.strftime("%Y-%m")
+
+
+def test_a_later_revision_replaces_the_record_and_its_rows(store: RecordStore) -> None:
+    won = _now() - 20 * DAY
+    store.save(make_record("001B", won, milestones=[milestone_view("kickoff_call", won, 7)]))
+    later = make_record(
+        "001B",
+        won,
+        revision=2,
+        state=OnboardingState.AT_RISK,
+        milestones=[milestone_view("kickoff_call", won, 7, 9)],
+    )
+    assert store.save(later)
+    assert store.get("001B") == later
+    assert store.count(OnboardingState.AT_RISK) == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(milestone)).scalar_one() == 1
+
+
+def test_a_retried_or_late_write_never_moves_a_record_backwards(store: RecordStore) -> None:
+    won = _now() - 20 * DAY
+    newest = make_record("001C", won, revision=3, state=OnboardingState.COMPLETED)
+    assert store.save(newest)
+    assert not store.save(make_record("001C", won, revision=2))  # overtaken
+    assert not store.save(newest)  # retried
+    assert store.get("001C") == newest
+    assert store.revision("001C") == 3
+
+
+def test_opening_twice_migrates_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    RecordStore.open(url).save(make_record("001D", _now()))
+    again = RecordStore.open(url)
+    assert again.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://db/records", "'mysql' is not supported"),
+        ("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "OperationalError"),
+    ],
+)
+def test_a_bad_store_url_is_named_with_its_reason(url: str, reason: str) -> None:
+    with pytest.raises(RecordStoreError) as err:
+        RecordStore.open(url)
+    assert reason in str(err.value)
+    assert "secret" not in str(err.value)

@@ -1,0 +1,73 @@
+"""The onboarding record: what the records store keeps of one onboarding, so the portfolio
+reports (rules §8, docs/rules.md) outlive Temporal's retention and work while it is down."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from workflows.models.state import AuditEntry, Escalation, TierChange
+from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
+
+
+class PauseSpan(BaseModel):
+    """A formal pause (rules §5); `until` is None while it lasts."""
+
+    since: datetime
+    until: datetime | None = None
+    by: str | None = None
+    reason: str
+
+
+class OnboardingRecord(BaseModel):
+    """One onboarding as the records store keeps it: the deal's facts, tier (initial and
+    current), cohort, state, plan against what happened, escalations, tier changes and
+    overrides, pauses, TTV parts, completion and the audit trail.
+
+    `revision` orders the writes of one onboarding: the store keeps the highest it has
+    seen, so a retried or late write never moves a record backwards.
+    """
+
+    account_id: str
+    workflow_id: str
+    revision: int = Field(ge=1, description="Bumped by the workflow on every change")
+    as_of: datetime = Field(description="Workflow time of the change this record shows")
+    account_name: str
+    acv_usd: float
+    currency: str
+    closed_won_at: datetime
+    cohort: str = Field(description="Closed-won month, YYYY-MM (UTC)")
+    playbook_version: str
+    started_at: datetime
+    initial_tier: Tier
+    tier: Tier
+    tier_clause: str = Field(description="The tier rule's clause that decided the initial tier")
+    state: OnboardingState
+    phase: Phase | None
+    health_score: float | None
+    health_band: HealthBand
+    owner: str | None
+    next_deadline: datetime | None
+    completion_pct: float
+    ttv: TtvBreakdown
+    finished_at: datetime | None = Field(description="Handoff done (completed) or cancelled")
+    cancel_reason: str | None = None
+    paused_days_total: float
+    decision_required: bool
+    risk_flags: list[str]
+    milestones: list[MilestoneView]
+    escalations: list[Escalation]
+    tier_changes: list[TierChange]
+    pauses: list[PauseSpan]
+    audit: list[AuditEntry]
+
+
+class RecordSaved(BaseModel):
+    """The `save_record` activity's answer: False when the store already had this
+    revision or a later one (a retry, or a write overtaken by a newer one)."""
+
+    account_id: str
+    revision: int
+    saved: bool
