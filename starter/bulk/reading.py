@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from activities.deals import inbound_deal
+from activities.deals import inbound_deal, unknown_migrated_milestone
 from activities.money import NO_RATES, FxRates
 from starter.bulk.cells import csv_deal, row_error
 from starter.bulk.columns import CSV_COLUMNS, DEFAULT_OPTIONS, CsvOptions, resolve_layout
@@ -129,19 +129,7 @@ def _one_per_account(rows: list[Row], playbook: Playbook | None, column: str) ->
                     f"{deal.account_id!r} is already on line {first} (one onboarding per "
                     "account; this row is not imported)",
                 )
-            elif playbook is not None:
-                deal = _milestones_known(deal, playbook)
+            elif playbook is not None and (unknown := unknown_migrated_milestone(deal, playbook)):
+                deal = RowError(*unknown)
         checked.append(Row(line, deal, account_id))
     return checked
-
-
-def _milestones_known(deal: ClosedWonDeal, playbook: Playbook) -> ClosedWonDeal | RowError:
-    for i, done in enumerate(deal.completed_milestones):
-        if playbook.milestone(done.milestone_id) is None:
-            known = ", ".join(m.id for m in playbook.milestones)
-            return RowError(
-                f"completed_milestones[{i}].milestone_id",
-                f"{done.milestone_id!r} is not a milestone of playbook {playbook.version} "
-                f"(known: {known})",
-            )
-    return deal
