@@ -12,6 +12,10 @@
 
 Everything runs on its own free ports with a throwaway SQLite file and is stopped at the
 end. The last line printed is one JSON object with the figures.
+
+This script parses the options and runs the parts: `ingress_scenarios.py` (the three
+measurements), `ingress_report.py` (the figures and the table) and `common.py` (the
+stack, the sender and the timing, shared with `bench/soak.py`).
 """
 
 from __future__ import annotations

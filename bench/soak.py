@@ -32,6 +32,12 @@ Once the worker has caught up, every onboarding's status and the notifier's sent
 `lost` counts expected effects missing, `duplicated` effects seen more than once (sent-log
 lines, escalations, onboardings), `unexpected` effects the rules do not explain. The last
 line printed is one JSON object; the exit status is 1 on any mismatch.
+
+This script parses the options and runs the parts: `soak_fleet.py` (the accounts and
+what each is sent), `soak_oracle.py` (`Replay`, the expected side), `soak_workers.py`
+(the killable worker and its stack), `soak_traffic.py` (the waves of requests),
+`soak_check.py` (expected vs actual) and `soak_report.py` (the figures and the table);
+`common.py` is shared with `bench/ingress.py`.
 """
 
 from __future__ import annotations
