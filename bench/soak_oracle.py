@@ -25,7 +25,7 @@ from workflows.models import (
     TierChange,
     workflow_id_for,
 )
-from workflows.progress import shift_for_pause
+from workflows.progress.pause import shift_for_pause
 
 DAY = timedelta(days=1)
 

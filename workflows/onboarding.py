@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import progress as rule
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
+    from workflows.formats import day_text
     from workflows.models import (
         NAME_CHARS,
         TEXT_CHARS,
@@ -296,7 +297,7 @@ class AccountOnboarding:
             return self._acceptance(True, "deal received: onboarding started")
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
-        since = rule.day(self.progress.started_at)
+        since = day_text(self.progress.started_at)
         return self._acceptance(False, f"already onboarding since {since}; deal not changed")
 
     @provide_deal.validator
@@ -343,14 +344,14 @@ class AccountOnboarding:
             by=req.by, reason=req.reason, since=now, resume_on=req.resume_on
         )
         self.progress.decision_required = False
-        until = f" until {rule.day(req.resume_on)}" if req.resume_on else ""
+        until = f" until {day_text(req.resume_on)}" if req.resume_on else ""
         return self._done("paused", f"{req.reason}{until}", req.by)
 
     @pause.validator
     def _check_pause(self, req: PauseRequest) -> None:
         self._require_running()
         if (pause := self.progress.pause) is not None:
-            raise ValueError(f"already paused by {pause.by} since {rule.day(pause.since)}")
+            raise ValueError(f"already paused by {pause.by} since {day_text(pause.since)}")
         if req.resume_on is not None and req.resume_on <= workflow.now():
             raise ValueError("resume_on: must be in the future")
 
@@ -454,7 +455,7 @@ class AccountOnboarding:
         reason = f"deal lost: {lost.reason}"
         if lost.action == "cancel":
             return self._cancel(CancelRequest(by=by, reason=reason))
-        self.progress.risk_flags.append(f"{rule.day(workflow.now())}: {reason}")
+        self.progress.risk_flags.append(f"{day_text(workflow.now())}: {reason}")
         self.progress.decision_required = True
         return self._done("deal_lost", f"{reason}; decision required: cancel or resume", by)
 
@@ -548,7 +549,7 @@ class AccountOnboarding:
     def _next_wake(self) -> tuple[datetime, str] | None:
         if self.early is not None:
             until = self._waiting_until()
-            return until, f"Waiting for the closed-won deal until {rule.day(until)}"
+            return until, f"Waiting for the closed-won deal until {day_text(until)}"
         return rule.next_wake(self._o())
 
     async def _sleep_until_due_or_message(self) -> None:
@@ -699,7 +700,7 @@ class AccountOnboarding:
             )
         counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
         workflow.set_current_details(
-            f"**{self.account_id}** · waiting for the closed-won deal until {rule.day(until)}\n\n"
+            f"**{self.account_id}** · waiting for the closed-won deal until {day_text(until)}\n\n"
             f"Product events so far: {counts or 'none'}"
         )
 
@@ -758,19 +759,19 @@ class AccountOnboarding:
         for m in p.milestones:
             if m.status is MilestoneStatus.DONE and m.done_at:
                 late = " (late)" if m.done_at > m.due_at else ""
-                lines.append(f"- [x] {m.phase.value}: {m.title} — done {rule.day(m.done_at)}{late}")
+                lines.append(f"- [x] {m.phase.value}: {m.title} — done {day_text(m.done_at)}{late}")
             elif m.status is MilestoneStatus.SKIPPED:
                 lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
             else:
                 flag = " **OVERDUE**" if now >= m.due_at else ""
                 started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
                 lines.append(
-                    f"- [ ] {m.phase.value}: {m.title}{started} — due {rule.day(m.due_at)}{flag}"
+                    f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"
                 )
         if p.pause:
             lines += [
                 "",
-                f"Paused by {p.pause.by} since {rule.day(p.pause.since)}: {p.pause.reason}",
+                f"Paused by {p.pause.by} since {day_text(p.pause.since)}: {p.pause.reason}",
             ]
         if p.decision_required:
             lines += ["", "**Decision required:** resume with a revised timeline, or pause."]
@@ -778,7 +779,7 @@ class AccountOnboarding:
             last = p.escalations[-1]
             lines += [
                 "",
-                f"Last escalation: {last.tier.value}.{last.step_id} on {rule.day(last.at)}",
+                f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}",
             ]
         return "\n".join(lines)
 

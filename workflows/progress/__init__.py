@@ -1,0 +1,64 @@
+"""How an onboarding's state changes (rules §1-§6 (docs/rules.md)), as plain functions.
+
+Each function changes `OnboardingProgress` in place and returns the rest of what must
+happen as data (`Changes`). The workflow (`workflows/onboarding.py`) applies them;
+nothing here reads the clock, does I/O or calls the SDK: `now` is always an argument,
+and whether product events credit a milestone when they happened (a `workflow.patched`
+rule) is asked through `keep_times`, only when a milestone is credited. By role, every
+name importable from here:
+
+- `changes`: `Changes`, the effects (`Notify`, `AssignOwner`), `Onboarding`, `notify`
+- `lifecycle`: begin, milestones reached or skipped, cancel, the state it is in
+- `ladder`: what has come due (`advance`), tier changes, when to wake next
+- `pause`: a pause's duties, resuming (`shift_for_pause`), what it holds back
+"""
+
+from workflows.progress.changes import (
+    AssignOwner,
+    Changes,
+    Effect,
+    KeepTimes,
+    Notify,
+    Onboarding,
+    milestone,
+    notify,
+    recipient,
+    reject,
+)
+from workflows.progress.ladder import advance, change_tier, next_wake
+from workflows.progress.lifecycle import (
+    begin,
+    cancel,
+    credit_observed_events,
+    reach,
+    record_report,
+    skip,
+    state,
+)
+from workflows.progress.pause import held_back, resume, shift_for_pause
+
+__all__ = [
+    "AssignOwner",
+    "Changes",
+    "Effect",
+    "KeepTimes",
+    "Notify",
+    "Onboarding",
+    "advance",
+    "begin",
+    "cancel",
+    "change_tier",
+    "credit_observed_events",
+    "held_back",
+    "milestone",
+    "next_wake",
+    "notify",
+    "reach",
+    "recipient",
+    "record_report",
+    "reject",
+    "resume",
+    "shift_for_pause",
+    "skip",
+    "state",
+]
