@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contract, event_mapping, rules
+    from workflows import presentation as view
     from workflows import progress as rule
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
@@ -35,12 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DealDelivery,
         DealLost,
         EarlyFacts,
-        Health,
-        HealthBand,
         MilestoneReport,
-        MilestoneStatus,
-        MilestoneView,
-        Notification,
         NotificationReceipt,
         OnboardingInput,
         OnboardingState,
@@ -56,8 +52,8 @@ with workflow.unsafe.imports_passed_through():
         SkipRequest,
         SuccessCriteriaRequest,
         TierOverride,
-        TtvBreakdown,
     )
+    from workflows.progress import checks
 
 DAY = timedelta(days=1)
 # Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
@@ -74,10 +70,6 @@ CREDIT_AT_EVENT_TIME = "credit-at-event-time"
 
 class StaleClockError(RuntimeError):
     """Fails the workflow task (never the workflow): the task is retried from history."""
-
-
-def _score(health: Health) -> str:
-    return f"{health.score:g}" if health.score is not None else "n/a"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -179,10 +171,10 @@ class AccountOnboarding:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
             if workflow.now() >= until:
-                counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
+                counts = view.event_counts_text(self.early.event_counts)
                 raise ApplicationError(
                     f"no closed-won deal for account {self.account_id} within "
-                    f"{self.deal_wait_days} days; product events recorded: {counts or 'none'}",
+                    f"{self.deal_wait_days} days; product events recorded: {counts}",
                     self.early.model_dump(mode="json"),
                     type=contract.NO_CLOSED_WON_DEAL,
                     non_retryable=True,
@@ -302,11 +294,7 @@ class AccountOnboarding:
 
     @provide_deal.validator
     def _check_deal(self, delivery: DealDelivery) -> None:
-        if delivery.deal.account_id != self.account_id:
-            raise ValueError(
-                f"deal.account_id: {delivery.deal.account_id!r} is not this onboarding's "
-                f"account {self.account_id!r}"
-            )
+        checks.deal_is_for(self.account_id, delivery)
 
     def _acceptance(self, started: bool, detail: str) -> DealAcceptance:
         return DealAcceptance(
@@ -325,11 +313,7 @@ class AccountOnboarding:
                 "no closed-won deal yet: this onboarding is waiting for its deal "
                 "(product events arrived first)"
             )
-        p = self.progress
-        if p.cancelled is not None:
-            raise ValueError(f"onboarding was cancelled by {p.cancelled.by}: {p.cancelled.reason}")
-        if p.finished_at is not None:
-            raise ValueError("onboarding is already complete")
+        checks.running(self.progress)
 
     def _done(self, kind: str, detail: str, by: str) -> OnboardingStatus:
         self._audit(workflow.now(), kind, detail, by)
@@ -350,10 +334,7 @@ class AccountOnboarding:
     @pause.validator
     def _check_pause(self, req: PauseRequest) -> None:
         self._require_running()
-        if (pause := self.progress.pause) is not None:
-            raise ValueError(f"already paused by {pause.by} since {day_text(pause.since)}")
-        if req.resume_on is not None and req.resume_on <= workflow.now():
-            raise ValueError("resume_on: must be in the future")
+        checks.pause(self.progress, req, workflow.now())
 
     @workflow.update(name=contract.RESUME)
     def resume(self, req: ResumeRequest) -> OnboardingStatus:
@@ -365,18 +346,7 @@ class AccountOnboarding:
     @resume.validator
     def _check_resume(self, req: ResumeRequest) -> None:
         self._require_running()
-        p = self.progress
-        if p.pause is None and not p.decision_required:
-            raise ValueError("onboarding is neither paused nor waiting for a stall decision")
-        if p.pause is None and not req.revised_due:
-            raise ValueError("revised_due: a stalled onboarding resumes with a revised timeline")
-        now = workflow.now()
-        for milestone_id, due in req.revised_due.items():
-            m = rule.milestone(p, milestone_id)
-            if m is None or not m.is_open:
-                raise ValueError(f"revised_due.{milestone_id}: no open milestone with that id")
-            if due <= now:
-                raise ValueError(f"revised_due.{milestone_id}: must be in the future")
+        checks.resume(self.progress, req, workflow.now())
 
     @workflow.update(name=contract.OVERRIDE_TIER)
     def override_tier(self, req: TierOverride) -> OnboardingStatus:
@@ -392,8 +362,7 @@ class AccountOnboarding:
     @override_tier.validator
     def _check_override(self, req: TierOverride) -> None:
         self._require_running()
-        if req.tier is self.progress.tier:
-            raise ValueError(f"tier: already {req.tier.value}")
+        checks.override_tier(self.progress, req)
 
     @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
@@ -405,12 +374,7 @@ class AccountOnboarding:
     @skip_milestone.validator
     def _check_skip(self, req: SkipRequest) -> None:
         self._require_running()
-        m = rule.milestone(self.progress, req.milestone_id)
-        if m is None or not m.is_open:
-            open_ids = ", ".join(x.id for x in self.progress.milestones if x.is_open)
-            raise ValueError(
-                f"milestone_id: no open milestone {req.milestone_id!r} (open: {open_ids})"
-            )
+        checks.skip(self.progress, req)
 
     @workflow.update(name=contract.SET_SUCCESS_CRITERIA)
     def set_success_criteria(self, req: SuccessCriteriaRequest) -> OnboardingStatus:
@@ -485,15 +449,11 @@ class AccountOnboarding:
     async def _assign_owner(self, effect: rule.AssignOwner) -> None:
         p, info = self.progress, workflow.info()
         try:
-            result: OwnerAssignment = await workflow.execute_activity(
-                contract.ASSIGN_OWNER.name,
+            result = await contract.ASSIGN_OWNER.execute(
                 OwnerRequest(
                     account_id=self.deal.account_id, workflow_id=info.workflow_id, tier=p.tier
                 ),
-                result_type=OwnerAssignment,
-                start_to_close_timeout=contract.ASSIGN_OWNER.start_to_close,
-                schedule_to_close_timeout=contract.ASSIGN_OWNER.schedule_to_close,
-                retry_policy=contract.ASSIGN_OWNER.retry,
+                OwnerAssignment,
                 summary=f"Assign CSM: {effect.reason}",
             )
         except ActivityError as err:
@@ -512,31 +472,11 @@ class AccountOnboarding:
     async def _send(self, effect: rule.Notify) -> None:
         if rule.held_back(self.progress, effect.audience):
             return
-        info = workflow.info()
-        health = self._health(workflow.now())
-        variables = effect.variables | {
-            "owner": self.progress.owner or "your CSM",
-            "health": _score(health),
-        }
-        template = self.playbook.templates[effect.template_id]
-        note = Notification(
-            idempotency_key=f"{info.workflow_id}:{effect.trigger}:{effect.audience.value}",
-            account_id=self.deal.account_id,
-            workflow_id=info.workflow_id,
-            audience=effect.audience,
-            recipient=rule.recipient(self.progress, effect.audience),
-            template_id=effect.template_id,
-            template=template,
-            variables=variables,
-        )
+        note = rule.notification(self._o(), effect, workflow.info().workflow_id, workflow.now())
         try:
-            await workflow.execute_activity(
-                contract.NOTIFY.name,
+            await contract.NOTIFY.execute(
                 note,
-                result_type=NotificationReceipt,
-                start_to_close_timeout=contract.NOTIFY.start_to_close,
-                schedule_to_close_timeout=contract.NOTIFY.schedule_to_close,
-                retry_policy=contract.NOTIFY.retry,
+                NotificationReceipt,
                 summary=f"Notify {effect.audience.value}: {effect.template_id} ({effect.trigger})",
             )
         except ActivityError as err:
@@ -580,129 +520,37 @@ class AccountOnboarding:
                 )
             self._timer, self._timer_at = None, None
 
-    # ------------------------------------------------------------------ reporting
-
-    def _health(self, now: datetime) -> Health:
-        return rules.health_score(self.progress.milestones, now, self.playbook.health)
-
-    def _ttv(self) -> TtvBreakdown:
-        p = self.progress
-        return rules.time_to_value(
-            self.playbook, p.tier, p.milestones, self.deal.close_date, p.started_at
-        )
+    # ------------------------------------------------------------------ publishing
 
     def _state(self, now: datetime) -> OnboardingState:
         if self._deal is None:
             return OnboardingState.AWAITING_DEAL
         return rule.state(self._o(), now)
 
-    def _next_deadline(self) -> datetime | None:
-        m = rules.next_milestone(self.progress.milestones)
-        return m.due_at if m and self.progress.finished_at is None else None
-
     def _status(self) -> OnboardingStatus:
+        workflow_id, now = workflow.info().workflow_id, workflow.now()
         if self.early is not None:
-            return self._waiting_status()
-        p, now = self.progress, workflow.now()
-        views = [
-            MilestoneView(
-                id=m.id,
-                title=m.title,
-                phase=m.phase,
-                weight=m.weight,
-                owner=m.owner,
-                status=m.status,
-                due_at=m.due_at,
-                done_at=m.done_at,
-                overdue=m.is_open and now >= m.due_at,
-                credit=rules.milestone_credit(m, now, self.playbook.health),
+            until = self._waiting_until()
+            return view.waiting_status(
+                self.account_id, self.playbook, self.early, until, workflow_id, now
             )
-            for m in p.milestones
-        ]
-        return OnboardingStatus(
-            account_id=self.deal.account_id,
-            account_name=self.deal.account_name,
-            workflow_id=workflow.info().workflow_id,
-            acv_usd=self.deal.acv_usd,
-            currency=self.deal.currency,
-            acv=self.deal.acv,
-            fx_rate=self.deal.fx_rate,
-            state=self._state(now),
-            tier=p.tier,
-            tier_decision=p.tier_decision,
-            tier_changes=p.tier_changes,
-            phase=rules.current_phase(p.milestones),
-            playbook_version=self.playbook.version,
-            playbook_hash=self.playbook.content_hash,
-            owner=p.owner,
-            closed_won_at=self.deal.close_date,
-            as_of=now,
-            next_deadline=self._next_deadline(),
-            milestones=views,
-            health=self._health(now),
-            ttv=self._ttv(),
-            completion_pct=rules.completion_pct(p.milestones),
-            success_criteria=p.success_criteria,
-            pause=p.pause,
-            decision_required=p.decision_required,
-            risk_flags=p.risk_flags,
-            escalations=p.escalations,
-            event_counts=p.event_counts,
-            rejected=p.rejected,
-            audit=p.audit,
-        )
+        return view.status(self._o(), workflow_id, now)
 
     def _waiting_until(self) -> datetime:
         assert self.early is not None
         return self.early.since + self.deal_wait_days * DAY
 
-    def _waiting_status(self) -> OnboardingStatus:
-        assert self.early is not None
-        return OnboardingStatus(
-            account_id=self.account_id,
-            account_name=self.account_id,
-            workflow_id=workflow.info().workflow_id,
-            acv_usd=0,
-            state=OnboardingState.AWAITING_DEAL,
-            tier=None,
-            tier_decision=None,
-            tier_changes=[],
-            phase=None,
-            playbook_version=self.playbook.version,
-            playbook_hash=self.playbook.content_hash,
-            owner=None,
-            closed_won_at=None,
-            as_of=workflow.now(),
-            next_deadline=None,
-            milestones=[],
-            health=Health(score=None, band=HealthBand.HEALTHY, earned=0, possible=0),
-            ttv=TtvBreakdown(),
-            completion_pct=0,
-            success_criteria=[],
-            pause=None,
-            decision_required=False,
-            risk_flags=[],
-            escalations=[],
-            event_counts=self.early.event_counts,
-            awaiting_deal_until=self._waiting_until(),
-            rejected=self.early.rejected,
-            audit=[],
-        )
-
     def _publish_waiting(self, until: datetime) -> None:
         """Before the deal: every playbook event matters; the UI says what we wait for."""
         assert self.early is not None
         self._publish_memo(sorted(event_names(self.playbook)))
-        if self._published.get("state") != OnboardingState.AWAITING_DEAL.value:
-            self._published["state"] = OnboardingState.AWAITING_DEAL.value
+        state = sa.ONBOARDING_STATE
+        if self._published.get(state.name) != OnboardingState.AWAITING_DEAL.value:
+            self._published[state.name] = OnboardingState.AWAITING_DEAL.value
             workflow.upsert_search_attributes(
-                [sa.ONBOARDING_STATE.value_set(OnboardingState.AWAITING_DEAL.value)]
+                [state.value_set(OnboardingState.AWAITING_DEAL.value)]
             )
-        counts = ", ".join(f"{k} x{v}" for k, v in sorted(self.early.event_counts.items()))
-        workflow.set_current_details(
-            f"**{self.account_id}** · waiting for the closed-won deal until {day_text(until)}\n\n"
-            f"Product events so far: {counts or 'none'}"
-        )
+        workflow.set_current_details(view.waiting_details(self.account_id, self.early, until))
 
     def _publish_memo(self, awaited: list[str]) -> None:
         """The ingress reads memo `awaited` to drop events no open milestone needs. (A
@@ -712,76 +560,20 @@ class AccountOnboarding:
             workflow.upsert_memo({"awaited": AwaitedEvents(events=awaited)})
 
     def _publish(self) -> None:
-        """Keep search attributes and the UI's current details in step with the state."""
+        """Keep search attributes and the UI's current details in step with the state;
+        only what changed is upserted."""
         now = workflow.now()
         done = self.progress.finished_at is not None
         self._publish_memo([] if done else awaited_events(self.playbook, self.progress.milestones))
-        health = self._health(now)
-        phase = rules.current_phase(self.progress.milestones)
-        values: list[tuple[str, SearchAttributeUpdate]] = []
-        wanted: dict[str, object] = {
-            "tier": self.progress.tier.value,
-            "phase": phase.value if phase else "done",
-            "state": self._state(now).value,
-            "health": round(health.score) if health.score is not None else None,
-            "owner": self.progress.owner,
-            "acv": self.deal.acv_usd,
-            "deadline": self._next_deadline(),
-        }
-        keys = {
-            "tier": sa.ONBOARDING_TIER,
-            "phase": sa.ONBOARDING_PHASE,
-            "state": sa.ONBOARDING_STATE,
-            "health": sa.ONBOARDING_HEALTH,
-            "owner": sa.CSM_OWNER,
-            "acv": sa.ACV_USD,
-            "deadline": sa.NEXT_DEADLINE,
-        }
-        for name, value in wanted.items():
-            if self._published.get(name, ...) == value:
+        updates: list[SearchAttributeUpdate] = []
+        for key, value in view.search_values(self._o(), now):
+            if self._published.get(key.name, ...) == value:
                 continue
-            key = keys[name]
-            update = key.value_unset() if value is None else key.value_set(value)  # type: ignore[attr-defined]
-            values.append((name, update))
-            self._published[name] = value
-        if values:
-            workflow.upsert_search_attributes([u for _, u in values])
-        workflow.set_current_details(self._checklist(now, health))
-
-    def _checklist(self, now: datetime, health: Health) -> str:
-        p = self.progress
-        score = _score(health)
-        lines = [
-            f"**{self.deal.account_name}** · {p.tier.value} · {self._state(now).value} · "
-            f"health {score} ({health.band.value}) · owner {p.owner or 'automated'}",
-            "",
-        ]
-        for m in p.milestones:
-            if m.status is MilestoneStatus.DONE and m.done_at:
-                late = " (late)" if m.done_at > m.due_at else ""
-                lines.append(f"- [x] {m.phase.value}: {m.title} — done {day_text(m.done_at)}{late}")
-            elif m.status is MilestoneStatus.SKIPPED:
-                lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
-            else:
-                flag = " **OVERDUE**" if now >= m.due_at else ""
-                started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
-                lines.append(
-                    f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"
-                )
-        if p.pause:
-            lines += [
-                "",
-                f"Paused by {p.pause.by} since {day_text(p.pause.since)}: {p.pause.reason}",
-            ]
-        if p.decision_required:
-            lines += ["", "**Decision required:** resume with a revised timeline, or pause."]
-        if p.escalations:
-            last = p.escalations[-1]
-            lines += [
-                "",
-                f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}",
-            ]
-        return "\n".join(lines)
+            updates.append(key.value_unset() if value is None else key.value_set(value))
+            self._published[key.name] = value
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(view.checklist(self._o(), now))
 
     # ------------------------------------------------------------------ records
 

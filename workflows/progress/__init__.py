@@ -4,13 +4,14 @@ Each function changes `OnboardingProgress` in place and returns the rest of what
 happen as data (`Changes`). The workflow (`workflows/onboarding.py`) applies them;
 nothing here reads the clock, does I/O or calls the SDK: `now` is always an argument,
 and whether product events credit a milestone when they happened (a `workflow.patched`
-rule) is asked through `keep_times`, only when a milestone is credited. By role, every
-name importable from here:
+rule) is asked through `keep_times`, only when a milestone is credited. By role (all
+but `checks` importable from here):
 
-- `changes`: `Changes`, the effects (`Notify`, `AssignOwner`), `Onboarding`, `notify`
+- `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones reached or skipped, cancel, the state it is in
 - `ladder`: what has come due (`advance`), tier changes, when to wake next
 - `pause`: a pause's duties, resuming (`shift_for_pause`), what it holds back
+- `checks`: whether an update may apply now (the workflow's validators)
 """
 
 from workflows.progress.changes import (
@@ -21,6 +22,7 @@ from workflows.progress.changes import (
     Notify,
     Onboarding,
     milestone,
+    notification,
     notify,
     recipient,
     reject,
@@ -52,6 +54,7 @@ __all__ = [
     "held_back",
     "milestone",
     "next_wake",
+    "notification",
     "notify",
     "reach",
     "recipient",

@@ -3,7 +3,8 @@
 `Changes` carries audit entries to record, effects to run in order (`Notify`: a
 notification to send; `AssignOwner`: a CSM to assign), messages rejected and ladder
 steps fired. `Onboarding` is the state with what it is read with. `notify` builds a
-notification's variables from the state; `recipient` says who it goes to.
+notification's variables from the state, `recipient` says who it goes to and
+`notification` makes it the `notify` activity's argument.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from workflows import rules
-from workflows.formats import day_text
+from workflows.formats import day_text, score_text
 from workflows.models import (
     Audience,
     AuditEntry,
     ClosedWonDeal,
     ContactRole,
+    Health,
     Milestone,
+    Notification,
     OnboardingProgress,
     Phase,
     Playbook,
     RejectedMessage,
+    TtvBreakdown,
 )
 
 DAY = timedelta(days=1)
@@ -74,6 +78,17 @@ class Onboarding:
     playbook: Playbook
     progress: OnboardingProgress
 
+    def health(self, now: datetime) -> Health:
+        """The health score now (rules §2 (docs/rules.md))."""
+        return rules.health_score(self.progress.milestones, now, self.playbook.health)
+
+    def ttv(self) -> TtvBreakdown:
+        """Time to value so far (rules §3 (docs/rules.md))."""
+        p = self.progress
+        return rules.time_to_value(
+            self.playbook, p.tier, p.milestones, self.deal.close_date, p.started_at
+        )
+
 
 def milestone(p: OnboardingProgress, milestone_id: str | None) -> Milestone | None:
     return next((m for m in p.milestones if m.id == milestone_id), None)
@@ -120,3 +135,22 @@ def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
         case Audience.CSM:
             return p.owner
     return None
+
+
+def notification(o: Onboarding, effect: Notify, workflow_id: str, now: datetime) -> Notification:
+    """The `notify` activity's argument for `effect`, its idempotency key
+    `<workflow id>:<trigger>:<audience>`; the owner and health are taken as they are now."""
+    variables = effect.variables | {
+        "owner": o.progress.owner or "your CSM",
+        "health": score_text(o.health(now).score),
+    }
+    return Notification(
+        idempotency_key=f"{workflow_id}:{effect.trigger}:{effect.audience.value}",
+        account_id=o.deal.account_id,
+        workflow_id=workflow_id,
+        audience=effect.audience,
+        recipient=recipient(o.progress, effect.audience),
+        template_id=effect.template_id,
+        template=o.playbook.templates[effect.template_id],
+        variables=variables,
+    )

@@ -59,8 +59,7 @@ def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepT
 def _finish(o: Onboarding, out: Changes, now: datetime) -> None:
     p = o.progress
     p.finished_at = now
-    ttv = rules.time_to_value(o.playbook, p.tier, p.milestones, o.deal.close_date, p.started_at)
-    health = rules.health_score(p.milestones, now, o.playbook.health)
+    ttv, health = o.ttv(), o.health(now)
     out.log(
         now,
         "completed",

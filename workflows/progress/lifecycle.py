@@ -190,7 +190,6 @@ def state(o: Onboarding, now: datetime) -> OnboardingState:
         return OnboardingState.COMPLETED
     if p.pause is not None:
         return OnboardingState.PAUSED
-    health = rules.health_score(p.milestones, now, o.playbook.health)
-    if p.decision_required or health.band is not HealthBand.HEALTHY:
+    if p.decision_required or o.health(now).band is not HealthBand.HEALTHY:
         return OnboardingState.AT_RISK
     return OnboardingState.ACTIVE
