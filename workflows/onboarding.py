@@ -13,22 +13,18 @@ import hashlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import contract, event_mapping, rules
+    from workflows import contract, effects, event_mapping, rules
     from workflows import presentation as view
     from workflows import progress as rule
-    from workflows import search_attributes as sa
-    from workflows.event_mapping import awaited_events, event_names
+    from workflows.event_mapping import event_names
     from workflows.formats import day_text
     from workflows.models import (
         NAME_CHARS,
         TEXT_CHARS,
-        Audience,
         AuditEntry,
-        AwaitedEvents,
         CancelRequest,
         ClosedWonDeal,
         ContactChange,
@@ -37,12 +33,9 @@ with workflow.unsafe.imports_passed_through():
         DealLost,
         EarlyFacts,
         MilestoneReport,
-        NotificationReceipt,
         OnboardingInput,
         OnboardingState,
         OnboardingStatus,
-        OwnerAssignment,
-        OwnerRequest,
         Pause,
         PauseRequest,
         Phase,
@@ -54,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TierOverride,
     )
     from workflows.progress import checks
+    from workflows.publishing import Publisher
 
 DAY = timedelta(days=1)
 # Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
@@ -85,7 +79,7 @@ class AccountOnboarding:
         self.changed = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
-        self._published: dict[str, object] = {}
+        self._publisher = Publisher()
         self._phase: Phase | None = None
         # Until the deal arrives (product events came first) facts wait in `early`.
         self.early: EarlyFacts | None = None
@@ -114,9 +108,9 @@ class AccountOnboarding:
         while True:
             self.changed = False
             self._advance(workflow.now())
-            self._publish()
+            self._publisher.onboarding(self._o(), workflow.now())
             await self._send_outbox()
-            self._publish()
+            self._publisher.onboarding(self._o(), workflow.now())
             if self.progress.finished_at is not None and not self.outbox:
                 break
             if self._history_is_long():
@@ -166,7 +160,7 @@ class AccountOnboarding:
         while self.early is not None:
             self.changed = False
             until = self._waiting_until()
-            self._publish_waiting(until)
+            self._publisher.waiting(self.account_id, self.playbook, self.early, until)
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
@@ -440,49 +434,7 @@ class AccountOnboarding:
             if self.progress.cancelled is not None:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
-            effect = self.outbox.pop(0)
-            if isinstance(effect, rule.AssignOwner):
-                await self._assign_owner(effect)
-            else:
-                await self._send(effect)
-
-    async def _assign_owner(self, effect: rule.AssignOwner) -> None:
-        p, info = self.progress, workflow.info()
-        try:
-            result = await contract.ASSIGN_OWNER.execute(
-                OwnerRequest(
-                    account_id=self.deal.account_id, workflow_id=info.workflow_id, tier=p.tier
-                ),
-                OwnerAssignment,
-                summary=f"Assign CSM: {effect.reason}",
-            )
-        except ActivityError as err:
-            self._audit(
-                workflow.now(), "owner_unassigned", f"assignment failed: {err.cause or err}"
-            )
-            return
-        p.owner = result.owner
-        self._audit(workflow.now(), "owner_assigned", f"{result.owner}: {result.reason}")
-        changes = rule.Changes()
-        trigger = f"owner-{len(p.tier_changes)}"
-        variables = {"reason": effect.reason}
-        rule.notify(self._o(), changes, trigger, Audience.CSM, "owner_assigned", variables)
-        self._apply(changes)
-
-    async def _send(self, effect: rule.Notify) -> None:
-        if rule.held_back(self.progress, effect.audience):
-            return
-        note = rule.notification(self._o(), effect, workflow.info().workflow_id, workflow.now())
-        try:
-            await contract.NOTIFY.execute(
-                note,
-                NotificationReceipt,
-                summary=f"Notify {effect.audience.value}: {effect.template_id} ({effect.trigger})",
-            )
-        except ActivityError as err:
-            self._audit(
-                workflow.now(), "notification_failed", f"{effect.template_id}: {err.cause or err}"
-            )
+            self._apply(await effects.run(self._o(), self.outbox.pop(0)))
 
     # ------------------------------------------------------------------ time
 
@@ -539,41 +491,6 @@ class AccountOnboarding:
     def _waiting_until(self) -> datetime:
         assert self.early is not None
         return self.early.since + self.deal_wait_days * DAY
-
-    def _publish_waiting(self, until: datetime) -> None:
-        """Before the deal: every playbook event matters; the UI says what we wait for."""
-        assert self.early is not None
-        self._publish_memo(sorted(event_names(self.playbook)))
-        state = sa.ONBOARDING_STATE
-        if self._published.get(state.name) != OnboardingState.AWAITING_DEAL.value:
-            self._published[state.name] = OnboardingState.AWAITING_DEAL.value
-            workflow.upsert_search_attributes(
-                [state.value_set(OnboardingState.AWAITING_DEAL.value)]
-            )
-        workflow.set_current_details(view.waiting_details(self.account_id, self.early, until))
-
-    def _publish_memo(self, awaited: list[str]) -> None:
-        """The ingress reads memo `awaited` to drop events no open milestone needs. (A
-        bare empty list would be dropped by the server as if unset: hence the model.)"""
-        if self._published.get("awaited") != awaited:
-            self._published["awaited"] = awaited
-            workflow.upsert_memo({"awaited": AwaitedEvents(events=awaited)})
-
-    def _publish(self) -> None:
-        """Keep search attributes and the UI's current details in step with the state;
-        only what changed is upserted."""
-        now = workflow.now()
-        done = self.progress.finished_at is not None
-        self._publish_memo([] if done else awaited_events(self.playbook, self.progress.milestones))
-        updates: list[SearchAttributeUpdate] = []
-        for key, value in view.search_values(self._o(), now):
-            if self._published.get(key.name, ...) == value:
-                continue
-            updates.append(key.value_unset() if value is None else key.value_set(value))
-            self._published[key.name] = value
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(view.checklist(self._o(), now))
 
     # ------------------------------------------------------------------ records
 
