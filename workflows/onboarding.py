@@ -8,8 +8,6 @@ paused clock is simply not armed.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -19,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import contract, effects, event_mapping, rules
     from workflows import presentation as view
     from workflows import progress as rule
+    from workflows.alarm import Alarm
     from workflows.event_mapping import event_names
     from workflows.formats import day_text
     from workflows.models import (
@@ -46,24 +45,17 @@ with workflow.unsafe.imports_passed_through():
         SuccessCriteriaRequest,
         TierOverride,
     )
-    from workflows.progress import checks
+    from workflows.progress import checks, facts
     from workflows.publishing import Publisher
 
 DAY = timedelta(days=1)
-# Bounds that keep the state (and so continue-as-new payloads) small over 120 days.
-MAX_SEEN_EVENT_IDS = 10_000
+# Bound that keeps the state (and so continue-as-new payloads) small over 120 days.
 MAX_REJECTED = 200
-# Event ids longer than this are kept as their digest (a client may send any length).
-EVENT_ID_CHARS = 64
 # workflow.patched() id of "continue-as-new at `max_history_events`" (added 2026-11-22).
 CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 # workflow.patched() id of "a product event credits its milestone when it happened, not
 # when it arrived" (added 2026-11-30).
 CREDIT_AT_EVENT_TIME = "credit-at-event-time"
-
-
-class StaleClockError(RuntimeError):
-    """Fails the workflow task (never the workflow): the task is retried from history."""
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -77,8 +69,7 @@ class AccountOnboarding:
         self.max_history_events = input.max_history_events
         self.outbox: list[rule.Effect] = []
         self.changed = False
-        self._timer: asyncio.Task[None] | None = None
-        self._timer_at: datetime | None = None
+        self._alarm = Alarm()
         self._publisher = Publisher()
         self._phase: Phase | None = None
         # Until the deal arrives (product events came first) facts wait in `early`.
@@ -216,19 +207,7 @@ class AccountOnboarding:
         return self.progress.seen_event_ids
 
     def _seen(self, event_id: str) -> bool:
-        """Deduplicate by event id: a set for the lookup, a capped list for the order."""
-        if len(event_id) > EVENT_ID_CHARS:
-            event_id = hashlib.sha256(event_id.encode()).hexdigest()
-        if event_id in self._seen_ids:
-            return True
-        ids = self._seen_list()
-        ids.append(event_id)
-        self._seen_ids.add(event_id)
-        if len(ids) > MAX_SEEN_EVENT_IDS:
-            for old in ids[:-MAX_SEEN_EVENT_IDS]:
-                self._seen_ids.discard(old)
-            del ids[:-MAX_SEEN_EVENT_IDS]
-        return False
+        return facts.seen(self._seen_list(), self._seen_ids, event_id)
 
     # ------------------------------------------------------------------ signals
 
@@ -250,7 +229,7 @@ class AccountOnboarding:
         """Facts from the product, batched per account; counted with when they happened
         (an event's own time, never later than now), then matched to milestones."""
         now = workflow.now()
-        facts = self.early if self.early is not None else self.progress
+        counted = self.early if self.early is not None else self.progress
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
         known = event_names(self.playbook)
         for event in batch.events:
@@ -260,10 +239,7 @@ class AccountOnboarding:
                 # Counted names stay bounded by the playbook (the ingress drops these first).
                 self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
-            facts.event_counts[event.name] = facts.event_counts.get(event.name, 0) + 1
-            if n := keep.get(event.name):
-                times = facts.event_times.setdefault(event.name, [])
-                event_mapping.record_time(times, min(event.at or now, now), n)
+            facts.count(counted, event, now, keep)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
@@ -445,32 +421,7 @@ class AccountOnboarding:
         return rule.next_wake(self._o())
 
     async def _sleep_until_due_or_message(self) -> None:
-        # Re-arm the timer only when the earliest deadline moves: every timer cancelled
-        # early costs two history events.
-        wake = self._next_wake()
-        wake_at = wake[0] if wake else None
-        if wake_at != self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer, self._timer_at = None, wake_at
-            if wake is not None:
-                delay = max(wake[0] - workflow.now(), timedelta(seconds=1))
-                self._timer = asyncio.create_task(workflow.sleep(delay, summary=wake[1]))
-        await workflow.wait_condition(
-            lambda: self.changed or (self._timer is not None and self._timer.done())
-        )
-        if self._timer is not None and self._timer.done():
-            assert self._timer_at is not None
-            if workflow.now() < self._timer_at:
-                # A fired timer means its time has come. Seen once after a dev-server
-                # restart with queries in flight: an activation carrying the previous
-                # task's clock. Acting on it would not replay; failing the task makes
-                # the worker replay it from history, with the right clock.
-                raise StaleClockError(
-                    f"timer for {self._timer_at.isoformat()} fired, but the task's clock "
-                    f"says {workflow.now().isoformat()}: retrying the task"
-                )
-            self._timer, self._timer_at = None, None
+        await self._alarm.sleep(self._next_wake(), lambda: self.changed)
 
     # ------------------------------------------------------------------ publishing
 
