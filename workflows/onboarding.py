@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         NAME_CHARS,
         TEXT_CHARS,
-        AuditEntry,
         CancelRequest,
         ClosedWonDeal,
         ContactChange,
@@ -35,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         OnboardingInput,
         OnboardingState,
         OnboardingStatus,
-        Pause,
         PauseRequest,
         Phase,
         ProductEventBatch,
@@ -167,7 +165,7 @@ class AccountOnboarding:
             await self._sleep_until_due_or_message()
 
     def _begin(self, now: datetime) -> None:
-        """Tier, plan and credit of what was done before tracking (rules §1-§2)."""
+        """Tier, plan and credit of what was done before tracking (rules §1-§2 (docs/rules.md))."""
         early, self.early = self.early, None
         o, changes = rule.begin(self.deal, self.playbook, early, now, self._times_kept)
         self.progress = o.progress
@@ -285,21 +283,16 @@ class AccountOnboarding:
             )
         checks.running(self.progress)
 
-    def _done(self, kind: str, detail: str, by: str) -> OnboardingStatus:
-        self._audit(workflow.now(), kind, detail, by)
+    def _changed(self, changes: rule.Changes) -> OnboardingStatus:
+        """Apply an update's changes; the loop wakes to act on them."""
+        self._apply(changes)
         self.changed = True
         return self._status()
 
     @workflow.update(name=contract.PAUSE)
     def pause(self, req: PauseRequest) -> OnboardingStatus:
         """Formal pause: every SLA clock stops; events are still recorded; no nudges."""
-        now = workflow.now()
-        self.progress.pause = Pause(
-            by=req.by, reason=req.reason, since=now, resume_on=req.resume_on
-        )
-        self.progress.decision_required = False
-        until = f" until {day_text(req.resume_on)}" if req.resume_on else ""
-        return self._done("paused", f"{req.reason}{until}", req.by)
+        return self._changed(rule.start_pause(self.progress, req, workflow.now()))
 
     @pause.validator
     def _check_pause(self, req: PauseRequest) -> None:
@@ -309,9 +302,8 @@ class AccountOnboarding:
     @workflow.update(name=contract.RESUME)
     def resume(self, req: ResumeRequest) -> OnboardingStatus:
         """Resume a pause (deadlines shift by the paused time) or settle a stall."""
-        self.progress.audit += rule.resume(self._o(), req, workflow.now())
-        self.changed = True
-        return self._status()
+        audit = rule.resume(self._o(), req, workflow.now())
+        return self._changed(rule.Changes(audit=audit))
 
     @resume.validator
     def _check_resume(self, req: ResumeRequest) -> None:
@@ -322,12 +314,11 @@ class AccountOnboarding:
     def override_tier(self, req: TierOverride) -> OnboardingStatus:
         """A manager's override of the tier rule, recorded with approver and reason."""
         now = workflow.now()
-        changes = rule.change_tier(
-            self._o(), req.tier, "override", req.approver, req.reason, now, self._times_kept
+        return self._changed(
+            rule.change_tier(
+                self._o(), req.tier, "override", req.approver, req.reason, now, self._times_kept
+            )
         )
-        self._apply(changes)
-        self.changed = True
-        return self._status()
 
     @override_tier.validator
     def _check_override(self, req: TierOverride) -> None:
@@ -337,9 +328,7 @@ class AccountOnboarding:
     @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
         """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
-        self._apply(rule.skip(self._o(), req, workflow.now()))
-        self.changed = True
-        return self._status()
+        return self._changed(rule.skip(self._o(), req, workflow.now()))
 
     @skip_milestone.validator
     def _check_skip(self, req: SkipRequest) -> None:
@@ -348,8 +337,7 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.SET_SUCCESS_CRITERIA)
     def set_success_criteria(self, req: SuccessCriteriaRequest) -> OnboardingStatus:
-        self.progress.success_criteria = list(req.criteria)
-        return self._done("success_criteria", "; ".join(req.criteria), req.by)
+        return self._changed(rule.set_success_criteria(self.progress, req, workflow.now()))
 
     @set_success_criteria.validator
     def _check_criteria(self, req: SuccessCriteriaRequest) -> None:
@@ -358,10 +346,7 @@ class AccountOnboarding:
     @workflow.update(name=contract.CHANGE_CONTACT)
     def change_contact(self, req: ContactChange) -> OnboardingStatus:
         """A new contact for a role (e.g. the champion left), replacing the old one."""
-        contacts = [c for c in self.progress.contacts if c.role is not req.contact.role]
-        self.progress.contacts = [*contacts, req.contact]
-        detail = f"{req.contact.role.value}: {req.contact.name} <{req.contact.email}>"
-        return self._done("contact_changed", f"{detail} {req.reason}".strip(), req.by)
+        return self._changed(rule.change_contact(self.progress, req, workflow.now()))
 
     @change_contact.validator
     def _check_contact(self, req: ContactChange) -> None:
@@ -370,11 +355,7 @@ class AccountOnboarding:
     @workflow.update(name=contract.CANCEL)
     def cancel(self, req: CancelRequest) -> OnboardingStatus:
         """The deal churned or was cancelled: the onboarding ends cleanly."""
-        return self._cancel(req)
-
-    def _cancel(self, req: CancelRequest) -> OnboardingStatus:
-        rule.cancel(self.progress, req, workflow.now())
-        return self._done("cancelled", req.reason, req.by)
+        return self._changed(rule.cancel(self.progress, req, workflow.now()))
 
     @cancel.validator
     def _check_cancel(self, req: CancelRequest) -> None:
@@ -382,16 +363,9 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.DEAL_LOST)
     def deal_lost(self, lost: DealLost) -> OnboardingStatus:
-        """The CRM deal was lost after the onboarding started; `lost.action` is the rule
-        (`ONBOARDING_DEAL_LOST`): `cancel` ends it as `cancel` does, `flag` raises a risk
-        flag and requires a decision (as a stall does). Audited either way."""
-        by = f"{lost.source} deal {lost.deal_id}"
-        reason = f"deal lost: {lost.reason}"
-        if lost.action == "cancel":
-            return self._cancel(CancelRequest(by=by, reason=reason))
-        self.progress.risk_flags.append(f"{day_text(workflow.now())}: {reason}")
-        self.progress.decision_required = True
-        return self._done("deal_lost", f"{reason}; decision required: cancel or resume", by)
+        """The CRM deal was lost after the onboarding started: cancelled or flagged, as
+        `lost.action` says (`ONBOARDING_DEAL_LOST`)."""
+        return self._changed(rule.deal_lost(self.progress, lost, workflow.now()))
 
     @deal_lost.validator
     def _check_deal_lost(self, lost: DealLost) -> None:
@@ -444,9 +418,6 @@ class AccountOnboarding:
         return self.early.since + self.deal_wait_days * DAY
 
     # ------------------------------------------------------------------ records
-
-    def _audit(self, at: datetime, kind: str, detail: str, by: str | None = None) -> None:
-        self.progress.audit.append(AuditEntry(at=at, kind=kind, detail=detail, by=by))
 
     def _reject(self, at: datetime, kind: str, ref: str, reason: str) -> None:
         rejected = self.early.rejected if self.early is not None else self.progress.rejected

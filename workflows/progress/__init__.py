@@ -8,9 +8,9 @@ rule) is asked through `keep_times`, only when a milestone is credited. By role 
 but `checks` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
-- `lifecycle`: begin, milestones reached or skipped, cancel, the state it is in
+- `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
 - `ladder`: what has come due (`advance`), tier changes, when to wake next
-- `pause`: a pause's duties, resuming (`shift_for_pause`), what it holds back
+- `pause`: pausing, its duties, resuming (`shift_for_pause`), what it holds back
 - `checks`: whether an update may apply now (the workflow's validators)
 """
 
@@ -31,13 +31,16 @@ from workflows.progress.ladder import advance, change_tier, next_wake
 from workflows.progress.lifecycle import (
     begin,
     cancel,
+    change_contact,
     credit_observed_events,
+    deal_lost,
     reach,
     record_report,
+    set_success_criteria,
     skip,
     state,
 )
-from workflows.progress.pause import held_back, resume, shift_for_pause
+from workflows.progress.pause import held_back, resume, shift_for_pause, start_pause
 
 __all__ = [
     "AssignOwner",
@@ -49,8 +52,10 @@ __all__ = [
     "advance",
     "begin",
     "cancel",
+    "change_contact",
     "change_tier",
     "credit_observed_events",
+    "deal_lost",
     "held_back",
     "milestone",
     "next_wake",
@@ -61,7 +66,9 @@ __all__ = [
     "record_report",
     "reject",
     "resume",
+    "set_success_criteria",
     "shift_for_pause",
     "skip",
+    "start_pause",
     "state",
 ]

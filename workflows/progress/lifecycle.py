@@ -1,6 +1,7 @@
 """An onboarding's life outside the ladder and the pause (rules §1-§2, §6 (docs/rules.md)):
 begin (tier, plan, credit of what came before tracking), progress on milestones
-(reports, product events, skips), cancel, and the state it is in."""
+(reports, product events, skips), what the customer changes (success criteria,
+contacts), the end of the deal (cancelled, lost), and the state it is in."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from workflows.models import (
     Audience,
     CancelRequest,
     ClosedWonDeal,
+    ContactChange,
+    DealLost,
     EarlyFacts,
     HealthBand,
     Milestone,
@@ -21,6 +24,7 @@ from workflows.models import (
     OnboardingState,
     Playbook,
     SkipRequest,
+    SuccessCriteriaRequest,
     Tier,
 )
 from workflows.progress.changes import (
@@ -174,10 +178,48 @@ def skip(o: Onboarding, req: SkipRequest, now: datetime) -> Changes:
 # ------------------------------------------------------------------ §6 ending, state
 
 
-def cancel(p: OnboardingProgress, req: CancelRequest, now: datetime) -> None:
+def set_success_criteria(
+    p: OnboardingProgress, req: SuccessCriteriaRequest, now: datetime
+) -> Changes:
+    """The customer's own success criteria replace the ones known so far."""
+    p.success_criteria = list(req.criteria)
+    out = Changes()
+    out.log(now, "success_criteria", "; ".join(req.criteria), req.by)
+    return out
+
+
+def change_contact(p: OnboardingProgress, req: ContactChange, now: datetime) -> Changes:
+    """A new contact for a role (e.g. the champion left), replacing the old one."""
+    contacts = [c for c in p.contacts if c.role is not req.contact.role]
+    p.contacts = [*contacts, req.contact]
+    detail = f"{req.contact.role.value}: {req.contact.name} <{req.contact.email}>"
+    out = Changes()
+    out.log(now, "contact_changed", f"{detail} {req.reason}".strip(), req.by)
+    return out
+
+
+def cancel(p: OnboardingProgress, req: CancelRequest, now: datetime) -> Changes:
     """The deal churned or was cancelled: the onboarding ends (no more messages)."""
     p.cancelled = req
     p.finished_at = now
+    out = Changes()
+    out.log(now, "cancelled", req.reason, req.by)
+    return out
+
+
+def deal_lost(p: OnboardingProgress, lost: DealLost, now: datetime) -> Changes:
+    """The CRM deal was lost after the onboarding started; `lost.action` is the rule
+    (`ONBOARDING_DEAL_LOST`): `cancel` ends it as `cancel` does, `flag` raises a risk
+    flag and requires a decision (as a stall does). Audited either way."""
+    by = f"{lost.source} deal {lost.deal_id}"
+    reason = f"deal lost: {lost.reason}"
+    if lost.action == "cancel":
+        return cancel(p, CancelRequest(by=by, reason=reason), now)
+    p.risk_flags.append(f"{day_text(now)}: {reason}")
+    p.decision_required = True
+    out = Changes()
+    out.log(now, "deal_lost", f"{reason}; decision required: cancel or resume", by)
+    return out
 
 
 def state(o: Onboarding, now: datetime) -> OnboardingState:

@@ -1,4 +1,4 @@
-"""A formal pause (rules §5 (docs/rules.md)): its duties while it lasts (a scheduled
+"""A formal pause (rules §5 (docs/rules.md)): starting one, its duties while it lasts (a scheduled
 resume, the owner's reminders), the arithmetic of resuming (every SLA clock and open
 deadline moves by the time paused) and the nudges it holds back."""
 
@@ -7,8 +7,26 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from workflows.formats import day_text
-from workflows.models import Audience, AuditEntry, OnboardingProgress, ResumeRequest
+from workflows.models import (
+    Audience,
+    AuditEntry,
+    OnboardingProgress,
+    Pause,
+    PauseRequest,
+    ResumeRequest,
+)
 from workflows.progress.changes import DAY, Changes, Onboarding, milestone, notify
+
+
+def start_pause(p: OnboardingProgress, req: PauseRequest, now: datetime) -> Changes:
+    """Formal pause: every SLA clock stops; events are still recorded; no nudges. It
+    settles a pending stall decision."""
+    p.pause = Pause(by=req.by, reason=req.reason, since=now, resume_on=req.resume_on)
+    p.decision_required = False
+    until = f" until {day_text(req.resume_on)}" if req.resume_on else ""
+    out = Changes()
+    out.log(now, "paused", f"{req.reason}{until}", req.by)
+    return out
 
 
 def _reminder_at(o: Onboarding) -> datetime:
