@@ -5,13 +5,14 @@ happen as data (`Changes`). The workflow (`workflows/onboarding.py`) applies the
 nothing here reads the clock, does I/O or calls the SDK: `now` is always an argument,
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited. By role (all
-but `checks` importable from here):
+but `checks` and `facts` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
 - `ladder`: what has come due (`advance`), tier changes, when to wake next
 - `pause`: pausing, its duties, resuming (`shift_for_pause`), what it holds back
 - `checks`: whether an update may apply now (the workflow's validators)
+- `facts`: messages taken once by event id, product events counted with their times
 """
 
 from workflows.progress.changes import (
