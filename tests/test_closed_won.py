@@ -25,7 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
 from activities.crm import PIPELINES_PATH, PIPELINES_TTL_S, HubSpotStages
-from activities.crm_records import PayloadError, hubspot_pipeline_stages
+from activities.crm_records import PayloadError
+from activities.hubspot_records import hubspot_pipeline_stages
 from activities.settings import SharedSettings
 from starter.app import create_app
 from starter.crm import hubspot_stage_changes, salesforce_opportunity, sort_stage_changes

@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from activities.crm_records import (
-    PayloadError,
-    StageMeaning,
-    hubspot_company_id,
-    hubspot_contact_ids,
-    hubspot_deal,
-)
+from activities.crm_records import PayloadError, StageMeaning
+from activities.hubspot_records import hubspot_company_id, hubspot_contact_ids, hubspot_deal
 from starter.crm import (
     Ignored,
     generic_deal,

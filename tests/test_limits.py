@@ -38,8 +38,9 @@ from workflows.models import (
     ProductEvent,
     ProductEventBatch,
 )
-from workflows.onboarding import MAX_REJECTED, MAX_SEEN_EVENT_IDS, AccountOnboarding
+from workflows.onboarding import MAX_REJECTED, AccountOnboarding
 from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, parse_playbook
+from workflows.progress.facts import MAX_SEEN_EVENT_IDS
 
 # Temporal's default limit on one payload; continue-as-new sends the state as one.
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024

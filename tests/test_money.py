@@ -19,7 +19,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from activities.crm import HubSpotClient
-from activities.crm_records import PayloadError, hubspot_deal
+from activities.crm_records import PayloadError
+from activities.hubspot_records import hubspot_deal
 from activities.money import (
     DEFAULT_FX_RATES,
     FxRates,
