@@ -113,6 +113,7 @@ class Onboardings:
     task_queue: str
     sent_log: Path
     playbook: Playbook
+    records_url: str
     started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
 
     async def start(
@@ -161,7 +162,11 @@ async def onboardings(
     env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Onboardings]:
     task_queue = f"onboarding-test-{uuid.uuid4().hex[:8]}"
-    settings = Settings(notify_channels=["log"], sent_log=tmp_path / "sent.jsonl")
+    settings = Settings(
+        notify_channels=["log"],
+        sent_log=tmp_path / "sent.jsonl",
+        records_url=f"sqlite:///{tmp_path / 'records.db'}",
+    )
     async with Worker(
         env.client,
         task_queue=task_queue,
@@ -170,7 +175,9 @@ async def onboardings(
         # A workflow bug fails the test at once instead of retrying the task forever.
         workflow_failure_exception_types=[Exception],
     ):
-        it = Onboardings(env, task_queue, settings.sent_log or Path(), playbook)
+        it = Onboardings(
+            env, task_queue, settings.sent_log or Path(), playbook, settings.records_url
+        )
         yield it
         if folder := os.environ.get(RECORD_HISTORIES):
             await record_histories(env.client, it.started, HISTORIES / folder, request.node.name)

@@ -43,6 +43,7 @@ def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
 # Signals
 MILESTONE_REACHED = "milestone_reached"
 PRODUCT_EVENTS = "product_events"
+REFRESH_RECORD = "refresh_record"  # write the record to the records store now
 # Updates
 PROVIDE_DEAL = "provide_deal"
 PAUSE = "pause"

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.progress import checks, facts
     from workflows.publishing import Publisher
+    from workflows.recording import Recorder
 
 DAY = timedelta(days=1)
 # Bound that keeps the state (and so continue-as-new payloads) small over 120 days.
@@ -69,6 +70,8 @@ class AccountOnboarding:
         self.changed = False
         self._alarm = Alarm()
         self._publisher = Publisher()
+        self._recorder = Recorder(on_written=self._wake)
+        self._refresh_record = False  # `refresh_record` asked; see `_keep_record`
         self._phase: Phase | None = None
         # Until the deal arrives (product events came first) facts wait in `early`.
         self.early: EarlyFacts | None = None
@@ -100,14 +103,31 @@ class AccountOnboarding:
             self._publisher.onboarding(self._o(), workflow.now())
             await self._send_outbox()
             self._publisher.onboarding(self._o(), workflow.now())
+            renew = self._keep_record()
             if self.progress.finished_at is not None and not self.outbox:
                 break
-            if self._history_is_long():
+            if renew or self._history_is_long():
+                await self._recorder.flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
             await self._sleep_until_due_or_message()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._recorder.flush()
+        self._recorder.save(self.progress, self._status())  # the final state
+        await self._recorder.flush()
         return self._status()
+
+    def _keep_record(self) -> bool:
+        """Write the record if it changed (or was asked for). True when asked in a run
+        that began before records existed: it continues as new into one that records."""
+        asked, self._refresh_record = self._refresh_record, False
+        if asked and not self._recorder.enabled():
+            return True
+        self._recorder.save(self.progress, self._status(), again=asked)
+        return False
+
+    def _wake(self) -> None:
+        self.changed = True
 
     def _history_is_long(self) -> bool:
         """Time to continue-as-new: the server suggests it, or the history has reached the
@@ -370,6 +390,12 @@ class AccountOnboarding:
     @deal_lost.validator
     def _check_deal_lost(self, lost: DealLost) -> None:
         self._require_running()
+
+    @workflow.signal(name=contract.REFRESH_RECORD)
+    def refresh_record(self) -> None:
+        """Write the onboarding's record now, whole (`onboarding records backfill`)."""
+        self._refresh_record = self._deal is not None
+        self.changed = True
 
     # ------------------------------------------------------------------ query
 

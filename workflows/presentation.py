@@ -84,6 +84,10 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         risk_flags=p.risk_flags,
         escalations=p.escalations,
         event_counts=p.event_counts,
+        started_at=p.started_at,
+        finished_at=p.finished_at,
+        cancel_reason=p.cancelled.reason if p.cancelled else None,
+        paused_days_total=p.paused_days_total,
         rejected=p.rejected,
         audit=p.audit,
     )
