@@ -47,9 +47,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.app import create_app
 from starter.settings import IngressSettings
-from tests.conftest import FakeCrmApi
-from tests.ingress_kit import now_iso, today_iso, workflow_exists
-from tests.strategies import json_scalars, json_values
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.ingress import now_iso, today_iso, workflow_exists
+from tests.support.strategies import json_scalars, json_values
 
 T = TypeVar("T")
 BASE_URL = "http://ingress.test"

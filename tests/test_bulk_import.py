@@ -42,7 +42,7 @@ from starter.bulk import (
 )
 from starter.cli import app
 from starter.devserver import free_port
-from tests.ingress_kit import today_iso
+from tests.support.ingress import today_iso
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook

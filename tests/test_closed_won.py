@@ -31,18 +31,12 @@ from activities.settings import SharedSettings
 from starter.app import create_app
 from starter.crm import hubspot_stage_changes, salesforce_opportunity, sort_stage_changes
 from starter.settings import IngressSettings
-from tests.conftest import (
-    HUBSPOT_DEFAULT_PIPELINE,
-    TIER_DEALS,
-    FakeCrmApi,
-    IngressFactory,
-    Onboardings,
-    hubspot_pipeline,
-    make_deal,
-)
-from tests.ingress_kit import (
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.fake_crm import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi, hubspot_pipeline
+from tests.support.ingress import (
     ORG_ID,
     OUTBOUND_TOKEN,
+    IngressFactory,
     dumps,
     exists,
     hubspot_headers,
@@ -50,7 +44,8 @@ from tests.ingress_kit import (
     salesforce_headers,
     workflow_exists,
 )
-from tests.ingress_kit import settings as ingress_settings
+from tests.support.ingress import settings as ingress_settings
+from tests.support.onboardings import Onboardings
 from workflows.ids import canonical_account_id
 from workflows.models import DealLost, DealStage, OnboardingState
 from workflows.onboarding import AccountOnboarding

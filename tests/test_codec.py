@@ -35,7 +35,8 @@ from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
 from starter.settings import IngressSettings
-from tests.conftest import make_deal, register_search_attributes
+from tests.support.deals import make_deal
+from tests.support.temporal import register_search_attributes
 from workflows.models import OnboardingInput, OnboardingStatus, Playbook
 from workflows.onboarding import AccountOnboarding
 

@@ -24,8 +24,8 @@ import temporalio.client
 from dotenv import dotenv_values
 
 from starter.devserver import free_port
-from tests.conftest import FakeCrmApi
-from tests.ingress_kit import now_iso
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.ingress import now_iso
 
 ONBOARDING = Path(sys.executable).parent / "onboarding"
 HUBSPOT_SECRET = "e2e-hubspot-secret"

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
 from starter.app import create_app
-from tests.conftest import FakeCrmApi
-from tests.ingress_kit import (
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.ingress import (
     ORG_ID,
     OUTBOUND_TOKEN,
     WHSEC_OLD_RAW,

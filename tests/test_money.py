@@ -32,8 +32,9 @@ from activities.settings import Settings
 from activities.starting import summary_line
 from starter.cli import app
 from starter.crm import generic_deal, salesforce_opportunity, salesforce_outbound
-from tests.conftest import FakeCrmApi, IngressFactory
-from tests.ingress_kit import (
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.ingress import (
+    IngressFactory,
     account,
     dumps,
     exists,

@@ -36,7 +36,7 @@ from standardwebhooks import webhooks as standard_webhooks
 from activities.crm_records import PayloadError
 from starter import signatures
 from starter.events import EventCall, EventProblem, parse_calls, plan_signals
-from tests.strategies import json_scalars, json_values
+from tests.support.strategies import json_scalars, json_values
 from workflows.event_mapping import condition_holds, matches
 from workflows.models import (
     ClosedWonDeal,

@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.ingress_kit import (
+from tests.support.ingress import (
     deal_body,
     dumps,
     runs,

@@ -2,7 +2,8 @@
 hand (independently of `starter.signatures`), and what to ask Temporal afterwards.
 
 The `http` fixture (an ingress client over the real app and the session's dev server)
-and the `ingress` factory (the same with other settings) are in `tests/conftest.py`.
+and the `ingress` factory (an `IngressFactory`: the same with other settings) are in
+`tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ SALESFORCE_SECRET = "salesforce-secret"
 OUTBOUND_TOKEN = "outbound-token-1"
 ORG_ID = "00D000000000001AAA"
 READ_TOKEN = "api-read-token"
+
+# `ingress(fx_rates=..., **settings)`: a client of the real app with other settings.
+IngressFactory = Callable[..., httpx.AsyncClient]
 
 
 def settings(**overrides: Any) -> IngressSettings:
