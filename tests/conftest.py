@@ -4,6 +4,7 @@ build on is in `tests/support/`."""
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +25,7 @@ from activities.money import FxRates
 from starter.app import create_app
 from starter.devserver import free_port
 from tests.support.fake_crm import FakeCrmApi
+from tests.support.fuzz import FuzzedApp, fuzz_settings, fuzzing
 from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
 from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
@@ -165,3 +167,25 @@ async def ingress(
 def http(ingress: IngressFactory) -> httpx.AsyncClient:
     """A client of the ingress with the test settings."""
     return ingress()
+
+
+# --------------------------------------------------------------------------- the API fuzz
+
+
+@pytest.fixture
+def fuzz_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every feature configured: "not configured" (503) is the operator's business, and
+    an unconfigured route never reaches its parser. The fuzz tests use it (`usefixtures`)."""
+    monkeypatch.setenv("ONBOARDING_API_TOKENS", READ_TOKEN)
+    monkeypatch.setenv("ONBOARDING_CODEC_KEYS", "fuzz:" + base64.b64encode(bytes(32)).decode())
+
+
+@pytest.fixture
+async def fuzzed(
+    dev_env: WorkflowEnvironment, dev_worker: Settings, fake_crm: FakeCrmApi
+) -> AsyncIterator[FuzzedApp]:
+    """The real app under fuzzing (`tests.support.fuzz`), on the session's dev server."""
+    # HubSpot's pipelines say what a stage means; unreadable, they would answer 503.
+    hubspot_api = {"hubspot_api_url": fake_crm.url, "hubspot_token": "pat-test-token"}
+    async with fuzzing(dev_env, fuzz_settings(**hubspot_api)) as fuzz:
+        yield fuzz
