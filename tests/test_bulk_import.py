@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import json
-import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from activities import Settings
 from starter.bulk import (
     CSV_COLUMNS,
     ImportFileError,
@@ -43,7 +41,7 @@ from starter.bulk import (
 from starter.cli import app
 from starter.devserver import free_port
 from tests.support.ingress import today_iso
-from worker import build_worker
+from tests.support.temporal import BIN, log_worker
 from workflows import search_attributes as sa
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
 
@@ -196,18 +194,13 @@ def test_other_file_types_are_refused(tmp_path: Path) -> None:
 async def temporal() -> AsyncIterator[Client]:
     """A private dev server with the search attributes, and a worker on `onboarding`."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
         port=free_port(),
     )
     try:
-        worker = build_worker(
-            env.client,
-            Settings(notify_channels=["log"]),
-            workflow_failure_exception_types=[Exception],
-            graceful_shutdown_timeout=timedelta(seconds=2),
-        )
+        worker = log_worker(env.client)
         async with worker:
             yield env.client
     finally:

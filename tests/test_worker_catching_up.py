@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,8 +34,9 @@ from tests.support.ingress import (
     std_headers,
     track,
 )
+from tests.support.temporal import BIN
 
-ONBOARDING = Path(sys.executable).parent / "onboarding"
+ONBOARDING = BIN / "onboarding"
 
 
 @workflow.defn(name="AccountOnboarding")
