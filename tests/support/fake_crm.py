@@ -47,6 +47,19 @@ HUBSPOT_DEFAULT_PIPELINE = hubspot_pipeline(
     ],
 )
 
+# A second pipeline, as the real-world case's portal has it: its won and lost stages have
+# numeric ids.
+ENTERPRISE = hubspot_pipeline(
+    "812345678",
+    "Enterprise",
+    [
+        ("1187654319", "Discovery", "0.1", False),
+        ("1187654320", "Security review", "0.6", False),
+        ("1187654321", "Contract signed", "1.0", True),
+        ("1187654322", "Lost to competitor", "0.0", True),
+    ],
+)
+
 
 class FakeCrmApi:
     """A local HTTP server answering like a CRM's REST API, recording every request.
