@@ -20,8 +20,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Onboardings, make_deal, run_histories
-from tests.ingress_kit import deal_body, dumps, exists, std_headers
+from tests.support.deals import make_deal
+from tests.support.histories import run_histories
+from tests.support.ingress import deal_body, dumps, exists, std_headers
+from tests.support.onboardings import Onboardings
 from workflows.models import (
     MAX_CONTACTS,
     MAX_INTEGRATIONS,

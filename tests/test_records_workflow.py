@@ -13,7 +13,8 @@ from temporalio.client import WorkflowHandle
 
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
-from tests.conftest import TIER_DEALS, Onboardings, make_deal
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.onboardings import Onboardings
 from workflows import contract
 from workflows.models import CancelRequest, MilestoneReport, OnboardingState, Tier
 from workflows.models.record import OnboardingRecord
@@ -51,7 +52,7 @@ async def test_the_record_follows_the_onboarding_and_ends_with_its_final_state(
 ) -> None:
     store = RecordStore.open(onboardings.records_url)
     now = await onboardings.now()
-    deal = make_deal("001REC000000000AAA", now, **TIER_DEALS["tech_touch"])
+    deal = make_deal("001REC000000000AAA", close_date=now, **TIER_DEALS["tech_touch"])
     handle = await onboardings.start(deal)
 
     first = await record_when(store, deal.account_id)
@@ -85,7 +86,7 @@ async def test_refresh_record_writes_the_record_again_after_the_store_lost_it(
 ) -> None:
     store = RecordStore.open(onboardings.records_url)
     now = await onboardings.now()
-    deal = make_deal("001REC000000000BBB", now, **TIER_DEALS["high_touch"])
+    deal = make_deal("001REC000000000BBB", close_date=now, **TIER_DEALS["high_touch"])
     handle = await onboardings.start(deal)
     before = await record_when(store, deal.account_id)
     with store.engine.begin() as conn:
