@@ -62,7 +62,10 @@ async def test_the_record_follows_the_onboarding_and_ends_with_its_final_state(
         AccountOnboarding.status)).milestones]  # fmt: skip
 
     kickoff = first.milestones[0].id
-    await handle.signal(AccountOnboarding.milestone_reached, MilestoneReport(milestone_id=kickoff))
+    await handle.signal(
+        AccountOnboarding.milestone_reached,
+        MilestoneReport(milestone_id=kickoff, event_id="ev-kickoff"),
+    )
     done = await record_when(store, deal.account_id, lambda r: r.milestones[0].done_at is not None)
     assert done.revision > first.revision
 

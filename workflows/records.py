@@ -71,4 +71,8 @@ def says_more(before: OnboardingRecord | None, after: OnboardingRecord) -> bool:
     if before is None:
         return True
     same = {"revision", "as_of"}
-    return any(getattr(before, f) != getattr(after, f) for f in OnboardingRecord.model_fields if f not in same)
+    return any(
+        getattr(before, f) != getattr(after, f)
+        for f in OnboardingRecord.model_fields
+        if f not in same
+    )
