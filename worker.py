@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for, configure_logging
 from activities.client import ConnectError, connect
 from activities.money import FxRatesError
+from activities.records.store import RecordStore, RecordStoreError
 from activities.settings import settings_problems
 from workflows.contract import TASK_QUEUE
 from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
@@ -79,6 +80,10 @@ async def run_worker(
     if stop is None:
         stop = asyncio.Event()
         stop_on_signals(stop)
+    # Open (and migrate) the records store now: a wrong ONBOARDING_RECORDS_URL stops the
+    # worker at start instead of failing every onboarding's first write.
+    store = await asyncio.to_thread(RecordStore.open, settings.records_url)
+    store.close()
     worker = build_worker(client, settings)
     async with worker:
         log.info(
@@ -86,6 +91,7 @@ async def run_worker(
             task_queue=TASK_QUEUE,
             namespace=client.namespace,
             channels=settings.notify_channels,
+            records=store.where,
         )
         await stop.wait()
         log.info("worker stopping", graceful_timeout_s=GRACEFUL_SHUTDOWN.total_seconds())
@@ -97,7 +103,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_worker())
-    except (ConnectError, FxRatesError) as exc:
+    except (ConnectError, FxRatesError, RecordStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except ValidationError as exc:

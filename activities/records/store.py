@@ -172,6 +172,11 @@ class RecordStore:
             store.migrate()
         return store
 
+    @property
+    def where(self) -> str:
+        """The store's URL with its password hidden, for logs and errors."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def migrate(self) -> None:
         """Upgrade the schema to the latest Alembic revision (a no-op when it is there)."""
         cfg = Config()
@@ -183,8 +188,9 @@ class RecordStore:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
-            url = self.engine.url.render_as_string(hide_password=True)
-            raise RecordStoreError(f"records store {url}: {exc.__class__.__name__}: {exc}") from exc
+            raise RecordStoreError(
+                f"records store {self.where}: {exc.__class__.__name__}: {exc}"
+            ) from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,11 +8,13 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from temporalio.service import RPCError
 
 from activities.client import ConnectError
 from activities.codec import DecryptionError
 from activities.money import FxRatesError
+from activities.records.store import RecordStoreError
 from activities.settings import settings_problems
 from activities.starting import AlreadyOnboardedError
 from starter import devserver
@@ -47,6 +49,18 @@ def settings_error(exc: ValidationError) -> CliError:
     return CliError(settings_problems(exc))
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_of(kind: type[S]) -> S:
+    """`kind` read from the ONBOARDING_* environment; bad settings fail as one line
+    naming each of them."""
+    try:
+        return kind()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; expected failures become one line and exit 1."""
     try:
@@ -59,6 +73,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         devserver.DevServerError,
         DecryptionError,
         FxRatesError,
+        RecordStoreError,
     ) as exc:
         fail(str(exc))
     except ValidationError as exc:

@@ -17,7 +17,7 @@ from starter.client import ui_url
 from workflows import search_attributes as sa
 from workflows.contract import WORKFLOW_TYPE
 from workflows.formats import usd_text
-from workflows.models import OnboardingState, Tier
+from workflows.models import OnboardingState, Tier, account_id_for
 
 
 async def _status(account: str, as_json: bool) -> None:
@@ -71,7 +71,7 @@ async def _list(query: str, limit: int) -> None:
             state = f"{state} ({wf.status.name.lower()})"
         rows.append(
             [
-                wf.id.removeprefix("onboarding-"),
+                account_id_for(wf.id),
                 state,
                 attrs.get(sa.ONBOARDING_TIER) or "-",
                 attrs.get(sa.ONBOARDING_PHASE) or "-",

@@ -14,44 +14,29 @@ from typing import Annotated
 
 import temporalio.client
 import typer
-from pydantic import ValidationError
 
 from activities import Settings
 from activities.client import connect, connect_config, data_converter, metrics_runtime
 from activities.codec import CodecSettings
 from starter import devserver
-from starter.cli.errors import CliError, run, settings_error
+from starter.cli.errors import CliError, run, settings_of
 from starter.client import ui_base_url
 from starter.settings import IngressSettings, ensure_local_secrets, local_secrets_path
 
 Service = Callable[[temporalio.client.Client, asyncio.Event], Awaitable[None]]
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise settings_error(exc) from None
-
-
-def _ingress_settings() -> IngressSettings:
-    try:
-        return IngressSettings()
-    except ValidationError as exc:
-        raise settings_error(exc) from None
-
-
 async def _worker_service(client: temporalio.client.Client, stop: asyncio.Event) -> None:
     from worker import run_worker
 
-    await run_worker(client, _settings(), stop=stop)
+    await run_worker(client, settings_of(Settings), stop=stop)
 
 
 def _ingress_service(sdk_metrics_url: str | None) -> Service:
     async def ingress(client: temporalio.client.Client, stop: asyncio.Event) -> None:
         from starter.app import serve
 
-        await serve(client, stop, _ingress_settings(), sdk_metrics_url=sdk_metrics_url)
+        await serve(client, stop, settings_of(IngressSettings), sdk_metrics_url=sdk_metrics_url)
 
     return ingress
 
@@ -82,13 +67,13 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
     from activities import configure_logging
 
     configure_logging()
-    _settings()  # bad ONBOARDING_* settings fail before anything starts
+    settings_of(Settings)  # bad ONBOARDING_* settings fail before anything starts
     if not no_server:
         data_dir = (db or devserver.default_db_path()).parent
         taken = ensure_local_secrets(local_secrets_path(data_dir))
         if taken:
             typer.echo(f"Secrets:     {local_secrets_path(data_dir)} ({len(taken)} local)")
-    ingress = _ingress_settings()
+    ingress = settings_of(IngressSettings)
     codec = CodecSettings()  # bad ONBOARDING_CODEC_* settings fail before anything starts
     # The UI (http://localhost:8233) decrypts through the ingress; same site for its cookie.
     codec_endpoint = f"http://localhost:{ingress.port}/codec" if codec.codec_keys else None
@@ -186,7 +171,7 @@ async def _serve() -> None:
     from starter.app import serve as serve_ingress
 
     configure_logging()
-    settings = _ingress_settings()
+    settings = settings_of(IngressSettings)
     metrics_port = _free_port()
     client = await connect(runtime=metrics_runtime(metrics_port))
     stop = asyncio.Event()

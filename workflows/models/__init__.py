@@ -31,6 +31,7 @@ from workflows.models.deal import (
     Contact,
     CrmRef,
     FxRate,
+    account_id_for,
     workflow_id_for,
 )
 from workflows.models.limits import (
@@ -211,5 +212,6 @@ __all__ = [
     "TtvBreakdown",
     "TtvMark",
     "UtcDatetime",
+    "account_id_for",
     "workflow_id_for",
 ]

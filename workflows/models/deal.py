@@ -103,5 +103,13 @@ class ClosedWonDeal(BaseModel):
         return workflow_id_for(self.account_id)
 
 
+WORKFLOW_ID_PREFIX = "onboarding-"
+
+
 def workflow_id_for(account_id: str) -> str:
-    return f"onboarding-{account_id}"
+    return f"{WORKFLOW_ID_PREFIX}{account_id}"
+
+
+def account_id_for(workflow_id: str) -> str:
+    """The account id an onboarding's workflow id names (the inverse of workflow_id_for)."""
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
