@@ -39,7 +39,7 @@ class Replay:
 
     What is not under test comes from the project (`rules.ladder_steps`, `rules.replan`,
     `progress.shift_for_pause`); what is, the workflow's effects, is formulated here
-    independently of `workflows/progress.py`, by effect keys only: run every ladder step
+    independently of `workflows/progress/`, by effect keys only: run every ladder step
     due by `now` (a recurring step whose next repeat is due too is only recorded,
     superseded), re-plan on a tier change (recording the new ladder's passed steps as
     superseded), credit milestones, and collect the notification keys. The soak sends

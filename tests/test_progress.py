@@ -1,4 +1,4 @@
-"""rules §1-§6 (docs/rules.md): the onboarding's state changes (`workflows/progress.py`),
+"""rules §1-§6 (docs/rules.md): the onboarding's state changes (`workflows/progress/`),
 without a server: what each change does to the state and what it asks the workflow to do."""
 
 from __future__ import annotations
