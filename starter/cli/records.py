@@ -24,8 +24,8 @@ from activities.client import connect
 from activities.records.store import RecordStore
 from activities.settings import SharedSettings
 from starter.cli.errors import run, settings_of
-from workflows.contract import WORKFLOW_TYPE
 from workflows import search_attributes as sa
+from workflows.contract import WORKFLOW_TYPE
 from workflows.models import OnboardingState, OnboardingStatus, account_id_for
 from workflows.onboarding import AccountOnboarding
 from workflows.records import record_of
