@@ -40,9 +40,11 @@ lint: install-test
 test: lint
 	$(BIN)/pytest -q
 
-## bench: ingress vs bare SDK on a throwaway dev server (about 3 minutes; not part of test)
+## bench: ingress vs bare SDK on a throwaway dev server, and what the onboarding records
+## cost per onboarding (about 4 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
+	$(BIN)/python bench/records_cost.py
 
 ## histories: record the workflow tests' histories for the replay test (VERSION=v3)
 histories: install-test

@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import temporalio.client
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 
 from workflows.search_attributes import CLI_TYPES
 
@@ -33,6 +37,25 @@ DEFAULT_NAMESPACE = "default"
 
 class DevServerError(RuntimeError):
     """The dev server could not be found, started or reached."""
+
+
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+
+async def register_search_attributes(client: temporalio.client.Client) -> None:
+    """Register our custom search attributes on a server that does not take them at
+    start (the time-skipping test server)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={name: _INDEXED[kind] for name, kind in CLI_TYPES.items()},
+        )
+    )
 
 
 def default_db_path() -> Path:

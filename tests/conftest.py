@@ -23,14 +23,14 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for
 from activities.money import FxRates
 from starter.app import create_app
-from starter.devserver import free_port
+from starter.devserver import free_port, register_search_attributes
 from tests.support.fake_crm import FakeCrmApi
 from tests.support.fuzz import FuzzedApp, fuzz_settings, fuzzing
 from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
 from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
 from tests.support.onboardings import Onboardings
-from tests.support.temporal import BIN, register_search_attributes
+from tests.support.temporal import BIN
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import Playbook

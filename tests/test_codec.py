@@ -32,9 +32,10 @@ from activities.client import data_converter
 from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
+from starter.devserver import register_search_attributes
 from starter.settings import IngressSettings
 from tests.support.deals import make_deal
-from tests.support.temporal import BIN, register_search_attributes
+from tests.support.temporal import BIN
 from workflows.models import OnboardingInput, OnboardingStatus, Playbook
 from workflows.onboarding import AccountOnboarding
 

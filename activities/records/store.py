@@ -10,6 +10,7 @@ Synchronous (SQLAlchemy's engine and pool); the activity calls it from a thread.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,13 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     )
 
 
+# Built once (building a statement costs more CPU than running it).
+_DELETE_CHILDREN = {
+    t.name: sa.delete(t).where(t.c.account_id == sa.bindparam("key"))
+    for t in (milestone, escalation, tier_change)
+}
+
+
 class RecordStore:
     """One database of onboarding records; thread-safe (one connection per call)."""
 
@@ -203,22 +211,26 @@ class RecordStore:
             if not self._upsert(conn, row):
                 return False
             for table, rows in _children(record):
-                conn.execute(sa.delete(table).where(table.c.account_id == record.account_id))
+                conn.execute(_DELETE_CHILDREN[table.name], {"key": record.account_id})
                 if rows:
                     conn.execute(sa.insert(table), rows)
         return True
 
     def _upsert(self, conn: Connection, row: Mapping[str, Any]) -> bool:
-        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-            onboarding
-        ).values(**row)
-        stmt = insert.on_conflict_do_update(
+        return conn.execute(self._upsert_statement, row).first() is not None
+
+    @functools.cached_property
+    def _upsert_statement(self) -> sa.Insert:
+        """Insert, or update when the stored record is older: built once, because building
+        it costs more CPU than running it."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(onboarding)
+        return insert.on_conflict_do_update(
             index_elements=[onboarding.c.account_id],
-            set_={k: insert.excluded[k] for k in row if k != "account_id"},
+            set_={c.name: insert.excluded[c.name] for c in onboarding.c if c.name != "account_id"},
             where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
             < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
         ).returning(onboarding.c.account_id)
-        return conn.execute(stmt).first() is not None
 
     def get(self, account_id: str) -> OnboardingRecord | None:
         with self.engine.connect() as conn:

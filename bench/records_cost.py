@@ -1,0 +1,206 @@
+"""What keeping the onboarding records costs per onboarding: history events and worker CPU.
+
+    .venv/bin/python bench/records_cost.py          # or: make bench   (--onboardings N)
+
+Runs N onboardings (a third of each tier) through 130 days on the time-skipping test
+server, with the service's worker in this process and a throwaway SQLite records store:
+half report their milestones as they fall due, the others stall and climb the escalation
+ladder, a few are cancelled midway and the rest at the end. Then:
+
+1. History: events per onboarding, and those the records add: one marker per write
+   (`save_record` is a local activity; a regular one would add its three events and
+   the workflow task its completion wakes).
+2. Worker CPU: this process's CPU during the run (the test server is another process),
+   and the part spent in the records' own code, timed where it runs: building and
+   comparing the record in each workflow task (`Recorder.save`) and writing it
+   (`RecordStore.save`). The activity's scheduling by the SDK is not in that part.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import Settings, activities_for
+from activities.records.store import RecordStore
+from starter.devserver import register_search_attributes
+from workflows.models import (
+    CancelRequest,
+    ClosedWonDeal,
+    MilestoneReport,
+    MilestoneStatus,
+    OnboardingInput,
+    OnboardingStatus,
+)
+from workflows.onboarding import AccountOnboarding
+from workflows.playbook import load_playbook
+from workflows.recording import Recorder
+
+F = TypeVar("F", bound=Callable[..., Any])
+DAY = timedelta(days=1)
+TIERS = ({"acv_usd": 80_000, "stakeholder_count": 4}, {"acv_usd": 20_000}, {"acv_usd": 2_000})
+
+
+class CpuMeter:
+    """CPU seconds spent inside the wrapped functions (on whichever thread runs them)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, name: str, fn: F) -> F:
+        @wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - start
+
+        return timed  # type: ignore[return-value]
+
+
+def deal(index: int, closed: Any) -> ClosedWonDeal:
+    return ClosedWonDeal.model_validate(
+        {
+            "account_id": f"bench-{index:04d}",
+            "account_name": f"Bench {index}",
+            "close_date": closed,
+            "contacts": [
+                {"name": "Cara Champion", "email": "cara@bench.test", "role": "champion"},
+                {"name": "Sam Sponsor", "email": "sam@bench.test", "role": "executive_sponsor"},
+            ],
+            "success_criteria": ["10 invoices processed weekly"],
+        }
+        | TIERS[index % 3]
+    )
+
+
+async def live(env: WorkflowEnvironment, handles: list[WorkflowHandle[Any, Any]]) -> None:
+    """130 days in steps of 5: even-numbered onboardings report each milestone once it is
+    due; every seventh is cancelled on day 60, the rest on day 130."""
+    ended: set[int] = set()
+    for day in range(5, 131, 5):
+        await env.sleep(5 * DAY)
+        for i, handle in enumerate(handles):
+            if i in ended:
+                continue
+            status: OnboardingStatus = await handle.query(AccountOnboarding.status)
+            if status.finished_at is not None:  # handoff done
+                ended.add(i)
+            elif (i % 7 == 3 and day == 60) or day == 130:
+                await handle.execute_update(
+                    AccountOnboarding.cancel, CancelRequest(reason="bench", by="bench")
+                )
+                ended.add(i)
+            elif i % 2 == 0:
+                now = await env.get_current_time()
+                for m in status.milestones:
+                    if m.status is MilestoneStatus.NOT_STARTED and m.due_at <= now + 5 * DAY:
+                        report = MilestoneReport(milestone_id=m.id, event_id=f"{m.id}-{day}")
+                        await handle.signal(AccountOnboarding.milestone_reached, report)
+                        break
+
+
+def is_record_write(event: HistoryEvent) -> bool:
+    """A `save_record` local activity's marker (named by its summary `Record revision N`)."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return False
+    return json.loads(event.user_metadata.summary.data or b'""').startswith("Record revision")
+
+
+def history_figures(histories: list[list[HistoryEvent]]) -> dict[str, float]:
+    total = sum(map(len, histories))
+    writes = sum(is_record_write(e) for events in histories for e in events)
+    n = len(histories)
+    return {
+        "history_events_per_onboarding": round(total / n, 1),
+        "record_events_per_onboarding": round(writes / n, 1),
+        "record_events_share_pct": round(100 * writes / total, 1),
+    }
+
+
+async def run(count: int) -> dict[str, float]:
+    meter = CpuMeter()
+    # Timed where they run: the workflow's side (host module, passed through to the
+    # sandbox) and the store's write (in the activity's thread).
+    Recorder.save = meter.wrap("recorder", Recorder.save)  # type: ignore[method-assign]
+    RecordStore.save = meter.wrap("store", RecordStore.save)  # type: ignore[method-assign]
+    folder = Path(tempfile.mkdtemp(prefix="records-bench-"))
+    settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{folder / 'r.db'}")
+    # The venv's time-skipping server (never downloaded).
+    server = Path(sys.executable).parent / "temporal-test-server"
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(server)
+    )
+    await register_search_attributes(env.client)
+    playbook = load_playbook()
+    try:
+        async with Worker(
+            env.client,
+            task_queue="records-bench",
+            workflows=[AccountOnboarding],
+            activities=activities_for(settings),
+        ):
+            closed = await env.get_current_time()
+            cpu = time.process_time()
+            handles = [
+                await env.client.start_workflow(
+                    AccountOnboarding.run,
+                    OnboardingInput(deal=deal(i, closed), playbook=playbook),
+                    id=f"onboarding-bench-{i:04d}",
+                    task_queue="records-bench",
+                )
+                for i in range(count)
+            ]
+            await live(env, handles)
+            for handle in handles:
+                await handle.result()
+            cpu = time.process_time() - cpu
+            histories = [[e async for e in h.fetch_history_events()] for h in handles]
+    finally:
+        await env.shutdown()
+    records_cpu = sum(meter.seconds.values())
+    return history_figures(histories) | {
+        "worker_cpu_ms_per_onboarding": round(1000 * cpu / count, 1),
+        "record_cpu_ms_per_onboarding": round(1000 * records_cpu / count, 2),
+        "record_cpu_share_pct": round(100 * records_cpu / cpu, 1),
+        "recorder_ms_per_onboarding": round(1000 * meter.seconds.get("recorder", 0) / count, 2),
+        "store_ms_per_onboarding": round(1000 * meter.seconds.get("store", 0) / count, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--onboardings", type=int, default=30, help="how many (30)")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    figures = asyncio.run(run(args.onboardings))
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
