@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -43,9 +42,11 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from activities.client import connect
+from activities.records.store import RecordStore
 from activities.starting import deliver_deal
 from starter.devserver import DevServer, free_port, start_dev_server
 from tests.support.deals import make_deal
+from tests.support.temporal import process_env
 from workflows.intake import HubSpotDealIntake
 from workflows.models import (
     ClosedWonDeal,
@@ -156,19 +157,14 @@ class Stack:
         return self.tmp / "worker.log"
 
     def worker_env(self) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ONBOARDING_"))
-        }
-        env |= {
-            "TEMPORAL_ADDRESS": self.server.address,
-            "TEMPORAL_NAMESPACE": "default",
-            # Keep a developer's ~/.config/temporalio profile out of the test.
-            "TEMPORAL_CONFIG_FILE": str(self.tmp / "no-such-temporal.toml"),
-            "ONBOARDING_NOTIFY_CHANNELS": "log,slack",
-            "ONBOARDING_SLACK_WEBHOOK_URL": self.slack.url,
-            "ONBOARDING_SENT_LOG": str(self.sent_log),
-        }
-        return env
+        return process_env(
+            self.tmp,
+            TEMPORAL_ADDRESS=self.server.address,
+            TEMPORAL_NAMESPACE="default",
+            ONBOARDING_NOTIFY_CHANNELS="log,slack",
+            ONBOARDING_SLACK_WEBHOOK_URL=self.slack.url,
+            ONBOARDING_SENT_LOG=str(self.sent_log),
+        )
 
     async def start_worker(self) -> asyncio.subprocess.Process:
         with self.worker_log.open("ab") as out:
@@ -410,6 +406,31 @@ def assert_exactly_as_the_rules_say(
     assert set(stack.slack.posts) == expected
 
 
+async def assert_records_kept(
+    stack: Stack, onboardings: list[Onboarding], statuses: dict[str, OnboardingStatus]
+) -> None:
+    """Each onboarding's record in the records store shows what its status shows: writes
+    lost or retried across the crash never left one behind or moved one backwards."""
+    store = RecordStore.open(f"sqlite:///{stack.tmp / 'records.db'}")
+    behind: dict[str, str] = {}
+    for _ in range(50):
+        behind = {}
+        for o in onboardings:
+            status, record = statuses[o.name], store.get(o.account_id)
+            if record is None:
+                behind[o.name] = "no record"
+            elif (record.state, record.milestones, record.escalations) != (
+                status.state,
+                status.milestones,
+                status.escalations,
+            ):
+                behind[o.name] = f"record revision {record.revision} shows {record.state}"
+        if not behind:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"records behind their onboardings: {behind}")
+
+
 async def assert_replayable(stack: Stack, onboardings: list[Onboarding]) -> None:
     """Each history replays against the code that wrote it: a worker that restarts (or
     evicts the run from its cache) can carry on with every onboarding."""
@@ -465,6 +486,7 @@ async def test_worker_killed_mid_run_loses_and_repeats_nothing(stack: Stack) -> 
     everyone = [held, *rest]
     statuses = await settle(stack, everyone)
     assert_exactly_as_the_rules_say(stack, everyone, statuses)
+    await assert_records_kept(stack, everyone, statuses)
     await assert_replayable(stack, everyone)
     # The held welcome: delivered to `log` once, posted to Slack again only by the retry.
     assert Counter(stack.slack.posts)[held_key] == 2

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import signal
 import time
 import uuid
@@ -25,7 +24,7 @@ from dotenv import dotenv_values
 from starter.devserver import free_port
 from tests.support.fake_crm import FakeCrmApi
 from tests.support.ingress import now_iso
-from tests.support.temporal import BIN
+from tests.support.temporal import BIN, process_env
 
 ONBOARDING = BIN / "onboarding"
 HUBSPOT_SECRET = "e2e-hubspot-secret"
@@ -54,16 +53,15 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30.0) 
 @pytest.fixture
 async def stack(tmp_path: Path, fake_crm: FakeCrmApi) -> AsyncIterator[Stack]:
     port, ui_port, http_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ONBOARDING_"))}
-    env |= {
-        "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-such-temporal.toml"),
-        "ONBOARDING_PORT": str(http_port),
-        "ONBOARDING_HUBSPOT_SECRETS": HUBSPOT_SECRET,
-        "ONBOARDING_SEGMENT_SECRETS": SEGMENT_SECRET,
-        "ONBOARDING_HUBSPOT_API_URL": fake_crm.url,
-        "ONBOARDING_HUBSPOT_TOKEN": "pat-e2e",
-        "ONBOARDING_UI_URL": f"http://127.0.0.1:{ui_port}",
-    }
+    env = process_env(
+        tmp_path,
+        ONBOARDING_PORT=str(http_port),
+        ONBOARDING_HUBSPOT_SECRETS=HUBSPOT_SECRET,
+        ONBOARDING_SEGMENT_SECRETS=SEGMENT_SECRET,
+        ONBOARDING_HUBSPOT_API_URL=fake_crm.url,
+        ONBOARDING_HUBSPOT_TOKEN="pat-e2e",
+        ONBOARDING_UI_URL=f"http://127.0.0.1:{ui_port}",
+    )
     proc = await asyncio.create_subprocess_exec(
         str(ONBOARDING),
         "up",

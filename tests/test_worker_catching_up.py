@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from tests.support.ingress import (
     std_headers,
     track,
 )
-from tests.support.temporal import BIN
+from tests.support.temporal import BIN, process_env
 
 ONBOARDING = BIN / "onboarding"
 
@@ -144,11 +143,7 @@ async def test_the_ingress_answers_503_with_retry_after_and_changes_nothing(
 async def test_the_cli_says_the_worker_is_catching_up_in_one_line(
     dev_env: WorkflowEnvironment, catching_up: CatchingUp, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ONBOARDING_"))}
-    env |= {
-        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
-    }
+    env = process_env(tmp_path, TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host)
     deal = tmp_path / "deal.json"
     deal.write_text(json.dumps(deal_body(catching_up.account_id)))
     acct = catching_up.account_id

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
+
+from tests.support.temporal import process_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,12 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 async def test_sigterm_stops_the_worker_cleanly(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ONBOARDING_"))}
-    env |= {
-        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml"),
-        "ONBOARDING_NOTIFY_CHANNELS": "log",
-    }
+    env = process_env(
+        tmp_path,
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+        ONBOARDING_NOTIFY_CHANNELS="log",
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "worker.py"),

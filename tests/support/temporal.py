@@ -3,6 +3,7 @@ for a test's own dev server."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -26,3 +27,16 @@ def log_worker(client: Client) -> Worker:
         workflow_failure_exception_types=[Exception],
         graceful_shutdown_timeout=timedelta(seconds=2),
     )
+
+
+def process_env(folder: Path, **settings: str) -> dict[str, str]:
+    """The environment of a service process a test starts: this one's, without its
+    TEMPORAL_* and ONBOARDING_* settings (so no developer's profile or variable leaks in),
+    with a Temporal config file that does not exist, a records store in `folder` (never the
+    checkout's .data), and `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "ONBOARDING_"))}
+    return env | {
+        "TEMPORAL_CONFIG_FILE": str(folder / "no-such-temporal.toml"),
+        "ONBOARDING_RECORDS_URL": f"sqlite:///{folder / 'records.db'}",
+        **settings,
+    }
