@@ -10,6 +10,7 @@ Synchronous (SQLAlchemy's engine and pool); the activity calls it from a thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ MIGRATIONS = "activities.records:migrations"
 # Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
 # take turns on this advisory lock.
 _MIGRATION_LOCK = 7_204_811
+# Alembic's `op` and `context` are module globals: two migrations at once in one process
+# (the worker's and the ingress's stores under `onboarding up`) would swap them under
+# each other, so the threads of a process take turns too.
+_MIGRATING = threading.Lock()
 
 
 class RecordStoreError(Exception):
@@ -177,7 +182,7 @@ class RecordStore:
         cfg = Config()
         cfg.set_main_option("script_location", MIGRATIONS)
         try:
-            with self.engine.begin() as conn:
+            with _MIGRATING, self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
                 cfg.attributes["connection"] = conn
