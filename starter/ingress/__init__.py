@@ -3,6 +3,7 @@
     deals.py     /webhooks/hubspot, /webhooks/salesforce(/outbound), /webhooks/deals
     events.py    /events (product events)
     accounts.py  /accounts/{account_id} (status, needs a token)
+    customer.py  /progress/{token} (the customer's progress page, HTML; customer_view.py)
     ops.py       /healthz, /readyz, /metrics and the per-request count
     state.py     what the routes share (settings, Temporal client, playbook, rates...)
     reading.py   the raw body, JSON, signatures and domain models of a request

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from activities.crm import HubSpotStages
 from activities.money import FxRates
+from activities.records.links import CustomerLinks
+from activities.records.store import LazyStore
 from starter.auth import ApiAuth
 from starter.client import ui_url
 from starter.ingress.metrics import Metrics
@@ -25,8 +27,9 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 
 @dataclass
 class Ingress:
-    """The settings, playbook, exchange rates, metrics, token check and HubSpot stage
-    cache of one app, and its Temporal client (set at startup when not given)."""
+    """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
+    records store (opened on first use) and progress links of one app, and its Temporal
+    client (set at startup when not given)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -36,10 +39,14 @@ class Ingress:
     metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
     auth: ApiAuth = field(init=False)
     hubspot_stages: HubSpotStages = field(init=False)
+    records: LazyStore = field(init=False)
+    links: CustomerLinks | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
         self.hubspot_stages = HubSpotStages(self.settings)
+        self.records = LazyStore(self.settings.records_url)
+        self.links = CustomerLinks.of(self.settings)
 
     @property
     def temporal(self) -> temporalio.client.Client:
