@@ -6,19 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities import Settings, activities_for
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings
-from workflows.models import CancelRequest, MilestoneReport, OnboardingState, Tier
+from workflows.models import (
+    CancelRequest,
+    MilestoneReport,
+    OnboardingInput,
+    OnboardingState,
+    Playbook,
+    Tier,
+)
 from workflows.models.record import OnboardingRecord
 from workflows.onboarding import AccountOnboarding
+from workflows.recording import Recorder
 
 
 async def record_when(
@@ -101,3 +114,62 @@ async def test_refresh_record_writes_the_record_again_after_the_store_lost_it(
     again = await record_when(store, deal.account_id)
     assert again.revision > before.revision
     assert again.tier is Tier.HIGH_TOUCH
+
+
+async def asleep(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the run sleeps on its timer (its first loop done, effects sent)."""
+    for _ in range(200):
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the onboarding never went to sleep")
+
+
+async def test_an_onboarding_begun_before_records_records_once_asked(
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that began on a worker without records (no `onboarding-records` marker in its
+    history) writes nothing on the new worker, until `refresh_record`: then it continues as
+    new into a run that records, with its state carried over."""
+    settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{tmp_path / 'r.db'}")
+    store = RecordStore.open(settings.records_url)
+
+    def worker() -> Worker:
+        return Worker(
+            env.client,
+            task_queue="records-upgrade",
+            workflows=[AccountOnboarding],
+            activities=activities_for(settings),
+            workflow_failure_exception_types=[Exception],
+            # No sticky queue: the next worker gets the run's tasks at once.
+            max_cached_workflows=0,
+        )
+
+    deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])
+    with monkeypatch.context() as old_code:
+        old_code.setattr(Recorder, "enabled", staticmethod(lambda: False))
+        async with worker():
+            handle = await env.client.start_workflow(
+                AccountOnboarding.run,
+                OnboardingInput(deal=deal, playbook=playbook),
+                id=deal.workflow_id,
+                task_queue="records-upgrade",
+            )
+            before = await handle.query(AccountOnboarding.status)
+            await asleep(handle)  # its loop has run to the end on the old code
+    first_run = (await handle.describe()).run_id
+
+    async with worker():  # the new code: it replays the old run's history
+        report = MilestoneReport(milestone_id=before.milestones[0].id, event_id="ev-1")
+        await handle.signal(AccountOnboarding.milestone_reached, report)
+        status = await handle.query(AccountOnboarding.status)
+        assert status.milestones[0].done_at is not None
+        assert store.get(deal.account_id) is None  # the old run still records nothing
+
+        await handle.signal(AccountOnboarding.refresh_record)
+        record = await record_when(store, deal.account_id)
+
+        assert record.milestones[0].done_at == status.milestones[0].done_at
+        assert record.audit == status.audit
+        assert (await handle.describe()).run_id != first_run  # continued as new
