@@ -84,6 +84,7 @@ from workflows.models.playbook import (
     Playbook,
     PropertyCondition,
     Scalar,
+    Targets,
     TierRule,
     TtvMark,
 )
@@ -206,6 +207,7 @@ __all__ = [
     "TierChange",
     "TierDecision",
     "TierOverride",
+    "Targets",
     "TierRule",
     "Trigger",
     "TtvBreakdown",
