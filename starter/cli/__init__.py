@@ -7,6 +7,7 @@
     onboarding start --file deal.json   # start (or find) an account's onboarding
     onboarding status ACCOUNT           # the whole state, readable
     onboarding list --state at_risk     # a report from the search attributes
+    onboarding report --format csv      # the portfolio report, from the records store
     onboarding demo                     # sample accounts that escalate within a minute
 
 Every command talks to Temporal as configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE /
@@ -14,7 +15,7 @@ TLS / API key (the SDK's env config); default localhost:7233. Errors are one lin
 stderr and a non-zero exit code.
 
 One module per command group (`stack`, `onboardings`, `bulk_import`, `events`,
-`reports`, `demo`); `console` assembles them into `app`, the console script.
+`reports`, `portfolio`, `demo`); `console` assembles them into `app`, the console script.
 """
 
 from starter.cli.console import app

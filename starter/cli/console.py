@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from starter.cli import bulk_import, demo, events, onboardings, reports, stack
+from starter.cli import bulk_import, demo, events, onboardings, portfolio, reports, stack
 
 
 class _Cli(typer.Typer):
@@ -80,4 +80,5 @@ app.command()(onboardings.skip)
 app.command()(onboardings.cancel)
 app.command()(reports.status)
 app.command("list")(reports.list_)
+app.command()(portfolio.report)
 app.command()(demo.demo)

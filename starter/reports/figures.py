@@ -1,19 +1,17 @@
 """The figures of one group of onboardings (rules §8, docs/rules.md): counts, completion
 and activation rates, time to first value, first CS engagement, milestones within SLA and
-health bands. Pure functions of the rows, the playbook's targets and the report time `now`.
+health bands. Pure functions of the rows, the playbook's targets and the report time `now`
+(POSIX seconds, like every time in the rows).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 
 from starter.reports.model import GroupFigures, Share
-from starter.reports.rows import ENDED, Onboarding
+from starter.reports.rows import DAY_S, ENDED, Onboarding, Seconds
 from workflows.models import HealthBand, OnboardingState, Playbook, Tier
-
-DAY = timedelta(days=1)
 
 
 def share(count: int, of: int) -> Share:
@@ -37,7 +35,7 @@ def median(values: Iterable[float | None]) -> float | None:
     return percentile((v for v in values if v is not None), 0.5)
 
 
-def completion(rows: Sequence[Onboarding], now: datetime) -> Share:
+def completion(rows: Sequence[Onboarding], now: Seconds) -> Share:
     """Onboarding completion rate (rules §8): completed / onboardings that ended
     (completed or cancelled) or whose last milestone's due date has passed."""
     eligible = [
@@ -48,20 +46,20 @@ def completion(rows: Sequence[Onboarding], now: datetime) -> Share:
     return share(sum(r.state is OnboardingState.COMPLETED for r in eligible), len(eligible))
 
 
-def activation(rows: Sequence[Onboarding], now: datetime, window_days: int) -> Share:
+def activation(rows: Sequence[Onboarding], now: Seconds, window_days: int) -> Share:
     """Activation rate within the window (rules §8, 30 days by default): reached first
     value (TTV known) within `window_days` of closed-won / onboardings at least that long
     past closed-won or already activated."""
     activated = eligible = 0
     for r in rows:
-        if r.ttv_days is not None or r.closed_won_at + window_days * DAY <= now:
+        if r.ttv_days is not None or r.closed_won_at + window_days * DAY_S <= now:
             eligible += 1
             activated += r.ttv_days is not None and r.ttv_days <= window_days
     return share(activated, eligible)
 
 
 def first_engagement(
-    rows: Sequence[Onboarding], now: datetime, good_hours: float, poor_days: float
+    rows: Sequence[Onboarding], now: Seconds, good_hours: float, poor_days: float
 ) -> tuple[Share, Share]:
     """First CS engagement (rules §3, the handoff delay): (good, poor) shares. Good: under
     `good_hours` after closed-won; poor: `poor_days` or later, or still none after that
@@ -70,7 +68,7 @@ def first_engagement(
     for r in rows:
         delay = r.handoff_delay_days
         if delay is None:
-            if r.closed_won_at + poor_days * DAY <= now:
+            if r.closed_won_at + poor_days * DAY_S <= now:
                 measured += 1
                 poor += 1
             continue
@@ -80,7 +78,7 @@ def first_engagement(
     return share(good, measured), share(poor, measured)
 
 
-def milestones_on_time(rows: Sequence[Onboarding], now: datetime) -> Share:
+def milestones_on_time(rows: Sequence[Onboarding], now: Seconds) -> Share:
     """Milestone completion within SLA (rules §8): milestones done by their due date /
     milestones due by `now` or done."""
     on_time = due = 0
@@ -95,7 +93,7 @@ def milestones_on_time(rows: Sequence[Onboarding], now: datetime) -> Share:
 def group_figures(
     rows: Sequence[Onboarding],
     playbook: Playbook,
-    now: datetime,
+    now: Seconds,
     *,
     tier: Tier | None = None,
     cohort: str | None = None,

@@ -16,7 +16,7 @@ from datetime import datetime
 from starter.reports import sections
 from starter.reports.figures import group_figures
 from starter.reports.model import GroupFigures, PortfolioReport
-from starter.reports.rows import Onboarding
+from starter.reports.rows import Onboarding, seconds
 from workflows.models import Playbook, Tier
 
 
@@ -42,7 +42,9 @@ def portfolio(
     tier: Tier | None = None,
     cohort: str | None = None,
 ) -> PortfolioReport:
-    """The report over `rows` (already filtered by `tier`/`cohort`, which it records)."""
+    """The report over `rows` (already filtered by `tier`/`cohort`, which it records) as
+    of `now` (aware)."""
+    now_s = seconds(now)
     by_tier: dict[Tier, list[Onboarding]] = defaultdict(list)
     by_cohort: dict[str, list[Onboarding]] = defaultdict(list)
     by_both: dict[tuple[Tier, str], list[Onboarding]] = defaultdict(list)
@@ -52,7 +54,7 @@ def portfolio(
         by_both[r.tier, r.cohort].append(r)
     months = cohort_months(set(by_cohort))
     tier_rows: list[GroupFigures] = [
-        group_figures(by_tier[t], playbook, now, tier=t) for t in Tier if t in by_tier
+        group_figures(by_tier[t], playbook, now_s, tier=t) for t in Tier if t in by_tier
     ]
     return PortfolioReport(
         as_of=now,
@@ -60,21 +62,21 @@ def portfolio(
         cohort=cohort,
         playbook_version=playbook.version,
         targets=playbook.targets,
-        overall=group_figures(rows, playbook, now, tier=tier, cohort=cohort),
+        overall=group_figures(rows, playbook, now_s, tier=tier, cohort=cohort),
         by_tier=tier_rows,
-        by_cohort=[group_figures(by_cohort[c], playbook, now, cohort=c) for c in months],
+        by_cohort=[group_figures(by_cohort[c], playbook, now_s, cohort=c) for c in months],
         by_tier_cohort=[
-            group_figures(by_both[t, c], playbook, now, tier=t, cohort=c)
+            group_figures(by_both[t, c], playbook, now_s, tier=t, cohort=c)
             for t in Tier
             if t in by_tier
             for c in months
         ],
-        drop_off=sections.drop_off(rows, playbook, now),
-        escalations=sections.escalations(rows, playbook, now),
+        drop_off=sections.drop_off(rows, playbook, now_s),
+        escalations=sections.escalations(rows, playbook, now_s),
         tier_changes=sections.tier_changes(rows),
         misclassification=sections.misclassification(rows, playbook),
-        at_risk=sections.at_risk(rows, now),
+        at_risk=sections.at_risk(rows, now_s),
         csm_load=sections.csm_load(rows, playbook),
-        headcount=sections.headcount(rows, playbook, now),
-        tier_boundaries=sections.tier_boundaries(rows, playbook, now),
+        headcount=sections.headcount(rows, playbook, now_s),
+        tier_boundaries=sections.tier_boundaries(rows, playbook, now_s),
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
-from starter.reports.figures import DAY, completion, median, share
+from starter.reports.figures import completion, median, share
 from starter.reports.model import (
     AtRisk,
     CsmLoad,
@@ -21,7 +21,7 @@ from starter.reports.model import (
     TierBoundary,
     TierChangeFigure,
 )
-from starter.reports.rows import Onboarding
+from starter.reports.rows import DAY_S, Onboarding, Seconds, seconds, utc
 from workflows.formats import day_text
 from workflows.models import MilestoneStatus, OnboardingState, Playbook, Tier
 
@@ -29,7 +29,7 @@ from workflows.models import MilestoneStatus, OnboardingState, Playbook, Tier
 MONTH_DAYS = 365.25 / 12
 
 
-def drop_off(rows: Sequence[Onboarding], playbook: Playbook, now: datetime) -> list[DropOff]:
+def drop_off(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[DropOff]:
     """Each tier's milestone funnel in the playbook's plan order (accounts by current
     tier): per milestone, of the accounts that reached the previous one (the first: all)
     and for which this one is due by `now` or done, the share that did not reach it."""
@@ -58,13 +58,13 @@ def drop_off(rows: Sequence[Onboarding], playbook: Playbook, now: datetime) -> l
 
 
 def escalations(
-    rows: Sequence[Onboarding], playbook: Playbook, now: datetime
+    rows: Sequence[Onboarding], playbook: Playbook, now: Seconds
 ) -> list[EscalationFigure]:
     """Escalations by ladder step and trigger (rules §4, §8 "by reason"): occurrences
     (superseded ones left out), accounts, and how many firings were followed by the
     customer moving again (a milestone done) within targets.escalation_response_days.
     Most fired first."""
-    window = playbook.targets.escalation_response_days * DAY
+    window = playbook.targets.escalation_response_days * DAY_S
     fired: dict[tuple[str, str], int] = defaultdict(int)
     accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
     followed: dict[tuple[str, str], list[bool]] = defaultdict(list)
@@ -123,7 +123,7 @@ def misclassification(rows: Sequence[Onboarding], playbook: Playbook) -> list[Mi
     ]
 
 
-def at_risk(rows: Sequence[Onboarding], now: datetime) -> list[AtRisk]:
+def at_risk(rows: Sequence[Onboarding], now: Seconds) -> list[AtRisk]:
     """Running onboardings at risk or waiting for a decision, with why (risk flags, the
     decision, overdue milestones) and the next deadline; by owner, then deadline."""
     out = []
@@ -131,7 +131,7 @@ def at_risk(rows: Sequence[Onboarding], now: datetime) -> list[AtRisk]:
         if not r.needs_attention:
             continue
         overdue = [
-            f"{m.milestone_id} overdue since {day_text(m.due_at)}"
+            f"{m.milestone_id} overdue since {day_text(utc(m.due_at))}"
             for m in r.milestones
             if m.done_at is None and m.status != MilestoneStatus.SKIPPED and m.due_at <= now
         ]
@@ -146,10 +146,10 @@ def at_risk(rows: Sequence[Onboarding], now: datetime) -> list[AtRisk]:
                 state=r.state,
                 health_band=r.health_band,
                 reasons=reasons,
-                next_deadline=r.next_deadline,
+                next_deadline=None if r.next_deadline is None else utc(r.next_deadline),
             )
         )
-    far = datetime.max.replace(tzinfo=now.tzinfo)
+    far = datetime.max.replace(tzinfo=UTC)
     return sorted(out, key=lambda a: (a.owner is None, a.owner or "", a.next_deadline or far))
 
 
@@ -173,20 +173,20 @@ def csm_load(rows: Sequence[Onboarding], playbook: Playbook) -> list[CsmLoad]:
     return sorted(out, key=lambda c: (-c.load_pct, c.owner or ""))
 
 
-def _month_start(at: datetime, back: int = 0) -> datetime:
+def _month_start(at: datetime, back: int = 0) -> Seconds:
+    """The start of `at`'s month (UTC), `back` months earlier."""
     index = at.year * 12 + at.month - 1 - back
-    return at.replace(year=index // 12, month=index % 12 + 1, day=1, hour=0, minute=0,
-                      second=0, microsecond=0)  # fmt: skip
+    return seconds(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
 
 
-def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: datetime) -> list[Headcount]:
+def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[Headcount]:
     """CSMs the recent start rate needs (rules §7), per segment (high_touch; low_touch =
     tech_touch and self_serve, by current tier) and in all: starts per month over the last
     targets.start_rate_months full months x the average duration in months of completed
     onboardings / the midpoint of the segment's capacity."""
     targets = playbook.targets
     months = targets.start_rate_months
-    since, until = _month_start(now, months), _month_start(now)
+    since, until = _month_start(utc(now), months), _month_start(utc(now))
     out = []
     for segment, capacity in (
         ("high_touch", targets.csm_high_touch_accounts),
@@ -195,7 +195,7 @@ def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: datetime) -> 
         group = [r for r in rows if (r.tier is Tier.HIGH_TOUCH) == (segment == "high_touch")]
         starts = sum(since <= r.started_at < until for r in group) / months
         durations = [
-            (r.finished_at - r.started_at) / timedelta(days=MONTH_DAYS)
+            (r.finished_at - r.started_at) / (MONTH_DAYS * DAY_S)
             for r in group
             if r.state is OnboardingState.COMPLETED and r.finished_at is not None
         ]
@@ -226,7 +226,7 @@ def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: datetime) -> 
 
 
 def tier_boundaries(
-    rows: Sequence[Onboarding], playbook: Playbook, now: datetime
+    rows: Sequence[Onboarding], playbook: Playbook, now: Seconds
 ) -> list[TierBoundary]:
     """Accounts whose ACV is within targets.tier_boundary_pct of a tier-rule threshold
     (rules §1: enterprise_acv_usd, smb_floor_acv_usd), per the tier the rule gave them:
