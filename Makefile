@@ -49,7 +49,7 @@ histories: install-test
 	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
 	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \
 		tests/test_events_before_deal.py tests/test_continue_as_new.py tests/test_event_time.py \
-		tests/test_closed_won.py
+		tests/test_deal_lost.py
 
 ## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect counted (about 5 minutes)
 soak: install-test

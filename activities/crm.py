@@ -21,10 +21,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.crm_records import (
-    HUBSPOT_FIELDS,
-    PayloadError,
-    StageMeaning,
+from activities.crm_records import HUBSPOT_FIELDS, PayloadError, StageMeaning
+from activities.hubspot_records import (
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
@@ -38,7 +36,7 @@ from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDe
 log = structlog.get_logger(__name__)
 
 MAX_CONTACTS = 10
-# Every property the mapping in starter.crm reads, plus the stage to check it.
+# Every property the mapping in activities.hubspot_records reads, plus the stage to check it.
 DEAL_PROPERTIES = ",".join(
     ["dealname", "dealstage", *(key for _, _, keys in HUBSPOT_FIELDS for key in keys)]
 )

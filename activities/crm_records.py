@@ -1,5 +1,7 @@
-"""CRM records -> domain models, for the HubSpot deal fetch (`activities.crm`) and the
-CRM webhooks (`starter.crm`). Pure functions: no I/O, no clock.
+"""The part of reading CRM records every sender shares: `PayloadError`, `StageMeaning`,
+the deal fields each CRM maps and their conversion, and the deal built from them. Used by
+the HubSpot records (`activities.hubspot_records`) and the CRM webhooks (`starter.crm`).
+Pure functions: no I/O, no clock.
 
 A record that cannot be used raises `PayloadError` naming the field in the sender's own
 words (`properties.amount`, `Opportunity.Amount`).
@@ -32,16 +34,15 @@ in US dollars by `activities.deals.inbound_deal`, which every deal here is built
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from activities.deals import inbound_deal
-from activities.money import NO_RATES, FxRates
-from workflows.models import ClosedWonDeal, Contact, ContactRole, CrmRef, DealStage
+from activities.money import FxRates
+from workflows.models import ClosedWonDeal, Contact, ContactRole, DealStage
 from workflows.validation import dotted, message
 
 
@@ -61,130 +62,6 @@ class StageMeaning(NamedTuple):
     meaning: DealStage
     label: str
 
-
-# --------------------------------------------------------------------------- HubSpot
-
-
-def hubspot_pipeline_stages(body: Mapping[str, Any]) -> dict[str, StageMeaning]:
-    """Every stage of every deal pipeline from `GET /crm/v3/pipelines/deals`, by id.
-
-    HubSpot's own rule: a stage is closed-won when its `metadata.isClosed` is true and
-    its `metadata.probability` is 1.0, closed-lost when closed at probability 0.
-    """
-    out: dict[str, StageMeaning] = {}
-    for pipeline in body.get("results") or []:
-        if not isinstance(pipeline, dict):
-            continue
-        for stage in pipeline.get("stages") or []:
-            if not isinstance(stage, dict) or not stage.get("id"):
-                continue
-            meta = stage.get("metadata") or {}
-            closed = str(meta.get("isClosed", "")).lower() == "true"
-            try:
-                probability = float(meta.get("probability", "nan"))
-            except (TypeError, ValueError):
-                probability = math.nan
-            if closed and probability == 1.0:
-                meaning = DealStage.CLOSED_WON
-            elif closed and probability == 0.0:
-                meaning = DealStage.CLOSED_LOST
-            else:
-                meaning = DealStage.OPEN
-            label = (
-                f"{stage['id']} ({stage.get('label') or stage['id']!s} in pipeline "
-                f"{pipeline.get('label') or pipeline.get('id')!s})"
-            )
-            out[str(stage["id"])] = StageMeaning(meaning, label)
-    return out
-
-
-def hubspot_company_id(deal: Mapping[str, Any]) -> str:
-    """The deal's primary company from a CRM v3 deal read with `associations=companies`."""
-    results = _association_results(deal, "companies")
-    if not results:
-        raise PayloadError(
-            "associations.companies",
-            "the deal has no associated company, so there is no account to onboard",
-        )
-    primary = [r for r in results if r.get("type") == "deal_to_company"]
-    return str((primary or results)[0]["id"])
-
-
-def hubspot_contact_ids(deal: Mapping[str, Any]) -> list[str]:
-    """Associated contact ids, in HubSpot's order, each once."""
-    ids = [str(r["id"]) for r in _association_results(deal, "contacts")]
-    return list(dict.fromkeys(ids))
-
-
-def _association_results(deal: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
-    # A labelled association lists the same id once per label.
-    block = (deal.get("associations") or {}).get(kind) or {}
-    results = block.get("results") or []
-    return [r for r in results if isinstance(r, dict) and r.get("id") is not None]
-
-
-# Job titles that make an associated contact the executive sponsor (whole words).
-_EXECUTIVE_TITLE = re.compile(
-    r"\b(CEO|CFO|CTO|COO|CIO|CRO|[SE]?VP|Vice President|Chief|Head|Founder)\b", re.IGNORECASE
-)
-
-
-def hubspot_deal(
-    deal: Mapping[str, Any],
-    company: Mapping[str, Any],
-    contacts: Sequence[Mapping[str, Any]],
-    *,
-    rates: FxRates = NO_RATES,
-) -> ClosedWonDeal:
-    """A closed-won deal from HubSpot CRM v3 reads of the deal, its company and contacts.
-
-    Contacts: the first associated contact is the champion; after it, the first whose job
-    title names an executive (CEO, CFO, CTO, COO, CIO, CRO, VP, Vice President, Chief,
-    Head, Founder) is the executive sponsor; the rest are end users. Contacts without an
-    email address are left out: nobody could be notified.
-    """
-    props = deal.get("properties") or {}
-    if _is_zero(props.get("hs_acv")):  # no recurring line items: not an annual value
-        props = {**props, "hs_acv": None}
-    company_id = company.get("id")
-    if not company_id:
-        raise PayloadError("company.id", "missing")
-    company_props = company.get("properties") or {}
-    name = company_props.get("name") or company_props.get("domain")
-    if not name:
-        raise PayloadError("company.properties.name", "the company has no name or domain")
-    fields, paths = deal_fields(props, HUBSPOT_FIELDS, "properties")
-    fields |= {
-        "account_id": str(company_id),
-        "account_name": name,
-        "contacts": _hubspot_contacts(contacts),
-        "crm": CrmRef(source="hubspot", deal_id=str(deal.get("id")), company_id=str(company_id)),
-    }
-    paths |= {"account_id": "company.id", "account_name": "company.properties.name"}
-    return build_deal(fields, paths, rates)
-
-
-def _hubspot_contacts(contacts: Sequence[Mapping[str, Any]]) -> list[Contact]:
-    out: list[Contact] = []
-    for i, contact in enumerate(contacts):
-        p = contact.get("properties") or {}
-        email = (p.get("email") or "").strip()
-        if not email:
-            continue
-        name = " ".join(x.strip() for x in (p.get("firstname"), p.get("lastname")) if x)
-        if not out:
-            role = ContactRole.CHAMPION
-        elif _EXECUTIVE_TITLE.search(p.get("jobtitle") or "") and not any(
-            c.role is ContactRole.EXECUTIVE_SPONSOR for c in out
-        ):
-            role = ContactRole.EXECUTIVE_SPONSOR
-        else:
-            role = ContactRole.END_USER
-        out.append(mapped_contact(name or email, email, role, f"contacts[{i}].properties.email"))
-    return out
-
-
-# --------------------------------------------------------------------------- shared parsing
 
 # (domain field, kind, source field(s) in order of preference)
 FieldMap = list[tuple[str, str, tuple[str, ...]]]
@@ -289,13 +166,6 @@ def mapped_contact(name: str, email: str, role: ContactRole, field: str) -> Cont
         return Contact(name=name, email=email, role=role)
     except ValidationError as exc:
         raise PayloadError(field, message(exc.errors()[0])) from None
-
-
-def _is_zero(value: object) -> bool:
-    try:
-        return float(value) == 0  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
 
 
 def build_deal(

@@ -25,7 +25,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from activities.money import USD, CurrencyError, FxRates, currency_code, to_usd
 from workflows.ids import canonical_account_id, salesforce_id18
-from workflows.models import ClosedWonDeal, CrmRef
+from workflows.models import ClosedWonDeal, CrmRef, Playbook
 
 
 def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
@@ -78,6 +78,22 @@ def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
     if rate is None:  # US dollars: nothing was converted
         return ClosedWonDeal.model_validate(deal.model_dump() | {"acv_usd": deal.acv, "acv": None})
     return ClosedWonDeal.model_validate(deal.model_dump() | {"acv_usd": usd, "fx_rate": rate})
+
+
+def unknown_migrated_milestone(deal: ClosedWonDeal, playbook: Playbook) -> tuple[str, str] | None:
+    """The first of a deal's `completed_milestones` that is not a milestone of `playbook`,
+    as (field, reason): (`completed_milestones[1].milestone_id`, `'kickof' is not a
+    milestone of playbook 3 (known: ...)`); None when every one is. `onboarding start` and
+    `onboarding import` refuse such a deal before anything starts."""
+    for i, done in enumerate(deal.completed_milestones):
+        if playbook.milestone(done.milestone_id) is None:
+            known = ", ".join(m.id for m in playbook.milestones)
+            return (
+                f"completed_milestones[{i}].milestone_id",
+                f"{done.milestone_id!r} is not a milestone of playbook {playbook.version} "
+                f"(known: {known})",
+            )
+    return None
 
 
 def _canonical_crm_ids(crm: dict[str, Any]) -> dict[str, Any]:

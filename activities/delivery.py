@@ -9,6 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from activities.temporal_errors import update_rejection
 from workflows import contract
 from workflows.models import DealAcceptance, DealHandoff, DealLostOutcome, DealLostReport
 
@@ -31,8 +32,9 @@ async def deliver_deal_activity(handoff: DealHandoff) -> DealAcceptance:
     except AlreadyOnboardedError as exc:
         return exc.acceptance()
     except WorkflowUpdateFailedError as exc:  # the onboarding's validator refused the deal
-        reason = str(exc.cause.message if isinstance(exc.cause, ApplicationError) else exc)
-        raise ApplicationError(reason, type=contract.DEAL_REJECTED, non_retryable=True) from exc
+        raise ApplicationError(
+            update_rejection(exc), type=contract.DEAL_REJECTED, non_retryable=True
+        ) from exc
     log.info(
         "deal delivered",
         account_id=deal.account_id,

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Settings
 from starter.bulk import Outcome, import_deals, read_deals
 from starter.events import EventCall, parse_calls
-from tests.ingress_kit import (
+from tests.support.ingress import (
     ORG_ID,
     OUTBOUND_TOKEN,
     exists,

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import structlog
-from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import Notifier, OwnerRoster, Settings, configure_logging
+from starter.devserver import free_port
+from tests.support.mail import Mailbox, email_settings
 from workflows.models import (
     Audience,
     MessageTemplate,
@@ -59,12 +57,6 @@ async def notify(notifier: Notifier, n: Notification) -> NotificationReceipt:
     return await ActivityEnvironment().run(notifier.notify, n)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own ONBOARDING_* variables must not leak into these tests."""
@@ -74,44 +66,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- email
-
-
-class Mailbox:
-    """aiosmtpd handler that keeps what it receives; `rcpt_reply` can refuse recipients."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelope_to: list[list[str]] = []
-        self.rcpt_reply = "250 OK"
-        self.port = 0
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        if self.rcpt_reply.startswith("250"):
-            envelope.rcpt_tos.append(address)
-        return self.rcpt_reply
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        self.envelope_to.append(list(envelope.rcpt_tos))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()
-
-
-def email_settings(box: Mailbox, **changes: Any) -> Settings:
-    return Settings(notify_channels=["email"], smtp_host="127.0.0.1", smtp_port=box.port, **changes)
 
 
 async def test_email_renders_and_is_sent_once(mailbox: Mailbox) -> None:

@@ -1,25 +1,17 @@
-"""`onboarding import` and `onboarding send-event`.
+"""`onboarding import` (`onboarding send-event` is in `test_send_event.py`).
 
 Reading deal files is pure. Importing runs against a REAL dev server of this module's own
 (the SDK's `start_local` with the `temporal` binary) and a real worker on the `onboarding`
-task queue, since `deliver_deal` always uses that queue. `send-event` posts to a small
-local HTTP server that records what it got.
+task queue, since `deliver_deal` always uses that queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
-import sys
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +21,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from activities import Settings
 from starter.bulk import (
     CSV_COLUMNS,
     ImportFileError,
@@ -42,8 +33,8 @@ from starter.bulk import (
 )
 from starter.cli import app
 from starter.devserver import free_port
-from tests.ingress_kit import today_iso
-from worker import build_worker
+from tests.support.ingress import today_iso
+from tests.support.temporal import BIN, log_worker
 from workflows import search_attributes as sa
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
 
@@ -196,18 +187,13 @@ def test_other_file_types_are_refused(tmp_path: Path) -> None:
 async def temporal() -> AsyncIterator[Client]:
     """A private dev server with the search attributes, and a worker on `onboarding`."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
         port=free_port(),
     )
     try:
-        worker = build_worker(
-            env.client,
-            Settings(notify_channels=["log"]),
-            workflow_failure_exception_types=[Exception],
-            graceful_shutdown_timeout=timedelta(seconds=2),
-        )
+        worker = log_worker(env.client)
         async with worker:
             yield env.client
     finally:
@@ -354,142 +340,3 @@ async def test_cli_import_reports_started_running_and_finished_accounts(
         ended: ("already_finished", "cancelled"),
         fresh: ("started", ""),
     }
-
-
-@dataclass
-class Ingress:
-    """A stand-in for the HTTP ingress: records each POST, answers `status` + `answer`."""
-
-    url: str
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    status: int = 200
-    answer: bytes = b'{"results": [{"index": 0, "outcome": "accepted"}]}'
-
-
-@pytest.fixture
-def ingress() -> Iterator[Ingress]:
-    recorder: Ingress
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            recorder.requests.append((self.path, dict(self.headers.items()), body))
-            self.send_response(recorder.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(recorder.answer)))
-            self.end_headers()
-            self.wfile.write(recorder.answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    recorder = Ingress(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield recorder
-    server.shutdown()
-    server.server_close()
-
-
-NO_SECRETS = {"ONBOARDING_SEGMENT_SECRETS": None, "ONBOARDING_EVENTS_WEBHOOK_SECRETS": None}
-
-
-def test_send_event_posts_a_segment_call_signed_with_the_first_secret(ingress: Ingress) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "send-event",
-            "acme",
-            "user_invited",
-            "--property",
-            "users=3",
-            "--property",
-            "plan=pro",
-            "--property",
-            "trial=false",
-            "--property",
-            "code=007",
-            "--user",
-            "u-1",
-            "--url",
-            ingress.url,
-        ],
-        env=NO_SECRETS | {"ONBOARDING_SEGMENT_SECRETS": "seg-new, seg-old"},
-    )
-
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"results": [{"index": 0, "outcome": "accepted"}]}
-    [(path, headers, body)] = ingress.requests
-    assert path == "/events"
-    expected = hmac.new(b"seg-new", body, hashlib.sha1).hexdigest()
-    assert headers["X-Signature"] == expected
-    call = json.loads(body)
-    assert call["type"] == "track"
-    assert call["event"] == "user_invited"
-    assert call["groupId"] == "acme"
-    assert call["userId"] == "u-1"
-    assert call["properties"] == {"users": 3, "plan": "pro", "trial": False, "code": "007"}
-    assert uuid.UUID(call["messageId"])
-    sent_at = datetime.fromisoformat(call["timestamp"].replace("Z", "+00:00"))
-    assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=1)
-
-
-def test_send_event_signs_with_standard_webhooks_without_a_segment_secret(
-    ingress: Ingress,
-) -> None:
-    key = b"0123456789abcdef0123456789abcdef"
-    secret = "whsec_" + base64.b64encode(key).decode()
-
-    result = CliRunner().invoke(
-        app,
-        [
-            "send-event",
-            "acme",
-            "--type",
-            "identify",
-            "-p",
-            "seats=12",
-            "--message-id",
-            "m-42",
-            "--url",
-            ingress.url,
-        ],
-        env=NO_SECRETS | {"ONBOARDING_EVENTS_WEBHOOK_SECRETS": secret},
-    )
-
-    assert result.exit_code == 0, result.output
-    [(_, headers, body)] = ingress.requests
-    assert headers["webhook-id"] == "m-42"
-    signed = f"m-42.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    assert headers["webhook-signature"] == f"v1,{expected}"
-    call = json.loads(body)
-    assert (call["type"], call["messageId"], call["traits"]) == ("identify", "m-42", {"seats": 12})
-    assert "event" not in call
-
-
-def test_send_event_shows_the_ingress_refusal_and_exits_1(ingress: Ingress) -> None:
-    ingress.status = 401
-    ingress.answer = b'{"detail": "X-Signature: does not match the body"}'
-
-    result = CliRunner().invoke(
-        app, ["send-event", "acme", "user_logged_in", "--url", ingress.url], env=NO_SECRETS
-    )
-
-    assert result.exit_code == 1
-    assert "warning: neither ONBOARDING_SEGMENT_SECRETS" in result.stderr
-    assert "the ingress answered 401 Unauthorized" in result.stderr
-    assert "X-Signature: does not match the body" in result.stderr
-    assert "X-Signature" not in ingress.requests[0][1]
-
-
-def test_send_event_without_an_ingress_says_so() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-
-    result = CliRunner().invoke(
-        app, ["send-event", "acme", "user_logged_in", "--url", url], env=NO_SECRETS
-    )
-
-    assert result.exit_code == 1
-    assert f"cannot reach the ingress at {url}; is `onboarding up` running?" in result.stderr

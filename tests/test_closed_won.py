@@ -4,8 +4,8 @@ The real-world cases in tests/data/real_world/ (a HubSpot deal won in a second p
 id is numeric; a HubSpot batch where the deal was won then lost; a Salesforce Outbound
 Message with IsWon) are sent through the real ingress, the real dev server and its worker,
 and a fake HubSpot API that serves the deal and the portal's pipelines. Their dates are
-moved to the test's clock. The `deal_lost` rule is also checked on the time-skipping
-server, and HubSpotStages' cache against a local HubSpot API.
+moved to the test's clock. The `deal_lost` rule on the time-skipping server is in
+`test_deal_lost.py`; the pipelines and HubSpotStages' cache in `test_hubspot_pipelines.py`.
 """
 
 from __future__ import annotations
@@ -19,29 +19,24 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
-from activities.crm import PIPELINES_PATH, PIPELINES_TTL_S, HubSpotStages
-from activities.crm_records import PayloadError, hubspot_pipeline_stages
-from activities.settings import SharedSettings
+from activities.crm import PIPELINES_PATH
+from activities.crm_records import PayloadError
+from activities.hubspot_records import hubspot_pipeline_stages
 from starter.app import create_app
 from starter.crm import hubspot_stage_changes, salesforce_opportunity, sort_stage_changes
 from starter.settings import IngressSettings
-from tests.conftest import (
+from tests.support.fake_crm import (
+    ENTERPRISE,
     HUBSPOT_DEFAULT_PIPELINE,
-    TIER_DEALS,
     FakeCrmApi,
-    IngressFactory,
-    Onboardings,
-    hubspot_pipeline,
-    make_deal,
 )
-from tests.ingress_kit import (
+from tests.support.ingress import (
     ORG_ID,
     OUTBOUND_TOKEN,
+    IngressFactory,
     dumps,
     exists,
     hubspot_headers,
@@ -49,25 +44,12 @@ from tests.ingress_kit import (
     salesforce_headers,
     workflow_exists,
 )
-from tests.ingress_kit import settings as ingress_settings
+from tests.support.ingress import settings as ingress_settings
 from workflows.ids import canonical_account_id
-from workflows.models import DealLost, DealStage, OnboardingState
-from workflows.onboarding import AccountOnboarding
 
 DATA = Path(__file__).parent / "data" / "real_world"
 HUBSPOT_URI = "http://ingress.test/webhooks/hubspot"
 OM_ORG = "00D000000000062AAA"  # the Outbound Message case's organization
-# The case's second pipeline: its won and lost stages have numeric ids.
-ENTERPRISE = hubspot_pipeline(
-    "812345678",
-    "Enterprise",
-    [
-        ("1187654319", "Discovery", "0.1", False),
-        ("1187654320", "Security review", "0.6", False),
-        ("1187654321", "Contract signed", "1.0", True),
-        ("1187654322", "Lost to competitor", "0.0", True),
-    ],
-)
 
 
 # --------------------------------------------------------------------------- the cases
@@ -268,14 +250,6 @@ class _Any:
 ANY: Any = _Any()
 
 
-def test_pipelines_say_which_stages_are_won_and_lost() -> None:
-    stages = hubspot_pipeline_stages({"results": [HUBSPOT_DEFAULT_PIPELINE, ENTERPRISE]})
-    meaning = {stage: m.meaning for stage, m in stages.items()}
-    assert meaning["closedwon"] is meaning["1187654321"] is DealStage.CLOSED_WON
-    assert meaning["closedlost"] is meaning["1187654322"] is DealStage.CLOSED_LOST
-    assert meaning["contractsent"] is meaning["1187654320"] is DealStage.OPEN
-
-
 def test_closed_won_stages_are_a_list_and_the_old_setting_still_works(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -294,61 +268,6 @@ def test_closed_won_stages_are_a_list_and_the_old_setting_still_works(
 
     monkeypatch.setenv("ONBOARDING_SALESFORCE_CLOSED_WON_STAGES", "Closed Won,Signed")
     assert IngressSettings().salesforce_closed_won_stages == ["Closed Won", "Signed"]
-
-
-# --------------------------------------------------------------------------- the pipelines cache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_pipelines_are_cached_and_read_again_when_old_or_missing_a_stage() -> None:
-    api = FakeCrmApi()
-    clock = Clock()
-    settings = SharedSettings(hubspot_api_url=api.url, hubspot_token="t")
-    stages = HubSpotStages(settings, clock)
-    reads = lambda: sum(r["path"] == PIPELINES_PATH for r in api.requests)  # noqa: E731
-    try:
-        assert (await stages.meanings(["closedwon"]))["closedwon"].meaning is DealStage.CLOSED_WON
-        assert reads() == 0  # listed: nothing asked
-
-        assert (await stages.meanings(["closedlost"]))["closedlost"].meaning is (
-            DealStage.CLOSED_LOST
-        )
-        await stages.meanings(["contractsent"])
-        assert reads() == 1  # cached
-
-        api.hubspot_pipelines(ENTERPRISE)  # a pipeline added since
-        assert (await stages.meanings(["1187654321"]))["1187654321"].meaning is (
-            DealStage.CLOSED_WON
-        )
-        assert reads() == 2
-
-        clock.now += PIPELINES_TTL_S + 1
-        api.routes[PIPELINES_PATH] = (503, {})
-        # HubSpot down: the stale read still answers for stages it knows...
-        assert (await stages.meanings(["1187654322"]))["1187654322"].meaning is (
-            DealStage.CLOSED_LOST
-        )
-        # ...and a stage it does not know cannot be told: retryable, never "ignored".
-        with pytest.raises(ApplicationError) as err:
-            await stages.meanings(["2000000001"])
-        assert not err.value.non_retryable
-    finally:
-        api.close()
-
-
-async def test_without_a_token_an_unlisted_stage_cannot_be_told() -> None:
-    stages = HubSpotStages(SharedSettings(hubspot_token=None))
-    assert (await stages.meanings(["closedwon"]))["closedwon"].meaning is DealStage.CLOSED_WON
-    with pytest.raises(ApplicationError) as err:
-        await stages.meanings(["1187654321"])
-    assert "ONBOARDING_HUBSPOT_TOKEN" in err.value.message
 
 
 # --------------------------------------------------------------------------- Salesforce
@@ -463,42 +382,3 @@ async def test_a_lost_deal_without_an_onboarding_is_acknowledged_with_why(
     [outcome] = response.json()["lost"]
     assert (outcome["applied"], outcome["detail"]) == (False, "no onboarding")
     assert not await exists(dev_env.client, account)
-
-
-# --------------------------------------------------------------------------- the workflow
-
-
-async def test_deal_lost_cancels_by_default_and_is_audited(onboardings: Onboardings) -> None:
-    deal = make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
-    handle = await onboardings.start(deal)
-    lost = DealLost(source="salesforce", deal_id="006X", reason="StageName 'Closed Lost'")
-
-    status = await handle.execute_update(AccountOnboarding.deal_lost, lost)
-
-    assert status.state is OnboardingState.CANCELLED
-    final = await handle.result()
-    [entry] = [a for a in final.audit if a.kind == "cancelled"]
-    assert (entry.by, entry.detail) == (
-        "salesforce deal 006X",
-        "deal lost: StageName 'Closed Lost'",
-    )
-
-
-async def test_deal_lost_with_flag_keeps_it_running_at_risk_with_a_decision(
-    onboardings: Onboardings,
-) -> None:
-    deal = make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
-    handle = await onboardings.start(deal)
-    lost = DealLost(source="hubspot", deal_id="91", reason="dealstage closedlost", action="flag")
-
-    status = await handle.execute_update(AccountOnboarding.deal_lost, lost)
-
-    assert status.state is OnboardingState.AT_RISK and status.decision_required
-    assert status.risk_flags[-1].endswith("deal lost: dealstage closedlost")
-    assert (status.audit[-1].kind, status.audit[-1].by) == ("deal_lost", "hubspot deal 91")
-    # The decision: cancel it after all. A finished onboarding refuses another loss.
-    await handle.execute_update(
-        AccountOnboarding.deal_lost, lost.model_copy(update={"action": "cancel"})
-    )
-    with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(AccountOnboarding.deal_lost, lost)

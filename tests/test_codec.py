@@ -11,10 +11,8 @@ import asyncio
 import base64
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +33,8 @@ from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
 from starter.settings import IngressSettings
-from tests.conftest import make_deal, register_search_attributes
+from tests.support.deals import make_deal
+from tests.support.temporal import BIN, register_search_attributes
 from workflows.models import OnboardingInput, OnboardingStatus, Playbook
 from workflows.onboarding import AccountOnboarding
 
@@ -173,7 +172,7 @@ async def encrypted_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Workfl
     monkeypatch.setenv("ONBOARDING_CODEC_KEYS", keys_env(("k1", OLD_KEY)))
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(),
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+        test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await register_search_attributes(environment.client)
     yield environment

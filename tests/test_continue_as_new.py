@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import TIER_DEALS, Onboardings, make_deal, run_histories
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.histories import run_histories
+from tests.support.onboardings import Onboardings
 from workflows.models import (
     MilestoneReport,
     OnboardingStatus,

@@ -45,7 +45,7 @@ from temporalio.worker import Replayer
 from activities.client import connect
 from activities.starting import deliver_deal
 from starter.devserver import DevServer, free_port, start_dev_server
-from tests.conftest import make_deal
+from tests.support.deals import make_deal
 from workflows.intake import HubSpotDealIntake
 from workflows.models import (
     ClosedWonDeal,

@@ -1,30 +1,20 @@
-"""CRM webhook bodies -> domain models, with errors that name the sender's field."""
+"""CRM webhook bodies -> domain models, with errors that name the sender's field: HubSpot
+and generic deals (Salesforce's are in `test_salesforce_payloads.py`)."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from activities.crm_records import (
-    PayloadError,
-    StageMeaning,
-    hubspot_company_id,
-    hubspot_contact_ids,
-    hubspot_deal,
-)
+from activities.crm_records import PayloadError, StageMeaning
+from activities.hubspot_records import hubspot_company_id, hubspot_contact_ids, hubspot_deal
 from starter.crm import (
-    Ignored,
     generic_deal,
     hubspot_stage_changes,
-    salesforce_ack,
-    salesforce_opportunity,
-    salesforce_outbound,
     sort_stage_changes,
 )
-from starter.signatures import SignatureError
 from workflows.models import ContactRole, DealStage
 
 # --------------------------------------------------------------------------- HubSpot webhook
@@ -218,230 +208,6 @@ def test_hubspot_deal_needs_a_company_name_and_valid_emails() -> None:
         hubspot_deal(DEAL, COMPANY, [contact("not-an-email", "A", "B")])
     assert err.value.field == "contacts[0].properties.email"
     assert "not an email address" in err.value.reason
-
-
-# --------------------------------------------------------------------------- Salesforce JSON
-
-
-def sf_payload(**opp: Any) -> dict[str, Any]:
-    return {
-        "Opportunity": {
-            "Id": "006Ak000001",
-            "AccountId": "001Ak000009",
-            "Amount": 30000,
-            "StageName": "Closed Won",
-            "CloseDate": "2030-04-15",
-            "Seats__c": 12,
-            "Stakeholder_Count__c": 2,
-            "Configuration_Hours__c": 1.5,
-            "Needs_API_Integration__c": False,
-            "Custom_Data_Migration__c": True,
-            "Integrations__c": "HubSpot;Zendesk",
-            "Success_Criteria__c": "First report shared",
-        }
-        | opp,
-        "Account": {"Id": "001Ak000009", "Name": "Globex"},
-        "Contacts": [
-            {"Name": "Gail Sponsor", "Email": "gail@globex.test", "Role": "Decision Maker"},
-            {"Name": "Carl Champ", "Email": "carl@globex.test", "Role": "Business User"},
-            {"Name": "Ann Admin", "Email": "ann@globex.test", "Role": "Technical Buyer"},
-            {"Name": "Ed User", "Email": "ed@globex.test", "Role": "Influencer"},
-            {"Name": "No Email", "Email": None, "Role": "Champion"},
-        ],
-    }
-
-
-def test_salesforce_closed_won_opportunity() -> None:
-    deal = salesforce_opportunity(sf_payload(), ["Closed Won"])
-    assert not isinstance(deal, Ignored)
-    assert (deal.account_id, deal.account_name, deal.acv_usd) == ("001Ak000009", "Globex", 30000)
-    assert deal.close_date == datetime(2030, 4, 15, tzinfo=UTC)
-    assert (deal.seats, deal.stakeholder_count, deal.configuration_hours) == (12, 2, 1.5)
-    assert deal.custom_data_migration and not deal.needs_api_integration
-    assert deal.integrations == ["HubSpot", "Zendesk"]
-    assert deal.success_criteria == ["First report shared"]
-    assert [(c.email, c.role) for c in deal.contacts] == [
-        ("gail@globex.test", ContactRole.EXECUTIVE_SPONSOR),
-        ("carl@globex.test", ContactRole.CHAMPION),
-        ("ann@globex.test", ContactRole.ADMIN),
-        ("ed@globex.test", ContactRole.END_USER),
-    ]
-    assert deal.crm.model_dump() == {
-        "source": "salesforce",
-        "deal_id": "006Ak000001",
-        "company_id": "001Ak000009",
-    }
-    with_acv = salesforce_opportunity(sf_payload(ACV__c=61000), ["Closed Won"])
-    assert not isinstance(with_acv, Ignored) and with_acv.acv_usd == 61000
-
-
-def test_salesforce_other_stage_is_ignored_with_the_reason() -> None:
-    result = salesforce_opportunity(sf_payload(StageName="Negotiation"), ["Closed Won"])
-    assert result == Ignored(
-        ref="Opportunity 006Ak000001", reason="StageName is 'Negotiation', not 'Closed Won'"
-    )
-
-
-@pytest.mark.parametrize(
-    ("payload", "field", "reason_part"),
-    [
-        (sf_payload(Amount=None), "Opportunity.Amount", "missing"),
-        (sf_payload(Amount="a lot"), "Opportunity.Amount", "number"),
-        (sf_payload(AccountId=None), "Opportunity.AccountId", "missing"),
-        (sf_payload(AccountId="bad id!"), "Opportunity.AccountId", "pattern"),
-        (sf_payload(CloseDate="15/04/2025"), "Opportunity.CloseDate", "date"),
-        (sf_payload(Seats__c=True), "Opportunity.Seats__c", "number"),
-        (sf_payload() | {"Account": {"Id": "001"}}, "Account.Name", "missing"),
-        (
-            sf_payload() | {"Contacts": [{"Name": "X", "Email": "nope", "Role": "Champion"}]},
-            "Contacts[0].Email",
-            "not an email address",
-        ),
-        ({"Account": {}}, "Opportunity", "missing"),
-        ([], "body", "JSON object"),
-    ],
-)
-def test_salesforce_errors_name_the_salesforce_field(
-    payload: object, field: str, reason_part: str
-) -> None:
-    with pytest.raises(PayloadError) as err:
-        salesforce_opportunity(payload, ["Closed Won"])
-    assert err.value.field == field
-    assert reason_part in err.value.reason
-
-
-# --------------------------------------------------------------------------- Outbound Message
-
-
-def notification(note_id: str, opp_id: str, stage: str = "Closed Won", extra: str = "") -> str:
-    return f"""
-   <Notification>
-    <Id>{note_id}</Id>
-    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
-     <sf:Id>{opp_id}</sf:Id>
-     <sf:AccountId>001Ak00000{opp_id[-1]}</sf:AccountId>
-     <sf:Amount>75000.0</sf:Amount>
-     <sf:CloseDate>2025-05-01</sf:CloseDate>
-     <sf:StageName>{stage}</sf:StageName>
-     <sf:ACV__c xsi:nil="true"/>
-     {extra}
-    </sObject>
-   </Notification>"""
-
-
-def outbound(*notifications: str, org: str = "00DAk000000ORG1AAA") -> bytes:
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
- xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
- <soapenv:Body>
-  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
-   <OrganizationId>{org}</OrganizationId>
-   <ActionId>04kAk0000001</ActionId>
-   <SessionId xsi:nil="true"/>
-   {"".join(notifications)}
-  </notifications>
- </soapenv:Body>
-</soapenv:Envelope>""".encode()
-
-
-def test_outbound_message_with_two_notifications_and_a_duplicate() -> None:
-    named = notification(
-        "04lAk02",
-        "006Ak02",
-        extra="<sf:Account_Name__c>Initech</sf:Account_Name__c>"
-        "<sf:Integrations__c>Jira;Okta</sf:Integrations__c>"
-        "<sf:Needs_API_Integration__c>true</sf:Needs_API_Integration__c>",
-    )
-    body = outbound(notification("04lAk01", "006Ak01"), named, notification("04lAk01", "006Ak01"))
-    pairs, ignored = salesforce_outbound(body, ["00DAk000000ORG1"], ["Closed Won"])
-
-    assert [note_id for note_id, _ in pairs] == ["04lAk01", "04lAk02"]
-    first, second = pairs[0][1], pairs[1][1]
-    assert (first.account_id, first.account_name, first.acv_usd) == (
-        "001Ak000001",
-        "001Ak000001",
-        75000,
-    )
-    assert (second.account_name, second.integrations, second.needs_api_integration) == (
-        "Initech",
-        ["Jira", "Okta"],
-        True,
-    )
-    assert second.crm.model_dump() == {
-        "source": "salesforce",
-        "deal_id": "006Ak02",
-        "company_id": "001Ak000002",
-    }
-    assert ignored == []
-
-
-def test_outbound_message_ignores_other_stages_and_objects() -> None:
-    account = (
-        '<Notification><Id>04lAk09</Id><sObject xsi:type="sf:Account" '
-        'xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>001X</sf:Id></sObject>'
-        "</Notification>"
-    )
-    body = outbound(notification("04lAk03", "006Ak03", stage="Prospecting"), account)
-    pairs, ignored = salesforce_outbound(body, [], ["Closed Won"])
-    assert pairs == []
-    assert ignored == [
-        Ignored(ref="Opportunity 006Ak03", reason="StageName is 'Prospecting', not 'Closed Won'"),
-        Ignored(ref="Notification 04lAk09", reason="Account is not an Opportunity"),
-    ]
-
-
-def test_outbound_message_from_another_org_is_refused() -> None:
-    with pytest.raises(SignatureError) as err:
-        salesforce_outbound(outbound(notification("04l1", "006A1")), ["00DOTHER"], ["Closed Won"])
-    assert err.value.header == "OrganizationId"
-    assert "00DAk000000ORG1AAA" in err.value.reason
-
-
-def test_outbound_message_with_doctype_is_refused_before_parsing() -> None:
-    bomb = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
-<notifications xmlns="http://soap.sforce.com/2005/09/outbound">&lol2;</notifications>"""
-    with pytest.raises(PayloadError) as err:
-        salesforce_outbound(bomb, [], ["Closed Won"])
-    assert err.value.field == "body"
-    assert "DOCTYPE" in err.value.reason
-
-
-@pytest.mark.parametrize(
-    ("body", "field", "reason_part"),
-    [
-        (b"<notifications", "body", "well-formed"),
-        (b"<Envelope/>", "notifications", "not an Outbound Message"),
-        (
-            outbound(notification("04l1", "006A1").replace("75000.0", "lots")),
-            "Notification[0].sObject.Amount",
-            "number",
-        ),
-        (
-            outbound(notification("04l1", "006A1").replace("<sf:Amount>75000.0</sf:Amount>", "")),
-            "Notification[0].sObject.Amount",
-            "missing",
-        ),
-    ],
-)
-def test_outbound_message_errors_name_the_field(body: bytes, field: str, reason_part: str) -> None:
-    with pytest.raises(PayloadError) as err:
-        salesforce_outbound(body, [], ["Closed Won"])
-    assert err.value.field == field
-    assert reason_part in err.value.reason
-
-
-def test_ack_is_the_soap_answer_salesforce_expects() -> None:
-    ns = {
-        "soapenv": "http://schemas.xmlsoap.org/soap/envelope/",
-        "out": "http://soap.sforce.com/2005/09/outbound",
-    }
-    for ok, text in ((True, "true"), (False, "false")):
-        root = ET.fromstring(salesforce_ack(ok))
-        assert root.tag == "{http://schemas.xmlsoap.org/soap/envelope/}Envelope"
-        assert (
-            root.findtext("soapenv:Body/out:notificationsResponse/out:Ack", namespaces=ns) == text
-        )
 
 
 # --------------------------------------------------------------------------- generic

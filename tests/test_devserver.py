@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,15 +18,14 @@ from pathlib import Path
 import pytest
 import temporalio.client
 
-from activities import Settings
 from activities.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
-from worker import build_worker
+from tests.support.temporal import BIN, log_worker
 from workflows.models import ClosedWonDeal, OnboardingStatus
 from workflows.playbook import load_playbook
 from workflows.rules import assign_tier
 
-ONBOARDING = Path(sys.executable).parent / "onboarding"
+ONBOARDING = BIN / "onboarding"
 ACCOUNT = "it-acme"
 WORKFLOW_ID = f"onboarding-{ACCOUNT}"
 
@@ -101,12 +99,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     )
     stack = Stack(server=server, client=await connect(address=server.address), tmp=tmp)
     try:
-        worker = build_worker(
-            stack.client,
-            Settings(notify_channels=["log"]),
-            workflow_failure_exception_types=[Exception],
-            graceful_shutdown_timeout=timedelta(seconds=2),
-        )
+        worker = log_worker(stack.client)
         async with worker:
             yield stack
     finally:

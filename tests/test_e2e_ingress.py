@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,10 +23,11 @@ import temporalio.client
 from dotenv import dotenv_values
 
 from starter.devserver import free_port
-from tests.conftest import FakeCrmApi
-from tests.ingress_kit import now_iso
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.ingress import now_iso
+from tests.support.temporal import BIN
 
-ONBOARDING = Path(sys.executable).parent / "onboarding"
+ONBOARDING = BIN / "onboarding"
 HUBSPOT_SECRET = "e2e-hubspot-secret"
 SEGMENT_SECRET = "e2e-segment-secret"
 

@@ -9,8 +9,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import activities_for
-from tests.conftest import TIER_DEALS, make_deal
-from tests.test_activities import Mailbox, email_settings, mailbox  # noqa: F401 - fixture
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.mail import Mailbox, email_settings
 from workflows.models import OnboardingInput, Playbook
 from workflows.onboarding import AccountOnboarding
 
@@ -18,7 +18,7 @@ from workflows.onboarding import AccountOnboarding
 async def test_welcome_and_csm_assignment_arrive_by_email(
     env: WorkflowEnvironment,
     playbook: Playbook,
-    mailbox: Mailbox,  # noqa: F811 - the imported fixture
+    mailbox: Mailbox,
 ) -> None:
     task_queue = f"email-{uuid.uuid4().hex[:8]}"
     deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])

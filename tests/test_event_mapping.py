@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import example, given, reject, settings
+from hypothesis import strategies as st
 
+from tests.support.strategies import PROPERTY, json_values
 from workflows.event_mapping import (
     awaited_events,
     condition_holds,
@@ -26,6 +31,10 @@ from workflows.playbook import load_playbook
 from workflows.rules import build_plan
 
 PB = load_playbook()
+
+# A failing property (hypothesis) shows the example that broke it.
+pytestmark = pytest.mark.usefixtures("hypothesis_shows_examples")
+
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
@@ -187,3 +196,93 @@ def test_a_range_condition_is_named_in_the_reason() -> None:
         "'user_invited' does not meet milestone team_adoption's condition "
         "team.size gte 3 and lt 100 (team.size is 2)"
     )
+
+
+# --------------------------------------------------------------------------- properties
+
+# A playbook's conditions are finite (the model refuses infinity and NaN).
+finite = st.floats(allow_nan=False, allow_infinity=False)
+bounds = finite | st.none()
+scalars_or_none = st.none() | st.text(max_size=6) | st.integers() | finite | st.booleans()
+
+
+@st.composite
+def conditions(draw: st.DrawFn) -> PropertyCondition:
+    fields = {
+        "eq": draw(scalars_or_none),
+        "ne": draw(scalars_or_none),
+        "gt": draw(bounds),
+        "gte": draw(bounds),
+        "lt": draw(bounds),
+        "lte": draw(bounds),
+    }
+    given_fields = {k: v for k, v in fields.items() if v is not None}
+    if not given_fields:
+        reject()
+    return PropertyCondition.model_validate(given_fields)
+
+
+@settings(PROPERTY, max_examples=300)
+@given(condition=conditions(), value=json_values)
+@example(condition=PropertyCondition(gte=3), value=10**400)  # beyond float range
+@example(condition=PropertyCondition(eq=3), value=10**400)
+def test_a_condition_answers_yes_or_no_for_any_property_value(
+    condition: PropertyCondition, value: object
+) -> None:
+    assert condition_holds(condition, value) in (True, False)
+
+
+paths = st.sampled_from(["role", "plan.tier", "seats", "a.b.c", "", "."]) | st.text(max_size=6)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(
+    where=st.dictionaries(paths, conditions(), max_size=3),
+    name=st.sampled_from(["user_invited", "other"]),
+    properties=st.dictionaries(paths, json_values, max_size=4),
+)
+@example(
+    where={"seats": PropertyCondition(gte=3)}, name="user_invited", properties={"seats": 10**400}
+)
+def test_matching_answers_yes_or_no_for_any_event(
+    where: dict[str, PropertyCondition], name: str, properties: dict[str, Any]
+) -> None:
+    rule = EventMatch(event="user_invited", where=where)
+    answer = matches(rule, name, properties)
+    assert answer in (True, False)
+    if name != "user_invited":
+        assert answer is False
+
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+finite_numbers = (
+    st.integers()
+    | st.integers(min_value=2**53, max_value=2**64)
+    | st.integers(min_value=2**1024, max_value=10**400)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(PROPERTY, max_examples=300)
+@given(
+    value=finite_numbers,
+    bound=st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    op=st.sampled_from(sorted(COMPARISONS)),
+)
+@example(value=2**53 + 1, bound=float(2**53), op="gt")  # float() would make them equal
+@example(value=2**53 + 1, bound=2**53, op="eq")
+@example(value=10**400, bound=3.0, op="gte")
+def test_numeric_conditions_agree_with_python_on_finite_numbers(
+    value: int | float, bound: int | float, op: str
+) -> None:
+    if op != "eq":
+        bound = float(bound)  # gt / gte / lt / lte take floats
+    condition = PropertyCondition.model_validate({op: bound})
+    assert condition_holds(condition, value) is COMPARISONS[op](value, bound)

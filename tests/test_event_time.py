@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from tests.conftest import TIER_DEALS, Onboardings, make_deal
-from tests.test_events_before_deal import events_first
-from tests.test_workflow import status, until
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.onboardings import Onboardings, events_first, status, until
 from workflows.models import (
     DealDelivery,
     MilestoneStatus,

@@ -7,22 +7,20 @@ its deal, applies what it got once the deal comes, and ends if none comes in tim
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import Onboardings, make_deal
+from tests.support.deals import make_deal
+from tests.support.onboardings import Onboardings, events_first
 from workflows.models import (
     DealDelivery,
     MilestoneReport,
-    OnboardingInput,
     OnboardingState,
     PauseRequest,
     ProductEvent,
     ProductEventBatch,
-    workflow_id_for,
 )
 from workflows.onboarding import AccountOnboarding
 
@@ -31,22 +29,6 @@ def batch(*names: str) -> ProductEventBatch:
     return ProductEventBatch(
         events=[ProductEvent(event_id=f"e-{uuid.uuid4().hex}", name=n) for n in names]
     )
-
-
-async def events_first(
-    onboardings: Onboardings, account_id: str, first: ProductEventBatch, wait_days: int = 30
-) -> WorkflowHandle[Any, Any]:
-    handle = await onboardings.env.client.start_workflow(
-        AccountOnboarding.run,
-        OnboardingInput(
-            account_id=account_id, playbook=onboardings.playbook, deal_wait_days=wait_days
-        ),
-        id=workflow_id_for(account_id),
-        task_queue=onboardings.task_queue,
-        start_signal="product_events",
-        start_signal_args=[first],
-    )
-    return onboardings.track(handle)
 
 
 async def test_events_wait_for_the_deal_then_count(onboardings: Onboardings) -> None:

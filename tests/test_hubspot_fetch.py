@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.crm import HubSpotClient
 from activities.settings import Settings
-from tests.conftest import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi
+from tests.support.fake_crm import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi
 from workflows.models import ClosedWonDeal, ContactRole, HubSpotDealRef
 
 TOKEN = "pat-na1-test-token"

@@ -18,7 +18,6 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from activities import Settings
-from activities.money import parse_fx_rates
 from starter.bulk import (
     CsvOptions,
     ImportFileError,
@@ -28,14 +27,11 @@ from starter.bulk import (
     read_file,
 )
 from starter.cli import app
+from tests.support.fx import YEN
 from workflows.models import ClosedWonDeal, Playbook
 
 DATA = Path(__file__).parent / "data" / "real_world"
 TODAY = datetime.now(UTC).date()
-RATES = parse_fx_rates(
-    f"[rates]\nJPY = [{{ effective = {TODAY - timedelta(days=90)}, per_usd = 150.0 }}]\n"
-    f"EUR = [{{ effective = {TODAY - timedelta(days=90)}, per_usd = 0.9 }}]"
-)
 
 
 def us(day: date) -> str:
@@ -132,7 +128,7 @@ def test_a_salesforce_report_reads_with_its_own_headers(tmp_path: Path) -> None:
         f"50000,USD,{TODAY.isoformat()},Closed Won - Signed,true",
     )
 
-    read = read_file(path, rates=RATES)
+    read = read_file(path, rates=YEN)
 
     assert read.layout == "a Salesforce opportunity report"
     got = outcomes(read.rows)
@@ -189,7 +185,7 @@ def test_any_headers_read_with_column_mappings(tmp_path: Path) -> None:
         ("Notes", ""),  # left out
     )
 
-    [row] = read_deals(path, options=CsvOptions(columns=mapping), rates=RATES)
+    [row] = read_deals(path, options=CsvOptions(columns=mapping), rates=YEN)
 
     assert isinstance(row.deal, ClosedWonDeal)
     assert (row.deal.account_id, row.deal.acv_usd, row.deal.currency) == ("c-1", 50_000, "EUR")
@@ -232,7 +228,7 @@ def test_rejected_values_name_the_row_the_column_and_the_format(tmp_path: Path) 
         f"8,Closed Won,{us(TODAY)},-5,,H,18",
     )
 
-    got = outcomes(read_deals(path, rates=RATES))
+    got = outcomes(read_deals(path, rates=YEN))
 
     assert isinstance(got.pop(2), ClosedWonDeal)
     assert got == {
@@ -260,7 +256,7 @@ def test_day_first_dates_and_decimal_comma_amounts_are_options(tmp_path: Path) -
         f"eu-2,Eu Two,45 000 EUR,{TODAY.isoformat()}",
     )
 
-    rows = read_deals(path, options=CsvOptions(day_first=True, decimal_comma=True), rates=RATES)
+    rows = read_deals(path, options=CsvOptions(day_first=True, decimal_comma=True), rates=YEN)
 
     for row in rows:
         assert isinstance(row.deal, ClosedWonDeal), row.deal

@@ -20,8 +20,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Onboardings, make_deal, run_histories
-from tests.ingress_kit import deal_body, dumps, exists, std_headers
+from tests.support.deals import make_deal
+from tests.support.histories import run_histories
+from tests.support.ingress import deal_body, dumps, exists, std_headers
+from tests.support.onboardings import Onboardings
 from workflows.models import (
     MAX_CONTACTS,
     MAX_INTEGRATIONS,
@@ -38,8 +40,9 @@ from workflows.models import (
     ProductEvent,
     ProductEventBatch,
 )
-from workflows.onboarding import MAX_REJECTED, MAX_SEEN_EVENT_IDS, AccountOnboarding
+from workflows.onboarding import MAX_REJECTED, AccountOnboarding
 from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, parse_playbook
+from workflows.progress.facts import MAX_SEEN_EVENT_IDS
 
 # Temporal's default limit on one payload; continue-as-new sends the state as one.
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024

@@ -19,10 +19,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from activities.crm import HubSpotClient
-from activities.crm_records import PayloadError, hubspot_deal
+from activities.crm_records import PayloadError
+from activities.hubspot_records import hubspot_deal
 from activities.money import (
     DEFAULT_FX_RATES,
-    FxRates,
     FxRatesError,
     load_fx_rates,
     parse_fx_rates,
@@ -31,8 +31,10 @@ from activities.settings import Settings
 from activities.starting import summary_line
 from starter.cli import app
 from starter.crm import generic_deal, salesforce_opportunity, salesforce_outbound
-from tests.conftest import FakeCrmApi, IngressFactory
-from tests.ingress_kit import (
+from tests.support.fake_crm import FakeCrmApi
+from tests.support.fx import YEN, rates
+from tests.support.ingress import (
+    IngressFactory,
     account,
     dumps,
     exists,
@@ -45,17 +47,6 @@ from workflows.rules import assign_tier
 
 DATA = Path(__file__).parent / "data" / "real_world"
 TODAY = datetime.now(UTC).date()
-
-
-def rates(**per_currency: list[tuple[date, float]]) -> FxRates:
-    lines = ["[rates]"]
-    for code, dated in per_currency.items():
-        entries = ", ".join(f"{{ effective = {d.isoformat()}, per_usd = {r} }}" for d, r in dated)
-        lines.append(f"{code} = [{entries}]")
-    return parse_fx_rates("\n".join(lines))
-
-
-YEN = rates(JPY=[(TODAY - timedelta(days=90), 150.0)], EUR=[(TODAY - timedelta(days=90), 0.9)])
 NO_YEN = rates(EUR=[(TODAY - timedelta(days=90), 0.9)])
 
 

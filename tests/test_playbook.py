@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import re
+import tempfile
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from workflows.models import Tier
+from tests.support.strategies import PROPERTY
+from workflows.models import Playbook, Tier
 from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, load_playbook, parse_playbook
 
 TEXT = DEFAULT_PLAYBOOK.read_text(encoding="utf-8")
+
+# A failing property (hypothesis) shows the example that broke it.
+pytestmark = pytest.mark.usefixtures("hypothesis_shows_examples")
 
 
 def edited(old: str, new: str, count: int = 1) -> str:
@@ -153,3 +164,136 @@ def test_load_playbook_from_a_copied_file(tmp_path: Path) -> None:
     pb = load_playbook(copy)
     assert pb.version == "2027.1.0"
     assert pb.content_hash != load_playbook().content_hash
+
+
+# --------------------------------------------------------------------------- properties
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # inf, nan and 1e+20 are TOML too
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(value)
+
+
+def toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def to_toml(document: dict[str, Any]) -> str:
+    """A document as TOML (inline tables), for mutations of the default playbook."""
+    return "".join(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in document.items())
+
+
+DEFAULT_DOC = tomllib.loads(TEXT)
+assert tomllib.loads(to_toml(DEFAULT_DOC)) == DEFAULT_DOC
+
+
+def key_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every key and list element of a document, parents before children."""
+    children: list[tuple[str | int, object]] = []
+    if isinstance(node, dict):
+        children = list(node.items())
+    elif isinstance(node, list):
+        children = list(enumerate(node))
+    out = []
+    for key, child in children:
+        out += [(*path, key), *key_paths(child, (*path, key))]
+    return out
+
+
+DEFAULT_PATHS = key_paths(DEFAULT_DOC)
+wrong_types = st.sampled_from(["x", "", 7, 1.5, True, [], {}, [1, "a"], {"x": 1}])
+
+
+def mutated(document: dict[str, Any], path: tuple[str | int, ...], how: str, new: object) -> str:
+    doc = copy.deepcopy(document)
+    *parents, last = path
+    node: Any = doc
+    for part in parents:
+        node = node[part]
+    if how == "drop":
+        del node[last]
+    elif how == "negate" and type(node[last]) in (int, float):
+        node[last] = -node[last] if node[last] else -1
+    else:
+        node[last] = new
+    return to_toml(doc)
+
+
+PLAYBOOK_KEYS = set(Playbook.model_fields)
+
+
+def assert_refused_naming_keys(error: PlaybookError, text: str) -> None:
+    """Every problem starts with the key at fault (`tier_rule.smb_floor_acv_usd: ...`):
+    a playbook key, or a key of the file the playbook does not know. A whole-playbook
+    check says "(top level)" and then names the key."""
+    try:
+        keys = PLAYBOOK_KEYS | set(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, RecursionError):
+        keys = PLAYBOOK_KEYS
+    assert error.problems, str(error)
+    for problem in error.problems:
+        if problem.startswith("not valid TOML: "):
+            continue
+        key, _, reason = problem.removeprefix("(top level): ").partition(": ")
+        assert reason, problem
+        assert any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in keys), problem
+
+
+@settings(PROPERTY, max_examples=100)
+@given(
+    path=st.sampled_from(DEFAULT_PATHS),
+    how=st.sampled_from(["drop", "negate", "retype"]),
+    new=wrong_types,
+)
+def test_a_damaged_playbook_loads_or_is_refused_naming_the_key(
+    path: tuple[str | int, ...], how: str, new: object
+) -> None:
+    text = mutated(DEFAULT_DOC, path, how, new)
+    try:
+        parse_playbook(text)
+    except PlaybookError as error:
+        assert_refused_naming_keys(error, text)
+
+
+@settings(PROPERTY, max_examples=200)
+@given(text=st.text(max_size=200) | st.sampled_from(TEXT.splitlines(keepends=True)))
+@example(text="a = " + "[" * 5_000 + "]" * 5_000)  # deep nesting: RecursionError in tomllib
+@example(text="a = " + "{b = " * 3_000 + "1" + "}" * 3_000)
+def test_any_text_loads_or_is_refused_as_a_playbook_error(text: str) -> None:
+    try:
+        parse_playbook(text)
+    except PlaybookError as error:
+        assert_refused_naming_keys(error, text)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(data=st.binary(max_size=200) | st.just(TEXT.encode("utf-16")))
+@example(data=b"\xff\xfeversion = 1")  # not UTF-8: UnicodeDecodeError escapes load_playbook
+def test_any_file_loads_or_is_refused_as_a_playbook_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "playbook.toml"
+        path.write_bytes(data)
+        try:
+            load_playbook(path)
+        except PlaybookError as error:
+            assert str(path) in str(error)
+
+
+def test_the_playbook_mutations_start_from_the_default_playbook() -> None:
+    """Re-emitted as TOML, the default playbook loads the same (else every refusal of a
+    mutation could be the emitter's fault)."""
+    loaded = parse_playbook(to_toml(DEFAULT_DOC))
+    assert loaded.model_dump(exclude={"content_hash"}) == load_playbook().model_dump(
+        exclude={"content_hash"}
+    )

@@ -33,7 +33,7 @@ from starter.app import create_app
 from starter.auth import SESSION_COOKIE
 from starter.crm import MalformedError, salesforce_outbound
 from starter.settings import IngressSettings, ensure_local_secrets
-from tests.conftest import make_deal
+from tests.support.deals import make_deal
 from workflows.models import Playbook
 
 TOKEN = "reader-token-new"

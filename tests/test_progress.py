@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import make_deal
+from tests.support.deals import make_deal
 from workflows import progress as rule
 from workflows import rules
 from workflows.models import (

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from tests.ingress_kit import dumps, iso, segment_headers, std_headers, until
+from tests.support.ingress import dumps, iso, segment_headers, std_headers, until
 from workflows.models import MilestoneStatus, OnboardingState, OnboardingStatus, workflow_id_for
 from workflows.onboarding import AccountOnboarding
 

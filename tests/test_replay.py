@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.conftest import HISTORIES
+from tests.support.histories import HISTORIES
 from workflows.intake import HubSpotDealIntake
 from workflows.onboarding import AccountOnboarding
 

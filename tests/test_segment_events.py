@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from activities.crm_records import PayloadError
 from starter.events import (
@@ -17,11 +19,15 @@ from starter.events import (
     parse_calls,
     plan_signals,
 )
-from workflows.models import ProductEvent
+from tests.support.strategies import PROPERTY, envelopes, json_values, segment_calls
+from workflows.models import Playbook, ProductEvent
 from workflows.playbook import load_playbook
 
 PB = load_playbook()
 PATHS = ["groupId", "context.groupId"]
+
+# A failing property (hypothesis) shows the example that broke it.
+pytestmark = pytest.mark.usefixtures("hypothesis_shows_examples")
 
 
 def track(message_id: str, event: str, account: str | None = "acme", **extra: Any) -> dict:
@@ -306,3 +312,80 @@ def test_a_device_clock_is_corrected_by_its_offset_like_segment_does() -> None:
     [as_sent] = parse_calls(relayed, PATHS, received=received)
     assert isinstance(as_sent, EventCall)
     assert as_sent.at == datetime(2031, 3, 1, 11, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def call_count(payload: object) -> int | None:
+    """How many calls the body holds; None when it is no envelope of calls (a scalar, a
+    `batch` that is not an array, a batch `context` that is not an object)."""
+    if isinstance(payload, list):
+        return len(payload)
+    if not isinstance(payload, dict):
+        return None
+    if "batch" not in payload:
+        return 1
+    batch, context = payload["batch"], payload.get("context")
+    if not isinstance(batch, list) or (context and not isinstance(context, dict)):
+        return None
+    return len(batch)
+
+
+EXTREME_TIME = {
+    "type": "track",
+    "messageId": "m-1",
+    "event": "user_logged_in",
+    "groupId": "acct-1",
+    "timestamp": "9999-12-31T23:00:00-05:00",  # valid ISO 8601, past datetime.max in UTC
+}
+
+
+@settings(PROPERTY, max_examples=200)
+@given(payload=envelopes(segment_calls()) | json_values)
+@example(payload=EXTREME_TIME)
+@example(payload={"batch": [EXTREME_TIME | {"timestamp": "0001-01-01T00:00:00+05:00"}]})
+def test_every_call_of_any_body_gets_one_answer(payload: object) -> None:
+    try:
+        parsed = parse_calls(payload, PATHS)
+    except PayloadError as error:
+        assert error.field and error.reason
+        assert call_count(payload) is None
+        return
+    assert [p.index for p in parsed] == list(range(call_count(payload) or 0))
+    for problem in (p for p in parsed if isinstance(p, EventProblem)):
+        assert problem.reason
+
+
+def with_conditions() -> Playbook:
+    """The default playbook with a conditioned event, so the planner tests conditions."""
+    raw = PB.model_dump(mode="json")
+    for milestone in raw["milestones"]:
+        if milestone["id"] == "team_adoption":
+            milestone["completed_by"]["where"] = {"role": {"ne": "guest"}, "seats": {"gte": 1}}
+    return Playbook.model_validate(raw)
+
+
+PLANNING_PLAYBOOKS = [PB, with_conditions()]
+
+
+@settings(PROPERTY, max_examples=100)
+@given(
+    payload=envelopes(segment_calls()),
+    playbook=st.sampled_from(PLANNING_PLAYBOOKS),
+)
+def test_every_call_is_answered_once_or_signalled_once(payload: object, playbook: Playbook) -> None:
+    try:
+        parsed = parse_calls(payload, PATHS)
+    except PayloadError:
+        return
+    batches, outcomes = plan_signals(parsed, playbook)
+    placed = [o.index for o in outcomes] + [i for b in batches.values() for i in b.outcomes]
+    assert sorted(placed) == list(range(len(parsed)))  # a partition of the calls
+    signalled = [e.event_id for b in batches.values() for e in b.events]
+    assert len(signalled) == len(set(signalled))  # a messageId is signalled once
+    by_index = {p.index: p for p in parsed}
+    for account, batch in batches.items():
+        for index in batch.outcomes:
+            call = by_index[index]
+            assert isinstance(call, EventCall) and call.account_id == account

@@ -3,14 +3,20 @@ test itself, never by the code under test."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import hmac
+import inspect
 import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from standardwebhooks import webhooks as standard_webhooks
 
+from starter import signatures
 from starter.signatures import (
     SignatureError,
     sign_hubspot_v3,
@@ -23,10 +29,14 @@ from starter.signatures import (
     verify_segment,
     verify_standard_webhook,
 )
+from tests.support.strategies import PROPERTY
 
 BODY = b'[{"eventId":100,"subscriptionType":"deal.propertyChange","objectId":1234}]'
 URI = "https://onboarding.example.com/webhooks/hubspot"
 NOW = 1_700_000_000.0
+
+# A failing property (hypothesis) shows the example that broke it.
+pytestmark = pytest.mark.usefixtures("hypothesis_shows_examples")
 
 
 def b64_hmac(secret: bytes, message: bytes, digest: str = "sha256") -> str:
@@ -324,3 +334,123 @@ def test_standard_webhook_rotation() -> None:
     with pytest.raises(SignatureError) as err:
         verify_standard_webhook([], DEAL_BODY, headers, setting="ONBOARDING_EVENTS_WEBHOOK_SECRETS")
     assert "ONBOARDING_EVENTS_WEBHOOK_SECRETS" in err.value.reason
+
+
+# --------------------------------------------------------------------------- properties
+
+body_and_change = st.tuples(
+    st.binary(min_size=1, max_size=300),
+    st.integers(min_value=0),
+    st.integers(min_value=1, max_value=255),
+)
+
+
+def changed(body: bytes, position: int, delta: int) -> bytes:
+    """The body with exactly one byte changed."""
+    i = position % len(body)
+    return body[:i] + bytes([body[i] ^ delta]) + body[i + 1 :]
+
+
+@settings(PROPERTY, max_examples=150)
+@given(case=body_and_change)
+def test_segment_refuses_any_one_byte_change(case: tuple[bytes, int, int]) -> None:
+    body, position, delta = case
+    signature = hmac.new(b"segment-secret", body, hashlib.sha1).hexdigest()
+    signatures.verify_segment(["segment-secret"], body, signature)
+    with pytest.raises(signatures.SignatureError):
+        signatures.verify_segment(["segment-secret"], changed(body, position, delta), signature)
+
+
+@settings(PROPERTY, max_examples=150)
+@given(case=body_and_change)
+def test_salesforce_refuses_any_one_byte_change(case: tuple[bytes, int, int]) -> None:
+    body, position, delta = case
+    mac = hmac.new(b"sf-secret", body, hashlib.sha256).digest()
+    signature = base64.b64encode(mac).decode()
+    signatures.verify_salesforce(["sf-secret"], body, signature)
+    with pytest.raises(signatures.SignatureError):
+        signatures.verify_salesforce(["sf-secret"], changed(body, position, delta), signature)
+
+
+@settings(PROPERTY, max_examples=150)
+@given(case=body_and_change)
+def test_hubspot_refuses_any_one_byte_change(case: tuple[bytes, int, int]) -> None:
+    body, position, delta = case
+    uri = "https://ingress.test/webhooks/hubspot"
+    stamp = str(int(time.time() * 1000))
+    source = b"POST" + uri.encode() + body + stamp.encode()
+    signature = base64.b64encode(hmac.new(b"hs", source, hashlib.sha256).digest()).decode()
+
+    def verify(sent: bytes) -> None:
+        signatures.verify_hubspot_v3(
+            ["hs"], method="POST", uri=uri, body=sent, signature=signature, timestamp=stamp
+        )
+
+    verify(body)
+    with pytest.raises(signatures.SignatureError):
+        verify(changed(body, position, delta))
+
+
+WHSEC_RAW = b"property-test-webhook-secret-000"
+WHSEC = "whsec_" + base64.b64encode(WHSEC_RAW).decode()
+
+
+@settings(PROPERTY, max_examples=150)
+@given(text=st.text(min_size=1, max_size=200), position=st.integers(0), delta=st.integers(1, 255))
+def test_standard_webhooks_refuse_any_one_byte_change(text: str, position: int, delta: int) -> None:
+    body = text.encode()
+    stamp = str(int(time.time()))
+    mac = hmac.new(WHSEC_RAW, f"msg_1.{stamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    assert signatures.verify_standard_webhook([WHSEC], body, headers) == "msg_1"
+    with pytest.raises(signatures.SignatureError):
+        signatures.verify_standard_webhook([WHSEC], changed(body, position, delta), headers)
+
+
+SIGNATURE_NAMES = {"given", "signature", "token", "expected", "mac", "digest", "sig"}
+
+
+def test_signatures_are_compared_in_constant_time_only() -> None:
+    """Every check compares with `hmac.compare_digest`, and no `==` / `!=` / `in` ever
+    touches a signature, a token or a computed MAC (a timing side channel)."""
+    tree = ast.parse(inspect.getsource(signatures))
+    checks = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("verify_")
+    }
+    for name in (
+        "verify_hubspot_v3",
+        "verify_salesforce",
+        "verify_outbound_token",
+        "verify_segment",
+    ):
+        calls = [
+            n for n in ast.walk(checks[name]) if isinstance(n, ast.Call) and _is_compare_digest(n)
+        ]
+        assert calls, f"{name} does not use hmac.compare_digest"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        called = {
+            n.func.id
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        assert not names & SIGNATURE_NAMES, f"line {node.lineno}: {ast.unparse(node)}"
+        assert "_mac" not in called, f"line {node.lineno}: {ast.unparse(node)}"
+    # Standard Webhooks are checked by the `standardwebhooks` library: it must too.
+    assert "hmac.compare_digest" in inspect.getsource(standard_webhooks.Webhook.verify)
+
+
+def _is_compare_digest(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "compare_digest"
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.ingress_kit import (
+from tests.support.ingress import (
     deal_body,
     dumps,
     runs,
@@ -35,8 +34,9 @@ from tests.ingress_kit import (
     std_headers,
     track,
 )
+from tests.support.temporal import BIN
 
-ONBOARDING = Path(sys.executable).parent / "onboarding"
+ONBOARDING = BIN / "onboarding"
 
 
 @workflow.defn(name="AccountOnboarding")

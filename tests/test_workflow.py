@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,8 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import TIER_DEALS, Onboardings, make_deal
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.onboardings import Onboardings, status, until
 from workflows import search_attributes as sa
 from workflows.models import (
     CancelRequest,
@@ -31,21 +31,6 @@ from workflows.models import (
 from workflows.onboarding import AccountOnboarding
 
 DAY = timedelta(days=1)
-
-
-async def status(handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
-    return await handle.query(AccountOnboarding.status)
-
-
-async def until(
-    handle: WorkflowHandle[Any, Any], check: Callable[[OnboardingStatus], bool]
-) -> OnboardingStatus:
-    """The status once `check` holds: a signal is applied on the workflow's next task."""
-    for _ in range(200):
-        if check(st := await status(handle)):
-            return st
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never reached; last status: {st}")
 
 
 async def reach(handle: WorkflowHandle[Any, Any], milestone_id: str, event_id: str = "") -> None:

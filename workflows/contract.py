@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from workflows.models import HubSpotDealRef
@@ -41,6 +43,7 @@ def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
 # Signals
 MILESTONE_REACHED = "milestone_reached"
 PRODUCT_EVENTS = "product_events"
+REFRESH_RECORD = "refresh_record"  # write the record to the records store now
 # Updates
 PROVIDE_DEAL = "provide_deal"
 PAUSE = "pause"
@@ -71,6 +74,9 @@ EMPTY_ROSTER = "EmptyRoster"  # assign_owner: no CSM for the tier
 # ---------------------------------------------------------------- activities
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class ActivityContract:
     """An activity's registered name and the options every caller schedules it with."""
@@ -79,6 +85,19 @@ class ActivityContract:
     start_to_close: timedelta
     schedule_to_close: timedelta
     retry: RetryPolicy
+
+    async def execute(self, arg: Any, result_type: type[T], summary: str) -> T:
+        """Run it from workflow code with these options; `summary` is what the UI shows.
+        Raises `ActivityError` once its retries are spent."""
+        return await workflow.execute_activity(
+            self.name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=self.start_to_close,
+            schedule_to_close_timeout=self.schedule_to_close,
+            retry_policy=self.retry,
+            summary=summary,
+        )
 
 
 NOTIFY = ActivityContract(

@@ -21,3 +21,8 @@ def day_text(at: datetime) -> str:
     """The UTC day of `at` as `YYYY-MM-DD` (a naive `at` is taken as UTC already: never
     the machine's zone, so workflow code gets the same text on every worker)."""
     return (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d")
+
+
+def score_text(score: float | None) -> str:
+    """A health score as people read it: `47.9`, `100`; `n/a` before any is due."""
+    return f"{score:g}" if score is not None else "n/a"

@@ -54,17 +54,12 @@ class HubSpotDealIntake:
     @workflow.run
     async def run(self, intake: HubSpotIntake) -> DealAcceptance:
         ref = intake.ref
-        deal: ClosedWonDeal = await workflow.execute_activity(
-            contract.FETCH_HUBSPOT_DEAL.name,
+        deal = await contract.FETCH_HUBSPOT_DEAL.execute(
             ref,
-            result_type=ClosedWonDeal,
-            start_to_close_timeout=contract.FETCH_HUBSPOT_DEAL.start_to_close,
-            schedule_to_close_timeout=contract.FETCH_HUBSPOT_DEAL.schedule_to_close,
-            retry_policy=contract.FETCH_HUBSPOT_DEAL.retry,
+            ClosedWonDeal,
             summary=f"Fetch HubSpot deal {ref.deal_id} (portal {ref.portal_id})",
         )
-        return await workflow.execute_activity(
-            contract.DELIVER_DEAL.name,
+        return await contract.DELIVER_DEAL.execute(
             DealHandoff(
                 delivery=DealDelivery(
                     deal=deal,
@@ -73,10 +68,7 @@ class HubSpotDealIntake:
                 ),
                 options=intake.options,
             ),
-            result_type=DealAcceptance,
-            start_to_close_timeout=contract.DELIVER_DEAL.start_to_close,
-            schedule_to_close_timeout=contract.DELIVER_DEAL.schedule_to_close,
-            retry_policy=contract.DELIVER_DEAL.retry,
+            DealAcceptance,
             summary=f"Start the onboarding of {deal.account_name} ({deal.account_id})",
         )
 
@@ -86,13 +78,9 @@ class HubSpotDealLostIntake:
     @workflow.run
     async def run(self, intake: HubSpotLostIntake) -> DealLostOutcome:
         ref = intake.ref
-        stage: HubSpotDealStage = await workflow.execute_activity(
-            contract.FETCH_HUBSPOT_DEAL_STAGE.name,
+        stage = await contract.FETCH_HUBSPOT_DEAL_STAGE.execute(
             ref,
-            result_type=HubSpotDealStage,
-            start_to_close_timeout=contract.FETCH_HUBSPOT_DEAL_STAGE.start_to_close,
-            schedule_to_close_timeout=contract.FETCH_HUBSPOT_DEAL_STAGE.schedule_to_close,
-            retry_policy=contract.FETCH_HUBSPOT_DEAL_STAGE.retry,
+            HubSpotDealStage,
             summary=f"Fetch the stage of HubSpot deal {ref.deal_id} (portal {ref.portal_id})",
         )
         if stage.meaning is not DealStage.CLOSED_LOST:
@@ -107,14 +95,10 @@ class HubSpotDealLostIntake:
         lost = DealLost(
             source="hubspot", deal_id=ref.deal_id, reason=stage.label, action=intake.action
         )
-        return await workflow.execute_activity(
-            contract.REPORT_DEAL_LOST.name,
+        return await contract.REPORT_DEAL_LOST.execute(
             DealLostReport(
                 account_id=stage.account_id, lost=lost, delivery_id=workflow.info().workflow_id
             ),
-            result_type=DealLostOutcome,
-            start_to_close_timeout=contract.REPORT_DEAL_LOST.start_to_close,
-            schedule_to_close_timeout=contract.REPORT_DEAL_LOST.schedule_to_close,
-            retry_policy=contract.REPORT_DEAL_LOST.retry,
+            DealLostOutcome,
             summary=f"Deal lost: {intake.action} the onboarding of {stage.account_id}",
         )

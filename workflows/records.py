@@ -4,21 +4,15 @@ docs/rules.md)."""
 
 from __future__ import annotations
 
-from workflows.models import OnboardingProgress, OnboardingStatus
+from workflows.models import AuditEntry, OnboardingStatus
 from workflows.models.record import OnboardingRecord, PauseSpan
 
 
-def cohort_of(status: OnboardingStatus) -> str:
-    """The closed-won month, `YYYY-MM` in UTC: the cohort every report groups by."""
-    assert status.closed_won_at is not None
-    return status.closed_won_at.strftime("%Y-%m")
-
-
-def pauses(progress: OnboardingProgress) -> list[PauseSpan]:
+def pauses(audit: list[AuditEntry]) -> list[PauseSpan]:
     """Every formal pause, from the audit trail (`paused` then `resumed`), oldest first;
     the current one, if any, is open (`until` None)."""
     spans: list[PauseSpan] = []
-    for entry in progress.audit:
+    for entry in audit:
         if entry.kind == "paused":
             spans.append(PauseSpan(since=entry.at, by=entry.by, reason=entry.detail))
         elif entry.kind == "resumed" and spans and spans[-1].until is None:
@@ -26,15 +20,14 @@ def pauses(progress: OnboardingProgress) -> list[PauseSpan]:
     return spans
 
 
-def record_of(
-    status: OnboardingStatus, progress: OnboardingProgress, revision: int
-) -> OnboardingRecord:
+def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
     """The record of a begun onboarding (one with its closed-won deal) as `status` shows it.
+    The cohort is the closed-won month in UTC.
 
-    Raises AssertionError for an onboarding still waiting for its deal: it has no record.
+    Raises ValueError for an onboarding still waiting for its deal: it has no record yet.
     """
-    assert status.tier is not None and status.tier_decision is not None
-    assert status.closed_won_at is not None
+    if status.tier is None or status.tier_decision is None or status.closed_won_at is None:
+        raise ValueError(f"{status.account_id}: no closed-won deal yet, so no record")
     initial = status.tier_changes[0].from_tier if status.tier_changes else status.tier
     return OnboardingRecord(
         account_id=status.account_id,
@@ -45,9 +38,9 @@ def record_of(
         acv_usd=status.acv_usd,
         currency=status.currency,
         closed_won_at=status.closed_won_at,
-        cohort=cohort_of(status),
+        cohort=status.closed_won_at.strftime("%Y-%m"),
         playbook_version=status.playbook_version,
-        started_at=progress.started_at,
+        started_at=status.started_at or status.closed_won_at,
         initial_tier=initial,
         tier=status.tier,
         tier_clause=status.tier_decision.clause,
@@ -59,22 +52,27 @@ def record_of(
         next_deadline=status.next_deadline,
         completion_pct=status.completion_pct,
         ttv=status.ttv,
-        finished_at=progress.finished_at,
-        cancel_reason=progress.cancelled.reason if progress.cancelled else None,
-        paused_days_total=progress.paused_days_total,
+        finished_at=status.finished_at,
+        cancel_reason=status.cancel_reason,
+        paused_days_total=status.paused_days_total,
         decision_required=status.decision_required,
         risk_flags=status.risk_flags,
         milestones=status.milestones,
         escalations=status.escalations,
         tier_changes=status.tier_changes,
-        pauses=pauses(progress),
+        pauses=pauses(status.audit),
         audit=status.audit,
     )
 
 
-def same_record(a: OnboardingRecord | None, b: OnboardingRecord) -> bool:
-    """Whether `b` says nothing new after `a`: all but the revision and time are equal."""
-    if a is None:
-        return False
-    fields = set(OnboardingRecord.model_fields) - {"revision", "as_of"}
-    return all(getattr(a, f) == getattr(b, f) for f in fields)
+def says_more(before: OnboardingRecord | None, after: OnboardingRecord) -> bool:
+    """Whether `after` tells the store something `before` did not: any field but the
+    revision and the time differs."""
+    if before is None:
+        return True
+    same = {"revision", "as_of"}
+    return any(
+        getattr(before, f) != getattr(after, f)
+        for f in OnboardingRecord.model_fields
+        if f not in same
+    )

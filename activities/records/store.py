@@ -190,8 +190,8 @@ class RecordStore:
         self.engine.dispose()
 
     def save(self, record: OnboardingRecord) -> bool:
-        """Write `record` unless the store has its revision or a later one (then False):
-        a retried or reordered write never moves a record backwards. Atomic."""
+        """Write `record` unless the store has it or a later one, by `(as_of, revision)`
+        (then False): a retried or reordered write never moves a record backwards. Atomic."""
         row = _row(record)
         with self.engine.begin() as conn:
             if not self._upsert(conn, row):
@@ -209,7 +209,8 @@ class RecordStore:
         stmt = insert.on_conflict_do_update(
             index_elements=[onboarding.c.account_id],
             set_={k: insert.excluded[k] for k in row if k != "account_id"},
-            where=onboarding.c.revision < insert.excluded.revision,
+            where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
+            < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
         ).returning(onboarding.c.account_id)
         return conn.execute(stmt).first() is not None
 

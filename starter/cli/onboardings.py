@@ -15,7 +15,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from activities.client import connect
-from activities.deals import inbound_deal
+from activities.deals import inbound_deal, unknown_migrated_milestone
 from activities.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
 from activities.starting import start_onboarding
 from starter.cli.calls import query_status, signal, update
@@ -79,13 +79,10 @@ def _read_deal(path: Path, playbook: Playbook, rates: FxRates) -> ClosedWonDeal:
         deal = inbound_deal(fields, rates)
     except ValidationError as exc:
         raise CliError(validation_line(exc, str(path))) from None
-    for i, done in enumerate(deal.completed_milestones):
-        if playbook.milestone(done.milestone_id) is None:
-            known = ", ".join(m.id for m in playbook.milestones)
-            raise CliError(
-                f"{path}: completed_milestones[{i}].milestone_id: {done.milestone_id!r} is "
-                f"not a milestone of playbook {playbook.version} (known: {known})"
-            )
+    unknown = unknown_migrated_milestone(deal, playbook)
+    if unknown is not None:
+        field, reason = unknown
+        raise CliError(f"{path}: {field}: {reason}")
     return deal
 
 

@@ -26,13 +26,14 @@ class OnboardingRecord(BaseModel):
     current), cohort, state, plan against what happened, escalations, tier changes and
     overrides, pauses, TTV parts, completion and the audit trail.
 
-    `revision` orders the writes of one onboarding: the store keeps the highest it has
-    seen, so a retried or late write never moves a record backwards.
+    `(as_of, revision)` orders the writes of one onboarding: the store keeps the latest it
+    has seen, so a retried or late write never moves a record backwards. The workflow
+    counts revisions from 1; a backfill from the status query writes revision 0.
     """
 
     account_id: str
     workflow_id: str
-    revision: int = Field(ge=1, description="Bumped by the workflow on every change")
+    revision: int = Field(ge=0, description="Bumped by the workflow on every change")
     as_of: datetime = Field(description="Workflow time of the change this record shows")
     account_name: str
     acv_usd: float

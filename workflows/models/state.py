@@ -122,6 +122,9 @@ class OnboardingProgress(BaseModel):
     audit: list[AuditEntry] = Field(default_factory=list)
     finished_at: datetime | None = None
     cancelled: CancelRequest | None = None
+    record_revision: int = Field(
+        default=0, description="Revision of the last record written to the records store"
+    )
 
 
 class EarlyFacts(BaseModel):

@@ -88,6 +88,12 @@ class OnboardingStatus(BaseModel):
     event_counts: dict[str, int] = Field(
         default_factory=dict, description="Product events seen, by name"
     )
+    started_at: datetime | None = Field(default=None, description="When tracking began")
+    finished_at: datetime | None = Field(
+        default=None, description="When it completed (handoff done) or was cancelled"
+    )
+    cancel_reason: str | None = None
+    paused_days_total: float = Field(default=0, description="Days spent paused, all pauses")
     awaiting_deal_until: datetime | None = Field(
         default=None,
         description="Product events came first: the onboarding ends then without a deal",

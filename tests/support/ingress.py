@@ -2,7 +2,8 @@
 hand (independently of `starter.signatures`), and what to ask Temporal afterwards.
 
 The `http` fixture (an ingress client over the real app and the session's dev server)
-and the `ingress` factory (the same with other settings) are in `tests/conftest.py`.
+and the `ingress` factory (an `IngressFactory`: the same with other settings) are in
+`tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ SALESFORCE_SECRET = "salesforce-secret"
 OUTBOUND_TOKEN = "outbound-token-1"
 ORG_ID = "00D000000000001AAA"
 READ_TOKEN = "api-read-token"
+
+# `ingress(fx_rates=..., **settings)`: a client of the real app with other settings.
+IngressFactory = Callable[..., httpx.AsyncClient]
 
 
 def settings(**overrides: Any) -> IngressSettings:
@@ -71,32 +75,46 @@ def deal_body(account_id: str, **overrides: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- signing, by hand
 
 
-def std_headers(body: bytes, secret_raw: bytes = WHSEC_RAW, **over: str) -> dict[str, str]:
-    msg_id = over.pop("msg_id", f"msg_{uuid.uuid4().hex}")
-    ts = over.pop("ts", str(int(time.time())))
+def standard_signature(
+    body: bytes, secret_raw: bytes = WHSEC_RAW, msg_id: str | None = None, ts: str | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers that sign `body` (a fresh id, now, unless given)."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    ts = ts or str(int(time.time()))
     mac = hmac.new(secret_raw, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": ts,
         "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-        "content-type": "application/json",
-    } | over
+    }
+
+
+def std_headers(body: bytes, secret_raw: bytes = WHSEC_RAW, **over: str) -> dict[str, str]:
+    signature = standard_signature(body, secret_raw, over.pop("msg_id", None), over.pop("ts", None))
+    return signature | {"content-type": "application/json"} | over
+
+
+def segment_signature(body: bytes, secret: str = SEGMENT_SECRET) -> dict[str, str]:
+    return {"X-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
 
 
 def segment_headers(body: bytes, secret: str = SEGMENT_SECRET) -> dict[str, str]:
-    sig = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return {"X-Signature": sig, "content-type": "application/json"}
+    return segment_signature(body, secret) | {"content-type": "application/json"}
 
 
-def hubspot_headers(uri: str, body: bytes, *, age_s: float = 0) -> dict[str, str]:
+def hubspot_signature(uri: str, body: bytes, *, age_s: float = 0) -> dict[str, str]:
+    """HubSpot's v3 signature of a POST to `uri` (the full URL HubSpot called)."""
     ts = str(int((time.time() - age_s) * 1000))
     source = f"POST{uri}".encode() + body + ts.encode()
     mac = hmac.new(HUBSPOT_SECRET.encode(), source, hashlib.sha256).digest()
     return {
         "X-HubSpot-Signature-v3": base64.b64encode(mac).decode(),
         "X-HubSpot-Request-Timestamp": ts,
-        "content-type": "application/json",
     }
+
+
+def hubspot_headers(uri: str, body: bytes, *, age_s: float = 0) -> dict[str, str]:
+    return hubspot_signature(uri, body, age_s=age_s) | {"content-type": "application/json"}
 
 
 def salesforce_headers(body: bytes) -> dict[str, str]:
@@ -105,7 +123,7 @@ def salesforce_headers(body: bytes) -> dict[str, str]:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value).encode()
+    return json.dumps(value).encode()  # NaN and Infinity stay, as a sender may send them
 
 
 # --------------------------------------------------------------------------- Temporal side

@@ -1,0 +1,144 @@
+"""Salesforce Opportunities: what an Opportunity's stage means (`salesforce_stage`), the
+mapping of a closed-won one to a deal and of a closed-lost one to `Lost`, and the Apex /
+Flow JSON callout (`salesforce_opportunity`). The Outbound Message (SOAP) shares the
+mapping: `starter.crm.salesforce_outbound`. Pure functions: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from activities.crm_records import (
+    SALESFORCE_FIELDS,
+    PayloadError,
+    StageMeaning,
+    build_deal,
+    convert,
+    deal_fields,
+    mapped_contact,
+    required_text,
+)
+from activities.money import NO_RATES, FxRates
+from starter.crm.messages import Ignored, Lost
+from workflows.ids import canonical_account_id, salesforce_id18
+from workflows.models import ACCOUNT_ID, ClosedWonDeal, Contact, ContactRole, CrmRef, DealStage
+
+# OpportunityContactRole.Role -> our contact role; any other role is an end user.
+SALESFORCE_ROLES: dict[str, ContactRole] = {
+    "Executive Sponsor": ContactRole.EXECUTIVE_SPONSOR,
+    "Decision Maker": ContactRole.EXECUTIVE_SPONSOR,
+    "Economic Decision Maker": ContactRole.EXECUTIVE_SPONSOR,
+    "Economic Buyer": ContactRole.EXECUTIVE_SPONSOR,
+    "Champion": ContactRole.CHAMPION,
+    "Business User": ContactRole.CHAMPION,
+    "Technical Buyer": ContactRole.ADMIN,
+    "Admin": ContactRole.ADMIN,
+    "Administrator": ContactRole.ADMIN,
+}
+
+
+SALESFORCE_CLOSED_LOST = "Closed Lost"  # the standard stage, for messages without IsClosed
+
+
+def salesforce_stage(opp: Mapping[str, Any], won_stages: Sequence[str], path: str) -> StageMeaning:
+    """Whether an Opportunity is closed-won, closed-lost or open, and why.
+
+    `IsWon` decides when the message carries it (Salesforce sets it from the stage's
+    own definition, whatever the stage is called); otherwise `StageName` is one of
+    `won_stages` (ONBOARDING_SALESFORCE_CLOSED_WON_STAGES). Closed-lost: `IsClosed` and
+    not `IsWon`, or `StageName` "Closed Lost". Raises PayloadError for an IsWon / IsClosed
+    that is not true or false.
+    """
+    is_won, is_closed = (_flag(opp, name, path) for name in ("IsWon", "IsClosed"))
+    stage = opp.get("StageName")
+    named = f"StageName {stage!r}"
+    if is_won is None:
+        won = stage in won_stages
+        listed = " or ".join(map(repr, won_stages))
+        why = named if won else f"StageName is {stage!r}, not {listed}"
+    else:
+        won, why = is_won, f"IsWon is {str(is_won).lower()} ({named})"
+    if won:
+        return StageMeaning(DealStage.CLOSED_WON, why)
+    if is_closed:
+        return StageMeaning(DealStage.CLOSED_LOST, f"IsClosed and not IsWon ({named})")
+    if stage == SALESFORCE_CLOSED_LOST:
+        return StageMeaning(DealStage.CLOSED_LOST, named)
+    return StageMeaning(DealStage.OPEN, why)
+
+
+def _flag(record: Mapping[str, Any], key: str, path: str) -> bool | None:
+    """A Salesforce checkbox, None when the message does not carry it."""
+    value = record.get(key)
+    return None if value in (None, "") else bool(convert(value, "bool", f"{path}.{key}"))
+
+
+def salesforce_lost(opp: Mapping[str, Any], opp_id: str, why: str, path: str) -> Lost:
+    # The account's one id, as `activities.deals` names it for a closed-won deal.
+    account_id = canonical_account_id(required_text(opp, "AccountId", path))
+    if not ACCOUNT_ID.match(account_id):
+        raise PayloadError(f"{path}.AccountId", f"{account_id!r} is not an account id")
+    return Lost(account_id=account_id, deal_id=salesforce_id18(opp_id) or opp_id, reason=why)
+
+
+def salesforce_opportunity(
+    payload: object, won_stages: Sequence[str], *, rates: FxRates = NO_RATES
+) -> ClosedWonDeal | Lost | Ignored:
+    """A closed-won deal from an Apex / Flow JSON callout, a lost one, or why it is
+    ignored (`salesforce_stage` decides which).
+
+    Body: `{"Opportunity": {...}, "Account": {"Id", "Name"}, "Contacts": [{"Name", "Email",
+    "Role"}]}`; `Role` is the OpportunityContactRole, mapped by `SALESFORCE_ROLES`.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError("body", "must be a JSON object with Opportunity and Account")
+    opp = payload.get("Opportunity")
+    if not isinstance(opp, dict):
+        raise PayloadError("Opportunity", "missing, or not an object")
+    opp_id = required_text(opp, "Id", "Opportunity")
+    meaning, why = salesforce_stage(opp, won_stages, "Opportunity")
+    if meaning is DealStage.CLOSED_LOST:
+        return salesforce_lost(opp, opp_id, why, "Opportunity")
+    if meaning is DealStage.OPEN:
+        return Ignored(ref=f"Opportunity {opp_id}", reason=why)
+    account = payload.get("Account")
+    if not isinstance(account, dict):
+        raise PayloadError("Account", "missing, or not an object")
+    account_name = account.get("Name")
+    if not isinstance(account_name, str) or not account_name.strip():
+        raise PayloadError("Account.Name", "missing: the account needs a name")
+    raw_contacts = payload.get("Contacts") or []
+    if not isinstance(raw_contacts, list):
+        raise PayloadError("Contacts", "must be an array")
+    contacts: list[Contact] = []
+    for i, c in enumerate(raw_contacts):
+        if not isinstance(c, dict):
+            raise PayloadError(f"Contacts[{i}]", "must be an object")
+        email = c.get("Email")
+        if not email:
+            continue  # a contact role without an email cannot be reached
+        role = SALESFORCE_ROLES.get(str(c.get("Role") or ""), ContactRole.END_USER)
+        name = str(c.get("Name") or "").strip() or email
+        contacts.append(mapped_contact(name, email, role, f"Contacts[{i}].Email"))
+    return salesforce_deal(opp, opp_id, account_name, contacts, "Opportunity", rates)
+
+
+def salesforce_deal(
+    opp: Mapping[str, Any],
+    opp_id: str,
+    account_name: str,
+    contacts: list[Contact],
+    path: str,
+    rates: FxRates,
+) -> ClosedWonDeal:
+    """The JSON callout and the Outbound Message share this mapping."""
+    account_id = required_text(opp, "AccountId", path)
+    fields, paths = deal_fields(opp, SALESFORCE_FIELDS, path)
+    fields |= {
+        "account_id": account_id,
+        "account_name": account_name,
+        "contacts": contacts,
+        "crm": CrmRef(source="salesforce", deal_id=opp_id, company_id=account_id),
+    }
+    return build_deal(fields, paths | {"account_id": f"{path}.AccountId"}, rates)

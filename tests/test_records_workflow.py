@@ -1,0 +1,102 @@
+"""The onboarding keeps its record in the records store up to date: every change is
+written, at most once per workflow task, and the last record is the onboarding's final
+state (time-skipping server, a real worker, a real SQLite store)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+from activities.records.schema import onboarding
+from activities.records.store import RecordStore
+from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.onboardings import Onboardings
+from workflows import contract
+from workflows.models import CancelRequest, MilestoneReport, OnboardingState, Tier
+from workflows.models.record import OnboardingRecord
+from workflows.onboarding import AccountOnboarding
+
+
+async def record_when(
+    store: RecordStore, account_id: str, check: Any = lambda r: True
+) -> OnboardingRecord:
+    """The stored record once `check` holds (the activity runs after the workflow task)."""
+    record = None
+    for _ in range(200):
+        record = store.get(account_id)
+        if record is not None and check(record):
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"record never matched; last: {record}")
+
+
+async def record_writes(handle: WorkflowHandle[Any, Any]) -> list[list[str]]:
+    """Per workflow task (split at each WorkflowTaskCompleted), the save_record activities
+    it scheduled."""
+    tasks: list[list[str]] = [[]]
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks.append([])
+        attrs = event.activity_task_scheduled_event_attributes
+        if attrs.activity_type.name == contract.SAVE_RECORD.name:
+            tasks[-1].append(attrs.activity_id)
+    return tasks
+
+
+async def test_the_record_follows_the_onboarding_and_ends_with_its_final_state(
+    onboardings: Onboardings,
+) -> None:
+    store = RecordStore.open(onboardings.records_url)
+    now = await onboardings.now()
+    deal = make_deal("001REC000000000AAA", close_date=now, **TIER_DEALS["tech_touch"])
+    handle = await onboardings.start(deal)
+
+    first = await record_when(store, deal.account_id)
+    assert (first.tier, first.state) == (Tier.TECH_TOUCH, OnboardingState.ACTIVE)
+    assert first.cohort == deal.close_date.strftime("%Y-%m")
+    assert [m.id for m in first.milestones] == [m.id for m in (await handle.query(
+        AccountOnboarding.status)).milestones]  # fmt: skip
+
+    kickoff = first.milestones[0].id
+    await handle.signal(
+        AccountOnboarding.milestone_reached,
+        MilestoneReport(milestone_id=kickoff, event_id="ev-kickoff"),
+    )
+    done = await record_when(store, deal.account_id, lambda r: r.milestones[0].done_at is not None)
+    assert done.revision > first.revision
+
+    await handle.execute_update(
+        AccountOnboarding.cancel, CancelRequest(reason="customer churned", by="cs-lead")
+    )
+    final = await handle.result()
+    last = await record_when(store, deal.account_id, lambda r: r.state is OnboardingState.CANCELLED)
+    assert last.cancel_reason == "customer churned"
+    assert last.finished_at is not None
+    assert last.milestones == final.milestones
+    assert last.audit == final.audit
+
+    writes = await record_writes(handle)
+    assert max(len(task) for task in writes) == 1, writes  # coalesced: one per task at most
+    assert sum(len(task) for task in writes) == last.revision
+
+
+async def test_refresh_record_writes_the_record_again_after_the_store_lost_it(
+    onboardings: Onboardings,
+) -> None:
+    store = RecordStore.open(onboardings.records_url)
+    now = await onboardings.now()
+    deal = make_deal("001REC000000000BBB", close_date=now, **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
+    before = await record_when(store, deal.account_id)
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(onboarding))
+    assert store.get(deal.account_id) is None
+
+    await handle.signal(AccountOnboarding.refresh_record)
+    again = await record_when(store, deal.account_id)
+    assert again.revision > before.revision
+    assert again.tier is Tier.HIGH_TOUCH

@@ -1,0 +1,192 @@
+"""What people see of an onboarding, as pure functions over its state: the `status`
+query's answer, the Temporal UI's current details (a markdown checklist) and the values
+of its search attributes. The workflow (`workflows/onboarding.py`) publishes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import SearchAttributeKey
+
+from workflows import progress, rules
+from workflows import search_attributes as sa
+from workflows.formats import day_text, score_text
+from workflows.models import (
+    EarlyFacts,
+    Health,
+    HealthBand,
+    MilestoneStatus,
+    MilestoneView,
+    OnboardingProgress,
+    OnboardingState,
+    OnboardingStatus,
+    Playbook,
+    TtvBreakdown,
+)
+
+
+def next_deadline(p: OnboardingProgress) -> datetime | None:
+    """The next open milestone's due date; None once finished."""
+    m = rules.next_milestone(p.milestones)
+    return m.due_at if m and p.finished_at is None else None
+
+
+def event_counts_text(counts: dict[str, int]) -> str:
+    """`activated x2, user_invited x1`, by name; `none` when there are none."""
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
+
+
+def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> OnboardingStatus:
+    """The `status` query's answer once the deal has arrived."""
+    deal, p = o.deal, o.progress
+    views = [
+        MilestoneView(
+            id=m.id,
+            title=m.title,
+            phase=m.phase,
+            weight=m.weight,
+            owner=m.owner,
+            status=m.status,
+            due_at=m.due_at,
+            done_at=m.done_at,
+            overdue=m.is_open and now >= m.due_at,
+            credit=rules.milestone_credit(m, now, o.playbook.health),
+        )
+        for m in p.milestones
+    ]
+    return OnboardingStatus(
+        account_id=deal.account_id,
+        account_name=deal.account_name,
+        workflow_id=workflow_id,
+        acv_usd=deal.acv_usd,
+        currency=deal.currency,
+        acv=deal.acv,
+        fx_rate=deal.fx_rate,
+        state=progress.state(o, now),
+        tier=p.tier,
+        tier_decision=p.tier_decision,
+        tier_changes=p.tier_changes,
+        phase=rules.current_phase(p.milestones),
+        playbook_version=o.playbook.version,
+        playbook_hash=o.playbook.content_hash,
+        owner=p.owner,
+        closed_won_at=deal.close_date,
+        as_of=now,
+        next_deadline=next_deadline(p),
+        milestones=views,
+        health=o.health(now),
+        ttv=o.ttv(),
+        completion_pct=rules.completion_pct(p.milestones),
+        success_criteria=p.success_criteria,
+        pause=p.pause,
+        decision_required=p.decision_required,
+        risk_flags=p.risk_flags,
+        escalations=p.escalations,
+        event_counts=p.event_counts,
+        started_at=p.started_at,
+        finished_at=p.finished_at,
+        cancel_reason=p.cancelled.reason if p.cancelled else None,
+        paused_days_total=p.paused_days_total,
+        rejected=p.rejected,
+        audit=p.audit,
+    )
+
+
+def waiting_status(
+    account_id: str,
+    playbook: Playbook,
+    early: EarlyFacts,
+    until: datetime,
+    workflow_id: str,
+    now: datetime,
+) -> OnboardingStatus:
+    """The `status` query's answer before the deal: what has arrived, waited for `until`."""
+    return OnboardingStatus(
+        account_id=account_id,
+        account_name=account_id,
+        workflow_id=workflow_id,
+        acv_usd=0,
+        state=OnboardingState.AWAITING_DEAL,
+        tier=None,
+        tier_decision=None,
+        tier_changes=[],
+        phase=None,
+        playbook_version=playbook.version,
+        playbook_hash=playbook.content_hash,
+        owner=None,
+        closed_won_at=None,
+        as_of=now,
+        next_deadline=None,
+        milestones=[],
+        health=Health(score=None, band=HealthBand.HEALTHY, earned=0, possible=0),
+        ttv=TtvBreakdown(),
+        completion_pct=0,
+        success_criteria=[],
+        pause=None,
+        decision_required=False,
+        risk_flags=[],
+        escalations=[],
+        event_counts=early.event_counts,
+        awaiting_deal_until=until,
+        rejected=early.rejected,
+        audit=[],
+    )
+
+
+def waiting_details(account_id: str, early: EarlyFacts, until: datetime) -> str:
+    """The UI's current details before the deal: what we wait for, what has arrived."""
+    return (
+        f"**{account_id}** · waiting for the closed-won deal until {day_text(until)}\n\n"
+        f"Product events so far: {event_counts_text(early.event_counts)}"
+    )
+
+
+def search_values(
+    o: progress.Onboarding, now: datetime
+) -> list[tuple[SearchAttributeKey[Any], object]]:
+    """Each custom search attribute and its value now (None: unset), in a fixed order."""
+    p = o.progress
+    health = o.health(now)
+    phase = rules.current_phase(p.milestones)
+    return [
+        (sa.ONBOARDING_TIER, p.tier.value),
+        (sa.ONBOARDING_PHASE, phase.value if phase else "done"),
+        (sa.ONBOARDING_STATE, progress.state(o, now).value),
+        (sa.ONBOARDING_HEALTH, round(health.score) if health.score is not None else None),
+        (sa.CSM_OWNER, p.owner),
+        (sa.ACV_USD, o.deal.acv_usd),
+        (sa.NEXT_DEADLINE, next_deadline(p)),
+    ]
+
+
+def checklist(o: progress.Onboarding, now: datetime) -> str:
+    """The UI's current details: a headline, then each milestone as a checklist line,
+    then a pause, a pending decision and the last escalation."""
+    p, health = o.progress, o.health(now)
+    lines = [
+        f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
+        f"health {score_text(health.score)} ({health.band.value}) · "
+        f"owner {p.owner or 'automated'}",
+        "",
+    ]
+    for m in p.milestones:
+        if m.status is MilestoneStatus.DONE and m.done_at:
+            late = " (late)" if m.done_at > m.due_at else ""
+            lines.append(f"- [x] {m.phase.value}: {m.title} — done {day_text(m.done_at)}{late}")
+        elif m.status is MilestoneStatus.SKIPPED:
+            lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
+        else:
+            flag = " **OVERDUE**" if now >= m.due_at else ""
+            started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
+            lines.append(
+                f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"
+            )
+    if p.pause:
+        lines += ["", f"Paused by {p.pause.by} since {day_text(p.pause.since)}: {p.pause.reason}"]
+    if p.decision_required:
+        lines += ["", "**Decision required:** resume with a revised timeline, or pause."]
+    if p.escalations:
+        last = p.escalations[-1]
+        lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}"]
+    return "\n".join(lines)

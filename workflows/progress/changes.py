@@ -1,0 +1,156 @@
+"""What a state change asks of the workflow, and the effects themselves.
+
+`Changes` carries audit entries to record, effects to run in order (`Notify`: a
+notification to send; `AssignOwner`: a CSM to assign), messages rejected and ladder
+steps fired. `Onboarding` is the state with what it is read with. `notify` builds a
+notification's variables from the state, `recipient` says who it goes to and
+`notification` makes it the `notify` activity's argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from workflows import rules
+from workflows.formats import day_text, score_text
+from workflows.models import (
+    Audience,
+    AuditEntry,
+    ClosedWonDeal,
+    ContactRole,
+    Health,
+    Milestone,
+    Notification,
+    OnboardingProgress,
+    Phase,
+    Playbook,
+    RejectedMessage,
+    TtvBreakdown,
+)
+
+DAY = timedelta(days=1)
+# Whether product events credit a milestone when they happened (a `workflow.patched`
+# rule): asked only when a milestone is credited.
+KeepTimes = Callable[[], bool]
+
+
+@dataclass
+class Notify:
+    """Send `template_id` to `audience`; `trigger` makes the idempotency key."""
+
+    trigger: str
+    audience: Audience
+    template_id: str
+    variables: dict[str, str]
+
+
+@dataclass
+class AssignOwner:
+    """Assign a CSM (rules §1 (docs/rules.md)), for `reason`."""
+
+    reason: str
+
+
+Effect = Notify | AssignOwner
+
+
+@dataclass
+class Changes:
+    """What a state change asks of the workflow, in the order it happened."""
+
+    audit: list[AuditEntry] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    rejected: list[RejectedMessage] = field(default_factory=list)
+    fired: list[str] = field(default_factory=list)  # ladder step keys, for the log
+    phase: Phase | None = None  # the phase after `advance`
+
+    def log(self, at: datetime, kind: str, detail: str, by: str | None = None) -> None:
+        self.audit.append(AuditEntry(at=at, kind=kind, detail=detail, by=by))
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """The state and what it is read with: the deal and its pinned playbook."""
+
+    deal: ClosedWonDeal
+    playbook: Playbook
+    progress: OnboardingProgress
+
+    def health(self, now: datetime) -> Health:
+        """The health score now (rules §2 (docs/rules.md))."""
+        return rules.health_score(self.progress.milestones, now, self.playbook.health)
+
+    def ttv(self) -> TtvBreakdown:
+        """Time to value so far (rules §3 (docs/rules.md))."""
+        p = self.progress
+        return rules.time_to_value(
+            self.playbook, p.tier, p.milestones, self.deal.close_date, p.started_at
+        )
+
+
+def milestone(p: OnboardingProgress, milestone_id: str | None) -> Milestone | None:
+    return next((m for m in p.milestones if m.id == milestone_id), None)
+
+
+def reject(out: Changes, at: datetime, kind: str, ref: str, reason: str) -> None:
+    out.rejected.append(RejectedMessage(at=at, kind=kind, ref=ref, reason=reason))
+
+
+def notify(
+    o: Onboarding,
+    out: Changes,
+    trigger: str,
+    audience: Audience,
+    template_id: str,
+    variables: dict[str, str] | None = None,
+    about: Milestone | None = None,
+) -> None:
+    """A notification, its variables taken from the state now (`about`: the milestone it
+    names, by default the next one due)."""
+    p = o.progress
+    about = about or rules.next_milestone(p.milestones)
+    base = {
+        "account_name": o.deal.account_name,
+        "account_id": o.deal.account_id,
+        "tier": p.tier.value,
+        "phase": phase.value if (phase := rules.current_phase(p.milestones)) else "handoff",
+        "milestone": about.title if about else "-",
+        "due": day_text(about.due_at) if about else "-",
+        "days": "0",
+        "reason": "",
+    }
+    out.effects.append(Notify(trigger, audience, template_id, base | (variables or {})))
+
+
+def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
+    """The customer is the champion (else the admin); the CSM is the owner."""
+    by_role = {c.role: c.email for c in p.contacts}
+    match audience:
+        case Audience.CUSTOMER:
+            return by_role.get(ContactRole.CHAMPION) or by_role.get(ContactRole.ADMIN)
+        case Audience.EXECUTIVE_SPONSOR:
+            return by_role.get(ContactRole.EXECUTIVE_SPONSOR)
+        case Audience.CSM:
+            return p.owner
+    return None
+
+
+def notification(o: Onboarding, effect: Notify, workflow_id: str, now: datetime) -> Notification:
+    """The `notify` activity's argument for `effect`, its idempotency key
+    `<workflow id>:<trigger>:<audience>`; the owner and health are taken as they are now."""
+    variables = effect.variables | {
+        "owner": o.progress.owner or "your CSM",
+        "health": score_text(o.health(now).score),
+    }
+    return Notification(
+        idempotency_key=f"{workflow_id}:{effect.trigger}:{effect.audience.value}",
+        account_id=o.deal.account_id,
+        workflow_id=workflow_id,
+        audience=effect.audience,
+        recipient=recipient(o.progress, effect.audience),
+        template_id=effect.template_id,
+        template=o.playbook.templates[effect.template_id],
+        variables=variables,
+    )

@@ -1,0 +1,72 @@
+"""Whether an update may apply to the onboarding now: the workflow's update validators.
+Each raises `ValueError` naming the field and the reason; the update is then rejected
+and nothing changes (nor is it recorded in history)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from workflows.formats import day_text
+from workflows.models import (
+    DealDelivery,
+    OnboardingProgress,
+    PauseRequest,
+    ResumeRequest,
+    SkipRequest,
+    TierOverride,
+)
+from workflows.progress.changes import milestone
+
+
+def deal_is_for(account_id: str, delivery: DealDelivery) -> None:
+    """A deal is delivered to its own account's onboarding only."""
+    if delivery.deal.account_id != account_id:
+        raise ValueError(
+            f"deal.account_id: {delivery.deal.account_id!r} is not this onboarding's "
+            f"account {account_id!r}"
+        )
+
+
+def running(p: OnboardingProgress) -> None:
+    """Neither cancelled nor complete."""
+    if p.cancelled is not None:
+        raise ValueError(f"onboarding was cancelled by {p.cancelled.by}: {p.cancelled.reason}")
+    if p.finished_at is not None:
+        raise ValueError("onboarding is already complete")
+
+
+def pause(p: OnboardingProgress, req: PauseRequest, now: datetime) -> None:
+    """Not paused already; a scheduled resume lies in the future."""
+    if (current := p.pause) is not None:
+        raise ValueError(f"already paused by {current.by} since {day_text(current.since)}")
+    if req.resume_on is not None and req.resume_on <= now:
+        raise ValueError("resume_on: must be in the future")
+
+
+def resume(p: OnboardingProgress, req: ResumeRequest, now: datetime) -> None:
+    """Paused or waiting for a stall decision (which takes a revised timeline); each
+    revised date is an open milestone's, in the future."""
+    if p.pause is None and not p.decision_required:
+        raise ValueError("onboarding is neither paused nor waiting for a stall decision")
+    if p.pause is None and not req.revised_due:
+        raise ValueError("revised_due: a stalled onboarding resumes with a revised timeline")
+    for milestone_id, due in req.revised_due.items():
+        m = milestone(p, milestone_id)
+        if m is None or not m.is_open:
+            raise ValueError(f"revised_due.{milestone_id}: no open milestone with that id")
+        if due <= now:
+            raise ValueError(f"revised_due.{milestone_id}: must be in the future")
+
+
+def override_tier(p: OnboardingProgress, req: TierOverride) -> None:
+    """An override changes the tier."""
+    if req.tier is p.tier:
+        raise ValueError(f"tier: already {req.tier.value}")
+
+
+def skip(p: OnboardingProgress, req: SkipRequest) -> None:
+    """Only an open milestone is skipped."""
+    m = milestone(p, req.milestone_id)
+    if m is None or not m.is_open:
+        open_ids = ", ".join(x.id for x in p.milestones if x.is_open)
+        raise ValueError(f"milestone_id: no open milestone {req.milestone_id!r} (open: {open_ids})")

@@ -1,0 +1,191 @@
+"""The escalation ladder and tier changes (rules §3-§4 (docs/rules.md)): what has come
+due by now and running it in order (the pause's duties, ladder steps, the next phase,
+the handoff), a designed tier change, and when the loop must wake next."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from workflows import rules
+from workflows.formats import day_text
+from workflows.models import (
+    Action,
+    Audience,
+    Escalation,
+    OnboardingProgress,
+    Phase,
+    Tier,
+    TierChange,
+    Trigger,
+)
+from workflows.progress.changes import (
+    AssignOwner,
+    Changes,
+    KeepTimes,
+    Onboarding,
+    milestone,
+    notify,
+)
+from workflows.progress.lifecycle import credit_observed_events
+from workflows.progress.pause import next_paused_duty, paused_duties
+
+
+def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepTimes) -> Changes:
+    """Everything that has come due by `now`, in the order it came due: the pause's own
+    duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
+    the next phase (`phase`: the one last seen), and the handoff when none is left."""
+    p, out = o.progress, Changes(phase=phase)
+    if p.finished_at is not None:
+        return out
+    if p.pause is not None:
+        paused_duties(o, out, now)
+    while due := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
+        step = due[0]
+        if stale := rules.passed_over(step, now):
+            _record_step(p, step, now, superseded=True, repeats=stale)
+        else:
+            _escalate(o, out, step, now, keep_times)
+    current = rules.current_phase(p.milestones)
+    if current != out.phase:
+        out.phase = current
+        if current is not None:
+            out.log(now, "phase_started", current.value)
+    if current is None:
+        _finish(o, out, now)
+    return out
+
+
+def _finish(o: Onboarding, out: Changes, now: datetime) -> None:
+    p = o.progress
+    p.finished_at = now
+    ttv, health = o.ttv(), o.health(now)
+    out.log(
+        now,
+        "completed",
+        f"handoff done; health {health.score}, TTV {ttv.total_days} days, "
+        f"completion {rules.completion_pct(p.milestones)}%",
+    )
+    variables = {"days": str(ttv.total_days if ttv.total_days is not None else "n/a")}
+    notify(o, out, "handoff", Audience.CUSTOMER, "handoff_complete", variables)
+    if p.owner:
+        notify(o, out, "handoff", Audience.CSM, "handoff_complete", variables)
+
+
+def _escalate(
+    o: Onboarding, out: Changes, due: rules.DueStep, now: datetime, keep_times: KeepTimes
+) -> None:
+    p, step = o.progress, due.step
+    _record_step(p, due, now, superseded=False)
+    subject = milestone(p, due.milestone_id) if due.milestone_id else None
+    what = f"{step.when.value} ({subject.title})" if subject else step.when.value
+    out.log(now, "escalation", f"{p.tier.value}.{step.id}: {what}")
+    out.fired.append(due.key)
+    days = str(step.days) if step.when is not Trigger.MILESTONE_OVERDUE else "0"
+    for action in step.actions:
+        _act(o, out, action, due, days, now, keep_times)
+
+
+def _act(
+    o: Onboarding,
+    out: Changes,
+    action: Action,
+    due: rules.DueStep,
+    days: str,
+    now: datetime,
+    keep_times: KeepTimes,
+) -> None:
+    p = o.progress
+    if action.notify is not None and action.template is not None:
+        about = milestone(p, due.milestone_id) if due.milestone_id else None
+        notify(o, out, due.key, action.notify, action.template, {"days": days}, about)
+    elif action.change_tier is not None and action.change_tier is not p.tier:
+        reason = f"ladder {due.step.id}: {due.step.when.value} after {days} days"
+        change_tier(
+            o, action.change_tier, "automatic", "escalation ladder", reason, now, keep_times, out
+        )
+    elif action.require_decision:
+        p.decision_required = True
+        out.log(now, "decision_required", "stalled: resume with a revised timeline, or pause")
+    elif action.flag is not None:
+        suffix = f" ({due.milestone_id})" if due.milestone_id else ""
+        p.risk_flags.append(f"{day_text(now)}: {action.flag}{suffix}")
+    elif action.adopt_fallback_criteria:
+        p.success_criteria = [o.playbook.fallback_success_criterion]
+        out.log(now, "success_criteria", f"fallback adopted: {p.success_criteria[0]}")
+
+
+def change_tier(
+    o: Onboarding,
+    tier: Tier,
+    kind: Literal["automatic", "override"],
+    by: str,
+    reason: str,
+    now: datetime,
+    keep_times: KeepTimes,
+    out: Changes | None = None,
+) -> Changes:
+    """A designed transition (rules §4 (docs/rules.md)): re-plan what is left, keep
+    earned credit; the new ladder's passed steps are recorded, not fired. Recorded in
+    `out` (a ladder step's own changes) or in new `Changes`, which are returned."""
+    out = Changes() if out is None else out
+    p = o.progress
+    old = p.tier
+    p.tier_changes.append(
+        TierChange(at=now, from_tier=old, to_tier=tier, kind=kind, by=by, reason=reason)
+    )
+    p.tier = tier
+    p.milestones = rules.replan(o.playbook, p.milestones, tier, now)
+    credit_observed_events(o, out, now, keep_times)
+    out.log(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
+    # A tier change is movement: the new ladder's stall clock starts now, and its
+    # steps whose time had already passed are recorded, not fired.
+    p.last_progress_at = now
+    p.progress_epoch += 1
+    while passed := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
+        for due in passed:
+            _record_step(p, due, now, superseded=True)
+    if tier.rank > old.rank and p.owner is None:
+        out.effects.append(AssignOwner(f"upgraded to {tier.value}"))
+    trigger = f"tier-change-{len(p.tier_changes)}"
+    notify(o, out, trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
+    return out
+
+
+def _record_step(
+    p: OnboardingProgress, due: rules.DueStep, now: datetime, superseded: bool, repeats: int = 1
+) -> None:
+    """Mark a ladder step done (so it never runs twice) and keep it for the report;
+    `repeats` occurrences of a recurring step from `due` on are recorded as one."""
+    p.fired.append(due.later(repeats - 1).key)
+    p.escalations.append(
+        Escalation(
+            at=now,
+            due_at=due.at,
+            repeats=repeats,
+            tier=p.tier,
+            step_id=due.step.id,
+            trigger=due.step.when,
+            milestone_id=due.milestone_id,
+            actions=[] if superseded else [a.describe() for a in due.step.actions],
+            superseded=superseded,
+        )
+    )
+
+
+def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
+    """When the loop must wake next without a message, and why (the timer's summary):
+    the pause's resume or reminder, else the earliest ladder step; None when done."""
+    p = o.progress
+    if p.finished_at is not None:
+        return None
+    if p.pause is not None:
+        return next_paused_duty(o)
+    steps = rules.ladder_steps(p, o.playbook)
+    if not steps:
+        return None
+    step = steps[0]
+    m = milestone(p, step.milestone_id)
+    if step.step.when is Trigger.MILESTONE_OVERDUE and m is not None:
+        return step.at, f"SLA: {m.phase.value} {m.title} due {day_text(step.at)}"
+    return step.at, f"Ladder: {step.step.id} ({step.step.when.value}) on {day_text(step.at)}"

@@ -1,0 +1,237 @@
+"""An onboarding's life outside the ladder and the pause (rules §1-§2, §6 (docs/rules.md)):
+begin (tier, plan, credit of what came before tracking), progress on milestones
+(reports, product events, skips), what the customer changes (success criteria,
+contacts), the end of the deal (cancelled, lost), and the state it is in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from workflows import event_mapping, rules
+from workflows.formats import day_text
+from workflows.models import (
+    Audience,
+    CancelRequest,
+    ClosedWonDeal,
+    ContactChange,
+    DealLost,
+    EarlyFacts,
+    HealthBand,
+    Milestone,
+    MilestoneReport,
+    MilestoneStatus,
+    OnboardingProgress,
+    OnboardingState,
+    Playbook,
+    SkipRequest,
+    SuccessCriteriaRequest,
+    Tier,
+)
+from workflows.progress.changes import (
+    AssignOwner,
+    Changes,
+    KeepTimes,
+    Onboarding,
+    milestone,
+    notify,
+    reject,
+)
+
+# ------------------------------------------------------------------ §1-§2 begin
+
+
+def begin(
+    deal: ClosedWonDeal,
+    playbook: Playbook,
+    early: EarlyFacts | None,
+    now: datetime,
+    keep_times: KeepTimes,
+) -> tuple[Onboarding, Changes]:
+    """Assign the tier, build the plan, credit milestones reached before we tracked
+    (the deal's `completed_milestones`, then the facts that came before the deal)."""
+    decision = rules.assign_tier(deal, playbook.tier_rule)
+    closed = deal.close_date
+    progress = OnboardingProgress(
+        tier=decision.tier,
+        tier_decision=decision,
+        milestones=rules.build_plan(playbook, decision.tier, closed),
+        contacts=deal.contacts,
+        success_criteria=deal.success_criteria,
+        started_at=now,
+        clock_start=closed,
+        last_progress_at=closed,
+    )
+    o, out = Onboarding(deal, playbook, progress), Changes()
+    out.log(now, "started", f"playbook {playbook.version} ({playbook.content_hash})")
+    out.log(now, "tier_assigned", f"{decision.tier.value}: {decision.reason}")
+    for done in deal.completed_milestones:
+        m = milestone(progress, done.milestone_id)
+        if m is None:
+            reject(out, now, "completed_milestones", done.milestone_id, "not in this plan")
+        else:
+            reach(o, out, m, MilestoneStatus.DONE, min(done.at, now), "import", now)
+    if early is not None:
+        _apply_early(o, out, early, now, keep_times)
+    out.phase = rules.current_phase(progress.milestones)
+    if decision.tier is not Tier.SELF_SERVE:
+        out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
+    notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
+    return o, out
+
+
+def _apply_early(
+    o: Onboarding, out: Changes, early: EarlyFacts, now: datetime, keep_times: KeepTimes
+) -> None:
+    """Facts that arrived before the deal count as if they had come after it."""
+    p = o.progress
+    p.seen_event_ids = early.seen_event_ids
+    for name, count in early.event_counts.items():
+        p.event_counts[name] = p.event_counts.get(name, 0) + count
+    p.event_times = early.event_times
+    p.rejected[:0] = early.rejected
+    if early.event_counts:
+        total = sum(early.event_counts.values())
+        out.log(now, "early_events", f"{total} product events from before the deal")
+    credit_observed_events(o, out, now, keep_times)
+    for report in early.reports:
+        record_report(o, out, report, now)
+
+
+# ------------------------------------------------------------------ §2 milestones
+
+
+def reach(
+    o: Onboarding,
+    out: Changes,
+    m: Milestone,
+    status: MilestoneStatus,
+    at: datetime,
+    by: str,
+    now: datetime,
+) -> None:
+    """Record progress on a milestone, in whatever order it arrives: it is movement (the
+    stall clock restarts at `at`) and settles a pending stall decision."""
+    p = o.progress
+    if not m.is_open or (status is MilestoneStatus.IN_PROGRESS and m.started_at):
+        return
+    m.started_at = m.started_at or at
+    m.status = status
+    if status is MilestoneStatus.DONE:
+        m.done_at = at
+        out.log(now, "milestone_reached", f"{m.title} ({day_text(at)})", by)
+        spec = o.playbook.milestone(m.id)
+        if spec is not None and spec.on_done:
+            notify(o, out, f"reached-{m.id}", Audience.CUSTOMER, spec.on_done, about=m)
+    else:
+        out.log(now, "milestone_started", m.title, by)
+    p.last_progress_at = max(p.last_progress_at, at)
+    p.progress_epoch += 1
+    p.decision_required = False
+
+
+def record_report(o: Onboarding, out: Changes, report: MilestoneReport, now: datetime) -> None:
+    """A `milestone_reached` report (done or in progress), at its own time (never later
+    than now); an unknown milestone is rejected."""
+    m = milestone(o.progress, report.milestone_id)
+    if m is None:
+        known = ", ".join(x.id for x in o.progress.milestones)
+        reason = f"unknown milestone (plan: {known})"
+        reject(out, now, "milestone_reached", report.milestone_id, reason)
+        return
+    status = MilestoneStatus(report.status)
+    reach(o, out, m, status, min(report.at or now, now), report.reported_by, now)
+
+
+def credit_observed_events(
+    o: Onboarding, out: Changes, now: datetime, keep_times: KeepTimes
+) -> None:
+    """Milestones whose completing product events have all been seen are reached, at
+    the time the last event needed happened: not before closed-won, not after now."""
+    p = o.progress
+    for m in p.milestones:
+        spec = o.playbook.milestone(m.id)
+        rule = spec.completed_by if spec else None
+        if not (m.is_open and rule and event_mapping.reached(rule, p.event_counts)):
+            continue
+        at = now
+        if keep_times():
+            happened = event_mapping.reached_at(rule, p.event_times) or now
+            at = min(max(happened, o.deal.close_date), now)
+        names = ", ".join(n for n in rule.events if p.event_counts.get(n))
+        reach(o, out, m, MilestoneStatus.DONE, at, f"product events ({names})", now)
+
+
+def skip(o: Onboarding, req: SkipRequest, now: datetime) -> Changes:
+    """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md));
+    it is movement."""
+    p, out = o.progress, Changes()
+    m = milestone(p, req.milestone_id)
+    assert m is not None, "validated by the update"
+    m.status, m.skip_reason = MilestoneStatus.SKIPPED, req.reason
+    p.risk_flags.append(f"{day_text(now)}: skipped {m.id}: {req.reason}")
+    p.progress_epoch += 1
+    p.last_progress_at = now
+    out.log(now, "milestone_skipped", f"{m.title}: {req.reason}", req.by)
+    return out
+
+
+# ------------------------------------------------------------------ §6 ending, state
+
+
+def set_success_criteria(
+    p: OnboardingProgress, req: SuccessCriteriaRequest, now: datetime
+) -> Changes:
+    """The customer's own success criteria replace the ones known so far."""
+    p.success_criteria = list(req.criteria)
+    out = Changes()
+    out.log(now, "success_criteria", "; ".join(req.criteria), req.by)
+    return out
+
+
+def change_contact(p: OnboardingProgress, req: ContactChange, now: datetime) -> Changes:
+    """A new contact for a role (e.g. the champion left), replacing the old one."""
+    contacts = [c for c in p.contacts if c.role is not req.contact.role]
+    p.contacts = [*contacts, req.contact]
+    detail = f"{req.contact.role.value}: {req.contact.name} <{req.contact.email}>"
+    out = Changes()
+    out.log(now, "contact_changed", f"{detail} {req.reason}".strip(), req.by)
+    return out
+
+
+def cancel(p: OnboardingProgress, req: CancelRequest, now: datetime) -> Changes:
+    """The deal churned or was cancelled: the onboarding ends (no more messages)."""
+    p.cancelled = req
+    p.finished_at = now
+    out = Changes()
+    out.log(now, "cancelled", req.reason, req.by)
+    return out
+
+
+def deal_lost(p: OnboardingProgress, lost: DealLost, now: datetime) -> Changes:
+    """The CRM deal was lost after the onboarding started; `lost.action` is the rule
+    (`ONBOARDING_DEAL_LOST`): `cancel` ends it as `cancel` does, `flag` raises a risk
+    flag and requires a decision (as a stall does). Audited either way."""
+    by = f"{lost.source} deal {lost.deal_id}"
+    reason = f"deal lost: {lost.reason}"
+    if lost.action == "cancel":
+        return cancel(p, CancelRequest(by=by, reason=reason), now)
+    p.risk_flags.append(f"{day_text(now)}: {reason}")
+    p.decision_required = True
+    out = Changes()
+    out.log(now, "deal_lost", f"{reason}; decision required: cancel or resume", by)
+    return out
+
+
+def state(o: Onboarding, now: datetime) -> OnboardingState:
+    """Cancelled, completed, paused; at risk when a decision is pending or health is not
+    healthy (rules §2 (docs/rules.md)); otherwise active."""
+    p = o.progress
+    if p.cancelled is not None:
+        return OnboardingState.CANCELLED
+    if p.finished_at is not None:
+        return OnboardingState.COMPLETED
+    if p.pause is not None:
+        return OnboardingState.PAUSED
+    if p.decision_required or o.health(now).band is not HealthBand.HEALTHY:
+        return OnboardingState.AT_RISK
+    return OnboardingState.ACTIVE

@@ -1,0 +1,105 @@
+"""A formal pause (rules §5 (docs/rules.md)): starting one, its duties while it lasts (a scheduled
+resume, the owner's reminders), the arithmetic of resuming (every SLA clock and open
+deadline moves by the time paused) and the nudges it holds back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from workflows.formats import day_text
+from workflows.models import (
+    Audience,
+    AuditEntry,
+    OnboardingProgress,
+    Pause,
+    PauseRequest,
+    ResumeRequest,
+)
+from workflows.progress.changes import DAY, Changes, Onboarding, milestone, notify
+
+
+def start_pause(p: OnboardingProgress, req: PauseRequest, now: datetime) -> Changes:
+    """Formal pause: every SLA clock stops; events are still recorded; no nudges. It
+    settles a pending stall decision."""
+    p.pause = Pause(by=req.by, reason=req.reason, since=now, resume_on=req.resume_on)
+    p.decision_required = False
+    until = f" until {day_text(req.resume_on)}" if req.resume_on else ""
+    out = Changes()
+    out.log(now, "paused", f"{req.reason}{until}", req.by)
+    return out
+
+
+def _reminder_at(o: Onboarding) -> datetime:
+    """An open-ended pause reminds its owner every `pause_reminder_days`."""
+    pause = o.progress.pause
+    assert pause is not None
+    return (pause.last_reminder_at or pause.since) + o.playbook.pause_reminder_days * DAY
+
+
+def paused_duties(o: Onboarding, out: Changes, now: datetime) -> None:
+    """A scheduled resume comes due, or the owner is reminded every
+    `pause_reminder_days` of an open-ended pause."""
+    pause = o.progress.pause
+    assert pause is not None
+    if pause.resume_on is not None:
+        if now >= pause.resume_on:
+            out.audit += resume(o, ResumeRequest(by="schedule", reason="scheduled resume"), now)
+        return
+    if now >= _reminder_at(o):
+        pause.last_reminder_at = now
+        variables = {"due": day_text(pause.since), "reason": pause.reason}
+        trigger = f"pause-reminder@{now.isoformat()}"
+        notify(o, out, trigger, Audience.CSM, "pause_reminder", variables)
+
+
+def next_paused_duty(o: Onboarding) -> tuple[datetime, str]:
+    """When a paused onboarding must wake, and why: its scheduled resume, else the
+    owner's next reminder."""
+    pause = o.progress.pause
+    assert pause is not None
+    if pause.resume_on is not None:
+        return pause.resume_on, f"Paused: resumes {day_text(pause.resume_on)}"
+    at = _reminder_at(o)
+    return at, f"Paused: owner reminder {day_text(at)}"
+
+
+def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
+    """End the pause: the SLA clock, the stall clock (unless progress came during the
+    pause) and every open milestone's dates move by the time paused, which is returned."""
+    assert p.pause is not None
+    paused_for = now - p.pause.since
+    p.paused_days_total += paused_for / DAY
+    p.clock_start += paused_for
+    if p.last_progress_at <= p.pause.since:
+        p.last_progress_at += paused_for
+    for m in p.milestones:
+        if m.is_open:
+            m.starts_at += paused_for
+            m.due_at += paused_for
+    p.pause = None
+    return paused_for
+
+
+def resume(o: Onboarding, req: ResumeRequest, now: datetime) -> list[AuditEntry]:
+    """Resume a pause (deadlines shift by the paused time), settle a stall decision
+    (movement: the stall clock restarts), and apply `req.revised_due`."""
+    p, out = o.progress, Changes()
+    if p.pause is not None:
+        paused_for = shift_for_pause(p, now)
+        out.log(now, "resumed", f"after {paused_for / DAY:.1f} days paused", req.by)
+    if p.decision_required:
+        p.decision_required = False
+        p.last_progress_at = now
+        p.progress_epoch += 1
+        out.log(now, "decision", "resume with a revised timeline", req.by)
+    for milestone_id, due in req.revised_due.items():
+        revised = milestone(p, milestone_id)
+        assert revised is not None, "validated by the update"
+        revised.due_at, revised.revision = due, revised.revision + 1
+        out.log(now, "deadline_revised", f"{revised.title}: due {day_text(due)}", req.by)
+    return out.audit
+
+
+def held_back(p: OnboardingProgress, audience: Audience) -> bool:
+    """A formal pause sends no nudges to the customer (rules §5 (docs/rules.md))."""
+    return p.pause is not None and audience is Audience.CUSTOMER
