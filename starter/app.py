@@ -30,7 +30,7 @@ from activities.client import connect
 from activities.logging import configure_logging
 from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
-from starter.ingress import accounts, customer, deals, events, ops
+from starter.ingress import accounts, customer, deals, events, ops, reports
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
@@ -68,6 +68,7 @@ def create_app(
             "ingress ready", playbook=ingress.playbook.version, namespace=ingress.client.namespace
         )
         yield
+        ingress.records.close()
 
     app = FastAPI(
         title="Onboarding ingress",
@@ -80,7 +81,14 @@ def create_app(
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
     app.middleware("http")(ops.count_requests)
     add_error_handlers(app)
-    for router in (deals.router, events.router, accounts.router, customer.router, ops.router):
+    for router in (
+        deals.router,
+        events.router,
+        accounts.router,
+        customer.router,
+        reports.router,
+        ops.router,
+    ):
         app.include_router(router)
     document_bodies(app)
     return app

@@ -179,10 +179,13 @@ class RecordStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> RecordStore:
+    def open(cls, url: str, *, migrate: bool = True, create: bool = True) -> RecordStore:
         """Connect to `url` (SQLAlchemy URL: `sqlite:///path` or
         `postgresql+psycopg://user:pass@host/db`) and bring its schema to the latest
-        migration. A SQLite file's folder is created.
+        migration. A SQLite file (and its folder) is created, unless `create` is False:
+        readers (reports, the ingress's pages) pass that, because an empty store made up
+        on the spot (the default URL is relative to the current folder) would say "no
+        onboardings" instead of "wrong place".
 
         Raises RecordStoreError naming the URL (password hidden) and the reason.
         """
@@ -198,6 +201,11 @@ class RecordStore:
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            if not create and not Path(parsed.database).is_file():
+                raise RecordStoreError(
+                    f"ONBOARDING_RECORDS_URL: no records store at {parsed.database} (the "
+                    "worker creates it when it starts); is the URL right?"
+                )
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
@@ -331,13 +339,20 @@ class LazyStore:
     """A process's one records store, opened (and migrated) in a thread on first use, by
     the activities and the ingress alike; `RecordStore.open`'s errors come out of `get`."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self._url, self._create = url, create
         self._store: RecordStore | None = None
         self._opening = asyncio.Lock()
 
     async def get(self) -> RecordStore:
         async with self._opening:
             if self._store is None:
-                self._store = await asyncio.to_thread(RecordStore.open, self._url)
+                self._store = await asyncio.to_thread(
+                    RecordStore.open, self._url, create=self._create
+                )
             return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

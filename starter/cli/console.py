@@ -11,7 +11,17 @@ from typing import Any, NoReturn
 
 import typer
 
-from starter.cli import bulk_import, demo, events, links, onboardings, records, reports, stack
+from starter.cli import (
+    bulk_import,
+    demo,
+    events,
+    links,
+    onboardings,
+    portfolio,
+    records,
+    reports,
+    stack,
+)
 
 
 class _Cli(typer.Typer):
@@ -80,6 +90,7 @@ app.command()(onboardings.skip)
 app.command()(onboardings.cancel)
 app.command()(reports.status)
 app.command("list")(reports.list_)
+app.command()(portfolio.report)
 app.add_typer(records.app, name="records")
 app.add_typer(links.app, name="link")
 app.command()(demo.demo)

@@ -45,7 +45,8 @@ class Ingress:
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
         self.hubspot_stages = HubSpotStages(self.settings)
-        self.records = LazyStore(self.settings.records_url)
+        # The ingress only reads the store: the worker creates it.
+        self.records = LazyStore(self.settings.records_url, create=False)
         self.links = CustomerLinks.of(self.settings)
 
     @property

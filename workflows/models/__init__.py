@@ -85,6 +85,7 @@ from workflows.models.playbook import (
     Playbook,
     PropertyCondition,
     Scalar,
+    Targets,
     TierRule,
     TtvMark,
 )
@@ -202,6 +203,7 @@ __all__ = [
     "SkipRequest",
     "StartOptions",
     "SuccessCriteriaRequest",
+    "Targets",
     "Text",
     "Tier",
     "TierChange",

@@ -229,6 +229,55 @@ class HealthRule(BaseModel):
     credit_not_started_overdue: float = 0.0
 
 
+Range = tuple[float, float]
+
+
+class Targets(BaseModel):
+    """What the portfolio report (`starter/reports`) sets its figures against; the defaults
+    are the numbers of rules §8, §3 and §7 (docs/rules.md). Rates are percentages."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    completion_rate_pct: dict[Tier, Range] = Field(
+        default_factory=lambda: {
+            Tier.HIGH_TOUCH: (85.0, 100.0),
+            Tier.TECH_TOUCH: (65.0, 80.0),
+            Tier.SELF_SERVE: (40.0, 60.0),
+        },
+        description="Onboarding completion rate per tier, [low, high] % (rules §8)",
+    )
+    activation_rate_pct: float = Field(default=85, ge=0, le=100)
+    activation_window_days: int = Field(default=30, ge=1, le=MAX_PLAN_DAYS)
+    first_engagement_good_hours: float = Field(default=48, gt=0)
+    first_engagement_poor_days: float = Field(default=7, gt=0)
+    drop_off_flag_pct: float = Field(default=15, ge=0, le=100)
+    escalation_response_days: int = Field(default=7, ge=1, le=MAX_PLAN_DAYS)
+    csm_high_touch_accounts: Range = Field(
+        default=(8, 15), description="One CSM's high-touch load, [low, high] (rules §7)"
+    )
+    csm_low_touch_accounts: Range = Field(
+        default=(40, 80), description="One CSM's tech-touch and self-serve load (rules §7)"
+    )
+    specialist_accounts: Range = Field(
+        default=(8, 15), description="One implementation specialist's load (rules §7)"
+    )
+    start_rate_months: int = Field(default=3, ge=1, le=24)
+    tier_boundary_pct: float = Field(default=20, gt=0, lt=100)
+
+    @field_validator(
+        "completion_rate_pct",
+        "csm_high_touch_accounts",
+        "csm_low_touch_accounts",
+        "specialist_accounts",
+    )
+    @classmethod
+    def _ranges(cls, value: Range | dict[Tier, Range]) -> Range | dict[Tier, Range]:
+        for low, high in value.values() if isinstance(value, dict) else [value]:
+            if not 0 <= low <= high:
+                raise ValueError(f"[{low:g}, {high:g}] must be 0 <= low <= high")
+        return value
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -245,6 +294,7 @@ class Playbook(BaseModel):
     pause_reminder_days: int = Field(ge=1, le=MAX_PLAN_DAYS)
     ttv_target_days: dict[Tier, tuple[int, int]]
     health: HealthRule = Field(default_factory=HealthRule)
+    targets: Targets = Field(default_factory=Targets)
     milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
     ladder: dict[Tier, Annotated[list[EscalationStep], Field(max_length=MAX_LADDER_STEPS)]]
     templates: dict[str, MessageTemplate] = Field(max_length=MAX_TEMPLATES)
