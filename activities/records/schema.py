@@ -97,6 +97,8 @@ milestone = sa.Table(
     sa.Column("done_at", UtcDateTime),
     sa.Column("credit", sa.Float),
     sa.Index("ix_milestone_id", "milestone_id"),
+    # The report's "moved again after an escalation": the next milestone done per account.
+    sa.Index("ix_milestone_done", "account_id", "done_at"),
 )
 
 escalation = sa.Table(
