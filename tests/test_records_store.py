@@ -109,3 +109,23 @@ def test_a_bad_store_url_is_named_with_its_reason(url: str, reason: str) -> None
         RecordStore.open(url)
     assert reason in str(err.value)
     assert "secret" not in str(err.value)
+
+
+def test_the_write_mark_moves_with_every_write_and_cohorts_are_listed(
+    store: RecordStore,
+) -> None:
+    assert store.write_mark() == (0, 0, None)
+    assert store.cohorts() == []
+    march, may = datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 5, 2, tzinfo=UTC)
+    store.save(make_record("001M", may))
+    first = store.write_mark()
+    assert first[:2] == (1, 1)
+    store.save(make_record("001N", march))
+    second = store.write_mark()
+    assert second[:2] == (2, 2) and second != first
+    store.save(make_record("001N", march, revision=2))  # a later revision of one record
+    third = store.write_mark()
+    assert third[:2] == (2, 3)
+    assert not store.save(make_record("001N", march, revision=2))  # not written: no move
+    assert store.write_mark() == third
+    assert store.cohorts() == ["2025-03", "2025-05"]

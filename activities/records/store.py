@@ -5,12 +5,15 @@ URL setting), its schema kept by Alembic migrations.
     store.save(record)          # True if written; False if it had this revision or later
     store.get("001...")         # OnboardingRecord | None
 
-Synchronous (SQLAlchemy's engine and pool); the activity calls it from a thread.
+Synchronous (SQLAlchemy's engine and pool); the activity and the ingress call it from a
+thread, the ingress through a `LazyStore`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,11 @@ MIGRATIONS = "activities.records:migrations"
 # Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
 # take turns on this advisory lock.
 _MIGRATION_LOCK = 7_204_811
+
+
+# (records, sum of their revisions, latest as_of): moves with every write that adds a
+# record or a revision (the workflow bumps the revision with every change it records).
+WriteMark = tuple[int, int, datetime | None]
 
 
 class RecordStoreError(Exception):
@@ -234,3 +242,37 @@ class RecordStore:
             query = query.where(onboarding.c.state == state.value)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def write_mark(self) -> WriteMark:
+        """What changes when a record is written (`WriteMark`), for caches of what is
+        computed from the store: one aggregate query (a few ms over 10,000 records)."""
+        query = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(onboarding.c.revision), 0),
+            sa.func.max(onboarding.c.as_of),
+        )
+        with self.engine.connect() as conn:
+            count, revisions, latest = conn.execute(query).one()
+        return int(count), int(revisions), latest
+
+    def cohorts(self) -> list[str]:
+        """Every closed-won month (`YYYY-MM`) with an onboarding, in order."""
+        query = sa.select(onboarding.c.cohort).distinct().order_by(onboarding.c.cohort)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+
+class LazyStore:
+    """A process's one records store, opened (and migrated) in a thread on first use;
+    `RecordStore.open`'s errors come out of `get`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._store: RecordStore | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> RecordStore:
+        async with self._opening:
+            if self._store is None:
+                self._store = await asyncio.to_thread(RecordStore.open, self.url)
+            return self._store
