@@ -9,8 +9,9 @@ nothing, and its answer names the field and the reason:
 
     uvicorn --factory starter.app:create_app     # or: onboarding serve / onboarding up
 
-The routes are `starter.ingress`'s routers (and `/codec`, `starter.codec`); this module
-wires them to one shared `Ingress` state and serves the app.
+The routes are `starter.ingress`'s routers (and `/codec`, `starter.codec`), with the
+dashboard's pages (`/dashboard`, HTML); this module wires them to one shared `Ingress`
+state and serves the app.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from activities.client import connect
 from activities.logging import configure_logging
 from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
-from starter.ingress import accounts, deals, events, ops
+from starter.ingress import accounts, dashboard, deals, events, ops
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
@@ -79,7 +80,7 @@ def create_app(
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
     app.middleware("http")(ops.count_requests)
     add_error_handlers(app)
-    for router in (deals.router, events.router, accounts.router, ops.router):
+    for router in (deals.router, events.router, accounts.router, dashboard.router, ops.router):
         app.include_router(router)
     document_bodies(app)
     return app

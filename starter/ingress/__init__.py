@@ -3,6 +3,8 @@
     deals.py     /webhooks/hubspot, /webhooks/salesforce(/outbound), /webhooks/deals
     events.py    /events (product events)
     accounts.py  /accounts/{account_id} (status, needs a token)
+    dashboard.py /dashboard (the portfolio and account pages, HTML, sign-in; from the
+                 records store: dashboard_view.py, dashboard_charts.py, dashboard_cache.py)
     ops.py       /healthz, /readyz, /metrics and the per-request count
     state.py     what the routes share (settings, Temporal client, playbook, rates...)
     reading.py   the raw body, JSON, signatures and domain models of a request

@@ -13,8 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from activities.crm import HubSpotStages
 from activities.money import FxRates
+from activities.records.store import LazyStore
 from starter.auth import ApiAuth
 from starter.client import ui_url
+from starter.ingress.dashboard_cache import ReportCache
 from starter.ingress.metrics import Metrics
 from starter.settings import IngressSettings
 from workflows.models import Playbook
@@ -25,8 +27,9 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 
 @dataclass
 class Ingress:
-    """The settings, playbook, exchange rates, metrics, token check and HubSpot stage
-    cache of one app, and its Temporal client (set at startup when not given)."""
+    """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
+    records store (opened on first use) and the dashboard's portfolio pages of one app,
+    and its Temporal client (set at startup when not given)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -36,10 +39,13 @@ class Ingress:
     metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
     auth: ApiAuth = field(init=False)
     hubspot_stages: HubSpotStages = field(init=False)
+    records: LazyStore = field(init=False)
+    portfolio_views: ReportCache = field(default_factory=ReportCache)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
         self.hubspot_stages = HubSpotStages(self.settings)
+        self.records = LazyStore(self.settings.records_url)
 
     @property
     def temporal(self) -> temporalio.client.Client:
@@ -49,8 +55,9 @@ class Ingress:
         return self.client
 
     def link(self, workflow_id: str) -> str:
-        """The workflow's page in the Temporal Web UI."""
-        return ui_url(workflow_id, self.temporal.namespace)
+        """The workflow's page in the Temporal Web UI; without a client yet, in the
+        namespace the environment names (the dashboard reads only the records store)."""
+        return ui_url(workflow_id, self.client.namespace if self.client else None)
 
 
 def ingress_of(request: Request) -> Ingress:
