@@ -40,9 +40,11 @@ lint: install-test
 test: lint
 	$(BIN)/pytest -q
 
-## bench: ingress vs bare SDK on a throwaway dev server (about 3 minutes; not part of test)
+## bench: ingress vs bare SDK on a throwaway dev server, then the dashboard over 10,000
+## onboardings (about 5 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
+	$(BIN)/python bench/dashboard.py
 
 ## histories: record the workflow tests' histories for the replay test (VERSION=v3)
 histories: install-test

@@ -1,16 +1,24 @@
-"""The dashboard's pure parts: the text of a figure, where a sign-in may send a browser
-back to, an account's plan-against-actual rows, and the charts' figures, over records
-whose facts the tests state (dates relative to now)."""
+"""The dashboard's parts below the pages: the text of a figure, where a sign-in may send a
+browser back to, an account's plan-against-actual rows, the charts' figures (pure), and
+the kept portfolio page over a real store, over records whose facts the tests state
+(dates relative to now)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import structlog
 
 from activities.records.store import RecordStore
+from starter.ingress import dashboard_cache
 from starter.ingress import dashboard_charts as charts
+from starter.ingress.dashboard_cache import PortfolioView, ReportCache, portfolio_view
 from starter.ingress.dashboard_view import (
     AT_RISK_SHOWN,
     NONE_TEXT,
@@ -237,3 +245,73 @@ def test_a_chart_s_json_cannot_end_its_script_block() -> None:
     chart = charts.Chart.of("timeline", figure)
     assert "</script>" not in chart.figure_json and "<" not in chart.figure_json
     assert json.loads(chart.figure_json)["layout"]["title"]["text"].startswith("</script>")
+
+
+# --------------------------------------------------------------------------- the kept page
+
+
+async def test_a_changed_store_is_shown_fresh_or_within_the_wait(
+    tmp_path: Path, playbook: Playbook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'records.db'}")
+    won = datetime.now(UTC) - 10.5 * DAY
+    store.save(make_record("001A", won))
+    cache = ReportCache()
+    first = await cache.view(store, playbook, None, None)
+    assert first.report.overall.onboardings == 1
+    # Unchanged store: the same page, not computed again.
+    assert await cache.view(store, playbook, None, None) is first
+
+    # A computation slower than the wait: the kept page is shown meanwhile, and views
+    # that come while it runs share it.
+    release, calls = threading.Event(), []
+
+    def slow(*args: object) -> PortfolioView:
+        calls.append(args)
+        release.wait(10)
+        return portfolio_view(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dashboard_cache, "portfolio_view", slow)
+    store.save(make_record("001B", won))
+    started = time.monotonic()
+    shown = await asyncio.gather(*(cache.view(store, playbook, None, None) for _ in range(3)))
+    assert time.monotonic() - started < dashboard_cache.FRESH_WAIT_S + 0.5
+    assert all(view is first for view in shown)
+    assert len(calls) == 1
+    release.set()  # the next view waits for the computation, which now ends at once
+    fresh = await cache.view(store, playbook, None, None)
+    assert fresh.report.overall.onboardings == 2 and len(calls) == 1
+
+    # Computed within the wait (a small store): shown fresh at once.
+    monkeypatch.setattr(dashboard_cache, "portfolio_view", portfolio_view)
+    store.save(make_record("001C", won))
+    assert (await cache.view(store, playbook, None, None)).report.overall.onboardings == 3
+    store.close()
+
+
+async def test_a_failed_computation_keeps_the_last_page_and_is_logged(
+    tmp_path: Path,
+    playbook: Playbook,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'records.db'}")
+    won = datetime.now(UTC) - 10.5 * DAY
+    store.save(make_record("001A", won))
+    cache = ReportCache()
+    first = await cache.view(store, playbook, None, None)
+
+    def broken(*args: object) -> PortfolioView:
+        time.sleep(dashboard_cache.FRESH_WAIT_S + 0.2)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(dashboard_cache, "portfolio_view", broken)
+    store.save(make_record("001B", won))
+    with structlog.testing.capture_logs() as logs:
+        assert await cache.view(store, playbook, None, None) is first
+        await asyncio.sleep(0.5)  # the computation fails after the view has answered
+    assert [e["event"] for e in logs] == ["portfolio page not computed"]
+    assert "disk on fire" in logs[0]["error"]
+    # With nothing kept (another filter), the error reaches the view.
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await cache.view(store, playbook, Tier.HIGH_TOUCH, None)
+    store.close()

@@ -1,6 +1,8 @@
 """The dashboard's portfolio page, computed from the records store and kept while the store
 is unchanged: the report over 10,000 onboardings takes longer than the page may (1 s), and
-most views of the page see the same store as the last one."""
+most views of the page see the same store as the last one. When the store has changed, a
+view waits FRESH_WAIT_S for the new page and otherwise shows the last one (its time is
+on it) while the new one is computed."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
+
 from activities.records.store import RecordStore, WriteMark
 from starter.ingress import dashboard_charts as charts
 from starter.reports.model import PortfolioReport
@@ -16,9 +20,14 @@ from starter.reports.portfolio import portfolio
 from starter.reports.rows import load_rows
 from workflows.models import Playbook, Tier
 
+log = structlog.get_logger("dashboard")
+
 # A portfolio computed within this many seconds, over an unchanged store, is shown again
 # instead of recomputed: the figures that count what is due "by now" move with the clock.
 REPORT_TTL_S = 60.0
+# How long a view waits for a page being computed before it shows the last one: small
+# stores are always shown fresh, a large one's view stays within the 1 s budget.
+FRESH_WAIT_S = 0.5
 
 Filters = tuple[Tier | None, str | None]
 
@@ -54,24 +63,55 @@ def portfolio_view(
     return PortfolioView(report, store.cohorts(), drawn)
 
 
+@dataclass(frozen=True)
+class _Kept:
+    mark: WriteMark
+    computed: float  # time.monotonic()
+    view: PortfolioView
+
+
 class ReportCache:
-    """The latest `PortfolioView` per filter, computed again once the store has changed
-    (`RecordStore.write_mark`) or REPORT_TTL_S has passed. One computation per filter at a
-    time: requests that come meanwhile wait for it rather than repeat it."""
+    """The latest `PortfolioView` per filter. Kept while the store's `write_mark` is the
+    same and for REPORT_TTL_S; then computed again, once per filter at a time (views that
+    come meanwhile share the computation), in a thread. A view with nothing kept waits
+    for it; one with a page kept waits at most FRESH_WAIT_S, then shows that page."""
 
     def __init__(self) -> None:
-        self._kept: dict[Filters, tuple[WriteMark, float, PortfolioView]] = {}
-        self._locks: dict[Filters, asyncio.Lock] = {}
+        self._kept: dict[Filters, _Kept] = {}
+        self._computing: dict[Filters, asyncio.Task[PortfolioView]] = {}
 
     async def view(
         self, store: RecordStore, playbook: Playbook, tier: Tier | None, cohort: str | None
     ) -> PortfolioView:
+        """Raises what `portfolio_view` raises, when it is waited for."""
         key = (tier, cohort)
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            mark = await asyncio.to_thread(store.write_mark)
-            kept = self._kept.get(key)
-            if kept and kept[0] == mark and time.monotonic() - kept[1] < REPORT_TTL_S:
-                return kept[2]
-            view = await asyncio.to_thread(portfolio_view, store, playbook, tier, cohort)
-            self._kept[key] = (mark, time.monotonic(), view)
+        mark = await asyncio.to_thread(store.write_mark)
+        kept = self._kept.get(key)
+        if kept and kept.mark == mark and time.monotonic() - kept.computed < REPORT_TTL_S:
+            return kept.view
+        computing = self._computing.get(key)
+        if computing is None:
+            computing = asyncio.create_task(self._compute(key, mark, store, playbook))
+            computing.add_done_callback(_log_failure)
+            self._computing[key] = computing
+        if kept is None:
+            # shield: a view that goes away (the browser closed) leaves it to the others.
+            return await asyncio.shield(computing)
+        done, _ = await asyncio.wait({computing}, timeout=FRESH_WAIT_S)
+        return computing.result() if done else kept.view
+
+    async def _compute(
+        self, key: Filters, mark: WriteMark, store: RecordStore, playbook: Playbook
+    ) -> PortfolioView:
+        try:
+            view = await asyncio.to_thread(portfolio_view, store, playbook, *key)
+            self._kept[key] = _Kept(mark, time.monotonic(), view)
             return view
+        finally:
+            del self._computing[key]
+
+
+def _log_failure(task: asyncio.Task[PortfolioView]) -> None:
+    # Also for a computation no view waited for to the end: its error is logged, not lost.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("portfolio page not computed", error=f"{error.__class__.__name__}: {error}")
