@@ -10,6 +10,7 @@ from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
 from activities.records.activity import RecordKeeper
+from activities.records.store import LazyStore
 from activities.settings import Settings
 
 __all__ = ["Notifier", "OwnerRoster", "Settings", "activities_for", "configure_logging"]
@@ -17,10 +18,11 @@ __all__ = ["Notifier", "OwnerRoster", "Settings", "activities_for", "configure_l
 
 def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     """The activities to pass to a Worker's `activities=`."""
-    notifier = Notifier(settings)
+    store = LazyStore(settings.records_url)  # records, and the links in welcome emails
+    notifier = Notifier(settings, store)
     roster = OwnerRoster(settings)
     hubspot = HubSpotClient(settings)
-    records = RecordKeeper(settings)
+    records = RecordKeeper(store)
     return [
         notifier.notify,
         roster.assign_owner,

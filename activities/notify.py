@@ -1,4 +1,10 @@
-"""The `notify` activity: render a playbook template and deliver it once per channel."""
+"""The `notify` activity: render a playbook template and deliver it once per channel.
+
+A template that names `$progress_link` gets the customer's progress link there
+(`activities.records.links`), issued at send time: the workflow signs nothing. Without
+`ONBOARDING_LINK_SECRETS` (links off) the body's lines that name it are left out (a
+subject naming it is then a template error, like any variable without a value).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.records.links import CustomerLinks
+from activities.records.store import LazyStore
 from activities.settings import Settings
 from workflows import contract
 from workflows.models import Audience, Notification, NotificationReceipt
@@ -26,14 +34,17 @@ log = structlog.get_logger(__name__)
 
 # (idempotency key, channel) pairs kept in memory; the oldest are forgotten first.
 MAX_REMEMBERED = 100_000
+LINK_VARIABLE = "progress_link"
 
 
 class Notifier:
     """Delivers each notification at most once per channel (per process, and across
     restarts when `sent_log` is set), so Temporal's retries never double-send."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, records: LazyStore | None = None) -> None:
         self._settings = settings
+        self._links = CustomerLinks.of(settings)
+        self._records = records or LazyStore(settings.records_url)
         self._delivered: dict[tuple[str, str], None] = {}  # insertion order = age
         self._in_flight: set[str] = set()
         self._sent_log_read = False
@@ -44,7 +55,7 @@ class Notifier:
         with structlog.contextvars.bound_contextvars(
             account_id=notification.account_id, workflow_id=notification.workflow_id
         ):
-            subject, body = _render(notification)
+            subject, body = _render(await self._with_link(notification))
             recipient = self._recipient(notification)
             if key in self._in_flight:
                 # An attempt that timed out may still be sending here; let Temporal retry.
@@ -78,6 +89,27 @@ class Notifier:
             if not sent:
                 log.info("notification_already_sent", idempotency_key=key)
             return NotificationReceipt(idempotency_key=key, subject=subject, channels=sent)
+
+    async def _with_link(self, notification: Notification) -> Notification:
+        """`notification` with `$progress_link` filled in with the account's progress link
+        (its live one, signed now), or, with links off, without the lines naming it."""
+        template = notification.template
+        if not any(
+            LINK_VARIABLE in string.Template(text).get_identifiers()
+            for text in (template.subject, template.body)
+        ):
+            return notification
+        if self._links is None:
+            lines = template.body.splitlines()
+            kept = [x for x in lines if LINK_VARIABLE not in string.Template(x).get_identifiers()]
+            body = template.model_copy(update={"body": "\n".join(kept)})
+            return notification.model_copy(update={"template": body})
+        store = await self._records.get()
+        url = await asyncio.to_thread(
+            self._links.issue, store, notification.account_id, datetime.now(UTC)
+        )
+        variables = notification.variables | {LINK_VARIABLE: url}
+        return notification.model_copy(update={"variables": variables})
 
     def _recipient(self, notification: Notification) -> str:
         if notification.recipient:

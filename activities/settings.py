@@ -42,6 +42,7 @@ def _split(value: object) -> object:
 
 # NoDecode: take the raw env string instead of pydantic-settings' JSON decoding of lists.
 CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
 
 
 def closed_won_stages(crm: str, default: str) -> Any:
@@ -57,9 +58,10 @@ def closed_won_stages(crm: str, default: str) -> Any:
 
 class SharedSettings(BaseSettings):
     """What the worker and the ingress both read: HubSpot's CRM API (the deal fetch, and
-        the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
-        rates every inbound deal is counted with, and the onboarding records store (written by
-    the worker, read by reports and the dashboard)."""
+    the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
+    rates every inbound deal is counted with, the onboarding records store (written by
+    the worker, read by reports and the dashboard), and the customers' progress links
+    (signed by the worker into welcome emails, opened at the ingress's public URL)."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, populate_by_name=True)
 
@@ -78,7 +80,32 @@ class SharedSettings(BaseSettings):
         description="The onboarding records store: sqlite:///path or postgresql://...",
     )
 
-    _split_stages = field_validator("hubspot_closed_won_stages", mode="before")(_split)
+    port: int = Field(default=8000, description="The HTTP ingress's port")
+    public_url: str | None = Field(
+        default=None,
+        description="The URL senders use to reach this service (behind a proxy); HubSpot "
+        "signs the full URI, so it must match what HubSpot called. Customers' progress "
+        "links begin with it (default http://localhost:<port>)",
+    )
+    link_secrets: SecretList = Field(
+        default=[],
+        description="Secrets that sign customers' progress links, comma-separated: the "
+        "first signs, every one verifies (rotation). Unset: no links are issued or opened",
+    )
+    link_days: int = Field(
+        default=150,
+        ge=1,
+        description="How long a customer's progress link opens its page after it was "
+        "signed: the default playbook's longest plan (98 days) with room for pauses",
+    )
+
+    def public_base(self) -> str:
+        """The service's public URL without a trailing slash."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    _split_shared = field_validator("hubspot_closed_won_stages", "link_secrets", mode="before")(
+        _split
+    )
 
 
 class Settings(SharedSettings):

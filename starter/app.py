@@ -10,8 +10,9 @@ nothing, and its answer names the field and the reason:
     uvicorn --factory starter.app:create_app     # or: onboarding serve / onboarding up
 
 The routes are `starter.ingress`'s routers (and `/codec`, `starter.codec`), with the
-dashboard's pages (`/dashboard`, HTML); this module wires them to one shared `Ingress`
-state and serves the app.
+dashboard's pages (`/dashboard`, HTML) and the customers' progress pages
+(`/progress/{token}`, HTML); this module wires them to one shared `Ingress` state and
+serves the app.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from activities.client import connect
 from activities.logging import configure_logging
 from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
-from starter.ingress import accounts, dashboard, deals, events, ops
+from starter.ingress import accounts, customer, dashboard, deals, events, ops
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
@@ -80,7 +81,8 @@ def create_app(
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
     app.middleware("http")(ops.count_requests)
     add_error_handlers(app)
-    for router in (deals.router, events.router, accounts.router, dashboard.router, ops.router):
+    routers = (deals.router, events.router, accounts.router, dashboard.router, customer.router)
+    for router in (*routers, ops.router):
         app.include_router(router)
     document_bodies(app)
     return app

@@ -12,30 +12,21 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
 
-from activities.settings import CommaList, SharedSettings, _split, closed_won_stages
+from activities.settings import CommaList, SecretList, SharedSettings, _split, closed_won_stages
 from workflows.models import DealLostAction, StartOptions
 from workflows.playbook import DEFAULT_PLAYBOOK
 
-SecretList = Annotated[list[SecretStr], NoDecode]
-
 
 class IngressSettings(SharedSettings):
-    """The ingress's settings; the HubSpot API ones (token, URL, closed-won stages) and the
-    exchange rates are shared with the worker (`SharedSettings`)."""
+    """The ingress's settings; the HubSpot API ones (token, URL, closed-won stages), the
+    exchange rates, the records store, the port and public URL and the progress links'
+    secrets are shared with the worker (`SharedSettings`)."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str | None = Field(
-        default=None,
-        description="The URL senders use to reach this service (behind a proxy); HubSpot "
-        "signs the full URI, so it must match what HubSpot called",
-    )
     playbook: Path = DEFAULT_PLAYBOOK
     max_body_bytes: int = Field(default=1_000_000, ge=1)
     signature_tolerance_s: int = Field(default=300, ge=1)
@@ -134,6 +125,7 @@ _LOCAL_SECRETS: dict[str, Callable[[], str]] = {
     "ONBOARDING_SEGMENT_SECRETS": _token,
     "ONBOARDING_EVENTS_WEBHOOK_SECRETS": _whsec,
     "ONBOARDING_API_TOKENS": _token,
+    "ONBOARDING_LINK_SECRETS": _token,
 }
 # A secret set under its older name needs no local one.
 _FORMERLY = {"ONBOARDING_API_TOKENS": "ONBOARDING_CODEC_AUTH_TOKENS"}

@@ -5,8 +5,8 @@ A person signs in through the form, reads the portfolio (the figures are those
 opens an account at risk, and sees its plan against actual. Nothing is loaded from another
 origin and no page logs an error.
 
-Screenshots stay in each test's output folder; with UPDATE_SCREENSHOTS=1 the portfolio's
-also becomes docs/dashboard.png (the README's).
+Screenshots stay in each test's output folder and test-output/screenshots/; with
+UPDATE_SCREENSHOTS=1 the portfolio's also becomes docs/dashboard.png (the README's).
 """
 
 from __future__ import annotations
@@ -165,10 +165,9 @@ async def test_portfolio_shows_the_stores_figures(
     assert listed == [a.account_id for a in report.at_risk]
     # Trends, health, a drop-off funnel per tier, escalations, CSM load.
     await assert_charts_drawn(page, 4 + len(report.by_tier))
-    png = await page.screenshot(full_page=True)
-    keep_screenshot(png, tmp_path, "portfolio")
+    kept = keep_screenshot(await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio")
     if os.environ.get(UPDATE_SCREENSHOTS):
-        shutil.copyfile(tmp_path / "portfolio.png", DOCS_SCREENSHOT)
+        shutil.copyfile(kept, DOCS_SCREENSHOT)
     assert_same_origin(site, signed_in)
 
 
@@ -187,7 +186,9 @@ async def test_filtering_by_tier(
     )
     assert await text(page, "h1") == "Portfolio · high_touch"
     await assert_charts_drawn(page, 5)  # one drop-off funnel: this tier's
-    keep_screenshot(await page.screenshot(full_page=True), tmp_path, "portfolio-high-touch")
+    keep_screenshot(
+        await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio-high-touch"
+    )
     assert_same_origin(site, signed_in)
 
 
@@ -225,5 +226,5 @@ async def test_an_account_at_risk(
     assert await page.locator("table.escalations tbody tr").count() == len(record.escalations)
     link = page.locator("a:has-text('the workflow in the Temporal UI')")
     assert await link.get_attribute("href") == ui_url(record.workflow_id, "default")
-    keep_screenshot(await page.screenshot(full_page=True), tmp_path, "account")
+    keep_screenshot(await page.screenshot(full_page=True), tmp_path, "dashboard-account")
     assert_same_origin(site, signed_in)

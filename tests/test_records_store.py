@@ -4,6 +4,7 @@ never moved backwards by a retried or late write, and read back as they were wri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,6 +110,14 @@ def test_a_bad_store_url_is_named_with_its_reason(url: str, reason: str) -> None
         RecordStore.open(url)
     assert reason in str(err.value)
     assert "secret" not in str(err.value)
+
+
+def test_stores_opened_at_once_in_one_process_all_migrate(tmp_path: Path) -> None:
+    # The worker's and the ingress's stores open together under `onboarding up`.
+    urls = [f"sqlite:///{tmp_path / f'records-{i}.db'}" for i in range(8)]
+    with ThreadPoolExecutor(len(urls)) as pool:
+        stores = list(pool.map(RecordStore.open, urls))
+    assert [s.count() for s in stores] == [0] * len(urls)
 
 
 def test_the_write_mark_moves_with_every_write_and_cohorts_are_listed(

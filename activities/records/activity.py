@@ -11,8 +11,7 @@ import asyncio
 import structlog
 from temporalio import activity
 
-from activities.records.store import RecordStore
-from activities.settings import SharedSettings
+from activities.records.store import LazyStore
 from workflows import contract
 from workflows.models.record import OnboardingRecord, RecordSaved
 
@@ -20,22 +19,14 @@ log = structlog.get_logger("records")
 
 
 class RecordKeeper:
-    """Opens the store once (migrating its schema) and writes records from a thread."""
+    """Writes records from a thread into the process's store (opened once, migrated)."""
 
-    def __init__(self, settings: SharedSettings) -> None:
-        self.url = settings.records_url
-        self._store: RecordStore | None = None
-        self._opening = asyncio.Lock()
-
-    async def store(self) -> RecordStore:
-        async with self._opening:
-            if self._store is None:
-                self._store = await asyncio.to_thread(RecordStore.open, self.url)
-            return self._store
+    def __init__(self, records: LazyStore) -> None:
+        self._records = records
 
     @activity.defn(name=contract.SAVE_RECORD.name)
     async def save_record(self, record: OnboardingRecord) -> RecordSaved:
-        store = await self.store()
+        store = await self._records.get()
         saved = await asyncio.to_thread(store.save, record)
         log.info(
             "record saved" if saved else "record already newer",

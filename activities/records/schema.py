@@ -4,6 +4,8 @@ migration in `migrations/versions/`, never by editing a released one.
 `onboarding` holds one row per account, with the columns the reports filter and group by
 and the whole record as `document`; `milestone`, `escalation` and `tier_change` hold the
 record's lists as rows, so drop-off, SLA and escalation figures are SQL aggregates.
+`customer_link` holds the customers' progress links (`activities.records.links`): one live
+link per account at most, kept when revoked so a revoked link stays refused.
 """
 
 from __future__ import annotations
@@ -134,4 +136,23 @@ tier_change = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("by", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# No foreign key to `onboarding`: the welcome email's link is issued before the
+# onboarding's first record may be written.
+_LIVE = sa.text("revoked_at IS NULL")
+customer_link = sa.Table(
+    "customer_link",
+    metadata,
+    sa.Column("link_id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Index(
+        "ux_customer_link_live",
+        "account_id",
+        unique=True,
+        sqlite_where=_LIVE,
+        postgresql_where=_LIVE,
+    ),
 )

@@ -4,15 +4,19 @@ URL setting), its schema kept by Alembic migrations.
     store = RecordStore.open("sqlite:///.data/records.db")   # migrates to the latest schema
     store.save(record)          # True if written; False if it had this revision or later
     store.get("001...")         # OnboardingRecord | None
+    store.live_link("001...", now)    # the account's progress link id (issued if none)
 
-Synchronous (SQLAlchemy's engine and pool); the activity and the ingress call it from a
-thread, the ingress through a `LazyStore`.
+Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
+thread, through one `LazyStore` per process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,13 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from activities.records.schema import escalation, milestone, onboarding, tier_change
+from activities.records.schema import (
+    customer_link,
+    escalation,
+    milestone,
+    onboarding,
+    tier_change,
+)
 from workflows.models.record import OnboardingRecord
 from workflows.models.vocabulary import OnboardingState
 
@@ -31,6 +41,10 @@ MIGRATIONS = "activities.records:migrations"
 # Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
 # take turns on this advisory lock.
 _MIGRATION_LOCK = 7_204_811
+# Alembic's `op` and `context` are module globals: two migrations at once in one process
+# (the worker's and the ingress's stores under `onboarding up`) would swap them under
+# each other, so the threads of a process take turns too.
+_MIGRATING = threading.Lock()
 
 
 # (records, sum of their revisions, latest as_of): moves with every write that adds a
@@ -40,6 +54,16 @@ WriteMark = tuple[int, int, datetime | None]
 
 class RecordStoreError(Exception):
     """The store cannot be opened: a bad URL, an unreachable server, a failed migration."""
+
+
+@dataclass(frozen=True)
+class CustomerLink:
+    """One row of `customer_link`: a progress link of `account_id`, refused once revoked."""
+
+    link_id: str
+    account_id: str
+    issued_at: datetime
+    revoked_at: datetime | None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -185,7 +209,7 @@ class RecordStore:
         cfg = Config()
         cfg.set_main_option("script_location", MIGRATIONS)
         try:
-            with self.engine.begin() as conn:
+            with _MIGRATING, self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
                 cfg.attributes["connection"] = conn
@@ -261,18 +285,64 @@ class RecordStore:
         with self.engine.connect() as conn:
             return list(conn.scalars(query))
 
+    # ------------------------------------------------------------------ progress links
+
+    def live_link(self, account_id: str, now: datetime) -> str:
+        """The id of the account's live progress link; a new one, issued `now`, when it
+        has none (never had one, or all revoked). Two processes asking at once get one id:
+        the store keeps one live link per account (a unique index)."""
+        live = sa.select(customer_link.c.link_id).where(
+            customer_link.c.account_id == account_id, customer_link.c.revoked_at.is_(None)
+        )
+        # 16 URL-safe characters, 96 random bits: the signature, not this, is the secret.
+        link_id = secrets.token_urlsafe(12)
+        try:
+            with self.engine.begin() as conn:
+                found = conn.execute(live).scalar_one_or_none()
+                if found is not None:
+                    return str(found)
+                conn.execute(
+                    sa.insert(customer_link).values(
+                        link_id=link_id, account_id=account_id, issued_at=now
+                    )
+                )
+                return link_id
+        except sa.exc.IntegrityError:  # issued by another process since our read
+            with self.engine.connect() as conn:
+                return str(conn.execute(live).scalar_one())
+
+    def link(self, link_id: str) -> CustomerLink | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(customer_link).where(customer_link.c.link_id == link_id)
+            ).one_or_none()
+        return None if row is None else CustomerLink(**row._mapping)
+
+    def revoke_links(self, account_id: str, now: datetime) -> int:
+        """Revoke the account's live link (as of `now`); how many were live (0 or 1)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(customer_link)
+                .where(
+                    customer_link.c.account_id == account_id,
+                    customer_link.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+        return int(result.rowcount)
+
 
 class LazyStore:
-    """A process's one records store, opened (and migrated) in a thread on first use;
-    `RecordStore.open`'s errors come out of `get`."""
+    """A process's one records store, opened (and migrated) in a thread on first use, by
+    the activities and the ingress alike; `RecordStore.open`'s errors come out of `get`."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self._url = url
         self._store: RecordStore | None = None
         self._opening = asyncio.Lock()
 
     async def get(self) -> RecordStore:
         async with self._opening:
             if self._store is None:
-                self._store = await asyncio.to_thread(RecordStore.open, self.url)
+                self._store = await asyncio.to_thread(RecordStore.open, self._url)
             return self._store

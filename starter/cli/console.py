@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from starter.cli import bulk_import, demo, events, onboardings, portfolio, reports, stack
+from starter.cli import bulk_import, demo, events, links, onboardings, portfolio, reports, stack
 
 
 class _Cli(typer.Typer):
@@ -81,4 +81,5 @@ app.command()(onboardings.cancel)
 app.command()(reports.status)
 app.command("list")(reports.list_)
 app.command()(portfolio.report)
+app.add_typer(links.app, name="link")
 app.command()(demo.demo)

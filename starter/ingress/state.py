@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from activities.crm import HubSpotStages
 from activities.money import FxRates
+from activities.records.links import CustomerLinks
 from activities.records.store import LazyStore
 from starter.auth import ApiAuth
 from starter.client import ui_url
@@ -28,8 +29,8 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 @dataclass
 class Ingress:
     """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
-    records store (opened on first use) and the dashboard's portfolio pages of one app,
-    and its Temporal client (set at startup when not given)."""
+    records store (opened on first use), progress links and the dashboard's portfolio
+    pages of one app, and its Temporal client (set at startup when not given)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -40,12 +41,14 @@ class Ingress:
     auth: ApiAuth = field(init=False)
     hubspot_stages: HubSpotStages = field(init=False)
     records: LazyStore = field(init=False)
+    links: CustomerLinks | None = field(init=False)
     portfolio_views: ReportCache = field(default_factory=ReportCache)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
         self.hubspot_stages = HubSpotStages(self.settings)
         self.records = LazyStore(self.settings.records_url)
+        self.links = CustomerLinks.of(self.settings)
 
     @property
     def temporal(self) -> temporalio.client.Client:
