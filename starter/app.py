@@ -31,7 +31,7 @@ from activities.client import connect
 from activities.logging import configure_logging
 from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
-from starter.ingress import accounts, customer, dashboard, deals, events, ops
+from starter.ingress import accounts, customer, dashboard, deals, events, ops, reports
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
@@ -69,6 +69,7 @@ def create_app(
             "ingress ready", playbook=ingress.playbook.version, namespace=ingress.client.namespace
         )
         yield
+        ingress.close_records()
 
     app = FastAPI(
         title="Onboarding ingress",
@@ -81,9 +82,8 @@ def create_app(
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
     app.middleware("http")(ops.count_requests)
     add_error_handlers(app)
-    routers = (deals.router, events.router, accounts.router, dashboard.router, customer.router)
-    for router in (*routers, ops.router):
-        app.include_router(router)
+    for area in (deals, events, accounts, reports, dashboard, customer, ops):
+        app.include_router(area.router)
     document_bodies(app)
     return app
 

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from activities.money import FxRates
+from activities.records.store import RecordStore
 from starter.app import create_app
 from starter.devserver import free_port
 from tests.support.fake_crm import FakeCrmApi
@@ -43,6 +44,8 @@ def records_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Every worker and command the tests start (in this process or as a subprocess)
     keeps its onboarding records in a throwaway SQLite file, never the checkout's .data."""
     url = f"sqlite:///{tmp_path_factory.mktemp('records') / 'records.db'}"
+    # As the worker leaves it: the reports refuse a store that is not there.
+    RecordStore.open(url).close()
     before = os.environ.get("ONBOARDING_RECORDS_URL")
     os.environ["ONBOARDING_RECORDS_URL"] = url
     yield url
@@ -68,6 +71,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def playbook() -> Playbook:
     return load_playbook()
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> Iterator[RecordStore]:
+    """A new records store of the test's own (SQLite, latest schema), for the reports."""
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'report.db'}")
+    yield store
+    store.close()
 
 
 @pytest.fixture

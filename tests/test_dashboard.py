@@ -32,8 +32,7 @@ from starter.ingress.dashboard_view import (
     when_text,
 )
 from starter.reports.model import PortfolioReport, Share
-from starter.reports.portfolio import portfolio
-from starter.reports.rows import load_rows
+from starter.reports.portfolio import portfolio_report
 from tests.support.records import DAY, make_record, milestone_view, sample_portfolio
 from workflows.models import MilestoneStatus, Playbook, Tier
 
@@ -46,7 +45,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, playbook: Playbook) -> Port
     for record in sample_portfolio(now, playbook):
         store.save(record)
     try:
-        return portfolio(load_rows(store), playbook, now)
+        return portfolio_report(store, playbook, now)
     finally:
         store.close()
 

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (headless Chromium): the real app on real uvicorn over a
 real SQLite records store, with Temporal unreachable (the dashboard reads only the store).
 A person signs in through the form, reads the portfolio (the figures are those
-`portfolio()` computes from the same store; the charts are drawn), filters it by tier,
+`portfolio_report()` computes from the same store; the charts are drawn), filters it by tier,
 opens an account at risk, and sees its plan against actual. Nothing is loaded from another
 origin and no page logs an error.
 
@@ -30,8 +30,7 @@ from starter.client import ui_url
 from starter.devserver import free_port
 from starter.ingress.dashboard_view import pct_text, share_text, timeline_rows, when_text
 from starter.reports.model import PortfolioReport
-from starter.reports.portfolio import portfolio
-from starter.reports.rows import load_rows
+from starter.reports.portfolio import portfolio_report
 from tests.support.browser import chromium, keep_screenshot
 from tests.support.ingress import READ_TOKEN
 from tests.support.ingress import settings as ingress_settings
@@ -115,7 +114,7 @@ async def signed_in(site: Site, browser: Browser) -> AsyncIterator[Session]:
 
 
 def report_of(site: Site, playbook: Playbook, tier: Tier | None = None) -> PortfolioReport:
-    return portfolio(load_rows(site.store, tier=tier), playbook, datetime.now(UTC), tier=tier)
+    return portfolio_report(site.store, playbook, datetime.now(UTC), tier=tier)
 
 
 async def text(page: Page, selector: str) -> str:

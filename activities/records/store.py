@@ -7,7 +7,8 @@ URL setting), its schema kept by Alembic migrations.
     store.live_link("001...", now)    # the account's progress link id (issued if none)
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
-thread, through one `LazyStore` per process.
+thread: the activities through one `LazyStore` per worker process, the ingress through
+`Ingress.records()`.
 """
 
 from __future__ import annotations
@@ -333,8 +334,8 @@ class RecordStore:
 
 
 class LazyStore:
-    """A process's one records store, opened (and migrated) in a thread on first use, by
-    the activities and the ingress alike; `RecordStore.open`'s errors come out of `get`."""
+    """A worker process's one records store, opened (and migrated) in a thread on first
+    use by its activities; `RecordStore.open`'s errors come out of `get`."""
 
     def __init__(self, url: str) -> None:
         self._url = url

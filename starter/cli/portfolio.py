@@ -13,12 +13,13 @@ import sqlalchemy as sa
 import typer
 from pydantic import ValidationError
 
-from activities.records.store import RecordStore, RecordStoreError
+from activities.records.store import RecordStoreError
 from activities.settings import SharedSettings
 from starter.cli.errors import fail, settings_error
-from starter.cli.portfolio_render import render_csv, render_table
-from starter.reports.portfolio import portfolio
-from starter.reports.rows import cohort_error, load_rows
+from starter.cli.portfolio_render import render_table
+from starter.reports.flat import csv_text
+from starter.reports.portfolio import open_records, portfolio_report
+from starter.reports.rows import cohort_error
 from workflows.models import Tier
 from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, load_playbook
 
@@ -40,7 +41,9 @@ def report(
     cohort: Annotated[
         str | None, typer.Option(help="Only this closed-won month, YYYY-MM", callback=_cohort)
     ] = None,
-    format_: Annotated[Format, typer.Option("--format", help="table, csv or json")] = Format.TABLE,
+    format_: Annotated[
+        Format, typer.Option("--format", help="table; csv: the group figures, one row each")
+    ] = Format.TABLE,
     playbook: Annotated[
         Path, typer.Option(envvar="ONBOARDING_PLAYBOOK", help="Playbook TOML: the targets")
     ] = DEFAULT_PLAYBOOK,
@@ -50,22 +53,22 @@ def report(
     at-risk list, CSM load and headcount, the tier-boundary review."""
     try:
         url = SharedSettings().records_url
-        targets = load_playbook(playbook)
-        store = RecordStore.open(url)
     except ValidationError as exc:
         fail(str(settings_error(exc)))
+    try:
+        targets = load_playbook(playbook)
+        store = open_records(url)
     except (PlaybookError, RecordStoreError) as exc:
         fail(str(exc))
     try:
-        rows = load_rows(store, tier=tier, cohort=cohort)
+        result = portfolio_report(store, targets, datetime.now(UTC), tier=tier, cohort=cohort)
     except sa.exc.SQLAlchemyError as exc:
         fail(f"records store {store.engine.url.render_as_string(hide_password=True)}: {exc}")
     finally:
         store.close()
-    result = portfolio(rows, targets, datetime.now(UTC), tier=tier, cohort=cohort)
     if format_ is Format.JSON:
         typer.echo(result.model_dump_json(indent=2))
     elif format_ is Format.CSV:
-        typer.echo(render_csv(result), nl=False)
+        typer.echo(csv_text(result), nl=False)
     else:
         typer.echo(render_table(result), nl=False)

@@ -1,31 +1,21 @@
-"""The portfolio report (`starter.reports`) as text tables and as CSV (one figure a line:
-section, tier, cohort, item, figure, value), for `onboarding report`."""
+"""The portfolio report (`starter.reports`) as readable text for `onboarding report`: the
+per-tier figures with each tier's target under them, the cohort trend, then the
+portfolio-wide sections. A figure that misses its target is marked `!`."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 from starter.cli.render import date_text, table_lines
 from starter.reports.model import GroupFigures, PortfolioReport, Share
 
-# The columns naming a row of each list section in the CSV's `item`.
-_ITEMS = {
-    "drop_off": ("milestone_id",),
-    "escalations": ("step_id", "trigger"),
-    "tier_changes": ("kind", "from_tier", "to_tier"),
-    "misclassification": ("acv_band",),
-    "at_risk": ("account_id",),
-    "csm_load": ("owner",),
-    "headcount": ("segment",),
-    "tier_boundaries": ("threshold", "initial_tier"),
-}
+MISS = " !"
 
 
-def _pct(s: Share) -> str:
-    return "-" if s.pct is None else f"{s.pct:g}% ({s.count}/{s.of})"
+def _pct(s: Share, counts: bool = True) -> str:
+    if s.pct is None:
+        return "-"
+    return f"{s.pct:g}% ({s.count}/{s.of})" if counts else f"{s.pct:g}%"
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -36,165 +26,250 @@ def _range(r: tuple[float, float] | None, unit: str = "") -> str:
     return "-" if r is None else f"{r[0]:g}-{r[1]:g}{unit}"
 
 
-_GROUP_HEAD = [
-    "GROUP", "N", "RUNNING", "AT RISK", "PAUSED", "DONE", "CANCELLED", "COMPLETION", "TARGET",
-    "ACTIVATED", "TARGET", "TTV MED", "TTV P75", "TARGET", "HANDOFF/SETUP/ACTIVATION MED",
-    "CS <48H", "CS 7D+", "ON TIME", "HEALTHY/AT RISK/CRITICAL", "BELOW TARGET",
+def _marked(g: GroupFigures, figure: str, text: str) -> str:
+    return text + MISS if figure in g.below_target else text
+
+
+def _tier_rows(r: PortfolioReport) -> list[list[str]]:
+    """Figures down, groups across (all, then each tier); each target on the line under
+    its figure."""
+    groups = [r.overall, *r.by_tier] if len(r.by_tier) > 1 else r.by_tier or [r.overall]
+    t = r.targets
+    lines: list[tuple[str, Callable[[GroupFigures], str]]] = [
+        ("onboardings", lambda g: str(g.onboardings)),
+        ("running / at risk / paused", lambda g: f"{g.running} / {g.at_risk} / {g.paused}"),
+        ("completed / cancelled", lambda g: f"{g.completed} / {g.cancelled}"),
+        ("completion", lambda g: _marked(g, "completion", _pct(g.completion))),
+        ("  target", lambda g: _range(g.completion_target_pct, "%")),
+        (
+            f"activation within {t.activation_window_days} d",
+            lambda g: _marked(g, "activation", _pct(g.activation)),
+        ),
+        ("  target", lambda g: f"{g.activation_target_pct:g}%"),
+        (
+            "TTV median / p75",
+            lambda g: _marked(
+                g, "ttv_median", f"{_num(g.ttv_median_days)} / {_num(g.ttv_p75_days, ' d')}"
+            ),
+        ),
+        ("  target", lambda g: _range(g.ttv_target_days, " d")),
+        (
+            "  handoff / setup / activation",
+            lambda g: (
+                " / ".join(
+                    _num(d)
+                    for d in (
+                        g.handoff_delay_median_days,
+                        g.setup_median_days,
+                        g.activation_median_days,
+                    )
+                )
+                + " d"
+            ),
+        ),
+        (
+            f"first CS engagement < {t.first_engagement_good_hours:g} h",
+            lambda g: _pct(g.first_engagement_good),
+        ),
+        (
+            f"first CS engagement {t.first_engagement_poor_days:g} d+",
+            lambda g: _pct(g.first_engagement_poor),
+        ),
+        ("milestones within SLA", lambda g: _pct(g.milestones_on_time)),
+        (
+            "health: healthy / at risk / critical",
+            lambda g: " / ".join(str(n) for n in g.health.values()),
+        ),
+        ("escalated", lambda g: _pct(g.escalated)),
+        ("tier changed", lambda g: _pct(g.tier_changed)),
+        ("  overridden", lambda g: _pct(g.overridden)),
+    ]
+    head = ["", *(str(g.tier) if g.tier else "all" for g in groups)]
+    return [head, *([label, *(cell(g) for g in groups)] for label, cell in lines)]
+
+
+_TREND_HEAD = [
+    "N", "RUNNING", "AT RISK", "COMPLETION", "ACTIVATION", "TTV MED", "TTV P75", "CS <48H",
+    "CS 7D+", "ON TIME", "ESCALATED",
 ]  # fmt: skip
 
 
-def _group_row(g: GroupFigures, label: str) -> list[str]:
-    parts = (g.handoff_delay_median_days, g.setup_median_days, g.activation_median_days)
+def _trend_row(g: GroupFigures) -> list[str]:
     return [
-        label, str(g.onboardings), str(g.running), str(g.at_risk), str(g.paused),
-        str(g.completed), str(g.cancelled), _pct(g.completion),
-        _range(g.completion_target_pct, "%"),
-        _pct(g.activation), f"{g.activation_target_pct:g}%", _num(g.ttv_median_days, " d"),
-        _num(g.ttv_p75_days, " d"), _range(g.ttv_target_days, " d"),
-        " / ".join(_num(p) for p in parts), _pct(g.first_engagement_good),
-        _pct(g.first_engagement_poor), _pct(g.milestones_on_time),
-        " / ".join(str(n) for n in g.health.values()), ", ".join(g.below_target) or "-",
-    ]  # fmt: skip
+        str(g.onboardings),
+        str(g.running),
+        str(g.at_risk),
+        _marked(g, "completion", _pct(g.completion, counts=False)),
+        _marked(g, "activation", _pct(g.activation, counts=False)),
+        _marked(g, "ttv_median", _num(g.ttv_median_days, " d")),
+        _num(g.ttv_p75_days, " d"),
+        _pct(g.first_engagement_good, counts=False),
+        _pct(g.first_engagement_poor, counts=False),
+        _pct(g.milestones_on_time, counts=False),
+        _pct(g.escalated, counts=False),
+    ]
 
 
-def _section(title: str, head: list[str], rows: list[list[str]]) -> list[str]:
-    if not rows:
+def _section(title: str, rows: list[list[str]]) -> list[str]:
+    """A titled table; `rows` has its header first."""
+    if len(rows) < 2:
         return [title, "  (none)", ""]
-    return [title, *table_lines([head, *rows]), ""]
+    return [title, *table_lines(rows), ""]
 
 
 def render_table(r: PortfolioReport) -> str:
     """The report as plain-text sections of left-aligned tables."""
-    scope = " ".join(f"{k} {v}" for k, v in (("tier", r.tier), ("cohort", r.cohort)) if v)
+    t = r.targets
+    scope = ", ".join(f"{k} {v}" for k, v in (("tier", r.tier), ("cohort", r.cohort)) if v)
     lines = [
-        f"Portfolio as of {r.as_of:%Y-%m-%d %H:%M} UTC, playbook {r.playbook_version}"
-        + (f" ({scope})" if scope else ""),
+        f"Portfolio as of {r.as_of:%Y-%m-%d %H:%M} UTC, playbook {r.playbook_version}: "
+        f"{r.overall.onboardings} onboardings" + (f" ({scope})" if scope else ""),
+        f"Figures marked{MISS} miss their target.",
         "",
     ]
-    groups = [_group_row(r.overall, "all")] + [_group_row(g, str(g.tier)) for g in r.by_tier]
-    lines += _section("By tier", _GROUP_HEAD, groups)
+    lines += _section("By tier", _tier_rows(r))
     lines += _section(
         "By cohort (closed-won month)",
-        _GROUP_HEAD,
-        [_group_row(g, str(g.cohort)) for g in r.by_cohort],
+        [["COHORT", *_TREND_HEAD], *([str(g.cohort), *_trend_row(g)] for g in r.by_cohort)],
     )
+    if len(r.by_tier) > 1:
+        lines += _section(
+            "By tier and cohort",
+            [
+                ["TIER", "COHORT", *_TREND_HEAD],
+                *(
+                    [str(g.tier), str(g.cohort), *_trend_row(g)]
+                    for g in r.by_tier_cohort
+                    if g.onboardings
+                ),
+            ],
+        )
     lines += _section(
-        "By tier and cohort",
-        _GROUP_HEAD,
-        [_group_row(g, f"{g.tier} {g.cohort}") for g in r.by_tier_cohort if g.onboardings],
-    )
-    lines += _section(
-        f"Milestone drop-off (flag over {r.targets.drop_off_flag_pct:g}%)",
-        ["TIER", "MILESTONE", "DID NOT REACH", "FLAG"],
-        [[d.tier, d.milestone_id, _pct(d.lost), "!" if d.flagged else ""] for d in r.drop_off],
-    )
-    lines += _section(
-        f"Escalations (followed by progress within {r.targets.escalation_response_days} d)",
-        ["STEP", "TRIGGER", "FIRED", "ACCOUNTS", "FOLLOWED BY PROGRESS"],
+        f"Milestone drop-off (flagged{MISS} when over {t.drop_off_flag_pct:g}% do not pass)",
         [
-            [e.step_id, e.trigger, str(e.fired), str(e.accounts), _pct(e.followed_by_progress)]
-            for e in r.escalations
+            ["TIER", "MILESTONE", "NOT PASSED WHEN DUE"],
+            *(
+                [d.tier, d.milestone_id, _pct(d.lost) + (MISS if d.flagged else "")]
+                for d in r.drop_off
+            ),
+        ],
+    )
+    lines += _section(
+        f"Escalations (followed by a milestone done within {t.escalation_response_days} d)",
+        [
+            ["TIER", "STEP", "TRIGGER", "FIRED", "ACCOUNTS", "FOLLOWED BY PROGRESS"],
+            *(
+                [
+                    e.tier,
+                    e.step_id,
+                    e.trigger,
+                    str(e.fired),
+                    str(e.accounts),
+                    _pct(e.followed_by_progress),
+                ]
+                for e in r.escalations
+            ),
         ],
     )
     lines += _section(
         "Tier changes and overrides",
-        ["KIND", "FROM", "TO", "COUNT"],
-        [[c.kind, c.from_tier, c.to_tier, str(c.count)] for c in r.tier_changes],
+        [
+            ["KIND", "FROM", "TO", "COUNT"],
+            *([c.kind, c.from_tier, c.to_tier, str(c.count)] for c in r.tier_changes),
+        ],
     )
     lines += _section(
-        "Tier rule misclassification (tier changed after start) by ACV band",
-        ["ACV BAND", "CHANGED"],
-        [[m.acv_band, _pct(m.changed)] for m in r.misclassification],
+        "Tier rule misclassification (tier changed after the start) by ACV band",
+        [
+            ["ACV BAND", "CHANGED", "OVERRIDDEN"],
+            *([m.acv_band, _pct(m.changed), _pct(m.overridden)] for m in r.misclassification),
+        ],
     )
     lines += _section(
         "At risk, by owner",
-        ["OWNER", "ACCOUNT", "TIER", "STATE", "HEALTH", "NEXT DEADLINE", "WHY"],
         [
-            [
-                a.owner or "(unassigned)",
-                a.account_id,
-                a.tier,
-                a.state,
-                a.health_band,
-                date_text(a.next_deadline),
-                "; ".join(a.reasons) or "-",
-            ]
-            for a in r.at_risk
+            ["OWNER", "ACCOUNT", "TIER", "STATE", "HEALTH", "NEXT DEADLINE", "WHY"],
+            *(
+                [
+                    a.owner or "(unassigned)",
+                    a.account_id,
+                    a.tier,
+                    a.state,
+                    a.health_band,
+                    date_text(a.next_deadline),
+                    "; ".join(a.reasons) or "-",
+                ]
+                for a in r.at_risk
+            ),
         ],
     )
     lines += _section(
         "CSM load (running onboardings against capacity "
-        f"{_range(r.targets.csm_high_touch_accounts)} high-touch or "
-        f"{_range(r.targets.csm_low_touch_accounts)} low-touch)",
-        ["OWNER", "HIGH TOUCH", "LOW TOUCH", "LOAD", "OVER"],
+        f"{_range(t.csm_high_touch_accounts)} high-touch or "
+        f"{_range(t.csm_low_touch_accounts)} low-touch; over 100%{MISS})",
         [
-            [
-                c.owner or "(unassigned)",
-                str(c.high_touch),
-                str(c.low_touch),
-                f"{c.load_pct:g}%",
-                "!" if c.over_capacity else "",
-            ]
-            for c in r.csm_load
+            ["OWNER", "HIGH TOUCH", "LOW TOUCH", "LOAD"],
+            *(
+                [
+                    c.owner or "(unassigned)",
+                    str(c.high_touch),
+                    str(c.low_touch),
+                    f"{c.load_pct:g}%" + (MISS if c.over_capacity else ""),
+                ]
+                for c in r.csm_load
+            ),
         ],
     )
     lines += _section(
-        f"Headcount for the start rate of the last {r.targets.start_rate_months} full months",
-        ["SEGMENT", "STARTS/MONTH", "AVG MONTHS", "CAPACITY MIDPOINT", "CSMS NEEDED"],
+        f"Headcount (start rate over the last {t.start_rate_months} full months)",
         [
             [
-                h.segment,
-                _num(h.starts_per_month),
-                _num(h.average_duration_months),
-                _num(h.capacity_midpoint),
-                _num(h.csms_needed),
-            ]
-            for h in r.headcount
+                "ROLE",
+                "CAPACITY",
+                "ACTIVE",
+                "NEEDED NOW",
+                "STARTS/MONTH",
+                "AVG MONTHS",
+                "NEEDED FOR START RATE",
+            ],
+            *(
+                [
+                    h.role,
+                    _range(h.capacity),
+                    str(h.active),
+                    _num(h.needed_now),
+                    _num(h.starts_per_month),
+                    _num(h.average_duration_months),
+                    _num(h.needed_for_start_rate),
+                ]
+                for h in r.headcount
+            ),
         ],
     )
     lines += _section(
-        f"Tier boundaries (ACV within {r.targets.tier_boundary_pct:g}% of a threshold)",
-        ["THRESHOLD", "TIER GIVEN", "N", "COMPLETION", "TTV MED", "CHANGED TIER"],
+        f"Tier boundaries (ACV within {t.tier_boundary_pct:g}% of a threshold)",
         [
             [
-                f"{b.threshold} {b.threshold_usd:,.0f}",
-                b.initial_tier,
-                str(b.onboardings),
-                _pct(b.completion),
-                _num(b.ttv_median_days, " d"),
-                _pct(b.changed_tier),
-            ]
-            for b in r.tier_boundaries
+                "THRESHOLD",
+                "TIER GIVEN",
+                "N",
+                "COMPLETION",
+                "ACTIVATION",
+                "TTV MED",
+                "CHANGED TIER",
+            ],
+            *(
+                [
+                    f"{b.threshold} {b.threshold_usd:,.0f}",
+                    b.initial_tier,
+                    str(b.onboardings),
+                    _pct(b.completion),
+                    _pct(b.activation),
+                    _num(b.ttv_median_days, " d"),
+                    _pct(b.changed_tier),
+                ]
+                for b in r.tier_boundaries
+            ),
         ],
     )
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _flat(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _flat(inner, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list):
-        yield prefix, ";".join(str(v) for v in value)
-    else:
-        yield prefix, "" if value is None else str(value)
-
-
-def render_csv(r: PortfolioReport) -> str:
-    """One figure a line: `section,tier,cohort,item,figure,value` (shares as figure.count,
-    .of, .pct; lists joined by `;`), with a header line."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "tier", "cohort", "item", "figure", "value"])
-    data = r.model_dump(mode="json")
-    for key, value in data["targets"].items():
-        for figure, text in _flat(value, key):
-            writer.writerow(["targets", "", "", "", figure, text])
-    for section in ("overall", "by_tier", "by_cohort", "by_tier_cohort", *_ITEMS):
-        entries = data[section] if isinstance(data[section], list) else [data[section]]
-        for entry in entries:
-            tier, cohort = entry.pop("tier", None) or "", entry.pop("cohort", None) or ""
-            item = "/".join(str(entry.pop(k) or "") for k in _ITEMS.get(section, ()))
-            for figure, text in _flat(entry, ""):
-                writer.writerow([section, tier, cohort, item, figure, text])
-    return out.getvalue()

@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.ingress.errors import UNAVAILABLE_RETRY_AFTER_S, ApiError, unavailable
-from starter.ingress.state import TEMPORAL_TIMEOUT, IngressDep, ingress_of
+from starter.ingress.reading import reader
+from starter.ingress.state import TEMPORAL_TIMEOUT, IngressDep
 from workflows import contract
 from workflows.ids import canonical_account_id
 from workflows.models import ACCOUNT_ID, OnboardingStatus, workflow_id_for
-
-
-def reader(request: Request) -> None:
-    """Customer data only for a valid token or sign-in, checked before Temporal is asked."""
-    refused = ingress_of(request).auth.refusal(request)
-    if refused is not None:
-        raise ApiError(refused.status, refused.error, refused.field, refused.reason)
-
 
 router = APIRouter(tags=["Status"])
 

@@ -193,7 +193,7 @@ async def portfolio_page(
     if cohort and (problem := cohort_error(cohort)):
         return _notice(400, "No such cohort", f"{problem}.")
     try:
-        store = await ingress.records.get()
+        store = await asyncio.to_thread(ingress.records)
         view = await ingress.portfolio_views.view(
             store, ingress.playbook, Tier(tier) if tier else None, cohort or None
         )
@@ -217,7 +217,7 @@ async def account_page(account_id: str, request: Request, ingress: IngressDep) -
         return refused
     account_id = canonical_account_id(account_id)
     try:
-        store = await ingress.records.get()
+        store = await asyncio.to_thread(ingress.records)
         record = await asyncio.to_thread(store.get, account_id)
     except (RecordStoreError, sa.exc.SQLAlchemyError) as exc:
         return _unreadable(ingress, exc)

@@ -16,8 +16,7 @@ import structlog
 from activities.records.store import RecordStore, WriteMark
 from starter.ingress import dashboard_charts as charts
 from starter.reports.model import PortfolioReport
-from starter.reports.portfolio import portfolio
-from starter.reports.rows import load_rows
+from starter.reports.portfolio import portfolio_report
 from workflows.models import Playbook, Tier
 
 log = structlog.get_logger("dashboard")
@@ -46,9 +45,8 @@ def portfolio_view(
     store: RecordStore, playbook: Playbook, tier: Tier | None, cohort: str | None
 ) -> PortfolioView:
     """The page over the onboardings of `tier` / closed-won month `cohort` (None: all), as
-    of now. Raises what `load_rows` raises."""
-    rows = load_rows(store, tier=tier, cohort=cohort)
-    report = portfolio(rows, playbook, datetime.now(UTC), tier=tier, cohort=cohort)
+    of now. Raises what `portfolio_report` raises."""
+    report = portfolio_report(store, playbook, datetime.now(UTC), tier=tier, cohort=cohort)
     drawn = [
         charts.Chart.of("cohort-trends", charts.cohort_trends(report)),
         charts.Chart.of("health-bands", charts.health_bands(report)),

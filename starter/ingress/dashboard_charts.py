@@ -145,9 +145,10 @@ def drop_off(report: PortfolioReport, tier: Tier) -> go.Figure:
 
 
 def escalations(report: PortfolioReport) -> go.Figure:
-    """Escalations by ladder step and trigger (bars, left axis) and the share followed by
-    a milestone done within targets.escalation_response_days (dots, right axis, %)."""
-    labels = [f"{e.step_id} ({e.trigger})" for e in report.escalations]
+    """Escalations by tier, ladder step and trigger (bars, left axis) and the share
+    followed by a milestone done within targets.escalation_response_days (dots, right
+    axis, %)."""
+    labels = [f"{e.tier.value} {e.step_id} ({e.trigger})" for e in report.escalations]
     return go.Figure(
         data=[
             go.Bar(

@@ -1,6 +1,7 @@
-"""Reading a request, in the order it is trusted: the raw body under the size cap, its
-signature (checked over those bytes before anything parses them), JSON, then the domain
-model. Each step's refusal is an `ApiError` naming the field and the reason."""
+"""Reading a request, in the order it is trusted: who may read customer data (`reader`),
+the raw body under the size cap, its signature (checked over those bytes before anything
+parses them), JSON, then the domain model. Each step's refusal is an `ApiError` naming
+the field and the reason."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from pydantic import ValidationError
 from activities.crm_records import PayloadError
 from starter import crm, signatures
 from starter.ingress.errors import ApiError, validation_errors
-from starter.ingress.state import IngressDep
+from starter.ingress.state import IngressDep, ingress_of
 from starter.limits import BodyTooLarge, read_capped
+
+
+def reader(request: Request) -> None:
+    """Customer data only for a valid token or sign-in (`starter.auth`), checked before
+    Temporal or the records store is asked."""
+    refused = ingress_of(request).auth.refusal(request)
+    if refused is not None:
+        raise ApiError(refused.status, refused.error, refused.field, refused.reason)
 
 
 async def raw_body(request: Request, ingress: IngressDep) -> bytes:

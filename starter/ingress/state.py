@@ -3,6 +3,7 @@ route by the `IngressDep` dependency (or read with `ingress_of(request)`)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
@@ -14,11 +15,12 @@ from prometheus_client import CollectorRegistry
 from activities.crm import HubSpotStages
 from activities.money import FxRates
 from activities.records.links import CustomerLinks
-from activities.records.store import LazyStore
+from activities.records.store import RecordStore
 from starter.auth import ApiAuth
 from starter.client import ui_url
 from starter.ingress.dashboard_cache import ReportCache
 from starter.ingress.metrics import Metrics
+from starter.reports.portfolio import open_records
 from starter.settings import IngressSettings
 from workflows.models import Playbook
 
@@ -29,8 +31,9 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 @dataclass
 class Ingress:
     """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
-    records store (opened on first use), progress links and the dashboard's portfolio
-    pages of one app, and its Temporal client (set at startup when not given)."""
+    progress links and the dashboard's portfolio pages of one app, its Temporal client
+    (set at startup when not given) and its records store (opened on first use,
+    `records()`)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -40,15 +43,31 @@ class Ingress:
     metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry()))
     auth: ApiAuth = field(init=False)
     hubspot_stages: HubSpotStages = field(init=False)
-    records: LazyStore = field(init=False)
     links: CustomerLinks | None = field(init=False)
     portfolio_views: ReportCache = field(default_factory=ReportCache)
+    _records: RecordStore | None = field(default=None, init=False)
+    _records_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
         self.hubspot_stages = HubSpotStages(self.settings)
-        self.records = LazyStore(self.settings.records_url)
         self.links = CustomerLinks.of(self.settings)
+
+    def records(self) -> RecordStore:
+        """The records store (`records_url`), opened by the first request that reads it
+        and kept for the app's life: the ingress starts, and takes deals, while the store
+        is unreachable. Blocking (call it from a worker thread); raises RecordStoreError,
+        and the next call tries again."""
+        with self._records_lock:
+            if self._records is None:
+                self._records = open_records(self.settings.records_url)
+            return self._records
+
+    def close_records(self) -> None:
+        with self._records_lock:
+            if self._records is not None:
+                self._records.close()
+                self._records = None
 
     @property
     def temporal(self) -> temporalio.client.Client:

@@ -1,17 +1,22 @@
-"""The figures of one group of onboardings (rules §8, docs/rules.md): counts, completion
-and activation rates, time to first value, first CS engagement, milestones within SLA and
-health bands. Pure functions of the rows, the playbook's targets and the report time `now`
-(POSIX seconds, like every time in the rows).
+"""The figures of one group of onboardings (rules §8, §3, docs/rules.md). Each onboarding
+is judged once (`judge`: what it counts for in each rate, or None while it cannot count
+yet) and added to a `Tally`; a group's figures are its tally's. Pure functions of the
+rows, the playbook and the report time `now` (POSIX seconds, like every time in the rows).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, NamedTuple
 
 from starter.reports.model import GroupFigures, Share
-from starter.reports.rows import DAY_S, ENDED, Onboarding, Seconds
+from starter.reports.rows import DAY_S, RUNNING, Onboarding, Seconds
 from workflows.models import HealthBand, OnboardingState, Playbook, Tier
+
+Engagement = Literal["good", "fair", "poor"]
 
 
 def share(count: int, of: int) -> Share:
@@ -31,119 +36,189 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return round(value, 2)
 
 
-def median(values: Iterable[float | None]) -> float | None:
-    return percentile((v for v in values if v is not None), 0.5)
+def completed(r: Onboarding, now: Seconds) -> bool | None:
+    """Onboarding completion (rules §8), once its plan has run its course (its last
+    milestone's due date has passed): True if completed, False if cancelled or still
+    running. None before that, whatever its state, so a young cohort is not judged by its
+    early cancellations (or early completions) alone."""
+    if r.last_due_at is None or r.last_due_at > now:
+        return None
+    return r.state is OnboardingState.COMPLETED
 
 
-def completion(rows: Sequence[Onboarding], now: Seconds) -> Share:
-    """Onboarding completion rate (rules §8): completed / onboardings that ended
-    (completed or cancelled) or whose last milestone's due date has passed."""
-    eligible = [
-        r
+def activated(r: Onboarding, now: Seconds, window_days: int) -> bool | None:
+    """Activation within the window (rules §8, 30 days): first value reached (TTV known)
+    within `window_days` of closed-won; None until closed-won is that long ago, so a
+    young cohort is not flattered by its early activations."""
+    if r.closed_won_at + window_days * DAY_S > now:
+        return None
+    return r.ttv_days is not None and r.ttv_days <= window_days
+
+
+def engagement(
+    r: Onboarding, now: Seconds, good_hours: float, poor_days: float, engaged: frozenset[Tier]
+) -> Engagement | None:
+    """First CS engagement (rules §3, the handoff delay): good under `good_hours` after
+    closed-won, poor at `poor_days` or later (or none yet by then), fair between. None for
+    a tier without an engagement gate in the playbook (`engaged`: self_serve is engaged by
+    the automated welcome) and until closed-won is `poor_days` ago."""
+    if r.tier not in engaged or r.closed_won_at + poor_days * DAY_S > now:
+        return None
+    delay = r.handoff_delay_days
+    if delay is None or delay >= poor_days:
+        return "poor"
+    return "good" if delay * 24 < good_hours else "fair"
+
+
+class Verdict(NamedTuple):
+    """What one onboarding counts for in the rates of every group it is in."""
+
+    completed: bool | None
+    activated: bool | None
+    engagement: Engagement | None
+
+
+def engaged_tiers(playbook: Playbook) -> frozenset[Tier]:
+    """The tiers whose plan has a first-engagement gate (rules §3)."""
+    return frozenset(
+        t for t in Tier if any(m.ttv == "first_engagement" for m in playbook.milestones_for(t))
+    )
+
+
+def judge(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[Verdict]:
+    """Each row's verdict, in the order of `rows`."""
+    targets, engaged = playbook.targets, engaged_tiers(playbook)
+    good_hours, poor_days = targets.first_engagement_good_hours, targets.first_engagement_poor_days
+    return [
+        Verdict(
+            completed(r, now),
+            activated(r, now, targets.activation_window_days),
+            engagement(r, now, good_hours, poor_days, engaged),
+        )
         for r in rows
-        if r.state in ENDED or (r.milestones and max(m.due_at for m in r.milestones) <= now)
     ]
-    return share(sum(r.state is OnboardingState.COMPLETED for r in eligible), len(eligible))
 
 
-def activation(rows: Sequence[Onboarding], now: Seconds, window_days: int) -> Share:
-    """Activation rate within the window (rules §8, 30 days by default): reached first
-    value (TTV known) within `window_days` of closed-won / onboardings at least that long
-    past closed-won or already activated."""
-    activated = eligible = 0
-    for r in rows:
-        if r.ttv_days is not None or r.closed_won_at + window_days * DAY_S <= now:
-            eligible += 1
-            activated += r.ttv_days is not None and r.ttv_days <= window_days
-    return share(activated, eligible)
+@dataclass(slots=True)
+class Tally:
+    """What a group's figures add up, so each onboarding is counted once, in its tier x
+    cohort cell, and a wider group is the sum of its cells (`merge`). `*_judged`: the
+    onboardings a rate counts (its verdict is not None)."""
+
+    onboardings: int = 0
+    states: Counter[OnboardingState] = field(default_factory=Counter)
+    health: Counter[HealthBand] = field(default_factory=Counter)
+    completion_judged: int = 0
+    completed: int = 0
+    activation_judged: int = 0
+    activated: int = 0
+    engagement_judged: int = 0
+    good: int = 0
+    poor: int = 0
+    milestones_due: int = 0
+    milestones_on_time: int = 0
+    escalated: int = 0
+    tier_changed: int = 0
+    overridden: int = 0
+    ttv: list[float] = field(default_factory=list)
+    handoff: list[float] = field(default_factory=list)
+    setup: list[float] = field(default_factory=list)
+    activation: list[float] = field(default_factory=list)
+
+    def add(self, r: Onboarding, v: Verdict) -> None:
+        self.onboardings += 1
+        self.states[r.state] += 1
+        if r.running:
+            self.health[r.health_band] += 1
+        if v.completed is not None:
+            self.completion_judged += 1
+            self.completed += v.completed
+        if v.activated is not None:
+            self.activation_judged += 1
+            self.activated += v.activated
+        if v.engagement is not None:
+            self.engagement_judged += 1
+            self.good += v.engagement == "good"
+            self.poor += v.engagement == "poor"
+        self.milestones_due += r.milestones_due
+        self.milestones_on_time += r.milestones_on_time
+        self.escalated += r.escalated
+        if r.tier_changes:
+            self.tier_changed += 1
+            self.overridden += any(c.kind == "override" for c in r.tier_changes)
+        for values, value in (
+            (self.ttv, r.ttv_days),
+            (self.handoff, r.handoff_delay_days),
+            (self.setup, r.setup_days),
+            (self.activation, r.activation_days),
+        ):
+            if value is not None:
+                values.append(value)
+
+    @classmethod
+    def merge(cls, tallies: Iterable[Tally]) -> Tally:
+        """One tally of every onboarding in `tallies`."""
+        out = cls()
+        for t in tallies:
+            for f in fields(cls):
+                mine, theirs = getattr(out, f.name), getattr(t, f.name)
+                if isinstance(mine, Counter):
+                    mine.update(theirs)
+                elif isinstance(mine, list):
+                    mine.extend(theirs)
+                else:
+                    setattr(out, f.name, mine + theirs)
+        return out
+
+    def figures(
+        self, playbook: Playbook, *, tier: Tier | None = None, cohort: str | None = None
+    ) -> GroupFigures:
+        """The group's figures; `tier` names the group's tier, which brings its completion
+        and TTV targets."""
+        targets, states = playbook.targets, self.states
+        figures = GroupFigures(
+            tier=tier,
+            cohort=cohort,
+            onboardings=self.onboardings,
+            running=sum(states[s] for s in RUNNING),
+            at_risk=states[OnboardingState.AT_RISK],
+            paused=states[OnboardingState.PAUSED],
+            completed=states[OnboardingState.COMPLETED],
+            cancelled=states[OnboardingState.CANCELLED],
+            completion=share(self.completed, self.completion_judged),
+            completion_target_pct=targets.completion_rate_pct.get(tier) if tier else None,
+            activation=share(self.activated, self.activation_judged),
+            activation_target_pct=targets.activation_rate_pct,
+            ttv_median_days=percentile(self.ttv, 0.5),
+            ttv_p75_days=percentile(self.ttv, 0.75),
+            ttv_target_days=playbook.ttv_target_days.get(tier) if tier else None,
+            handoff_delay_median_days=percentile(self.handoff, 0.5),
+            setup_median_days=percentile(self.setup, 0.5),
+            activation_median_days=percentile(self.activation, 0.5),
+            first_engagement_good=share(self.good, self.engagement_judged),
+            first_engagement_poor=share(self.poor, self.engagement_judged),
+            milestones_on_time=share(self.milestones_on_time, self.milestones_due),
+            health={band: self.health[band] for band in HealthBand},
+            escalated=share(self.escalated, self.onboardings),
+            tier_changed=share(self.tier_changed, self.onboardings),
+            overridden=share(self.overridden, self.onboardings),
+            below_target=[],
+        )
+        figures.below_target = below_target(figures)
+        return figures
 
 
-def first_engagement(
-    rows: Sequence[Onboarding], now: Seconds, good_hours: float, poor_days: float
-) -> tuple[Share, Share]:
-    """First CS engagement (rules §3, the handoff delay): (good, poor) shares. Good: under
-    `good_hours` after closed-won; poor: `poor_days` or later, or still none after that
-    long. Accounts younger than `poor_days` with no engagement yet are not counted."""
-    good = poor = measured = 0
-    for r in rows:
-        delay = r.handoff_delay_days
-        if delay is None:
-            if r.closed_won_at + poor_days * DAY_S <= now:
-                measured += 1
-                poor += 1
-            continue
-        measured += 1
-        good += delay * 24 < good_hours
-        poor += delay >= poor_days
-    return share(good, measured), share(poor, measured)
-
-
-def milestones_on_time(rows: Sequence[Onboarding], now: Seconds) -> Share:
-    """Milestone completion within SLA (rules §8): milestones done by their due date /
-    milestones due by `now` or done."""
-    on_time = due = 0
-    for r in rows:
-        for m in r.milestones:
-            if m.done_at is not None or m.due_at <= now:
-                due += 1
-                on_time += m.done_at is not None and m.done_at <= m.due_at
-    return share(on_time, due)
-
-
-def group_figures(
-    rows: Sequence[Onboarding],
-    playbook: Playbook,
-    now: Seconds,
-    *,
-    tier: Tier | None = None,
-    cohort: str | None = None,
-) -> GroupFigures:
-    """Every per-group figure of `rows` (already the group's rows); `tier` names the group's
-    tier, which brings its completion and TTV targets."""
-    targets = playbook.targets
-    states = [r.state for r in rows]
-    running = [r for r in rows if r.running]
-    good, poor = first_engagement(
-        rows, now, targets.first_engagement_good_hours, targets.first_engagement_poor_days
-    )
-    ttv = [r.ttv_days for r in rows if r.ttv_days is not None]
-    figures = GroupFigures(
-        tier=tier,
-        cohort=cohort,
-        onboardings=len(rows),
-        running=len(running),
-        at_risk=states.count(OnboardingState.AT_RISK),
-        paused=states.count(OnboardingState.PAUSED),
-        completed=states.count(OnboardingState.COMPLETED),
-        cancelled=states.count(OnboardingState.CANCELLED),
-        completion=completion(rows, now),
-        completion_target_pct=targets.completion_rate_pct.get(tier) if tier else None,
-        activation=activation(rows, now, targets.activation_window_days),
-        activation_target_pct=targets.activation_rate_pct,
-        ttv_median_days=percentile(ttv, 0.5),
-        ttv_p75_days=percentile(ttv, 0.75),
-        ttv_target_days=playbook.ttv_target_days.get(tier) if tier else None,
-        handoff_delay_median_days=median(r.handoff_delay_days for r in rows),
-        setup_median_days=median(r.setup_days for r in rows),
-        activation_median_days=median(r.activation_days for r in rows),
-        first_engagement_good=good,
-        first_engagement_poor=poor,
-        milestones_on_time=milestones_on_time(rows, now),
-        health={band: sum(r.health_band == band.value for r in running) for band in HealthBand},
-        below_target=[],
-    )
-    figures.below_target = _misses(figures)
-    return figures
-
-
-def _misses(f: GroupFigures) -> list[str]:
+def below_target(f: GroupFigures) -> list[str]:
+    """The figures of `f` that miss their target: completion under the low end of the
+    tier's range, activation under its target, median TTV over the high end of the tier's
+    range. Nothing to measure misses nothing."""
     misses = []
-    low = f.completion_target_pct[0] if f.completion_target_pct else None
-    if low is not None and f.completion.pct is not None and f.completion.pct < low:
+    completion, target = f.completion.pct, f.completion_target_pct
+    if target is not None and completion is not None and completion < target[0]:
         misses.append("completion")
     if f.activation.pct is not None and f.activation.pct < f.activation_target_pct:
         misses.append("activation")
-    high = f.ttv_target_days[1] if f.ttv_target_days else None
-    if high is not None and f.ttv_median_days is not None and f.ttv_median_days > high:
+    ttv, days = f.ttv_median_days, f.ttv_target_days
+    if days is not None and ttv is not None and ttv > days[1]:
         misses.append("ttv_median")
     return misses

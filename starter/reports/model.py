@@ -1,6 +1,7 @@
 """The portfolio report's shape (rules §8, docs/rules.md): what `onboarding report --format
 json` prints and `GET /reports/portfolio` answers. Rates are percentages rounded to 0.1,
-durations days rounded to 0.01, times UTC; a figure with nothing to measure is null."""
+durations days (or months) rounded to 0.01, times UTC; a figure with nothing to measure is
+null. Each figure's target sits beside it; the README's *Reports* section defines them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workflows.models import HealthBand, OnboardingState, Tier
-from workflows.models.playbook import Targets
+from workflows.models.playbook import Range, Targets
+
+# "automatic" (the ladder) or "override" (a person, with an approver and a reason)
+TierChangeKind = Literal["automatic", "override"]
+# The tier rule's ACV bands (rules §1)
+AcvBand = Literal["below_smb_floor", "smb_floor_to_enterprise", "enterprise"]
+CsmRole = Literal["csm_high_touch", "csm_low_touch"]
+Role = Literal["csm_high_touch", "csm_low_touch", "implementation_specialist"]
+Threshold = Literal["enterprise_acv_usd", "smb_floor_acv_usd"]
 
 
 class Share(BaseModel):
@@ -23,7 +32,7 @@ class Share(BaseModel):
 
 class GroupFigures(BaseModel):
     """The figures of one group of onboardings: all of them, one tier, one closed-won month
-    (cohort), or one tier in one cohort; `tier`/`cohort` say which (null: all)."""
+    (cohort), or one tier in one cohort; `tier`/`cohort` say which (null: any)."""
 
     tier: Tier | None = None
     cohort: str | None = None
@@ -34,64 +43,77 @@ class GroupFigures(BaseModel):
     completed: int
     cancelled: int
     completion: Share = Field(
-        description="completed / ended or past their last milestone's due date"
+        description="completed / past their last milestone's due date (rules §8)"
     )
-    completion_target_pct: tuple[float, float] | None = Field(description="The tier's; rules §8")
+    completion_target_pct: Range | None = Field(description="The tier's [low, high] %")
     activation: Share = Field(
-        description="first value within the window / at least that old or activated"
+        description="first value within the window / closed-won at least the window ago"
     )
     activation_target_pct: float
-    ttv_median_days: float | None = Field(description="closed-won -> first value, rules §3")
+    ttv_median_days: float | None = Field(description="closed-won -> first value (rules §3)")
     ttv_p75_days: float | None
-    ttv_target_days: tuple[int, int] | None = Field(description="The tier's playbook target")
-    handoff_delay_median_days: float | None
-    setup_median_days: float | None
-    activation_median_days: float | None
+    ttv_target_days: tuple[int, int] | None = Field(description="The tier's [low, high] days")
+    handoff_delay_median_days: float | None = Field(description="closed-won -> first engagement")
+    setup_median_days: float | None = Field(description="first engagement -> system ready")
+    activation_median_days: float | None = Field(description="system ready -> first value")
     first_engagement_good: Share = Field(
-        description="first CS engagement under targets.first_engagement_good_hours"
+        description="first CS engagement under the good hours / tiers with an engagement "
+        "gate, closed-won at least the poor days ago"
     )
-    first_engagement_poor: Share = Field(
-        description="targets.first_engagement_poor_days or later, or none yet by then"
+    first_engagement_poor: Share = Field(description="the poor days or later, or none yet")
+    milestones_on_time: Share = Field(
+        description="milestones done by their due date / due or done (skipped left out)"
     )
-    milestones_on_time: Share = Field(description="done by their due date / due or done")
     health: dict[HealthBand, int] = Field(description="Running onboardings per health band")
-    below_target: list[str] = Field(description="The figures that miss their target")
+    escalated: Share = Field(description="onboardings with an escalation that fired / all")
+    tier_changed: Share = Field(description="onboardings whose tier changed after the start")
+    overridden: Share = Field(description="onboardings with a tier override")
+    below_target: list[str] = Field(
+        description="The figures that miss their target: completion, activation, ttv_median"
+    )
 
 
 class DropOff(BaseModel):
-    """One step of a tier's milestone funnel (plan order): of the accounts that reached the
-    previous milestone and for which this one is due or done, those that did not reach it."""
+    """One step of a tier's milestone funnel, in the playbook's plan order."""
 
     tier: Tier
     milestone_id: str
-    lost: Share
+    lost: Share = Field(
+        description="not passed (done or skipped) / passed the previous step and this one "
+        "due or passed"
+    )
     flagged: bool = Field(description="lost.pct above targets.drop_off_flag_pct")
 
 
 class EscalationFigure(BaseModel):
+    """One ladder step of one tier: how often it fired and how often the customer moved
+    again (a milestone done) within targets.escalation_response_days."""
+
+    tier: Tier
     step_id: str
     trigger: str
-    fired: int = Field(description="Occurrences (repeats counted), superseded ones left out")
+    fired: int = Field(description="Firings (superseded steps, which did not run, left out)")
     accounts: int
     followed_by_progress: Share = Field(
-        description="firings followed by a milestone done within escalation_response_days "
-        "(of those whose window has passed or that were followed)"
+        description="firings followed by a milestone done within the window / firings whose "
+        "window has passed or that were followed"
     )
 
 
 class TierChangeFigure(BaseModel):
-    kind: Literal["automatic", "override"]
+    kind: TierChangeKind
     from_tier: Tier
     to_tier: Tier
     count: int
 
 
 class Misclassification(BaseModel):
-    """The tier rule's misclassification (rules §1): onboardings whose tier changed after
-    the start (automatically or by override), per ACV band of the rule's thresholds."""
+    """The tier rule's misclassification (rules §1) in one ACV band of its thresholds:
+    onboardings whose tier changed after the start (by the ladder or an override)."""
 
-    acv_band: Literal["below_smb_floor", "between", "enterprise"]
+    acv_band: AcvBand
     changed: Share
+    overridden: Share
 
 
 class AtRisk(BaseModel):
@@ -100,15 +122,15 @@ class AtRisk(BaseModel):
     account_name: str
     tier: Tier
     state: OnboardingState
-    health_band: str
-    reasons: list[str] = Field(description="Risk flags, decision required, overdue milestones")
+    health_band: HealthBand
+    reasons: list[str] = Field(description="Risk flags, a required decision, overdue milestones")
     next_deadline: datetime | None
 
 
 class CsmLoad(BaseModel):
-    """Running onboardings of one owner against rules §7's capacity: load_pct = 100 x
-    (high_touch / high end of csm_high_touch_accounts + low_touch / high end of
-    csm_low_touch_accounts)."""
+    """The running onboardings one CSM owns against rules §7's capacity: load_pct =
+    100 x (high_touch / the high end of csm_high_touch_accounts + low_touch / the high end
+    of csm_low_touch_accounts). `owner` null: running high/tech-touch ones nobody owns."""
 
     owner: str | None
     high_touch: int
@@ -118,33 +140,41 @@ class CsmLoad(BaseModel):
 
 
 class Headcount(BaseModel):
-    """CSMs the recent start rate needs (Little's law): starts per month x average months
-    an onboarding takes / capacity midpoint; null while nothing has completed."""
+    """People one role needs (rules §7): now, for the onboardings it carries, and for the
+    recent start rate (Little's law: starts per month x average months it carries one),
+    both at the midpoint of its capacity."""
 
-    segment: Literal["high_touch", "low_touch", "all"]
+    role: Role
+    capacity: Range = Field(description="Onboardings one person carries, [low, high]")
+    active: int = Field(description="Running onboardings this role carries now")
+    needed_now: float = Field(description="active / capacity midpoint")
     starts_per_month: float
-    average_duration_months: float | None
-    capacity_midpoint: float | None
-    csms_needed: float | None
+    average_duration_months: float | None = Field(
+        description="How long it carries one, over those it finished; null: none yet"
+    )
+    needed_for_start_rate: float | None = Field(
+        description="starts_per_month x average_duration_months / capacity midpoint"
+    )
 
 
 class TierBoundary(BaseModel):
-    """Accounts within targets.tier_boundary_pct of a tier-rule threshold, per the tier
-    the rule gave them."""
+    """Accounts whose ACV is within targets.tier_boundary_pct of a tier-rule threshold,
+    per the tier the rule gave them (rules §1), for the six-monthly review."""
 
-    threshold: Literal["enterprise_acv_usd", "smb_floor_acv_usd"]
+    threshold: Threshold
     threshold_usd: float
     initial_tier: Tier
     onboardings: int
     completion: Share
+    activation: Share
     ttv_median_days: float | None
     changed_tier: Share
 
 
 class PortfolioReport(BaseModel):
     """Every figure of the portfolio as of `as_of`, over the onboardings that match the
-    filters; `by_cohort` is the trend (one row per closed-won month, in order, gaps
-    filled)."""
+    filters `tier` (now in that tier) and `cohort` (closed-won month). `by_cohort` is the
+    trend: one entry per month from the first to the last, in order, gaps filled."""
 
     as_of: datetime
     tier: Tier | None

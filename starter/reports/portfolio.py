@@ -1,8 +1,10 @@
 """The portfolio report (rules §8, docs/rules.md): every figure, overall, per tier, per
-closed-won month (cohort) and per tier x cohort, with the playbook's targets beside them.
+closed-won month (cohort) and per tier x cohort, with the playbook's targets beside them,
+and the portfolio-wide sections.
 
-    rows = load_rows(store, tier=None, cohort=None)
-    report = portfolio(rows, playbook, now=datetime.now(UTC))     # PortfolioReport
+    report = portfolio_report(store, playbook, now=datetime.now(UTC), tier=None, cohort=None)
+    # the same in two steps: what the store says, then the figures
+    report = portfolio(load_rows(store, playbook, now), playbook, now)
 
 `now` is the report time, a parameter so the figures are reproducible on any day.
 """
@@ -10,13 +12,16 @@ closed-won month (cohort) and per tier x cohort, with the playbook's targets bes
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
+import sqlalchemy as sa
+
+from activities.records.store import RecordStore, RecordStoreError
 from starter.reports import sections
-from starter.reports.figures import group_figures
-from starter.reports.model import GroupFigures, PortfolioReport
-from starter.reports.rows import Onboarding, seconds
+from starter.reports.figures import Tally, judge
+from starter.reports.model import PortfolioReport
+from starter.reports.rows import Rows, load_rows, seconds
 from workflows.models import Playbook, Tier
 
 
@@ -35,48 +40,81 @@ def cohort_months(cohorts: set[str]) -> list[str]:
 
 
 def portfolio(
-    rows: Sequence[Onboarding],
+    loaded: Rows,
     playbook: Playbook,
     now: datetime,
     *,
     tier: Tier | None = None,
     cohort: str | None = None,
 ) -> PortfolioReport:
-    """The report over `rows` (already filtered by `tier`/`cohort`, which it records) as
-    of `now` (aware)."""
-    now_s = seconds(now)
-    by_tier: dict[Tier, list[Onboarding]] = defaultdict(list)
-    by_cohort: dict[str, list[Onboarding]] = defaultdict(list)
-    by_both: dict[tuple[Tier, str], list[Onboarding]] = defaultdict(list)
-    for r in rows:
-        by_tier[r.tier].append(r)
-        by_cohort[r.cohort].append(r)
-        by_both[r.tier, r.cohort].append(r)
-    months = cohort_months(set(by_cohort))
-    tier_rows: list[GroupFigures] = [
-        group_figures(by_tier[t], playbook, now_s, tier=t) for t in Tier if t in by_tier
-    ]
+    """The report over `loaded` (loaded as of `now`, aware, filtered by `tier`/`cohort`,
+    which it records). With a `tier` filter every group is of that tier and carries its
+    targets."""
+    now_s, rows = seconds(now), loaded.onboardings
+    verdicts = judge(rows, playbook, now_s)
+    cells: dict[tuple[Tier, str], Tally] = defaultdict(Tally)
+    for r, v in zip(rows, verdicts, strict=True):
+        cells[r.tier, r.cohort].add(r, v)
+    tiers = [t for t in Tier if any(key[0] is t for key in cells)]
+    months = cohort_months({key[1] for key in cells})
+    by_tier = {t: Tally.merge(c for key, c in cells.items() if key[0] is t) for t in tiers}
+    by_cohort = {m: Tally.merge(c for key, c in cells.items() if key[1] == m) for m in months}
     return PortfolioReport(
         as_of=now,
         tier=tier,
         cohort=cohort,
         playbook_version=playbook.version,
         targets=playbook.targets,
-        overall=group_figures(rows, playbook, now_s, tier=tier, cohort=cohort),
-        by_tier=tier_rows,
-        by_cohort=[group_figures(by_cohort[c], playbook, now_s, cohort=c) for c in months],
+        overall=Tally.merge(by_tier.values()).figures(playbook, tier=tier, cohort=cohort),
+        by_tier=[by_tier[t].figures(playbook, tier=t, cohort=cohort) for t in tiers],
+        by_cohort=[by_cohort[m].figures(playbook, tier=tier, cohort=m) for m in months],
         by_tier_cohort=[
-            group_figures(by_both[t, c], playbook, now_s, tier=t, cohort=c)
-            for t in Tier
-            if t in by_tier
-            for c in months
+            cells.get((t, m), Tally()).figures(playbook, tier=t, cohort=m)
+            for t in tiers
+            for m in months
         ],
-        drop_off=sections.drop_off(rows, playbook, now_s),
-        escalations=sections.escalations(rows, playbook, now_s),
+        drop_off=sections.drop_off(rows, playbook),
+        escalations=sections.escalations(loaded.ladder),
         tier_changes=sections.tier_changes(rows),
         misclassification=sections.misclassification(rows, playbook),
-        at_risk=sections.at_risk(rows, now_s),
+        at_risk=sections.at_risk(rows),
         csm_load=sections.csm_load(rows, playbook),
         headcount=sections.headcount(rows, playbook, now_s),
-        tier_boundaries=sections.tier_boundaries(rows, playbook, now_s),
+        tier_boundaries=sections.tier_boundaries(rows, verdicts, playbook),
     )
+
+
+def open_records(url: str) -> RecordStore:
+    """The records store at `url` (ONBOARDING_RECORDS_URL), opened for the reports.
+
+    Raises RecordStoreError for a URL the store refuses, or for a SQLite file that does
+    not exist: a report over an empty store made up on the spot (the default URL is
+    relative to the current folder) would say "no onboardings" instead of "wrong place".
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        parsed = None  # RecordStore.open says what is wrong with it
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path not in (None, "", ":memory:") and not Path(path).is_file():
+            raise RecordStoreError(
+                f"ONBOARDING_RECORDS_URL: no records store at {path} (the worker creates it "
+                "with its first onboarding); is the URL right?"
+            )
+    return RecordStore.open(url)
+
+
+def portfolio_report(
+    store: RecordStore,
+    playbook: Playbook,
+    now: datetime,
+    *,
+    tier: Tier | None = None,
+    cohort: str | None = None,
+) -> PortfolioReport:
+    """The report over the store's onboardings now in `tier` and of closed-won month
+    `cohort` (when given). Raises ValueError for a cohort that is not `YYYY-MM`,
+    SQLAlchemyError when the store cannot be read."""
+    loaded = load_rows(store, playbook, now, tier=tier, cohort=cohort)
+    return portfolio(loaded, playbook, now, tier=tier, cohort=cohort)

@@ -1,8 +1,10 @@
-"""The rows the portfolio report reads from the records store: one `Onboarding` per
-account with its milestones, escalations and tier changes, loaded in four queries (no
-record document is parsed, except the risk flags of the accounts at risk).
+"""What the portfolio report reads from the records store, in five queries: one
+`Onboarding` per account (its columns, and what its milestones, escalations and tier
+changes say, aggregated by the database) and the escalation ladder's steps with what
+followed them. Milestone and escalation rows never come to Python one by one: over 10,000
+onboardings they are about 150,000. Times come as POSIX seconds the database computes.
 
-    rows = load_rows(store, tier=Tier.HIGH_TOUCH, cohort="2031-04")   # list[Onboarding]
+    rows = load_rows(store, playbook, now, tier=Tier.HIGH_TOUCH, cohort="2031-04")   # Rows
 
 Reads only the store, so the report works while Temporal is down and after its retention.
 """
@@ -10,10 +12,10 @@ Reads only the store, so the report works while Temporal is down and after its r
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -21,16 +23,23 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from activities.records.schema import escalation, milestone, onboarding, tier_change
 from activities.records.store import RecordStore
-from workflows.models import OnboardingState, Tier
+from starter.reports.model import TierChangeKind
+from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
 
 COHORT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 RUNNING = frozenset({OnboardingState.ACTIVE, OnboardingState.AT_RISK, OnboardingState.PAUSED})
 ENDED = frozenset({OnboardingState.COMPLETED, OnboardingState.CANCELLED})
+# A milestone is passed when done or skipped (the customer refused it, rules §6.4).
+PASSED = (MilestoneStatus.DONE.value, MilestoneStatus.SKIPPED.value)
+OPEN = (MilestoneStatus.NOT_STARTED.value, MilestoneStatus.IN_PROGRESS.value)
 
-# Times in the rows are POSIX seconds (UTC), computed by the database: parsing 200,000
-# datetimes in Python would cost the report most of its second over 10,000 onboardings.
 Seconds = float
 DAY_S = 86_400.0
+
+_TIER = {t.value: t for t in Tier}
+_STATE = {s.value: s for s in OnboardingState}
+_BAND = {b.value: b for b in HealthBand}
+_KIND: dict[str, TierChangeKind] = {"automatic": "automatic", "override": "override"}
 
 
 def seconds(at: datetime) -> Seconds:
@@ -41,39 +50,39 @@ def utc(at: Seconds) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class MilestoneRow:
-    """One milestone of an account's plan; `done_at` None while not reached."""
-
-    milestone_id: str
-    status: str
-    due_at: Seconds
-    done_at: Seconds | None
+def cohort_error(cohort: str) -> str | None:
+    """Why `cohort` is not a closed-won month `YYYY-MM`, or None."""
+    return None if COHORT.match(cohort) else f"{cohort!r} is not a month (YYYY-MM)"
 
 
-@dataclass(frozen=True, slots=True)
-class EscalationRow:
-    """A ladder step that fired; `repeats` occurrences of a recurring step (rules §4)."""
-
-    at: Seconds
-    step_id: str
-    trigger: str
-    superseded: bool
-    repeats: int
-
-
-@dataclass(frozen=True, slots=True)
-class TierChangeRow:
+class TierChangeRow(NamedTuple):
     at: Seconds
     from_tier: Tier
     to_tier: Tier
-    kind: str  # "automatic" (the ladder) or "override" (a person, with approver and reason)
+    kind: TierChangeKind
+
+
+class Overdue(NamedTuple):
+    milestone_id: str
+    due_at: Seconds
 
 
 @dataclass(slots=True)
 class Onboarding:
-    """One account's onboarding as the report sees it. Times are `Seconds`; the TTV parts
-    days (rules §3, None until reached); `milestones` are in plan order."""
+    """One account's onboarding as the report sees it. Times are `Seconds` (to the
+    millisecond on SQLite); the TTV parts days (rules §3: handoff delay, setup, activation
+    and their total; None until reached).
+
+    From its milestones (skipped ones never count as due): `last_due_at` the latest due
+    date (None: no plan); `milestones_due` those done or due by the report time,
+    `milestones_on_time` those done by their due date; `specialist_gates` those the
+    playbook gives an implementation specialist, `specialist_open` of them still open,
+    `specialist_done_at` the last of them done. `planned`, `passed` (done or skipped) and
+    `due_now` (due by the report time) are sets of the playbook's milestones as bits: bit
+    i is `playbook.milestones[i]` (ids the playbook does not know are left out).
+    `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
+    need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
+    milestones past their due date, earliest first."""
 
     account_id: str
     account_name: str
@@ -84,19 +93,28 @@ class Onboarding:
     initial_tier: Tier
     tier: Tier
     state: OnboardingState
-    health_band: str
+    health_band: HealthBand
     owner: str | None
-    next_deadline: Seconds | None
     decision_required: bool
     handoff_delay_days: float | None
     setup_days: float | None
     activation_days: float | None
     ttv_days: float | None
     finished_at: Seconds | None
-    milestones: list[MilestoneRow] = field(default_factory=list)
-    escalations: list[EscalationRow] = field(default_factory=list)
+    last_due_at: Seconds | None
+    milestones_due: int
+    milestones_on_time: int
+    specialist_gates: int
+    specialist_open: int
+    specialist_done_at: Seconds | None
+    planned: int
+    passed: int
+    due_now: int
+    escalated: bool
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
+    next_deadline: datetime | None = None
+    overdue: list[Overdue] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -108,38 +126,32 @@ class Onboarding:
         return self.running and (self.state is OnboardingState.AT_RISK or self.decision_required)
 
 
-def cohort_error(cohort: str) -> str | None:
-    """Why `cohort` is not a closed-won month `YYYY-MM`, or None."""
-    return None if COHORT.match(cohort) else f"{cohort!r} is not a month (YYYY-MM)"
+class LadderStep(NamedTuple):
+    """One ladder step of one tier that ran (superseded ones did not): `fired` times
+    (a recurring step's repeats counted), on `accounts` accounts; of its firings, `answered`
+    were followed by a milestone done within the response window, `counted` were answered
+    or their window has passed."""
+
+    tier: Tier
+    step_id: str
+    trigger: str
+    fired: int
+    accounts: int
+    answered: int
+    counted: int
 
 
-_TIMES = frozenset(
-    {"closed_won_at", "started_at", "next_deadline", "finished_at", "due_at", "done_at", "at"}
-)
-_COLUMNS = (
-    "account_id",
-    "account_name",
-    "acv_usd",
-    "closed_won_at",
-    "started_at",
-    "cohort",
-    "initial_tier",
-    "tier",
-    "state",
-    "health_band",
-    "owner",
-    "next_deadline",
-    "decision_required",
-    "handoff_delay_days",
-    "setup_days",
-    "activation_days",
-    "ttv_days",
-    "finished_at",
-)
+@dataclass
+class Rows:
+    """Everything the report reads: the onboardings (ordered by account id) and the
+    ladder's steps."""
+
+    onboardings: list[Onboarding]
+    ladder: list[LadderStep]
 
 
 class _Epoch(sa.sql.functions.FunctionElement[float]):
-    """A time column as POSIX seconds (float), computed by the database."""
+    """A time as POSIX seconds (float), computed by the database."""
 
     type = sa.Float()
     inherit_cache = True
@@ -147,7 +159,8 @@ class _Epoch(sa.sql.functions.FunctionElement[float]):
 
 @compiles(_Epoch, "sqlite")
 def _epoch_sqlite(element: _Epoch, compiler: SQLCompiler, **kw: Any) -> str:
-    # The store keeps naive UTC text on SQLite (`UtcDateTime`).
+    # The store keeps naive UTC text on SQLite (`UtcDateTime`); julianday reads it, to the
+    # millisecond (SQLite's date functions count milliseconds).
     return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0"
 
 
@@ -156,74 +169,210 @@ def _epoch_postgresql(element: _Epoch, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS FLOAT8)"
 
 
+def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many rows of the group meet `condition` (0 for none)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
 class _Query:
-    """The selects of the report's columns, with the filters applied."""
+    """The report's selects, with the filters (tier now, closed-won month) applied; times
+    compared with `now` (aware), which the store's time type binds for either database."""
 
-    def __init__(self, tier: Tier | None, cohort: str | None) -> None:
-        self.tier, self.cohort = tier, cohort
+    def __init__(self, playbook: Playbook, now: datetime, tier: Tier | None, cohort: str | None):
+        self.playbook, self.now, self.tier, self.cohort = playbook, now, tier, cohort
 
-    def filtered(self, query: sa.Select) -> sa.Select:
+    def filtered(self, query: sa.Select[Any]) -> sa.Select[Any]:
         if self.tier is not None:
             query = query.where(onboarding.c.tier == self.tier.value)
         if self.cohort is not None:
             query = query.where(onboarding.c.cohort == self.cohort)
         return query
 
-    @staticmethod
-    def select(table: sa.Table, columns: Sequence[str]) -> sa.Select:
-        return sa.select(*(_Epoch(table.c[c]) if c in _TIMES else table.c[c] for c in columns))
+    def of_filtered(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        """`column` (an account id) is one of the filtered onboardings."""
+        if self.tier is None and self.cohort is None:
+            return sa.true()
+        return column.in_(self.filtered(sa.select(onboarding.c.account_id)))
 
-    def children(self, table: sa.Table, columns: Sequence[str]) -> sa.Select:
-        query = self.select(table, ("account_id", *columns))
-        if self.tier is not None or self.cohort is not None:
-            ids = self.filtered(sa.select(onboarding.c.account_id))
-            query = query.where(table.c.account_id.in_(ids))
-        return query.order_by(table.c.account_id, table.c.position)
+    def milestone_facts(self) -> sa.Subquery:
+        m = milestone.c
+        specialist_ids = [s.id for s in self.playbook.milestones if s.owner is Owner.IMPLEMENTATION]
+        counted = m.status != MilestoneStatus.SKIPPED.value
+        specialist = m.milestone_id.in_(specialist_ids)
+        # Each milestone id appears once per account, so a sum of its bits is their union.
+        bit = sa.case(
+            {s.id: 1 << i for i, s in enumerate(self.playbook.milestones)},
+            value=m.milestone_id,
+            else_=0,
+        )
+
+        def bits(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+            # PostgreSQL sums bigints as numeric (a Decimal here): back to an integer.
+            return sa.cast(sa.func.sum(sa.case((condition, bit), else_=0)), sa.BigInteger)
+
+        return (
+            sa.select(
+                m.account_id,
+                bits(sa.true()).label("planned"),
+                bits(m.status.in_(PASSED)).label("passed"),
+                bits(m.due_at <= self.now).label("due_now"),
+                sa.func.max(m.due_at).label("last_due_at"),
+                _count(counted & (m.done_at.is_not(None) | (m.due_at <= self.now))).label("due"),
+                _count(m.done_at <= m.due_at).label("on_time"),
+                _count(specialist).label("specialist_gates"),
+                _count(specialist & m.status.in_(OPEN)).label("specialist_open"),
+                sa.func.max(sa.case((specialist, m.done_at))).label("specialist_done_at"),
+            )
+            .where(self.of_filtered(m.account_id))
+            .group_by(m.account_id)
+            .subquery("facts")
+        )
+
+    def onboardings(self) -> sa.Select[Any]:
+        o, facts = onboarding.c, self.milestone_facts()
+        ran = sa.exists().where(escalation.c.account_id == o.account_id, ~escalation.c.superseded)
+        query = sa.select(
+            o.account_id,
+            o.account_name,
+            o.acv_usd,
+            _Epoch(o.closed_won_at),
+            _Epoch(o.started_at),
+            o.cohort,
+            o.initial_tier,
+            o.tier,
+            o.state,
+            o.health_band,
+            o.owner,
+            o.decision_required,
+            o.handoff_delay_days,
+            o.setup_days,
+            o.activation_days,
+            o.ttv_days,
+            _Epoch(o.finished_at),
+            _Epoch(facts.c.last_due_at),
+            sa.func.coalesce(facts.c.due, 0),
+            sa.func.coalesce(facts.c.on_time, 0),
+            sa.func.coalesce(facts.c.specialist_gates, 0),
+            sa.func.coalesce(facts.c.specialist_open, 0),
+            _Epoch(facts.c.specialist_done_at),
+            sa.func.coalesce(facts.c.planned, 0),
+            sa.func.coalesce(facts.c.passed, 0),
+            sa.func.coalesce(facts.c.due_now, 0),
+            sa.type_coerce(ran, sa.Boolean),
+        ).select_from(onboarding.outerjoin(facts, facts.c.account_id == o.account_id))
+        return self.filtered(query).order_by(o.account_id)
+
+    def tier_changes(self) -> sa.Select[Any]:
+        c = tier_change.c
+        return sa.select(c.account_id, _Epoch(c.at), c.from_tier, c.to_tier, c.kind).where(
+            self.of_filtered(c.account_id)
+        )
+
+    def attention(self) -> sa.ColumnElement[bool]:
+        """The onboarding needs attention (`Onboarding.needs_attention`)."""
+        o = onboarding.c
+        return o.state.in_([s.value for s in RUNNING]) & (
+            (o.state == OnboardingState.AT_RISK.value) | o.decision_required
+        )
+
+    def at_risk(self) -> sa.Select[Any]:
+        # Risk flags live only in the record's document.
+        o = onboarding.c
+        query = sa.select(o.account_id, o.document["risk_flags"], o.next_deadline)
+        return self.filtered(query).where(self.attention())
+
+    def overdue(self) -> sa.Select[Any]:
+        m = milestone.c
+        query = (
+            sa.select(m.account_id, m.milestone_id, _Epoch(m.due_at))
+            .select_from(milestone.join(onboarding, onboarding.c.account_id == m.account_id))
+            .where(self.attention(), m.status.in_(OPEN), m.due_at <= self.now)
+            .order_by(m.account_id, m.due_at)
+        )
+        return self.filtered(query)
+
+    def ladder(self) -> sa.Select[Any]:
+        e, m = escalation.c, milestone.c
+        window = self.playbook.targets.escalation_response_days * DAY_S
+        next_done = (
+            sa.select(sa.func.min(m.done_at))
+            .where(m.account_id == e.account_id, m.done_at > e.at)
+            .scalar_subquery()
+        )
+        last = (
+            sa.select(m.account_id, sa.func.max(m.done_at).label("done_at"))
+            .group_by(m.account_id)
+            .subquery("last")
+        )
+        # The cheap test first: a firing after the account's last milestone done (the
+        # repeats of a stall) was not answered, and needs no search for the next one.
+        moved = (e.at < last.c.done_at) & (_Epoch(next_done) <= _Epoch(e.at) + window)
+        closed = _Epoch(e.at) <= seconds(self.now) - window
+        # `~closed & moved`: the search runs again only for the firings of the last days.
+        return (
+            sa.select(
+                e.tier,
+                e.step_id,
+                e.trigger,
+                sa.func.sum(e.repeats),
+                sa.func.count(sa.distinct(e.account_id)),
+                _count(moved),
+                _count(closed) + _count(~closed & moved),
+            )
+            .select_from(escalation.outerjoin(last, last.c.account_id == e.account_id))
+            .where(~e.superseded, self.of_filtered(e.account_id))
+            .group_by(e.tier, e.step_id, e.trigger)
+        )
 
 
-_MILESTONE = ("milestone_id", "status", "due_at", "done_at")
-_ESCALATION = ("at", "step_id", "trigger", "superseded", "repeats")
-_TIER_CHANGE = ("at", "from_tier", "to_tier", "kind")
+def _ladder(store: RecordStore, q: _Query) -> list[LadderStep]:
+    with store.engine.connect() as conn:
+        return [
+            LadderStep(_TIER[t], step, trigger, int(fired), accounts, int(answered), int(counted))
+            for t, step, trigger, fired, accounts, answered, counted in conn.execute(q.ladder())
+        ]
 
 
 def load_rows(
-    store: RecordStore, *, tier: Tier | None = None, cohort: str | None = None
-) -> list[Onboarding]:
-    """Every onboarding in the store (only the current `tier`, only closed-won month
-    `cohort` when given), ordered by account id. Raises ValueError for a bad cohort and
-    SQLAlchemyError when the store cannot be read."""
+    store: RecordStore,
+    playbook: Playbook,
+    now: datetime,
+    *,
+    tier: Tier | None = None,
+    cohort: str | None = None,
+) -> Rows:
+    """What the report needs of the store's onboardings now in `tier` and of closed-won
+    month `cohort` (when given), as of `now` (aware); the playbook says which milestones
+    are a specialist's, each tier's plan order and the escalation response window.
+    Raises ValueError for a bad cohort, SQLAlchemyError when the store cannot be read.
+
+    The ladder's aggregate, the costliest read, runs on a second connection alongside the
+    others (both databases work on it while Python reads the rows): it may count a write
+    the others did not see yet, as a report run a moment later would."""
     if cohort is not None and (problem := cohort_error(cohort)):
         raise ValueError(problem)
-    with store.engine.connect() as conn:
-        q = _Query(tier, cohort)
-        main = q.filtered(q.select(onboarding, _COLUMNS)).order_by(onboarding.c.account_id)
-        rows: dict[str, Onboarding] = {}
-        for values in conn.execute(main):
-            r = Onboarding(*values)
-            r.initial_tier, r.tier, r.state = (
-                Tier(r.initial_tier),
-                Tier(r.tier),
-                OnboardingState(r.state),
-            )
-            rows[r.account_id] = r
-        for key, *m in conn.execute(q.children(milestone, _MILESTONE)):
-            rows[key].milestones.append(MilestoneRow(*m))
-        for key, *e in conn.execute(q.children(escalation, _ESCALATION)):
-            rows[key].escalations.append(EscalationRow(*e))
-        for key, at, from_tier, to_tier, kind in conn.execute(
-            q.children(tier_change, _TIER_CHANGE)
-        ):
-            rows[key].tier_changes.append(TierChangeRow(at, Tier(from_tier), Tier(to_tier), kind))
-        # Risk flags live only in the record's document: read them for the accounts at risk.
-        attention = q.filtered(
-            sa.select(onboarding.c.account_id, onboarding.c.document["risk_flags"])
-        ).where(
-            onboarding.c.state.in_([s.value for s in RUNNING]),
-            sa.or_(
-                onboarding.c.state == OnboardingState.AT_RISK.value,
-                onboarding.c.decision_required,
-            ),
-        )
-        for key, flags in conn.execute(attention):
-            rows[key].risk_flags = list(flags or [])
-    return list(rows.values())
+    q = _Query(playbook, now, tier, cohort)
+    rows: dict[str, Onboarding] = {}
+    with ThreadPoolExecutor(max_workers=1) as alongside, store.engine.connect() as conn:
+        ladder = alongside.submit(_ladder, store, q)
+        if conn.dialect.name == "postgresql":  # the four reads see one snapshot
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        for values in conn.execute(q.onboardings()).all():
+            row = Onboarding(*values)
+            row.initial_tier, row.tier = _TIER[row.initial_tier], _TIER[row.tier]
+            row.state, row.health_band = _STATE[row.state], _BAND[row.health_band]
+            rows[row.account_id] = row
+        # On SQLite each select reads as of its start: an account the worker writes after
+        # the first one is left to the next report (`rows.get`), never half-read.
+        for key, at, from_tier, to_tier, kind in conn.execute(q.tier_changes()).all():
+            if (r := rows.get(key)) is not None:
+                r.tier_changes.append(
+                    TierChangeRow(at, _TIER[from_tier], _TIER[to_tier], _KIND[kind])
+                )
+        for key, flags, deadline in conn.execute(q.at_risk()).all():
+            if (r := rows.get(key)) is not None:
+                r.risk_flags, r.next_deadline = list(flags or []), deadline
+        for key, milestone_id, due_at in conn.execute(q.overdue()).all():
+            if (r := rows.get(key)) is not None:
+                r.overdue.append(Overdue(milestone_id, due_at))
+        return Rows(list(rows.values()), ladder.result())

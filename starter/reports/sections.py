@@ -1,100 +1,99 @@
 """The portfolio-wide sections of the report (rules §8, §1, §4, §7, docs/rules.md):
 milestone drop-off, escalations and what followed them, tier changes and the tier rule's
-misclassification, the at-risk list, CSM load and headcount, and the tier-boundary review.
-Pure functions of the rows, the playbook and the report time `now`.
+misclassification, the at-risk list, CSM load, headcount, and the tier-boundary review.
+Pure functions of the rows (with their verdicts where a rate needs them), the playbook and
+the report time `now` (POSIX seconds).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from starter.reports.figures import completion, median, share
+from starter.reports.figures import Tally, Verdict, percentile, share
 from starter.reports.model import (
+    AcvBand,
     AtRisk,
     CsmLoad,
+    CsmRole,
     DropOff,
     EscalationFigure,
     Headcount,
     Misclassification,
+    Role,
+    Threshold,
     TierBoundary,
     TierChangeFigure,
+    TierChangeKind,
 )
-from starter.reports.rows import DAY_S, Onboarding, Seconds, seconds, utc
+from starter.reports.rows import DAY_S, LadderStep, Onboarding, Seconds, seconds, utc
 from workflows.formats import day_text
-from workflows.models import MilestoneStatus, OnboardingState, Playbook, Tier
+from workflows.models import OnboardingState, Playbook, Tier
+from workflows.models.playbook import Range
 
 # An average month in days, for durations in months.
 MONTH_DAYS = 365.25 / 12
 
 
-def drop_off(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[DropOff]:
+def drop_off(rows: Sequence[Onboarding], playbook: Playbook) -> list[DropOff]:
     """Each tier's milestone funnel in the playbook's plan order (accounts by current
-    tier): per milestone, of the accounts that reached the previous one (the first: all)
-    and for which this one is due by `now` or done, the share that did not reach it."""
+    tier; a milestone is passed when done or skipped): per milestone, of the accounts whose
+    plan has it and that passed the previous one (the first: all), those for which it is
+    passed or due by the report time; lost, those for which it is due and not passed
+    (late or gone). Flagged above targets.drop_off_flag_pct (rules §8)."""
     limit = playbook.targets.drop_off_flag_pct
+    bit = {m.id: 1 << i for i, m in enumerate(playbook.milestones)}
+    # Accounts with the same milestones in the same states count alike: count them once.
+    kinds = Counter((r.tier, r.planned, r.passed, r.due_now) for r in rows)
     out = []
     for tier in Tier:
-        plans = [{m.milestone_id: m for m in r.milestones} for r in rows if r.tier is tier]
-        if not plans:
+        counts = [
+            (n, planned, passed, due) for (t, planned, passed, due), n in kinds.items() if t is tier
+        ]
+        if not counts:
             continue
-        previous: str | None = None
+        before = 0  # the previous milestone's bit; 0 for the first
         for spec in playbook.milestones_for(tier):
-            lost = eligible = 0
-            for plan in plans:
-                this = plan.get(spec.id)
-                before = plan.get(previous) if previous else None
-                if this is None or (previous and (before is None or before.done_at is None)):
+            this = bit[spec.id]
+            eligible = lost = 0
+            for n, planned, passed, due in counts:
+                if not planned & this or (before and not passed & before):
                     continue
-                if this.done_at is not None or this.due_at <= now:
-                    eligible += 1
-                    lost += this.done_at is None
+                if passed & this:
+                    eligible += n
+                elif due & this:
+                    eligible += n
+                    lost += n
             lost_share = share(lost, eligible)
             flagged = lost_share.pct is not None and lost_share.pct > limit
             out.append(DropOff(tier=tier, milestone_id=spec.id, lost=lost_share, flagged=flagged))
-            previous = spec.id
+            before = this
     return out
 
 
-def escalations(
-    rows: Sequence[Onboarding], playbook: Playbook, now: Seconds
-) -> list[EscalationFigure]:
-    """Escalations by ladder step and trigger (rules §4, §8 "by reason"): occurrences
-    (superseded ones left out), accounts, and how many firings were followed by the
-    customer moving again (a milestone done) within targets.escalation_response_days.
-    Most fired first."""
-    window = playbook.targets.escalation_response_days * DAY_S
-    fired: dict[tuple[str, str], int] = defaultdict(int)
-    accounts: dict[tuple[str, str], set[str]] = defaultdict(set)
-    followed: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    for r in rows:
-        done = [m.done_at for m in r.milestones if m.done_at is not None]
-        for e in r.escalations:
-            if e.superseded:
-                continue
-            key = (e.step_id, e.trigger)
-            fired[key] += e.repeats
-            accounts[key].add(r.account_id)
-            moved = any(e.at < at <= e.at + window for at in done)
-            if moved or e.at + window <= now:
-                followed[key].append(moved)
+def escalations(ladder: Sequence[LadderStep]) -> list[EscalationFigure]:
+    """Escalations by tier, ladder step and trigger (rules §4; §8 "by reason"), from
+    `rows.LadderStep`: firings, accounts, and the share of firings the customer answered
+    by moving again (a milestone done within targets.escalation_response_days). In tier
+    order (high_touch first), most fired first."""
     return [
         EscalationFigure(
-            step_id=step,
-            trigger=trigger,
-            fired=n,
-            accounts=len(accounts[step, trigger]),
-            followed_by_progress=share(sum(followed[step, trigger]), len(followed[step, trigger])),
+            tier=s.tier,
+            step_id=s.step_id,
+            trigger=s.trigger,
+            fired=s.fired,
+            accounts=s.accounts,
+            followed_by_progress=share(s.answered, s.counted),
         )
-        for (step, trigger), n in sorted(fired.items(), key=lambda kv: (-kv[1], kv[0]))
+        for s in sorted(ladder, key=lambda s: (-s.tier.rank, -s.fired, s.step_id, s.trigger))
     ]
 
 
 def tier_changes(rows: Sequence[Onboarding]) -> list[TierChangeFigure]:
-    """Tier changes (the ladder's, `automatic`) and overrides (a person's), by
+    """Tier changes (`automatic`: the ladder's) and overrides (a person's), by
     from -> to (rules §1, §4, §8); most first."""
-    counts: dict[tuple[str, Tier, Tier], int] = defaultdict(int)
+    counts: dict[tuple[TierChangeKind, Tier, Tier], int] = defaultdict(int)
     for r in rows:
         for c in r.tier_changes:
             counts[c.kind, c.from_tier, c.to_tier] += 1
@@ -104,39 +103,52 @@ def tier_changes(rows: Sequence[Onboarding]) -> list[TierChangeFigure]:
     ]
 
 
-def acv_band(acv_usd: float, playbook: Playbook) -> str:
-    """The tier rule's ACV band (rules §1): below_smb_floor, between, enterprise."""
+def acv_band(acv_usd: float, playbook: Playbook) -> AcvBand:
+    """The tier rule's ACV band (rules §1): under the SMB floor, from the floor up to (not
+    including) the enterprise line, from the enterprise line up."""
     rule = playbook.tier_rule
     if acv_usd < rule.smb_floor_acv_usd:
         return "below_smb_floor"
-    return "enterprise" if acv_usd >= rule.enterprise_acv_usd else "between"
+    return "enterprise" if acv_usd >= rule.enterprise_acv_usd else "smb_floor_to_enterprise"
 
 
 def misclassification(rows: Sequence[Onboarding], playbook: Playbook) -> list[Misclassification]:
-    """The tier rule's misclassification rate (rules §1): onboardings whose tier changed
-    after the start / all, per ACV band."""
-    bands: dict[str, list[bool]] = {"below_smb_floor": [], "between": [], "enterprise": []}
+    """The tier rule's misclassification rate (rules §1) per ACV band: onboardings whose
+    tier changed after the start (by the ladder or an override) / all in the band, and
+    those overridden by a person."""
+    bands: dict[AcvBand, list[Onboarding]] = {
+        "below_smb_floor": [],
+        "smb_floor_to_enterprise": [],
+        "enterprise": [],
+    }
     for r in rows:
-        bands[acv_band(r.acv_usd, playbook)].append(bool(r.tier_changes))
+        bands[acv_band(r.acv_usd, playbook)].append(r)
     return [
-        Misclassification(acv_band=band, changed=share(sum(v), len(v))) for band, v in bands.items()
+        Misclassification(
+            acv_band=band,
+            changed=share(sum(bool(r.tier_changes) for r in group), len(group)),
+            overridden=share(
+                sum(any(c.kind == "override" for c in r.tier_changes) for r in group), len(group)
+            ),
+        )
+        for band, group in bands.items()
     ]
 
 
-def at_risk(rows: Sequence[Onboarding], now: Seconds) -> list[AtRisk]:
+def at_risk(rows: Sequence[Onboarding]) -> list[AtRisk]:
     """Running onboardings at risk or waiting for a decision, with why (risk flags, the
-    decision, overdue milestones) and the next deadline; by owner, then deadline."""
+    decision, the milestones overdue and since when) and the next deadline; by owner
+    (unassigned last), then next deadline (none last)."""
     out = []
     for r in rows:
         if not r.needs_attention:
             continue
-        overdue = [
-            f"{m.milestone_id} overdue since {day_text(utc(m.due_at))}"
-            for m in r.milestones
-            if m.done_at is None and m.status != MilestoneStatus.SKIPPED and m.due_at <= now
-        ]
-        decision = ["decision required: revised timeline or formal pause"]
-        reasons = r.risk_flags + (decision if r.decision_required else []) + overdue
+        reasons = list(r.risk_flags)
+        if r.decision_required:
+            reasons.append("decision required: revised timeline or formal pause")
+        if r.overdue:
+            names = ", ".join(m.milestone_id for m in r.overdue)
+            reasons.append(f"overdue since {day_text(utc(r.overdue[0].due_at))}: {names}")
         out.append(
             AtRisk(
                 owner=r.owner,
@@ -146,23 +158,34 @@ def at_risk(rows: Sequence[Onboarding], now: Seconds) -> list[AtRisk]:
                 state=r.state,
                 health_band=r.health_band,
                 reasons=reasons,
-                next_deadline=None if r.next_deadline is None else utc(r.next_deadline),
+                next_deadline=r.next_deadline,
             )
         )
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(out, key=lambda a: (a.owner is None, a.owner or "", a.next_deadline or far))
 
 
+def csm_role(r: Onboarding) -> CsmRole | None:
+    """Which CSM load an onboarding is (rules §7): high_touch ones high-touch; tech_touch
+    ones (a CSM is assigned at the start) and any other with an owner low-touch; a
+    self_serve one nobody owns none."""
+    if r.tier is Tier.HIGH_TOUCH:
+        return "csm_high_touch"
+    return "csm_low_touch" if r.tier is Tier.TECH_TOUCH or r.owner is not None else None
+
+
 def csm_load(rows: Sequence[Onboarding], playbook: Playbook) -> list[CsmLoad]:
-    """Running onboardings per owner, high_touch vs low-touch, against a CSM's capacity
-    (rules §7: 8-15 high-touch or 40-80 low-touch): over capacity above 100 % of the
-    high ends. Busiest first; the unassigned (owner null) are listed, never flagged."""
+    """Running onboardings per owner, high-touch and low-touch (`csm_role`), against a
+    CSM's capacity (rules §7: 8-15 high-touch or 40-80 low-touch): load_pct = 100 x
+    (high / 15 + low / 80), over capacity above 100. Busiest first; the unassigned
+    (owner null) are listed, never flagged."""
     high_cap = playbook.targets.csm_high_touch_accounts[1]
     low_cap = playbook.targets.csm_low_touch_accounts[1]
     loads: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
-        if r.running:
-            loads[r.owner][0 if r.tier is Tier.HIGH_TOUCH else 1] += 1
+        role = csm_role(r) if r.running else None
+        if role is not None:
+            loads[r.owner][0 if role == "csm_high_touch" else 1] += 1
     out = []
     for owner, (high, low) in loads.items():
         pct = round(100 * (high / high_cap + low / low_cap), 1)
@@ -179,78 +202,111 @@ def _month_start(at: datetime, back: int = 0) -> Seconds:
     return seconds(datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC))
 
 
+def _headcount(
+    role: Role,
+    capacity: Range,
+    active: int,
+    starts: float,
+    durations: list[float],
+) -> Headcount:
+    midpoint = (capacity[0] + capacity[1]) / 2
+    average = sum(durations) / len(durations) / (MONTH_DAYS * DAY_S) if durations else None
+    return Headcount(
+        role=role,
+        capacity=capacity,
+        active=active,
+        needed_now=round(active / midpoint, 2),
+        starts_per_month=round(starts, 2),
+        average_duration_months=None if average is None else round(average, 2),
+        needed_for_start_rate=None if average is None else round(starts * average / midpoint, 2),
+    )
+
+
 def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[Headcount]:
-    """CSMs the recent start rate needs (rules §7), per segment (high_touch; low_touch =
-    tech_touch and self_serve, by current tier) and in all: starts per month over the last
-    targets.start_rate_months full months x the average duration in months of completed
-    onboardings / the midpoint of the segment's capacity."""
+    """People each role needs (rules §7), at the midpoint of its capacity: now, for the
+    running onboardings it carries, and for the recent start rate (starts per month over
+    the last targets.start_rate_months full months x the average months it carries one).
+
+    - CSMs, high-touch and low-touch (`csm_role`): they carry an onboarding from its start
+      to its end; the duration is that of the completed ones.
+    - Implementation specialists: they carry an onboarding while a milestone the playbook
+      gives them (owner `implementation_specialist`) is open; the duration runs from the
+      start to the last of those milestones done, over the onboardings that passed them.
+    """
     targets = playbook.targets
     months = targets.start_rate_months
     since, until = _month_start(utc(now), months), _month_start(utc(now))
+    csms: tuple[tuple[CsmRole, Range], ...] = (
+        ("csm_high_touch", targets.csm_high_touch_accounts),
+        ("csm_low_touch", targets.csm_low_touch_accounts),
+    )
     out = []
-    for segment, capacity in (
-        ("high_touch", targets.csm_high_touch_accounts),
-        ("low_touch", targets.csm_low_touch_accounts),
-    ):
-        group = [r for r in rows if (r.tier is Tier.HIGH_TOUCH) == (segment == "high_touch")]
-        starts = sum(since <= r.started_at < until for r in group) / months
-        durations = [
-            (r.finished_at - r.started_at) / (MONTH_DAYS * DAY_S)
-            for r in group
-            if r.state is OnboardingState.COMPLETED and r.finished_at is not None
-        ]
-        average = sum(durations) / len(durations) if durations else None
-        midpoint = (capacity[0] + capacity[1]) / 2
-        needed = None if average is None else round(starts * average / midpoint, 2)
+    for role, capacity in csms:
+        group = [r for r in rows if csm_role(r) == role]
         out.append(
-            Headcount(
-                segment=segment,
-                starts_per_month=round(starts, 2),
-                average_duration_months=None if average is None else round(average, 2),
-                capacity_midpoint=midpoint,
-                csms_needed=needed,
+            _headcount(
+                role,
+                capacity,
+                active=sum(r.running for r in group),
+                starts=sum(since <= r.started_at < until for r in group) / months,
+                durations=[
+                    r.finished_at - r.started_at
+                    for r in group
+                    if r.state is OnboardingState.COMPLETED and r.finished_at is not None
+                ],
             )
         )
-    parts = [h.csms_needed for h in out]
-    total = None if None in parts else round(sum(p or 0 for p in parts), 2)
+    carried = [r for r in rows if r.specialist_gates]
+    durations = [
+        r.specialist_done_at - r.started_at
+        for r in carried
+        if not r.specialist_open and r.specialist_done_at is not None
+    ]
+    active = sum(r.running and r.specialist_open > 0 for r in carried)
+    started = sum(since <= r.started_at < until for r in carried)
     out.append(
-        Headcount(
-            segment="all",
-            starts_per_month=round(sum(h.starts_per_month for h in out), 2),
-            average_duration_months=None,
-            capacity_midpoint=None,
-            csms_needed=total,
+        _headcount(
+            "implementation_specialist",
+            targets.specialist_accounts,
+            active,
+            started / months,
+            durations,
         )
     )
     return out
 
 
 def tier_boundaries(
-    rows: Sequence[Onboarding], playbook: Playbook, now: Seconds
+    rows: Sequence[Onboarding], verdicts: Sequence[Verdict], playbook: Playbook
 ) -> list[TierBoundary]:
     """Accounts whose ACV is within targets.tier_boundary_pct of a tier-rule threshold
     (rules §1: enterprise_acv_usd, smb_floor_acv_usd), per the tier the rule gave them:
-    count, completion rate, median TTV, share that changed tier."""
+    count, completion and activation rates and median TTV (as in the group figures), and
+    the share whose tier changed after the start. `verdicts` are the rows' own."""
     rule, pct = playbook.tier_rule, playbook.targets.tier_boundary_pct
-    out = []
-    for name, threshold in (
+    thresholds: tuple[tuple[Threshold, float], ...] = (
         ("enterprise_acv_usd", rule.enterprise_acv_usd),
         ("smb_floor_acv_usd", rule.smb_floor_acv_usd),
-    ):
-        near = [r for r in rows if abs(r.acv_usd - threshold) <= threshold * pct / 100]
+    )
+    out = []
+    for name, threshold in thresholds:
+        near: dict[Tier, Tally] = defaultdict(Tally)
+        for r, v in zip(rows, verdicts, strict=True):
+            if abs(r.acv_usd - threshold) <= threshold * pct / 100:
+                near[r.initial_tier].add(r, v)
         for tier in Tier:
-            group = [r for r in near if r.initial_tier is tier]
-            if not group:
+            if (tally := near.get(tier)) is None:
                 continue
             out.append(
                 TierBoundary(
                     threshold=name,
                     threshold_usd=threshold,
                     initial_tier=tier,
-                    onboardings=len(group),
-                    completion=completion(group, now),
-                    ttv_median_days=median(r.ttv_days for r in group),
-                    changed_tier=share(sum(bool(r.tier_changes) for r in group), len(group)),
+                    onboardings=tally.onboardings,
+                    completion=share(tally.completed, tally.completion_judged),
+                    activation=share(tally.activated, tally.activation_judged),
+                    ttv_median_days=percentile(tally.ttv, 0.5),
+                    changed_tier=share(tally.tier_changed, tally.onboardings),
                 )
             )
     return out

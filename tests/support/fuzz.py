@@ -64,7 +64,7 @@ def signed(path: str, body: bytes, url: str = "") -> dict[str, str]:
         return hubspot_signature(url or f"{BASE_URL}{path}", body)
     if path == "/webhooks/salesforce":
         return salesforce_headers(body)
-    if path.startswith(("/codec/", "/accounts/")):
+    if path.startswith(("/codec/", "/accounts/", "/reports/")):
         return {"Authorization": f"Bearer {READ_TOKEN}"}
     return {}
 

@@ -3,8 +3,13 @@ report shows is computed from records whose facts the test states."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
+from activities.records.store import RecordStore
+from starter.reports.model import PortfolioReport
+from starter.reports.portfolio import portfolio_report
 from workflows.models import (
     AuditEntry,
     Escalation,
@@ -25,18 +30,25 @@ DAY = timedelta(days=1)
 
 
 def milestone_view(
-    milestone_id: str, closed_won: datetime, due_day: int, done_day: float | None = None
+    milestone_id: str,
+    closed_won: datetime,
+    due_day: float,
+    done_day: float | None = None,
+    *,
+    skipped: bool = False,
 ) -> MilestoneView:
-    """A milestone due `due_day` days after closed-won, done `done_day` days after it."""
+    """A milestone due `due_day` days after closed-won, done `done_day` days after it (or
+    skipped: the customer refused it)."""
     done_at = closed_won + done_day * DAY if done_day is not None else None
     due_at = closed_won + due_day * DAY
+    status = MilestoneStatus.DONE if done_at else MilestoneStatus.NOT_STARTED
     return MilestoneView(
         id=milestone_id,
         title=milestone_id.replace("_", " ").title(),
         phase=Phase.KICKOFF,
         weight=1,
         owner=Owner.CSM,
-        status=MilestoneStatus.DONE if done_at else MilestoneStatus.NOT_STARTED,
+        status=MilestoneStatus.SKIPPED if skipped else status,
         due_at=due_at,
         done_at=done_at,
         overdue=False,
@@ -57,8 +69,18 @@ def make_record(
     acv_usd: float = 30_000,
     owner: str | None = "csm-1@example.com",
     ttv_days: float | None = None,
+    ttv: TtvBreakdown | None = None,
     finished_at: datetime | None = None,
+    started_at: datetime | None = None,
+    override: bool = False,
+    health_band: HealthBand = HealthBand.HEALTHY,
+    decision_required: bool = False,
+    risk_flags: list[str] | None = None,
+    next_deadline: datetime | None = None,
 ) -> OnboardingRecord:
+    """A record; `initial_tier` other than `tier` makes a tier change on day 14, by the
+    ladder (or by a person: `override`). `ttv` gives every TTV part, `ttv_days` only the
+    total."""
     changes = []
     if initial_tier is not None and initial_tier != tier:
         changes.append(
@@ -66,9 +88,9 @@ def make_record(
                 at=closed_won + 14 * DAY,
                 from_tier=initial_tier,
                 to_tier=tier,
-                kind="automatic",
-                by="ladder",
-                reason="no progress",
+                kind="override" if override else "automatic",
+                by="cs-lead@example.com" if override else "ladder",
+                reason="approved exception" if override else "no progress",
             )
         )
     return OnboardingRecord(
@@ -82,22 +104,22 @@ def make_record(
         closed_won_at=closed_won,
         cohort=closed_won.strftime("%Y-%m"),
         playbook_version="test",
-        started_at=closed_won,
+        started_at=started_at or closed_won,
         initial_tier=initial_tier or tier,
         tier=tier,
         tier_clause=f"{tier.value}.acv",
         state=state,
         phase=Phase.KICKOFF,
         health_score=80.0,
-        health_band=HealthBand.HEALTHY,
+        health_band=health_band,
         owner=owner,
-        next_deadline=None,
+        next_deadline=next_deadline,
         completion_pct=0.0,
-        ttv=TtvBreakdown(total_days=ttv_days),
+        ttv=ttv or TtvBreakdown(total_days=ttv_days),
         finished_at=finished_at,
         paused_days_total=0,
-        decision_required=False,
-        risk_flags=[],
+        decision_required=decision_required,
+        risk_flags=risk_flags or [],
         milestones=milestones or [],
         escalations=escalations or [],
         tier_changes=changes,
@@ -106,11 +128,41 @@ def make_record(
     )
 
 
-def escalation(step_id: str, closed_won: datetime, day: int, tier: Tier) -> Escalation:
+def escalation(
+    step_id: str,
+    closed_won: datetime,
+    day: float,
+    tier: Tier,
+    *,
+    trigger: Trigger = Trigger.NO_PROGRESS,
+    superseded: bool = False,
+    repeats: int = 1,
+) -> Escalation:
+    """A ladder step that ran `day` days after closed-won (or was superseded: it did not)."""
     at = closed_won + day * DAY
     return Escalation(
-        at=at, due_at=at, tier=tier, step_id=step_id, trigger=Trigger.NO_PROGRESS, actions=[]
+        at=at,
+        due_at=at,
+        tier=tier,
+        step_id=step_id,
+        trigger=trigger,
+        actions=[],
+        superseded=superseded,
+        repeats=repeats,
     )
+
+
+def report_over(
+    store: RecordStore,
+    playbook: Playbook,
+    now: datetime,
+    records: Iterable[OnboardingRecord],
+    **filters: Any,
+) -> PortfolioReport:
+    """Save `records` into `store`, then the portfolio report over it as of `now`."""
+    for record in records:
+        assert store.save(record), record.account_id
+    return portfolio_report(store, playbook, now, **filters)
 
 
 def sample_portfolio(now: datetime, playbook: Playbook, count: int = 40) -> list[OnboardingRecord]:

@@ -258,10 +258,18 @@ class Targets(BaseModel):
     csm_low_touch_accounts: Range = Field(
         default=(40, 80), description="One CSM's tech-touch and self-serve load (rules §7)"
     )
+    specialist_accounts: Range = Field(
+        default=(8, 15), description="One implementation specialist's load (rules §7)"
+    )
     start_rate_months: int = Field(default=3, ge=1, le=24)
     tier_boundary_pct: float = Field(default=20, gt=0, lt=100)
 
-    @field_validator("completion_rate_pct", "csm_high_touch_accounts", "csm_low_touch_accounts")
+    @field_validator(
+        "completion_rate_pct",
+        "csm_high_touch_accounts",
+        "csm_low_touch_accounts",
+        "specialist_accounts",
+    )
     @classmethod
     def _ranges(cls, value: Range | dict[Tier, Range]) -> Range | dict[Tier, Range]:
         for low, high in value.values() if isinstance(value, dict) else [value]:
