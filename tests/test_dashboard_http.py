@@ -201,12 +201,19 @@ async def test_a_bad_filter_is_a_400_page(client: Client, query: str, says: str)
     assert answer.status_code == 400 and says in answer.text
 
 
-async def test_an_unreadable_store_is_a_503_page(client: Client) -> None:
+async def test_an_unreadable_store_is_a_503_page(client: Client, tmp_path: Path) -> None:
     # PostgreSQL on a port nothing listens on; the password is never shown.
     http = await signed_in(client, records_url="postgresql+psycopg://u:secret@127.0.0.1:9/x")
     answer = await http.get("/dashboard")
     assert answer.status_code == 503
     assert "The records store cannot be read" in answer.text and "secret" not in answer.text
+    # A SQLite file that is not there (a wrong URL, or before the worker's first record)
+    # is named, not made up empty.
+    missing = tmp_path / "elsewhere" / "records.db"
+    http = await signed_in(client, records_url=f"sqlite:///{missing}")
+    answer = await http.get("/dashboard/accounts/001A")
+    assert answer.status_code == 503 and f"no records store at {missing}" in answer.text
+    assert not missing.exists()
 
 
 async def test_what_the_store_holds_is_escaped(client: Client, store: RecordStore) -> None:

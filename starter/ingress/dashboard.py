@@ -163,7 +163,10 @@ def _refused(request: Request, ingress: Ingress) -> Response | None:
 def _unreadable(ingress: Ingress, exc: Exception) -> HTMLResponse:
     url = sa.make_url(ingress.settings.records_url).render_as_string(hide_password=True)
     log.warning("records store unreadable", url=url, error=str(exc))
-    return _notice(503, "The records store cannot be read", f"{url}: {exc.__class__.__name__}")
+    # RecordStoreError says what is wrong (no file there, server down), password hidden; a
+    # failed query's text may hold SQL and values: only its kind is shown.
+    why = str(exc) if isinstance(exc, RecordStoreError) else f"{url}: {exc.__class__.__name__}"
+    return _notice(503, "The records store cannot be read", why)
 
 
 @router.get("/static/{name}")
