@@ -41,12 +41,13 @@ test: lint
 	$(BIN)/pytest -q
 
 ## bench: ingress vs bare SDK on a throwaway dev server, what the onboarding records cost
-## per onboarding, then the portfolio report over 10,000 onboardings against its 1 s budget
-## (about 6 minutes; not part of test)
+## per onboarding, then the portfolio report and the dashboard over 10,000 onboardings
+## against their 1 s budget (about 7 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
 	$(BIN)/python bench/records_cost.py
 	$(BIN)/python bench/records.py
+	$(BIN)/python bench/dashboard.py
 
 ## histories: record the workflow tests' histories for the replay test (VERSION=v3)
 histories: install-test

@@ -10,8 +10,9 @@ nothing, and its answer names the field and the reason:
     uvicorn --factory starter.app:create_app     # or: onboarding serve / onboarding up
 
 The routes are `starter.ingress`'s routers (and `/codec`, `starter.codec`), with the
-customers' progress pages (`/progress/{token}`, HTML); this module wires them to one
-shared `Ingress` state and serves the app.
+dashboard's pages (`/dashboard`, HTML) and the customers' progress pages
+(`/progress/{token}`, HTML); this module wires them to one shared `Ingress` state and
+serves the app.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from activities.client import connect
 from activities.logging import configure_logging
 from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
-from starter.ingress import accounts, customer, deals, events, ops, reports
+from starter.ingress import accounts, customer, dashboard, deals, events, ops, reports
 from starter.ingress.errors import add_error_handlers
 from starter.ingress.openapi import document_bodies
 from starter.ingress.state import Ingress
@@ -81,15 +82,8 @@ def create_app(
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
     app.middleware("http")(ops.count_requests)
     add_error_handlers(app)
-    for router in (
-        deals.router,
-        events.router,
-        accounts.router,
-        customer.router,
-        reports.router,
-        ops.router,
-    ):
-        app.include_router(router)
+    for area in (deals, events, accounts, reports, dashboard, customer, ops):
+        app.include_router(area.router)
     document_bodies(app)
     return app
 

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
-from starter.auth import SESSION_COOKIE, SESSION_TTL_S, ApiAuth
+from starter.auth import ApiAuth
 from starter.limits import BodyTooLarge, read_capped
 
 log = structlog.get_logger("codec")
@@ -140,15 +140,7 @@ def codec_router(
             "<em>Include cross-origin credentials</em>."
         )
         response = HTMLResponse(_LOGIN_PAGE.format(message=message))
-        response.set_cookie(
-            SESSION_COOKIE,
-            auth.session(presented),
-            max_age=SESSION_TTL_S,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        auth.sign_in(response, presented, secure=request.url.scheme == "https")
         log.info("codec sign-in", origin=request.headers.get("origin"))
         return response
 

@@ -118,3 +118,23 @@ def test_stores_opened_at_once_in_one_process_all_migrate(tmp_path: Path) -> Non
     with ThreadPoolExecutor(len(urls)) as pool:
         stores = list(pool.map(RecordStore.open, urls))
     assert [s.count() for s in stores] == [0] * len(urls)
+
+
+def test_the_write_mark_moves_with_every_write_and_cohorts_are_listed(
+    store: RecordStore,
+) -> None:
+    assert store.write_mark() == (0, 0, None)
+    assert store.cohorts() == []
+    march, may = datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 5, 2, tzinfo=UTC)
+    store.save(make_record("001M", may))
+    first = store.write_mark()
+    assert first[:2] == (1, 1)
+    store.save(make_record("001N", march))
+    second = store.write_mark()
+    assert second[:2] == (2, 2) and second != first
+    store.save(make_record("001N", march, revision=2))  # a later revision of one record
+    third = store.write_mark()
+    assert third[:2] == (2, 3)
+    assert not store.save(make_record("001N", march, revision=2))  # not written: no move
+    assert store.write_mark() == third
+    assert store.cohorts() == ["2025-03", "2025-05"]

@@ -7,7 +7,8 @@ URL setting), its schema kept by Alembic migrations.
     store.live_link("001...", now)    # the account's progress link id (issued if none)
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
-thread, through one `LazyStore` per process.
+thread: the activities through one `LazyStore` per worker process, the ingress through
+`Ingress.records()`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ _MIGRATION_LOCK = 7_204_811
 # (the worker's and the ingress's stores under `onboarding up`) would swap them under
 # each other, so the threads of a process take turns too.
 _MIGRATING = threading.Lock()
+
+
+# (records, sum of their revisions, latest as_of): moves with every write that adds a
+# record or a revision (the workflow bumps the revision with every change it records).
+WriteMark = tuple[int, int, datetime | None]
 
 
 class RecordStoreError(Exception):
@@ -288,6 +294,24 @@ class RecordStore:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def write_mark(self) -> WriteMark:
+        """What changes when a record is written (`WriteMark`), for caches of what is
+        computed from the store: one aggregate query (a few ms over 10,000 records)."""
+        query = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(onboarding.c.revision), 0),
+            sa.func.max(onboarding.c.as_of),
+        )
+        with self.engine.connect() as conn:
+            count, revisions, latest = conn.execute(query).one()
+        return int(count), int(revisions), latest
+
+    def cohorts(self) -> list[str]:
+        """Every closed-won month (`YYYY-MM`) with an onboarding, in order."""
+        query = sa.select(onboarding.c.cohort).distinct().order_by(onboarding.c.cohort)
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
     # ------------------------------------------------------------------ progress links
 
     def live_link(self, account_id: str, now: datetime) -> str:
@@ -336,8 +360,8 @@ class RecordStore:
 
 
 class LazyStore:
-    """A process's one records store, opened (and migrated) in a thread on first use, by
-    the activities and the ingress alike; `RecordStore.open`'s errors come out of `get`."""
+    """A worker process's one records store, opened (and migrated) in a thread on first
+    use by its activities; `RecordStore.open`'s errors come out of `get`."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self._url, self._create = url, create

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from activities.records.links import PATH, LinkRefused
+from activities.records.store import RecordStoreError
 from starter.ingress.customer_view import customer_view
 from starter.ingress.state import IngressDep
 
@@ -70,13 +71,18 @@ def _refused(reason: str, link_id: str | None = None) -> HTMLResponse:
 async def progress_page(token: str, ingress: IngressDep) -> HTMLResponse:
     if ingress.links is None:
         return _refused("links off")
-    store = await ingress.records.get()
+    retry = {"Retry-After": str(NOT_READY_RETRY_AFTER_S)}
+    try:
+        store = await ingress.records.get()
+    except RecordStoreError as exc:
+        # Not there yet (the worker creates it with its first record) or unreachable.
+        log.warning("records store unavailable", error=str(exc))
+        return _page("notice.html", 503, retry, **NOT_READY)
     try:
         account_id = await asyncio.to_thread(ingress.links.verify, store, token, datetime.now(UTC))
     except LinkRefused as refused:
         return _refused(refused.reason, refused.link_id)
     record = await asyncio.to_thread(store.get, account_id)
     if record is None:
-        retry = {"Retry-After": str(NOT_READY_RETRY_AFTER_S)}
         return _page("notice.html", 503, retry, **NOT_READY)
     return _page("progress.html", 200, {}, view=customer_view(record))

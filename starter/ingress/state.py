@@ -17,6 +17,7 @@ from activities.records.links import CustomerLinks
 from activities.records.store import LazyStore
 from starter.auth import ApiAuth
 from starter.client import ui_url
+from starter.ingress.dashboard_cache import ReportCache
 from starter.ingress.metrics import Metrics
 from starter.settings import IngressSettings
 from workflows.models import Playbook
@@ -28,8 +29,8 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 @dataclass
 class Ingress:
     """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
-    records store (opened on first use) and progress links of one app, and its Temporal
-    client (set at startup when not given)."""
+    records store (opened on first use), progress links and the dashboard's portfolio
+    pages of one app, and its Temporal client (set at startup when not given)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -41,6 +42,7 @@ class Ingress:
     hubspot_stages: HubSpotStages = field(init=False)
     records: LazyStore = field(init=False)
     links: CustomerLinks | None = field(init=False)
+    portfolio_views: ReportCache = field(default_factory=ReportCache)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
@@ -57,8 +59,9 @@ class Ingress:
         return self.client
 
     def link(self, workflow_id: str) -> str:
-        """The workflow's page in the Temporal Web UI."""
-        return ui_url(workflow_id, self.temporal.namespace)
+        """The workflow's page in the Temporal Web UI; without a client yet, in the
+        namespace the environment names (the dashboard reads only the records store)."""
+        return ui_url(workflow_id, self.client.namespace if self.client else None)
 
 
 def ingress_of(request: Request) -> Ingress:

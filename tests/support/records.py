@@ -11,6 +11,7 @@ from activities.records.store import RecordStore
 from starter.reports.model import PortfolioReport
 from starter.reports.portfolio import portfolio_report
 from workflows.models import (
+    AuditEntry,
     Escalation,
     HealthBand,
     MilestoneStatus,
@@ -162,3 +163,87 @@ def report_over(
     for record in records:
         assert store.save(record), record.account_id
     return portfolio_report(store, playbook, now, **filters)
+
+
+def sample_portfolio(now: datetime, playbook: Playbook, count: int = 40) -> list[OnboardingRecord]:
+    """`count` onboardings like a real portfolio's, the same for the same `now`: the tiers
+    in turn (tech_touch twice as often), closed won over the last months, half a day off
+    whole days (no deadline falls on `now` while a test runs), on the playbook's plans.
+    Each reaches its gates one after the other (up to three days early or late) until the
+    gate where it stops: past that gate's due date it is at risk, with an escalation per
+    gate overdue (and a stall outreach two weeks on) and a health band by how long it is
+    overdue; every gate done is completed; one in eleven is cancelled. Three CSMs own them;
+    one in nine started a tier lower. The audit trail has the start and each gate done."""
+    tiers = [Tier.HIGH_TOUCH, Tier.TECH_TOUCH, Tier.SELF_SERVE, Tier.TECH_TOUCH]
+    records = []
+    for i in range(count):
+        tier = tiers[i % len(tiers)]
+        age = 3.5 + 3.3 * i
+        won = now - age * DAY
+        plan = playbook.milestones_for(tier)
+        stop = (i * 7) % (len(plan) + 3)  # past the plan's end: no stop, all done
+        views, escalations, ttv = [], [], None
+        for n, spec in enumerate(plan):
+            due = spec.due_days[tier]
+            done = due - 3 + (i * 5 + n) % 7 if n < stop else None
+            if done is not None and done > age:
+                done = None
+            views.append(milestone_view(spec.id, won, due, done))
+            if done is None and due < age:
+                escalations.append(escalation("overdue_nudge", won, due + 1, tier))
+                if due + 14 < age:
+                    escalations.append(escalation("stall_outreach", won, due + 14, tier))
+            if spec.ttv == "first_value" and done is not None:
+                ttv = float(done)
+        overdue = [v for v in views if v.done_at is None and v.due_at < now]
+        if i % 11 == 10:
+            state, finished = OnboardingState.CANCELLED, now - DAY
+        elif all(v.done_at for v in views):
+            state, finished = OnboardingState.COMPLETED, max(v.done_at for v in views if v.done_at)
+        else:
+            state, finished = (OnboardingState.AT_RISK if overdue else OnboardingState.ACTIVE), None
+        record = make_record(
+            f"acct-{i:03d}",
+            won,
+            tier=tier,
+            initial_tier=Tier.SELF_SERVE if i % 9 == 4 and tier is Tier.TECH_TOUCH else None,
+            state=state,
+            milestones=views,
+            escalations=escalations,
+            acv_usd=[90_000, 30_000, 4_000, 22_000][i % 4],
+            owner=f"csm-{i % 3}@example.com",
+            ttv_days=ttv,
+            finished_at=finished,
+        )
+        late_days = (now - min(v.due_at for v in overdue)) / DAY if overdue else 0
+        band = (
+            HealthBand.CRITICAL
+            if late_days > 7
+            else HealthBand.AT_RISK
+            if overdue
+            else HealthBand.HEALTHY
+        )
+        records.append(
+            record.model_copy(
+                update={
+                    "account_name": f"{NAMES[i % len(NAMES)]} {i}",
+                    "health_band": band,
+                    "risk_flags": ["stalled"] if state is OnboardingState.AT_RISK else [],
+                    "audit": [
+                        AuditEntry(at=won, kind="started", detail=f"tier {tier.value}"),
+                        *(
+                            AuditEntry(at=v.done_at, kind="milestone_done", detail=v.id)
+                            for v in views
+                            if v.done_at
+                        ),
+                    ],
+                    "completion_pct": round(
+                        100 * sum(bool(v.done_at) for v in views) / len(views), 1
+                    ),
+                }
+            )
+        )
+    return records
+
+
+NAMES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Soylent"]

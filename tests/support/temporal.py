@@ -1,5 +1,6 @@
-"""The Temporal servers the tests run: where their binaries are, and the service's worker
-for a test's own dev server."""
+"""The Temporal servers the tests run: where their binaries are, the service's worker for
+a test's own dev server, and a client of no server (Temporal down) for what must work
+without one."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities import Settings
+from starter.devserver import free_port
 from worker import build_worker
 
 # The venv's bin: `temporal` (dev server) and `temporal-test-server` (time-skipping).
@@ -40,3 +43,11 @@ def process_env(folder: Path, **settings: str) -> dict[str, str]:
         "ONBOARDING_RECORDS_URL": f"sqlite:///{folder / 'records.db'}",
         **settings,
     }
+
+
+async def unreachable_client() -> Client:
+    """A client of a port nothing listens on (lazy: it connects on its first call, which
+    fails): an app given it starts, and any request that asks Temporal fails."""
+    return await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+    )

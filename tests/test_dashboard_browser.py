@@ -1,0 +1,229 @@
+"""The dashboard in a real browser (headless Chromium): the real app on real uvicorn over a
+real SQLite records store, with Temporal unreachable (the dashboard reads only the store).
+A person signs in through the form, reads the portfolio (the figures are those
+`portfolio_report()` computes from the same store; the charts are drawn), filters it by tier,
+opens an account at risk, and sees its plan against actual. Nothing is loaded from another
+origin and no page logs an error.
+
+Screenshots stay in each test's output folder and test-output/screenshots/; with
+UPDATE_SCREENSHOTS=1 the portfolio's also becomes docs/dashboard.png (the README's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
+
+from activities.records.store import RecordStore
+from starter.app import serve
+from starter.client import ui_url
+from starter.devserver import free_port
+from starter.ingress.dashboard_view import pct_text, share_text, timeline_rows, when_text
+from starter.reports.model import PortfolioReport
+from starter.reports.portfolio import portfolio_report
+from tests.support.browser import chromium, keep_screenshot
+from tests.support.ingress import READ_TOKEN
+from tests.support.ingress import settings as ingress_settings
+from tests.support.records import sample_portfolio
+from tests.support.temporal import unreachable_client
+from workflows.models import OnboardingState, Playbook, Tier
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
+UPDATE_SCREENSHOTS = "UPDATE_SCREENSHOTS"
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+
+
+@dataclass
+class Site:
+    """The ingress on a free port and the records store it reads."""
+
+    url: str
+    store: RecordStore
+
+
+@pytest.fixture(scope="module")
+async def site(tmp_path_factory: pytest.TempPathFactory, playbook: Playbook) -> AsyncIterator[Site]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    records_url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'records.db'}"
+    store = await asyncio.to_thread(RecordStore.open, records_url)
+    for record in sample_portfolio(datetime.now(UTC), playbook):
+        await asyncio.to_thread(store.save, record)
+    stop = asyncio.Event()
+    settings = ingress_settings(port=port, records_url=records_url)
+    served = asyncio.create_task(serve(await unreachable_client(), stop, settings))
+    async with httpx.AsyncClient(base_url=url) as http:
+        for _ in range(100):
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.1)
+    yield Site(url=url, store=store)
+    stop.set()
+    await served
+    store.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as it:
+        yield it
+
+
+@dataclass
+class Session:
+    """A browser context signed in through the form, and what its pages did."""
+
+    context: BrowserContext
+    page: Page
+    requests: list[str]
+    errors: list[str]
+
+
+@pytest.fixture
+async def signed_in(site: Site, browser: Browser) -> AsyncIterator[Session]:
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    session = Session(context, page, [], [])
+    page.on("request", lambda request: session.requests.append(request.url))
+    page.on("pageerror", lambda error: session.errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: session.errors.append(message.text) if message.type == "error" else None,
+    )
+    await page.goto(f"{site.url}/dashboard")
+    assert urlsplit(page.url).path == "/dashboard/login"  # sent to sign in first
+    await page.fill("input[name=token]", READ_TOKEN)
+    await page.click("button:has-text('Sign in')")
+    await page.wait_for_load_state("networkidle")
+    assert urlsplit(page.url).path == "/dashboard"  # and back
+    yield session
+    await context.close()
+
+
+def report_of(site: Site, playbook: Playbook, tier: Tier | None = None) -> PortfolioReport:
+    return portfolio_report(site.store, playbook, datetime.now(UTC), tier=tier)
+
+
+async def text(page: Page, selector: str) -> str:
+    return " ".join((await page.locator(selector).inner_text()).split())
+
+
+async def assert_charts_drawn(page: Page, expected: int) -> None:
+    plots = page.locator(".plot")
+    assert await plots.count() == expected
+    for i in range(expected):
+        # plotly.js has drawn the figure: its SVG is in the element.
+        assert await plots.nth(i).locator("svg.main-svg").count() >= 1
+
+
+def assert_same_origin(site: Site, session: Session) -> None:
+    origins = {f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in session.requests}
+    assert origins == {site.url}, origins
+    assert session.errors == []
+
+
+async def test_portfolio_shows_the_stores_figures(
+    site: Site, signed_in: Session, playbook: Playbook, tmp_path: Path
+) -> None:
+    page = signed_in.page
+    report = report_of(site, playbook)
+    overall = report.overall
+    assert overall.at_risk > 0 and overall.completed > 0 and overall.cancelled > 0
+    for figure, shown in [
+        ("onboardings", str(overall.onboardings)),
+        ("running", str(overall.running)),
+        ("at_risk", str(overall.at_risk)),
+        ("completed", str(overall.completed)),
+        ("cancelled", str(overall.cancelled)),
+        ("completion", pct_text(overall.completion.pct)),
+        ("activation", pct_text(overall.activation.pct)),
+    ]:
+        assert await text(page, f".headline [data-figure={figure}] .value") == shown, figure
+    for group in report.by_tier:
+        assert group.tier is not None
+        row = f"tr[data-tier={group.tier.value}]"
+        assert await text(page, f"{row} [data-figure=onboardings]") == str(group.onboardings)
+        assert await text(page, f"{row} [data-figure=completion]") == share_text(group.completion)
+    # The at-risk list names every account that needs attention, with a link to its page.
+    listed = await page.locator("table.at-risk tr[data-account]").evaluate_all(
+        "rows => rows.map(r => r.dataset.account)"
+    )
+    assert listed == [a.account_id for a in report.at_risk]
+    # Trends, health, a drop-off funnel per tier, escalations, CSM load.
+    await assert_charts_drawn(page, 4 + len(report.by_tier))
+    kept = keep_screenshot(await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio")
+    if os.environ.get(UPDATE_SCREENSHOTS):
+        shutil.copyfile(kept, DOCS_SCREENSHOT)
+    assert_same_origin(site, signed_in)
+
+
+async def test_filtering_by_tier(
+    site: Site, signed_in: Session, playbook: Playbook, tmp_path: Path
+) -> None:
+    page = signed_in.page
+    async with page.expect_navigation():
+        await page.select_option("select[name=tier]", Tier.HIGH_TOUCH.value)  # submits itself
+    await page.wait_for_load_state("networkidle")
+    assert "tier=high_touch" in page.url
+    report = report_of(site, playbook, Tier.HIGH_TOUCH)
+    assert 0 < report.overall.onboardings < report_of(site, playbook).overall.onboardings
+    assert await text(page, ".headline [data-figure=onboardings] .value") == str(
+        report.overall.onboardings
+    )
+    assert await text(page, "h1") == "Portfolio · high_touch"
+    await assert_charts_drawn(page, 5)  # one drop-off funnel: this tier's
+    keep_screenshot(
+        await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio-high-touch"
+    )
+    assert_same_origin(site, signed_in)
+
+
+async def test_an_account_at_risk(
+    site: Site, signed_in: Session, playbook: Playbook, tmp_path: Path
+) -> None:
+    page = signed_in.page
+    at_risk = report_of(site, playbook).at_risk[0]
+    async with page.expect_navigation():
+        await page.click(f"tr[data-account='{at_risk.account_id}'] a")
+    await page.wait_for_load_state("networkidle")
+    assert urlsplit(page.url).path == f"/dashboard/accounts/{at_risk.account_id}"
+    record = site.store.get(at_risk.account_id)
+    assert record is not None and record.state is OnboardingState.AT_RISK
+    assert await text(page, "h1") == f"{record.account_name} {record.account_id}"
+    assert await text(page, ".headline [data-figure=state] .value") == "at_risk"
+    rows = page.locator("table.milestones tr[data-milestone]")
+    assert await rows.count() == len(record.milestones)
+    outcomes = {r.milestone_id: r.outcome for r in timeline_rows(record, datetime.now(UTC))}
+    assert "overdue" in outcomes.values()
+    for i, m in enumerate(record.milestones):
+        row = rows.nth(i)
+        assert await row.get_attribute("data-milestone") == m.id
+        assert await text(page, f"tr[data-milestone={m.id}] [data-due]") == when_text(m.due_at)
+        assert await text(page, f"tr[data-milestone={m.id}] [data-done]") == when_text(m.done_at)
+        assert await text(page, f"tr[data-milestone={m.id}] .outcome") == outcomes[m.id].replace(
+            "_", " "
+        )
+    assert await page.locator("table.audit tbody tr").count() == len(record.audit) > 1
+    # The timeline: a plan bar per milestone and an actual bar per one started.
+    await assert_charts_drawn(page, 1)
+    bars = await page.locator("#timeline .barlayer .point").count()
+    started = sum(r.actual is not None for r in timeline_rows(record, datetime.now(UTC)))
+    assert bars == len(record.milestones) + started
+    assert await page.locator("table.escalations tbody tr").count() == len(record.escalations)
+    link = page.locator("a:has-text('the workflow in the Temporal UI')")
+    assert await link.get_attribute("href") == ui_url(record.workflow_id, "default")
+    keep_screenshot(await page.screenshot(full_page=True), tmp_path, "dashboard-account")
+    assert_same_origin(site, signed_in)
