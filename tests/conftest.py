@@ -16,21 +16,26 @@ import hypothesis.core
 import pytest
 from aiosmtpd.controller import Controller
 from hypothesis.vendor import pretty
+from playwright.async_api import Browser
+from sqlalchemy import delete
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from activities.money import FxRates
+from activities.records.schema import customer_link, onboarding
 from activities.records.store import RecordStore
 from starter.app import create_app
 from starter.devserver import free_port, register_search_attributes
+from tests.support.browser import chromium
 from tests.support.fake_crm import FakeCrmApi
 from tests.support.fuzz import FuzzedApp, fuzz_settings, fuzzing
 from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
 from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
 from tests.support.onboardings import Onboardings
+from tests.support.postgres import postgres_server
 from tests.support.temporal import BIN
 from worker import build_worker
 from workflows import search_attributes as sa
@@ -53,6 +58,36 @@ def records_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         del os.environ["ONBOARDING_RECORDS_URL"]
     else:
         os.environ["ONBOARDING_RECORDS_URL"] = before
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL server (Debian's package) for the session."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    """An empty records store, once on SQLite (in a folder not made yet) and once on
+    PostgreSQL; emptied again afterwards (the PostgreSQL server is the session's)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nested' / 'records.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened = RecordStore.open(url)
+    yield opened
+    with opened.engine.begin() as conn:
+        for table in (onboarding, customer_link):
+            conn.execute(delete(table))
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium (Debian's) for the session's page tests."""
+    async with chromium() as it:
+        yield it
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,32 +23,12 @@ from activities.records.store import LazyStore, RecordStore
 from activities.settings import SharedSettings
 from starter.cli import app
 from tests.support.mail import Mailbox, email_settings
-from tests.support.postgres import postgres_server
 from tests.support.records import make_record
 from workflows.models import Audience, MessageTemplate, Notification
 
 NOW = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
 DAYS = timedelta(days=150)
 LINKS = CustomerLinks(secrets=["new-secret", "old-secret"], lifetime=DAYS, base_url="https://x")
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'records.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    s = RecordStore.open(url)
-    yield s
-    with s.engine.begin() as conn:
-        conn.execute(sa.delete(customer_link))
-    s.close()
 
 
 # --------------------------------------------------------------------------- the token

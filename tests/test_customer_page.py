@@ -29,7 +29,7 @@ from activities.records.store import RecordStore
 from starter.app import serve
 from starter.devserver import free_port
 from starter.ingress.customer_view import customer_view
-from tests.support.browser import chromium, keep_screenshot, visit
+from tests.support.browser import keep_screenshot, visit
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.ingress import settings as ingress_settings
 from tests.support.mail import Mailbox, email_settings
@@ -89,12 +89,6 @@ async def site(
     stop.set()
     await served
     store.close()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as it:
-        yield it
 
 
 async def texts(page: Page, selector: str) -> list[str]:

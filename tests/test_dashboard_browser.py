@@ -31,7 +31,7 @@ from starter.devserver import free_port
 from starter.ingress.dashboard_view import pct_text, share_text, timeline_rows, when_text
 from starter.reports.model import PortfolioReport
 from starter.reports.portfolio import portfolio_report
-from tests.support.browser import chromium, keep_screenshot
+from tests.support.browser import keep_screenshot
 from tests.support.ingress import READ_TOKEN
 from tests.support.ingress import settings as ingress_settings
 from tests.support.records import sample_portfolio
@@ -74,12 +74,6 @@ async def site(tmp_path_factory: pytest.TempPathFactory, playbook: Playbook) -> 
     stop.set()
     await served
     store.close()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as it:
-        yield it
 
 
 @dataclass

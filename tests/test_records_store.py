@@ -3,7 +3,6 @@ never moved backwards by a retried or late write, and read back as they were wri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,29 +12,9 @@ import sqlalchemy as sa
 
 from activities.records.schema import escalation, milestone, onboarding
 from activities.records.store import RecordStore, RecordStoreError
-from tests.support.postgres import postgres_server
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
 from workflows.models import OnboardingState, Tier
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'nested' / 'records.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    s = RecordStore.open(url)
-    yield s
-    with s.engine.begin() as conn:
-        conn.execute(sa.delete(onboarding))
-    s.close()
 
 
 def _now() -> datetime:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from activities.records.store import RecordStore
 from starter.reports.flat import csv_text
 from starter.reports.portfolio import portfolio_report
 from starter.reports.rows import load_rows
-from tests.support.postgres import postgres_server
 from tests.support.records import DAY, escalation, make_record, milestone_view
 from workflows.models import OnboardingState, Playbook, Tier, Trigger
 from workflows.models.record import OnboardingRecord
@@ -80,12 +78,6 @@ def portfolio_records() -> list[OnboardingRecord]:
         ),
         make_record("201D", apr, initial_tier=HIGH, override=True, acv_usd=48_000),
     ]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 def test_sqlite_and_postgresql_give_the_same_rows_and_report(
