@@ -200,9 +200,11 @@ def test_drop_off_marks_the_steps_over_the_flag(report: PortfolioReport) -> None
 
 def test_escalations_show_firings_and_their_follow_up(report: PortfolioReport) -> None:
     figure = charts.escalations(report)
-    assert _trace(figure, "fired")["y"] == [e.fired for e in report.escalations]
+    fired = _trace(figure, "fired")
+    assert fired["x"] == [e.fired for e in report.escalations]
+    assert fired["y"] == [f"{e.tier.value} {e.step_id} ({e.trigger})" for e in report.escalations]
     (followed,) = [t for t in json.loads(figure.to_json())["data"] if t["type"] == "scatter"]
-    assert followed["y"] == [e.followed_by_progress.pct for e in report.escalations]
+    assert followed["x"] == [e.followed_by_progress.pct for e in report.escalations]
 
 
 def test_csm_load_lists_the_most_loaded_first(report: PortfolioReport) -> None:

@@ -136,10 +136,12 @@ async def test_portfolio_shows_the_stores_figures(
     report = report_of(site, playbook)
     overall = report.overall
     assert overall.at_risk > 0 and overall.completed > 0 and overall.cancelled > 0
+    assert overall.paused > 0
     for figure, shown in [
         ("onboardings", str(overall.onboardings)),
         ("running", str(overall.running)),
         ("at_risk", str(overall.at_risk)),
+        ("paused", str(overall.paused)),
         ("completed", str(overall.completed)),
         ("cancelled", str(overall.cancelled)),
         ("completion", pct_text(overall.completion.pct)),

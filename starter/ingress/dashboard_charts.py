@@ -89,7 +89,14 @@ def cohort_trends(report: PortfolioReport) -> go.Figure:
             "Trends by closed-won month",
             xaxis={"type": "category"},
             yaxis={"title": {"text": "%"}, "range": [0, 105]},
-            yaxis2={"title": {"text": "days"}, "overlaying": "y", "side": "right"},
+            # No TTV yet: an empty days axis would show made-up ticks.
+            yaxis2={
+                "title": {"text": "days"},
+                "overlaying": "y",
+                "side": "right",
+                "visible": any(g.ttv_median_days is not None for g in report.by_cohort),
+                "rangemode": "tozero",
+            },
         ),
     )
 
@@ -145,33 +152,43 @@ def drop_off(report: PortfolioReport, tier: Tier) -> go.Figure:
 
 
 def escalations(report: PortfolioReport) -> go.Figure:
-    """Escalations by tier, ladder step and trigger (bars, left axis) and the share
-    followed by a milestone done within targets.escalation_response_days (dots, right
-    axis, %)."""
-    labels = [f"{e.tier.value} {e.step_id} ({e.trigger})" for e in report.escalations]
+    """Escalations by tier, ladder step and trigger, most fired first: firings (bars) and
+    the share followed by a milestone done within targets.escalation_response_days
+    (dots, top axis, %). Horizontal, so every label reads whole."""
+    shown = report.escalations
+    labels = [f"{e.tier.value} {e.step_id} ({e.trigger})" for e in shown]
+    days = report.targets.escalation_response_days
     return go.Figure(
         data=[
             go.Bar(
-                x=labels,
-                y=[e.fired for e in report.escalations],
+                x=[e.fired for e in shown],
+                y=labels,
+                orientation="h",
                 name="fired",
                 marker={"color": NORMAL},
-                hovertext=[f"{e.accounts} accounts" for e in report.escalations],
+                hovertext=[f"{e.accounts} accounts" for e in shown],
             ),
             go.Scatter(
-                x=labels,
-                y=[e.followed_by_progress.pct for e in report.escalations],
-                name=f"followed by progress within {report.targets.escalation_response_days} d %",
+                x=[e.followed_by_progress.pct for e in shown],
+                y=labels,
+                name=f"followed by progress within {days} d %",
                 mode="markers",
                 marker={"size": 11, "color": BAND_COLOURS[HealthBand.HEALTHY]},
-                yaxis="y2",
+                xaxis="x2",
             ),
         ],
         layout=_layout(
             "Escalations by step and trigger",
-            yaxis={"title": {"text": "fired"}},
-            yaxis2={"title": {"text": "%"}, "overlaying": "y", "side": "right", "range": [0, 105]},
-            xaxis={"automargin": True},
+            height=130 + BAR_PX * max(len(shown), 3),
+            xaxis={"title": {"text": "fired"}},
+            xaxis2={
+                "title": {"text": "%"},
+                "overlaying": "x",
+                "side": "top",
+                "range": [0, 105],
+                "dtick": 25,
+            },
+            yaxis={"autorange": "reversed", "automargin": True},
         ),
     )
 

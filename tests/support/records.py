@@ -198,6 +198,8 @@ def sample_portfolio(now: datetime, playbook: Playbook, count: int = 40) -> list
         overdue = [v for v in views if v.done_at is None and v.due_at < now]
         if i % 11 == 10:
             state, finished = OnboardingState.CANCELLED, now - DAY
+        elif i % 13 == 6 and not all(v.done_at for v in views):
+            state, finished = OnboardingState.PAUSED, None
         elif all(v.done_at for v in views):
             state, finished = OnboardingState.COMPLETED, max(v.done_at for v in views if v.done_at)
         else:
