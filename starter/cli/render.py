@@ -160,9 +160,7 @@ def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
                     _stamp(e.at),
                     f"{e.tier.value}.{e.step_id}",
                     e.milestone_id or "",
-                    "superseded by a tier change (not sent)"
-                    if e.superseded
-                    else "; ".join(e.actions),
+                    "passed over (not sent)" if e.superseded else "; ".join(e.actions),
                 ]
                 for e in shown
             ]

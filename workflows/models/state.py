@@ -76,7 +76,9 @@ class RejectedMessage(BaseModel):
 
 
 class Escalation(BaseModel):
-    """An escalation-ladder step that fired (or was superseded by a tier change)."""
+    """An escalation-ladder step that fired, or was recorded without firing
+    (`superseded`): its time had passed when a tier change started a new ladder, or it
+    is a recurring step's occurrences that came due together (`repeats`), sent once."""
 
     at: datetime
     due_at: datetime = Field(description="When the step came due; `at` is when it ran")
