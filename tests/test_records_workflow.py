@@ -5,7 +5,6 @@ state (time-skipping server, a real worker, a real SQLite store)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings
+from workflows import contract
 from workflows.models import (
     CancelRequest,
     MilestoneReport,
@@ -48,16 +48,15 @@ async def record_when(
 
 
 async def record_writes(handle: WorkflowHandle[Any, Any]) -> list[list[str]]:
-    """Per workflow task (split at each WorkflowTaskCompleted), the save_record local
-    activities it ran (their markers, named by the summary `Record revision N`)."""
+    """Per workflow task (split at each WorkflowTaskCompleted), the save_record activities
+    it scheduled."""
     tasks: list[list[str]] = [[]]
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             tasks.append([])
-        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            summary = json.loads(event.user_metadata.summary.data or b'""')
-            if summary.startswith("Record revision "):
-                tasks[-1].append(summary)
+        attrs = event.activity_task_scheduled_event_attributes
+        if attrs.activity_type.name == contract.SAVE_RECORD.name:
+            tasks[-1].append(attrs.activity_id)
     return tasks
 
 

@@ -79,29 +79,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ActivityContract:
-    """An activity's registered name and the options every caller schedules it with.
-    `local`: run as a local activity, in the worker that runs the workflow, recorded as
-    one marker event instead of an activity's three and the workflow task it wakes."""
+    """An activity's registered name and the options every caller schedules it with."""
 
     name: str
     start_to_close: timedelta
     schedule_to_close: timedelta
     retry: RetryPolicy
-    local: bool = False
 
     async def execute(self, arg: Any, result_type: type[T], summary: str) -> T:
         """Run it from workflow code with these options; `summary` is what the UI shows.
         Raises `ActivityError` once its retries are spent."""
-        if self.local:
-            return await workflow.execute_local_activity(
-                self.name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=self.start_to_close,
-                schedule_to_close_timeout=self.schedule_to_close,
-                retry_policy=self.retry,
-                summary=summary,
-            )
         return await workflow.execute_activity(
             self.name,
             arg,
@@ -174,7 +161,6 @@ SAVE_RECORD = ActivityContract(
     # onboarding writes the whole record again anyway.
     schedule_to_close=timedelta(days=1),
     retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)),
-    # A write takes milliseconds and runs up to twenty times in an onboarding: local, it
-    # adds one event to the history instead of six (`make bench`: bench/records_cost.py).
-    local=True,
+    # Not a local activity: a local one holds the workflow task open while it writes, so
+    # a slow or busy store would delay every update's answer (seen in `make soak`).
 )
