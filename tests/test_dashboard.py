@@ -1,19 +1,22 @@
 """The dashboard's parts below the pages: the text of a figure, where a sign-in may send a
-browser back to, an account's plan-against-actual rows, the charts' figures (pure), and
-the kept portfolio page over a real store, over records whose facts the tests state
-(dates relative to now)."""
+browser back to, an account's plan-against-actual rows, the charts (pure: their series
+and their SVG), and the kept portfolio page over a real store, over records whose facts
+the tests state (dates relative to now)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import html
+import re
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
+from pygal.graph.graph import Graph
 
 from activities.records.store import RecordStore
 from starter.ingress import dashboard_cache
@@ -162,56 +165,90 @@ def test_a_milestone_done_before_the_previous_one_has_a_window_of_no_length() ->
 # --------------------------------------------------------------------------- charts
 
 
-def _trace(figure: object, name: str) -> dict[str, object]:
-    data = json.loads(figure.to_json())["data"]  # type: ignore[attr-defined]
-    return next(t for t in data if t.get("name") == name)
+def _series(chart: Graph, name: str) -> tuple[list[Any], dict[str, Any]]:
+    """A pygal chart's series by name: its values (a value dict's figure) and options."""
+    values, options = next((v, o) for v, o in chart.raw_series if o["title"] == name)
+    return [v["value"] if isinstance(v, dict) else v for v in values], options
+
+
+def _svg(chart: Graph) -> str:
+    svg = str(charts.Chart.of("chart", chart).svg)
+    # What a page embeds draws itself: no script (the page's CSP refuses inline ones), no
+    # file from elsewhere.
+    assert svg.startswith("<svg ") and "<script" not in svg and "href" not in svg
+    return svg
+
+
+def _texts(svg: str) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
 
 
 def test_cohort_trends_plot_the_reports_rates(report: PortfolioReport) -> None:
-    figure = charts.cohort_trends(report)
-    assert _trace(figure, "Completion %")["x"] == [g.cohort for g in report.by_cohort]
-    assert _trace(figure, "Completion %")["y"] == [g.completion.pct for g in report.by_cohort]
-    assert _trace(figure, "Activation %")["y"] == [g.activation.pct for g in report.by_cohort]
-    ttv = _trace(figure, "TTV median (days)")
-    assert ttv["y"] == [g.ttv_median_days for g in report.by_cohort]
-    assert ttv["yaxis"] == "y2"
+    chart = charts.cohort_trends(report)
+    months = [g.cohort for g in report.by_cohort]
+    assert chart.config.x_labels == months
+    assert _series(chart, "Completion %")[0] == [g.completion.pct for g in report.by_cohort]
+    assert _series(chart, "Activation %")[0] == [g.activation.pct for g in report.by_cohort]
+    ttv, options = _series(chart, "TTV median (days, right axis)")
+    assert ttv == [g.ttv_median_days for g in report.by_cohort]
+    assert options["secondary"] is True
+    texts = _texts(_svg(chart))
+    assert "Trends by closed-won month" in texts and set(months) <= set(texts)
+
+
+def test_without_any_ttv_the_trends_have_no_days_axis(report: PortfolioReport) -> None:
+    cohorts = [g.model_copy(update={"ttv_median_days": None}) for g in report.by_cohort]
+    chart = charts.cohort_trends(report.model_copy(update={"by_cohort": cohorts}))
+    assert [o["title"] for _, o in chart.raw_series] == ["Completion %", "Activation %"]
 
 
 def test_health_bands_stack_each_tiers_running_onboardings(report: PortfolioReport) -> None:
-    figure = charts.health_bands(report)
+    chart = charts.health_bands(report)
     totals = [0] * len(report.by_tier)
     for band in ("healthy", "at_risk", "critical"):
-        totals = [a + b for a, b in zip(totals, _trace(figure, band)["y"], strict=True)]  # type: ignore[call-overload]
+        totals = [a + b for a, b in zip(totals, _series(chart, band)[0], strict=True)]
     assert totals == [g.running for g in report.by_tier]
+    assert chart.config.x_labels == [g.tier.value for g in report.by_tier if g.tier]
 
 
 def test_drop_off_marks_the_steps_over_the_flag(report: PortfolioReport) -> None:
     steps = [d for d in report.drop_off if d.tier is Tier.TECH_TOUCH]
     assert any(d.flagged for d in steps) and not all(d.flagged for d in steps)
-    figure = json.loads(charts.drop_off(report, Tier.TECH_TOUCH).to_json())
-    bars = figure["data"][0]
-    assert bars["y"] == [d.milestone_id for d in steps]
-    assert bars["marker"]["color"] == [
+    chart = charts.drop_off(report, Tier.TECH_TOUCH)
+    # pygal lists bars bottom up: the plan's first step is drawn on top.
+    labels = [f"{d.milestone_id}  {share_text(d.lost)}" for d in steps]
+    assert chart.config.x_labels == labels[::-1]
+    ((bars, _),) = chart.raw_series
+    assert [b["value"] for b in bars] == [d.lost.pct or 0 for d in steps][::-1]
+    assert [b["color"] for b in bars] == [
         charts.FLAGGED if d.flagged else charts.NORMAL for d in steps
-    ]
-    (limit,) = figure["layout"]["shapes"]
-    assert limit["x0"] == limit["x1"] == report.targets.drop_off_flag_pct
+    ][::-1]
+    limit = f"over the {report.targets.drop_off_flag_pct:g}% flag"
+    texts = _texts(_svg(chart))
+    assert any(limit in t for t in texts) and set(labels) <= set(texts)
 
 
 def test_escalations_show_firings_and_their_follow_up(report: PortfolioReport) -> None:
-    figure = charts.escalations(report)
-    fired = _trace(figure, "fired")
-    assert fired["x"] == [e.fired for e in report.escalations]
-    assert fired["y"] == [f"{e.tier.value} {e.step_id} ({e.trigger})" for e in report.escalations]
-    (followed,) = [t for t in json.loads(figure.to_json())["data"] if t["type"] == "scatter"]
-    assert followed["x"] == [e.followed_by_progress.pct for e in report.escalations]
+    chart = charts.escalations(report)
+    shown = report.escalations[::-1]
+    assert _series(chart, "fired (bottom axis)")[0] == [e.fired for e in shown]
+    days = report.targets.escalation_response_days
+    followed, options = _series(chart, f"% followed by progress in {days} d (top axis)")
+    assert followed == [e.followed_by_progress.pct for e in shown]
+    assert options["secondary"] is True
+    texts = _texts(_svg(chart))
+    for e in report.escalations:
+        label = f"{e.tier.value} {e.step_id} ({e.trigger})  {e.fired} · "
+        assert any(t.startswith(label) for t in texts), label
 
 
 def test_csm_load_lists_the_most_loaded_first(report: PortfolioReport) -> None:
     loads = sorted(report.csm_load, key=lambda c: c.load_pct, reverse=True)
-    bars = json.loads(charts.csm_load(report).to_json())["data"][0]
-    assert bars["x"] == [c.load_pct for c in loads]
-    assert bars["y"] == [c.owner or charts.UNOWNED for c in loads]
+    chart = charts.csm_load(report)
+    assert _series(chart, "load %")[0] == [c.load_pct for c in loads][::-1]
+    labels = [f"{c.owner or charts.UNOWNED}  {pct_text(c.load_pct)}" for c in loads]
+    assert chart.config.x_labels == labels[::-1]
+    assert set(labels) <= set(_texts(_svg(chart)))
 
 
 def test_the_timeline_chart_draws_the_rows_windows() -> None:
@@ -223,29 +260,31 @@ def test_the_timeline_chart_draws_the_rows_windows() -> None:
         milestones=[milestone_view("first_login", won, 3, 4), milestone_view("kickoff", won, 7)],
     )
     rows = timeline_rows(record, now)
-    figure = charts.timeline(rows, now)
-    plan = _trace(figure, "plan (due)")
-    assert plan["base"] == [r.plan_start.isoformat() for r in rows]
-    assert plan["x"] == [(r.plan_end - r.plan_start).total_seconds() * 1000 for r in rows]
-    late, overdue = _trace(figure, "late"), _trace(figure, "overdue")
-    assert (late["y"], late["base"]) == (["First Login"], [won.isoformat()])
-    assert late["x"] == [4 * DAY.total_seconds() * 1000]
-    assert overdue["base"] == [(won + 4 * DAY).isoformat()]
-    assert {t.get("name") for t in json.loads(figure.to_json())["data"]} == {
-        "plan (due)",
-        "late",
-        "overdue",
-    }
+    chart = charts.timeline(rows, now)
+    # Row i of 2 at y = 2 - i: plan windows just above, actual ones just below.
+    plan, lane = [2 + charts.LANE, 1 + charts.LANE], [2 - charts.LANE, 1 - charts.LANE]
+    assert _series(chart, "plan (due)")[0] == [
+        (won, plan[0]),
+        (won + 3 * DAY, plan[0]),
+        None,
+        (won + 3 * DAY, plan[1]),
+        (won + 7 * DAY, plan[1]),
+        None,
+    ]
+    assert _series(chart, "late")[0] == [(won, lane[0]), (won + 4 * DAY, lane[0]), None]
+    assert _series(chart, "overdue")[0] == [(won + 4 * DAY, lane[1]), (now, lane[1]), None]
+    names = [o["title"] for _, o in chart.raw_series]
+    assert names == ["plan (due)", "late", "overdue", f"now ({now:%Y-%m-%d %H:%M} UTC)"]
+    now_dots = {x for x, _ in _series(chart, names[-1])[0]}
+    assert now_dots == {now}
+    assert {"First Login", "Kickoff"} <= set(_texts(_svg(chart)))
 
 
-def test_a_chart_s_json_cannot_end_its_script_block() -> None:
-    now = datetime.now(UTC)
-    record = make_record("001X", now - 5.5 * DAY, milestones=[])
-    figure = charts.timeline(timeline_rows(record, now), now)
-    figure.update_layout(title={"text": "</script><script>alert(1)</script>"})
-    chart = charts.Chart.of("timeline", figure)
-    assert "</script>" not in chart.figure_json and "<" not in chart.figure_json
-    assert json.loads(chart.figure_json)["layout"]["title"]["text"].startswith("</script>")
+def test_a_chart_s_svg_escapes_what_the_store_holds(report: PortfolioReport) -> None:
+    load = report.csm_load[0].model_copy(update={"owner": "</svg><script>alert(1)</script>"})
+    svg = _svg(charts.csm_load(report.model_copy(update={"csm_load": [load]})))
+    assert "&lt;/svg&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert svg.count("</svg>") == 1
 
 
 # --------------------------------------------------------------------------- the kept page

@@ -1,9 +1,9 @@
 """The dashboard in a real browser (headless Chromium): the real app on real uvicorn over a
 real SQLite records store, with Temporal unreachable (the dashboard reads only the store).
 A person signs in through the form, reads the portfolio (the figures are those
-`portfolio_report()` computes from the same store; the charts are drawn), filters it by tier,
-opens an account at risk, and sees its plan against actual. Nothing is loaded from another
-origin and no page logs an error.
+`portfolio_report()` computes from the same store, and so are the charts' labels), filters
+it by tier, opens an account at risk, and sees its plan against actual. Nothing is loaded
+from another origin and no page logs an error (a script the CSP refused would).
 
 Screenshots stay in each test's output folder and test-output/screenshots/; with
 UPDATE_SCREENSHOTS=1 the portfolio's also becomes docs/dashboard.png (the README's).
@@ -115,12 +115,17 @@ async def text(page: Page, selector: str) -> str:
     return " ".join((await page.locator(selector).inner_text()).split())
 
 
-async def assert_charts_drawn(page: Page, expected: int) -> None:
-    plots = page.locator(".plot")
+async def chart_texts(page: Page, expected: int) -> dict[str, list[str]]:
+    """Each chart's texts (title, labels, legend) by its element id, once there is an SVG
+    chart (the server's) in each of the `expected` chart elements, and only those."""
+    plots = page.locator(".drawing")
     assert await plots.count() == expected
-    for i in range(expected):
-        # plotly.js has drawn the figure: its SVG is in the element.
-        assert await plots.nth(i).locator("svg.main-svg").count() >= 1
+    assert await page.locator(".drawing > svg.pygal-chart").count() == expected
+    texts: dict[str, list[str]] = await plots.evaluate_all(
+        "plots => Object.fromEntries(plots.map(p =>"
+        " [p.id, [...p.querySelectorAll('text')].map(t => t.textContent)]))"
+    )
+    return texts
 
 
 def assert_same_origin(site: Site, session: Session) -> None:
@@ -158,8 +163,31 @@ async def test_portfolio_shows_the_stores_figures(
         "rows => rows.map(r => r.dataset.account)"
     )
     assert listed == [a.account_id for a in report.at_risk]
-    # Trends, health, a drop-off funnel per tier, escalations, CSM load.
-    await assert_charts_drawn(page, 4 + len(report.by_tier))
+    # Trends, health, a drop-off funnel per tier, escalations, CSM load; each shows the
+    # report's figures.
+    charts = await chart_texts(page, 4 + len(report.by_tier))
+    assert {g.cohort for g in report.by_cohort} <= set(charts["cohort-trends"])
+    assert "Trends by closed-won month" in charts["cohort-trends"]
+    assert {g.tier.value for g in report.by_tier if g.tier} <= set(charts["health-bands"])
+    for group in report.by_tier:
+        assert group.tier is not None
+        steps = {
+            f"{d.milestone_id}  {share_text(d.lost)}"
+            for d in report.drop_off
+            if d.tier is group.tier
+        }
+        assert steps <= set(charts[f"drop-off-{group.tier.value}"]), group.tier
+    for e in report.escalations:
+        label = f"{e.tier.value} {e.step_id} ({e.trigger})  {e.fired} · "
+        assert any(t.startswith(label) for t in charts["escalations"]), label
+    assert {f"{c.owner}  {pct_text(c.load_pct)}" for c in report.csm_load} <= set(
+        charts["csm-load"]
+    )
+    # Flagged steps are red.
+    flagged = page.locator(f"#drop-off-{Tier.TECH_TOUCH.value} g.bar[style*='#c62828']")
+    assert await flagged.count() == sum(
+        d.flagged for d in report.drop_off if d.tier is Tier.TECH_TOUCH
+    )
     kept = keep_screenshot(await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio")
     if os.environ.get(UPDATE_SCREENSHOTS):
         shutil.copyfile(kept, DOCS_SCREENSHOT)
@@ -180,7 +208,8 @@ async def test_filtering_by_tier(
         report.overall.onboardings
     )
     assert await text(page, "h1") == "Portfolio · high_touch"
-    await assert_charts_drawn(page, 5)  # one drop-off funnel: this tier's
+    charts = await chart_texts(page, 5)  # one drop-off funnel: this tier's
+    assert "Drop-off, high_touch" in " ".join(charts["drop-off-high_touch"])
     keep_screenshot(
         await page.screenshot(full_page=True), tmp_path, "dashboard-portfolio-high-touch"
     )
@@ -213,11 +242,12 @@ async def test_an_account_at_risk(
             "_", " "
         )
     assert await page.locator("table.audit tbody tr").count() == len(record.audit) > 1
-    # The timeline: a plan bar per milestone and an actual bar per one started.
-    await assert_charts_drawn(page, 1)
-    bars = await page.locator("#timeline .barlayer .point").count()
+    # The timeline: a label, a plan window and, once started, an actual one per milestone.
+    charts = await chart_texts(page, 1)
+    assert {m.title for m in record.milestones} <= set(charts["timeline"])
+    windows = await page.locator("#timeline path.line.reactive").count()
     started = sum(r.actual is not None for r in timeline_rows(record, datetime.now(UTC)))
-    assert bars == len(record.milestones) + started
+    assert windows == len(record.milestones) + started
     assert await page.locator("table.escalations tbody tr").count() == len(record.escalations)
     link = page.locator("a:has-text('the workflow in the Temporal UI')")
     assert await link.get_attribute("href") == ui_url(record.workflow_id, "default")

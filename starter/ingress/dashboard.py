@@ -9,12 +9,12 @@ store only (so it answers while Temporal is down and after its retention).
                                          workflow in the Temporal UI
     GET  /dashboard/login, POST          the sign-in form (an API token)
     POST /dashboard/logout
-    GET  /dashboard/static/{name}        the stylesheet, script and plotly.js (versioned)
+    GET  /dashboard/static/{name}        the stylesheet and the filters' script (versioned)
 
 Who may read is `starter.auth`'s one scheme: a browser without a valid session cookie is
 sent to the sign-in form, which sets the same cookie as `/codec/login`. Pages load
 nothing from another site: their Content-Security-Policy allows only this server's
-scripts, and the charts' figures are JSON blocks that the served script draws.
+scripts, and the charts are SVG drawn here (`dashboard_charts`), inline in the page.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ log = structlog.get_logger("dashboard")
 router = APIRouter(prefix=PORTFOLIO_PATH, include_in_schema=False)
 
 HEADERS = {
-    # Scripts only from this server; plotly styles its charts inline.
+    # Scripts only from this server; each chart's SVG carries its own <style> block and
+    # colours some points with a style attribute.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -97,10 +98,8 @@ def _asset(name: str, body: bytes, media_type: str) -> Asset:
 
 @functools.cache
 def assets() -> dict[str, Asset]:
-    """The stylesheet, the script and plotly.js (the `plotly` package's own bundle), by
-    file name; read on first use, not at import (plotly.js is 4.8 MB)."""
+    """The stylesheet and the filters' script, by file name; read on first use."""
     static = resources.files("starter.ingress") / "static"
-    plotly_js = resources.files("plotly") / "package_data" / "plotly.min.js"
     return {
         "dashboard.css": _asset(
             "dashboard.css", (static / "dashboard.css").read_bytes(), "text/css"
@@ -108,7 +107,6 @@ def assets() -> dict[str, Asset]:
         "dashboard.js": _asset(
             "dashboard.js", (static / "dashboard.js").read_bytes(), "text/javascript"
         ),
-        "plotly.min.js": _asset("plotly.min.js", plotly_js.read_bytes(), "text/javascript"),
     }
 
 
@@ -131,7 +129,6 @@ _pages.filters |= {
 
 
 def _page(template: str, status: int = 200, *, signed_in: bool = True, **data: Any) -> HTMLResponse:
-    data.setdefault("charts", [])
     html = _pages.get_template(template).render(signed_in=signed_in, blank=NONE_TEXT, **data)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
@@ -234,7 +231,7 @@ async def account_page(account_id: str, request: Request, ingress: IngressDep) -
         "account.html",
         record=record,
         milestones=list(zip(record.milestones, rows, strict=True)),
-        charts=[charts.Chart.of("timeline", charts.timeline(rows, now))],
+        chart=charts.Chart.of("timeline", charts.timeline(rows, now)),
         temporal_url=ingress.link(record.workflow_id),
     )
 
