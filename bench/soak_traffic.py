@@ -141,8 +141,11 @@ def updates(soak: Soak, traffic: Traffic, account: Account) -> Callable[[], Awai
         request: PauseRequest | ResumeRequest | TierOverride,
         mirror: Callable[[datetime], None],
     ) -> None:
-        """The update, then the same in the account's `Replay`, once it was taken."""
-        await patiently(traffic, partial(handle.execute_update, name, request))
+        """The update, then the same in the account's `Replay`, once it was taken. Its id
+        is fixed, so a retry after a timed-out call (the update may have been taken while
+        the worker caught up) gets that update's answer instead of asking again."""
+        update_id = f"soak-{account.id}-{name}"
+        await patiently(traffic, partial(handle.execute_update, name, request, id=update_id))
         mirror(datetime.now(UTC))
         traffic.updates += 1
 
