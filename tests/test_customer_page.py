@@ -26,11 +26,11 @@ from temporalio.worker import Worker
 from activities import activities_for
 from activities.records.links import CustomerLinks
 from activities.records.store import RecordStore
-from starter.app import serve
 from starter.devserver import free_port
 from starter.ingress.customer_view import customer_view
 from tests.support.browser import keep_screenshot, visit
 from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.ingress import served
 from tests.support.ingress import settings as ingress_settings
 from tests.support.mail import Mailbox, email_settings
 from tests.support.records import DAY, escalation, make_record, milestone_view
@@ -74,20 +74,9 @@ async def site(
     )
     links = CustomerLinks.of(settings)
     assert links is not None
-    stop = asyncio.Event()
-    served = asyncio.create_task(serve(dev_env.client, stop, settings))
-    async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(100):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.ConnectError:
-                pass
-            await asyncio.sleep(0.1)
-    store = await asyncio.to_thread(RecordStore.open, records_url)
-    yield Site(url=url, records_url=records_url, store=store, links=links)
-    stop.set()
-    await served
+    async with served(dev_env.client, settings):
+        store = await asyncio.to_thread(RecordStore.open, records_url)
+        yield Site(url=url, records_url=records_url, store=store, links=links)
     store.close()
 
 

@@ -20,19 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
 
 from activities.records.store import RecordStore
-from starter.app import serve
 from starter.client import ui_url
 from starter.devserver import free_port
 from starter.ingress.dashboard_view import pct_text, share_text, timeline_rows, when_text
 from starter.reports.model import PortfolioReport
 from starter.reports.portfolio import portfolio_report
 from tests.support.browser import keep_screenshot
-from tests.support.ingress import READ_TOKEN
+from tests.support.ingress import READ_TOKEN, served
 from tests.support.ingress import settings as ingress_settings
 from tests.support.records import sample_portfolio
 from tests.support.temporal import unreachable_client
@@ -59,20 +57,9 @@ async def site(tmp_path_factory: pytest.TempPathFactory, playbook: Playbook) -> 
     store = await asyncio.to_thread(RecordStore.open, records_url)
     for record in sample_portfolio(datetime.now(UTC), playbook):
         await asyncio.to_thread(store.save, record)
-    stop = asyncio.Event()
     settings = ingress_settings(port=port, records_url=records_url)
-    served = asyncio.create_task(serve(await unreachable_client(), stop, settings))
-    async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(100):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.ConnectError:
-                pass
-            await asyncio.sleep(0.1)
-    yield Site(url=url, store=store)
-    stop.set()
-    await served
+    async with served(await unreachable_client(), settings):
+        yield Site(url=url, store=store)
     store.close()
 
 

@@ -16,7 +16,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -217,3 +218,27 @@ def moved_to(text: str, day: date) -> str:
     return re.sub(
         r"\d{4}-\d{2}-\d{2}", lambda m: (date.fromisoformat(m[0]) + shift).isoformat(), text
     )
+
+
+@asynccontextmanager
+async def served(client: Client, settings: IngressSettings) -> AsyncIterator[str]:
+    """The real ingress app on real uvicorn at `settings.port`, until the block ends;
+    yields its base URL once `/healthz` answers."""
+    from starter.app import serve  # the app, only for the tests that serve it
+
+    url = f"http://127.0.0.1:{settings.port}"
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(client, stop, settings))
+    async with httpx.AsyncClient(base_url=url) as http:
+        for _ in range(100):
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.1)
+    try:
+        yield url
+    finally:
+        stop.set()
+        await task
