@@ -19,7 +19,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, Field
 
-    from workflows import contract
+    import workflows.contract as contract  # not `from workflows import`: see onboarding.py
     from workflows.models import (
         ClosedWonDeal,
         DealAcceptance,

@@ -14,9 +14,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import contract, effects, event_mapping, rules
-    from workflows import presentation as view
-    from workflows import progress as rule
+    # `import workflows.x as x`, not `from workflows import x`: the latter loads the module
+    # afresh in every workflow's sandbox (tests/test_sandbox_imports.py says why).
+    import workflows.contract as contract
+    import workflows.effects as effects
+    import workflows.event_mapping as event_mapping
+    import workflows.presentation as view
+    import workflows.progress as rule
+    import workflows.rules as rules
     from workflows.alarm import Alarm
     from workflows.event_mapping import event_names
     from workflows.formats import day_text
