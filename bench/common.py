@@ -138,6 +138,7 @@ class Stack:
     webhook_secret: str
     segment_secret: str
     sent_log: Path | None  # the notifier's sent log (ONBOARDING_SENT_LOG), when asked for
+    records_url: str  # the worker's records store (ONBOARDING_RECORDS_URL)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -224,6 +225,7 @@ async def stack(
         webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         segment_secret = secrets.token_hex(16)
         sent_log_path = tmp / "sent.jsonl" if sent_log else None
+        records_url = f"sqlite:///{tmp / 'records.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")} | {
             "TEMPORAL_ADDRESS": server.address,
             "TEMPORAL_NAMESPACE": server.namespace,
@@ -232,6 +234,8 @@ async def stack(
             "ONBOARDING_NOTIFY_CHANNELS": "log",
             "ONBOARDING_WEBHOOK_SECRETS": webhook_secret,
             "ONBOARDING_SEGMENT_SECRETS": segment_secret,
+            # Its own records store, beside the server's database (not `make run`'s).
+            "ONBOARDING_RECORDS_URL": records_url,
         }
         if sent_log_path is not None:
             env["ONBOARDING_SENT_LOG"] = str(sent_log_path)
@@ -257,6 +261,7 @@ async def stack(
                             webhook_secret=webhook_secret,
                             segment_secret=segment_secret,
                             sent_log=sent_log_path,
+                            records_url=records_url,
                         ),
                         started,
                     )

@@ -1,5 +1,6 @@
 """The soak's check: every onboarding's status and the notifier's sent log read back
-after the run, and compared with its `Replay`, effect by effect (`check`)."""
+after the run, and compared with its `Replay`, effect by effect (`check`); and every
+onboarding's record in the records store compared with its status."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from soak_traffic import Traffic, patiently
 from soak_workers import Soak
 from temporalio.client import WorkflowExecutionStatus
 
+from activities.records.store import RecordStore
 from workflows.models import (
     MilestoneStatus,
     OnboardingState,
@@ -26,6 +28,11 @@ from workflows.models import (
     Trigger,
     workflow_id_for,
 )
+from workflows.models.record import OnboardingRecord
+from workflows.models.status import MilestoneView
+
+# A record is written after the change it shows: how long the check waits for the last.
+RECORDS_CATCH_UP_S = 60
 
 
 @dataclass
@@ -120,6 +127,7 @@ class Check:
     escalations: Tally
     notifications: Tally
     completed: Tally
+    records: Tally
     unsent: list[str]
     torn_lines: int
 
@@ -130,6 +138,7 @@ class Check:
             "escalations": self.escalations,
             "notifications": self.notifications,
             "onboardings completed": self.completed,
+            "records caught up": self.records,
         }
 
     def total(self, kind: Literal["lost", "duplicated", "unexpected"]) -> int:
@@ -143,7 +152,7 @@ async def check(soak: Soak, traffic: Traffic, fleet: list[Account]) -> Check:
     found = await statuses(soak, traffic, fleet)
     sent, torn = read_sent_log(soak.sent_log)
     runs = (await soak.stack.client.count_workflows("WorkflowType = 'AccountOnboarding'")).count
-    result = Check(Tally(), Tally(), Tally(), Tally(), Tally(), [], torn)
+    result = Check(Tally(), Tally(), Tally(), Tally(), Tally(), Tally(), [], torn)
     result.onboardings.expected, result.onboardings.actual = len(fleet), runs
     result.onboardings.miss("duplicated", runs - len(fleet), "onboarding runs beyond one each")
     expected_keys: set[str] = set()
@@ -169,4 +178,52 @@ async def check(soak: Soak, traffic: Traffic, fleet: list[Account]) -> Check:
         )
         result.unsent += unsent(status, sent)
     result.notifications.compare("sent log", Counter(expected_keys), sent)
+    await records_caught_up(result.records, soak.stack.records_url, found)
     return result
+
+
+def _done(milestones: list[MilestoneView]) -> list[str]:
+    return sorted(m.id for m in milestones if m.status is MilestoneStatus.DONE)
+
+
+def behind(record: OnboardingRecord | None, status: OnboardingStatus) -> str | None:
+    """How the record differs from what the onboarding's status shows (None: it does not)."""
+    if record is None:
+        return "no record"
+    for name, mine, theirs in [
+        ("state", record.state, status.state),
+        ("tier", record.tier, status.tier),
+        ("phase", record.phase, status.phase),
+        ("milestones done", _done(record.milestones), _done(status.milestones)),
+        ("escalations", record.escalations, status.escalations),
+    ]:
+        if mine != theirs:
+            return f"{name} {mine} in the record, {theirs} in the onboarding"
+    return None
+
+
+async def records_caught_up(
+    tally: Tally, records_url: str, found: dict[str, OnboardingStatus | None]
+) -> None:
+    """Each onboarding's record shows its status (waiting up to `RECORDS_CATCH_UP_S` for
+    writes still under way)."""
+    store = await asyncio.to_thread(RecordStore.open, records_url, create=False)
+    try:
+        waiting = {a: s for a, s in found.items() if s is not None}
+        tally.expected = len(waiting)
+        why: dict[str, str] = {}
+        for _ in range(RECORDS_CATCH_UP_S // 2):
+            why = {}
+            for account_id, status in waiting.items():
+                record = await asyncio.to_thread(store.get, account_id)
+                if (reason := behind(record, status)) is not None:
+                    why[account_id] = reason
+            waiting = {a: waiting[a] for a in why}
+            if not waiting:
+                break
+            await asyncio.sleep(2)
+        tally.actual = tally.expected - len(why)
+        for account_id, reason in sorted(why.items()):
+            tally.miss("lost", 1, f"{account_id}: {reason}")
+    finally:
+        store.close()

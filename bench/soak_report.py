@@ -33,6 +33,8 @@ def figures(
         "notifications_actual": result.notifications.actual,
         "completed_expected": result.completed.expected,
         "completed_actual": result.completed.actual,
+        "records_expected": result.records.expected,
+        "records_actual": result.records.actual,
         "unsent_escalation_notifications": len(result.unsent),
         "torn_sent_log_lines": result.torn_lines,
         "webhooks": traffic.webhooks,
