@@ -56,7 +56,7 @@ histories: install-test
 		tests/test_events_before_deal.py tests/test_continue_as_new.py tests/test_event_time.py \
 		tests/test_deal_lost.py
 
-## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect counted (about 5 minutes)
+## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect and record counted (about 6 minutes)
 soak: install-test
 	$(BIN)/python bench/soak.py
 
