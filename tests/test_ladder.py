@@ -81,6 +81,7 @@ EXPECTED = {
     Tier.SELF_SERVE: {
         "no_login_email": 3,
         "reengagement": 7,
+        "no_success_criteria": 14,  # rules §6.1 holds in every tier
         "stall_upgrade": 14,
         "stall_decision": 21,
         "activation_missed": 30,
@@ -119,6 +120,11 @@ def test_what_the_steps_do() -> None:
     assert actions[Tier.TECH_TOUCH, "stuck_how_to"][1] == "flag: human follow-up needed"
     assert actions[Tier.TECH_TOUCH, "stall_decision"][0].startswith("decision required")
     assert actions[Tier.HIGH_TOUCH, "no_success_criteria"][1] == "adopt fallback success criteria"
+    for tier in Tier:  # rules §6.1 in every tier
+        assert actions[tier, "no_success_criteria"] == [
+            "notify cs_leadership (leadership_no_criteria)",
+            "adopt fallback success criteria",
+        ]
 
 
 def test_a_fired_step_does_not_come_again() -> None:

@@ -131,6 +131,28 @@ handoff = 30
             "no template 'all_done'",
             id="unknown-on-done-template",
         ),
+        pytest.param(
+            edited(
+                'id = "no_success_criteria"\nwhen = "no_success_criteria"',
+                'id = "x"\nwhen = "no_login"',
+                3,
+            ),
+            "ladder.self_serve",
+            'no step with when = "no_success_criteria"',
+            id="no-success-criteria-step",
+        ),
+        pytest.param(
+            edited("{ require_decision = true },", '{ flag = "stalled" },'),
+            "ladder.high_touch",
+            "no stall decision",
+            id="no-stall-decision",
+        ),
+        pytest.param(
+            edited('kind = "celebration"', 'kind = "party"'),
+            "templates.all_set.kind",
+            "Input should be 'nudge', 'escalation', 'celebration' or 'info'",
+            id="unknown-template-kind",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:
@@ -297,3 +319,24 @@ def test_the_playbook_mutations_start_from_the_default_playbook() -> None:
     assert loaded.model_dump(exclude={"content_hash"}) == load_playbook().model_dump(
         exclude={"content_hash"}
     )
+
+
+def test_each_tier_needs_criteria_and_decision_steps_yet_a_pinned_one_loads() -> None:
+    """rules §4, §6.1 (docs/rules.md): the loader refuses a ladder without them, one
+    problem per tier and rule; a playbook pinned in a running onboarding before this
+    rule is not refused when its input is read again."""
+    without = edited(
+        'id = "no_success_criteria"\nwhen = "no_success_criteria"', 'id = "x"\nwhen = "no_login"', 3
+    )
+    without = without.replace("{ require_decision = true },", '{ flag = "stalled" },')
+    found = problems(without)
+    assert [p.partition(":")[0] for p in found] == [f"ladder.{t.value}" for t in Tier for _ in "ab"]
+    assert Playbook.model_validate(tomllib.loads(without)).ladder.keys() == set(Tier)
+
+
+def test_a_template_is_a_nudge_unless_it_says_otherwise() -> None:
+    pb = parse_playbook(
+        edited('[templates.all_set]\nkind = "celebration"\n', "[templates.all_set]\n")
+    )
+    assert pb.templates["all_set"].kind == "nudge"
+    assert load_playbook().templates["all_set"].kind == "celebration"

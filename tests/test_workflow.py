@@ -171,14 +171,51 @@ async def test_self_serve_without_progress_upgrades_to_tech_touch_keeping_credit
     assert {"kickoff_call", "data_import", "first_training"} <= plan.keys()
     assert all(m.due_at > change.at for m in st.milestones if m.status != MilestoneStatus.DONE)
     assert st.owner == "csm-1@localhost" or st.owner == "csm-2@localhost"  # CSM on upgrade
-    # The new ladder's stall clock starts at the change: nothing of it fires at once...
+    # The new ladder's steps already due on the customer's clock (7 and 14 days after the
+    # login) are recorded, not fired...
     assert not [step for tier, step, _ in fired(st, closed) if tier == "tech_touch"]
+    passed = {e.step_id for e in st.escalations if e.superseded and e.tier is Tier.TECH_TOUCH}
+    assert {"stuck_how_to", "stall_outreach"} <= passed
     await onboardings.days_later(7.1)
-    # ...and its 7-day step comes 7 days after the upgrade.
-    assert ("tech_touch", "stuck_how_to", 22) in [
+    # ...and the stall decision comes 21 days after the login, not 21 after the upgrade.
+    assert ("tech_touch", "stall_decision", 22) in [
         (t, s, round(d)) for t, s, d in fired(await status(handle), closed)
     ]
     await onboardings.subjects_once(deal.account_id, "Acme Corp moved to tech_touch")
+
+
+async def test_a_silent_self_serve_account_is_escalated_on_day_14_and_asked_on_day_21(
+    onboardings: Onboardings,
+) -> None:
+    """rules §4, §6.1 (docs/rules.md): the upgrade on day 14 is the vendor's move, so the
+    stall clock still counts from closed-won; no success criteria by day 14 escalates."""
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, success_criteria=[], **TIER_DEALS["self_serve"])
+    handle = await onboardings.start(deal)
+    no_criteria = "[CS leadership] Acme Corp has no success criteria"
+
+    await onboardings.days_later(13.99)
+    st = await status(handle)
+    assert st.tier is Tier.SELF_SERVE and st.success_criteria == []
+    assert no_criteria not in [r["subject"] for r in onboardings.sent(deal.account_id)]
+    await onboardings.days_later(0.02)
+    st = await status(handle)
+    assert [(t, s) for t, s, d in fired(st, closed) if d == 14][-2:] == [
+        ("self_serve", "no_success_criteria"),
+        ("self_serve", "stall_upgrade"),
+    ]
+    assert st.success_criteria == [onboardings.playbook.fallback_success_criterion]
+    assert st.tier is Tier.TECH_TOUCH
+    await onboardings.subjects_once(deal.account_id, no_criteria)
+
+    await onboardings.days_later(20.99 - (await onboardings.now() - closed) / DAY)
+    assert not (await status(handle)).decision_required
+    await onboardings.days_later(0.02)
+    st = await status(handle)
+    assert st.decision_required and st.state is OnboardingState.AT_RISK
+    assert ("tech_touch", "stall_decision", 21) in fired(st, closed)
+    # The weekly status email goes on, on the same clock.
+    assert ("tech_touch", "stall_status_email", 21) in fired(st, closed)
 
 
 # --------------------------------------------------------------------------- pause
@@ -235,6 +272,34 @@ async def test_pause_with_a_resume_date_resumes_itself(onboardings: Onboardings)
     assert st.pause is None
     assert any(a.kind == "resumed" and a.by == "schedule" for a in st.audit)
     assert not [r for r in onboardings.sent(st.account_id) if "pause-reminder" in r["key"]]
+
+
+async def test_a_pause_lets_celebrations_and_news_through(onboardings: Onboardings) -> None:
+    """rules §5 (docs/rules.md): while paused, the customer still hears of a milestone
+    reached and of a tier change, on the day they happen; nudges wait."""
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS["tech_touch"])
+    handle = await onboardings.start(deal)
+    await onboardings.days_later(1)
+    await handle.execute_update(
+        AccountOnboarding.pause, PauseRequest(by="cs-lead", reason="customer re-org")
+    )
+
+    def subjects() -> list[str]:
+        return [r["subject"] for r in onboardings.sent(deal.account_id)]
+
+    await onboardings.days_later(4)  # day 5: first_login (due day 3) is overdue, no nudge
+    assert subjects() == ["Welcome aboard, Acme Corp", "New onboarding: Acme Corp (tech_touch)"]
+    await reach(handle, "first_value")
+    await onboardings.subjects_once(deal.account_id, "You're all set, Acme Corp!")
+    await handle.execute_update(
+        AccountOnboarding.override_tier,
+        TierOverride(tier=Tier.HIGH_TOUCH, approver="vp-cs", reason="3 systems to integrate"),
+    )
+    await onboardings.subjects_once(deal.account_id, "Acme Corp moved to high_touch")
+    st = await status(handle)
+    assert st.state is OnboardingState.PAUSED and fired(st, closed) == []
+    assert not [s for s in subjects() if "is due" in s or "blocking" in s]  # no nudge
 
 
 # --------------------------------------------------------------------------- updates

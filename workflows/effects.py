@@ -17,6 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import Audience, NotificationReceipt, OwnerAssignment, OwnerRequest
 
 
+# workflow.patched() id of "a pause holds back nudges and escalations to the customer,
+# not celebrations" (added 2026-12-01).
+PAUSE_HOLDS_NUDGES_ONLY = "pause-holds-nudges-only-2026-12-01"
+
+
 async def run(o: progress.Onboarding, effect: progress.Effect) -> progress.Changes:
     """Run `effect` now; what it changed comes back to be applied."""
     if isinstance(effect, progress.AssignOwner):
@@ -46,10 +51,16 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
     return out
 
 
+def _nudges_only() -> bool:
+    """A pause holds back by template kind (patched: runs that began before held back
+    every message to the customer, and must replay so)."""
+    return workflow.patched(PAUSE_HOLDS_NUDGES_ONLY)
+
+
 async def _send(o: progress.Onboarding, effect: progress.Notify) -> progress.Changes:
     """Send the notification, unless a pause holds it back (rules §5 (docs/rules.md))."""
     out = progress.Changes()
-    if progress.held_back(o.progress, effect.audience):
+    if progress.held_back(o, effect, _nudges_only):
         return out
     note = progress.notification(o, effect, workflow.info().workflow_id, workflow.now())
     try:

@@ -60,6 +60,9 @@ CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 # workflow.patched() id of "a product event credits its milestone when it happened, not
 # when it arrived" (added 2026-11-30).
 CREDIT_AT_EVENT_TIME = "credit-at-event-time"
+# workflow.patched() id of "a tier change keeps the stall clock on the customer's last
+# movement" (added 2026-12-01).
+STALL_CLOCK_CUSTOMER = "stall-clock-customer-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -199,7 +202,7 @@ class AccountOnboarding:
 
     def _advance(self, now: datetime) -> None:
         """Run everything that has come due by `now`, in the order it came due."""
-        changes = rule.advance(self._o(), self._phase, now, self._times_kept)
+        changes = rule.advance(self._o(), self._phase, now, self._times_kept, self._customer_clock)
         self._apply(changes)
         self._phase = changes.phase
 
@@ -223,6 +226,11 @@ class AccountOnboarding:
         """Product events credit milestones when they happened (patched: runs that began
         before this rule credited them on arrival, and must replay so)."""
         return workflow.patched(CREDIT_AT_EVENT_TIME)
+
+    def _customer_clock(self) -> bool:
+        """A tier change leaves the stall clock on the customer's last movement (patched:
+        runs that began before this rule restarted it at the change, and must replay so)."""
+        return workflow.patched(STALL_CLOCK_CUSTOMER)
 
     def _seen_list(self) -> list[str]:
         if self.early is not None:
@@ -341,7 +349,14 @@ class AccountOnboarding:
         now = workflow.now()
         return self._changed(
             rule.change_tier(
-                self._o(), req.tier, "override", req.approver, req.reason, now, self._times_kept
+                self._o(),
+                req.tier,
+                "override",
+                req.approver,
+                req.reason,
+                now,
+                self._times_kept,
+                self._customer_clock,
             )
         )
 

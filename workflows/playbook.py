@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workflows.models import PLAYBOOK_BYTES, Playbook
+from workflows.models import PLAYBOOK_BYTES, Playbook, Tier, Trigger
 from workflows.validation import message
 
 PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
@@ -65,6 +65,8 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
             loc = tuple(x for x in err["loc"] if x not in ("function-after",))
             problems.append(f"{_key(loc, raw)}: {message(err)}")
         raise PlaybookError(source, problems) from exc
+    if gaps := _ladder_gaps(playbook):
+        raise PlaybookError(source, gaps)
     size = len(playbook.model_dump_json())
     if size > PLAYBOOK_BYTES:
         raise PlaybookError(
@@ -75,6 +77,34 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
             ],
         )
     return playbook
+
+
+def _ladder_gaps(playbook: Playbook) -> list[str]:
+    """What a tier's ladder lacks of the rules that hold in every tier, one problem per
+    tier and rule, `ladder.<tier>: <reason>`: a `no_success_criteria` step (rules §6.1
+    (docs/rules.md)) and a stall decision, a `no_progress` step that requires a decision
+    (rules §4). Checked here, on load, and not by `Playbook` itself: the playbook pinned
+    in a running onboarding's input is validated again on every replay, and one pinned
+    before this rule must still load."""
+    problems = []
+    for tier in Tier:
+        steps = playbook.ladder[tier]
+        if not any(s.when is Trigger.NO_SUCCESS_CRITERIA for s in steps):
+            problems.append(
+                f'ladder.{tier.value}: no step with when = "no_success_criteria"; every '
+                "tier escalates an onboarding without success criteria and adopts the "
+                "fallback criterion"
+            )
+        if not any(
+            s.when is Trigger.NO_PROGRESS and any(a.require_decision for a in s.actions)
+            for s in steps
+        ):
+            problems.append(
+                f"ladder.{tier.value}: no stall decision (a no_progress step with "
+                "{ require_decision = true }); every tier asks for a decision when an "
+                "onboarding stalls"
+            )
+    return problems
 
 
 def load_playbook(path: str | Path = DEFAULT_PLAYBOOK) -> Playbook:

@@ -32,6 +32,7 @@ from workflows.models.limits import (
 from workflows.models.vocabulary import (
     PHASE_ORDER,
     Audience,
+    MessageKind,
     Owner,
     Phase,
     Tier,
@@ -214,6 +215,11 @@ class MessageTemplate(BaseModel):
 
     subject: Annotated[Name, Field(max_length=SUBJECT_CHARS)]
     body: Annotated[str, Field(max_length=TEMPLATE_CHARS), AfterValidator(_nonblank)]
+    kind: MessageKind = Field(
+        default=MessageKind.NUDGE,
+        description="What the message is; a template that does not say is a nudge, held "
+        "back by a pause as every customer message was before kinds existed",
+    )
 
 
 class HealthRule(BaseModel):

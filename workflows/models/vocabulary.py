@@ -100,6 +100,17 @@ class DealStage(StrEnum):
     OPEN = "open"
 
 
+class MessageKind(StrEnum):
+    """What a message template is (`[templates.*].kind`): a formal pause holds back nudges
+    and escalations to the customer's people, not celebrations or information (rules §5
+    (docs/rules.md))."""
+
+    NUDGE = "nudge"  # asks the reader to act (a reminder, a re-engagement)
+    ESCALATION = "escalation"  # a stall or a miss, raised to someone who can act
+    CELEBRATION = "celebration"  # a milestone reached ("you're all set")
+    INFO = "info"  # news that asks nothing (welcome, tier changed)
+
+
 def _utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC, so a CSV or CRM date never shifts by a zone."""
     try:

@@ -18,9 +18,11 @@ but `checks` and `facts` importable from here):
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CustomerClock,
     Effect,
     KeepTimes,
     Notify,
+    NudgesOnly,
     Onboarding,
     milestone,
     notification,
@@ -46,9 +48,11 @@ from workflows.progress.pause import held_back, resume, shift_for_pause, start_p
 __all__ = [
     "AssignOwner",
     "Changes",
+    "CustomerClock",
     "Effect",
     "KeepTimes",
     "Notify",
+    "NudgesOnly",
     "Onboarding",
     "advance",
     "begin",

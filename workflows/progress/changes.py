@@ -34,6 +34,13 @@ DAY = timedelta(days=1)
 # Whether product events credit a milestone when they happened (a `workflow.patched`
 # rule): asked only when a milestone is credited.
 KeepTimes = Callable[[], bool]
+# Whether a tier change leaves the stall clock on the customer's last movement (a
+# `workflow.patched` rule, rules §4 (docs/rules.md)): asked only when the tier changes.
+CustomerClock = Callable[[], bool]
+# Whether a pause holds back only nudges and escalations to the customer's people, by
+# template kind (a `workflow.patched` rule, rules §5 (docs/rules.md)): asked only when
+# that and the older "every message to the customer" rule disagree.
+NudgesOnly = Callable[[], bool]
 
 
 @dataclass

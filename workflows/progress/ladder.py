@@ -22,6 +22,7 @@ from workflows.models import (
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CustomerClock,
     KeepTimes,
     Onboarding,
     milestone,
@@ -31,10 +32,17 @@ from workflows.progress.lifecycle import credit_observed_events
 from workflows.progress.pause import next_paused_duty, paused_duties
 
 
-def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepTimes) -> Changes:
+def advance(
+    o: Onboarding,
+    phase: Phase | None,
+    now: datetime,
+    keep_times: KeepTimes,
+    customer_clock: CustomerClock,
+) -> Changes:
     """Everything that has come due by `now`, in the order it came due: the pause's own
     duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
-    the next phase (`phase`: the one last seen), and the handoff when none is left."""
+    the next phase (`phase`: the one last seen), and the handoff when none is left.
+    `keep_times` and `customer_clock` are the patched rules `change_tier` asks."""
     p, out = o.progress, Changes(phase=phase)
     if p.finished_at is not None:
         return out
@@ -45,7 +53,7 @@ def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepT
         if stale := rules.passed_over(step, now):
             _record_step(p, step, now, superseded=True, repeats=stale)
         else:
-            _escalate(o, out, step, now, keep_times)
+            _escalate(o, out, step, now, keep_times, customer_clock)
     current = rules.current_phase(p.milestones)
     if current != out.phase:
         out.phase = current
@@ -73,7 +81,12 @@ def _finish(o: Onboarding, out: Changes, now: datetime) -> None:
 
 
 def _escalate(
-    o: Onboarding, out: Changes, due: rules.DueStep, now: datetime, keep_times: KeepTimes
+    o: Onboarding,
+    out: Changes,
+    due: rules.DueStep,
+    now: datetime,
+    keep_times: KeepTimes,
+    customer_clock: CustomerClock,
 ) -> None:
     p, step = o.progress, due.step
     _record_step(p, due, now, superseded=False)
@@ -83,7 +96,7 @@ def _escalate(
     out.fired.append(due.key)
     days = str(step.days) if step.when is not Trigger.MILESTONE_OVERDUE else "0"
     for action in step.actions:
-        _act(o, out, action, due, days, now, keep_times)
+        _act(o, out, action, due, days, now, keep_times, customer_clock)
 
 
 def _act(
@@ -94,6 +107,7 @@ def _act(
     days: str,
     now: datetime,
     keep_times: KeepTimes,
+    customer_clock: CustomerClock,
 ) -> None:
     p = o.progress
     if action.notify is not None and action.template is not None:
@@ -102,7 +116,15 @@ def _act(
     elif action.change_tier is not None and action.change_tier is not p.tier:
         reason = f"ladder {due.step.id}: {due.step.when.value} after {days} days"
         change_tier(
-            o, action.change_tier, "automatic", "escalation ladder", reason, now, keep_times, out
+            o,
+            action.change_tier,
+            "automatic",
+            "escalation ladder",
+            reason,
+            now,
+            keep_times,
+            customer_clock,
+            out,
         )
     elif action.require_decision:
         p.decision_required = True
@@ -123,11 +145,14 @@ def change_tier(
     reason: str,
     now: datetime,
     keep_times: KeepTimes,
+    customer_clock: CustomerClock,
     out: Changes | None = None,
 ) -> Changes:
     """A designed transition (rules §4 (docs/rules.md)): re-plan what is left, keep
-    earned credit; the new ladder's passed steps are recorded, not fired. Recorded in
-    `out` (a ladder step's own changes) or in new `Changes`, which are returned."""
+    earned credit; the new ladder's passed steps are recorded, not fired, and its steps
+    still ahead count from the customer's last movement (`customer_clock`; false for
+    runs begun before that rule, whose tier change restarted the stall clock). Recorded
+    in `out` (a ladder step's own changes) or in new `Changes`, which are returned."""
     out = Changes() if out is None else out
     p = o.progress
     old = p.tier
@@ -138,10 +163,14 @@ def change_tier(
     p.milestones = rules.replan(o.playbook, p.milestones, tier, now)
     credit_observed_events(o, out, now, keep_times)
     out.log(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
-    # A tier change is movement: the new ladder's stall clock starts now, and its
-    # steps whose time had already passed are recorded, not fired.
-    p.last_progress_at = now
-    p.progress_epoch += 1
+    # A tier change is the vendor's move, not the customer's: the stall goes on, so
+    # `last_progress_at` and `progress_epoch` (the stall's part of a no_progress step's
+    # key) stay. Keys stay unique: they carry the tier, and a step that already ran in
+    # this stall in a tier visited before is in `fired`, so it does not run twice.
+    # The new ladder's steps whose time had already passed are recorded, not fired.
+    if not customer_clock():
+        p.last_progress_at = now
+        p.progress_epoch += 1
     while passed := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
         for due in passed:
             _record_step(p, due, now, superseded=True)

@@ -1,6 +1,6 @@
 """A formal pause (rules §5 (docs/rules.md)): starting one, its duties while it lasts (a scheduled
 resume, the owner's reminders), the arithmetic of resuming (every SLA clock and open
-deadline moves by the time paused) and the nudges it holds back."""
+deadline moves by the time paused) and the messages it holds back."""
 
 from __future__ import annotations
 
@@ -10,12 +10,21 @@ from workflows.formats import day_text
 from workflows.models import (
     Audience,
     AuditEntry,
+    MessageKind,
     OnboardingProgress,
     Pause,
     PauseRequest,
     ResumeRequest,
 )
-from workflows.progress.changes import DAY, Changes, Onboarding, milestone, notify
+from workflows.progress.changes import (
+    DAY,
+    Changes,
+    Notify,
+    NudgesOnly,
+    Onboarding,
+    milestone,
+    notify,
+)
 
 
 def start_pause(p: OnboardingProgress, req: PauseRequest, now: datetime) -> Changes:
@@ -100,6 +109,24 @@ def resume(o: Onboarding, req: ResumeRequest, now: datetime) -> list[AuditEntry]
     return out.audit
 
 
-def held_back(p: OnboardingProgress, audience: Audience) -> bool:
-    """A formal pause sends no nudges to the customer (rules §5 (docs/rules.md))."""
-    return p.pause is not None and audience is Audience.CUSTOMER
+# Who a pause keeps quiet towards: the customer's people, not the vendor's.
+_CUSTOMER_SIDE = frozenset({Audience.CUSTOMER, Audience.EXECUTIVE_SPONSOR})
+# What it holds back: messages that press for action, not good news.
+_HELD_KINDS = frozenset({MessageKind.NUDGE, MessageKind.ESCALATION})
+
+
+def held_back(o: Onboarding, effect: Notify, nudges_only: NudgesOnly) -> bool:
+    """Whether a formal pause holds `effect` back (rules §5 (docs/rules.md)): a nudge or an
+    escalation (the template's `kind`) to the customer or the executive sponsor is held;
+    celebrations and information still go out, and nothing to the CSM or CS leadership
+    is held. Runs begun before template kinds held back every message to the customer
+    and nothing else (`nudges_only` false: a `workflow.patched` rule, asked only when the
+    two rules disagree)."""
+    if o.progress.pause is None:
+        return False
+    kind = o.playbook.templates[effect.template_id].kind
+    by_kind = effect.audience in _CUSTOMER_SIDE and kind in _HELD_KINDS
+    by_audience = effect.audience is Audience.CUSTOMER
+    if by_kind == by_audience:
+        return by_kind
+    return by_kind if nudges_only() else by_audience
