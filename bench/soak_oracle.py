@@ -16,6 +16,7 @@ from workflows.event_mapping import awaited_events
 from workflows.models import (
     Audience,
     ClosedWonDeal,
+    MessageKind,
     Milestone,
     MilestoneStatus,
     OnboardingProgress,
@@ -70,7 +71,7 @@ class Replay:
         self.owner_wanted = decision.tier is not Tier.SELF_SERVE
         self.counts: Counter[str] = Counter()
         self.seen: set[str] = set()
-        self._notify("welcome", Audience.CUSTOMER)
+        self._notify("welcome", Audience.CUSTOMER, "welcome")
         self._loop(now)
 
     # ------------------------------------------------------------------ what is sent
@@ -132,7 +133,7 @@ class Replay:
         self._advance(now)
         if self.owner_wanted and not self.owner:
             self.owner = True
-            self._notify(f"owner-{len(self.progress.tier_changes)}", Audience.CSM)
+            self._notify(f"owner-{len(self.progress.tier_changes)}", Audience.CSM, "owner_assigned")
 
     def _advance(self, now: datetime) -> None:
         p = self.progress
@@ -147,16 +148,16 @@ class Replay:
                 self._escalate(step, now)
         if rules.current_phase(p.milestones) is None:
             p.finished_at = now
-            self._notify("handoff", Audience.CUSTOMER)
+            self._notify("handoff", Audience.CUSTOMER, "handoff_complete")
             if self.owner:
-                self._notify("handoff", Audience.CSM)
+                self._notify("handoff", Audience.CSM, "handoff_complete")
 
     def _escalate(self, due: rules.DueStep, now: datetime) -> None:
         p = self.progress
         self._record(due, superseded=False)
         for action in due.step.actions:
             if action.notify is not None:
-                self._notify(due.key, action.notify)
+                self._notify(due.key, action.notify, action.template)
             elif action.change_tier is not None and action.change_tier is not p.tier:
                 self._change_tier(action.change_tier, now, "automatic")
             elif action.adopt_fallback_criteria:
@@ -172,15 +173,13 @@ class Replay:
         )
         p.tier = tier
         p.milestones = rules.replan(self.playbook, p.milestones, tier, now)
-        self._credit(now)
-        p.last_progress_at = now
-        p.progress_epoch += 1
+        self._credit(now)  # the stall clock stays: a tier change is not the customer's move
         while passed := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
             for due in passed:
                 self._record(due, superseded=True)
         if tier.rank > old.rank and not self.owner:
             self.owner_wanted = True
-        self._notify(f"tier-change-{len(p.tier_changes)}", Audience.CUSTOMER)
+        self._notify(f"tier-change-{len(p.tier_changes)}", Audience.CUSTOMER, "tier_changed")
 
     def _record(self, due: rules.DueStep, superseded: bool) -> None:
         self.progress.fired.append(due.key)
@@ -203,12 +202,17 @@ class Replay:
         m.status, m.done_at, m.started_at = MilestoneStatus.DONE, now, m.started_at or now
         spec = self.playbook.milestone(m.id)
         if spec is not None and spec.on_done:
-            self._notify(f"reached-{m.id}", Audience.CUSTOMER)
+            self._notify(f"reached-{m.id}", Audience.CUSTOMER, spec.on_done)
         p.last_progress_at = max(p.last_progress_at, now)
         p.progress_epoch += 1
         p.decision_required = False
 
-    def _notify(self, trigger: str, audience: Audience) -> None:
-        if self.progress.pause is not None and audience is Audience.CUSTOMER:
-            return  # a formal pause sends the customer nothing
+    def _notify(self, trigger: str, audience: Audience, template: str | None) -> None:
+        kind = self.playbook.templates[template].kind if template else None
+        if (
+            self.progress.pause is not None
+            and audience in (Audience.CUSTOMER, Audience.EXECUTIVE_SPONSOR)
+            and kind in (MessageKind.NUDGE, MessageKind.ESCALATION)
+        ):
+            return  # a formal pause holds back nudges and escalations to the customer
         self.notifications.add(f"{self.workflow_id}:{trigger}:{audience.value}")
