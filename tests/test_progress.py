@@ -246,6 +246,33 @@ def test_a_tier_change_leaves_the_stall_clock_on_the_customers_last_movement(
         assert all(e.superseded for e in found)
 
 
+def test_back_in_a_tier_within_one_stall_nothing_runs_twice() -> None:
+    """The stall keeps its number across tier changes, so the self_serve upgrade, run on
+    day 14, does not run again when an override brings the account back on day 16; every
+    step key, and so every notification's idempotency key, is used once."""
+    o, _ = begun(acv=2_000, closed_days_ago=0)
+    keys: list[str] = []
+    for day in range(22):
+        when = NOW + day * DAY
+        keys += [
+            e.trigger
+            for e in rule.advance(o, None, when, ALWAYS, ALWAYS).effects
+            if isinstance(e, rule.Notify)
+        ]
+        if day == 16:
+            rule.change_tier(o, Tier.SELF_SERVE, "override", "vp", "back", when, ALWAYS, ALWAYS)
+    p = o.progress
+    assert [(c.to_tier, (c.at - NOW) / DAY) for c in p.tier_changes] == [
+        (Tier.TECH_TOUCH, 14),
+        (Tier.SELF_SERVE, 16),
+    ]
+    assert len(p.fired) == len(set(p.fired)) and len(keys) == len(set(keys))
+    assert p.decision_required and p.tier is Tier.SELF_SERVE  # self_serve's, on day 21
+    assert ("self_serve", "stall_decision") in [
+        (e.tier.value, e.step_id) for e in p.escalations if not e.superseded
+    ]
+
+
 def test_a_self_serve_account_without_criteria_is_escalated_before_its_upgrade() -> None:
     o, _ = begun(acv=2_000, closed_days_ago=0, success_criteria=[])
     changes = rule.advance(o, None, NOW + 14 * DAY, ALWAYS, ALWAYS)

@@ -4,7 +4,8 @@ Each function changes `OnboardingProgress` in place and returns the rest of what
 happen as data (`Changes`). The workflow (`workflows/onboarding.py`) applies them;
 nothing here reads the clock, does I/O or calls the SDK: `now` is always an argument,
 and whether product events credit a milestone when they happened (a `workflow.patched`
-rule) is asked through `keep_times`, only when a milestone is credited. By role (all
+rule) is asked through `keep_times`, only when a milestone is credited; likewise
+`customer_clock` at a tier change and `nudges_only` in `held_back`. By role (all
 but `checks` and `facts` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
