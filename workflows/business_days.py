@@ -31,7 +31,8 @@ def known_time_zone(name: str) -> str:
 def known_country(code: str) -> str:
     """`code` if it is an ISO 3166 alpha-2 country whose public holidays are known
     (`US`, `DE`); else ValueError."""
-    if code not in _countries():
+    # The library also knows alpha-3 codes and aliases (`USA`): the deal says alpha-2.
+    if not (len(code) == 2 and code.isupper() and code in _countries()):
         raise ValueError(f"{code!r} is not an ISO 3166 alpha-2 country with known holidays")
     return code
 

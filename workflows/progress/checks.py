@@ -17,6 +17,7 @@ from workflows.models import (
     SkipRequest,
     TierOverride,
 )
+from workflows.progress.champion import last_day
 from workflows.progress.changes import milestone
 
 
@@ -84,7 +85,7 @@ def realignment_gate(
         why = f" (the last one {last.outcome})" if last is not None else ""
         raise ValueError(f"gate: no re-alignment window is open{why}; a champion change opens one")
     if last.due_at <= now and p.pause is None:
-        raise ValueError(f"gate: the re-alignment window ended {day_text(last.due_at)}")
+        raise ValueError(f"gate: the re-alignment window ended with {last_day(last)}")
     if req.gate not in last.gates:
         known = ", ".join(last.gates)
         raise ValueError(f"gate: unknown {req.gate!r} (gates: {known})")
