@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+# Every country's calendar, loaded with this module (about 0.3 s, once per process): the
+# library's own lookup imports a country's module on first use, which inside the
+# workflow sandbox would load the whole library afresh under its restrictions.
+from holidays import countries
+
 DAY = timedelta(days=1)
+# Read once, outside any workflow: a deal or playbook is validated inside the sandbox too.
+COUNTRIES = frozenset(holidays.list_supported_countries())
 
 
 def known_time_zone(name: str) -> str:
@@ -32,19 +39,15 @@ def known_country(code: str) -> str:
     """`code` if it is an ISO 3166 alpha-2 country whose public holidays are known
     (`US`, `DE`); else ValueError."""
     # The library also knows alpha-3 codes and aliases (`USA`): the deal says alpha-2.
-    if not (len(code) == 2 and code.isupper() and code in _countries()):
+    if not (len(code) == 2 and code.isupper() and code in COUNTRIES):
         raise ValueError(f"{code!r} is not an ISO 3166 alpha-2 country with known holidays")
     return code
 
 
 @cache
-def _countries() -> frozenset[str]:
-    return frozenset(holidays.list_supported_countries())
-
-
-@cache
 def _calendar(country: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(country, years=year)
+    calendar: holidays.HolidayBase = getattr(countries, country)(years=year)
+    return calendar
 
 
 def is_business_day(day: date, country: str) -> bool:
