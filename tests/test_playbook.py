@@ -153,6 +153,45 @@ handoff = 30
             "Input should be 'nudge', 'escalation', 'celebration' or 'info'",
             id="unknown-template-kind",
         ),
+        pytest.param(
+            edited('time_zone = "UTC"', 'time_zone = "Mars/Olympus"'),
+            "business_calendar.time_zone",
+            "'Mars/Olympus' is not an IANA time zone",
+            id="unknown-time-zone",
+        ),
+        pytest.param(
+            edited('country = "US"', 'country = "USA"'),
+            "business_calendar.country",
+            "'USA' is not an ISO 3166 alpha-2 country",
+            id="unknown-country",
+        ),
+        pytest.param(
+            edited("window_business_days = 10", "window_business_days = 0"),
+            "champion_change.window_business_days",
+            "greater than or equal to 1",
+            id="empty-champion-window",
+        ),
+        pytest.param(
+            edited('csm_template = "champion_window_lapsed_csm"', 'csm_template = "nope"'),
+            "champion_change.csm_template",
+            "no template 'nope'",
+            id="unknown-champion-template",
+        ),
+        pytest.param(
+            edited(
+                'milestone_plan = "Updated milestone plan agreed"',
+                'milestone_plan = "Re-alignment call done"',
+            ),
+            "champion_change.gates",
+            "two gates have the same title",
+            id="champion-gates-same-title",
+        ),
+        pytest.param(
+            edited("gates = { new_primary_contact", "gates = { New_Primary", 1),
+            "champion_change.gates.New_Primary",
+            "should match pattern",
+            id="champion-gate-id",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

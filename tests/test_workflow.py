@@ -422,7 +422,9 @@ async def test_contact_change_replaces_the_role(onboardings: Onboardings) -> Non
         AccountOnboarding.change_contact,
         ContactChange.model_validate({"contact": new, "by": "csm", "reason": "Cara left"}),
     )
-    assert st.audit[-1].kind == "contact_changed" and "nia@acme.test" in st.audit[-1].detail
+    changed, opened = st.audit[-2:]  # a new champion opens a re-alignment window (§6.3)
+    assert changed.kind == "contact_changed" and "nia@acme.test" in changed.detail
+    assert opened.kind == "champion_window_opened"
 
 
 # --------------------------------------------------------------------------- signals

@@ -54,6 +54,7 @@ SET_SUCCESS_CRITERIA = "set_success_criteria"
 CHANGE_CONTACT = "change_contact"
 CANCEL = "cancel"
 DEAL_LOST = "deal_lost"
+REALIGNMENT_GATE_DONE = "realignment_gate_done"  # rules §6.3: a champion change's gate
 # Query
 STATUS = "status"
 

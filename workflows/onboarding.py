@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         PauseRequest,
         Phase,
         ProductEventBatch,
+        RealignmentGateDone,
         RejectedMessage,
         ResumeRequest,
         SkipRequest,
@@ -63,6 +64,9 @@ CREDIT_AT_EVENT_TIME = "credit-at-event-time"
 # workflow.patched() id of "a tier change keeps the stall clock on the customer's last
 # movement" (added 2026-12-01).
 STALL_CLOCK_CUSTOMER = "stall-clock-customer-2026-12-01"
+# workflow.patched() id of "replacing the champion opens a re-alignment window" (rules
+# §6.3, added 2026-12-01): before it, `change_contact` only replaced the contact.
+CHAMPION_WINDOW = "champion-window-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -385,8 +389,19 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.CHANGE_CONTACT)
     def change_contact(self, req: ContactChange) -> OnboardingStatus:
-        """A new contact for a role (e.g. the champion left), replacing the old one."""
-        return self._changed(rule.change_contact(self.progress, req, workflow.now()))
+        """A new contact for a role, replacing the old one; a new champion opens a
+        re-alignment window (rules §6.3 (docs/rules.md))."""
+        now = workflow.now()
+        # Patched: the window arms a timer, which runs that replaced a champion before
+        # this rule never did.
+        if workflow.patched(CHAMPION_WINDOW):
+            # The holidays library reads its holiday names' translations through
+            # `locale`, which the sandbox refuses; what it answers is fixed by its
+            # pinned release (workflows/business_days.py), so it may run unrestricted.
+            with workflow.unsafe.sandbox_unrestricted():
+                changes = rule.change_champion(self._o(), req, now)
+            return self._changed(changes)
+        return self._changed(rule.change_contact(self.progress, req, now))
 
     @change_contact.validator
     def _check_contact(self, req: ContactChange) -> None:
@@ -410,6 +425,17 @@ class AccountOnboarding:
     @deal_lost.validator
     def _check_deal_lost(self, lost: DealLost) -> None:
         self._require_running()
+
+    @workflow.update(name=contract.REALIGNMENT_GATE_DONE)
+    def realignment_gate_done(self, req: RealignmentGateDone) -> OnboardingStatus:
+        """A gate of the champion change's re-alignment window is done (rules §6.3
+        (docs/rules.md)); the last one closes the window."""
+        return self._changed(rule.gate_done(self._o(), req, workflow.now()))
+
+    @realignment_gate_done.validator
+    def _check_realignment_gate(self, req: RealignmentGateDone) -> None:
+        self._require_running()
+        checks.realignment_gate(self.progress, self.playbook, req, workflow.now())
 
     @workflow.signal(name=contract.REFRESH_RECORD)
     def refresh_record(self) -> None:

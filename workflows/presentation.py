@@ -13,6 +13,7 @@ from workflows import progress, rules
 from workflows import search_attributes as sa
 from workflows.formats import day_text, score_text
 from workflows.models import (
+    ChampionWindow,
     EarlyFacts,
     Health,
     HealthBand,
@@ -24,6 +25,7 @@ from workflows.models import (
     Playbook,
     TtvBreakdown,
 )
+from workflows.progress import champion
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -90,6 +92,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         paused_days_total=p.paused_days_total,
         rejected=p.rejected,
         audit=p.audit,
+        champion_windows=p.champion_windows,
     )
 
 
@@ -162,7 +165,8 @@ def search_values(
 
 def checklist(o: progress.Onboarding, now: datetime) -> str:
     """The UI's current details: a headline, then each milestone as a checklist line,
-    then a pause, a pending decision and the last escalation."""
+    then a pause, a pending decision, the last escalation and the last champion change's
+    re-alignment window (rules §6.3)."""
     p, health = o.progress, o.health(now)
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
@@ -189,4 +193,20 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
     if p.escalations:
         last = p.escalations[-1]
         lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}"]
+    if p.champion_windows:
+        lines += ["", *_realignment(o, p.champion_windows[-1])]
     return "\n".join(lines)
+
+
+def _realignment(o: progress.Onboarding, w: ChampionWindow) -> list[str]:
+    """The re-alignment window as checklist lines: open, with each gate; else its outcome."""
+    head = f"Champion change ({w.previous} -> {w.champion}): re-alignment"
+    if w.outcome != "open":
+        closed = day_text(w.closed_at) if w.closed_at else "-"
+        return [f"{head} {w.outcome} {closed}"]
+    titles = o.playbook.champion_change.gates if o.playbook.champion_change else {}
+    lines = [f"**{head}** by the end of {champion.last_day(w)}"]
+    for gate, done in w.gates.items():
+        title = titles.get(gate, gate)
+        lines.append(f"- [x] {title} — done {day_text(done)}" if done else f"- [ ] {title}")
+    return lines

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from workflows.business_days import known_country, known_time_zone
 from workflows.models.limits import (
     MAX_COMPLETED_MILESTONES,
     MAX_CONTACTS,
@@ -91,6 +92,16 @@ class ClosedWonDeal(BaseModel):
     crm: CrmRef = Field(default_factory=CrmRef)
     completed_milestones: list[CompletedMilestone] = Field(
         default_factory=list, max_length=MAX_COMPLETED_MILESTONES
+    )
+    time_zone: Annotated[str, AfterValidator(known_time_zone)] | None = Field(
+        default=None,
+        description="The account's IANA time zone (e.g. Europe/Berlin); by default the "
+        "playbook's `[business_calendar].time_zone`",
+    )
+    country: Annotated[str, AfterValidator(known_country)] | None = Field(
+        default=None,
+        description="The account's ISO 3166 alpha-2 country, whose public holidays are "
+        "not business days; by default the playbook's `[business_calendar].country`",
     )
 
     _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)

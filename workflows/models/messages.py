@@ -143,3 +143,13 @@ class DealLostOutcome(BaseModel):
     action: DealLostAction | None = None
     state: OnboardingState | None = None
     detail: str
+
+
+class RealignmentGateDone(BaseModel):
+    """Update `realignment_gate_done`: one gate of the open re-alignment window (rules
+    §6.3 (docs/rules.md)) is done, e.g. `realignment_call`; the playbook's
+    `[champion_change].gates` names them."""
+
+    gate: str = Field(max_length=NAME_CHARS)
+    by: Name
+    note: str = Field(default="", max_length=TEXT_CHARS)

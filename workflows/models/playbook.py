@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from workflows.business_days import known_country, known_time_zone
 from workflows.models.limits import (
     MAX_EVENT_COUNT,
     MAX_EVENT_NAMES,
@@ -284,6 +285,51 @@ class Targets(BaseModel):
         return value
 
 
+class BusinessCalendar(BaseModel):
+    """The calendar business days count in (rules §6.3 (docs/rules.md)) for a deal that
+    names none: an IANA time zone and an ISO 3166 alpha-2 country (its weekend and public
+    holidays)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: Annotated[str, AfterValidator(known_time_zone)] = "UTC"
+    country: Annotated[str, AfterValidator(known_country)] = "US"
+
+
+GateId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class ChampionChange(BaseModel):
+    """The re-alignment window a champion change opens (rules §6.3 (docs/rules.md)):
+    `window_business_days` business days in the account's calendar to settle every gate
+    (id -> title); when it lapses with a gate open, the CSM and CS leadership are told
+    with the two templates and the account gets the risk flag `flag`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_business_days: int = Field(default=10, ge=1, le=MAX_PLAN_DAYS)
+    gates: dict[GateId, Name] = Field(
+        default_factory=lambda: {
+            "new_primary_contact": "New primary contact confirmed",
+            "realignment_call": "Re-alignment call done",
+            "milestone_plan": "Updated milestone plan agreed",
+        },
+        min_length=1,
+        max_length=10,
+    )
+    csm_template: str = "champion_window_lapsed_csm"
+    leadership_template: str = "champion_window_lapsed_leadership"
+    flag: Name = "champion changed: re-alignment window lapsed"
+
+    @field_validator("gates")
+    @classmethod
+    def _distinct_titles(cls, value: dict[str, str]) -> dict[str, str]:
+        titles = list(value.values())
+        if len(set(titles)) != len(titles):
+            raise ValueError("two gates have the same title")
+        return value
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -304,6 +350,12 @@ class Playbook(BaseModel):
     milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
     ladder: dict[Tier, Annotated[list[EscalationStep], Field(max_length=MAX_LADDER_STEPS)]]
     templates: dict[str, MessageTemplate] = Field(max_length=MAX_TEMPLATES)
+    business_calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    champion_change: ChampionChange | None = Field(
+        default=None,
+        description="None in a playbook without the section (those pinned before it): "
+        "a champion change then opens no window",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:
@@ -373,6 +425,10 @@ class Playbook(BaseModel):
                 for a in s.actions:
                     if a.template and a.template not in self.templates:
                         raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
+        if (change := self.champion_change) is not None:
+            for key in ("csm_template", "leadership_template"):
+                if getattr(change, key) not in self.templates:
+                    raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
         return self
 
     def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:

@@ -93,6 +93,29 @@ class Escalation(BaseModel):
     )
 
 
+class ChampionWindow(BaseModel):
+    """A re-alignment window opened by a champion change (rules §6.3 (docs/rules.md)):
+    every gate must be done by `due_at`, the end of the `business_days`-th business day
+    in the account's calendar (shifted by a pause). `outcome`: `open`; `aligned` (every
+    gate done in time); `lapsed` (escalated with a gate open); `superseded` (the champion
+    changed again, which opened a new window)."""
+
+    opened_at: datetime
+    due_at: datetime
+    business_days: int
+    time_zone: str
+    country: str
+    previous: str = Field(description="The champion who left (email)")
+    champion: str = Field(description="The new champion (email)")
+    gates: dict[str, datetime | None] = Field(description="Gate id -> when it was done")
+    outcome: Literal["open", "aligned", "lapsed", "superseded"] = "open"
+    closed_at: datetime | None = None
+
+    @property
+    def open_gates(self) -> list[str]:
+        return [gate for gate, done in self.gates.items() if done is None]
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -126,6 +149,9 @@ class OnboardingProgress(BaseModel):
     cancelled: CancelRequest | None = None
     record_revision: int = Field(
         default=0, description="Revision of the last record written to the records store"
+    )
+    champion_windows: list[ChampionWindow] = Field(
+        default_factory=list, description="Re-alignment windows, oldest first (rules §6.3)"
     )
 
 

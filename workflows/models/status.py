@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from workflows.models.deal import FxRate
 from workflows.models.state import (
     AuditEntry,
+    ChampionWindow,
     Escalation,
     Pause,
     RejectedMessage,
@@ -100,3 +101,7 @@ class OnboardingStatus(BaseModel):
     )
     rejected: list[RejectedMessage]
     audit: list[AuditEntry]
+    champion_windows: list[ChampionWindow] = Field(
+        default_factory=list,
+        description="Re-alignment windows opened by champion changes, oldest first",
+    )

@@ -14,8 +14,10 @@ but `checks` and `facts` importable from here):
 - `pause`: pausing, its duties, resuming (`shift_for_pause`), what it holds back
 - `checks`: whether an update may apply now (the workflow's validators)
 - `facts`: messages taken once by event id, product events counted with their times
+- `champion`: a champion change's re-alignment window, its gates and its lapse
 """
 
+from workflows.progress.champion import change_champion, gate_done
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -58,10 +60,12 @@ __all__ = [
     "advance",
     "begin",
     "cancel",
+    "change_champion",
     "change_contact",
     "change_tier",
     "credit_observed_events",
     "deal_lost",
+    "gate_done",
     "held_back",
     "milestone",
     "next_wake",

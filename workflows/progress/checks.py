@@ -11,10 +11,13 @@ from workflows.models import (
     DealDelivery,
     OnboardingProgress,
     PauseRequest,
+    Playbook,
+    RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
     TierOverride,
 )
+from workflows.progress.champion import last_day
 from workflows.progress.changes import milestone
 
 
@@ -70,3 +73,21 @@ def skip(p: OnboardingProgress, req: SkipRequest) -> None:
     if m is None or not m.is_open:
         open_ids = ", ".join(x.id for x in p.milestones if x.is_open)
         raise ValueError(f"milestone_id: no open milestone {req.milestone_id!r} (open: {open_ids})")
+
+
+def realignment_gate(
+    p: OnboardingProgress, playbook: Playbook, req: RealignmentGateDone, now: datetime
+) -> None:
+    """A gate of the open re-alignment window (rules §6.3 (docs/rules.md)), not done yet,
+    reported before the window ends (a paused window has not ended)."""
+    last = p.champion_windows[-1] if p.champion_windows else None
+    if last is None or last.outcome != "open":
+        why = f" (the last one {last.outcome})" if last is not None else ""
+        raise ValueError(f"gate: no re-alignment window is open{why}; a champion change opens one")
+    if last.due_at <= now and p.pause is None:
+        raise ValueError(f"gate: the re-alignment window ended with {last_day(last)}")
+    if req.gate not in last.gates:
+        known = ", ".join(last.gates)
+        raise ValueError(f"gate: unknown {req.gate!r} (gates: {known})")
+    if (done := last.gates[req.gate]) is not None:
+        raise ValueError(f"gate: {req.gate} already done on {day_text(done)}")

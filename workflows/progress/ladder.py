@@ -19,6 +19,7 @@ from workflows.models import (
     TierChange,
     Trigger,
 )
+from workflows.progress.champion import lapse_due, next_lapse
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -54,6 +55,7 @@ def advance(
             _record_step(p, step, now, superseded=True, repeats=stale)
         else:
             _escalate(o, out, step, now, keep_times, customer_clock)
+    lapse_due(o, out, now)
     current = rules.current_phase(p.milestones)
     if current != out.phase:
         out.phase = current
@@ -204,12 +206,22 @@ def _record_step(
 
 def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
     """When the loop must wake next without a message, and why (the timer's summary):
-    the pause's resume or reminder, else the earliest ladder step; None when done."""
+    the pause's resume or reminder, else the earliest of the ladder's next step and a
+    re-alignment window's end (rules §6.3); None when done."""
     p = o.progress
     if p.finished_at is not None:
         return None
     if p.pause is not None:
         return next_paused_duty(o)
+    step = _next_step(o)
+    lapse = next_lapse(p)
+    if step is None or (lapse is not None and lapse[0] < step[0]):
+        return lapse
+    return step
+
+
+def _next_step(o: Onboarding) -> tuple[datetime, str] | None:
+    p = o.progress
     steps = rules.ladder_steps(p, o.playbook)
     if not steps:
         return None

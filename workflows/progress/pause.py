@@ -74,7 +74,8 @@ def next_paused_duty(o: Onboarding) -> tuple[datetime, str]:
 
 def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
     """End the pause: the SLA clock, the stall clock (unless progress came during the
-    pause) and every open milestone's dates move by the time paused, which is returned."""
+    pause), every open milestone's dates and an open re-alignment window's end (rules
+    §6.3) move by the time paused, which is returned."""
     assert p.pause is not None
     paused_for = now - p.pause.since
     p.paused_days_total += paused_for / DAY
@@ -85,6 +86,9 @@ def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
         if m.is_open:
             m.starts_at += paused_for
             m.due_at += paused_for
+    for w in p.champion_windows:
+        if w.outcome == "open":
+            w.due_at += paused_for
     p.pause = None
     return paused_for
 
