@@ -90,6 +90,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         paused_days_total=p.paused_days_total,
         rejected=p.rejected,
         audit=p.audit,
+        deal_type=deal.deal_type,
+        churn_reason=deal.churn_reason,
     )
 
 

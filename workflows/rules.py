@@ -14,6 +14,7 @@ from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
     ClosedWonDeal,
+    DealType,
     EscalationStep,
     Health,
     HealthBand,
@@ -27,6 +28,7 @@ from workflows.models import (
     Tier,
     TierDecision,
     TierRule,
+    Track,
     Trigger,
     TtvBreakdown,
 )
@@ -115,12 +117,49 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
     )
 
 
+def track_tier(decision: TierDecision, deal_type: DealType, track: Track) -> TierDecision:
+    """The tier rule's decision moved `track.tier_bump` touch levels up (rules §1
+    (docs/rules.md): a win-back runs one level above its segment); the clause and the
+    reason say so: `tech_touch.all+win_back`. A track without a bump keeps the decision."""
+    if not track.tier_bump:
+        return decision
+    tier = decision.tier
+    for _ in range(track.tier_bump):
+        tier = tier.next_up()
+    if tier is decision.tier:
+        moved = f"already {tier.value}, the highest"
+    else:
+        moved = f"{decision.tier.value} -> {tier.value}"
+    return TierDecision(
+        tier=tier,
+        clause=f"{decision.clause}+{deal_type.value}",
+        reason=(
+            f"{decision.reason}; {deal_type.value} track runs {track.tier_bump} touch "
+            f"level{'s' if track.tier_bump > 1 else ''} higher: {moved}"
+        ),
+    )
+
+
+def decide_tier(deal: ClosedWonDeal, playbook: Playbook) -> TierDecision:
+    """The tier a deal starts in: the tier rule, then its track's bump (rules §1
+    (docs/rules.md))."""
+    decision = assign_tier(deal, playbook.tier_rule)
+    return track_tier(decision, deal.deal_type, playbook.track(deal.deal_type))
+
+
 # --------------------------------------------------------------------------- §2 the plan
 
 
-def build_plan(playbook: Playbook, tier: Tier, closed_won: datetime) -> list[Milestone]:
-    """The tier's milestone gates with deadlines counted from closed-won."""
-    return [_planned(playbook, spec.id, tier, closed_won) for spec in playbook.milestones_for(tier)]
+def build_plan(
+    playbook: Playbook,
+    tier: Tier,
+    closed_won: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
+) -> list[Milestone]:
+    """The milestone gates of the tier and the deal type's track, with deadlines counted
+    from closed-won (rules §2 (docs/rules.md))."""
+    specs = playbook.milestones_for(tier, deal_type)
+    return [_planned(playbook, spec.id, tier, closed_won) for spec in specs]
 
 
 def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) -> Milestone:
@@ -138,23 +177,28 @@ def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) 
 
 
 def replan(
-    playbook: Playbook, milestones: list[Milestone], tier: Tier, at: datetime
+    playbook: Playbook,
+    milestones: list[Milestone],
+    tier: Tier,
+    at: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
 ) -> list[Milestone]:
     """The plan after a tier change at `at` (rules §4 (docs/rules.md): a designed transition).
 
     Reached and skipped milestones stay as they are, with their credit. The new tier's
     remaining milestones are laid out on its timeline as if its first open phase began
-    now, so no rebuilt deadline is already in the past.
+    now, so no rebuilt deadline is already in the past. The deal type's track stays.
     """
+    specs = playbook.milestones_for(tier, deal_type)
     settled = {m.id: m for m in milestones if not m.is_open}
     previous = {m.id: m for m in milestones}
-    remaining = [s for s in playbook.milestones_for(tier) if s.id not in settled]
+    remaining = [s for s in specs if s.id not in settled]
     if not remaining:
         return list(settled.values())
     first_phase = min((s.phase for s in remaining), key=PHASE_ORDER.index)
     base = at - playbook.phase_start_day(tier, first_phase) * DAY
     plan: list[Milestone] = []
-    for spec in playbook.milestones_for(tier):
+    for spec in specs:
         if spec.id in settled:
             plan.append(settled.pop(spec.id))
             continue
@@ -236,6 +280,7 @@ def time_to_value(
     milestones: list[Milestone],
     closed_won: datetime,
     started_at: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
 ) -> TtvBreakdown:
     """Handoff delay + setup + activation, from contract signature (rules §3 (docs/rules.md)).
 
@@ -251,7 +296,8 @@ def time_to_value(
         ]
         return min(times) if times else None
 
-    has_engagement_gate = any(s.ttv == "first_engagement" for s in playbook.milestones_for(tier))
+    planned = playbook.milestones_for(tier, deal_type)
+    has_engagement_gate = any(s.ttv == "first_engagement" for s in planned)
     engaged = reached("first_engagement") if has_engagement_gate else started_at
     ready, value = reached("system_ready"), reached("first_value")
     return TtvBreakdown(

@@ -87,6 +87,7 @@ from workflows.models.playbook import (
     Scalar,
     Targets,
     TierRule,
+    Track,
     TtvMark,
 )
 from workflows.models.state import (
@@ -113,6 +114,7 @@ from workflows.models.vocabulary import (
     Audience,
     ContactRole,
     DealStage,
+    DealType,
     HealthBand,
     MilestoneStatus,
     OnboardingState,
@@ -163,6 +165,7 @@ __all__ = [
     "DealLostOutcome",
     "DealLostReport",
     "DealStage",
+    "DealType",
     "EarlyFacts",
     "Escalation",
     "EscalationStep",
@@ -210,6 +213,7 @@ __all__ = [
     "TierDecision",
     "TierOverride",
     "TierRule",
+    "Track",
     "Trigger",
     "TtvBreakdown",
     "TtvMark",

@@ -17,7 +17,13 @@ from workflows.models.limits import (
     PlanDatetime,
     Text,
 )
-from workflows.models.vocabulary import ACCOUNT_ID, ContactRole, UtcDatetime, _to_utc_datetime
+from workflows.models.vocabulary import (
+    ACCOUNT_ID,
+    ContactRole,
+    DealType,
+    UtcDatetime,
+    _to_utc_datetime,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -91,6 +97,13 @@ class ClosedWonDeal(BaseModel):
     crm: CrmRef = Field(default_factory=CrmRef)
     completed_milestones: list[CompletedMilestone] = Field(
         default_factory=list, max_length=MAX_COMPLETED_MILESTONES
+    )
+    deal_type: DealType = Field(
+        default=DealType.NEW_BUSINESS,
+        description="What was sold; picks the onboarding's track (playbook `[tracks]`)",
+    )
+    churn_reason: Text | None = Field(
+        default=None, description="Why a win-back customer left: the recovery track's first step"
     )
 
     _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)

@@ -16,6 +16,7 @@ from workflows.models.state import (
     TierDecision,
 )
 from workflows.models.vocabulary import (
+    DealType,
     HealthBand,
     MilestoneStatus,
     OnboardingState,
@@ -100,3 +101,7 @@ class OnboardingStatus(BaseModel):
     )
     rejected: list[RejectedMessage]
     audit: list[AuditEntry]
+    deal_type: DealType = Field(
+        default=DealType.NEW_BUSINESS, description="What was sold: the onboarding's track"
+    )
+    churn_reason: str | None = Field(default=None, description="Why a win-back customer left")

@@ -15,6 +15,7 @@ from workflows.models import (
     ClosedWonDeal,
     ContactChange,
     DealLost,
+    DealType,
     EarlyFacts,
     HealthBand,
     Milestone,
@@ -49,12 +50,12 @@ def begin(
 ) -> tuple[Onboarding, Changes]:
     """Assign the tier, build the plan, credit milestones reached before we tracked
     (the deal's `completed_milestones`, then the facts that came before the deal)."""
-    decision = rules.assign_tier(deal, playbook.tier_rule)
+    decision = rules.decide_tier(deal, playbook)
     closed = deal.close_date
     progress = OnboardingProgress(
         tier=decision.tier,
         tier_decision=decision,
-        milestones=rules.build_plan(playbook, decision.tier, closed),
+        milestones=rules.build_plan(playbook, decision.tier, closed, deal.deal_type),
         contacts=deal.contacts,
         success_criteria=deal.success_criteria,
         started_at=now,
@@ -64,6 +65,8 @@ def begin(
     o, out = Onboarding(deal, playbook, progress), Changes()
     out.log(now, "started", f"playbook {playbook.version} ({playbook.content_hash})")
     out.log(now, "tier_assigned", f"{decision.tier.value}: {decision.reason}")
+    if deal.deal_type is not DealType.NEW_BUSINESS:
+        out.log(now, "track", _track_text(deal, playbook))
     for done in deal.completed_milestones:
         m = milestone(progress, done.milestone_id)
         if m is None:
@@ -77,6 +80,16 @@ def begin(
         out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
     notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
     return o, out
+
+
+def _track_text(deal: ClosedWonDeal, playbook: Playbook) -> str:
+    """`win_back: adds churn_reason_addressed; one touch level up; churn reason: ...`."""
+    track = playbook.track(deal.deal_type)
+    parts = [f"adds {', '.join(track.add)}" if track.add else ""]
+    parts += [f"skips {', '.join(track.skip)}" if track.skip else ""]
+    parts += [f"{track.tier_bump} touch level(s) up" if track.tier_bump else ""]
+    parts += [f"churn reason: {deal.churn_reason}" if deal.churn_reason else ""]
+    return f"{deal.deal_type.value}: {'; '.join(p for p in parts if p) or 'as new business'}"
 
 
 def _apply_early(
