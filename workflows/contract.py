@@ -54,6 +54,7 @@ SET_SUCCESS_CRITERIA = "set_success_criteria"
 CHANGE_CONTACT = "change_contact"
 CANCEL = "cancel"
 DEAL_LOST = "deal_lost"
+CONFIRM_SUCCESS_PLAN = "confirm_success_plan"
 # Query
 STATUS = "status"
 

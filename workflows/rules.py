@@ -7,6 +7,7 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -231,6 +232,8 @@ def milestone_credit(m: Milestone, now: datetime, rule: HealthRule) -> float | N
     """Completion credit of one milestone now; None if it does not count yet (or skipped)."""
     if m.status is MilestoneStatus.SKIPPED:
         return None
+    if m.provisional:  # a deadline not agreed counts for the account, never against it
+        return rule.credit_on_time if m.status is MilestoneStatus.DONE else None
     if m.status is MilestoneStatus.DONE:
         assert m.done_at is not None
         if m.done_at <= m.due_at:
@@ -362,7 +365,8 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
             case Trigger.MILESTONE_OVERDUE:
                 for m in progress.milestones:
                     key = f"{prefix}:{m.id}#r{m.revision}"
-                    if m.is_open and key not in fired:
+                    # A provisional deadline is not agreed yet: nothing escalates on it.
+                    if m.is_open and not m.provisional and key not in fired:
                         steps.append(DueStep(key, m.due_at, step, order, m.id))
             case Trigger.NO_LOGIN | Trigger.ACTIVATION_MISSED:
                 watched = (
@@ -397,3 +401,58 @@ def next_milestone(milestones: list[Milestone]) -> Milestone | None:
     """The open milestone due first: what the customer should do next."""
     open_ = [m for m in milestones if m.is_open]
     return min(open_, key=lambda m: m.due_at) if open_ else None
+
+
+# --------------------------------------------------------------------------- §2 success plan
+
+
+def mark_provisional(
+    playbook: Playbook, milestones: list[Milestone], tier: Tier, confirmed: bool
+) -> list[Milestone]:
+    """The plan with its provisional deadlines marked (rules §2 (docs/rules.md)): in a
+    tier `[success_plan].tiers` names, until the success plan is `confirmed`, every open
+    gate from `[success_plan].provisional_from` on; in any other case none."""
+    rule = playbook.success_plan
+    first = PHASE_ORDER.index(rule.provisional_from) if rule else 0
+    hold = rule is not None and not confirmed and tier in rule.tiers
+    return [
+        m.model_copy(
+            update={"provisional": hold and m.is_open and PHASE_ORDER.index(m.phase) >= first}
+        )
+        for m in milestones
+    ]
+
+
+def rebase_on_success_plan(
+    milestones: list[Milestone], targets: Mapping[str, datetime], now: datetime
+) -> list[Milestone]:
+    """The plan once the customer confirms the success plan at `now` (rules §2
+    (docs/rules.md)); `targets`: target dates by milestone id, each an open gate's, after
+    `now`.
+
+    A named gate is due on its target date. Every other open provisional gate moves by
+    as much as the nearest named gate due at or before it in the proposed plan (else the
+    nearest after it), so the proposed spacing holds; one that would then be due by
+    `now` is due with that gate. No open deadline is provisional afterwards; one that
+    moved is a new revision (a fresh overdue step). Settled gates keep what they had.
+    """
+    named = sorted((m for m in milestones if m.id in targets), key=lambda m: m.due_at)
+    plan: list[Milestone] = []
+    for m in milestones:
+        if not m.is_open:
+            plan.append(m)
+            continue
+        due, starts = m.due_at, m.starts_at
+        if m.id in targets:
+            due = targets[m.id]
+        elif m.provisional and named:
+            before = [n for n in named if n.due_at <= m.due_at]
+            anchor = before[-1] if before else named[0]
+            shift = targets[anchor.id] - anchor.due_at
+            due, starts = m.due_at + shift, m.starts_at + shift
+            if due <= now:
+                due = targets[anchor.id]
+        revision = m.revision + (due != m.due_at)
+        update = {"due_at": due, "starts_at": min(starts, due), "revision": revision}
+        plan.append(m.model_copy(update=update | {"provisional": False}))
+    return plan

@@ -73,6 +73,7 @@ from workflows.models.messages import (
     ResumeRequest,
     SkipRequest,
     SuccessCriteriaRequest,
+    SuccessPlanConfirmation,
     TierOverride,
 )
 from workflows.models.playbook import (
@@ -85,6 +86,7 @@ from workflows.models.playbook import (
     Playbook,
     PropertyCondition,
     Scalar,
+    SuccessPlanRule,
     Targets,
     TierRule,
     Track,
@@ -92,6 +94,7 @@ from workflows.models.playbook import (
 )
 from workflows.models.state import (
     AuditEntry,
+    ConfirmedSuccessPlan,
     EarlyFacts,
     Escalation,
     Milestone,
@@ -153,6 +156,7 @@ __all__ = [
     "CancelRequest",
     "ClosedWonDeal",
     "CompletedMilestone",
+    "ConfirmedSuccessPlan",
     "Contact",
     "ContactChange",
     "ContactRole",
@@ -206,6 +210,8 @@ __all__ = [
     "SkipRequest",
     "StartOptions",
     "SuccessCriteriaRequest",
+    "SuccessPlanConfirmation",
+    "SuccessPlanRule",
     "Targets",
     "Text",
     "Tier",

@@ -143,3 +143,14 @@ class DealLostOutcome(BaseModel):
     action: DealLostAction | None = None
     state: OnboardingState | None = None
     detail: str
+
+
+class SuccessPlanConfirmation(BaseModel):
+    """Update `confirm_success_plan`: the customer confirms the success plan, its
+    criteria and the target dates of milestones whose deadlines were provisional (by
+    milestone id; none: the proposed dates stand). The plan's remaining deadlines are
+    re-based on them (rules §2 (docs/rules.md))."""
+
+    criteria: list[Text] = Field(min_length=1, max_length=MAX_SUCCESS_CRITERIA)
+    target_dates: dict[str, PlanDatetime] = Field(default_factory=dict, max_length=50)
+    by: Name

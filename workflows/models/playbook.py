@@ -306,6 +306,30 @@ class Track(BaseModel):
         return self
 
 
+class SuccessPlanRule(BaseModel):
+    """Which tiers start with a provisional schedule, and from which phase on (rules §2
+    (docs/rules.md)): its deadlines stand only once the customer confirms the success
+    plan (`confirm_success_plan`); until then no ladder step runs on them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[Tier] = Field(min_length=1, max_length=len(Tier))
+    provisional_from: Phase = Field(
+        default=Phase.PILOT, description="The first phase whose deadlines are provisional"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> SuccessPlanRule:
+        if len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("tiers: a tier is listed twice")
+        if self.provisional_from is PHASE_ORDER[0]:
+            raise ValueError(
+                f"provisional_from: {PHASE_ORDER[0].value} would leave no firm gate to "
+                "agree the success plan by"
+            )
+        return self
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -329,6 +353,9 @@ class Playbook(BaseModel):
     tracks: dict[DealType, Track] = Field(
         default_factory=dict,
         description="Per deal type, how its plan and tier differ; none: as new business",
+    )
+    success_plan: SuccessPlanRule | None = Field(
+        default=None, description="Tiers whose schedule waits for the success plan; none: no tier"
     )
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from workflows.models.deal import FxRate
 from workflows.models.state import (
     AuditEntry,
+    ConfirmedSuccessPlan,
     Escalation,
     Pause,
     RejectedMessage,
@@ -54,6 +55,9 @@ class MilestoneView(BaseModel):
     done_at: datetime | None
     overdue: bool
     credit: float | None = Field(description="Health credit now; None while not yet due")
+    provisional: bool = Field(
+        default=False, description="The deadline waits for the success plan's confirmation"
+    )
 
 
 class OnboardingStatus(BaseModel):
@@ -105,3 +109,9 @@ class OnboardingStatus(BaseModel):
         default=DealType.NEW_BUSINESS, description="What was sold: the onboarding's track"
     )
     churn_reason: str | None = Field(default=None, description="Why a win-back customer left")
+    success_plan: ConfirmedSuccessPlan | None = Field(
+        default=None, description="The confirmed success plan; None while none is"
+    )
+    schedule_provisional: bool = Field(
+        default=False, description="Some open deadline waits for the success plan"
+    )

@@ -13,6 +13,7 @@ from workflows.models import (
     Audience,
     CancelRequest,
     ClosedWonDeal,
+    ConfirmedSuccessPlan,
     ContactChange,
     DealLost,
     DealType,
@@ -26,6 +27,7 @@ from workflows.models import (
     Playbook,
     SkipRequest,
     SuccessCriteriaRequest,
+    SuccessPlanConfirmation,
     Tier,
 )
 from workflows.progress.changes import (
@@ -55,7 +57,12 @@ def begin(
     progress = OnboardingProgress(
         tier=decision.tier,
         tier_decision=decision,
-        milestones=rules.build_plan(playbook, decision.tier, closed, deal.deal_type),
+        milestones=rules.mark_provisional(
+            playbook,
+            rules.build_plan(playbook, decision.tier, closed, deal.deal_type),
+            decision.tier,
+            confirmed=False,
+        ),
         contacts=deal.contacts,
         success_criteria=deal.success_criteria,
         started_at=now,
@@ -248,3 +255,22 @@ def state(o: Onboarding, now: datetime) -> OnboardingState:
     if p.decision_required or o.health(now).band is not HealthBand.HEALTHY:
         return OnboardingState.AT_RISK
     return OnboardingState.ACTIVE
+
+
+# ------------------------------------------------------------------ §2 the success plan
+
+
+def confirm_success_plan(
+    p: OnboardingProgress, req: SuccessPlanConfirmation, now: datetime
+) -> Changes:
+    """The customer confirms the success plan (rules §2 (docs/rules.md)): its criteria
+    replace the ones known so far, and the remaining plan is re-based on its target
+    dates; no deadline is provisional from then on."""
+    p.success_criteria = list(req.criteria)
+    p.milestones = rules.rebase_on_success_plan(p.milestones, req.target_dates, now)
+    p.success_plan = ConfirmedSuccessPlan(at=now, by=req.by, target_dates=dict(req.target_dates))
+    dates = ", ".join(f"{i} {day_text(d)}" for i, d in req.target_dates.items())
+    out = Changes()
+    detail = f"{'; '.join(req.criteria)}; target dates: {dates or 'as proposed'}"
+    out.log(now, "success_plan_confirmed", detail, req.by)
+    return out
