@@ -20,9 +20,19 @@ opportunity):
 | custom_data_migration | `custom_data_migration`            | `Custom_Data_Migration__c` |
 | integrations          | `integrations`                     | `Integrations__c`          |
 | success_criteria      | `success_criteria`                 | `Success_Criteria__c`      |
+| deal_type             | `dealtype`                         | `Type`                     |
+| churn_reason          | `churn_reason`                     | `Churn_Reason__c`          |
 
 Integrations are separated by `;` (a HubSpot multi-checkbox, a Salesforce multi-select
 picklist); success criteria one per line. Booleans are true/false.
+
+The deal type picks the onboarding's track (`DEAL_TYPES`, compared without letter case,
+spaces or punctuation): HubSpot's `newbusiness` and Salesforce's "New Business" / "New
+Customer" are new business; HubSpot's `existingbusiness` and Salesforce's "Existing
+Business", "Existing Customer - Upgrade" / "- Replacement" are an expansion; a
+"Win Back" option (HubSpot internal value `winback`) is a win-back. No value is new
+business; any other value is refused, naming the field, since onboarding it on the
+wrong track would go unnoticed.
 
 ACV is the annual value, not a multi-year total: the CRM's annual-value field comes
 first (HubSpot's `hs_acv`, calculated from recurring line items and 0 on a deal without
@@ -42,7 +52,7 @@ from pydantic import ValidationError
 
 from activities.deals import inbound_deal
 from activities.money import FxRates
-from workflows.models import ClosedWonDeal, Contact, ContactRole, DealStage
+from workflows.models import ClosedWonDeal, Contact, ContactRole, DealStage, DealType
 from workflows.validation import dotted, message
 
 
@@ -77,6 +87,8 @@ HUBSPOT_FIELDS: FieldMap = [
     ("custom_data_migration", "bool", ("custom_data_migration",)),
     ("integrations", "list;", ("integrations",)),
     ("success_criteria", "lines", ("success_criteria",)),
+    ("deal_type", "deal_type", ("dealtype",)),
+    ("churn_reason", "text", ("churn_reason",)),
 ]
 SALESFORCE_FIELDS: FieldMap = [
     ("acv", "number", ("ACV__c", "Amount")),
@@ -89,8 +101,22 @@ SALESFORCE_FIELDS: FieldMap = [
     ("custom_data_migration", "bool", ("Custom_Data_Migration__c",)),
     ("integrations", "list;", ("Integrations__c",)),
     ("success_criteria", "lines", ("Success_Criteria__c",)),
+    ("deal_type", "deal_type", ("Type",)),
+    ("churn_reason", "text", ("Churn_Reason__c",)),
 ]
 _REQUIRED = {"acv", "close_date"}
+
+# A CRM's deal type -> our deal type, keyed by the value without case, spaces or
+# punctuation (see the module docstring).
+DEAL_TYPES: dict[str, DealType] = {
+    "newbusiness": DealType.NEW_BUSINESS,  # HubSpot; Salesforce "New Business"
+    "newcustomer": DealType.NEW_BUSINESS,  # Salesforce's standard picklist
+    "existingbusiness": DealType.EXPANSION,  # HubSpot; Salesforce "Existing Business"
+    "existingcustomerupgrade": DealType.EXPANSION,
+    "existingcustomerreplacement": DealType.EXPANSION,
+    "expansion": DealType.EXPANSION,
+    "winback": DealType.WIN_BACK,  # "Win Back", "Win-Back", HubSpot `winback`
+}
 
 
 def deal_fields(
@@ -129,6 +155,8 @@ def convert(value: object, kind: str, field: str) -> object:
         return text == "true"
     if kind == "date":
         return _date(value, field)
+    if kind == "deal_type":
+        return _deal_type(value, field)
     try:
         if isinstance(value, bool):
             raise TypeError(value)
@@ -152,6 +180,18 @@ def _date(value: object, field: str) -> datetime | date:
         return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
         raise PayloadError(field, f"must be a date like 2025-01-31, got {value!r}") from None
+
+
+def _deal_type(value: object, field: str) -> DealType:
+    key = "".join(c for c in str(value).casefold() if c.isalnum())
+    if key not in DEAL_TYPES:
+        raise PayloadError(
+            field,
+            f"deal type {value!r} is not one we know: new business (newbusiness, New "
+            "Business, New Customer), expansion (existingbusiness, Existing Business, "
+            "Existing Customer - Upgrade or - Replacement) or win-back (winback, Win Back)",
+        )
+    return DEAL_TYPES[key]
 
 
 def required_text(record: Mapping[str, Any], key: str, path: str) -> str:

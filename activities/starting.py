@@ -45,7 +45,7 @@ from workflows.models import (
     TierDecision,
     workflow_id_for,
 )
-from workflows.rules import acv_text, assign_tier
+from workflows.rules import acv_text, decide_tier
 
 
 class AlreadyOnboardedError(Exception):
@@ -135,7 +135,7 @@ async def deliver_deal(
     Search attributes are left to the workflow's first task, which sets them all anyway:
     setting them at the start too would write them twice.
     """
-    decision = assign_tier(deal, playbook.tier_rule)
+    decision = decide_tier(deal, playbook)
     try:
         handle: temporalio.client.WorkflowHandle[
             Any, OnboardingStatus

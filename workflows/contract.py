@@ -55,6 +55,7 @@ CHANGE_CONTACT = "change_contact"
 CANCEL = "cancel"
 DEAL_LOST = "deal_lost"
 REALIGNMENT_GATE_DONE = "realignment_gate_done"  # rules §6.3: a champion change's gate
+CONFIRM_SUCCESS_PLAN = "confirm_success_plan"
 # Query
 STATUS = "status"
 

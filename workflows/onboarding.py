@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
         SkipRequest,
         SuccessCriteriaRequest,
+        SuccessPlanConfirmation,
         TierOverride,
     )
     from workflows.progress import checks, facts
@@ -436,6 +437,17 @@ class AccountOnboarding:
     def _check_realignment_gate(self, req: RealignmentGateDone) -> None:
         self._require_running()
         checks.realignment_gate(self.progress, self.playbook, req, workflow.now())
+
+    @workflow.update(name=contract.CONFIRM_SUCCESS_PLAN)
+    def confirm_success_plan(self, req: SuccessPlanConfirmation) -> OnboardingStatus:
+        """The customer confirms the success plan: the provisional deadlines are re-based
+        on its target dates and stand (rules §2 (docs/rules.md))."""
+        return self._changed(rule.confirm_success_plan(self.progress, req, workflow.now()))
+
+    @confirm_success_plan.validator
+    def _check_success_plan(self, req: SuccessPlanConfirmation) -> None:
+        self._require_running()
+        checks.confirm_success_plan(self.progress, req, workflow.now())
 
     @workflow.signal(name=contract.REFRESH_RECORD)
     def refresh_record(self) -> None:

@@ -54,6 +54,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
             done_at=m.done_at,
             overdue=m.is_open and now >= m.due_at,
             credit=rules.milestone_credit(m, now, o.playbook.health),
+            provisional=m.provisional and m.is_open,
         )
         for m in p.milestones
     ]
@@ -93,6 +94,10 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         rejected=p.rejected,
         audit=p.audit,
         champion_windows=p.champion_windows,
+        deal_type=deal.deal_type,
+        churn_reason=deal.churn_reason,
+        success_plan=p.success_plan,
+        schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
     )
 
 
@@ -182,6 +187,8 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
             lines.append(f"- [x] ~~{m.phase.value}: {m.title}~~ — skipped: {m.skip_reason}")
         else:
             flag = " **OVERDUE**" if now >= m.due_at else ""
+            if m.provisional:  # not agreed yet: never overdue (rules §2)
+                flag = " (provisional: waits for the success plan)"
             started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
             lines.append(
                 f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"

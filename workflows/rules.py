@@ -7,6 +7,7 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
     ClosedWonDeal,
+    DealType,
     EscalationStep,
     Health,
     HealthBand,
@@ -27,6 +29,7 @@ from workflows.models import (
     Tier,
     TierDecision,
     TierRule,
+    Track,
     Trigger,
     TtvBreakdown,
 )
@@ -115,12 +118,49 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
     )
 
 
+def track_tier(decision: TierDecision, deal_type: DealType, track: Track) -> TierDecision:
+    """The tier rule's decision moved `track.tier_bump` touch levels up (rules §1
+    (docs/rules.md): a win-back runs one level above its segment); the clause and the
+    reason say so: `tech_touch.all+win_back`. A track without a bump keeps the decision."""
+    if not track.tier_bump:
+        return decision
+    tier = decision.tier
+    for _ in range(track.tier_bump):
+        tier = tier.next_up()
+    if tier is decision.tier:
+        moved = f"already {tier.value}, the highest"
+    else:
+        moved = f"{decision.tier.value} -> {tier.value}"
+    return TierDecision(
+        tier=tier,
+        clause=f"{decision.clause}+{deal_type.value}",
+        reason=(
+            f"{decision.reason}; {deal_type.value} track runs {track.tier_bump} touch "
+            f"level{'s' if track.tier_bump > 1 else ''} higher: {moved}"
+        ),
+    )
+
+
+def decide_tier(deal: ClosedWonDeal, playbook: Playbook) -> TierDecision:
+    """The tier a deal starts in: the tier rule, then its track's bump (rules §1
+    (docs/rules.md))."""
+    decision = assign_tier(deal, playbook.tier_rule)
+    return track_tier(decision, deal.deal_type, playbook.track(deal.deal_type))
+
+
 # --------------------------------------------------------------------------- §2 the plan
 
 
-def build_plan(playbook: Playbook, tier: Tier, closed_won: datetime) -> list[Milestone]:
-    """The tier's milestone gates with deadlines counted from closed-won."""
-    return [_planned(playbook, spec.id, tier, closed_won) for spec in playbook.milestones_for(tier)]
+def build_plan(
+    playbook: Playbook,
+    tier: Tier,
+    closed_won: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
+) -> list[Milestone]:
+    """The milestone gates of the tier and the deal type's track, with deadlines counted
+    from closed-won (rules §2 (docs/rules.md))."""
+    specs = playbook.milestones_for(tier, deal_type)
+    return [_planned(playbook, spec.id, tier, closed_won) for spec in specs]
 
 
 def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) -> Milestone:
@@ -138,23 +178,28 @@ def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) 
 
 
 def replan(
-    playbook: Playbook, milestones: list[Milestone], tier: Tier, at: datetime
+    playbook: Playbook,
+    milestones: list[Milestone],
+    tier: Tier,
+    at: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
 ) -> list[Milestone]:
     """The plan after a tier change at `at` (rules §4 (docs/rules.md): a designed transition).
 
     Reached and skipped milestones stay as they are, with their credit. The new tier's
     remaining milestones are laid out on its timeline as if its first open phase began
-    now, so no rebuilt deadline is already in the past.
+    now, so no rebuilt deadline is already in the past. The deal type's track stays.
     """
+    specs = playbook.milestones_for(tier, deal_type)
     settled = {m.id: m for m in milestones if not m.is_open}
     previous = {m.id: m for m in milestones}
-    remaining = [s for s in playbook.milestones_for(tier) if s.id not in settled]
+    remaining = [s for s in specs if s.id not in settled]
     if not remaining:
         return list(settled.values())
     first_phase = min((s.phase for s in remaining), key=PHASE_ORDER.index)
     base = at - playbook.phase_start_day(tier, first_phase) * DAY
     plan: list[Milestone] = []
-    for spec in playbook.milestones_for(tier):
+    for spec in specs:
         if spec.id in settled:
             plan.append(settled.pop(spec.id))
             continue
@@ -187,6 +232,8 @@ def milestone_credit(m: Milestone, now: datetime, rule: HealthRule) -> float | N
     """Completion credit of one milestone now; None if it does not count yet (or skipped)."""
     if m.status is MilestoneStatus.SKIPPED:
         return None
+    if m.provisional:  # a deadline not agreed counts for the account, never against it
+        return rule.credit_on_time if m.status is MilestoneStatus.DONE else None
     if m.status is MilestoneStatus.DONE:
         assert m.done_at is not None
         if m.done_at <= m.due_at:
@@ -236,6 +283,7 @@ def time_to_value(
     milestones: list[Milestone],
     closed_won: datetime,
     started_at: datetime,
+    deal_type: DealType = DealType.NEW_BUSINESS,
 ) -> TtvBreakdown:
     """Handoff delay + setup + activation, from contract signature (rules §3 (docs/rules.md)).
 
@@ -251,7 +299,8 @@ def time_to_value(
         ]
         return min(times) if times else None
 
-    has_engagement_gate = any(s.ttv == "first_engagement" for s in playbook.milestones_for(tier))
+    planned = playbook.milestones_for(tier, deal_type)
+    has_engagement_gate = any(s.ttv == "first_engagement" for s in planned)
     engaged = reached("first_engagement") if has_engagement_gate else started_at
     ready, value = reached("system_ready"), reached("first_value")
     return TtvBreakdown(
@@ -316,7 +365,8 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
             case Trigger.MILESTONE_OVERDUE:
                 for m in progress.milestones:
                     key = f"{prefix}:{m.id}#r{m.revision}"
-                    if m.is_open and key not in fired:
+                    # A provisional deadline is not agreed yet: nothing escalates on it.
+                    if m.is_open and not m.provisional and key not in fired:
                         steps.append(DueStep(key, m.due_at, step, order, m.id))
             case Trigger.NO_LOGIN | Trigger.ACTIVATION_MISSED:
                 watched = (
@@ -351,3 +401,58 @@ def next_milestone(milestones: list[Milestone]) -> Milestone | None:
     """The open milestone due first: what the customer should do next."""
     open_ = [m for m in milestones if m.is_open]
     return min(open_, key=lambda m: m.due_at) if open_ else None
+
+
+# --------------------------------------------------------------------------- §2 success plan
+
+
+def mark_provisional(
+    playbook: Playbook, milestones: list[Milestone], tier: Tier, confirmed: bool
+) -> list[Milestone]:
+    """The plan with its provisional deadlines marked (rules §2 (docs/rules.md)): in a
+    tier `[success_plan].tiers` names, until the success plan is `confirmed`, every open
+    gate from `[success_plan].provisional_from` on; in any other case none."""
+    rule = playbook.success_plan
+    first = PHASE_ORDER.index(rule.provisional_from) if rule else 0
+    hold = rule is not None and not confirmed and tier in rule.tiers
+    return [
+        m.model_copy(
+            update={"provisional": hold and m.is_open and PHASE_ORDER.index(m.phase) >= first}
+        )
+        for m in milestones
+    ]
+
+
+def rebase_on_success_plan(
+    milestones: list[Milestone], targets: Mapping[str, datetime], now: datetime
+) -> list[Milestone]:
+    """The plan once the customer confirms the success plan at `now` (rules §2
+    (docs/rules.md)); `targets`: target dates by milestone id, each an open gate's, after
+    `now`.
+
+    A named gate is due on its target date. Every other open provisional gate moves by
+    as much as the nearest named gate due at or before it in the proposed plan (else the
+    nearest after it), so the proposed spacing holds; one that would then be due by
+    `now` is due with that gate. No open deadline is provisional afterwards; one that
+    moved is a new revision (a fresh overdue step). Settled gates keep what they had.
+    """
+    named = sorted((m for m in milestones if m.id in targets), key=lambda m: m.due_at)
+    plan: list[Milestone] = []
+    for m in milestones:
+        if not m.is_open:
+            plan.append(m)
+            continue
+        due, starts = m.due_at, m.starts_at
+        if m.id in targets:
+            due = targets[m.id]
+        elif m.provisional and named:
+            before = [n for n in named if n.due_at <= m.due_at]
+            anchor = before[-1] if before else named[0]
+            shift = targets[anchor.id] - anchor.due_at
+            due, starts = m.due_at + shift, m.starts_at + shift
+            if due <= now:
+                due = targets[anchor.id]
+        revision = m.revision + (due != m.due_at)
+        update = {"due_at": due, "starts_at": min(starts, due), "revision": revision}
+        plan.append(m.model_copy(update=update | {"provisional": False}))
+    return plan

@@ -99,9 +99,9 @@ async def _start(file: Path, playbook_path: Path, fx_rates: Path) -> None:
     deal = _read_deal(file, playbook, load_fx_rates(fx_rates))
     client = await connect()
     handle, new = await start_onboarding(client, deal, playbook)
-    from workflows.rules import assign_tier
+    from workflows.rules import decide_tier
 
-    decision = assign_tier(deal, playbook.tier_rule)
+    decision = decide_tier(deal, playbook)
     _print_started(handle.id, new, client.namespace, f" ({decision.tier.value}: {decision.reason})")
 
 

@@ -18,7 +18,13 @@ from workflows.models.limits import (
     PlanDatetime,
     Text,
 )
-from workflows.models.vocabulary import ACCOUNT_ID, ContactRole, UtcDatetime, _to_utc_datetime
+from workflows.models.vocabulary import (
+    ACCOUNT_ID,
+    ContactRole,
+    DealType,
+    UtcDatetime,
+    _to_utc_datetime,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -102,6 +108,13 @@ class ClosedWonDeal(BaseModel):
         default=None,
         description="The account's ISO 3166 alpha-2 country, whose public holidays are "
         "not business days; by default the playbook's `[business_calendar].country`",
+    )
+    deal_type: DealType = Field(
+        default=DealType.NEW_BUSINESS,
+        description="What was sold; picks the onboarding's track (playbook `[tracks]`)",
+    )
+    churn_reason: Text | None = Field(
+        default=None, description="Why a win-back customer left: the recovery track's first step"
     )
 
     _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)

@@ -153,3 +153,14 @@ class RealignmentGateDone(BaseModel):
     gate: str = Field(max_length=NAME_CHARS)
     by: Name
     note: str = Field(default="", max_length=TEXT_CHARS)
+
+
+class SuccessPlanConfirmation(BaseModel):
+    """Update `confirm_success_plan`: the customer confirms the success plan, its
+    criteria and the target dates of milestones whose deadlines were provisional (by
+    milestone id; none: the proposed dates stand). The plan's remaining deadlines are
+    re-based on them (rules §2 (docs/rules.md))."""
+
+    criteria: list[Text] = Field(min_length=1, max_length=MAX_SUCCESS_CRITERIA)
+    target_dates: dict[str, PlanDatetime] = Field(default_factory=dict, max_length=50)
+    by: Name

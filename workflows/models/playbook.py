@@ -33,6 +33,7 @@ from workflows.models.limits import (
 from workflows.models.vocabulary import (
     PHASE_ORDER,
     Audience,
+    DealType,
     MessageKind,
     Owner,
     Phase,
@@ -330,6 +331,57 @@ class ChampionChange(BaseModel):
         return value
 
 
+class Track(BaseModel):
+    """How one deal type's onboarding differs from the plan of new business (rules §2
+    and §1 (docs/rules.md)): milestone gates it leaves out, gates only it plans (before
+    the others), and how many touch levels above the tier rule's result it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skip: list[str] = Field(
+        default_factory=list, max_length=MAX_MILESTONES, description="Milestone ids not planned"
+    )
+    add: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_MILESTONES,
+        description="Milestone ids planned on this track only, first in its plan",
+    )
+    tier_bump: int = Field(default=0, ge=0, le=2, description="Touch levels up (rules §1)")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Track:
+        for field, named in (("skip", self.skip), ("add", self.add)):
+            if twice := sorted({i for i in named if named.count(i) > 1}):
+                raise ValueError(f"{field}: {', '.join(twice)} listed twice")
+        if both := sorted(set(self.skip) & set(self.add)):
+            raise ValueError(f"{', '.join(both)}: both skipped and added")
+        return self
+
+
+class SuccessPlanRule(BaseModel):
+    """Which tiers start with a provisional schedule, and from which phase on (rules §2
+    (docs/rules.md)): its deadlines stand only once the customer confirms the success
+    plan (`confirm_success_plan`); until then no ladder step runs on them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[Tier] = Field(min_length=1, max_length=len(Tier))
+    provisional_from: Phase = Field(
+        default=Phase.PILOT, description="The first phase whose deadlines are provisional"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> SuccessPlanRule:
+        if len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("tiers: a tier is listed twice")
+        if self.provisional_from is PHASE_ORDER[0]:
+            raise ValueError(
+                f"provisional_from: {PHASE_ORDER[0].value} would leave no firm gate to "
+                "agree the success plan by"
+            )
+        return self
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -356,6 +408,13 @@ class Playbook(BaseModel):
         description="None in a playbook without the section (those pinned before it): "
         "a champion change then opens no window",
     )
+    tracks: dict[DealType, Track] = Field(
+        default_factory=dict,
+        description="Per deal type, how its plan and tier differ; none: as new business",
+    )
+    success_plan: SuccessPlanRule | None = Field(
+        default=None, description="Tiers whose schedule waits for the success plan; none: no tier"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:
@@ -378,7 +437,7 @@ class Playbook(BaseModel):
             if tier not in self.ttv_target_days:
                 raise ValueError(f"ttv_target_days.{tier.value}: missing")
             for phase in Phase:
-                if not any(m.phase == phase and tier in m.due_days for m in self.milestones):
+                if not any(m.phase == phase for m in self.milestones_for(tier)):
                     raise ValueError(
                         f"milestones: tier {tier.value} has no milestone gate in phase "
                         f"{phase.value}"
@@ -429,10 +488,49 @@ class Playbook(BaseModel):
             for key in ("csm_template", "leadership_template"):
                 if getattr(change, key) not in self.templates:
                     raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
+        self._tracks_consistent(ids)
         return self
 
-    def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
-        return [m for m in self.milestones if tier in m.due_days]
+    def _tracks_consistent(self, ids: list[str]) -> None:
+        """Each track names known milestones, keeps the value milestone (activation and
+        time to value count on it) and leaves every tier a gate in every phase."""
+        for deal_type, track in self.tracks.items():
+            key = f"tracks.{deal_type.value}"
+            for field, named in (("skip", track.skip), ("add", track.add)):
+                if unknown := [i for i in named if i not in ids]:
+                    raise ValueError(f"{key}.{field}: {', '.join(unknown)} is not a milestone id")
+            if self.value_milestone in track.skip:
+                raise ValueError(
+                    f"{key}.skip: {self.value_milestone} is the value milestone; activation "
+                    "and time to value count on it"
+                )
+            for tier in Tier:
+                planned = self.milestones_for(tier, deal_type)
+                for phase in Phase:
+                    if not any(m.phase == phase for m in planned):
+                        raise ValueError(
+                            f"{key}: leaves tier {tier.value} no milestone gate in phase "
+                            f"{phase.value}"
+                        )
+
+    def milestones_for(
+        self, tier: Tier, deal_type: DealType = DealType.NEW_BUSINESS
+    ) -> list[MilestoneSpec]:
+        """The gates a tier plans for a deal type: a track's own gates first, then the
+        others it does not skip (gates some track adds are planned on that track only)."""
+        track = self.track(deal_type)
+        track_only = {i for t in self.tracks.values() for i in t.add}
+        own = [m for i in track.add if (m := self.milestone(i)) and tier in m.due_days]
+        rest = [
+            m
+            for m in self.milestones
+            if tier in m.due_days and m.id not in track_only and m.id not in track.skip
+        ]
+        return own + rest
+
+    def track(self, deal_type: DealType) -> Track:
+        """The deal type's track; one the playbook does not describe is new business's."""
+        return self.tracks.get(deal_type, Track())
 
     def milestone(self, milestone_id: str) -> MilestoneSpec | None:
         return next((m for m in self.milestones if m.id == milestone_id), None)

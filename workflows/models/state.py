@@ -30,6 +30,9 @@ class Milestone(BaseModel):
     done_at: datetime | None = None
     skip_reason: str | None = None
     revision: int = Field(default=0, description="Bumped when the deadline is re-planned")
+    provisional: bool = Field(
+        default=False, description="Its deadline waits for the success plan's confirmation"
+    )
 
     @property
     def is_open(self) -> bool:
@@ -116,6 +119,15 @@ class ChampionWindow(BaseModel):
         return [gate for gate, done in self.gates.items() if done is None]
 
 
+class ConfirmedSuccessPlan(BaseModel):
+    """The success plan the customer confirmed (rules §2 (docs/rules.md)): the target
+    dates it set, by milestone id; the criteria are `OnboardingProgress.success_criteria`."""
+
+    at: datetime
+    by: str
+    target_dates: dict[str, datetime] = Field(default_factory=dict)
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -152,6 +164,9 @@ class OnboardingProgress(BaseModel):
     )
     champion_windows: list[ChampionWindow] = Field(
         default_factory=list, description="Re-alignment windows, oldest first (rules §6.3)"
+    )
+    success_plan: ConfirmedSuccessPlan | None = Field(
+        default=None, description="Once confirmed: provisional deadlines stand from then on"
     )
 
 

@@ -10,6 +10,7 @@ from workflows.models.deal import FxRate
 from workflows.models.state import (
     AuditEntry,
     ChampionWindow,
+    ConfirmedSuccessPlan,
     Escalation,
     Pause,
     RejectedMessage,
@@ -17,6 +18,7 @@ from workflows.models.state import (
     TierDecision,
 )
 from workflows.models.vocabulary import (
+    DealType,
     HealthBand,
     MilestoneStatus,
     OnboardingState,
@@ -54,6 +56,9 @@ class MilestoneView(BaseModel):
     done_at: datetime | None
     overdue: bool
     credit: float | None = Field(description="Health credit now; None while not yet due")
+    provisional: bool = Field(
+        default=False, description="The deadline waits for the success plan's confirmation"
+    )
 
 
 class OnboardingStatus(BaseModel):
@@ -104,4 +109,14 @@ class OnboardingStatus(BaseModel):
     champion_windows: list[ChampionWindow] = Field(
         default_factory=list,
         description="Re-alignment windows opened by champion changes, oldest first",
+    )
+    deal_type: DealType = Field(
+        default=DealType.NEW_BUSINESS, description="What was sold: the onboarding's track"
+    )
+    churn_reason: str | None = Field(default=None, description="Why a win-back customer left")
+    success_plan: ConfirmedSuccessPlan | None = Field(
+        default=None, description="The confirmed success plan; None while none is"
+    )
+    schedule_provisional: bool = Field(
+        default=False, description="Some open deadline waits for the success plan"
     )

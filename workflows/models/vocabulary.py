@@ -130,3 +130,13 @@ def _to_utc_datetime(value: object) -> object:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 # A CRM account id: letters, digits, . _ : -
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+class DealType(StrEnum):
+    """What was sold, which picks the onboarding's track (rules §2 (docs/rules.md),
+    playbook `[tracks]`): a new customer, an existing customer buying a new product, or
+    a customer won back after churning."""
+
+    NEW_BUSINESS = "new_business"
+    EXPANSION = "expansion"
+    WIN_BACK = "win_back"

@@ -91,9 +91,9 @@ class Onboarding:
 
     def ttv(self) -> TtvBreakdown:
         """Time to value so far (rules §3 (docs/rules.md))."""
-        p = self.progress
+        p, deal = self.progress, self.deal
         return rules.time_to_value(
-            self.playbook, p.tier, p.milestones, self.deal.close_date, p.started_at
+            self.playbook, p.tier, p.milestones, deal.close_date, p.started_at, deal.deal_type
         )
 
 

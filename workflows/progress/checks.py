@@ -15,6 +15,7 @@ from workflows.models import (
     RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
+    SuccessPlanConfirmation,
     TierOverride,
 )
 from workflows.progress.champion import last_day
@@ -91,3 +92,27 @@ def realignment_gate(
         raise ValueError(f"gate: unknown {req.gate!r} (gates: {known})")
     if (done := last.gates[req.gate]) is not None:
         raise ValueError(f"gate: {req.gate} already done on {day_text(done)}")
+
+
+def confirm_success_plan(
+    p: OnboardingProgress, req: SuccessPlanConfirmation, now: datetime
+) -> None:
+    """Some deadline waits for the success plan; each target date is a provisional
+    gate's, in the future (rules §2 (docs/rules.md))."""
+    provisional = [m.id for m in p.milestones if m.is_open and m.provisional]
+    if not provisional:
+        if (done := p.success_plan) is not None:
+            raise ValueError(
+                f"success plan: already confirmed by {done.by} on {day_text(done.at)}; "
+                "revise deadlines with resume's revised_due"
+            )
+        raise ValueError(f"success plan: no deadline waits for it ({p.tier.value} plan)")
+    for milestone_id, due in req.target_dates.items():
+        m = milestone(p, milestone_id)
+        if m is None or not (m.is_open and m.provisional):
+            raise ValueError(
+                f"target_dates.{milestone_id}: not a provisional deadline of this plan "
+                f"(provisional: {', '.join(provisional)})"
+            )
+        if due <= now:
+            raise ValueError(f"target_dates.{milestone_id}: must be in the future")

@@ -162,7 +162,8 @@ def change_tier(
         TierChange(at=now, from_tier=old, to_tier=tier, kind=kind, by=by, reason=reason)
     )
     p.tier = tier
-    p.milestones = rules.replan(o.playbook, p.milestones, tier, now)
+    plan = rules.replan(o.playbook, p.milestones, tier, now, o.deal.deal_type)
+    p.milestones = rules.mark_provisional(o.playbook, plan, tier, p.success_plan is not None)
     credit_observed_events(o, out, now, keep_times)
     out.log(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
     # A tier change is the vendor's move, not the customer's: the stall goes on, so

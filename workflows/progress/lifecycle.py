@@ -13,8 +13,10 @@ from workflows.models import (
     Audience,
     CancelRequest,
     ClosedWonDeal,
+    ConfirmedSuccessPlan,
     ContactChange,
     DealLost,
+    DealType,
     EarlyFacts,
     HealthBand,
     Milestone,
@@ -25,6 +27,7 @@ from workflows.models import (
     Playbook,
     SkipRequest,
     SuccessCriteriaRequest,
+    SuccessPlanConfirmation,
     Tier,
 )
 from workflows.progress.changes import (
@@ -49,12 +52,17 @@ def begin(
 ) -> tuple[Onboarding, Changes]:
     """Assign the tier, build the plan, credit milestones reached before we tracked
     (the deal's `completed_milestones`, then the facts that came before the deal)."""
-    decision = rules.assign_tier(deal, playbook.tier_rule)
+    decision = rules.decide_tier(deal, playbook)
     closed = deal.close_date
     progress = OnboardingProgress(
         tier=decision.tier,
         tier_decision=decision,
-        milestones=rules.build_plan(playbook, decision.tier, closed),
+        milestones=rules.mark_provisional(
+            playbook,
+            rules.build_plan(playbook, decision.tier, closed, deal.deal_type),
+            decision.tier,
+            confirmed=False,
+        ),
         contacts=deal.contacts,
         success_criteria=deal.success_criteria,
         started_at=now,
@@ -64,6 +72,8 @@ def begin(
     o, out = Onboarding(deal, playbook, progress), Changes()
     out.log(now, "started", f"playbook {playbook.version} ({playbook.content_hash})")
     out.log(now, "tier_assigned", f"{decision.tier.value}: {decision.reason}")
+    if deal.deal_type is not DealType.NEW_BUSINESS:
+        out.log(now, "track", _track_text(deal, playbook))
     for done in deal.completed_milestones:
         m = milestone(progress, done.milestone_id)
         if m is None:
@@ -77,6 +87,16 @@ def begin(
         out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
     notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
     return o, out
+
+
+def _track_text(deal: ClosedWonDeal, playbook: Playbook) -> str:
+    """`win_back: adds churn_reason_addressed; one touch level up; churn reason: ...`."""
+    track = playbook.track(deal.deal_type)
+    parts = [f"adds {', '.join(track.add)}" if track.add else ""]
+    parts += [f"skips {', '.join(track.skip)}" if track.skip else ""]
+    parts += [f"{track.tier_bump} touch level(s) up" if track.tier_bump else ""]
+    parts += [f"churn reason: {deal.churn_reason}" if deal.churn_reason else ""]
+    return f"{deal.deal_type.value}: {'; '.join(p for p in parts if p) or 'as new business'}"
 
 
 def _apply_early(
@@ -235,3 +255,22 @@ def state(o: Onboarding, now: datetime) -> OnboardingState:
     if p.decision_required or o.health(now).band is not HealthBand.HEALTHY:
         return OnboardingState.AT_RISK
     return OnboardingState.ACTIVE
+
+
+# ------------------------------------------------------------------ §2 the success plan
+
+
+def confirm_success_plan(
+    p: OnboardingProgress, req: SuccessPlanConfirmation, now: datetime
+) -> Changes:
+    """The customer confirms the success plan (rules §2 (docs/rules.md)): its criteria
+    replace the ones known so far, and the remaining plan is re-based on its target
+    dates; no deadline is provisional from then on."""
+    p.success_criteria = list(req.criteria)
+    p.milestones = rules.rebase_on_success_plan(p.milestones, req.target_dates, now)
+    p.success_plan = ConfirmedSuccessPlan(at=now, by=req.by, target_dates=dict(req.target_dates))
+    dates = ", ".join(f"{i} {day_text(d)}" for i, d in req.target_dates.items())
+    out = Changes()
+    detail = f"{'; '.join(req.criteria)}; target dates: {dates or 'as proposed'}"
+    out.log(now, "success_plan_confirmed", detail, req.by)
+    return out
