@@ -21,7 +21,7 @@ import temporalio.client
 from activities.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
 from tests.support.temporal import BIN, log_worker
-from workflows.models import ClosedWonDeal, OnboardingStatus
+from workflows.models import ClosedWonDeal, ContactChange, OnboardingStatus
 from workflows.playbook import load_playbook
 from workflows.rules import assign_tier
 
@@ -226,3 +226,62 @@ async def test_restart_on_same_sqlite_keeps_the_onboarding(
     assert len(status["audit"]) >= len(before.audit)
     desc = await handle.describe()
     assert desc.status == temporalio.client.WorkflowExecutionStatus.RUNNING
+
+
+async def test_the_customer_confirms_the_success_plan_from_the_cli(stack: Stack) -> None:
+    plan_account = "it-plan"
+    path = stack.tmp / "plan-deal.json"
+    path.write_text(json.dumps(deal_json(account_id=plan_account)))
+    assert (await cli(stack, "start", "--file", str(path))).code == 0
+    before = json.loads((await cli(stack, "status", plan_account, "--json")).out)
+    assert before["schedule_provisional"] is True
+
+    past = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    refused = await cli(
+        stack, "confirm-plan", plan_account, "--criterion", "3 teams live", "--by", "Casey",
+        "--target", f"technical_setup={past}",
+    )  # fmt: skip
+    assert refused.code == 1
+    assert "technical_setup" in refused.err and "future" in refused.err, refused.err
+
+    target = (datetime.now(UTC) + timedelta(days=50)).date()
+    confirmed = await cli(
+        stack, "confirm-plan", plan_account, "--criterion", "3 teams live", "--by", "Casey",
+        "--target", f"technical_setup={target.isoformat()}",
+    )  # fmt: skip
+    assert confirmed.code == 0, confirmed.err
+    assert "success plan confirmed on onboarding-it-plan" in confirmed.out
+    after = json.loads((await cli(stack, "status", plan_account, "--json")).out)
+    assert after["schedule_provisional"] is False
+    setup = next(m for m in after["milestones"] if m["id"] == "technical_setup")
+    assert setup["due_at"].startswith(target.isoformat())
+
+
+async def test_a_realignment_gate_is_reported_from_the_cli(stack: Stack) -> None:
+    gate_account = "it-gate"
+    path = stack.tmp / "gate-deal.json"
+    path.write_text(json.dumps(deal_json(account_id=gate_account)))
+    assert (await cli(stack, "start", "--file", str(path))).code == 0
+
+    none_open = await cli(
+        stack, "realignment-gate", gate_account, "realignment_call", "--by", "csm"
+    )
+    assert none_open.code == 1
+    assert "no re-alignment window is open" in none_open.err, none_open.err
+
+    handle = stack.client.get_workflow_handle(f"onboarding-{gate_account}")
+    new_champion = {"name": "Robin", "email": "robin@acme.example", "role": "champion"}
+    await handle.execute_update(
+        "change_contact", ContactChange.model_validate({"contact": new_champion, "by": "csm"})
+    )
+    done = await cli(
+        stack, "realignment-gate", gate_account, "realignment_call", "--by", "csm",
+        "--note", "call held with Robin",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    assert "re-alignment gate realignment_call done" in done.out
+    status = json.loads((await cli(stack, "status", gate_account, "--json")).out)
+    window = status["champion_windows"][-1]
+    assert window["outcome"] == "open"
+    assert window["gates"]["realignment_call"] is not None
+    assert window["gates"]["new_primary_contact"] is None

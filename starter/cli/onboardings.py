@@ -30,8 +30,10 @@ from workflows.models import (
     OnboardingStatus,
     PauseRequest,
     Playbook,
+    RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
+    SuccessPlanConfirmation,
     Tier,
     TierOverride,
     workflow_id_for,
@@ -51,6 +53,17 @@ def _when(value: str, what: str) -> datetime:
             f"{what}: {value!r} is not a date (YYYY-MM-DD or an ISO 8601 datetime)"
         ) from None
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _dates_by_milestone(items: list[str] | None, option: str) -> dict[str, datetime]:
+    """Repeated `milestone=YYYY-MM-DD` options as {milestone id: datetime in UTC}."""
+    dates: dict[str, datetime] = {}
+    for item in items or []:
+        milestone_id, sep, date = item.partition("=")
+        if not sep or not milestone_id.strip() or not date.strip():
+            raise CliError(f"{option}: {item!r} is not milestone=YYYY-MM-DD")
+        dates[milestone_id.strip()] = _when(date, f"{option} {milestone_id.strip()}")
+    return dates
 
 
 def _model(factory: Callable[..., BaseModel], **fields: Any) -> Any:
@@ -230,12 +243,7 @@ def resume(
     """Resume a pause (deadlines shift by the pause) or settle a stall with a new timeline."""
 
     async def go() -> None:
-        revised: dict[str, datetime] = {}
-        for item in due or []:
-            milestone_id, sep, date = item.partition("=")
-            if not sep or not milestone_id.strip() or not date.strip():
-                raise CliError(f"--due: {item!r} is not milestone=YYYY-MM-DD")
-            revised[milestone_id.strip()] = _when(date, f"--due {milestone_id.strip()}")
+        revised = _dates_by_milestone(due, "--due")
         req = _model(ResumeRequest, by=by, revised_due=revised, reason=reason)
         await _do_update(account, contract.RESUME, req, "resumed")
 
@@ -285,5 +293,45 @@ def cancel(
     run(
         _do_update(
             account, contract.CANCEL, _model(CancelRequest, by=by, reason=reason), "cancelled"
+        )
+    )
+
+
+def confirm_plan(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    criterion: Annotated[list[str], typer.Option(help="A success criterion (repeatable)")],
+    by: Annotated[str, typer.Option(help="Who on the customer's side confirmed")],
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="Target date milestone=YYYY-MM-DD (repeatable); none: as proposed"),
+    ] = None,
+) -> None:
+    """Record the customer's confirmed success plan: the provisional deadlines (high_touch,
+    from pilot on) are re-based on its target dates and stand."""
+
+    async def go() -> None:
+        targets = _dates_by_milestone(target, "--target")
+        req = _model(SuccessPlanConfirmation, criteria=criterion, target_dates=targets, by=by)
+        await _do_update(account, contract.CONFIRM_SUCCESS_PLAN, req, "success plan confirmed on")
+
+    run(go())
+
+
+def realignment_gate(
+    account: Annotated[str, typer.Argument(help="Account id")],
+    gate: Annotated[
+        str,
+        typer.Argument(help="new_primary_contact, realignment_call or milestone_plan"),
+    ],
+    by: Annotated[str, typer.Option(help="Who reports it")],
+    note: Annotated[str, typer.Option(help="What was agreed")] = "",
+) -> None:
+    """Report a gate of the re-alignment window a champion change opened as done."""
+    run(
+        _do_update(
+            account,
+            contract.REALIGNMENT_GATE_DONE,
+            _model(RealignmentGateDone, gate=gate, by=by, note=note),
+            f"re-alignment gate {gate} done on",
         )
     )
