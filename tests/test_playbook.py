@@ -131,6 +131,24 @@ handoff = 30
             "no template 'all_done'",
             id="unknown-on-done-template",
         ),
+        pytest.param(
+            edited("after_skip_days = 7", "after_skip_days = 0"),
+            "skip_net.after_skip_days",
+            "greater than or equal to 1",
+            id="skip-net-checks-at-the-skip",
+        ),
+        pytest.param(
+            edited('support_events = ["support_ticket_opened"]', 'support_events = ["Signed In"]'),
+            "skip_net",
+            "support_events: Signed In also listed in usage_events; a support ticket is not usage",
+            id="skip-net-ticket-is-usage",
+        ),
+        pytest.param(
+            edited('template = "skip_reopened"', 'template = "skip_reopen"'),
+            "skip_net.template",
+            "no template 'skip_reopen'",
+            id="skip-net-unknown-template",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

@@ -60,6 +60,9 @@ CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 # workflow.patched() id of "a product event credits its milestone when it happened, not
 # when it arrived" (added 2026-11-30).
 CREDIT_AT_EVENT_TIME = "credit-at-event-time"
+# workflow.patched() id of "a skip plans the safety net's check" (rules §6.4, added
+# 2026-12-01): a skip recorded before it planned none, so its run has no such timer.
+SKIP_NET = "skip-net-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -352,8 +355,10 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
-        """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
-        return self._changed(rule.skip(self._o(), req, workflow.now()))
+        """The customer refuses a step: recorded with a risk flag, and checked again by the
+        playbook's safety net (rules §6.4 (docs/rules.md))."""
+        net = workflow.patched(SKIP_NET)
+        return self._changed(rule.skip(self._o(), req, workflow.now(), net))
 
     @skip_milestone.validator
     def _check_skip(self, req: SkipRequest) -> None:
@@ -415,7 +420,7 @@ class AccountOnboarding:
             if self.progress.cancelled is not None:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
-            self._apply(await effects.run(self._o(), self.outbox.pop(0)))
+            self._apply(await effects.run(self._o(), self.outbox.pop(0), self._times_kept))
 
     # ------------------------------------------------------------------ time
 

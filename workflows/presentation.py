@@ -24,6 +24,7 @@ from workflows.models import (
     Playbook,
     TtvBreakdown,
 )
+from workflows.progress import skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -90,6 +91,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         paused_days_total=p.paused_days_total,
         rejected=p.rejected,
         audit=p.audit,
+        support_tickets=skipnet.support_tickets(p, o.playbook),
     )
 
 

@@ -23,6 +23,8 @@ from workflows.models.activities import (
     NotificationReceipt,
     OwnerAssignment,
     OwnerRequest,
+    PeerSupport,
+    PeerSupportRequest,
     StartOptions,
 )
 from workflows.models.deal import (
@@ -85,6 +87,7 @@ from workflows.models.playbook import (
     Playbook,
     PropertyCondition,
     Scalar,
+    SkipNet,
     Targets,
     TierRule,
     TtvMark,
@@ -98,6 +101,7 @@ from workflows.models.state import (
     OnboardingProgress,
     Pause,
     RejectedMessage,
+    SkipCheck,
     TierChange,
     TierDecision,
 )
@@ -191,6 +195,8 @@ __all__ = [
     "OwnerRequest",
     "Pause",
     "PauseRequest",
+    "PeerSupport",
+    "PeerSupportRequest",
     "Phase",
     "PlanDatetime",
     "Playbook",
@@ -200,6 +206,8 @@ __all__ = [
     "RejectedMessage",
     "ResumeRequest",
     "Scalar",
+    "SkipCheck",
+    "SkipNet",
     "SkipRequest",
     "StartOptions",
     "SuccessCriteriaRequest",

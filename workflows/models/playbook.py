@@ -278,6 +278,58 @@ class Targets(BaseModel):
         return value
 
 
+EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class SkipNet(BaseModel):
+    """The safety net under a refused step (rules §6.4 (docs/rules.md)): a skipped gate
+    is looked at again on day `check_day` after closed-won (shifted by pauses), or
+    `after_skip_days` after the skip when that is later. It re-opens, due `reopen_days`
+    later, when fewer than `min_usage_events` product events (any but support tickets)
+    came since the skip, or when the account's support tickets (`support_events`) are
+    above the median of the open onboardings of its tier; the owner is told
+    (`template`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check_day: int = Field(default=14, ge=1, le=MAX_PLAN_DAYS)
+    after_skip_days: int = Field(
+        default=7,
+        ge=1,
+        le=MAX_PLAN_DAYS,
+        description="A skip after check_day is checked this long after it: at the skip "
+        "itself no usage since the skip can have been seen",
+    )
+    reopen_days: int = Field(default=7, ge=1, le=MAX_PLAN_DAYS)
+    min_usage_events: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT)
+    usage_events: list[EventName] = Field(
+        default_factory=lambda: ["user_logged_in", "Signed In", "core_workflow_completed"],
+        max_length=MAX_EVENT_NAMES,
+        description="Counted whenever they come, so that usage after their milestone is "
+        "reached is still seen",
+    )
+    support_events: list[EventName] = Field(
+        default_factory=lambda: ["support_ticket_opened"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+    template: str = "skip_reopened"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SkipNet:
+        both = sorted(set(self.usage_events) & set(self.support_events))
+        if both:
+            raise ValueError(
+                f"support_events: {', '.join(both)} also listed in usage_events; a support "
+                "ticket is not usage"
+            )
+        for key in ("usage_events", "support_events"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: an event name is listed twice")
+        return self
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -298,6 +350,9 @@ class Playbook(BaseModel):
     milestones: list[MilestoneSpec] = Field(min_length=1, max_length=MAX_MILESTONES)
     ladder: dict[Tier, Annotated[list[EscalationStep], Field(max_length=MAX_LADDER_STEPS)]]
     templates: dict[str, MessageTemplate] = Field(max_length=MAX_TEMPLATES)
+    skip_net: SkipNet | None = Field(
+        default=None, description="None (playbooks pinned before it): no safety net"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:
@@ -354,9 +409,12 @@ class Playbook(BaseModel):
                     )
             if m.on_done and m.on_done not in self.templates:
                 raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
-        if len(by_event) > MAX_PLAYBOOK_EVENT_NAMES:
+        if self.skip_net is not None and self.skip_net.template not in self.templates:
+            raise ValueError(f"skip_net.template: no template {self.skip_net.template!r}")
+        names = self.event_names_watched() | by_event.keys()
+        if len(names) > MAX_PLAYBOOK_EVENT_NAMES:
             raise ValueError(
-                f"milestones: {len(by_event)} product event names; at most "
+                f"milestones: {len(names)} product event names; at most "
                 f"{MAX_PLAYBOOK_EVENT_NAMES} (each onboarding keeps their times)"
             )
         for tier, steps in self.ladder.items():
@@ -368,6 +426,12 @@ class Playbook(BaseModel):
                     if a.template and a.template not in self.templates:
                         raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
         return self
+
+    def event_names_watched(self) -> set[str]:
+        """Event names counted beyond the milestones' own (the skip net's usage and
+        support tickets): always worth signalling while the onboarding runs."""
+        net = self.skip_net
+        return set(net.usage_events) | set(net.support_events) if net else set()
 
     def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
         return [m for m in self.milestones if tier in m.due_days]

@@ -93,6 +93,17 @@ class Escalation(BaseModel):
     )
 
 
+class SkipCheck(BaseModel):
+    """The safety net's look at a skipped gate (rules §6.4 (docs/rules.md)), pending until
+    `due_at` (shifted by pauses). `usage_at_skip`: product events counted by the skip,
+    support tickets aside; usage since the skip is the count now less this."""
+
+    milestone_id: str
+    skipped_at: datetime
+    due_at: datetime
+    usage_at_skip: int
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -126,6 +137,9 @@ class OnboardingProgress(BaseModel):
     cancelled: CancelRequest | None = None
     record_revision: int = Field(
         default=0, description="Revision of the last record written to the records store"
+    )
+    skip_checks: list[SkipCheck] = Field(
+        default_factory=list, description="The skip net's checks still to come (one per skip)"
     )
 
 

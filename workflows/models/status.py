@@ -100,3 +100,6 @@ class OnboardingStatus(BaseModel):
     )
     rejected: list[RejectedMessage]
     audit: list[AuditEntry]
+    support_tickets: int = Field(
+        default=0, description="Support tickets opened (the skip net's `support_events`)"
+    )

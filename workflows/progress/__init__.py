@@ -13,11 +13,13 @@ but `checks` and `facts` importable from here):
 - `pause`: pausing, its duties, resuming (`shift_for_pause`), what it holds back
 - `checks`: whether an update may apply now (the workflow's validators)
 - `facts`: messages taken once by event id, product events counted with their times
+- `skipnet`: the safety net under a skipped step (its check planned, due, judged)
 """
 
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CheckSkip,
     Effect,
     KeepTimes,
     Notify,
@@ -46,6 +48,7 @@ from workflows.progress.pause import held_back, resume, shift_for_pause, start_p
 __all__ = [
     "AssignOwner",
     "Changes",
+    "CheckSkip",
     "Effect",
     "KeepTimes",
     "Notify",

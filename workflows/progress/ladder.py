@@ -19,9 +19,11 @@ from workflows.models import (
     TierChange,
     Trigger,
 )
+from workflows.progress import skipnet
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CheckSkip,
     KeepTimes,
     Onboarding,
     milestone,
@@ -33,8 +35,9 @@ from workflows.progress.pause import next_paused_duty, paused_duties
 
 def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepTimes) -> Changes:
     """Everything that has come due by `now`, in the order it came due: the pause's own
-    duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
-    the next phase (`phase`: the one last seen), and the handoff when none is left."""
+        duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
+        the skip net's checks (rules §6.4, run as effects), the next phase (`phase`: the one
+    last seen), and the handoff when none is left."""
     p, out = o.progress, Changes(phase=phase)
     if p.finished_at is not None:
         return out
@@ -46,6 +49,7 @@ def advance(o: Onboarding, phase: Phase | None, now: datetime, keep_times: KeepT
             _record_step(p, step, now, superseded=True, repeats=stale)
         else:
             _escalate(o, out, step, now, keep_times)
+    out.effects += [CheckSkip(check) for check in skipnet.due(p, now)]
     current = rules.current_phase(p.milestones)
     if current != out.phase:
         out.phase = current
@@ -175,13 +179,17 @@ def _record_step(
 
 def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
     """When the loop must wake next without a message, and why (the timer's summary):
-    the pause's resume or reminder, else the earliest ladder step; None when done."""
+    the pause's resume or reminder, else the earliest ladder step or skip-net check;
+    None when done."""
     p = o.progress
     if p.finished_at is not None:
         return None
     if p.pause is not None:
         return next_paused_duty(o)
     steps = rules.ladder_steps(p, o.playbook)
+    check = skipnet.next_check(p)
+    if check is not None and (not steps or check.due_at < steps[0].at):
+        return check.due_at, f"Skip net: {check.milestone_id} checked {day_text(check.due_at)}"
     if not steps:
         return None
     step = steps[0]
