@@ -60,9 +60,6 @@ CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
 # workflow.patched() id of "a product event credits its milestone when it happened, not
 # when it arrived" (added 2026-11-30).
 CREDIT_AT_EVENT_TIME = "credit-at-event-time"
-# workflow.patched() id of "a skip plans the safety net's check" (rules §6.4, added
-# 2026-12-01): a skip recorded before it planned none, so its run has no such timer.
-SKIP_NET = "skip-net-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -357,8 +354,7 @@ class AccountOnboarding:
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
         """The customer refuses a step: recorded with a risk flag, and checked again by the
         playbook's safety net (rules §6.4 (docs/rules.md))."""
-        net = workflow.patched(SKIP_NET)
-        return self._changed(rule.skip(self._o(), req, workflow.now(), net))
+        return self._changed(rule.skip(self._o(), req, workflow.now()))
 
     @skip_milestone.validator
     def _check_skip(self, req: SkipRequest) -> None:

@@ -162,10 +162,10 @@ def credit_observed_events(
         reach(o, out, m, MilestoneStatus.DONE, at, f"product events ({names})", now)
 
 
-def skip(o: Onboarding, req: SkipRequest, now: datetime, net: bool = False) -> Changes:
+def skip(o: Onboarding, req: SkipRequest, now: datetime) -> Changes:
     """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md));
-    it is movement. With `net` (a `workflow.patched` rule) the playbook's safety net
-    plans its check of the skip (`skipnet.plan`)."""
+    it is movement. The playbook's safety net, if it has one, plans its check of the
+    skip (`skipnet.plan`)."""
     p, out = o.progress, Changes()
     m = milestone(p, req.milestone_id)
     assert m is not None, "validated by the update"
@@ -174,8 +174,7 @@ def skip(o: Onboarding, req: SkipRequest, now: datetime, net: bool = False) -> C
     p.progress_epoch += 1
     p.last_progress_at = now
     out.log(now, "milestone_skipped", f"{m.title}: {req.reason}", req.by)
-    if net:
-        skipnet.plan(o, m, now)
+    skipnet.plan(o, m, now)
     return out
 
 

@@ -41,7 +41,9 @@ def support_tickets(p: OnboardingProgress, playbook: Playbook) -> int:
 
 def plan(o: Onboarding, m: Milestone, now: datetime) -> None:
     """Plan the check of `m`, skipped `now`: on day `check_day` (the closed-won clock,
-    shifted by pauses), or `after_skip_days` after the skip when that is later."""
+    shifted by pauses), or `after_skip_days` after the skip when that is later. None
+    without a `[skip_net]`: so the runs recorded before the net, whose pinned playbooks
+    cannot have one, replay unchanged (no `workflow.patched` is needed)."""
     net = o.playbook.skip_net
     if net is None:
         return
