@@ -104,6 +104,7 @@ def test_matches_needs_the_name_and_every_condition_including_nested_paths() -> 
 def test_event_names_are_every_completed_by_event_and_the_watched_ones() -> None:
     assert event_names(PB) == {
         "support_ticket_opened",  # the skip net's (rules §6.4)
+        "tutorial_abandoned",  # a behavioral ladder step's (rules §4)
         "user_logged_in",
         "Signed In",
         "Signed Up",
@@ -127,6 +128,7 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "data_import_validated",
         "setup_completed",
         "support_ticket_opened",
+        "tutorial_abandoned",
         "user_invited",
         "user_logged_in",
     ]
@@ -137,7 +139,8 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
             m.status = MilestoneStatus.SKIPPED
         if m.id == "technical_setup":
             m.status = MilestoneStatus.IN_PROGRESS  # still open: still awaited
-    # The skip net's usage and support events stay awaited whatever the plan.
+    # What the skip net and the behavioral ladder steps watch stays awaited whatever
+    # the plan: here the logins; "Signed Up" and data imports are no longer awaited.
     assert awaited_events(PB, plan) == [
         "Account Added User",
         "Invite Sent",
@@ -145,6 +148,7 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "core_workflow_completed",
         "setup_completed",
         "support_ticket_opened",
+        "tutorial_abandoned",
         "user_invited",
         "user_logged_in",
     ]

@@ -57,20 +57,20 @@ async def test_product_events_complete_milestones_with_one_signal_per_account(
     assert done["first_login"] == "done"
     assert done["technical_setup"] == "done"
 
-    # Now no open milestone needs a finished setup (the workflow's memo says so once its
-    # task is recorded): such events stop at the ingress and no longer reach the
-    # workflow. Logins stay awaited: the skip net counts them as usage (rules §6.4).
+    # Now no open milestone needs a sign-up (the workflow's memo says so once its task is
+    # recorded): such events stop at the ingress and no longer reach the workflow. Logins
+    # stay awaited: the skip net and the usage-drop steps count them (rules §6.4, §4).
     handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
 
-    async def setup_not_awaited() -> bool:
+    async def sign_up_not_awaited() -> bool:
         awaited = await (await handle.describe()).memo_value("awaited", type_hint=AwaitedEvents)
-        return "setup_completed" not in awaited.events and "user_logged_in" in awaited.events
+        return "Signed Up" not in awaited.events and "user_logged_in" in awaited.events
 
-    assert await until(setup_not_awaited)
-    again = await post_events(http, [track(acct, "setup_completed")])
+    assert await until(sign_up_not_awaited)
+    again = await post_events(http, [track(acct, "Signed Up")])
     [answer] = again.json()["events"]
     assert answer["outcome"] == "ignored"
-    assert answer["reason"] == "no open milestone of this onboarding needs 'setup_completed'"
+    assert answer["reason"] == "no open milestone of this onboarding needs 'Signed Up'"
     history = [e async for e in handle.fetch_history_events()]
     signals = [e for e in history if e.HasField("workflow_execution_signaled_event_attributes")]
     assert len(signals) == 1
@@ -174,6 +174,8 @@ async def test_once_no_milestone_needs_events_none_reach_the_workflow(
         return memo is not None and set(memo.events) == load_playbook().event_names_watched()
 
     assert await until(nothing_awaited)
-    later = await post_events(http, [track(acct, "setup_completed"), track(acct, "user_invited")])
+    later = await post_events(
+        http, [track(acct, "Signed Up"), track(acct, "data_import_validated")]
+    )
     assert later.json()["signals"] == 0
     assert {e["outcome"] for e in later.json()["events"]} == {"ignored"}

@@ -254,6 +254,7 @@ class AccountOnboarding:
         now = workflow.now()
         counted = self.early if self.early is not None else self.progress
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
+        recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
         for event in batch.events:
             if self._seen(event.event_id):
@@ -262,7 +263,7 @@ class AccountOnboarding:
                 # Counted names stay bounded by the playbook (the ingress drops these first).
                 self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
-            facts.count(counted, event, now, keep)
+            facts.count(counted, event, now, keep, recent)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)

@@ -189,6 +189,10 @@ class Action(BaseModel):
         return "adopt fallback success criteria"
 
 
+EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+BEHAVIORAL = (Trigger.EVENT_WITHOUT_MILESTONE, Trigger.USAGE_DROP)
+
+
 class EscalationStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -199,13 +203,45 @@ class EscalationStep(BaseModel):
         default=None, ge=1, le=MAX_PLAN_DAYS, description="no_progress only"
     )
     actions: list[Action] = Field(min_length=1)
+    # Behavioral triggers (rules §4 (docs/rules.md)): what the product events show.
+    events: list[EventName] = Field(
+        default_factory=list, max_length=MAX_EVENT_NAMES, description="Behavioral only"
+    )
+    count: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT, description="Behavioral only")
+    milestone: str | None = Field(default=None, description="event_without_milestone only")
+    active_days: int | None = Field(
+        default=None, ge=1, le=MAX_PLAN_DAYS, description="usage_drop only"
+    )
+    cooldown_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PLAN_DAYS,
+        description="Behavioral only: the least time between two firings",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> EscalationStep:
-        if self.when is not Trigger.MILESTONE_OVERDUE and self.days == 0:
+        immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
+        if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
         if self.repeat_days is not None and self.when is not Trigger.NO_PROGRESS:
             raise ValueError("repeat_days is only for no_progress")
+        if self.when in BEHAVIORAL:
+            if not self.events:
+                raise ValueError(f"events: {self.when.value} watches at least one event")
+            if len(set(self.events)) != len(self.events):
+                raise ValueError("events: an event name is listed twice")
+            if self.cooldown_days is None:
+                raise ValueError(
+                    f"cooldown_days: {self.when.value} needs one, so that it never repeats "
+                    "itself into spam"
+                )
+        elif self.events or self.count != 1 or self.cooldown_days is not None:
+            raise ValueError("events, count and cooldown_days are only for behavioral triggers")
+        if (self.milestone is None) == (self.when is Trigger.EVENT_WITHOUT_MILESTONE):
+            raise ValueError("milestone: given for event_without_milestone, and only for it")
+        if (self.active_days is None) == (self.when is Trigger.USAGE_DROP):
+            raise ValueError("active_days: given for usage_drop, and only for it")
         return self
 
 
@@ -276,9 +312,6 @@ class Targets(BaseModel):
             if not 0 <= low <= high:
                 raise ValueError(f"[{low:g}, {high:g}] must be 0 <= low <= high")
         return value
-
-
-EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class SkipNet(BaseModel):
@@ -425,13 +458,30 @@ class Playbook(BaseModel):
                 for a in s.actions:
                     if a.template and a.template not in self.templates:
                         raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
+                if s.milestone is not None and s.milestone not in ids:
+                    raise ValueError(
+                        f"ladder.{tier.value}.{s.id}.milestone: {s.milestone!r} is not a "
+                        "milestone id"
+                    )
         return self
 
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and
-        support tickets): always worth signalling while the onboarding runs."""
+        support tickets, the behavioral ladder steps' events): always worth signalling
+        while the onboarding runs."""
         net = self.skip_net
-        return set(net.usage_events) | set(net.support_events) if net else set()
+        names = set(net.usage_events) | set(net.support_events) if net else set()
+        return names | set(self.recent_times_kept())
+
+    def recent_times_kept(self) -> dict[str, int]:
+        """Per event name a behavioral ladder step watches, how many of its latest times
+        an onboarding keeps (the most any such step counts)."""
+        kept: dict[str, int] = {}
+        for steps in self.ladder.values():
+            for s in steps:
+                for name in s.events:
+                    kept[name] = max(kept.get(name, 0), s.count)
+        return kept
 
     def milestones_for(self, tier: Tier) -> list[MilestoneSpec]:
         return [m for m in self.milestones if tier in m.due_days]

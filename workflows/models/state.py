@@ -141,6 +141,11 @@ class OnboardingProgress(BaseModel):
     skip_checks: list[SkipCheck] = Field(
         default_factory=list, description="The skip net's checks still to come (one per skip)"
     )
+    recent_times: dict[str, list[datetime]] = Field(
+        default_factory=dict,
+        description="Per event name a behavioral ladder step watches, the latest times it "
+        "happened (as many as the step counts; `Playbook.recent_times_kept`)",
+    )
 
 
 class EarlyFacts(BaseModel):
