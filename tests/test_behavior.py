@@ -51,12 +51,15 @@ def progress(
     p.recent_times = {name: [day(d) for d in days][-kept[name] :] for name, days in times.items()}
     for step_id, on in (fired_on or {}).items():
         step = next(s for s in PB.ladder[Tier.TECH_TOUCH] if s.id == step_id)
-        p.escalations.append(
-            Escalation(
-                at=day(on), due_at=day(on), tier=Tier.TECH_TOUCH, step_id=step_id,
-                trigger=step.when, actions=[],
-            )
-        )  # fmt: skip
+        ran = Escalation(
+            at=day(on),
+            due_at=day(on),
+            tier=Tier.TECH_TOUCH,
+            step_id=step_id,
+            trigger=step.when,
+            actions=[],
+        )
+        p.escalations.append(ran)
     for m in p.milestones:
         if m.id == done:
             m.status = MilestoneStatus.DONE

@@ -5,7 +5,7 @@ happen as data (`Changes`). The workflow (`workflows/onboarding.py`) applies the
 nothing here reads the clock, does I/O or calls the SDK: `now` is always an argument,
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited. By role (all
-but `checks` and `facts` importable from here):
+but `checks`, `facts` and `skipnet` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
