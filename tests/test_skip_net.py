@@ -4,17 +4,23 @@ workflow on the time-skipping server: the day the net acts and the day before.""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities import Settings, activities_for
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from tests.support.records import make_record
-from workflows import progress
+from workflows import contract, progress
 from workflows.models import (
     ClosedWonDeal,
     MilestoneStatus,
@@ -23,6 +29,8 @@ from workflows.models import (
     OnboardingStatus,
     Pause,
     PeerSupport,
+    PeerSupportRequest,
+    Playbook,
     ProductEvent,
     ProductEventBatch,
     SkipRequest,
@@ -248,3 +256,40 @@ async def test_support_tickets_above_the_peers_re_open_the_skip(
     assert round((entry.at - closed) / DAY, 2) == 14  # the day it came due, not later
     assert "2 support ticket(s) against a median of 1 over 3 open tech_touch" in entry.detail
     assert "support tickets above peers" in entry.detail
+
+
+async def test_an_unreadable_store_judges_the_check_on_usage_alone(
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+) -> None:
+    """The store stays down past the activity's hour of retries: the check still runs,
+    on usage alone, and the audit says so."""
+    attempts = 0
+
+    @activity.defn(name=contract.PEER_SUPPORT_TICKETS.name)
+    async def store_down(request: PeerSupportRequest) -> PeerSupport:
+        nonlocal attempts
+        attempts += 1
+        raise RuntimeError("records store unreachable")
+
+    settings = Settings(
+        notify_channels=["log"],
+        sent_log=tmp_path / "sent.jsonl",
+        records_url=f"sqlite:///{tmp_path / 'records.db'}",
+    )
+    served = [a for a in activities_for(settings) if a.__name__ != "peer_support_tickets"]
+    queue = f"skip-net-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[AccountOnboarding],
+        activities=[*served, store_down],
+        workflow_failure_exception_types=[Exception],
+    ):
+        onboardings = Onboardings(env, queue, tmp_path / "sent.jsonl", playbook, "")
+        closed, _, handle = await skip_on_day_1(onboardings)
+        await onboardings.days_later(13.1)  # day 14.1: the check ran and retried for an hour
+        st = await until(handle, lambda s: skip_state(s) is MilestoneStatus.NOT_STARTED)
+    [entry] = [a for a in st.audit if a.kind == "skip_reopened"]
+    assert "peers' median unavailable: judged on usage" in entry.detail
+    assert 14 < (entry.at - closed) / DAY <= 14 + 1 / 24 + 0.01  # within the hour of retries
+    assert attempts > 1
