@@ -10,6 +10,7 @@ from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
 from activities.records.activity import RecordKeeper
+from activities.records.peers import PeerReader
 from activities.records.store import LazyStore
 from activities.settings import Settings
 
@@ -23,6 +24,7 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     roster = OwnerRoster(settings)
     hubspot = HubSpotClient(settings)
     records = RecordKeeper(store)
+    peers = PeerReader(store)
     return [
         notifier.notify,
         roster.assign_owner,
@@ -31,4 +33,5 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
         deliver_deal_activity,
         report_deal_lost_activity,
         records.save_record,
+        peers.peer_support_tickets,
     ]

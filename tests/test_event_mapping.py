@@ -101,8 +101,10 @@ def test_matches_needs_the_name_and_every_condition_including_nested_paths() -> 
     assert matches(EventMatch(event="user_invited"), "user_invited", {})
 
 
-def test_event_names_are_every_completed_by_event() -> None:
+def test_event_names_are_every_completed_by_event_and_the_watched_ones() -> None:
     assert event_names(PB) == {
+        "support_ticket_opened",  # the skip net's (rules §6.4)
+        "tutorial_abandoned",  # a behavioral ladder step's (rules §4)
         "user_logged_in",
         "Signed In",
         "Signed Up",
@@ -125,6 +127,8 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "core_workflow_completed",
         "data_import_validated",
         "setup_completed",
+        "support_ticket_opened",
+        "tutorial_abandoned",
         "user_invited",
         "user_logged_in",
     ]
@@ -135,12 +139,18 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
             m.status = MilestoneStatus.SKIPPED
         if m.id == "technical_setup":
             m.status = MilestoneStatus.IN_PROGRESS  # still open: still awaited
+    # What the skip net and the behavioral ladder steps watch stays awaited whatever
+    # the plan: here the logins; "Signed Up" and data imports are no longer awaited.
     assert awaited_events(PB, plan) == [
         "Account Added User",
         "Invite Sent",
+        "Signed In",
         "core_workflow_completed",
         "setup_completed",
+        "support_ticket_opened",
+        "tutorial_abandoned",
         "user_invited",
+        "user_logged_in",
     ]
 
 
@@ -159,6 +169,13 @@ def test_to_product_event_carries_id_time_and_user() -> None:
         user_id="u-7",
     )
     assert event == ProductEvent(event_id="m-1", name="user_logged_in", at=T0, user_id="u-7")
+
+
+def test_a_watched_event_is_taken_without_a_milestone() -> None:
+    event = to_product_event(
+        PB, event_id="t-1", name="support_ticket_opened", properties={}, at=T0, user_id=None
+    )
+    assert event == ProductEvent(event_id="t-1", name="support_ticket_opened", at=T0)
 
 
 def test_an_event_no_milestone_uses_is_explained() -> None:

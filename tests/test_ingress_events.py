@@ -23,6 +23,7 @@ from tests.support.ingress import (
     until,
 )
 from workflows.models import AwaitedEvents
+from workflows.playbook import load_playbook
 
 # --------------------------------------------------------------------------- product events
 
@@ -56,19 +57,20 @@ async def test_product_events_complete_milestones_with_one_signal_per_account(
     assert done["first_login"] == "done"
     assert done["technical_setup"] == "done"
 
-    # Now no open milestone needs a login (the workflow's memo says so once its task
-    # is recorded): such events stop at the ingress and no longer reach the workflow.
+    # Now no open milestone needs a sign-up (the workflow's memo says so once its task is
+    # recorded): such events stop at the ingress and no longer reach the workflow. Logins
+    # stay awaited: the skip net and the usage-drop steps count them (rules §6.4, §4).
     handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
 
-    async def login_not_awaited() -> bool:
+    async def sign_up_not_awaited() -> bool:
         awaited = await (await handle.describe()).memo_value("awaited", type_hint=AwaitedEvents)
-        return "user_logged_in" not in awaited.events
+        return "Signed Up" not in awaited.events and "user_logged_in" in awaited.events
 
-    assert await until(login_not_awaited)
-    again = await post_events(http, [track(acct, "user_logged_in")])
+    assert await until(sign_up_not_awaited)
+    again = await post_events(http, [track(acct, "Signed Up")])
     [answer] = again.json()["events"]
     assert answer["outcome"] == "ignored"
-    assert answer["reason"] == "no open milestone of this onboarding needs 'user_logged_in'"
+    assert answer["reason"] == "no open milestone of this onboarding needs 'Signed Up'"
     history = [e async for e in handle.fetch_history_events()]
     signals = [e for e in history if e.HasField("workflow_execution_signaled_event_attributes")]
     assert len(signals) == 1
@@ -164,12 +166,16 @@ async def test_once_no_milestone_needs_events_none_reach_the_workflow(
     handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
 
     async def nothing_awaited() -> bool:
+        """Only what the playbook watches whatever the plan (the skip net's usage and
+        support tickets, rules §6.4) is still awaited."""
         memo = await (await handle.describe()).memo_value(
             "awaited", None, type_hint=AwaitedEvents | None
         )
-        return memo is not None and memo.events == []
+        return memo is not None and set(memo.events) == load_playbook().event_names_watched()
 
     assert await until(nothing_awaited)
-    later = await post_events(http, [track(acct, "setup_completed"), track(acct, "user_invited")])
+    later = await post_events(
+        http, [track(acct, "Signed Up"), track(acct, "data_import_validated")]
+    )
     assert later.json()["signals"] == 0
     assert {e["outcome"] for e in later.json()["events"]} == {"ignored"}

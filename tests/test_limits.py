@@ -75,9 +75,21 @@ def spare_template(n: int) -> str:
     return f'\n[templates.spare_{n}]\nsubject = "Spare"\nbody = "{"x" * TEMPLATE_CHARS}"\n'
 
 
+def fits(text: str) -> bool:
+    try:
+        parse_playbook(text)
+    except PlaybookError:
+        return False
+    return True
+
+
 def largest_playbook_text() -> str:
-    """Every template at its longest, then more of them until the next would not fit."""
-    text = with_long_templates(DEFAULT_TEXT, TEMPLATE_CHARS)
+    """Every template at its longest (or as long as all of them fit, once the playbook
+    has more templates than `PLAYBOOK_BYTES` holds at their longest), then more of them
+    until the next would not fit."""
+    chars = TEMPLATE_CHARS
+    while not fits(text := with_long_templates(DEFAULT_TEXT, chars)):
+        chars -= 100
     n = 0
     while True:
         try:

@@ -192,6 +192,54 @@ handoff = 30
             "should match pattern",
             id="champion-gate-id",
         ),
+        pytest.param(
+            edited("after_skip_days = 7", "after_skip_days = 0"),
+            "skip_net.after_skip_days",
+            "greater than or equal to 1",
+            id="skip-net-checks-at-the-skip",
+        ),
+        pytest.param(
+            edited('support_events = ["support_ticket_opened"]', 'support_events = ["Signed In"]'),
+            "skip_net",
+            "support_events: Signed In also listed in usage_events; a support ticket is not usage",
+            id="skip-net-ticket-is-usage",
+        ),
+        pytest.param(
+            edited('template = "skip_reopened"', 'template = "skip_reopen"'),
+            "skip_net.template",
+            "no template 'skip_reopen'",
+            id="skip-net-unknown-template",
+        ),
+        pytest.param(
+            edited(
+                'count = 2\nmilestone = "first_value"\ndays = 1\ncooldown_days = 14\n',
+                'count = 2\nmilestone = "first_value"\ndays = 1\n',
+            ),
+            "ladder.high_touch[8](tutorial_abandoned)",
+            "cooldown_days: event_without_milestone needs one, so that it never repeats",
+            id="behavioral-step-without-cooldown",
+        ),
+        pytest.param(
+            edited('milestone = "first_value"\ndays = 10', 'milestone = "first_valu"\ndays = 10'),
+            "ladder.high_touch.setup_without_value.milestone",
+            "'first_valu' is not a milestone id",
+            id="behavioral-step-unknown-milestone",
+        ),
+        pytest.param(
+            edited('when = "usage_drop"\nevents', 'when = "event_without_milestone"\nevents'),
+            "ladder.high_touch[10](usage_drop)",
+            "milestone: given for event_without_milestone, and only for it",
+            id="behavioral-step-wrong-parameters",
+        ),
+        pytest.param(
+            edited(
+                'days = 14\nactions = [{ notify = "executive_sponsor"',
+                'days = 14\ncooldown_days = 3\nactions = [{ notify = "executive_sponsor"',
+            ),
+            "ladder.high_touch[4](stall_exec_sponsor)",
+            "events, count and cooldown_days are only for behavioral triggers",
+            id="cooldown-on-a-deadline-step",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

@@ -166,3 +166,12 @@ SAVE_RECORD = ActivityContract(
     # Not a local activity: a local one holds the workflow task open while it writes, so
     # a slow or busy store would delay every update's answer (seen in `make soak`).
 )
+PEER_SUPPORT_TICKETS = ActivityContract(
+    name="peer_support_tickets",
+    start_to_close=timedelta(seconds=30),
+    # A read: retried while the store is down, but for an hour at most; after that the
+    # skip net judges on usage alone (rules §6.4 (docs/rules.md)) rather than hold up
+    # the onboarding's loop (its ladder) behind the store.
+    schedule_to_close=timedelta(hours=1),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)),
+)

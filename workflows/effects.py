@@ -1,5 +1,5 @@
 """Running an onboarding's effects (`progress.Effect`) as activities: assigning a CSM,
-sending a notification.
+sending a notification, reading the peers' support tickets for the skip net.
 
 Workflow code: each schedules one activity with its contract's options. Each returns
 what it changed as `progress.Changes` (audit entries, a notification to send next),
@@ -14,7 +14,15 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contract, progress
-    from workflows.models import Audience, NotificationReceipt, OwnerAssignment, OwnerRequest
+    from workflows.models import (
+        Audience,
+        NotificationReceipt,
+        OwnerAssignment,
+        OwnerRequest,
+        PeerSupport,
+        PeerSupportRequest,
+    )
+    from workflows.progress import skipnet
 
 
 # workflow.patched() id of "a pause holds back nudges and escalations to the customer,
@@ -22,11 +30,41 @@ with workflow.unsafe.imports_passed_through():
 PAUSE_HOLDS_NUDGES_ONLY = "pause-holds-nudges-only-2026-12-01"
 
 
-async def run(o: progress.Onboarding, effect: progress.Effect) -> progress.Changes:
-    """Run `effect` now; what it changed comes back to be applied."""
+async def run(
+    o: progress.Onboarding, effect: progress.Effect, keep_times: progress.KeepTimes
+) -> progress.Changes:
+    """Run `effect` now; what it changed comes back to be applied (`keep_times`: how a
+    milestone re-opened by the skip net is credited)."""
     if isinstance(effect, progress.AssignOwner):
         return await _assign_owner(o, effect)
+    if isinstance(effect, progress.CheckSkip):
+        return await _check_skip(o, effect, keep_times)
     return await _send(o, effect)
+
+
+async def _check_skip(
+    o: progress.Onboarding, effect: progress.CheckSkip, keep_times: progress.KeepTimes
+) -> progress.Changes:
+    """The skip net's check (rules §6.4 (docs/rules.md)): the peers' support tickets from
+    the records store, then the judgement. A store still unreadable once the activity's
+    retries are spent leaves the peers out: the check is judged on usage alone."""
+    peers: PeerSupport | None = None
+    try:
+        peers = await contract.PEER_SUPPORT_TICKETS.execute(
+            PeerSupportRequest(account_id=o.deal.account_id, tier=o.progress.tier),
+            PeerSupport,
+            summary=f"Skip net: peers' support tickets ({effect.check.milestone_id})",
+        )
+    except ActivityError as err:
+        workflow.logger.warning(
+            "skip net: peers unreadable: %s",
+            err.cause or err,
+            extra={"account_id": o.deal.account_id},
+        )
+    now = workflow.now()
+    out = skipnet.judge(o, effect.check, peers, now)
+    progress.credit_observed_events(o, out, now, keep_times)
+    return out
 
 
 async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) -> progress.Changes:

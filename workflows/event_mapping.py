@@ -110,16 +110,21 @@ def matches(rule: EventMatch, name: str, properties: Mapping[str, object]) -> bo
 
 
 def event_names(playbook: Playbook) -> frozenset[str]:
-    """Every event name some milestone of the playbook is completed by."""
-    return frozenset(
-        name for m in playbook.milestones if m.completed_by for name in m.completed_by.events
+    """Every event name some milestone of the playbook is completed by, and those it
+    watches besides (`Playbook.event_names_watched`)."""
+    return (
+        frozenset(
+            name for m in playbook.milestones if m.completed_by for name in m.completed_by.events
+        )
+        | playbook.event_names_watched()
     )
 
 
 def awaited_events(playbook: Playbook, milestones: Sequence[Milestone]) -> list[str]:
-    """Sorted names of the events that complete the plan's open milestones: the only
-    events worth signalling to this onboarding."""
-    names: set[str] = set()
+    """Sorted names of the events that complete the plan's open milestones, and those
+    the playbook watches whatever the plan: the only events worth signalling to this
+    onboarding."""
+    names = playbook.event_names_watched()
     for milestone in milestones:
         spec = playbook.milestone(milestone.id)
         if milestone.is_open and spec is not None and spec.completed_by is not None:
@@ -168,12 +173,15 @@ def to_product_event(
     """The `ProductEvent` the workflow understands, or why this event completes nothing.
 
     The playbook guarantees every milestone completed by one event name uses the same
-    conditions, so the first such milestone decides.
+    conditions, so the first such milestone decides. A name only watched (a support
+    ticket, usage for the skip net) has no conditions.
     """
     spec = next(
         (m for m in playbook.milestones if m.completed_by and name in m.completed_by.events),
         None,
     )
+    if spec is None and name in playbook.event_names_watched():
+        return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
     if spec is None or spec.completed_by is None:
         return f"no milestone of playbook {playbook.version} is completed by {name!r}"
     if not matches(spec.completed_by, name, properties):

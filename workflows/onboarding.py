@@ -267,6 +267,7 @@ class AccountOnboarding:
         now = workflow.now()
         counted = self.early if self.early is not None else self.progress
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
+        recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
         for event in batch.events:
             if self._seen(event.event_id):
@@ -275,7 +276,7 @@ class AccountOnboarding:
                 # Counted names stay bounded by the playbook (the ingress drops these first).
                 self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
-            facts.count(counted, event, now, keep)
+            facts.count(counted, event, now, keep, recent)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
@@ -372,7 +373,8 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.SKIP_MILESTONE)
     def skip_milestone(self, req: SkipRequest) -> OnboardingStatus:
-        """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md))."""
+        """The customer refuses a step: recorded with a risk flag, and checked again by the
+        playbook's safety net (rules §6.4 (docs/rules.md))."""
         return self._changed(rule.skip(self._o(), req, workflow.now()))
 
     @skip_milestone.validator
@@ -468,7 +470,7 @@ class AccountOnboarding:
             if self.progress.cancelled is not None:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
-            self._apply(await effects.run(self._o(), self.outbox.pop(0)))
+            self._apply(await effects.run(self._o(), self.outbox.pop(0), self._times_kept))
 
     # ------------------------------------------------------------------ time
 

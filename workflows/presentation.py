@@ -25,7 +25,7 @@ from workflows.models import (
     Playbook,
     TtvBreakdown,
 )
-from workflows.progress import champion
+from workflows.progress import champion, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -98,6 +98,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         churn_reason=deal.churn_reason,
         success_plan=p.success_plan,
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
+        support_tickets=skipnet.support_tickets(p, o.playbook),
     )
 
 

@@ -62,6 +62,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         tier_changes=status.tier_changes,
         pauses=pauses(status.audit),
         audit=status.audit,
+        support_tickets=status.support_tickets,
     )
 
 

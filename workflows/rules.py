@@ -394,7 +394,39 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
                 k = max(done) + 1 if done else 0
                 at = progress.last_progress_at + (step.days + k * (step.repeat_days or 0)) * DAY
                 steps.append(DueStep(f"{stem}{k}", at, step, order))
+            case Trigger.EVENT_WITHOUT_MILESTONE | Trigger.USAGE_DROP:
+                if (due := behavior_due(progress, step, prefix)) and due.key not in fired:
+                    steps.append(replace(due, order=order))
     return sorted(steps, key=lambda s: (s.at, s.order))
+
+
+def behavior_due(progress: OnboardingProgress, step: EscalationStep, prefix: str) -> DueStep | None:
+    """When a behavioral step (rules §4 (docs/rules.md)) comes due, from the latest times
+    of its `events` (`progress.recent_times`), or None.
+
+    Only events after the step last fired in this tier count, and it fires again no
+    sooner than `cooldown_days` after that. `event_without_milestone`: `count` of them,
+    and `milestone` still open `days` after the latest. `usage_drop`: `count` of them
+    within `active_days` (an active period), then none for `days`. The key names the
+    latest event, so each burst of events fires the step once."""
+    latest = sorted(t for name in step.events for t in progress.recent_times.get(name, ()))
+    last = max(
+        (e.at for e in progress.escalations if e.step_id == step.id and e.tier is progress.tier),
+        default=None,
+    )
+    window = latest[-step.count :]
+    if len(window) < step.count or (last is not None and window[0] <= last):
+        return None
+    if step.when is Trigger.EVENT_WITHOUT_MILESTONE:
+        assert step.milestone is not None
+        if not _open(progress, step.milestone):
+            return None
+    elif window[-1] - window[0] > (step.active_days or 0) * DAY:
+        return None
+    at = window[-1] + step.days * DAY
+    if last is not None:
+        at = max(at, last + (step.cooldown_days or 0) * DAY)
+    return DueStep(f"{prefix}@{window[-1].isoformat()}", at, step, 0, step.milestone)
 
 
 def next_milestone(milestones: list[Milestone]) -> Milestone | None:

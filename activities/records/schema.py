@@ -75,6 +75,8 @@ onboarding = sa.Table(
     sa.Index("ix_onboarding_cohort_tier", "cohort", "tier"),
     sa.Index("ix_onboarding_state", "state"),
     sa.Index("ix_onboarding_owner", "owner"),
+    # The skip net's peers (rules §6.4): support tickets of the open onboardings of a tier.
+    sa.Column("support_tickets", sa.Integer, nullable=False, server_default="0"),
 )
 
 milestone = sa.Table(

@@ -5,6 +5,7 @@ URL setting), its schema kept by Alembic migrations.
     store.save(record)          # True if written; False if it had this revision or later
     store.get("001...")         # OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
+    store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
 thread: the activities through one `LazyStore` per worker process, the ingress through
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import statistics
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from activities.records.schema import (
     tier_change,
 )
 from workflows.models.record import OnboardingRecord
-from workflows.models.vocabulary import OnboardingState
+from workflows.models.vocabulary import OnboardingState, Tier
 
 MIGRATIONS = "activities.records:migrations"
 # Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
@@ -111,6 +113,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "paused_days_total": record.paused_days_total,
         "decision_required": record.decision_required,
         "document": record.model_dump(mode="json"),
+        "support_tickets": record.support_tickets,
     }
 
 
@@ -311,6 +314,21 @@ class RecordStore:
         query = sa.select(onboarding.c.cohort).distinct().order_by(onboarding.c.cohort)
         with self.engine.connect() as conn:
             return list(conn.scalars(query))
+
+    def support_ticket_median(self, tier: Tier, account_id: str) -> tuple[float | None, int]:
+        """The median of the support tickets of the open onboardings (neither completed
+        nor cancelled) of `tier` other than `account_id`, and how many there are (None,
+        0 without any): the skip net's peers (rules §6.4 (docs/rules.md)). The median is
+        taken here, not in SQL: SQLite has no percentile function."""
+        ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
+        query = sa.select(onboarding.c.support_tickets).where(
+            onboarding.c.tier == tier.value,
+            onboarding.c.state.not_in(ended),
+            onboarding.c.account_id != account_id,
+        )
+        with self.engine.connect() as conn:
+            tickets = [int(n) for n in conn.scalars(query)]
+        return (statistics.median(tickets) if tickets else None), len(tickets)
 
     # ------------------------------------------------------------------ progress links
 

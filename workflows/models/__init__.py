@@ -23,6 +23,8 @@ from workflows.models.activities import (
     NotificationReceipt,
     OwnerAssignment,
     OwnerRequest,
+    PeerSupport,
+    PeerSupportRequest,
     StartOptions,
 )
 from workflows.models.deal import (
@@ -90,6 +92,7 @@ from workflows.models.playbook import (
     Playbook,
     PropertyCondition,
     Scalar,
+    SkipNet,
     SuccessPlanRule,
     Targets,
     TierRule,
@@ -107,6 +110,7 @@ from workflows.models.state import (
     OnboardingProgress,
     Pause,
     RejectedMessage,
+    SkipCheck,
     TierChange,
     TierDecision,
 )
@@ -209,6 +213,8 @@ __all__ = [
     "OwnerRequest",
     "Pause",
     "PauseRequest",
+    "PeerSupport",
+    "PeerSupportRequest",
     "Phase",
     "PlanDatetime",
     "Playbook",
@@ -219,6 +225,8 @@ __all__ = [
     "RejectedMessage",
     "ResumeRequest",
     "Scalar",
+    "SkipCheck",
+    "SkipNet",
     "SkipRequest",
     "StartOptions",
     "SuccessCriteriaRequest",

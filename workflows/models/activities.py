@@ -84,3 +84,20 @@ class HubSpotDealStage(BaseModel):
     stage: str = Field(description="The `dealstage` id, e.g. `closedlost` or `1187654322`")
     meaning: DealStage
     label: str = Field(description="The stage and pipeline by name, for people")
+
+
+class PeerSupportRequest(BaseModel):
+    """Activity `peer_support_tickets`: the peers of `account_id` are the other open
+    onboardings of `tier` (rules §6.4 (docs/rules.md))."""
+
+    account_id: str
+    tier: Tier
+
+
+class PeerSupport(BaseModel):
+    """Support tickets of the peers, as the records store has them: their median (None
+    without peers) and how many peers there are."""
+
+    tier: Tier
+    median: float | None
+    peers: int = Field(ge=0)

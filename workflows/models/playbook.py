@@ -192,6 +192,10 @@ class Action(BaseModel):
         return "adopt fallback success criteria"
 
 
+EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+BEHAVIORAL = (Trigger.EVENT_WITHOUT_MILESTONE, Trigger.USAGE_DROP)
+
+
 class EscalationStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -202,13 +206,45 @@ class EscalationStep(BaseModel):
         default=None, ge=1, le=MAX_PLAN_DAYS, description="no_progress only"
     )
     actions: list[Action] = Field(min_length=1)
+    # Behavioral triggers (rules §4 (docs/rules.md)): what the product events show.
+    events: list[EventName] = Field(
+        default_factory=list, max_length=MAX_EVENT_NAMES, description="Behavioral only"
+    )
+    count: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT, description="Behavioral only")
+    milestone: str | None = Field(default=None, description="event_without_milestone only")
+    active_days: int | None = Field(
+        default=None, ge=1, le=MAX_PLAN_DAYS, description="usage_drop only"
+    )
+    cooldown_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PLAN_DAYS,
+        description="Behavioral only: the least time between two firings",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> EscalationStep:
-        if self.when is not Trigger.MILESTONE_OVERDUE and self.days == 0:
+        immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
+        if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
         if self.repeat_days is not None and self.when is not Trigger.NO_PROGRESS:
             raise ValueError("repeat_days is only for no_progress")
+        if self.when in BEHAVIORAL:
+            if not self.events:
+                raise ValueError(f"events: {self.when.value} watches at least one event")
+            if len(set(self.events)) != len(self.events):
+                raise ValueError("events: an event name is listed twice")
+            if self.cooldown_days is None:
+                raise ValueError(
+                    f"cooldown_days: {self.when.value} needs one, so that it never repeats "
+                    "itself into spam"
+                )
+        elif self.events or self.count != 1 or self.cooldown_days is not None:
+            raise ValueError("events, count and cooldown_days are only for behavioral triggers")
+        if (self.milestone is None) == (self.when is Trigger.EVENT_WITHOUT_MILESTONE):
+            raise ValueError("milestone: given for event_without_milestone, and only for it")
+        if (self.active_days is None) == (self.when is Trigger.USAGE_DROP):
+            raise ValueError("active_days: given for usage_drop, and only for it")
         return self
 
 
@@ -382,6 +418,55 @@ class SuccessPlanRule(BaseModel):
         return self
 
 
+class SkipNet(BaseModel):
+    """The safety net under a refused step (rules §6.4 (docs/rules.md)): a skipped gate
+    is looked at again on day `check_day` after closed-won (shifted by pauses), or
+    `after_skip_days` after the skip when that is later. It re-opens, due `reopen_days`
+    later, when fewer than `min_usage_events` product events (any but support tickets)
+    came since the skip, or when the account's support tickets (`support_events`) are
+    above the median of the open onboardings of its tier; the owner is told
+    (`template`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check_day: int = Field(default=14, ge=1, le=MAX_PLAN_DAYS)
+    after_skip_days: int = Field(
+        default=7,
+        ge=1,
+        le=MAX_PLAN_DAYS,
+        description="A skip after check_day is checked this long after it: at the skip "
+        "itself no usage since the skip can have been seen",
+    )
+    reopen_days: int = Field(default=7, ge=1, le=MAX_PLAN_DAYS)
+    min_usage_events: int = Field(default=1, ge=1, le=MAX_EVENT_COUNT)
+    usage_events: list[EventName] = Field(
+        default_factory=lambda: ["user_logged_in", "Signed In", "core_workflow_completed"],
+        max_length=MAX_EVENT_NAMES,
+        description="Counted whenever they come, so that usage after their milestone is "
+        "reached is still seen",
+    )
+    support_events: list[EventName] = Field(
+        default_factory=lambda: ["support_ticket_opened"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+    template: str = "skip_reopened"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SkipNet:
+        both = sorted(set(self.usage_events) & set(self.support_events))
+        if both:
+            raise ValueError(
+                f"support_events: {', '.join(both)} also listed in usage_events; a support "
+                "ticket is not usage"
+            )
+        for key in ("usage_events", "support_events"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: an event name is listed twice")
+        return self
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -414,6 +499,9 @@ class Playbook(BaseModel):
     )
     success_plan: SuccessPlanRule | None = Field(
         default=None, description="Tiers whose schedule waits for the success plan; none: no tier"
+    )
+    skip_net: SkipNet | None = Field(
+        default=None, description="None (playbooks pinned before it): no safety net"
     )
 
     @model_validator(mode="after")
@@ -471,9 +559,12 @@ class Playbook(BaseModel):
                     )
             if m.on_done and m.on_done not in self.templates:
                 raise ValueError(f"milestones.{m.id}.on_done: no template {m.on_done!r}")
-        if len(by_event) > MAX_PLAYBOOK_EVENT_NAMES:
+        if self.skip_net is not None and self.skip_net.template not in self.templates:
+            raise ValueError(f"skip_net.template: no template {self.skip_net.template!r}")
+        names = self.event_names_watched() | by_event.keys()
+        if len(names) > MAX_PLAYBOOK_EVENT_NAMES:
             raise ValueError(
-                f"milestones: {len(by_event)} product event names; at most "
+                f"milestones: {len(names)} product event names; at most "
                 f"{MAX_PLAYBOOK_EVENT_NAMES} (each onboarding keeps their times)"
             )
         for tier, steps in self.ladder.items():
@@ -484,12 +575,35 @@ class Playbook(BaseModel):
                 for a in s.actions:
                     if a.template and a.template not in self.templates:
                         raise ValueError(f"ladder.{tier.value}.{s.id}: no template {a.template!r}")
+                if s.milestone is not None and s.milestone not in ids:
+                    raise ValueError(
+                        f"ladder.{tier.value}.{s.id}.milestone: {s.milestone!r} is not a "
+                        "milestone id"
+                    )
         if (change := self.champion_change) is not None:
             for key in ("csm_template", "leadership_template"):
                 if getattr(change, key) not in self.templates:
                     raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
         self._tracks_consistent(ids)
         return self
+
+    def event_names_watched(self) -> set[str]:
+        """Event names counted beyond the milestones' own (the skip net's usage and
+        support tickets, the behavioral ladder steps' events): always worth signalling
+        while the onboarding runs."""
+        net = self.skip_net
+        names = set(net.usage_events) | set(net.support_events) if net else set()
+        return names | set(self.recent_times_kept())
+
+    def recent_times_kept(self) -> dict[str, int]:
+        """Per event name a behavioral ladder step watches, how many of its latest times
+        an onboarding keeps (the most any such step counts)."""
+        kept: dict[str, int] = {}
+        for steps in self.ladder.values():
+            for s in steps:
+                for name in s.events:
+                    kept[name] = max(kept.get(name, 0), s.count)
+        return kept
 
     def _tracks_consistent(self, ids: list[str]) -> None:
         """Each track names known milestones, keeps the value milestone (activation and

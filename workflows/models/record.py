@@ -63,6 +63,9 @@ class OnboardingRecord(BaseModel):
     tier_changes: list[TierChange]
     pauses: list[PauseSpan]
     audit: list[AuditEntry]
+    support_tickets: int = Field(
+        default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
+    )
 
 
 class RecordSaved(BaseModel):

@@ -128,6 +128,17 @@ class ConfirmedSuccessPlan(BaseModel):
     target_dates: dict[str, datetime] = Field(default_factory=dict)
 
 
+class SkipCheck(BaseModel):
+    """The safety net's look at a skipped gate (rules §6.4 (docs/rules.md)), pending until
+    `due_at` (shifted by pauses). `usage_at_skip`: product events counted by the skip,
+    support tickets aside; usage since the skip is the count now less this."""
+
+    milestone_id: str
+    skipped_at: datetime
+    due_at: datetime
+    usage_at_skip: int
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -167,6 +178,14 @@ class OnboardingProgress(BaseModel):
     )
     success_plan: ConfirmedSuccessPlan | None = Field(
         default=None, description="Once confirmed: provisional deadlines stand from then on"
+    )
+    skip_checks: list[SkipCheck] = Field(
+        default_factory=list, description="The skip net's checks still to come (one per skip)"
+    )
+    recent_times: dict[str, list[datetime]] = Field(
+        default_factory=dict,
+        description="Per event name a behavioral ladder step watches, the latest times it "
+        "happened (as many as the step counts; `Playbook.recent_times_kept`)",
     )
 
 

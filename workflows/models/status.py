@@ -120,3 +120,6 @@ class OnboardingStatus(BaseModel):
     schedule_provisional: bool = Field(
         default=False, description="Some open deadline waits for the success plan"
     )
+    support_tickets: int = Field(
+        default=0, description="Support tickets opened (the skip net's `support_events`)"
+    )

@@ -82,6 +82,10 @@ class Trigger(StrEnum):
     NO_PROGRESS = "no_progress"  # `days` after the last milestone progress
     ACTIVATION_MISSED = "activation_missed"  # `days` after closed-won, no first value
     NO_SUCCESS_CRITERIA = "no_success_criteria"  # `days` after closed-won, none agreed
+    # `days` after the latest of `count` `events` (since it last fired), `milestone` open
+    EVENT_WITHOUT_MILESTONE = "event_without_milestone"
+    # `days` without `events` after `count` of them within `active_days`
+    USAGE_DROP = "usage_drop"
 
 
 class Audience(StrEnum):

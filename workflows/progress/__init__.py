@@ -6,7 +6,7 @@ nothing here reads the clock, does I/O or calls the SDK: `now` is always an argu
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited; likewise
 `customer_clock` at a tier change and `nudges_only` in `held_back`. By role (all
-but `checks` and `facts` importable from here):
+but `checks`, `facts` and `skipnet` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
@@ -15,12 +15,14 @@ but `checks` and `facts` importable from here):
 - `checks`: whether an update may apply now (the workflow's validators)
 - `facts`: messages taken once by event id, product events counted with their times
 - `champion`: a champion change's re-alignment window, its gates and its lapse
+- `skipnet`: the safety net under a skipped step (its check planned, due, judged)
 """
 
 from workflows.progress.champion import change_champion, gate_done
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CheckSkip,
     CustomerClock,
     Effect,
     KeepTimes,
@@ -52,6 +54,7 @@ from workflows.progress.pause import held_back, resume, shift_for_pause, start_p
 __all__ = [
     "AssignOwner",
     "Changes",
+    "CheckSkip",
     "CustomerClock",
     "Effect",
     "KeepTimes",

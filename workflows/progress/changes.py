@@ -1,7 +1,8 @@
 """What a state change asks of the workflow, and the effects themselves.
 
 `Changes` carries audit entries to record, effects to run in order (`Notify`: a
-notification to send; `AssignOwner`: a CSM to assign), messages rejected and ladder
+notification to send; `AssignOwner`: a CSM to assign; `CheckSkip`: the skip net's
+check to run), messages rejected and ladder
 steps fired. `Onboarding` is the state with what it is read with. `notify` builds a
 notification's variables from the state, `recipient` says who it goes to and
 `notification` makes it the `notify` activity's argument.
@@ -27,6 +28,7 @@ from workflows.models import (
     Phase,
     Playbook,
     RejectedMessage,
+    SkipCheck,
     TtvBreakdown,
 )
 
@@ -60,7 +62,15 @@ class AssignOwner:
     reason: str
 
 
-Effect = Notify | AssignOwner
+@dataclass
+class CheckSkip:
+    """Run the skip net's check (rules §6.4 (docs/rules.md)): read the peers' support
+    tickets, then judge (`skipnet.judge`)."""
+
+    check: SkipCheck
+
+
+Effect = Notify | AssignOwner | CheckSkip
 
 
 @dataclass

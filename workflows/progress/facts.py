@@ -5,6 +5,7 @@ happened. Pure: the workflow owns the lookup set, the state owns the list."""
 from __future__ import annotations
 
 import hashlib
+from bisect import insort
 from datetime import datetime
 
 from workflows import event_mapping
@@ -38,10 +39,17 @@ def count(
     event: ProductEvent,
     now: datetime,
     keep: dict[str, int],
+    recent: dict[str, int] | None = None,
 ) -> None:
     """Count `event`; when its name's times are kept (`keep`: how many, by name), keep
-    when it happened too (its own time, never later than `now`)."""
+    when it happened too (its own time, never later than `now`): the earliest for
+    milestones, and (`recent`, once begun: behavioral ladder steps) the latest."""
     facts.event_counts[event.name] = facts.event_counts.get(event.name, 0) + 1
+    at = min(event.at or now, now)
     if n := keep.get(event.name):
         times = facts.event_times.setdefault(event.name, [])
-        event_mapping.record_time(times, min(event.at or now, now), n)
+        event_mapping.record_time(times, at, n)
+    if isinstance(facts, OnboardingProgress) and (n := (recent or {}).get(event.name)):
+        latest = facts.recent_times.setdefault(event.name, [])
+        insort(latest, at)
+        del latest[:-n]

@@ -19,10 +19,12 @@ from workflows.models import (
     TierChange,
     Trigger,
 )
+from workflows.progress import skipnet
 from workflows.progress.champion import lapse_due, next_lapse
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
+    CheckSkip,
     CustomerClock,
     KeepTimes,
     Onboarding,
@@ -42,8 +44,9 @@ def advance(
 ) -> Changes:
     """Everything that has come due by `now`, in the order it came due: the pause's own
     duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
-    the next phase (`phase`: the one last seen), and the handoff when none is left.
-    `keep_times` and `customer_clock` are the patched rules `change_tier` asks."""
+    the skip net's checks (rules §6.4, run as effects), the next phase (`phase`: the one
+    last seen), and the handoff when none is left. `keep_times` and `customer_clock` are
+    the patched rules `change_tier` asks."""
     p, out = o.progress, Changes(phase=phase)
     if p.finished_at is not None:
         return out
@@ -56,6 +59,7 @@ def advance(
         else:
             _escalate(o, out, step, now, keep_times, customer_clock)
     lapse_due(o, out, now)
+    out.effects += [CheckSkip(check) for check in skipnet.due(p, now)]
     current = rules.current_phase(p.milestones)
     if current != out.phase:
         out.phase = current
@@ -207,8 +211,8 @@ def _record_step(
 
 def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
     """When the loop must wake next without a message, and why (the timer's summary):
-    the pause's resume or reminder, else the earliest of the ladder's next step and a
-    re-alignment window's end (rules §6.3); None when done."""
+    the pause's resume or reminder, else the earliest of the ladder's next step, a
+    re-alignment window's end (rules §6.3) and a skip-net check; None when done."""
     p = o.progress
     if p.finished_at is not None:
         return None
@@ -224,6 +228,9 @@ def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
 def _next_step(o: Onboarding) -> tuple[datetime, str] | None:
     p = o.progress
     steps = rules.ladder_steps(p, o.playbook)
+    check = skipnet.next_check(p)
+    if check is not None and (not steps or check.due_at < steps[0].at):
+        return check.due_at, f"Skip net: {check.milestone_id} checked {day_text(check.due_at)}"
     if not steps:
         return None
     step = steps[0]

@@ -30,6 +30,7 @@ from workflows.models import (
     SuccessPlanConfirmation,
     Tier,
 )
+from workflows.progress import skipnet
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -183,7 +184,8 @@ def credit_observed_events(
 
 def skip(o: Onboarding, req: SkipRequest, now: datetime) -> Changes:
     """The customer refuses a step: recorded with a risk flag (rules §6.4 (docs/rules.md));
-    it is movement."""
+    it is movement. The playbook's safety net, if it has one, plans its check of the
+    skip (`skipnet.plan`)."""
     p, out = o.progress, Changes()
     m = milestone(p, req.milestone_id)
     assert m is not None, "validated by the update"
@@ -192,6 +194,7 @@ def skip(o: Onboarding, req: SkipRequest, now: datetime) -> Changes:
     p.progress_epoch += 1
     p.last_progress_at = now
     out.log(now, "milestone_skipped", f"{m.title}: {req.reason}", req.by)
+    skipnet.plan(o, m, now)
     return out
 
 

@@ -74,8 +74,8 @@ def next_paused_duty(o: Onboarding) -> tuple[datetime, str]:
 
 def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
     """End the pause: the SLA clock, the stall clock (unless progress came during the
-    pause), every open milestone's dates and an open re-alignment window's end (rules
-    §6.3) move by the time paused, which is returned."""
+    pause), every open milestone's dates, an open re-alignment window's end (rules §6.3)
+    and the skip net's pending checks move by the time paused, which is returned."""
     assert p.pause is not None
     paused_for = now - p.pause.since
     p.paused_days_total += paused_for / DAY
@@ -89,6 +89,8 @@ def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
     for w in p.champion_windows:
         if w.outcome == "open":
             w.due_at += paused_for
+    for check in p.skip_checks:
+        check.due_at += paused_for
     p.pause = None
     return paused_for
 
