@@ -1,5 +1,5 @@
-"""The `fetch_hubspot_deal` and `fetch_hubspot_champion` activities against a local HTTP server shaped like HubSpot's
-CRM v3 API, which records what it was asked."""
+"""The `fetch_hubspot_deal` and `fetch_hubspot_champion` activities against a local HTTP
+server shaped like HubSpot's CRM v3 API, which records what it was asked."""
 
 from __future__ import annotations
 

@@ -186,7 +186,8 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
             else f"contact {r['contact_id']}: {r['detail']}"
             for r in failed
         )
-        answer |= error_body("intake_failed", "deals", reason)
+        field = "deals" if any("deal_id" in r for r in failed) else "champions"
+        answer |= error_body("intake_failed", field, reason)
         headers = {"Retry-After": str(INTAKE_FAILED_RETRY_AFTER_S)}
         return JSONResponse(answer, status_code=503, headers=headers)
     pending = any(r.get("pending") for r in results)
