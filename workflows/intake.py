@@ -143,5 +143,5 @@ class HubSpotChampionIntake:
                 delivery_id=workflow.info().workflow_id,
             ),
             ChampionChangeOutcome,
-            summary=f"New champion {read.contact.email} for {read.account_id}",
+            summary=f"New champion for {read.account_id} (HubSpot contact {ref.contact_id})",
         )

@@ -169,11 +169,13 @@ def salesforce_contact_role(
     if role not in champion_roles:
         listed = " or ".join(map(repr, champion_roles))
         return Ignored(ref=ref, reason=f"Role is {role!r}, not {listed}: no new champion")
-    contact, opp = (ocr.get(key) for key in ("Contact", "Opportunity"))
-    for key, record in (("Contact", contact), ("Opportunity", opp)):
+    related: dict[str, dict[str, Any]] = {}
+    for key in ("Contact", "Opportunity"):
+        record = ocr.get(key)
         if not isinstance(record, dict):
             raise PayloadError(f"{CONTACT_ROLE}.{key}", "missing, or not an object")
-    assert isinstance(contact, dict) and isinstance(opp, dict)
+        related[key] = record
+    contact, opp = related["Contact"], related["Opportunity"]
     path = f"{CONTACT_ROLE}.Opportunity"
     account_id = canonical_account_id(required_text(opp, "AccountId", path))
     if not ACCOUNT_ID.match(account_id):
