@@ -28,14 +28,14 @@ from activities.money import FxRatesError
 from activities.records.store import RecordStore, RecordStoreError
 from activities.settings import settings_problems
 from workflows.contract import TASK_QUEUE
-from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
+from workflows.intake import HubSpotChampionIntake, HubSpotDealIntake, HubSpotDealLostIntake
 from workflows.onboarding import AccountOnboarding
 
 log = structlog.get_logger("worker")
 
 # In-flight activities (an email being sent) get this long to finish on shutdown.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
-WORKFLOWS = (AccountOnboarding, HubSpotDealIntake, HubSpotDealLostIntake)
+WORKFLOWS = (AccountOnboarding, HubSpotDealIntake, HubSpotDealLostIntake, HubSpotChampionIntake)
 
 
 def compile_workflow_modules() -> None:

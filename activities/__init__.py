@@ -5,7 +5,11 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.crm import HubSpotClient
-from activities.delivery import deliver_deal_activity, report_deal_lost_activity
+from activities.delivery import (
+    deliver_deal_activity,
+    report_champion_change_activity,
+    report_deal_lost_activity,
+)
 from activities.logging import configure_logging
 from activities.notify import Notifier
 from activities.owners import OwnerRoster
@@ -34,4 +38,6 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
         report_deal_lost_activity,
         records.save_record,
         peers.peer_support_tickets,
+        hubspot.fetch_hubspot_champion,
+        report_champion_change_activity,
     ]

@@ -1,5 +1,6 @@
 """HubSpot's CRM API: the `fetch_hubspot_deal` and `fetch_hubspot_deal_stage` activities
-(read the deal a HubSpot webhook named by id), and `HubSpotStages` (what a deal stage id
+(read the deal a HubSpot webhook named by id), `fetch_hubspot_champion` (read a contact
+whose buying role became champion, rules §6.3), and `HubSpotStages` (what a deal stage id
 means, from HubSpot's deal pipelines), which the ingress uses too.
 
 HubSpot webhooks carry only ids, so the deal, its company and its contacts are read from
@@ -23,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.crm_records import HUBSPOT_FIELDS, PayloadError, StageMeaning
 from activities.hubspot_records import (
+    hubspot_champion,
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
@@ -31,7 +33,14 @@ from activities.hubspot_records import (
 from activities.money import load_fx_rates
 from activities.settings import Settings, SharedSettings
 from workflows import contract
-from workflows.models import ClosedWonDeal, DealStage, HubSpotDealRef, HubSpotDealStage
+from workflows.models import (
+    ClosedWonDeal,
+    DealStage,
+    HubSpotChampion,
+    HubSpotContactRef,
+    HubSpotDealRef,
+    HubSpotDealStage,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -219,6 +228,36 @@ class HubSpotClient:
                 acv_usd=result.acv_usd,
             )
             return result
+
+    @activity.defn(name=contract.FETCH_HUBSPOT_CHAMPION.name)
+    async def fetch_hubspot_champion(self, ref: HubSpotContactRef) -> HubSpotChampion:
+        """The contact as it is now, and its company: whether it is still a champion
+        (`ONBOARDING_HUBSPOT_CHAMPION_PROPERTY` holds one of
+        `..._CHAMPION_VALUES`). A deleted contact is not one; an email that is not an
+        address raises `HubSpotDealError` (permanent)."""
+        settings = self._settings
+        role = settings.hubspot_champion_property
+        with structlog.contextvars.bound_contextvars(contact_id=ref.contact_id):
+            async with _api(settings) as client:
+                contact = await _get(
+                    client,
+                    f"/crm/v3/objects/contacts/{ref.contact_id}",
+                    {"properties": f"email,firstname,lastname,{role}", "associations": "companies"},
+                    missing=None,  # deleted since: nobody to re-align with
+                )
+            try:
+                read = hubspot_champion(
+                    contact, ref.contact_id, role, settings.hubspot_champion_values
+                )
+            except PayloadError as exc:
+                raise _permanent(f"contact {ref.contact_id}: {exc}") from None
+            log.info(
+                "hubspot_champion_fetched",
+                account_id=read.account_id,
+                champion=read.contact is not None,
+                detail=read.detail,
+            )
+            return read
 
 
 async def _get(

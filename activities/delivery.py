@@ -1,5 +1,6 @@
 """`deliver_deal`: hand a fetched CRM deal to the account's onboarding (a start, or the
-`provide_deal` update); `report_deal_lost`: a lost deal, to its `deal_lost` update."""
+`provide_deal` update); `report_deal_lost`: a lost deal, to its `deal_lost` update;
+`report_champion_change`: a CRM's new champion, to its `change_contact` update."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from activities.starting import (
+    AlreadyOnboardedError,
+    deliver_deal,
+    report_champion_change,
+    report_deal_lost,
+)
 from activities.temporal_errors import update_rejection
 from workflows import contract
-from workflows.models import DealAcceptance, DealHandoff, DealLostOutcome, DealLostReport
+from workflows.models import (
+    ChampionChangeOutcome,
+    ChampionChangeReport,
+    DealAcceptance,
+    DealHandoff,
+    DealLostOutcome,
+    DealLostReport,
+)
 
 log = structlog.get_logger("activities.delivery")
 
@@ -52,5 +65,22 @@ async def report_deal_lost_activity(report: DealLostReport) -> DealLostOutcome:
     )
     log.info(
         "deal lost", account_id=report.account_id, applied=outcome.applied, detail=outcome.detail
+    )
+    return outcome
+
+
+@activity.defn(name=contract.REPORT_CHAMPION_CHANGE.name)
+async def report_champion_change_activity(report: ChampionChangeReport) -> ChampionChangeOutcome:
+    """Idempotent: the update's id is the report's `delivery_id`, and the onboarding
+    refuses a champion it already has."""
+    outcome = await report_champion_change(
+        activity.client(), report.account_id, report.change, report.delivery_id
+    )
+    log.info(
+        "champion change",
+        account_id=report.account_id,
+        applied=outcome.applied,
+        window_opened=outcome.window_opened,
+        detail=outcome.detail,
     )
     return outcome

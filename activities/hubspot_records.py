@@ -1,7 +1,8 @@
 """HubSpot CRM v3 records -> domain models, for the HubSpot deal fetch (`activities.crm`):
 what each deal stage id means (from the deal pipelines), the deal's company and contact
 ids (from its associations), and the closed-won deal from the deal, company and contact
-reads. Properties map as `activities.crm_records.HUBSPOT_FIELDS` says. Pure functions:
+reads, and a contact read as the account's new champion (`hubspot_champion`). Properties
+map as `activities.crm_records.HUBSPOT_FIELDS` says. Pure functions:
 no I/O, no clock.
 """
 
@@ -21,7 +22,14 @@ from activities.crm_records import (
     mapped_contact,
 )
 from activities.money import NO_RATES, FxRates
-from workflows.models import ClosedWonDeal, Contact, ContactRole, CrmRef, DealStage
+from workflows.models import (
+    ClosedWonDeal,
+    Contact,
+    ContactRole,
+    CrmRef,
+    DealStage,
+    HubSpotChampion,
+)
 
 
 def hubspot_pipeline_stages(body: Mapping[str, Any]) -> dict[str, StageMeaning]:
@@ -148,3 +156,45 @@ def _is_zero(value: object) -> bool:
         return float(value) == 0  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+
+
+def hubspot_champion(
+    contact: Mapping[str, Any], contact_id: str, role_property: str, champion_values: Sequence[str]
+) -> HubSpotChampion:
+    """A contact read (`GET /crm/v3/objects/contacts/{id}` with `associations=companies`)
+    as the account's new champion (rules §6.3 (docs/rules.md)), or why it is not one.
+
+    The champion is a contact whose `role_property` (multi-select: values joined by `;`)
+    holds one of `champion_values`, with an email (to be reached) and a company (its
+    primary one, `contact_to_company`, is the account). `{}` (deleted since) is not one.
+    Raises PayloadError for an email that is not an address.
+    """
+    if not contact:
+        return HubSpotChampion(
+            contact_id=contact_id, account_id=None, contact=None, detail="contact not found"
+        )
+    props = contact.get("properties") or {}
+    roles = [v.strip() for v in str(props.get(role_property) or "").split(";") if v.strip()]
+    companies = _association_results(contact, "companies")
+    primary = [r for r in companies if r.get("type") == "contact_to_company"]
+    account_id = str((primary or companies)[0]["id"]) if companies else None
+    found = f"{role_property} is {';'.join(roles) or '(empty)'}"
+    email = str(props.get("email") or "").strip()
+    why_not = (
+        f"no longer the champion: {found}, none of {', '.join(champion_values)}"
+        if not set(roles) & set(champion_values)
+        else "the contact has no email address, so nobody could be reached"
+        if not email
+        else "the contact has no company, so there is no account to re-align"
+        if account_id is None
+        else None
+    )
+    if why_not is not None:
+        return HubSpotChampion(
+            contact_id=contact_id, account_id=account_id, contact=None, detail=why_not
+        )
+    name = " ".join(str(x).strip() for x in (props.get("firstname"), props.get("lastname")) if x)
+    champion = mapped_contact(name or email, email, ContactRole.CHAMPION, "properties.email")
+    return HubSpotChampion(
+        contact_id=contact_id, account_id=account_id, contact=champion, detail=found
+    )

@@ -71,6 +71,18 @@ class SharedSettings(BaseSettings):
     )
     # Closed-won without asking HubSpot; every other stage is looked up in the pipelines.
     hubspot_closed_won_stages: CommaList = closed_won_stages("HUBSPOT", "closedwon")
+    # A contact whose buying role gains one of these values is the account's new champion
+    # (rules §6.3): HubSpot's standard multi-select "Buying role" and its "Champion".
+    hubspot_champion_property: str = Field(
+        default="hs_buying_role",
+        min_length=1,
+        description="The contact property that holds a contact's buying role",
+    )
+    hubspot_champion_values: CommaList = Field(
+        default=["CHAMPION"],
+        min_length=1,
+        description="Its internal values that make the contact the champion, comma-separated",
+    )
 
     fx_rates: Path = Field(
         default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
@@ -103,9 +115,9 @@ class SharedSettings(BaseSettings):
         """The service's public URL without a trailing slash."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
-    _split_shared = field_validator("hubspot_closed_won_stages", "link_secrets", mode="before")(
-        _split
-    )
+    _split_shared = field_validator(
+        "hubspot_closed_won_stages", "link_secrets", "hubspot_champion_values", mode="before"
+    )(_split)
 
 
 class Settings(SharedSettings):

@@ -31,7 +31,9 @@ from workflows import search_attributes as sa
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
 from workflows.formats import day_text
 from workflows.models import (
+    ChampionChangeOutcome,
     ClosedWonDeal,
+    ContactChange,
     DealAcceptance,
     DealDelivery,
     DealLost,
@@ -45,6 +47,7 @@ from workflows.models import (
     TierDecision,
     workflow_id_for,
 )
+from workflows.progress.champion import last_day
 from workflows.rules import acv_text, decide_tier
 
 
@@ -300,3 +303,68 @@ async def send_product_events(
     except WorkflowAlreadyStartedError as exc:
         outcome = await finished_outcome(client, workflow_id)
         raise AlreadyOnboardedError(account_id, outcome, exc.run_id) from exc
+
+
+async def report_champion_change(
+    client: temporalio.client.Client,
+    account_id: str,
+    change: ContactChange,
+    delivery_id: str | None,
+    *,
+    rpc_timeout: timedelta | None = None,
+) -> ChampionChangeOutcome:
+    """A CRM's new champion, as `change_contact` on the account's running onboarding
+    (rules §6.3 (docs/rules.md)). The onboarding refuses a champion it already has, so a
+    redelivery changes nothing; `delivery_id`, for a delivery that never recurs (a
+    HubSpot event), is also the update's id, so a retry gets the first answer.
+
+    Not applied, with the reason in `detail`: the onboarding refused it (this contact
+    is already the champion, or it is waiting for its deal, or finished), or there is
+    none ("no onboarding", and why if one finished). Transport errors (RPCError)
+    propagate, so the caller answers 503 or its activity retries.
+    """
+    workflow_id = workflow_id_for(account_id)
+    outcome = ChampionChangeOutcome(
+        account_id=account_id,
+        workflow_id=workflow_id,
+        champion=change.contact.email,
+        applied=False,
+        detail="no onboarding",
+    )
+    try:
+        status = await client.get_workflow_handle(workflow_id).execute_update(
+            contract.CHANGE_CONTACT,
+            change,
+            id=f"champion:{delivery_id}" if delivery_id else None,
+            result_type=OnboardingStatus,
+            rpc_timeout=rpc_timeout,
+        )
+    except WorkflowUpdateFailedError as exc:  # its validator
+        return outcome.model_copy(update={"detail": update_rejection(exc)})
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        try:
+            finished = await finished_outcome(client, workflow_id)
+        except RPCError as gone:
+            if gone.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return outcome
+        return outcome.model_copy(update={"detail": f"no onboarding: already {finished}"})
+    window = status.champion_windows[-1] if status.champion_windows else None
+    opened = (
+        window is not None
+        and window.outcome == "open"
+        and window.champion == change.contact.email
+        and window.opened_at == status.as_of
+    )
+    detail = (
+        f"champion is now {change.contact.email}: a re-alignment window is open to the "
+        f"end of {last_day(window)}"
+        if opened and window is not None
+        else f"champion is now {change.contact.email}; no re-alignment window (the same "
+        "person's details corrected, no champion before, or no [champion_change] playbook)"
+    )
+    return outcome.model_copy(
+        update={"applied": True, "window_opened": opened, "state": status.state, "detail": detail}
+    )

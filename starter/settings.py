@@ -46,6 +46,13 @@ class IngressSettings(SharedSettings):
     webhook_secrets: SecretList = Field(
         default=[], description="Standard Webhooks secrets (whsec_...) for /webhooks/deals"
     )
+    # A new champion (rules §6.3): OpportunityContactRole.Role values that mean champion.
+    salesforce_champion_roles: CommaList = Field(
+        default=["Champion"],
+        min_length=1,
+        description="OpportunityContactRole roles that make the contact the account's "
+        "champion, comma-separated",
+    )
     # How long a HubSpot webhook waits for the deal to be fetched before answering 202.
     intake_wait_s: float = Field(default=4.0, ge=0)
 
@@ -96,6 +103,7 @@ class IngressSettings(SharedSettings):
         "event_account_paths",
         "salesforce_closed_won_stages",
         "api_tokens",
+        "salesforce_champion_roles",
         mode="before",
     )(_split)
 

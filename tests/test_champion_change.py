@@ -355,3 +355,47 @@ async def test_every_gate_done_in_time_closes_the_window_without_escalation(
     assert not any("re-alignment" in f for f in st.risk_flags)
     subjects = [r["subject"] for r in onboardings.sent(deal.account_id)]
     assert not any("re-align" in s for s in subjects)
+
+
+# --------------------------------------------------------------------------- unchanged reports
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "role", "refused"),
+    [
+        ("Cara Champion", "cara@acme.test", "champion", True),
+        ("Cara Champion", "CARA@acme.test", "champion", True),  # emails are kept lower-case
+        ("Cara Ng", "cara@acme.test", "champion", False),  # a correction of her name
+        ("Nia New", "nia@acme.test", "champion", False),
+        ("Cara Champion", "cara@acme.test", "admin", False),  # another role for her
+    ],
+    ids=["same", "same-email-case", "name-corrected", "new-champion", "another-role"],
+)
+def test_a_contact_already_in_its_role_unchanged_is_refused(
+    name: str, email: str, role: str, refused: bool
+) -> None:
+    o = onboarding(utc(2026, 12, 1, 15))
+    contact = {"name": name, "email": email, "role": role}
+    change = ContactChange.model_validate({"contact": contact, "by": "hubspot contact 51"})
+    if not refused:
+        checks.contact_change(o.progress, change)
+        return
+    with pytest.raises(ValueError) as err:
+        checks.contact_change(o.progress, change)
+    assert str(err.value) == (
+        "contact: Cara Champion <cara@acme.test> is already the champion; nothing changed"
+    )
+
+
+async def test_a_repeated_champion_change_is_refused_and_leaves_no_trace(
+    onboardings: Onboardings,
+) -> None:
+    closed = await onboardings.now()
+    handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    await change_champion(handle)
+    before = await status(handle)
+    reason = await update_error(handle, AccountOnboarding.change_contact, new_champion())
+    assert reason == "contact: Nia New <nia@acme.test> is already the champion; nothing changed"
+    after = await status(handle)
+    assert after.audit == before.audit
+    assert after.champion_windows == before.champion_windows

@@ -1,5 +1,6 @@
 """CRM webhook bodies -> domain models, with errors that name the sender's field: HubSpot
-and generic deals (Salesforce's are in `test_salesforce_payloads.py`)."""
+and generic deals, HubSpot contacts who became champion (Salesforce's are in
+`test_salesforce_payloads.py`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from typing import Any
 import pytest
 
 from activities.crm_records import PayloadError, StageMeaning
-from activities.hubspot_records import hubspot_company_id, hubspot_contact_ids, hubspot_deal
+from activities.hubspot_records import (
+    hubspot_champion,
+    hubspot_company_id,
+    hubspot_contact_ids,
+    hubspot_deal,
+)
 from starter.crm import (
     generic_deal,
+    hubspot_champion_changes,
     hubspot_stage_changes,
     sort_stage_changes,
 )
@@ -252,3 +259,137 @@ def test_generic_deal_errors_name_the_field(
         generic_deal(body | changes)
     assert err.value.field == field
     assert reason_part in err.value.reason
+
+
+# --------------------------------------------------------------------------- HubSpot champions
+
+
+def hs_contact_event(event_id: int, **fields: Any) -> dict[str, Any]:
+    return (
+        hs_event(
+            event_id,
+            subscriptionType="contact.propertyChange",
+            objectId=51,
+            propertyName="hs_buying_role",
+            propertyValue="CHAMPION",
+        )
+        | fields
+    )
+
+
+def champion_changes(events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(contact ids taken, reasons ignored) of a batch, as the ingress reads it."""
+    hubspot_stage_changes(events)  # the batch is checked as a whole first
+    refs, ignored = hubspot_champion_changes(events, "hs_buying_role", ["CHAMPION"])
+    return [r.contact_id for r in refs], [i.reason for i in ignored]
+
+
+@pytest.mark.parametrize(
+    ("events", "taken", "ignored_part"),
+    [
+        ([hs_contact_event(1)], ["51"], []),
+        ([hs_contact_event(1, propertyValue="INFLUENCER;CHAMPION")], ["51"], []),
+        (
+            [hs_contact_event(1, subscriptionType="object.propertyChange", objectTypeId="0-1")],
+            ["51"],
+            [],
+        ),
+        ([hs_contact_event(1), hs_contact_event(2)], ["51"], ["already in this batch (event 1)"]),
+        ([hs_contact_event(1, propertyValue="INFLUENCER")], [], ["not CHAMPION: no new champion"]),
+        ([hs_contact_event(1, propertyValue="")], [], ["is '', not CHAMPION"]),
+        (
+            [hs_contact_event(1, propertyName="jobtitle")],
+            [],
+            ["jobtitle changed, not hs_buying_role"],
+        ),
+        ([hs_event(1)], [], []),  # a deal's stage: the stage changes' business
+        ([hs_event(1, subscriptionType="contact.creation")], [], []),
+    ],
+    ids=[
+        "champion",
+        "multi-select",
+        "object-subscription",
+        "twice-in-a-batch",
+        "another-role",
+        "role-cleared",
+        "another-property",
+        "deal-event",
+        "other-contact-event",
+    ],
+)
+def test_hubspot_contacts_who_became_champion(
+    events: list[dict[str, Any]], taken: list[str], ignored_part: list[str]
+) -> None:
+    ids, reasons = champion_changes(events)
+    assert ids == taken
+    assert len(reasons) == len(ignored_part)
+    assert all(part in reason for part, reason in zip(ignored_part, reasons, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (hs_contact_event(1, objectId="abc"), "[0].objectId"),
+        (hs_contact_event(1, objectId=None), "[0].objectId"),
+        (hs_contact_event(1, portalId="x"), "[0].portalId"),
+        (hs_contact_event(1, occurredAt="yesterday"), "[0].occurredAt"),
+    ],
+)
+def test_hubspot_champion_errors_name_the_field(event: dict[str, Any], field: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        hubspot_champion_changes([event], "hs_buying_role", ["CHAMPION"])
+    assert caught.value.field == field
+
+
+def hs_contact_read(role: str = "CHAMPION", email: str = "nia@acme.test") -> dict[str, Any]:
+    return {
+        "id": "51",
+        "properties": {
+            "email": email,
+            "firstname": "Nia",
+            "lastname": "New",
+            "hs_buying_role": role,
+        },
+        "associations": {
+            "companies": {
+                "results": [
+                    {"id": "7000", "type": "contact_to_company_unlabeled"},
+                    {"id": "9000", "type": "contact_to_company"},
+                ]
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("read", "account", "champion", "detail_part"),
+    [
+        (hs_contact_read(), "9000", "nia@acme.test", "hs_buying_role is CHAMPION"),
+        (hs_contact_read("DECISION_MAKER;CHAMPION"), "9000", "nia@acme.test", "DECISION_MAKER"),
+        (hs_contact_read("INFLUENCER"), "9000", None, "no longer the champion"),
+        (hs_contact_read(email=""), "9000", None, "no email address"),
+        (
+            hs_contact_read() | {"associations": {}},
+            None,
+            None,
+            "no company, so there is no account",
+        ),
+        ({}, None, None, "contact not found"),
+    ],
+    ids=["champion", "multi-select", "not-any-more", "no-email", "no-company", "deleted"],
+)
+def test_a_hubspot_contact_read_as_the_new_champion(
+    read: dict[str, Any], account: str | None, champion: str | None, detail_part: str
+) -> None:
+    found = hubspot_champion(read, "51", "hs_buying_role", ["CHAMPION"])
+    assert found.account_id == account
+    assert (found.contact.email if found.contact else None) == champion
+    assert found.contact is None or found.contact.role is ContactRole.CHAMPION
+    assert found.contact is None or found.contact.name == "Nia New"
+    assert detail_part in found.detail
+
+
+def test_a_hubspot_champion_with_a_bad_email_names_the_property() -> None:
+    with pytest.raises(PayloadError) as caught:
+        hubspot_champion(hs_contact_read(email="nia-at-acme"), "51", "hs_buying_role", ["CHAMPION"])
+    assert caught.value.field == "properties.email"

@@ -1,5 +1,5 @@
-"""The `fetch_hubspot_deal` activity against a local HTTP server shaped like HubSpot's
-CRM v3 API, which records what it was asked."""
+"""The `fetch_hubspot_deal` and `fetch_hubspot_champion` activities against a local HTTP
+server shaped like HubSpot's CRM v3 API, which records what it was asked."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.crm import HubSpotClient
 from activities.settings import Settings
 from tests.support.fake_crm import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi
-from workflows.models import ClosedWonDeal, ContactRole, HubSpotDealRef
+from workflows.models import (
+    ClosedWonDeal,
+    ContactRole,
+    HubSpotChampion,
+    HubSpotContactRef,
+    HubSpotDealRef,
+)
 
 TOKEN = "pat-na1-test-token"
 
@@ -212,3 +218,83 @@ async def test_connection_refused_is_retryable() -> None:
     with pytest.raises(Exception) as err:
         await fetch(closed)
     assert not (isinstance(err.value, ApplicationError) and err.value.non_retryable)
+
+
+# --------------------------------------------------------------------------- a new champion
+
+CONTACT_REF = HubSpotContactRef(portal_id=62515, contact_id="51", event_id="200")
+
+
+def champion_contact(role: str) -> dict[str, Any]:
+    """Contact 51 as `GET /crm/v3/objects/contacts/51?associations=companies` answers."""
+    return {
+        "id": "51",
+        "properties": {
+            "email": "cara@acme.test",
+            "firstname": "Cara",
+            "lastname": "Ng",
+            "hs_buying_role": role,
+            "hs_object_id": "51",
+        },
+        "associations": {"companies": {"results": [{"id": "9000", "type": "contact_to_company"}]}},
+    }
+
+
+async def fetch_champion(hubspot: FakeCrmApi, **settings: Any) -> HubSpotChampion:
+    client = HubSpotClient(Settings(hubspot_api_url=hubspot.url, hubspot_token=TOKEN, **settings))
+    return await ActivityEnvironment().run(client.fetch_hubspot_champion, CONTACT_REF)
+
+
+async def test_fetch_champion_reads_the_contact_its_role_and_company(hubspot: FakeCrmApi) -> None:
+    hubspot.routes["/crm/v3/objects/contacts/51"] = (200, champion_contact("CHAMPION;INFLUENCER"))
+    read = await fetch_champion(hubspot)
+    assert read.account_id == "9000"
+    assert read.contact is not None
+    assert (read.contact.email, read.contact.role) == ("cara@acme.test", ContactRole.CHAMPION)
+    [request] = hubspot.requests
+    assert request["path"] == "/crm/v3/objects/contacts/51"
+    assert request["query"] == {
+        "properties": ["email,firstname,lastname,hs_buying_role"],
+        "associations": ["companies"],
+    }
+    assert request["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_fetch_champion_reads_the_configured_property_and_values(
+    hubspot: FakeCrmApi,
+) -> None:
+    contact = champion_contact("")
+    contact["properties"]["account_role"] = "Sponsor;Champion"
+    hubspot.routes["/crm/v3/objects/contacts/51"] = (200, contact)
+    read = await fetch_champion(
+        hubspot, hubspot_champion_property="account_role", hubspot_champion_values="Champion"
+    )
+    assert read.contact is not None
+    assert hubspot.requests[0]["query"]["properties"] == ["email,firstname,lastname,account_role"]
+
+
+async def test_fetch_champion_of_a_contact_no_longer_one_or_deleted(hubspot: FakeCrmApi) -> None:
+    hubspot.routes["/crm/v3/objects/contacts/51"] = (200, champion_contact("INFLUENCER"))
+    read = await fetch_champion(hubspot)
+    assert (read.account_id, read.contact) == ("9000", None)
+    assert read.detail == "no longer the champion: hs_buying_role is INFLUENCER, none of CHAMPION"
+    del hubspot.routes["/crm/v3/objects/contacts/51"]
+    gone = await fetch_champion(hubspot)
+    assert (gone.account_id, gone.contact, gone.detail) == (None, None, "contact not found")
+
+
+async def test_fetch_champion_with_a_bad_email_is_permanent(hubspot: FakeCrmApi) -> None:
+    contact = champion_contact("CHAMPION")
+    contact["properties"]["email"] = "cara-at-acme"
+    hubspot.routes["/crm/v3/objects/contacts/51"] = (200, contact)
+    with pytest.raises(ApplicationError) as err:
+        await fetch_champion(hubspot)
+    assert (err.value.type, err.value.non_retryable) == ("HubSpotDealError", True)
+    assert err.value.message.startswith("contact 51: properties.email")
+
+
+async def test_fetch_champion_when_hubspot_is_down_is_retryable(hubspot: FakeCrmApi) -> None:
+    hubspot.routes["/crm/v3/objects/contacts/51"] = (503, {"status": "error"})
+    with pytest.raises(ApplicationError) as err:
+        await fetch_champion(hubspot)
+    assert not err.value.non_retryable

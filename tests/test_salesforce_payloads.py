@@ -1,5 +1,6 @@
 """Salesforce bodies -> domain models: Opportunity callouts (JSON) and Outbound Messages
-(SOAP), with errors that name the Salesforce field.
+(SOAP), OpportunityContactRole callouts naming a new champion, with errors that name the
+Salesforce field.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from activities.crm_records import (
 )
 from starter.crm import (
     Ignored,
+    NewChampion,
     salesforce_ack,
+    salesforce_contact_role,
     salesforce_opportunity,
     salesforce_outbound,
 )
@@ -244,3 +247,85 @@ def test_ack_is_the_soap_answer_salesforce_expects() -> None:
         assert (
             root.findtext("soapenv:Body/out:notificationsResponse/out:Ack", namespaces=ns) == text
         )
+
+
+# --------------------------------------------------------------------------- new champions
+
+
+def contact_role(**ocr: Any) -> dict[str, Any]:
+    """An OpportunityContactRole as Apex's JSON.serialize writes a queried record."""
+    return {
+        "OpportunityContactRole": {
+            "attributes": {"type": "OpportunityContactRole"},
+            "Id": "00K5e00000AbCdE",
+            "Role": "Champion",
+            "IsPrimary": False,
+            "Contact": {"Id": "0035e00000XyZab", "Name": "Nia New", "Email": "Nia@Acme.test"},
+            "Opportunity": {"Id": "0065e00000QwErT", "AccountId": "0015e00000AbCdE"},
+        }
+        | ocr
+    }
+
+
+def test_a_contact_role_of_champion_names_the_new_champion() -> None:
+    new = salesforce_contact_role(contact_role(), ["Champion"])
+    assert isinstance(new, NewChampion)
+    assert new.account_id == "0015e00000AbCdEAAV"  # the 18-character id, as deals have it
+    assert (new.contact.name, new.contact.email) == ("Nia New", "nia@acme.test")
+    assert new.contact.role is ContactRole.CHAMPION
+    assert new.ref == "OpportunityContactRole 00K5e00000AbCdEEAV"
+    # The role names are the operator's (ONBOARDING_SALESFORCE_CHAMPION_ROLES).
+    assert isinstance(
+        salesforce_contact_role(contact_role(Role="Business User"), ["Champion", "Business User"]),
+        NewChampion,
+    )
+
+
+@pytest.mark.parametrize("role", ["Business User", "Decision Maker", None])
+def test_another_contact_role_is_ignored_with_its_role(role: str | None) -> None:
+    ignored = salesforce_contact_role(contact_role(Role=role), ["Champion"])
+    assert isinstance(ignored, Ignored)
+    assert ignored.reason == f"Role is {role!r}, not 'Champion': no new champion"
+
+
+@pytest.mark.parametrize(
+    ("ocr", "field", "reason_part"),
+    [
+        ({"Id": None}, "OpportunityContactRole.Id", "missing"),
+        ({"Contact": None}, "OpportunityContactRole.Contact", "not an object"),
+        ({"Opportunity": "x"}, "OpportunityContactRole.Opportunity", "not an object"),
+        (
+            {"Contact": {"Name": "Nia New"}},
+            "OpportunityContactRole.Contact.Email",
+            "missing",
+        ),
+        (
+            {"Contact": {"Name": "Nia", "Email": "nia-at-acme"}},
+            "OpportunityContactRole.Contact.Email",
+            "not an email address",
+        ),
+        (
+            {"Opportunity": {"Id": "0065e00000QwErT"}},
+            "OpportunityContactRole.Opportunity.AccountId",
+            "missing",
+        ),
+        (
+            {"Opportunity": {"AccountId": "acme corp!"}},
+            "OpportunityContactRole.Opportunity.AccountId",
+            "is not an account id",
+        ),
+    ],
+)
+def test_contact_role_errors_name_the_salesforce_field(
+    ocr: dict[str, Any], field: str, reason_part: str
+) -> None:
+    with pytest.raises(PayloadError) as caught:
+        salesforce_contact_role(contact_role(**ocr), ["Champion"])
+    assert caught.value.field == field
+    assert reason_part in caught.value.reason
+
+
+def test_a_contact_role_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(PayloadError) as caught:
+        salesforce_contact_role({"OpportunityContactRole": []}, ["Champion"])
+    assert caught.value.field == "OpportunityContactRole"

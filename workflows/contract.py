@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.models import HubSpotDealRef
+from workflows.models import HubSpotContactRef, HubSpotDealRef
 
 TASK_QUEUE = "onboarding"
 
@@ -36,6 +36,15 @@ def intake_workflow_id(ref: HubSpotDealRef) -> str:
 def lost_intake_workflow_id(ref: HubSpotDealRef) -> str:
     """Per event: a deal lost, won again and lost again is acted on twice."""
     return f"hubspot-deal-lost-{ref.portal_id}-{ref.deal_id}-{ref.event_id}"
+
+
+HUBSPOT_CHAMPION_INTAKE = "HubSpotChampionIntake"  # rules §6.3: a contact became champion
+
+
+def champion_intake_workflow_id(ref: HubSpotContactRef) -> str:
+    """Per event: a contact who becomes champion, leaves the role and comes back is a
+    change each time; a redelivered event finds the same intake."""
+    return f"hubspot-champion-{ref.portal_id}-{ref.contact_id}-{ref.event_id}"
 
 
 # ---------------------------------------------------------------- AccountOnboarding messages
@@ -174,4 +183,16 @@ PEER_SUPPORT_TICKETS = ActivityContract(
     # the onboarding's loop (its ladder) behind the store.
     schedule_to_close=timedelta(hours=1),
     retry=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)),
+)
+FETCH_HUBSPOT_CHAMPION = ActivityContract(
+    name="fetch_hubspot_champion",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=3),
+    retry=_FETCH_RETRY,
+)
+REPORT_CHAMPION_CHANGE = ActivityContract(
+    name="report_champion_change",
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(days=1),
+    retry=_DELIVER_RETRY,
 )

@@ -21,7 +21,10 @@ with workflow.unsafe.imports_passed_through():
 
     import workflows.contract as contract  # not `from workflows import`: see onboarding.py
     from workflows.models import (
+        ChampionChangeOutcome,
+        ChampionChangeReport,
         ClosedWonDeal,
+        ContactChange,
         DealAcceptance,
         DealDelivery,
         DealHandoff,
@@ -30,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         DealLostOutcome,
         DealLostReport,
         DealStage,
+        HubSpotChampion,
+        HubSpotContactRef,
         HubSpotDealRef,
         HubSpotDealStage,
         Playbook,
@@ -101,4 +106,42 @@ class HubSpotDealLostIntake:
             ),
             DealLostOutcome,
             summary=f"Deal lost: {intake.action} the onboarding of {stage.account_id}",
+        )
+
+
+class HubSpotChampionIntakeInput(BaseModel):
+    ref: HubSpotContactRef
+
+
+@workflow.defn(name=contract.HUBSPOT_CHAMPION_INTAKE)
+class HubSpotChampionIntake:
+    @workflow.run
+    async def run(self, intake: HubSpotChampionIntakeInput) -> ChampionChangeOutcome:
+        ref = intake.ref
+        read = await contract.FETCH_HUBSPOT_CHAMPION.execute(
+            ref,
+            HubSpotChampion,
+            summary=f"Fetch HubSpot contact {ref.contact_id} (portal {ref.portal_id})",
+        )
+        if read.contact is None or read.account_id is None:
+            return ChampionChangeOutcome(
+                account_id=read.account_id,
+                workflow_id=workflow_id_for(read.account_id) if read.account_id else None,
+                champion=None,
+                applied=False,
+                detail=read.detail,
+            )
+        change = ContactChange(
+            contact=read.contact,
+            by=f"hubspot contact {ref.contact_id}",
+            reason=f"(HubSpot event {ref.event_id}: {read.detail})",
+        )
+        return await contract.REPORT_CHAMPION_CHANGE.execute(
+            ChampionChangeReport(
+                account_id=read.account_id,
+                change=change,
+                delivery_id=workflow.info().workflow_id,
+            ),
+            ChampionChangeOutcome,
+            summary=f"New champion for {read.account_id} (HubSpot contact {ref.contact_id})",
         )

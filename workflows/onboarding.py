@@ -409,6 +409,7 @@ class AccountOnboarding:
     @change_contact.validator
     def _check_contact(self, req: ContactChange) -> None:
         self._require_running()
+        checks.contact_change(self.progress, req)
 
     @workflow.update(name=contract.CANCEL)
     def cancel(self, req: CancelRequest) -> OnboardingStatus:

@@ -9,8 +9,12 @@ neither closed-won nor closed-lost) comes back as `Ignored`, so the answer can s
 was acknowledged and nothing started. The deal fields each CRM maps (HubSpot properties,
 Salesforce fields) are in `activities.crm_records`, which the HubSpot deal fetch uses too.
 
-The parts: `messages` (`Ignored`, `Lost`, `MalformedError`), `hubspot` (deal webhooks),
-`salesforce` (Opportunity stages and mapping, the JSON callout), `salesforce_outbound`
+A contact the CRM says is now the account's champion comes back as `NewChampion` (HubSpot
+sends only the contact's id: `HubSpotContactRef`, read by `activities.crm`).
+
+The parts: `messages` (`Ignored`, `Lost`, `NewChampion`, `MalformedError`), `hubspot`
+(deal and contact webhooks), `salesforce` (Opportunity stages and mapping, the JSON
+callouts of Opportunities and OpportunityContactRoles), `salesforce_outbound`
 (Outbound Messages), `generic` (a ClosedWonDeal as JSON). This module re-exports their
 public names.
 """
@@ -19,13 +23,16 @@ from starter.crm.generic import generic_deal
 from starter.crm.hubspot import (
     HUBSPOT_DEAL_OBJECT_TYPE,
     MAX_HUBSPOT_EVENTS,
+    hubspot_champion_changes,
     hubspot_stage_changes,
     sort_stage_changes,
 )
-from starter.crm.messages import Ignored, Lost, MalformedError
+from starter.crm.messages import Ignored, Lost, MalformedError, NewChampion
 from starter.crm.salesforce import (
+    CONTACT_ROLE,
     SALESFORCE_CLOSED_LOST,
     SALESFORCE_ROLES,
+    salesforce_contact_role,
     salesforce_opportunity,
     salesforce_stage,
 )
@@ -37,6 +44,7 @@ from starter.crm.salesforce_outbound import (
 )
 
 __all__ = [
+    "CONTACT_ROLE",
     "HUBSPOT_DEAL_OBJECT_TYPE",
     "MAX_HUBSPOT_EVENTS",
     "OUTBOUND_NS",
@@ -46,9 +54,12 @@ __all__ = [
     "Ignored",
     "Lost",
     "MalformedError",
+    "NewChampion",
     "generic_deal",
+    "hubspot_champion_changes",
     "hubspot_stage_changes",
     "salesforce_ack",
+    "salesforce_contact_role",
     "salesforce_opportunity",
     "salesforce_outbound",
     "salesforce_stage",

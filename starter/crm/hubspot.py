@@ -1,6 +1,7 @@
-"""HubSpot deal webhooks: a batch of events -> each deal's `dealstage` change, then
-(with what each stage id means, from HubSpot's pipelines) closed-won and closed-lost
-deal refs. The webhook carries only ids: `activities.crm` reads the deal itself.
+"""HubSpot webhooks: a batch of events -> each deal's `dealstage` change, then (with
+what each stage id means, from HubSpot's pipelines) closed-won and closed-lost deal refs;
+and each contact whose buying role became champion (rules §6.3 (docs/rules.md)). The
+webhook carries only ids: `activities.crm` reads the deal or contact itself.
 Pure functions: no I/O, no clock.
 """
 
@@ -12,11 +13,12 @@ from typing import Any
 
 from activities.crm_records import PayloadError, StageMeaning, required_text
 from starter.crm.messages import Ignored
-from workflows.models import DealStage, HubSpotDealRef
+from workflows.models import DealStage, HubSpotContactRef, HubSpotDealRef
 
 MAX_HUBSPOT_EVENTS = 100  # HubSpot sends at most 100 events per request
 
 HUBSPOT_DEAL_OBJECT_TYPE = "0-3"  # `object.*` subscriptions name deals by type id
+HUBSPOT_CONTACT_OBJECT_TYPE = "0-1"  # and contacts
 
 
 def hubspot_stage_changes(
@@ -89,12 +91,14 @@ def sort_stage_changes(
     return list(won.values()), list(lost.values()), ignored
 
 
-def _hubspot_ref(event: dict[str, Any], i: int, deal_id: str, event_id: str) -> HubSpotDealRef:
+def _hubspot_ref(
+    event: dict[str, Any], i: int, deal_id: str, event_id: str, kind: str = "deal"
+) -> HubSpotDealRef:
     portal = event.get("portalId")
     if not isinstance(portal, int) or isinstance(portal, bool):
         raise PayloadError(f"[{i}].portalId", f"must be a number, got {portal!r}")
     if not deal_id.isdigit() or len(deal_id) > 20:
-        raise PayloadError(f"[{i}].objectId", f"must be a numeric deal id, got {deal_id!r}")
+        raise PayloadError(f"[{i}].objectId", f"must be a numeric {kind} id, got {deal_id!r}")
     occurred = event.get("occurredAt")
     occurred_at = None
     if occurred is not None:
@@ -109,3 +113,57 @@ def _hubspot_ref(event: dict[str, Any], i: int, deal_id: str, event_id: str) -> 
     return HubSpotDealRef(
         portal_id=portal, deal_id=deal_id, event_id=event_id, occurred_at=occurred_at
     )
+
+
+def hubspot_champion_changes(
+    events: Sequence[dict[str, Any]], role_property: str, champion_values: Sequence[str]
+) -> tuple[list[HubSpotContactRef], list[Ignored]]:
+    """Every contact whose buying role became champion in a batch `hubspot_stage_changes`
+    has checked, and the contact events ignored, with the reason; other events are not
+    looked at (the stage changes account for them).
+
+    A `contact.propertyChange` (or `object.propertyChange` of a contact) of
+    `role_property` (ONBOARDING_HUBSPOT_CHAMPION_PROPERTY, a multi-select: values joined
+    by `;`) whose new value holds one of `champion_values` counts; a contact named twice
+    in one batch gives one ref. A value without them (a champion leaving the role names
+    no successor) is ignored. The contact as read decides (`activities.crm`).
+    """
+    refs: dict[str, HubSpotContactRef] = {}
+    ignored: list[Ignored] = []
+    for i, event in enumerate(events):
+        kind = required_text(event, "subscriptionType", f"[{i}]")
+        event_id = required_text(event, "eventId", f"[{i}]")
+        if not (
+            kind == "contact.propertyChange"
+            or (
+                kind == "object.propertyChange"
+                and str(event.get("objectTypeId")) == HUBSPOT_CONTACT_OBJECT_TYPE
+            )
+        ):
+            continue
+        ref = f"event {event_id}"
+        prop = event.get("propertyName")
+        if prop != role_property:
+            ignored.append(Ignored(ref=ref, reason=f"{prop} changed, not {role_property}"))
+            continue
+        value = event.get("propertyValue")
+        roles = {v.strip() for v in value.split(";")} if isinstance(value, str) else set()
+        if not roles & set(champion_values):
+            wanted = " or ".join(champion_values)
+            reason = f"{role_property} is {value!r}, not {wanted}: no new champion"
+            ignored.append(Ignored(ref=ref, reason=reason))
+            continue
+        contact_id = required_text(event, "objectId", f"[{i}]")
+        deal_ref = _hubspot_ref(event, i, contact_id, event_id, kind="contact")
+        if contact_id in refs:
+            first = refs[contact_id].event_id
+            reason = f"contact {contact_id} is already in this batch (event {first})"
+            ignored.append(Ignored(ref=ref, reason=reason))
+            continue
+        refs[contact_id] = HubSpotContactRef(
+            portal_id=deal_ref.portal_id,
+            contact_id=contact_id,
+            event_id=deal_ref.event_id,
+            occurred_at=deal_ref.occurred_at,
+        )
+    return list(refs.values()), ignored

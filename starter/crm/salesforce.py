@@ -1,6 +1,7 @@
 """Salesforce Opportunities: what an Opportunity's stage means (`salesforce_stage`), the
 mapping of a closed-won one to a deal and of a closed-lost one to `Lost`, and the Apex /
-Flow JSON callout (`salesforce_opportunity`). The Outbound Message (SOAP) shares the
+Flow JSON callout (`salesforce_opportunity`); an OpportunityContactRole callout naming
+the account's new champion (`salesforce_contact_role`). The Outbound Message (SOAP) shares the
 mapping: `starter.crm.salesforce_outbound`. Pure functions: no I/O, no clock.
 """
 
@@ -20,7 +21,7 @@ from activities.crm_records import (
     required_text,
 )
 from activities.money import NO_RATES, FxRates
-from starter.crm.messages import Ignored, Lost
+from starter.crm.messages import Ignored, Lost, NewChampion
 from workflows.ids import canonical_account_id, salesforce_id18
 from workflows.models import ACCOUNT_ID, ClosedWonDeal, Contact, ContactRole, CrmRef, DealStage
 
@@ -142,3 +143,44 @@ def salesforce_deal(
         "crm": CrmRef(source="salesforce", deal_id=opp_id, company_id=account_id),
     }
     return build_deal(fields, paths | {"account_id": f"{path}.AccountId"}, rates)
+
+
+CONTACT_ROLE = "OpportunityContactRole"
+
+
+def salesforce_contact_role(
+    payload: Mapping[str, Any], champion_roles: Sequence[str]
+) -> NewChampion | Ignored:
+    """The account's new champion from an Apex / Flow JSON callout of an
+    OpportunityContactRole (rules §6.3 (docs/rules.md)), or why it is ignored.
+
+    Body: `{"OpportunityContactRole": {"Id", "Role", "Contact": {"Name", "Email"},
+    "Opportunity": {"AccountId"}}}`, the record as Apex's `JSON.serialize` writes it when
+    queried with `Contact.Name, Contact.Email, Opportunity.AccountId`. A `Role` in
+    `champion_roles` (ONBOARDING_SALESFORCE_CHAMPION_ROLES) makes the contact the
+    champion; any other role is ignored. Raises PayloadError naming the field.
+    """
+    ocr = payload.get(CONTACT_ROLE)
+    if not isinstance(ocr, dict):
+        raise PayloadError(CONTACT_ROLE, "must be an object (the OpportunityContactRole)")
+    ocr_id = required_text(ocr, "Id", CONTACT_ROLE)
+    ref = f"{CONTACT_ROLE} {salesforce_id18(ocr_id) or ocr_id}"
+    role = ocr.get("Role")
+    if role not in champion_roles:
+        listed = " or ".join(map(repr, champion_roles))
+        return Ignored(ref=ref, reason=f"Role is {role!r}, not {listed}: no new champion")
+    related: dict[str, dict[str, Any]] = {}
+    for key in ("Contact", "Opportunity"):
+        record = ocr.get(key)
+        if not isinstance(record, dict):
+            raise PayloadError(f"{CONTACT_ROLE}.{key}", "missing, or not an object")
+        related[key] = record
+    contact, opp = related["Contact"], related["Opportunity"]
+    path = f"{CONTACT_ROLE}.Opportunity"
+    account_id = canonical_account_id(required_text(opp, "AccountId", path))
+    if not ACCOUNT_ID.match(account_id):
+        raise PayloadError(f"{path}.AccountId", f"{account_id!r} is not an account id")
+    email = required_text(contact, "Email", f"{CONTACT_ROLE}.Contact")
+    name = str(contact.get("Name") or "").strip() or email
+    champion = mapped_contact(name, email, ContactRole.CHAMPION, f"{CONTACT_ROLE}.Contact.Email")
+    return NewChampion(account_id=account_id, contact=champion, ref=ref)

@@ -1,7 +1,10 @@
-"""The CRM webhooks: closed-won deals start onboardings, closed-lost deals reach them.
+"""The CRM webhooks: closed-won deals start onboardings, closed-lost deals reach them,
+and a new champion reaches its account's onboarding (rules §6.3 (docs/rules.md)).
 
-    POST /webhooks/hubspot               deal.propertyChange (X-HubSpot-Signature-v3)
-    POST /webhooks/salesforce            Opportunity JSON (X-Salesforce-Signature)
+    POST /webhooks/hubspot               deal.propertyChange, contact.propertyChange
+                                         (X-HubSpot-Signature-v3)
+    POST /webhooks/salesforce            Opportunity or OpportunityContactRole JSON
+                                         (X-Salesforce-Signature)
     POST /webhooks/salesforce/outbound   Outbound Message (SOAP, ?token=)
     POST /webhooks/deals                 a full deal (Standard Webhooks)
 
@@ -31,7 +34,12 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError
 
 from activities.crm_records import StageMeaning
-from activities.starting import AlreadyOnboardedError, deliver_deal, report_deal_lost
+from activities.starting import (
+    AlreadyOnboardedError,
+    deliver_deal,
+    report_champion_change,
+    report_deal_lost,
+)
 from activities.temporal_errors import update_rejection
 from starter import crm, signatures
 from starter.ingress.errors import (
@@ -45,13 +53,21 @@ from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
 from workflows import contract
-from workflows.contract import TASK_QUEUE, intake_workflow_id, lost_intake_workflow_id
-from workflows.intake import HubSpotIntake, HubSpotLostIntake
+from workflows.contract import (
+    TASK_QUEUE,
+    champion_intake_workflow_id,
+    intake_workflow_id,
+    lost_intake_workflow_id,
+)
+from workflows.intake import HubSpotChampionIntakeInput, HubSpotIntake, HubSpotLostIntake
 from workflows.models import (
+    ChampionChangeOutcome,
     ClosedWonDeal,
+    ContactChange,
     DealAcceptance,
     DealLost,
     DealLostOutcome,
+    HubSpotContactRef,
     HubSpotDealRef,
     OnboardingState,
 )
@@ -67,7 +83,7 @@ router = APIRouter(tags=["CRM webhooks"])
 
 @router.post(
     "/webhooks/hubspot",
-    summary="HubSpot deal.propertyChange webhooks (X-HubSpot-Signature-v3)",
+    summary="HubSpot deal stage and contact buying-role webhooks (X-HubSpot-Signature-v3)",
 )
 async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
     settings = ingress.settings
@@ -83,7 +99,16 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
             tolerance_s=settings.signature_tolerance_s,
         )
     )
-    changes, ignored = as_domain(lambda: crm.hubspot_stage_changes(parse_json(body)))
+    events = parse_json(body)
+    changes, ignored = as_domain(lambda: crm.hubspot_stage_changes(events))
+    champions, not_champions = as_domain(
+        lambda: crm.hubspot_champion_changes(
+            events, settings.hubspot_champion_property, settings.hubspot_champion_values
+        )
+    )
+    # The contact events are the champion parser's to explain, not the stage parser's.
+    taken = {f"event {ref.event_id}" for ref in champions} | {i.ref for i in not_champions}
+    ignored = [i for i in ignored if i.ref not in taken] + not_champions
     meanings = await _stage_meanings(ingress, {stage for _, stage in changes})
     won, lost, unclear = crm.sort_stage_changes(changes, meanings)
     started = [
@@ -114,6 +139,20 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
         )
         for ref in lost
     ]
+    champions_started = [
+        (
+            ref,
+            await _start_intake(
+                ingress,
+                contract.HUBSPOT_CHAMPION_INTAKE,
+                HubSpotChampionIntakeInput(ref=ref),
+                champion_intake_workflow_id(ref),
+                f"HubSpot contact {ref.contact_id} (portal {ref.portal_id}) became champion",
+                ChampionChangeOutcome,
+            ),
+        )
+        for ref in champions
+    ]
 
     def won_answer(accepted: DealAcceptance) -> dict[str, Any]:
         _count_delivery(ingress, "hubspot", accepted)
@@ -122,21 +161,33 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
     def lost_answer(outcome: DealLostOutcome) -> dict[str, Any]:
         return _lost_answer(ingress, "hubspot", outcome)
 
+    def champion_answer(outcome: ChampionChangeOutcome) -> dict[str, Any]:
+        return _champion_answer(ingress, "hubspot", outcome)
+
     results = await asyncio.gather(
         *(_finish_intake(ingress, ref, h, won_answer) for ref, h in started),
         *(_finish_intake(ingress, ref, h, lost_answer) for ref, h in lost_started),
+        *(_finish_intake(ingress, ref, h, champion_answer) for ref, h in champions_started),
     )
+    deals_end = len(started) + len(lost_started)
     answer: dict[str, Any] = {
         "deals": results[: len(started)],
-        "lost": results[len(started) :],
+        "lost": results[len(started) : deals_end],
+        "champions": results[deals_end:],
         "ignored": [i.model_dump() for i in ignored + unclear],
     }
     failed = [r for r in results if r.get("failed")]
     if failed:
-        # Never acknowledge a won (or lost) deal that was not acted on: a 5xx makes
-        # HubSpot deliver it again, and its webhook log shows the reason to a person.
-        reason = "; ".join(f"deal {r['deal_id']}: {r['detail']}" for r in failed)
-        answer |= error_body("intake_failed", "deals", reason)
+        # Never acknowledge a won (or lost) deal or a new champion that was not acted on:
+        # a 5xx makes HubSpot deliver it again, and its webhook log shows the reason.
+        reason = "; ".join(
+            f"deal {r['deal_id']}: {r['detail']}"
+            if "deal_id" in r
+            else f"contact {r['contact_id']}: {r['detail']}"
+            for r in failed
+        )
+        field = "deals" if any("deal_id" in r for r in failed) else "champions"
+        answer |= error_body("intake_failed", field, reason)
         headers = {"Retry-After": str(INTAKE_FAILED_RETRY_AFTER_S)}
         return JSONResponse(answer, status_code=503, headers=headers)
     pending = any(r.get("pending") for r in results)
@@ -145,7 +196,8 @@ async def hubspot(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
 
 @router.post(
     "/webhooks/salesforce",
-    summary="Salesforce Opportunity JSON callout (X-Salesforce-Signature)",
+    summary="Salesforce Opportunity or OpportunityContactRole JSON callout "
+    "(X-Salesforce-Signature)",
 )
 async def salesforce(request: Request, body: RawBody, ingress: IngressDep) -> JSONResponse:
     settings = ingress.settings
@@ -156,9 +208,18 @@ async def salesforce(request: Request, body: RawBody, ingress: IngressDep) -> JS
             request.headers.get("X-Salesforce-Signature"),
         )
     )
+    payload = parse_json(body)
+    if isinstance(payload, dict) and crm.CONTACT_ROLE in payload:
+        role = as_domain(
+            lambda: crm.salesforce_contact_role(payload, settings.salesforce_champion_roles)
+        )
+        if isinstance(role, crm.Ignored):
+            log.info("ignored", source="salesforce", ref=role.ref, reason=role.reason)
+            return JSONResponse({"ignored": [role.model_dump()]})
+        return JSONResponse({"champions": [await _champion(ingress, role, "salesforce")]})
     result = as_domain(
         lambda: crm.salesforce_opportunity(
-            parse_json(body), settings.salesforce_closed_won_stages, rates=ingress.rates
+            payload, settings.salesforce_closed_won_stages, rates=ingress.rates
         )
     )
     if isinstance(result, crm.Ignored):
@@ -284,6 +345,34 @@ def _lost_answer(ingress: Ingress, source: str, outcome: DealLostOutcome) -> dic
     return outcome.model_dump(mode="json") | {"ui_url": ingress.link(outcome.workflow_id)}
 
 
+async def _champion(ingress: Ingress, new: crm.NewChampion, source: str) -> dict[str, Any]:
+    """A new champion to its account's onboarding (`change_contact`, rules §6.3)."""
+    change = ContactChange(contact=new.contact, by=f"{source} {new.ref}", reason=f"({new.ref})")
+    try:
+        outcome = await report_champion_change(
+            ingress.temporal, new.account_id, change, None, rpc_timeout=TEMPORAL_TIMEOUT
+        )
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        raise unavailable(exc, new.account_id) from None
+    return _champion_answer(ingress, source, outcome)
+
+
+def _champion_answer(
+    ingress: Ingress, source: str, outcome: ChampionChangeOutcome
+) -> dict[str, Any]:
+    ingress.metrics.champions.labels(source, "applied" if outcome.applied else "not_applied").inc()
+    log.info(
+        "champion change",
+        account_id=outcome.account_id,
+        champion=outcome.champion,
+        applied=outcome.applied,
+        window_opened=outcome.window_opened,
+        detail=outcome.detail,
+    )
+    link = ingress.link(outcome.workflow_id) if outcome.workflow_id else None
+    return outcome.model_dump(mode="json") | {"ui_url": link}
+
+
 def _count_delivery(ingress: Ingress, source: str, accepted: DealAcceptance) -> None:
     finished = accepted.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
     outcome = "started" if accepted.started else "already_running"
@@ -349,13 +438,19 @@ async def _start_intake(
 
 async def _finish_intake(
     ingress: Ingress,
-    ref: HubSpotDealRef,
+    ref: HubSpotDealRef | HubSpotContactRef,
     handle: temporalio.client.WorkflowHandle[Any, R],
     answer: Callable[[R], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The intake's answer, if the deal is fetched within `intake_wait_s`; else pending."""
+    """The intake's answer, if the deal (or contact) is fetched within `intake_wait_s`;
+    else pending."""
+    what, key, ref_id = (
+        ("deal", "deal_id", ref.deal_id)
+        if isinstance(ref, HubSpotDealRef)
+        else ("contact", "contact_id", ref.contact_id)
+    )
     base = {
-        "deal_id": ref.deal_id,
+        key: ref_id,
         "intake_workflow_id": handle.id,
         "intake_ui_url": ingress.link(handle.id),
     }
@@ -364,7 +459,7 @@ async def _finish_intake(
     except TimeoutError:
         return base | {
             "pending": True,
-            "detail": "fetching the deal from HubSpot; it is acted on when it arrives",
+            "detail": f"fetching the {what} from HubSpot; it is acted on when it arrives",
         }
     except temporalio.client.WorkflowFailureError as exc:
         # The intake failed for good (e.g. the deal has no company): say why.

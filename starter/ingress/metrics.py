@@ -53,3 +53,9 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.champions = Counter(
+            "onboarding_ingress_champion_changes",
+            "New champions reported by a CRM, by CRM and outcome (applied / not_applied)",
+            ["source", "outcome"],
+            registry=registry,
+        )

@@ -25,7 +25,14 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "/webhooks/salesforce": (
         "application/json",
-        _ANY_OBJECT | {"required": ["Opportunity", "Account"]},
+        {
+            "oneOf": [
+                _ANY_OBJECT | {"required": ["Opportunity", "Account"]},
+                # a new champion (rules §6.3): {Id, Role, Contact: {Name, Email},
+                # Opportunity: {AccountId}}
+                _ANY_OBJECT | {"required": ["OpportunityContactRole"]},
+            ]
+        },
     ),
     "/webhooks/salesforce/outbound": ("text/xml", {"type": "string"}),
     "/events": (

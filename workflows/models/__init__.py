@@ -15,8 +15,11 @@ data converter. They live by audience, and every name is importable from here:
 """
 
 from workflows.models.activities import (
+    ChampionChangeReport,
     DealHandoff,
     DealLostReport,
+    HubSpotChampion,
+    HubSpotContactRef,
     HubSpotDealRef,
     HubSpotDealStage,
     Notification,
@@ -62,6 +65,7 @@ from workflows.models.limits import (
 from workflows.models.messages import (
     AwaitedEvents,
     CancelRequest,
+    ChampionChangeOutcome,
     ContactChange,
     DealAcceptance,
     DealDelivery,
@@ -166,6 +170,8 @@ __all__ = [
     "BusinessCalendar",
     "CancelRequest",
     "ChampionChange",
+    "ChampionChangeOutcome",
+    "ChampionChangeReport",
     "ChampionWindow",
     "ClosedWonDeal",
     "CompletedMilestone",
@@ -192,6 +198,8 @@ __all__ = [
     "Health",
     "HealthBand",
     "HealthRule",
+    "HubSpotChampion",
+    "HubSpotContactRef",
     "HubSpotDealRef",
     "HubSpotDealStage",
     "MessageKind",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from workflows.models.messages import DealDelivery, DealLost
+from workflows.models.deal import Contact
+from workflows.models.messages import ContactChange, DealDelivery, DealLost
 from workflows.models.playbook import MessageTemplate
 from workflows.models.vocabulary import Audience, DealStage, Tier, UtcDatetime
 
@@ -101,3 +102,33 @@ class PeerSupport(BaseModel):
     tier: Tier
     median: float | None
     peers: int = Field(ge=0)
+
+
+class HubSpotContactRef(BaseModel):
+    """A HubSpot `contact.propertyChange` of the buying-role property to a champion
+    value: HubSpot sends only ids (rules §6.3 (docs/rules.md))."""
+
+    portal_id: int
+    contact_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    event_id: str
+    occurred_at: UtcDatetime | None = None
+
+
+class HubSpotChampion(BaseModel):
+    """Activity `fetch_hubspot_champion`: the contact as HubSpot has it now. `contact` is
+    set (role champion) only when it is still a champion with an email and a company
+    (`account_id`, its primary one); otherwise `detail` says which is missing."""
+
+    contact_id: str
+    account_id: str | None
+    contact: Contact | None
+    detail: str
+
+
+class ChampionChangeReport(BaseModel):
+    """Activity `report_champion_change`: a new champion for the account's onboarding.
+    `delivery_id` is the update's id, so a retried delivery is applied once."""
+
+    account_id: str
+    change: ContactChange
+    delivery_id: str

@@ -164,3 +164,18 @@ class SuccessPlanConfirmation(BaseModel):
     criteria: list[Text] = Field(min_length=1, max_length=MAX_SUCCESS_CRITERIA)
     target_dates: dict[str, PlanDatetime] = Field(default_factory=dict, max_length=50)
     by: Name
+
+
+class ChampionChangeOutcome(BaseModel):
+    """What a CRM's report of a new champion did to the account's onboarding (rules §6.3
+    (docs/rules.md)): `applied` when `change_contact` took it (`window_opened` when it
+    replaced the champion with someone else), otherwise `detail` says why nothing
+    changed ("no onboarding", "already the champion", "no longer the champion")."""
+
+    account_id: str | None = Field(description="None when the CRM names no account")
+    workflow_id: str | None
+    champion: str | None = Field(description="The champion's email, as the CRM has it")
+    applied: bool
+    window_opened: bool = False
+    state: OnboardingState | None = None
+    detail: str

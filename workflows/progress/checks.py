@@ -8,6 +8,7 @@ from datetime import datetime
 
 from workflows.formats import day_text
 from workflows.models import (
+    ContactChange,
     DealDelivery,
     OnboardingProgress,
     PauseRequest,
@@ -116,3 +117,15 @@ def confirm_success_plan(
             )
         if due <= now:
             raise ValueError(f"target_dates.{milestone_id}: must be in the future")
+
+
+def contact_change(p: OnboardingProgress, req: ContactChange) -> None:
+    """A change changes something: the same person with the same name already in that
+    role is refused, so a CRM's redelivered or repeated report of a champion leaves no
+    trace (rules §6.3 (docs/rules.md)). The same email with another name is a correction
+    and is taken (it opens no window)."""
+    new = req.contact
+    if any(c.role is new.role and c == new for c in p.contacts):
+        raise ValueError(
+            f"contact: {new.name} <{new.email}> is already the {new.role.value}; nothing changed"
+        )
