@@ -6,7 +6,7 @@ nothing here reads the clock, does I/O or calls the SDK: `now` is always an argu
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited; likewise
 `customer_clock` at a tier change and `nudges_only` in `held_back`. By role (all
-but `checks` and `facts` importable from here):
+but `checks`, `facts` and `products` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
@@ -15,6 +15,7 @@ but `checks` and `facts` importable from here):
 - `checks`: whether an update may apply now (the workflow's validators)
 - `facts`: messages taken once by event id, product events counted with their times
 - `champion`: a champion change's re-alignment window, its gates and its lapse
+- `products`: a multi-product deal's adoption and phase gates (rules §6.2)
 """
 
 from workflows.progress.champion import change_champion, gate_done

@@ -8,7 +8,7 @@ import hashlib
 from datetime import datetime
 
 from workflows import event_mapping
-from workflows.models import EarlyFacts, OnboardingProgress, ProductEvent
+from workflows.models import EarlyFacts, OnboardingProgress, ProductEvent, ProductFacts
 
 # Bound that keeps the state (and so continue-as-new payloads) small over 120 days.
 MAX_SEEN_EVENT_IDS = 10_000
@@ -16,12 +16,19 @@ MAX_SEEN_EVENT_IDS = 10_000
 EVENT_ID_CHARS = 64
 
 
+def short_id(text: str) -> str:
+    """An id as the state keeps it: itself, or its digest when longer than
+    `EVENT_ID_CHARS` (a client may send any length)."""
+    if len(text) > EVENT_ID_CHARS:
+        return hashlib.sha256(text.encode()).hexdigest()
+    return text
+
+
 def seen(ids: list[str], index: set[str], event_id: str) -> bool:
     """Whether `event_id` came before. A new one is kept: in `index` (the lookup) and at
     the end of `ids` (the state's list, in order, of at most `MAX_SEEN_EVENT_IDS`: the
     oldest are forgotten)."""
-    if len(event_id) > EVENT_ID_CHARS:
-        event_id = hashlib.sha256(event_id.encode()).hexdigest()
+    event_id = short_id(event_id)
     if event_id in index:
         return True
     ids.append(event_id)
@@ -34,7 +41,7 @@ def seen(ids: list[str], index: set[str], event_id: str) -> bool:
 
 
 def count(
-    facts: EarlyFacts | OnboardingProgress,
+    facts: EarlyFacts | OnboardingProgress | ProductFacts,
     event: ProductEvent,
     now: datetime,
     keep: dict[str, int],
