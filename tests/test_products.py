@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from tests.test_playbook import edited, problems
+from workflows.event_mapping import event_names, to_product_event
 from workflows.models import (
     ClosedWonDeal,
     DealProduct,
@@ -445,3 +446,31 @@ async def test_product_two_waits_at_the_pilot_gate_until_product_one_reaches_60_
     assert "technical_setup:analytics" not in alerts(await status(handle))
     await onboardings.days_later(1.01)
     assert "technical_setup:analytics" in alerts(await status(handle))
+
+
+def test_the_ingress_lets_adoption_events_through_while_a_gate_is_ahead_or_waits() -> None:
+    o = onboarding()
+    every = event_names(PB)
+    assert products.adoption_events(o) == every  # the pilot gate is ahead
+    run(o, 7)  # held
+    assert products.adoption_events(o) == every
+    users(o, "crm", 6)
+    for at in (8, 21, 28, 49):  # released, then go_live, validation ... all passed
+        run(o, at)
+    assert products.next_gate(o) is None and not any(g.waiting for g in o.progress.product_gates)
+    assert products.adoption_events(o) == frozenset()
+    single = onboarding(make_deal("acct-one", close_date=T0, **TIER_DEALS["tech_touch"]))
+    assert products.adoption_events(single) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("properties", "product"),
+    [({"product": "crm"}, "crm"), ({}, None), ({"product": 3}, None), ({"product": None}, None)],
+)
+def test_the_ingress_keeps_the_events_product(
+    properties: dict[str, object], product: str | None
+) -> None:
+    event = to_product_event(
+        PB, event_id="e1", name="user_logged_in", properties=properties, at=None, user_id="u1"
+    )
+    assert isinstance(event, ProductEvent) and event.product == product

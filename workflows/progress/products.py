@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from workflows import event_mapping
 from workflows.formats import day_text
 from workflows.models import (
     PHASE_ORDER,
@@ -193,6 +194,16 @@ def hold_again(p: OnboardingProgress) -> None:
     for g in p.product_gates:
         if g.waiting:
             p.milestones = hold(p.milestones, g.product, g.phase)
+
+
+def adoption_events(o: Onboarding) -> frozenset[str]:
+    """The event names the ingress must let through for adoption: while a product waits
+    or has a phase gate ahead, every name the playbook knows (its predecessors' users
+    count in any of them, after the gates they complete are done); otherwise none."""
+    p = o.progress
+    if any(g.waiting for g in p.product_gates) or next_gate(o) is not None:
+        return event_mapping.event_names(o.playbook)
+    return frozenset()
 
 
 def next_gate_wake(o: Onboarding) -> tuple[datetime, str] | None:
