@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from activities.deals import unknown_migrated_milestone
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from tests.test_playbook import edited, problems
 from workflows.event_mapping import event_names, to_product_event
 from workflows.models import (
     ClosedWonDeal,
+    CompletedMilestone,
     DealProduct,
     MilestoneStatus,
     OnboardingProgress,
@@ -474,3 +476,24 @@ def test_the_ingress_keeps_the_events_product(
         PB, event_id="e1", name="user_logged_in", properties=properties, at=None, user_id="u1"
     )
     assert isinstance(event, ProductEvent) and event.product == product
+
+
+@pytest.mark.parametrize(
+    ("done", "refused"),
+    [
+        ("technical_setup:crm", None),
+        ("technical_setup", None),  # a playbook milestone (not planned: recorded as rejected)
+        ("technical_setup:erp", "'technical_setup:erp' is not a milestone of playbook"),
+        ("first_login:crm", "'first_login:crm' is not a milestone of playbook"),
+    ],
+)
+def test_a_migrated_deal_may_name_a_products_own_gate(done: str, refused: str | None) -> None:
+    migrated = deal().model_copy(
+        update={"completed_milestones": [CompletedMilestone(milestone_id=done, at=day(1))]}
+    )
+    found = unknown_migrated_milestone(migrated, PB)
+    if refused is None:
+        assert found is None
+    else:
+        assert found == ("completed_milestones[0].milestone_id", found[1])
+        assert found[1].startswith(refused)
