@@ -34,7 +34,7 @@ from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 from workflows.presentation import checklist
 from workflows.progress import Changes, Onboarding, advance, credit_observed_events, products
-from workflows.rules import build_plan, milestone_credit, replan
+from workflows.rules import build_plan, milestone_credit, next_milestone, replan
 
 DAY = timedelta(days=1)
 PB = load_playbook()
@@ -497,3 +497,15 @@ def test_a_migrated_deal_may_name_a_products_own_gate(done: str, refused: str | 
     else:
         assert found == ("completed_milestones[0].milestone_id", found[1])
         assert found[1].startswith(refused)
+
+
+def test_the_next_deadline_is_not_a_waiting_products() -> None:
+    o = onboarding()
+    run(o, 7)
+    for m in o.progress.milestones:
+        if m.product == "crm" or m.phase is Phase.KICKOFF:
+            m.status = MilestoneStatus.DONE
+            m.done_at = day(7)
+    # Analytics' technical setup (day 14) waits; first value (day 30) is next.
+    nxt = next_milestone(o.progress.milestones)
+    assert nxt is not None and nxt.id == "first_value"

@@ -434,8 +434,9 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
 
 
 def next_milestone(milestones: list[Milestone]) -> Milestone | None:
-    """The open milestone due first: what the customer should do next."""
-    open_ = [m for m in milestones if m.is_open]
+    """The open milestone due first: what the customer should do next (not one whose
+    product waits at a phase gate: its deadline does not run, rules §6.2)."""
+    open_ = [m for m in milestones if m.is_open and not m.held]
     return min(open_, key=lambda m: m.due_at) if open_ else None
 
 
