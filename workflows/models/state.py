@@ -145,8 +145,8 @@ class ConfirmedSuccessPlan(BaseModel):
 class ProductFacts(BaseModel):
     """What one product of a multi-product deal's events showed (rules §6.2
     (docs/rules.md)): counts and times as `OnboardingProgress` keeps them for the whole
-    account, and its distinct active users (ids, digested when long), at most its
-    licensed seats."""
+    account, and its distinct active users (`products.user_key` of their ids), at most
+    its licensed seats."""
 
     event_counts: dict[str, int] = Field(default_factory=dict)
     event_times: dict[str, list[datetime]] = Field(default_factory=dict)

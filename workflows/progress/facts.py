@@ -16,19 +16,12 @@ MAX_SEEN_EVENT_IDS = 10_000
 EVENT_ID_CHARS = 64
 
 
-def short_id(text: str) -> str:
-    """An id as the state keeps it: itself, or its digest when longer than
-    `EVENT_ID_CHARS` (a client may send any length)."""
-    if len(text) > EVENT_ID_CHARS:
-        return hashlib.sha256(text.encode()).hexdigest()
-    return text
-
-
 def seen(ids: list[str], index: set[str], event_id: str) -> bool:
     """Whether `event_id` came before. A new one is kept: in `index` (the lookup) and at
     the end of `ids` (the state's list, in order, of at most `MAX_SEEN_EVENT_IDS`: the
     oldest are forgotten)."""
-    event_id = short_id(event_id)
+    if len(event_id) > EVENT_ID_CHARS:
+        event_id = hashlib.sha256(event_id.encode()).hexdigest()
     if event_id in index:
         return True
     ids.append(event_id)
