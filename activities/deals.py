@@ -26,6 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from activities.money import USD, CurrencyError, FxRates, currency_code, to_usd
 from workflows.ids import canonical_account_id, salesforce_id18
 from workflows.models import ClosedWonDeal, CrmRef, Playbook
+from workflows.rules import product_gate_id
 
 
 def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
@@ -83,11 +84,14 @@ def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
 def unknown_migrated_milestone(deal: ClosedWonDeal, playbook: Playbook) -> tuple[str, str] | None:
     """The first of a deal's `completed_milestones` that is not a milestone of `playbook`,
     as (field, reason): (`completed_milestones[1].milestone_id`, `'kickof' is not a
-    milestone of playbook 3 (known: ...)`); None when every one is. `onboarding start` and
+    milestone of playbook 3 (known: ...)`); None when every one is. A multi-product deal's
+    own gates (`technical_setup:crm`, rules §6.2) are known too. `onboarding start` and
     `onboarding import` refuse such a deal before anything starts."""
+    ids = [m.id for m in playbook.milestones]
+    ids += [product_gate_id(i, x.id) for i in playbook.products.per_product for x in deal.products]
     for i, done in enumerate(deal.completed_milestones):
-        if playbook.milestone(done.milestone_id) is None:
-            known = ", ".join(m.id for m in playbook.milestones)
+        if done.milestone_id not in ids:
+            known = ", ".join(ids)
             return (
                 f"completed_milestones[{i}].milestone_id",
                 f"{done.milestone_id!r} is not a milestone of playbook {playbook.version} "

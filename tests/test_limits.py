@@ -23,10 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from tests.support.deals import make_deal
 from tests.support.histories import run_histories
 from tests.support.ingress import deal_body, dumps, exists, std_headers
-from tests.support.onboardings import Onboardings
+from tests.support.onboardings import Onboardings, status
 from workflows.models import (
     MAX_CONTACTS,
     MAX_INTEGRATIONS,
+    MAX_PRODUCT_SEATS,
+    MAX_PRODUCTS,
     MAX_SUCCESS_CRITERIA,
     NAME_CHARS,
     PLAYBOOK_BYTES,
@@ -116,6 +118,11 @@ def largest_deal(closed_at: datetime) -> ClosedWonDeal:
         integrations=[f"{i:03d}{'i' * (NAME_CHARS - 3)}" for i in range(MAX_INTEGRATIONS)],
         success_criteria=[f"{i:03d}{'s' * (TEXT_CHARS - 3)}" for i in range(MAX_SUCCESS_CRITERIA)],
         crm={"source": "generic", "deal_id": "d" * 64, "company_id": "c" * 64},
+        products=[
+            {"id": f"p{i}{'x' * 30}", "name": f"{i}{'P' * (NAME_CHARS - 1)}"}
+            | {"licensed_seats": MAX_PRODUCT_SEATS}
+            for i in range(MAX_PRODUCTS)
+        ],
     )
 
 
@@ -203,12 +210,23 @@ async def test_the_largest_deal_and_playbook_run_through_continue_as_new_to_hand
     for i, name in enumerate(names):
         batch = ProductEventBatch(events=[ProductEvent(event_id=f"n-{i}", name=name)])
         await handle.signal(AccountOnboarding.product_events, batch)
+    for product in deal.products:  # every product's seats taken by long user ids
+        users = [
+            ProductEvent(
+                event_id=f"{product.id}-{i}",
+                name="user_logged_in",
+                user_id=f"{i:04d}{'u' * 96}",
+                product=product.id,
+            )
+            for i in range(product.licensed_seats)
+        ]
+        await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=users))
     latest = onboardings.env.client.get_workflow_handle(handle.id)
     for _ in range(200):  # the run has continued as new (the signals may come as one task)
         if (await latest.describe()).run_id != handle.first_execution_run_id:
             break
         await asyncio.sleep(0.05)
-    for m in playbook.milestones:
+    for m in (await status(latest)).milestones:  # the plan, a product's own gates included
         report = MilestoneReport(milestone_id=m.id, event_id=f"done-{m.id}", reported_by="csm")
         await handle.signal(AccountOnboarding.milestone_reached, report)
         await asyncio.sleep(0)
@@ -229,3 +247,5 @@ async def test_the_largest_deal_and_playbook_run_through_continue_as_new_to_hand
     assert carried["deal"]["success_criteria"] == []  # carried once, in the progress
     assert len(carried["progress"]["success_criteria"]) == MAX_SUCCESS_CRITERIA
     assert len(carried["progress"]["seen_event_ids"]) == MAX_SEEN_EVENT_IDS
+    users = [len(f["users"]) for f in carried["progress"]["products"].values()]
+    assert users == [MAX_PRODUCT_SEATS] * MAX_PRODUCTS

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from workflows.models import (
+    NAME_CHARS,
     EventMatch,
     Milestone,
     MilestoneSpec,
@@ -126,7 +127,7 @@ def awaited_events(playbook: Playbook, milestones: Sequence[Milestone]) -> list[
     onboarding."""
     names = playbook.event_names_watched()
     for milestone in milestones:
-        spec = playbook.milestone(milestone.id)
+        spec = playbook.milestone(milestone.spec_id)
         if milestone.is_open and spec is not None and spec.completed_by is not None:
             names.update(spec.completed_by.events)
     return sorted(names)
@@ -186,7 +187,15 @@ def to_product_event(
         return f"no milestone of playbook {playbook.version} is completed by {name!r}"
     if not matches(spec.completed_by, name, properties):
         return _unmet(spec, name, properties)
-    return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
+    product = property_value(properties, "product")
+    return ProductEvent(
+        event_id=event_id,
+        name=name,
+        at=at,
+        user_id=user_id,
+        # A multi-product deal's events say which product they happened in (rules §6.2).
+        product=product[:NAME_CHARS] if isinstance(product, str) else None,
+    )
 
 
 # --------------------------------------------------------------------------- when it happened

@@ -23,9 +23,11 @@ from workflows.models import (
     OnboardingState,
     OnboardingStatus,
     Playbook,
+    ProductView,
     TtvBreakdown,
+    product_dependencies,
 )
-from workflows.progress import champion, skipnet
+from workflows.progress import champion, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -55,6 +57,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
             overdue=m.is_open and now >= m.due_at,
             credit=rules.milestone_credit(m, now, o.playbook.health),
             provisional=m.provisional and m.is_open,
+            product=m.product,
+            held=m.held and m.is_open,
         )
         for m in p.milestones
     ]
@@ -99,7 +103,34 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         success_plan=p.success_plan,
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
         support_tickets=skipnet.support_tickets(p, o.playbook),
+        products=product_views(o),
     )
+
+
+def product_views(o: progress.Onboarding) -> list[ProductView]:
+    """Each product of a multi-product deal: its adoption, and the gate it waits at
+    with its predecessors' adoption now and the threshold (rules §6.2)."""
+    deal, p = o.deal, o.progress
+    deps = product_dependencies(deal.products)
+    adopted = products.adoptions(deal, p)
+    views = []
+    for x in deal.products:
+        waiting = next((g for g in p.product_gates if g.product == x.id and g.waiting), None)
+        views.append(
+            ProductView(
+                id=x.id,
+                name=x.name,
+                licensed_seats=x.licensed_seats,
+                active_users=len(p.products[x.id].users) if x.id in p.products else 0,
+                adoption=adopted[x.id],
+                depends_on=deps[x.id],
+                waiting_at=waiting.phase if waiting else None,
+                waiting_since=waiting.decided_at if waiting else None,
+                predecessor_adoption={d: adopted[d] for d in deps[x.id]},
+                threshold=o.playbook.products.adoption_threshold,
+            )
+        )
+    return views
 
 
 def waiting_status(
@@ -190,6 +221,8 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
             flag = " **OVERDUE**" if now >= m.due_at else ""
             if m.provisional:  # not agreed yet: never overdue (rules §2)
                 flag = " (provisional: waits for the success plan)"
+            if m.held:  # its product waits at a phase gate: never overdue (rules §6.2)
+                flag = " (held: its product waits)"
             started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
             lines.append(
                 f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"
@@ -203,7 +236,22 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
         lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}"]
     if p.champion_windows:
         lines += ["", *_realignment(o, p.champion_windows[-1])]
+    if o.deal.products:
+        lines += ["", *_products(o)]
     return "\n".join(lines)
+
+
+def _products(o: progress.Onboarding) -> list[str]:
+    """Each product's adoption; one that waits, bold, with why (rules §6.2)."""
+    lines = []
+    for v in product_views(o):
+        line = f"{v.name}: adoption {v.adoption * 100:.0f}% ({v.active_users}/{v.licensed_seats})"
+        if v.waiting_at is not None and v.waiting_since is not None:
+            why = products.adoption_text(v.predecessor_adoption, v.threshold)
+            since = day_text(v.waiting_since)
+            line = f"**{line} — waits at the {v.waiting_at.value} gate since {since}: {why}**"
+        lines.append(f"- {line}")
+    return ["Products:", *lines]
 
 
 def _realignment(o: progress.Onboarding, w: ChampionWindow) -> list[str]:

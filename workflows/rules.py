@@ -7,7 +7,7 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -15,12 +15,14 @@ from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
     ClosedWonDeal,
+    DealProduct,
     DealType,
     EscalationStep,
     Health,
     HealthBand,
     HealthRule,
     Milestone,
+    MilestoneSpec,
     MilestoneStatus,
     OnboardingProgress,
     OnboardingStatus,
@@ -156,24 +158,52 @@ def build_plan(
     tier: Tier,
     closed_won: datetime,
     deal_type: DealType = DealType.NEW_BUSINESS,
+    products: Sequence[DealProduct] = (),
 ) -> list[Milestone]:
     """The milestone gates of the tier and the deal type's track, with deadlines counted
-    from closed-won (rules §2 (docs/rules.md))."""
-    specs = playbook.milestones_for(tier, deal_type)
-    return [_planned(playbook, spec.id, tier, closed_won) for spec in specs]
+    from closed-won (rules §2 (docs/rules.md)); a multi-product deal's `products` each get
+    their own copy of the playbook's per-product gates (rules §6.2)."""
+    return [
+        _planned(playbook, spec, product, tier, closed_won)
+        for spec, product in _gates(playbook, tier, deal_type, products)
+    ]
 
 
-def _planned(playbook: Playbook, milestone_id: str, tier: Tier, base: datetime) -> Milestone:
-    spec = playbook.milestone(milestone_id)
-    assert spec is not None
+def product_gate_id(milestone_id: str, product_id: str) -> str:
+    """A per-product gate's id in the plan: `technical_setup:crm` (rules §6.2)."""
+    return f"{milestone_id}:{product_id}"
+
+
+def _gates(
+    playbook: Playbook, tier: Tier, deal_type: DealType, products: Sequence[DealProduct]
+) -> list[tuple[MilestoneSpec, DealProduct | None]]:
+    """The tier's gates in plan order, a per-product one once per product in the deal's
+    order; without products every gate once, as a single-product deal's."""
+    repeated = set(playbook.products.per_product) if products else set()
+    return [
+        (spec, product)
+        for spec in playbook.milestones_for(tier, deal_type)
+        for product in (products if spec.id in repeated else [None])
+    ]
+
+
+def _planned(
+    playbook: Playbook,
+    spec: MilestoneSpec,
+    product: DealProduct | None,
+    tier: Tier,
+    base: datetime,
+) -> Milestone:
     return Milestone(
-        id=spec.id,
-        title=spec.title,
+        id=product_gate_id(spec.id, product.id) if product else spec.id,
+        title=f"{spec.title} ({product.name})" if product else spec.title,
         phase=spec.phase,
         weight=spec.weight,
         owner=spec.owner,
         starts_at=base + playbook.phase_start_day(tier, spec.phase) * DAY,
         due_at=base + spec.due_days[tier] * DAY,
+        product=product.id if product else None,
+        template=spec.id if product else None,
     )
 
 
@@ -183,28 +213,31 @@ def replan(
     tier: Tier,
     at: datetime,
     deal_type: DealType = DealType.NEW_BUSINESS,
+    products: Sequence[DealProduct] = (),
 ) -> list[Milestone]:
     """The plan after a tier change at `at` (rules §4 (docs/rules.md): a designed transition).
 
     Reached and skipped milestones stay as they are, with their credit. The new tier's
     remaining milestones are laid out on its timeline as if its first open phase began
-    now, so no rebuilt deadline is already in the past. The deal type's track stays.
+    now, so no rebuilt deadline is already in the past. The deal type's track and the
+    deal's products stay.
     """
-    specs = playbook.milestones_for(tier, deal_type)
+    gates = _gates(playbook, tier, deal_type, products)
     settled = {m.id: m for m in milestones if not m.is_open}
     previous = {m.id: m for m in milestones}
-    remaining = [s for s in specs if s.id not in settled]
+    planned = [_planned(playbook, spec, product, tier, at) for spec, product in gates]
+    remaining = [m for m in planned if m.id not in settled]
     if not remaining:
         return list(settled.values())
-    first_phase = min((s.phase for s in remaining), key=PHASE_ORDER.index)
-    base = at - playbook.phase_start_day(tier, first_phase) * DAY
+    first_phase = min((m.phase for m in remaining), key=PHASE_ORDER.index)
+    shift = playbook.phase_start_day(tier, first_phase) * DAY
     plan: list[Milestone] = []
-    for spec in specs:
-        if spec.id in settled:
-            plan.append(settled.pop(spec.id))
+    for m in planned:
+        if m.id in settled:
+            plan.append(settled.pop(m.id))
             continue
-        m = _planned(playbook, spec.id, tier, base)
-        if (old := previous.get(spec.id)) is not None:
+        m = m.model_copy(update={"starts_at": m.starts_at - shift, "due_at": m.due_at - shift})
+        if (old := previous.get(m.id)) is not None:
             m.status, m.started_at, m.revision = old.status, old.started_at, old.revision + 1
         plan.append(m)
     # Reached milestones the new tier does not plan keep their earned credit.
@@ -232,7 +265,9 @@ def milestone_credit(m: Milestone, now: datetime, rule: HealthRule) -> float | N
     """Completion credit of one milestone now; None if it does not count yet (or skipped)."""
     if m.status is MilestoneStatus.SKIPPED:
         return None
-    if m.provisional:  # a deadline not agreed counts for the account, never against it
+    # A deadline not agreed, or not running while its product waits (rules §6.2), counts
+    # for the account, never against it.
+    if m.provisional or m.held:
         return rule.credit_on_time if m.status is MilestoneStatus.DONE else None
     if m.status is MilestoneStatus.DONE:
         assert m.done_at is not None
@@ -295,7 +330,7 @@ def time_to_value(
         times = [
             m.done_at
             for m in milestones
-            if m.done_at is not None and (s := playbook.milestone(m.id)) and s.ttv == mark
+            if m.done_at is not None and (s := playbook.milestone(m.spec_id)) and s.ttv == mark
         ]
         return min(times) if times else None
 
@@ -365,8 +400,9 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
             case Trigger.MILESTONE_OVERDUE:
                 for m in progress.milestones:
                     key = f"{prefix}:{m.id}#r{m.revision}"
-                    # A provisional deadline is not agreed yet: nothing escalates on it.
-                    if m.is_open and not m.provisional and key not in fired:
+                    # A provisional deadline is not agreed yet, and a held one does not run
+                    # while its product waits (rules §6.2): nothing escalates on either.
+                    if m.is_open and not (m.provisional or m.held) and key not in fired:
                         steps.append(DueStep(key, m.due_at, step, order, m.id))
             case Trigger.NO_LOGIN | Trigger.ACTIVATION_MISSED:
                 watched = (
@@ -430,8 +466,9 @@ def behavior_due(progress: OnboardingProgress, step: EscalationStep, prefix: str
 
 
 def next_milestone(milestones: list[Milestone]) -> Milestone | None:
-    """The open milestone due first: what the customer should do next."""
-    open_ = [m for m in milestones if m.is_open]
+    """The open milestone due first: what the customer should do next (not one whose
+    product waits at a phase gate: its deadline does not run, rules §6.2)."""
+    open_ = [m for m in milestones if m.is_open and not m.held]
     return min(open_, key=lambda m: m.due_at) if open_ else None
 
 

@@ -108,8 +108,8 @@ def _stages(record: OnboardingRecord) -> list[Stage]:
 
 def customer_view(record: OnboardingRecord) -> CustomerView:
     # The open milestone due first, as `workflows.rules.next_milestone` picks it for the
-    # welcome email's "First up".
-    open_ = [m for m in record.milestones if m.status not in _SETTLED]
+    # welcome email's "First up" (not one whose product waits at a phase gate).
+    open_ = [m for m in record.milestones if m.status not in _SETTLED and not m.held]
     ended = record.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
     return CustomerView(
         account_name=record.account_name,

@@ -6,13 +6,15 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workflows.business_days import known_country, known_time_zone
 from workflows.models.limits import (
     MAX_COMPLETED_MILESTONES,
     MAX_CONTACTS,
     MAX_INTEGRATIONS,
+    MAX_PRODUCT_SEATS,
+    MAX_PRODUCTS,
     MAX_SUCCESS_CRITERIA,
     Name,
     PlanDatetime,
@@ -63,6 +65,65 @@ class CompletedMilestone(BaseModel):
 
     milestone_id: str = Field(max_length=64)
     at: UtcDatetime
+
+
+ProductId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class DealProduct(BaseModel):
+    """One product of a multi-product deal (rules §6.2 (docs/rules.md)): its id (the
+    `product` property its product events carry), name, licensed seats, and the products
+    whose adoption it waits for; `depends_on` unset: the product listed before it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: ProductId
+    name: Name
+    licensed_seats: int = Field(gt=0, le=MAX_PRODUCT_SEATS)
+    depends_on: list[ProductId] | None = Field(
+        default=None,
+        max_length=MAX_PRODUCTS,
+        description="Product ids it waits for; unset: the one before it in the deal's list",
+    )
+
+
+def product_dependencies(products: list[DealProduct]) -> dict[str, list[str]]:
+    """Product id -> the ids it depends on: its `depends_on`, else the product before it
+    (the first product depends on none)."""
+    return {
+        p.id: p.depends_on if p.depends_on is not None else [products[i - 1].id] if i else []
+        for i, p in enumerate(products)
+    }
+
+
+def _products_consistent(products: list[DealProduct]) -> None:
+    """Ids unique; every dependency a listed product other than itself; no cycle.
+    Raises ValueError naming the field: `products[2].depends_on: ...`."""
+    ids = [p.id for p in products]
+    for i, p in enumerate(products):
+        if p.id in ids[:i]:
+            raise ValueError(f"products[{i}].id: {p.id!r} is listed twice")
+    deps = product_dependencies(products)
+    for i, p in enumerate(products):
+        for d in deps[p.id]:
+            if d == p.id:
+                raise ValueError(f"products[{i}].depends_on: {d!r} is the product itself")
+            if d not in ids:
+                raise ValueError(f"products[{i}].depends_on: {d!r} is not a listed product")
+    # Depth-first search; `path` is the chain being followed, so a repeat is a cycle.
+    done: set[str] = set()
+
+    def visit(pid: str, path: list[str]) -> None:
+        if pid in path:
+            cycle = " -> ".join([*path[path.index(pid) :], pid])
+            raise ValueError(f"products[{ids.index(pid)}].depends_on: cycle {cycle}")
+        if pid not in done:
+            for d in deps[pid]:
+                visit(d, [*path, pid])
+            done.add(pid)
+
+    for pid in ids:
+        visit(pid, [])
 
 
 class ClosedWonDeal(BaseModel):
@@ -116,8 +177,19 @@ class ClosedWonDeal(BaseModel):
     churn_reason: Text | None = Field(
         default=None, description="Why a win-back customer left: the recovery track's first step"
     )
+    products: list[DealProduct] = Field(
+        default_factory=list,
+        max_length=MAX_PRODUCTS,
+        description="A multi-product deal's products, in rollout order (rules §6.2); "
+        "none: one product, as every deal before",
+    )
 
     _coerce_close_date = field_validator("close_date", mode="before")(_to_utc_datetime)
+
+    @model_validator(mode="after")
+    def _products(self) -> ClosedWonDeal:
+        _products_consistent(self.products)
+        return self
 
     def contact(self, role: ContactRole) -> Contact | None:
         return next((c for c in self.contacts if c.role == role), None)

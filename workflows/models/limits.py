@@ -35,6 +35,8 @@ MAX_EVENT_NAMES = 10  # names that complete one milestone
 MAX_PLAYBOOK_EVENT_NAMES = 50
 MAX_EVENT_COUNT = 100  # events one milestone may need
 PLAYBOOK_BYTES = 256_000  # the whole playbook as each onboarding carries it (JSON)
+MAX_PRODUCTS = 5  # products of one multi-product deal (rules §6.2)
+MAX_PRODUCT_SEATS = 1_000  # licensed seats of one product: active users are kept up to it
 MAX_PLAN_DAYS = 3_650  # any day count of a playbook: deadlines stay inside the calendar
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # dates a plan may be built on
 LATEST_DATE = datetime(2999, 12, 31, tzinfo=UTC)

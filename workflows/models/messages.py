@@ -34,6 +34,11 @@ class ProductEvent(BaseModel):
     name: str = Field(min_length=1, max_length=NAME_CHARS)
     at: UtcDatetime | None = None
     user_id: str | None = None
+    product: str | None = Field(
+        default=None,
+        max_length=NAME_CHARS,
+        description="The deal's product it happened in (its `product` property; rules §6.2)",
+    )
 
 
 class ProductEventBatch(BaseModel):

@@ -467,6 +467,29 @@ class SkipNet(BaseModel):
         return self
 
 
+class ProductRollout(BaseModel):
+    """A multi-product deal's staggered rollout (rules §6.2 (docs/rules.md)): the
+    milestone gates planned once per product (`per_product`, milestone ids), and the
+    adoption (active users over licensed seats, 0..1) a product's predecessors must
+    reach before it passes a phase gate."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    adoption_threshold: float = Field(default=0.60, gt=0, le=1)
+    per_product: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_MILESTONES,
+        description="Milestone ids planned once per product; none: no product waits",
+    )
+
+    @field_validator("per_product")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if twice := sorted({i for i in value if value.count(i) > 1}):
+            raise ValueError(f"{', '.join(twice)} listed twice")
+        return value
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -502,6 +525,10 @@ class Playbook(BaseModel):
     )
     skip_net: SkipNet | None = Field(
         default=None, description="None (playbooks pinned before it): no safety net"
+    )
+    products: ProductRollout = Field(
+        default_factory=ProductRollout,
+        description="A multi-product deal's per-product gates and adoption threshold",
     )
 
     @model_validator(mode="after")
@@ -585,6 +612,7 @@ class Playbook(BaseModel):
                 if getattr(change, key) not in self.templates:
                     raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
         self._tracks_consistent(ids)
+        self._products_consistent(ids)
         return self
 
     def event_names_watched(self) -> set[str]:
@@ -604,6 +632,19 @@ class Playbook(BaseModel):
                 for name in s.events:
                     kept[name] = max(kept.get(name, 0), s.count)
         return kept
+
+    def _products_consistent(self, ids: list[str]) -> None:
+        """Per-product gates are known milestones, and not the login or value milestone:
+        the ladder's no_login and activation_missed steps watch one gate of the plan."""
+        for i in self.products.per_product:
+            if i not in ids:
+                raise ValueError(f"products.per_product: {i} is not a milestone id")
+            for key in ("login_milestone", "value_milestone"):
+                if i == getattr(self, key):
+                    raise ValueError(
+                        f"products.per_product: {i} is the {key}; the ladder watches it "
+                        "once for the whole plan"
+                    )
 
     def _tracks_consistent(self, ids: list[str]) -> None:
         """Each track names known milestones, keeps the value milestone (activation and

@@ -33,10 +33,24 @@ class Milestone(BaseModel):
     provisional: bool = Field(
         default=False, description="Its deadline waits for the success plan's confirmation"
     )
+    product: str | None = Field(
+        default=None, description="The deal's product this gate is for (rules §6.2)"
+    )
+    template: str | None = Field(
+        default=None, description="The playbook milestone a per-product gate repeats"
+    )
+    held: bool = Field(
+        default=False, description="Its product waits at a phase gate: the deadline does not run"
+    )
 
     @property
     def is_open(self) -> bool:
         return self.status in (MilestoneStatus.NOT_STARTED, MilestoneStatus.IN_PROGRESS)
+
+    @property
+    def spec_id(self) -> str:
+        """The id of the playbook milestone this gate is planned from."""
+        return self.template or self.id
 
 
 class TierDecision(BaseModel):
@@ -139,6 +153,36 @@ class SkipCheck(BaseModel):
     usage_at_skip: int
 
 
+class ProductFacts(BaseModel):
+    """What one product of a multi-product deal's events showed (rules §6.2
+    (docs/rules.md)): counts and times as `OnboardingProgress` keeps them for the whole
+    account, and its distinct active users (`products.user_key` of their ids), at most
+    its licensed seats."""
+
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    event_times: dict[str, list[datetime]] = Field(default_factory=dict)
+    users: list[str] = Field(default_factory=list)
+
+
+class ProductGate(BaseModel):
+    """A product's phase gate (rules §6.2 (docs/rules.md)), decided when its phase was due
+    to start (`gate_at`): passed, or held until its predecessors' adoption reached the
+    threshold (`released_at`; then its gates' deadlines were re-based on that moment)."""
+
+    product: str
+    phase: Phase
+    gate_at: datetime = Field(description="When the product's phase was planned to start")
+    decided_at: datetime
+    adoption: dict[str, float] = Field(description="Predecessor id -> its adoption (0..1) then")
+    threshold: float
+    outcome: Literal["passed", "held"]
+    released_at: datetime | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.outcome == "held" and self.released_at is None
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -186,6 +230,12 @@ class OnboardingProgress(BaseModel):
         default_factory=dict,
         description="Per event name a behavioral ladder step watches, the latest times it "
         "happened (as many as the step counts; `Playbook.recent_times_kept`)",
+    )
+    products: dict[str, ProductFacts] = Field(
+        default_factory=dict, description="Per deal product, what its events showed (rules §6.2)"
+    )
+    product_gates: list[ProductGate] = Field(
+        default_factory=list, description="Product phase gates decided, oldest first"
     )
 
 

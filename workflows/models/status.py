@@ -59,6 +59,30 @@ class MilestoneView(BaseModel):
     provisional: bool = Field(
         default=False, description="The deadline waits for the success plan's confirmation"
     )
+    product: str | None = Field(default=None, description="The deal's product it is for")
+    held: bool = Field(
+        default=False, description="Its product waits at a phase gate: the deadline does not run"
+    )
+
+
+class ProductView(BaseModel):
+    """One product of a multi-product deal now (rules §6.2): its adoption, and the phase
+    gate it waits at, if it does, with its predecessors' adoption and the threshold."""
+
+    id: str
+    name: str
+    licensed_seats: int
+    active_users: int
+    adoption: float = Field(description="Active users over licensed seats, 0..1")
+    depends_on: list[str]
+    waiting_at: Phase | None = Field(
+        default=None, description="The phase gate it waits at; None when it does not wait"
+    )
+    waiting_since: datetime | None = None
+    predecessor_adoption: dict[str, float] = Field(
+        default_factory=dict, description="Predecessor id -> its adoption now (0..1)"
+    )
+    threshold: float
 
 
 class OnboardingStatus(BaseModel):
@@ -122,4 +146,7 @@ class OnboardingStatus(BaseModel):
     )
     support_tickets: int = Field(
         default=0, description="Support tickets opened (the skip net's `support_events`)"
+    )
+    products: list[ProductView] = Field(
+        default_factory=list, description="A multi-product deal's products (rules §6.2)"
     )

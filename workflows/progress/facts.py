@@ -9,7 +9,7 @@ from bisect import insort
 from datetime import datetime
 
 from workflows import event_mapping
-from workflows.models import EarlyFacts, OnboardingProgress, ProductEvent
+from workflows.models import EarlyFacts, OnboardingProgress, ProductEvent, ProductFacts
 
 # Bound that keeps the state (and so continue-as-new payloads) small over 120 days.
 MAX_SEEN_EVENT_IDS = 10_000
@@ -35,7 +35,7 @@ def seen(ids: list[str], index: set[str], event_id: str) -> bool:
 
 
 def count(
-    facts: EarlyFacts | OnboardingProgress,
+    facts: EarlyFacts | OnboardingProgress | ProductFacts,
     event: ProductEvent,
     now: datetime,
     keep: dict[str, int],

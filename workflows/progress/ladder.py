@@ -19,7 +19,7 @@ from workflows.models import (
     TierChange,
     Trigger,
 )
-from workflows.progress import skipnet
+from workflows.progress import products, skipnet
 from workflows.progress.champion import lapse_due, next_lapse
 from workflows.progress.changes import (
     AssignOwner,
@@ -52,6 +52,8 @@ def advance(
         return out
     if p.pause is not None:
         paused_duties(o, out, now)
+    # Before the ladder: a product that waits has no deadline for it to act on.
+    products.check_gates(o, out, now)
     while due := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
         step = due[0]
         if stale := rules.passed_over(step, now):
@@ -166,8 +168,10 @@ def change_tier(
         TierChange(at=now, from_tier=old, to_tier=tier, kind=kind, by=by, reason=reason)
     )
     p.tier = tier
-    plan = rules.replan(o.playbook, p.milestones, tier, now, o.deal.deal_type)
+    deal = o.deal
+    plan = rules.replan(o.playbook, p.milestones, tier, now, deal.deal_type, deal.products)
     p.milestones = rules.mark_provisional(o.playbook, plan, tier, p.success_plan is not None)
+    products.hold_again(p)
     credit_observed_events(o, out, now, keep_times)
     out.log(now, "tier_changed", f"{old.value} -> {tier.value} ({kind}): {reason}", by)
     # A tier change is the vendor's move, not the customer's: the stall goes on, so
@@ -212,17 +216,16 @@ def _record_step(
 def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
     """When the loop must wake next without a message, and why (the timer's summary):
     the pause's resume or reminder, else the earliest of the ladder's next step, a
-    re-alignment window's end (rules §6.3) and a skip-net check; None when done."""
+    re-alignment window's end (rules §6.3), a skip-net check and a product's next phase
+    gate (rules §6.2); None when done."""
     p = o.progress
     if p.finished_at is not None:
         return None
     if p.pause is not None:
         return next_paused_duty(o)
-    step = _next_step(o)
-    lapse = next_lapse(p)
-    if step is None or (lapse is not None and lapse[0] < step[0]):
-        return lapse
-    return step
+    due = [w for w in (_next_step(o), next_lapse(p), products.next_gate_wake(o)) if w]
+    # The earliest; at the same moment the first listed, as before gates existed.
+    return min(due, key=lambda w: w[0]) if due else None
 
 
 def _next_step(o: Onboarding) -> tuple[datetime, str] | None:

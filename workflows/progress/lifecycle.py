@@ -30,7 +30,7 @@ from workflows.models import (
     SuccessPlanConfirmation,
     Tier,
 )
-from workflows.progress import skipnet
+from workflows.progress import products, skipnet
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -60,7 +60,7 @@ def begin(
         tier_decision=decision,
         milestones=rules.mark_provisional(
             playbook,
-            rules.build_plan(playbook, decision.tier, closed, deal.deal_type),
+            rules.build_plan(playbook, decision.tier, closed, deal.deal_type, deal.products),
             decision.tier,
             confirmed=False,
         ),
@@ -140,7 +140,7 @@ def reach(
     if status is MilestoneStatus.DONE:
         m.done_at = at
         out.log(now, "milestone_reached", f"{m.title} ({day_text(at)})", by)
-        spec = o.playbook.milestone(m.id)
+        spec = o.playbook.milestone(m.spec_id)
         if spec is not None and spec.on_done:
             notify(o, out, f"reached-{m.id}", Audience.CUSTOMER, spec.on_done, about=m)
     else:
@@ -167,18 +167,24 @@ def credit_observed_events(
     o: Onboarding, out: Changes, now: datetime, keep_times: KeepTimes
 ) -> None:
     """Milestones whose completing product events have all been seen are reached, at
-    the time the last event needed happened: not before closed-won, not after now."""
+    the time the last event needed happened: not before closed-won, not after now. A
+    product's own gate counts only the events that product sent (rules §6.2)."""
     p = o.progress
     for m in p.milestones:
-        spec = o.playbook.milestone(m.id)
+        spec = o.playbook.milestone(m.spec_id)
         rule = spec.completed_by if spec else None
-        if not (m.is_open and rule and event_mapping.reached(rule, p.event_counts)):
+        if not (m.is_open and rule):
+            continue
+        counts, times = p.event_counts, p.event_times
+        if m.product is not None:
+            counts, times = products.of_product(p, m.product)
+        if not event_mapping.reached(rule, counts):
             continue
         at = now
         if keep_times():
-            happened = event_mapping.reached_at(rule, p.event_times) or now
+            happened = event_mapping.reached_at(rule, times) or now
             at = min(max(happened, o.deal.close_date), now)
-        names = ", ".join(n for n in rule.events if p.event_counts.get(n))
+        names = ", ".join(n for n in rule.events if counts.get(n))
         reach(o, out, m, MilestoneStatus.DONE, at, f"product events ({names})", now)
 
 
