@@ -76,10 +76,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStor
     else:
         url = request.getfixturevalue("postgres_url")
     opened = RecordStore.open(url)
+
+    def empty() -> None:
+        with opened.engine.begin() as conn:
+            for table in (onboarding, customer_link):
+                conn.execute(delete(table))
+
+    empty()  # other tests share the session's PostgreSQL server
     yield opened
-    with opened.engine.begin() as conn:
-        for table in (onboarding, customer_link):
-            conn.execute(delete(table))
+    empty()
     opened.close()
 
 
