@@ -116,6 +116,17 @@ async def finished_outcome(client: temporalio.client.Client, workflow_id: str) -
     return desc.status.name.lower() if desc.status is not None else "finished"
 
 
+async def _why_missing(client: temporalio.client.Client, workflow_id: str) -> str | None:
+    """Why an update found no running onboarding: `no onboarding: already <how it
+    ended>`, or None when it never ran. Errors other than not-found are raised."""
+    try:
+        return f"no onboarding: already {await finished_outcome(client, workflow_id)}"
+    except RPCError as gone:
+        if gone.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+
+
 async def deliver_deal(
     client: temporalio.client.Client,
     deal: ClosedWonDeal,
@@ -243,13 +254,8 @@ async def report_deal_lost(
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
-        try:
-            finished = await finished_outcome(client, workflow_id)
-        except RPCError as gone:
-            if gone.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            return outcome
-        return outcome.model_copy(update={"detail": f"no onboarding: already {finished}"})
+        detail = await _why_missing(client, workflow_id)
+        return outcome if detail is None else outcome.model_copy(update={"detail": detail})
     done = "cancelled" if lost.action == "cancel" else "flagged: a decision is required"
     return outcome.model_copy(
         update={
@@ -344,13 +350,8 @@ async def report_champion_change(
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
-        try:
-            finished = await finished_outcome(client, workflow_id)
-        except RPCError as gone:
-            if gone.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            return outcome
-        return outcome.model_copy(update={"detail": f"no onboarding: already {finished}"})
+        detail = await _why_missing(client, workflow_id)
+        return outcome if detail is None else outcome.model_copy(update={"detail": detail})
     window = status.champion_windows[-1] if status.champion_windows else None
     opened = (
         window is not None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.onboardings import Onboardings, status
+from tests.support.onboardings import Onboardings, fresh_progress, status
 from workflows.models import (
     Escalation,
     MilestoneStatus,
@@ -18,12 +18,11 @@ from workflows.models import (
     ProductEvent,
     ProductEventBatch,
     Tier,
-    TierDecision,
     Trigger,
 )
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
-from workflows.rules import build_plan, ladder_steps
+from workflows.rules import ladder_steps
 
 PB = load_playbook()
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -39,14 +38,7 @@ def progress(
 ) -> OnboardingProgress:
     """A tech_touch onboarding closed at T0 whose behavioral events happened on the days
     `times` gives (latest kept as the playbook says); `fired_on`: steps that fired then."""
-    p = OnboardingProgress(
-        tier=Tier.TECH_TOUCH,
-        tier_decision=TierDecision(tier=Tier.TECH_TOUCH, clause="test", reason="test"),
-        milestones=build_plan(PB, Tier.TECH_TOUCH, T0),
-        started_at=T0,
-        clock_start=T0,
-        last_progress_at=T0,
-    )
+    p = fresh_progress(PB, Tier.TECH_TOUCH, T0)
     kept = PB.recent_times_kept()
     p.recent_times = {name: [day(d) for d in days][-kept[name] :] for name, days in times.items()}
     for step_id, on in (fired_on or {}).items():

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.onboardings import fresh_progress
 from workflows.models import (
     MilestoneStatus,
     OnboardingProgress,
     Pause,
     Tier,
-    TierDecision,
 )
 from workflows.playbook import load_playbook
-from workflows.rules import DueStep, build_plan, ladder_steps
+from workflows.rules import DueStep, ladder_steps
 
 PB = load_playbook()
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -27,15 +27,7 @@ def day(n: float) -> datetime:
 
 def fresh(tier: Tier, **changes: object) -> OnboardingProgress:
     """An onboarding that closed at T0 and where nothing has happened yet."""
-    progress = OnboardingProgress(
-        tier=tier,
-        tier_decision=TierDecision(tier=tier, clause="test", reason="test"),
-        milestones=build_plan(PB, tier, T0),
-        started_at=T0,
-        clock_start=T0,
-        last_progress_at=T0,
-    )
-    return progress.model_copy(update=changes)
+    return fresh_progress(PB, tier, T0, **changes)
 
 
 def step_name(s: DueStep) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.onboardings import DUE_DAYS
 from workflows.models import (
     HealthBand,
     HealthRule,
@@ -68,36 +69,6 @@ def settle(plan: list[Milestone], *ids: str, at: datetime = T0) -> None:
 
 
 # --------------------------------------------------------------------------- the plan
-
-DUE_DAYS = {
-    Tier.SELF_SERVE: {
-        "first_login": 3,
-        "technical_setup": 7,
-        "first_value": 14,
-        "team_adoption": 28,
-        "handoff": 30,
-    },
-    Tier.TECH_TOUCH: {
-        "first_login": 3,
-        "kickoff_call": 7,
-        "technical_setup": 14,
-        "data_import": 21,
-        "first_training": 28,
-        "first_value": 30,
-        "team_adoption": 49,
-        "handoff": 56,
-    },
-    Tier.HIGH_TOUCH: {
-        "first_login": 5,
-        "kickoff_call": 14,
-        "technical_setup": 35,
-        "data_import": 42,
-        "first_training": 49,
-        "first_value": 56,
-        "team_adoption": 84,
-        "handoff": 98,
-    },
-}
 
 
 @pytest.mark.parametrize("tier", list(Tier))

@@ -18,13 +18,12 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.onboardings import Onboardings, status, until
+from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.support.records import make_record
 from workflows import contract, progress
 from workflows.models import (
     ClosedWonDeal,
     MilestoneStatus,
-    OnboardingProgress,
     OnboardingState,
     OnboardingStatus,
     Pause,
@@ -35,12 +34,10 @@ from workflows.models import (
     ProductEventBatch,
     SkipRequest,
     Tier,
-    TierDecision,
 )
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 from workflows.progress import skipnet
-from workflows.rules import build_plan
 
 PB = load_playbook()
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -51,15 +48,7 @@ SKIPPED = "first_training"
 def onboarding(events: dict[str, int] | None = None) -> progress.Onboarding:
     """A tech_touch onboarding closed at T0 with `events` counted."""
     deal = ClosedWonDeal(account_id="001A", account_name="Acme", acv_usd=20_000, close_date=T0)
-    p = OnboardingProgress(
-        tier=Tier.TECH_TOUCH,
-        tier_decision=TierDecision(tier=Tier.TECH_TOUCH, clause="test", reason="test"),
-        milestones=build_plan(PB, Tier.TECH_TOUCH, T0),
-        started_at=T0,
-        clock_start=T0,
-        last_progress_at=T0,
-        event_counts=dict(events or {}),
-    )
+    p = fresh_progress(PB, Tier.TECH_TOUCH, T0, event_counts=dict(events or {}))
     return progress.Onboarding(deal, PB, p)
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.onboardings import Onboardings, status
+from tests.support.onboardings import DUE_DAYS, Onboardings, status
 from tests.test_playbook import edited, problems
 from tests.test_workflow import reach, update_error
 from workflows.models import (
@@ -104,16 +104,7 @@ def due_days(milestones: list[Milestone]) -> dict[str, float]:
     return {m.id: (m.due_at - T0) / DAY for m in milestones}
 
 
-PROPOSED = {
-    "first_login": 5,
-    "kickoff_call": 14,
-    "technical_setup": 35,
-    "data_import": 42,
-    "first_training": 49,
-    "first_value": 56,
-    "team_adoption": 84,
-    "handoff": 98,
-}
+PROPOSED = DUE_DAYS[Tier.HIGH_TOUCH]
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,63 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.models import (
     ClosedWonDeal,
     OnboardingInput,
+    OnboardingProgress,
     OnboardingStatus,
     Playbook,
     ProductEventBatch,
+    Tier,
+    TierDecision,
     workflow_id_for,
 )
 from workflows.onboarding import AccountOnboarding
+from workflows.rules import build_plan
+
+# The default playbook's plan, in days after closed-won, as rules §2 (docs/rules.md) sets it.
+DUE_DAYS: dict[Tier, dict[str, float]] = {
+    Tier.SELF_SERVE: {
+        "first_login": 3,
+        "technical_setup": 7,
+        "first_value": 14,
+        "team_adoption": 28,
+        "handoff": 30,
+    },
+    Tier.TECH_TOUCH: {
+        "first_login": 3,
+        "kickoff_call": 7,
+        "technical_setup": 14,
+        "data_import": 21,
+        "first_training": 28,
+        "first_value": 30,
+        "team_adoption": 49,
+        "handoff": 56,
+    },
+    Tier.HIGH_TOUCH: {
+        "first_login": 5,
+        "kickoff_call": 14,
+        "technical_setup": 35,
+        "data_import": 42,
+        "first_training": 49,
+        "first_value": 56,
+        "team_adoption": 84,
+        "handoff": 98,
+    },
+}
+
+
+def fresh_progress(
+    playbook: Playbook, tier: Tier, closed_at: datetime, **fields: Any
+) -> OnboardingProgress:
+    """An onboarding of `tier` that closed at `closed_at` and where nothing has happened
+    yet; `fields` set more of its progress."""
+    progress = OnboardingProgress(
+        tier=tier,
+        tier_decision=TierDecision(tier=tier, clause="test", reason="test"),
+        milestones=build_plan(playbook, tier, closed_at),
+        started_at=closed_at,
+        clock_start=closed_at,
+        last_progress_at=closed_at,
+    )
+    return progress.model_copy(update=fields)
 
 
 @dataclass
