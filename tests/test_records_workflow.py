@@ -37,9 +37,10 @@ from workflows.recording import Recorder
 async def record_when(
     store: RecordStore, account_id: str, check: Any = lambda r: True
 ) -> OnboardingRecord:
-    """The stored record once `check` holds (the activity runs after the workflow task)."""
+    """The stored record once `check` holds (the activity runs after the workflow task;
+    up to 30 s, as a full suite on 2 busy cores can take over 10)."""
     record = None
-    for _ in range(200):
+    for _ in range(600):
         record = store.get(account_id)
         if record is not None and check(record):
             return record
