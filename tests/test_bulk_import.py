@@ -320,9 +320,9 @@ async def test_cli_import_reports_started_running_and_finished_accounts(
         started.stdout.splitlines()
     )
     assert f"importing {first.name}" in started.stderr  # the progress bar
-    await temporal.get_workflow_handle(f"onboarding-{ended}").execute_update(
-        "cancel", CancelRequest(by="test", reason="deal cancelled")
-    )
+    cancelled = temporal.get_workflow_handle(f"onboarding-{ended}")
+    await cancelled.execute_update("cancel", CancelRequest(by="test", reason="deal cancelled"))
+    await cancelled.result()  # the run ends after its final record is written
 
     again = await asyncio.to_thread(onboarding, "import", str(second), "--json")
 
