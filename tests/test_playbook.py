@@ -240,6 +240,21 @@ handoff = 30
             "events, count and cooldown_days are only for behavioral triggers",
             id="cooldown-on-a-deadline-step",
         ),
+        pytest.param(
+            edited(
+                'active_events = ["user_logged_in", "Signed In", "core_workflow_completed"]',
+                'active_events = ["user_logged_in", "Invite Sent"]',
+            ),
+            "measures",
+            "active_events: Invite Sent also listed in invitation_events",
+            id="measures-invitation-is-activity",
+        ),
+        pytest.param(
+            edited('active_events = ["user_logged_in", ', 'active_events = ["Signed In", '),
+            "measures",
+            "active_events: an event name is listed twice",
+            id="measures-event-twice",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

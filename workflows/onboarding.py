@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         SuccessPlanConfirmation,
         TierOverride,
     )
-    from workflows.progress import checks, facts, products
+    from workflows.progress import checks, facts, measures, products
     from workflows.publishing import Publisher
     from workflows.recording import Recorder
 
@@ -277,8 +277,11 @@ class AccountOnboarding:
                 self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
             facts.count(counted, event, now, keep, recent)
-            if self.early is None:  # a multi-product deal's product (rules §6.2)
+            if self.early is None:
+                # A multi-product deal's product (rules §6.2); the account measures (§8).
                 products.count(self.progress, self.deal, event, now, keep)
+                o, at = self._o(), min(event.at or now, now)
+                measures.note_activity(o.progress, o.playbook.measures, event.name, at, o.time_zone)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)

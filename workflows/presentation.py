@@ -27,7 +27,7 @@ from workflows.models import (
     TtvBreakdown,
     product_dependencies,
 )
-from workflows.progress import champion, products, skipnet
+from workflows.progress import champion, measures, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -104,6 +104,9 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
         support_tickets=skipnet.support_tickets(p, o.playbook),
         products=product_views(o),
+        team_invitations=measures.team_invitations(p, o.playbook.measures),
+        first_active_on=measures.first_active_on(p),
+        came_back_on=measures.came_back_on(p),
     )
 
 

@@ -77,6 +77,10 @@ onboarding = sa.Table(
     sa.Index("ix_onboarding_owner", "owner"),
     # The skip net's peers (rules §6.4): support tickets of the open onboardings of a tier.
     sa.Column("support_tickets", sa.Integer, nullable=False, server_default="0"),
+    # Team invitations and first-week retention (rules §8).
+    sa.Column("team_invitations", sa.Integer),
+    sa.Column("first_active_on", sa.Date),
+    sa.Column("came_back_on", sa.Date),
 )
 
 milestone = sa.Table(

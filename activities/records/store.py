@@ -114,6 +114,9 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "decision_required": record.decision_required,
         "document": record.model_dump(mode="json"),
         "support_tickets": record.support_tickets,
+        "team_invitations": record.team_invitations,
+        "first_active_on": record.first_active_on,
+        "came_back_on": record.came_back_on,
     }
 
 

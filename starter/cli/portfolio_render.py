@@ -76,6 +76,13 @@ def _tier_rows(r: PortfolioReport) -> list[list[str]]:
             lambda g: _pct(g.first_engagement_poor),
         ),
         ("milestones within SLA", lambda g: _pct(g.milestones_on_time)),
+        ("setup completed", lambda g: _pct(g.setup_completion)),
+        (
+            f"invited a teammate by day {t.activation_window_days}",
+            lambda g: _pct(g.team_invited),
+        ),
+        ("  invitations (median)", lambda g: _num(g.team_invitations_median)),
+        ("first-week retention", lambda g: _pct(g.first_week_retention)),
         (
             "health: healthy / at risk / critical",
             lambda g: " / ".join(str(n) for n in g.health.values()),

@@ -68,6 +68,20 @@ class GroupFigures(BaseModel):
     escalated: Share = Field(description="onboardings with an escalation that fired / all")
     tier_changed: Share = Field(description="onboardings whose tier changed after the start")
     overridden: Share = Field(description="onboardings with a tier override")
+    setup_completion: Share = Field(
+        description="system-ready gate done / done or past its due date (skipped left out)"
+    )
+    team_invited: Share = Field(
+        description="at least one teammate invited / closed-won at least the activation "
+        "window ago, where invitations are counted"
+    )
+    team_invitations_median: float | None = Field(
+        description="Teammates invited per onboarding of team_invited's `of`"
+    )
+    first_week_retention: Share = Field(
+        description="active again 7 to 13 days after the first active day / first active "
+        "day at least 14 days ago"
+    )
     below_target: list[str] = Field(
         description="The figures that miss their target: completion, activation, ttv_median"
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -80,6 +80,9 @@ class Onboarding:
     `specialist_done_at` the last of them done. `planned`, `passed` (done or skipped) and
     `due_now` (due by the report time) are sets of the playbook's milestones as bits: bit
     i is `playbook.milestones[i]` (ids the playbook does not know are left out).
+    `setup_judged`: its system-ready gate (rules §3) is done or past its due date (not
+    skipped), `setup_done`: done. `team_invitations` (None: not counted), `first_active_on`
+    and `came_back_on` (rules §8, first-week retention) as the record has them.
     `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
     need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
     milestones past their due date, earliest first."""
@@ -111,6 +114,11 @@ class Onboarding:
     passed: int
     due_now: int
     escalated: bool
+    setup_judged: bool
+    setup_done: bool
+    team_invitations: int | None
+    first_active_on: date | None
+    came_back_on: date | None
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
@@ -197,8 +205,11 @@ class _Query:
     def milestone_facts(self) -> sa.Subquery:
         m = milestone.c
         specialist_ids = [s.id for s in self.playbook.milestones if s.owner is Owner.IMPLEMENTATION]
+        setup_ids = [s.id for s in self.playbook.milestones if s.ttv == "system_ready"]
         counted = m.status != MilestoneStatus.SKIPPED.value
         specialist = m.milestone_id.in_(specialist_ids)
+        setup = m.milestone_id.in_(setup_ids)
+        due = counted & (m.done_at.is_not(None) | (m.due_at <= self.now))
         # Each milestone id appears once per account, so a sum of its bits is their union.
         bit = sa.case(
             {s.id: 1 << i for i, s in enumerate(self.playbook.milestones)},
@@ -217,11 +228,13 @@ class _Query:
                 bits(m.status.in_(PASSED)).label("passed"),
                 bits(m.due_at <= self.now).label("due_now"),
                 sa.func.max(m.due_at).label("last_due_at"),
-                _count(counted & (m.done_at.is_not(None) | (m.due_at <= self.now))).label("due"),
+                _count(due).label("due"),
                 _count(m.done_at <= m.due_at).label("on_time"),
                 _count(specialist).label("specialist_gates"),
                 _count(specialist & m.status.in_(OPEN)).label("specialist_open"),
                 sa.func.max(sa.case((specialist, m.done_at))).label("specialist_done_at"),
+                _count(setup & due).label("setup_judged"),
+                _count(setup & (m.status == MilestoneStatus.DONE.value)).label("setup_done"),
             )
             .where(self.of_filtered(m.account_id))
             .group_by(m.account_id)
@@ -259,6 +272,11 @@ class _Query:
             sa.func.coalesce(facts.c.passed, 0),
             sa.func.coalesce(facts.c.due_now, 0),
             sa.type_coerce(ran, sa.Boolean),
+            sa.func.coalesce(facts.c.setup_judged, 0) > 0,
+            sa.func.coalesce(facts.c.setup_done, 0) > 0,
+            o.team_invitations,
+            o.first_active_on,
+            o.came_back_on,
         ).select_from(onboarding.outerjoin(facts, facts.c.account_id == o.account_id))
         return self.filtered(query).order_by(o.account_id)
 

@@ -490,6 +490,39 @@ class ProductRollout(BaseModel):
         return value
 
 
+class Measures(BaseModel):
+    """The product events behind two account measures of rules §8 (docs/rules.md): team
+    invitations (`invitation_events`, counted) and first-week retention (an
+    `active_events` event on a day 7 to 13 days after the account's first active day, in
+    its time zone). Both are counted whenever they come, whatever the plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invitation_events: list[EventName] = Field(
+        default_factory=lambda: ["user_invited", "Invite Sent", "Account Added User"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+    active_events: list[EventName] = Field(
+        default_factory=lambda: ["user_logged_in", "Signed In", "core_workflow_completed"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Measures:
+        for key in ("invitation_events", "active_events"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: an event name is listed twice")
+        if both := sorted(set(self.invitation_events) & set(self.active_events)):
+            raise ValueError(
+                f"active_events: {', '.join(both)} also listed in invitation_events; an "
+                "invitation is not the invited person's activity"
+            )
+        return self
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -529,6 +562,11 @@ class Playbook(BaseModel):
     products: ProductRollout = Field(
         default_factory=ProductRollout,
         description="A multi-product deal's per-product gates and adoption threshold",
+    )
+    measures: Measures | None = Field(
+        default=None,
+        description="None (playbooks pinned before it): no invitations or first-week "
+        "retention gathered",
     )
 
     @model_validator(mode="after")
@@ -617,10 +655,12 @@ class Playbook(BaseModel):
 
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and
-        support tickets, the behavioral ladder steps' events): always worth signalling
-        while the onboarding runs."""
-        net = self.skip_net
+        support tickets, the behavioral ladder steps' events, the `[measures]`): always
+        worth signalling while the onboarding runs."""
+        net, measures = self.skip_net, self.measures
         names = set(net.usage_events) | set(net.support_events) if net else set()
+        if measures is not None:
+            names |= set(measures.invitation_events) | set(measures.active_events)
         return names | set(self.recent_times_kept())
 
     def recent_times_kept(self) -> dict[str, int]:

@@ -3,7 +3,7 @@ reports (rules §8, docs/rules.md) outlive Temporal's retention and work while i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -63,6 +63,15 @@ class OnboardingRecord(BaseModel):
     tier_changes: list[TierChange]
     pauses: list[PauseSpan]
     audit: list[AuditEntry]
+    team_invitations: int | None = Field(
+        default=None, description="Teammates invited; None: not counted (rules §8)"
+    )
+    first_active_on: date | None = Field(
+        default=None, description="The account's first day with an active event"
+    )
+    came_back_on: date | None = Field(
+        default=None, description="Active again 7 to 13 days after it (first-week retention)"
+    )
     support_tickets: int = Field(
         default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
     )

@@ -4,7 +4,7 @@ continue-as-new."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -236,6 +236,11 @@ class OnboardingProgress(BaseModel):
     )
     product_gates: list[ProductGate] = Field(
         default_factory=list, description="Product phase gates decided, oldest first"
+    )
+    active_days: list[date] = Field(
+        default_factory=list,
+        description="The account's days with an active event (its time zone), sorted: "
+        "the first and those up to two weeks after it (rules §8, first-week retention)",
     )
 
 

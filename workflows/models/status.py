@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -149,4 +149,17 @@ class OnboardingStatus(BaseModel):
     )
     products: list[ProductView] = Field(
         default_factory=list, description="A multi-product deal's products (rules §6.2)"
+    )
+    team_invitations: int | None = Field(
+        default=None,
+        description="Teammates invited; None: not counted (a playbook without `[measures]`, "
+        "rules §8)",
+    )
+    first_active_on: date | None = Field(
+        default=None, description="The account's first day with an active event (its time zone)"
+    )
+    came_back_on: date | None = Field(
+        default=None,
+        description="Its first active day 7 to 13 days after that one: retained through "
+        "the first week (rules §8)",
     )

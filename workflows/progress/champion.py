@@ -60,9 +60,7 @@ def change_champion(o: Onboarding, req: ContactChange, now: datetime) -> Changes
     if (current := open_window(p)) is not None:
         current.outcome, current.closed_at = "superseded", now
         out.log(now, "champion_window_superseded", "the champion changed again", req.by)
-    calendar = o.playbook.business_calendar
-    time_zone = o.deal.time_zone or calendar.time_zone
-    country = o.deal.country or calendar.country
+    time_zone, country = o.time_zone, o.country
     days = rule.window_business_days
     window = ChampionWindow(
         opened_at=now,

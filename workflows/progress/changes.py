@@ -99,6 +99,16 @@ class Onboarding:
         """The health score now (rules §2 (docs/rules.md))."""
         return rules.health_score(self.progress.milestones, now, self.playbook.health)
 
+    @property
+    def time_zone(self) -> str:
+        """The account's IANA time zone: the deal's, else the playbook's calendar's."""
+        return self.deal.time_zone or self.playbook.business_calendar.time_zone
+
+    @property
+    def country(self) -> str:
+        """The account's country (its public holidays): the deal's, else the playbook's."""
+        return self.deal.country or self.playbook.business_calendar.country
+
     def ttv(self) -> TtvBreakdown:
         """Time to value so far (rules §3 (docs/rules.md))."""
         p, deal = self.progress, self.deal

@@ -30,7 +30,7 @@ from workflows.models import (
     SuccessPlanConfirmation,
     Tier,
 )
-from workflows.progress import products, skipnet
+from workflows.progress import measures, products, skipnet
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -109,6 +109,9 @@ def _apply_early(
     for name, count in early.event_counts.items():
         p.event_counts[name] = p.event_counts.get(name, 0) + count
     p.event_times = early.event_times
+    for name, times in early.event_times.items():
+        for at in times:  # the earliest, as kept for the milestones
+            measures.note_activity(p, o.playbook.measures, name, at, o.time_zone)
     p.rejected[:0] = early.rejected
     if early.event_counts:
         total = sum(early.event_counts.values())
