@@ -240,6 +240,18 @@ handoff = 30
             "events, count and cooldown_days are only for behavioral triggers",
             id="cooldown-on-a-deadline-step",
         ),
+        pytest.param(
+            edited('waiting_template = "product_waiting"', 'waiting_template = "product_wait"'),
+            "products",
+            "waiting_template: no template 'product_wait'",
+            id="unknown-waiting-template",
+        ),
+        pytest.param(
+            edited('released_template = "product_released"', 'released_template = "gone"'),
+            "products",
+            "released_template: no template 'gone'",
+            id="unknown-released-template",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:
