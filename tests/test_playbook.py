@@ -252,6 +252,12 @@ handoff = 30
             "released_template: no template 'gone'",
             id="unknown-released-template",
         ),
+        pytest.param(
+            edited('when = "usage_drop"\nevents', 'when = "champion_window_lapsed"\nevents'),
+            "ladder.high_touch[10](usage_drop)",
+            "when: champion_window_lapsed is escalated by [champion_change] when its window",
+            id="champion-lapse-is-no-ladder-trigger",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

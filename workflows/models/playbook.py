@@ -224,6 +224,11 @@ class EscalationStep(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> EscalationStep:
+        if self.when is Trigger.CHAMPION_WINDOW_LAPSED:
+            raise ValueError(
+                "when: champion_window_lapsed is escalated by [champion_change] when its "
+                "window lapses, not by a ladder step"
+            )
         immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
         if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
