@@ -131,6 +131,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    SkipCheckView,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -251,6 +252,7 @@ __all__ = [
     "ResumeRequest",
     "Scalar",
     "SkipCheck",
+    "SkipCheckView",
     "SkipNet",
     "SkipRequest",
     "StartOptions",
