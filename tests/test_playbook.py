@@ -255,6 +255,24 @@ handoff = 30
             "active_events: an event name is listed twice",
             id="measures-event-twice",
         ),
+        pytest.param(
+            edited('waiting_template = "product_waiting"', 'waiting_template = "product_wait"'),
+            "products",
+            "waiting_template: no template 'product_wait'",
+            id="unknown-waiting-template",
+        ),
+        pytest.param(
+            edited('released_template = "product_released"', 'released_template = "gone"'),
+            "products",
+            "released_template: no template 'gone'",
+            id="unknown-released-template",
+        ),
+        pytest.param(
+            edited('when = "usage_drop"\nevents', 'when = "champion_window_lapsed"\nevents'),
+            "ladder.high_touch[10](usage_drop)",
+            "when: champion_window_lapsed is escalated by [champion_change] when its window",
+            id="champion-lapse-is-no-ladder-trigger",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

@@ -66,6 +66,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         team_invitations=status.team_invitations,
         first_active_on=status.first_active_on,
         came_back_on=status.came_back_on,
+        skip_checks=status.skip_checks,
     )
 
 

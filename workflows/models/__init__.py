@@ -132,6 +132,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    SkipCheckView,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -253,6 +254,7 @@ __all__ = [
     "ResumeRequest",
     "Scalar",
     "SkipCheck",
+    "SkipCheckView",
     "SkipNet",
     "SkipRequest",
     "StartOptions",

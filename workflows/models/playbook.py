@@ -224,6 +224,11 @@ class EscalationStep(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> EscalationStep:
+        if self.when is Trigger.CHAMPION_WINDOW_LAPSED:
+            raise ValueError(
+                "when: champion_window_lapsed is escalated by [champion_change] when its "
+                "window lapses, not by a ladder step"
+            )
         immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
         if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
@@ -469,9 +474,10 @@ class SkipNet(BaseModel):
 
 class ProductRollout(BaseModel):
     """A multi-product deal's staggered rollout (rules §6.2 (docs/rules.md)): the
-    milestone gates planned once per product (`per_product`, milestone ids), and the
+    milestone gates planned once per product (`per_product`, milestone ids), the
     adoption (active users over licensed seats, 0..1) a product's predecessors must
-    reach before it passes a phase gate."""
+    reach before it passes a phase gate, and the templates the CSM gets when a product
+    starts waiting (`waiting_template`) and when it goes on (`released_template`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -480,6 +486,15 @@ class ProductRollout(BaseModel):
         default_factory=list,
         max_length=MAX_MILESTONES,
         description="Milestone ids planned once per product; none: no product waits",
+    )
+    waiting_template: str | None = Field(
+        default=None,
+        description="Sent to the CSM once when a product starts waiting at a phase gate; "
+        "None (playbooks pinned before it): nobody is told",
+    )
+    released_template: str | None = Field(
+        default=None,
+        description="Sent to the CSM when a waiting product goes on; None: nobody is told",
     )
 
     @field_validator("per_product")
@@ -675,7 +690,12 @@ class Playbook(BaseModel):
 
     def _products_consistent(self, ids: list[str]) -> None:
         """Per-product gates are known milestones, and not the login or value milestone:
-        the ladder's no_login and activation_missed steps watch one gate of the plan."""
+        the ladder's no_login and activation_missed steps watch one gate of the plan; the
+        CSM's templates for a product that waits and goes on are there."""
+        for key in ("waiting_template", "released_template"):
+            name = getattr(self.products, key)
+            if name is not None and name not in self.templates:
+                raise ValueError(f"products.{key}: no template {name!r}")
         for i in self.products.per_product:
             if i not in ids:
                 raise ValueError(f"products.per_product: {i} is not a milestone id")

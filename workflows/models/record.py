@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from workflows.models.state import AuditEntry, Escalation, TierChange
-from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.status import MilestoneView, SkipCheckView, TtvBreakdown
 from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
 
 
@@ -74,6 +74,9 @@ class OnboardingRecord(BaseModel):
     )
     support_tickets: int = Field(
         default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
+    )
+    skip_checks: list[SkipCheckView] = Field(
+        default_factory=list, description="The skip net's checks still to come (§6.4)"
     )
 
 

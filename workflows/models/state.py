@@ -151,6 +151,11 @@ class SkipCheck(BaseModel):
     skipped_at: datetime
     due_at: datetime
     usage_at_skip: int
+    planned_at: datetime | None = Field(
+        default=None,
+        description="When it was first due, before a pause moved it (None: planned before "
+        "this was kept)",
+    )
 
 
 class ProductFacts(BaseModel):

@@ -85,6 +85,21 @@ class ProductView(BaseModel):
     threshold: float
 
 
+class SkipCheckView(BaseModel):
+    """A check of the skip net still to come (rules §6.4): which skipped gate, when it was
+    skipped, the day it is due now, the day it was first due (later only after a pause
+    moved it) and whether a pause holds it now (then it moves by the time paused)."""
+
+    milestone_id: str
+    title: str
+    skipped_at: datetime
+    due_at: datetime
+    planned_at: datetime | None = Field(
+        default=None, description="When it was first due; None for a check planned before"
+    )
+    held: bool = Field(default=False, description="A pause holds it: its day moves on resume")
+
+
 class OnboardingStatus(BaseModel):
     """The `status` query: the whole state of one onboarding, explained."""
 
@@ -162,4 +177,8 @@ class OnboardingStatus(BaseModel):
         default=None,
         description="Its first active day 7 to 13 days after that one: retained through "
         "the first week (rules §8)",
+    )
+    skip_checks: list[SkipCheckView] = Field(
+        default_factory=list,
+        description="The skip net's checks still to come, earliest first (rules §6.4)",
     )

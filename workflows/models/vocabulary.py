@@ -86,6 +86,9 @@ class Trigger(StrEnum):
     EVENT_WITHOUT_MILESTONE = "event_without_milestone"
     # `days` without `events` after `count` of them within `active_days`
     USAGE_DROP = "usage_drop"
+    # a champion change's re-alignment window ended with a gate open (rules §6.3): raised
+    # by `[champion_change]` itself, never by a ladder step
+    CHAMPION_WINDOW_LAPSED = "champion_window_lapsed"
 
 
 class Audience(StrEnum):
