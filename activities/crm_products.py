@@ -84,11 +84,11 @@ def deal_products(lines: Sequence[ProductLine], onboarded: Collection[str]) -> l
     Raises PayloadError naming the sender's field for seats that are not a whole number
     from 1 to the limit, more products than a deal may have, a name that is too long, or
     dependencies on the product itself or in a cycle."""
+    chosen = [(pid, line) for line in lines if (pid := normalized(line.code)) in onboarded]
+    if len({pid for pid, _ in chosen}) < 2:
+        return []  # one product: nothing of its line is used
     kept: dict[str, tuple[ProductLine, int]] = {}
-    for line in lines:
-        pid = normalized(line.code)
-        if pid not in onboarded:
-            continue
+    for pid, line in chosen:
         if line.seats in (None, ""):
             raise PayloadError(line.fields["seats"], "missing: a product's licensed seats")
         seats = convert(line.seats, "int", line.fields["seats"])
@@ -101,8 +101,6 @@ def deal_products(lines: Sequence[ProductLine], onboarded: Collection[str]) -> l
                 f"{MAX_PRODUCTS} (ONBOARDING_CRM_PRODUCTS lists which lines are products)",
             )
         kept[pid] = (first, before + seats)
-    if len(kept) < 2:
-        return []
     products: list[DealProduct] = []
     for pid, (line, seats) in kept.items():
         listed = listed_ids(line.depends_on)

@@ -250,8 +250,10 @@ def test_hubspot_line_items_in_their_deal_order_are_the_products() -> None:
 @pytest.mark.parametrize(
     ("items", "products"),
     [
-        # One product is the ordinary single-product deal: no products, nothing waits.
+        # One product is the ordinary single-product deal: no products, nothing waits,
+        # and nothing of its line is used (so nothing there can refuse the deal).
         ([line_item("crm", "40"), line_item("IMPL-PKG", "1")], []),
+        ([line_item("crm", "2.5"), line_item("crm", None)], []),
         ([], []),
         # A product on two lines is one product with the seats of both.
         (
@@ -282,7 +284,7 @@ def test_hubspot_line_items_in_their_deal_order_are_the_products() -> None:
             ],
         ),
     ],
-    ids=["one", "none", "two-lines", "positions", "depends-on"],
+    ids=["one", "one-unused-quantity", "none", "two-lines", "positions", "depends-on"],
 )
 def test_which_hubspot_line_items_are_products(
     items: list[dict[str, Any]], products: list[tuple[str, str, int, list[str] | None]]
