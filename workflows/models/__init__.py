@@ -31,6 +31,8 @@ from workflows.models.activities import (
     StartOptions,
 )
 from workflows.models.deal import (
+    PRODUCT_ID,
+    PRODUCT_ID_FORM,
     ClosedWonDeal,
     CompletedMilestone,
     Contact,
@@ -40,6 +42,7 @@ from workflows.models.deal import (
     ProductId,
     account_id_for,
     product_dependencies,
+    products_problem,
     workflow_id_for,
 )
 from workflows.models.limits import (
@@ -173,6 +176,8 @@ __all__ = [
     "NAME_CHARS",
     "PHASE_ORDER",
     "PLAYBOOK_BYTES",
+    "PRODUCT_ID",
+    "PRODUCT_ID_FORM",
     "SUBJECT_CHARS",
     "TEMPLATE_CHARS",
     "TEXT_CHARS",
@@ -275,5 +280,6 @@ __all__ = [
     "UtcDatetime",
     "account_id_for",
     "product_dependencies",
+    "products_problem",
     "workflow_id_for",
 ]
