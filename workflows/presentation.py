@@ -24,6 +24,7 @@ from workflows.models import (
     OnboardingStatus,
     Playbook,
     ProductView,
+    ProgramView,
     TtvBreakdown,
     product_dependencies,
 )
@@ -104,7 +105,24 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
         support_tickets=skipnet.support_tickets(p, o.playbook),
         products=product_views(o),
+        programs=program_views(o),
     )
+
+
+def program_views(o: progress.Onboarding) -> list[ProgramView]:
+    """The group programs the onboarding was invited to or attended (rules §1)."""
+    known = o.playbook.programs
+    return [
+        ProgramView(
+            program=x.program,
+            title=known[x.program].title if x.program in known else x.program,
+            invited_at=x.invited_at,
+            session_at=x.session_at,
+            attended_at=x.attended_at,
+            attendances=x.attendances,
+        )
+        for x in o.progress.programs
+    ]
 
 
 def product_views(o: progress.Onboarding) -> list[ProductView]:

@@ -24,7 +24,7 @@ from workflows.models import (
     Trigger,
 )
 from workflows.models.record import OnboardingRecord
-from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.status import MilestoneView, ProgramView, TtvBreakdown
 
 DAY = timedelta(days=1)
 
@@ -77,10 +77,11 @@ def make_record(
     decision_required: bool = False,
     risk_flags: list[str] | None = None,
     next_deadline: datetime | None = None,
+    programs: list[ProgramView] | None = None,
 ) -> OnboardingRecord:
     """A record; `initial_tier` other than `tier` makes a tier change on day 14, by the
     ladder (or by a person: `override`). `ttv` gives every TTV part, `ttv_days` only the
-    total."""
+    total; `programs` the group programs it was invited to or attended."""
     changes = []
     if initial_tier is not None and initial_tier != tier:
         changes.append(
@@ -125,6 +126,7 @@ def make_record(
         tier_changes=changes,
         pauses=[],
         audit=[],
+        programs=programs or [],
     )
 
 

@@ -15,6 +15,7 @@ data converter. They live by audience, and every name is importable from here:
 """
 
 from workflows.models.activities import (
+    CalendarInvite,
     ChampionChangeReport,
     DealHandoff,
     DealLostReport,
@@ -100,6 +101,8 @@ from workflows.models.playbook import (
     MilestoneSpec,
     Playbook,
     ProductRollout,
+    Program,
+    ProgramId,
     PropertyCondition,
     Scalar,
     SkipNet,
@@ -121,6 +124,7 @@ from workflows.models.state import (
     Pause,
     ProductFacts,
     ProductGate,
+    ProgramParticipation,
     RejectedMessage,
     SkipCheck,
     TierChange,
@@ -131,6 +135,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    ProgramView,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -179,6 +184,7 @@ __all__ = [
     "AuditEntry",
     "AwaitedEvents",
     "BusinessCalendar",
+    "CalendarInvite",
     "CancelRequest",
     "ChampionChange",
     "ChampionChangeOutcome",
@@ -245,6 +251,10 @@ __all__ = [
     "ProductId",
     "ProductRollout",
     "ProductView",
+    "Program",
+    "ProgramId",
+    "ProgramParticipation",
+    "ProgramView",
     "PropertyCondition",
     "RealignmentGateDone",
     "RejectedMessage",

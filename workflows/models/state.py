@@ -183,6 +183,18 @@ class ProductGate(BaseModel):
         return self.outcome == "held" and self.released_at is None
 
 
+class ProgramParticipation(BaseModel):
+    """One group program of an onboarding (rules §1 (docs/rules.md), *Group programs*):
+    the invitation sent (`invited_at`, to the session starting at `session_at`) and
+    attendance (`attended_at`: the first time, as its product event dated it)."""
+
+    program: str
+    invited_at: datetime | None = None
+    session_at: datetime | None = None
+    attended_at: datetime | None = None
+    attendances: int = 0
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -236,6 +248,9 @@ class OnboardingProgress(BaseModel):
     )
     product_gates: list[ProductGate] = Field(
         default_factory=list, description="Product phase gates decided, oldest first"
+    )
+    programs: list[ProgramParticipation] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
     )
 
 

@@ -85,6 +85,18 @@ class ProductView(BaseModel):
     threshold: float
 
 
+class ProgramView(BaseModel):
+    """A group program the onboarding was invited to or attended (rules §1
+    (docs/rules.md), *Group programs*)."""
+
+    program: str
+    title: str
+    invited_at: datetime | None = Field(description="When the invitation was sent")
+    session_at: datetime | None = Field(description="The session it invited to")
+    attended_at: datetime | None = Field(description="First attendance; None: not yet")
+    attendances: int
+
+
 class OnboardingStatus(BaseModel):
     """The `status` query: the whole state of one onboarding, explained."""
 
@@ -149,4 +161,7 @@ class OnboardingStatus(BaseModel):
     )
     products: list[ProductView] = Field(
         default_factory=list, description="A multi-product deal's products (rules §6.2)"
+    )
+    programs: list[ProgramView] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
     )
