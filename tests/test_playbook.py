@@ -273,6 +273,78 @@ handoff = 30
             "when: champion_window_lapsed is escalated by [champion_change] when its window",
             id="champion-lapse-is-no-ladder-trigger",
         ),
+        pytest.param(
+            edited('weekday = "tuesday"', 'weekday = "tues"'),
+            "programs.onboarding_webinar.weekday",
+            "Input should be 'monday', 'tuesday',",
+            id="program-weekday",
+        ),
+        pytest.param(
+            edited('time = "16:00"', 'time = "25:00"'),
+            "programs.onboarding_webinar.time",
+            "hour value is outside expected range of 0-23",
+            id="program-time",
+        ),
+        pytest.param(
+            edited('time = "16:00"', 'time = "16:00+02:00"'),
+            "programs.onboarding_webinar.time",
+            "a local time without an offset: the time_zone key gives the zone",
+            id="program-time-with-offset",
+        ),
+        pytest.param(
+            edited('time_zone = "America/New_York"', 'time_zone = "America/Gotham"'),
+            "programs.onboarding_webinar.time_zone",
+            "'America/Gotham' is not an IANA time zone",
+            id="program-time-zone",
+        ),
+        pytest.param(
+            edited("duration_minutes = 60", "duration_minutes = 0"),
+            "programs.onboarding_webinar.duration_minutes",
+            "greater than or equal to 5",
+            id="program-duration",
+        ),
+        pytest.param(
+            edited('tiers = ["tech_touch"]', 'tiers = ["tech_touch", "tech_touch"]'),
+            "programs.onboarding_webinar.tiers",
+            "a tier is listed twice",
+            id="program-tier-twice",
+        ),
+        pytest.param(
+            edited(
+                'join_url = "https://example.com/webinars/onboarding"',
+                'join_url = "example.com/webinars"',
+            ),
+            "programs.onboarding_webinar.join_url",
+            "'example.com/webinars' is not a web address (https://...)",
+            id="program-join-url",
+        ),
+        pytest.param(
+            edited(
+                'organizer = "customer-education@example.com"', 'organizer = "customer education"'
+            ),
+            "programs.onboarding_webinar.organizer",
+            "'customer education' is not an email address",
+            id="program-organizer",
+        ),
+        pytest.param(
+            edited('attended_event = "webinar_attended"', 'attended_event = "setup_completed"'),
+            "programs.onboarding_webinar.attended_event",
+            "'setup_completed' completes milestone technical_setup; attendance needs an event "
+            "of its own",
+            id="program-attendance-is-a-milestone-event",
+        ),
+        pytest.param(
+            edited('template = "program_invitation"', 'template = "program_invite"'),
+            "programs.onboarding_webinar.template",
+            "no template 'program_invite'",
+            id="program-unknown-template",
+        ),
+        pytest.param(
+            edited("invite_after_days = 1", "invite_after_days = -1"),
+            "programs.onboarding_webinar.invite_after_days",
+            "greater than or equal to 0",
+            id="program-invite-day",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

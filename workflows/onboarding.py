@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         SuccessPlanConfirmation,
         TierOverride,
     )
-    from workflows.progress import checks, facts, measures, products
+    from workflows.progress import checks, facts, measures, products, programs
     from workflows.publishing import Publisher
     from workflows.recording import Recorder
 
@@ -269,6 +269,7 @@ class AccountOnboarding:
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
         recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
+        attended = rule.Changes()
         for event in batch.events:
             if self._seen(event.event_id):
                 continue
@@ -278,13 +279,16 @@ class AccountOnboarding:
                 continue
             facts.count(counted, event, now, keep, recent)
             if self.early is None:
-                # A multi-product deal's product (rules §6.2); the account measures (§8).
+                # A multi-product deal's product (rules §6.2), the account measures (§8),
+                # group programs' attendance (§1).
                 products.count(self.progress, self.deal, event, now, keep)
                 o, at = self._o(), min(event.at or now, now)
                 measures.note_activity(o.progress, o.playbook.measures, event.name, at, o.time_zone)
+                programs.attend(o, attended, event, now)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
+            self._apply(attended)
             self._apply(changes)
         self.changed = True
 

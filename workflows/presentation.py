@@ -24,6 +24,7 @@ from workflows.models import (
     OnboardingStatus,
     Playbook,
     ProductView,
+    ProgramView,
     SkipCheckView,
     TtvBreakdown,
     product_dependencies,
@@ -109,6 +110,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         first_active_on=measures.first_active_on(p),
         came_back_on=measures.came_back_on(p),
         skip_checks=skip_check_views(p),
+        programs=program_views(o),
     )
 
 
@@ -130,6 +132,22 @@ def skip_check_views(p: OnboardingProgress) -> list[SkipCheckView]:
             held=p.pause is not None,
         )
         for c in sorted(p.skip_checks, key=lambda c: c.due_at)
+    ]
+
+
+def program_views(o: progress.Onboarding) -> list[ProgramView]:
+    """The group programs the onboarding was invited to or attended (rules §1)."""
+    known = o.playbook.programs
+    return [
+        ProgramView(
+            program=x.program,
+            title=known[x.program].title if x.program in known else x.program,
+            invited_at=x.invited_at,
+            session_at=x.session_at,
+            attended_at=x.attended_at,
+            attendances=x.attendances,
+        )
+        for x in o.progress.programs
     ]
 
 

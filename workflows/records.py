@@ -67,6 +67,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         first_active_on=status.first_active_on,
         came_back_on=status.came_back_on,
         skip_checks=status.skip_checks,
+        programs=status.programs,
     )
 
 

@@ -2,8 +2,9 @@
 migration in `migrations/versions/`, never by editing a released one.
 
 `onboarding` holds one row per account, with the columns the reports filter and group by
-and the whole record as `document`; `milestone`, `escalation` and `tier_change` hold the
-record's lists as rows, so drop-off, SLA and escalation figures are SQL aggregates.
+and the whole record as `document`; `milestone`, `escalation`, `tier_change` and
+`program` (group programs: invitation and attendance) hold the record's lists as rows, so
+drop-off, SLA, escalation and program figures are SQL aggregates.
 `customer_link` holds the customers' progress links (`activities.records.links`): one live
 link per account at most, kept when revoked so a revoked link stays refused.
 """
@@ -144,6 +145,22 @@ tier_change = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("by", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+program = sa.Table(
+    "program",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.String(64),
+        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("program_id", sa.String(64), primary_key=True),
+    sa.Column("invited_at", UtcDateTime),
+    sa.Column("session_at", UtcDateTime),
+    sa.Column("attended_at", UtcDateTime),
+    sa.Column("attendances", sa.Integer, nullable=False),
 )
 
 # No foreign key to `onboarding`: the welcome email's link is issued before the

@@ -36,6 +36,7 @@ from activities.records.schema import (
     escalation,
     milestone,
     onboarding,
+    program,
     tier_change,
 )
 from workflows.models.record import OnboardingRecord
@@ -175,12 +176,26 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
             for i, c in enumerate(record.tier_changes)
         ],
     )
+    yield (
+        program,
+        [
+            {
+                "account_id": key,
+                "program_id": x.program,
+                "invited_at": x.invited_at,
+                "session_at": x.session_at,
+                "attended_at": x.attended_at,
+                "attendances": x.attendances,
+            }
+            for x in record.programs
+        ],
+    )
 
 
 # Built once (building a statement costs more CPU than running it).
 _DELETE_CHILDREN = {
     t.name: sa.delete(t).where(t.c.account_id == sa.bindparam("key"))
-    for t in (milestone, escalation, tier_change)
+    for t in (milestone, escalation, tier_change, program)
 }
 
 

@@ -279,4 +279,30 @@ def render_table(r: PortfolioReport) -> str:
             ),
         ],
     )
+    lines += _section(
+        "Group programs: activation of the invited, attendees against non-attendees",
+        [
+            [
+                "PROGRAM",
+                "INVITED",
+                "ATTENDED",
+                "ACTIVATION ATTENDEES",
+                "NON-ATTENDEES",
+                "TTV MED ATTENDEES",
+                "NON-ATTENDEES",
+            ],
+            *(
+                [
+                    x.program,
+                    str(x.invited),
+                    _pct(x.attended),
+                    _pct(x.attendees.activation),
+                    _pct(x.non_attendees.activation),
+                    _num(x.attendees.ttv_median_days, " d"),
+                    _num(x.non_attendees.ttv_median_days, " d"),
+                ]
+                for x in r.programs
+            ),
+        ],
+    )
     return "\n".join(lines).rstrip() + "\n"

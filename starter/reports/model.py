@@ -185,6 +185,31 @@ class TierBoundary(BaseModel):
     changed_tier: Share
 
 
+class ProgramGroup(BaseModel):
+    """The onboardings invited to a group program that attended it, or did not: how many,
+    their activation (first value within the window, as in the group figures) and
+    median TTV."""
+
+    onboardings: int
+    activation: Share
+    ttv_median_days: float | None
+
+
+class ProgramFigure(BaseModel):
+    """A group program (rules §1): of the onboardings it invited, how many attended, and
+    attendees' activation against non-attendees'. `attended_uninvited`: onboardings that
+    attended without an invitation (another tier, or a link passed on), left out of both
+    groups."""
+
+    program: str
+    title: str
+    invited: int
+    attended: Share
+    attendees: ProgramGroup
+    non_attendees: ProgramGroup
+    attended_uninvited: int
+
+
 class PortfolioReport(BaseModel):
     """Every figure of the portfolio as of `as_of`, over the onboardings that match the
     filters `tier` (now in that tier) and `cohort` (closed-won month). `by_cohort` is the
@@ -207,3 +232,6 @@ class PortfolioReport(BaseModel):
     csm_load: list[CsmLoad]
     headcount: list[Headcount]
     tier_boundaries: list[TierBoundary]
+    programs: list[ProgramFigure] = Field(
+        default_factory=list, description="Group programs: attendees' activation (rules §1)"
+    )

@@ -1,8 +1,9 @@
-"""What the portfolio report reads from the records store, in five queries: one
-`Onboarding` per account (its columns, and what its milestones, escalations and tier
-changes say, aggregated by the database) and the escalation ladder's steps with what
-followed them. Milestone and escalation rows never come to Python one by one: over 10,000
-onboardings they are about 150,000. Times come as POSIX seconds the database computes.
+"""What the portfolio report reads from the records store, in six queries: one
+`Onboarding` per account (its columns, and what its milestones, escalations, tier
+changes and group programs say, aggregated by the database) and the escalation ladder's
+steps with what followed them. Milestone and escalation rows never come to Python one by
+one: over 10,000 onboardings they are about 150,000. Times come as POSIX seconds the
+database computes.
 
     rows = load_rows(store, playbook, now, tier=Tier.HIGH_TOUCH, cohort="2031-04")   # Rows
 
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from activities.records.schema import escalation, milestone, onboarding, tier_change
+from activities.records.schema import escalation, milestone, onboarding, program, tier_change
 from activities.records.store import RecordStore
 from starter.reports.model import TierChangeKind
 from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
@@ -85,7 +86,8 @@ class Onboarding:
     and `came_back_on` (rules §8, first-week retention) as the record has them.
     `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
     need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
-    milestones past their due date, earliest first."""
+    milestones past their due date, earliest first. `invited` and `attended`: the ids of
+    the group programs it was invited to and those it attended (rules §1)."""
 
     account_id: str
     account_name: str
@@ -123,6 +125,8 @@ class Onboarding:
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
     overdue: list[Overdue] = field(default_factory=list)
+    invited: set[str] = field(default_factory=set)
+    attended: set[str] = field(default_factory=set)
 
     @property
     def running(self) -> bool:
@@ -286,6 +290,12 @@ class _Query:
             self.of_filtered(c.account_id)
         )
 
+    def programs(self) -> sa.Select[Any]:
+        c = program.c
+        return sa.select(
+            c.account_id, c.program_id, c.invited_at.is_not(None), c.attended_at.is_not(None)
+        ).where(self.of_filtered(c.account_id))
+
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
         o = onboarding.c
@@ -393,4 +403,10 @@ def load_rows(
         for key, milestone_id, due_at in conn.execute(q.overdue()).all():
             if (r := rows.get(key)) is not None:
                 r.overdue.append(Overdue(milestone_id, due_at))
+        for key, program_id, invited, attended in conn.execute(q.programs()).all():
+            if (r := rows.get(key)) is not None:
+                if invited:
+                    r.invited.add(program_id)
+                if attended:
+                    r.attended.add(program_id)
         return Rows(list(rows.values()), ladder.result())

@@ -25,7 +25,7 @@ from workflows.models import (
     Trigger,
 )
 from workflows.models.record import OnboardingRecord
-from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.status import MilestoneView, ProgramView, TtvBreakdown
 
 DAY = timedelta(days=1)
 
@@ -81,11 +81,12 @@ def make_record(
     team_invitations: int | None = None,
     first_active_day: float | None = None,
     came_back_day: float | None = None,
+    programs: list[ProgramView] | None = None,
 ) -> OnboardingRecord:
     """A record; `initial_tier` other than `tier` makes a tier change on day 14, by the
     ladder (or by a person: `override`). `ttv` gives every TTV part, `ttv_days` only the
     total. `first_active_day`, `came_back_day`: days after closed-won (first-week
-    retention, rules §8)."""
+    retention, rules §8); `programs` the group programs it was invited to or attended."""
 
     def on(day: float | None) -> date | None:
         return None if day is None else (closed_won + day * DAY).date()
@@ -137,6 +138,7 @@ def make_record(
         team_invitations=team_invitations,
         first_active_on=on(first_active_day),
         came_back_on=on(came_back_day),
+        programs=programs or [],
     )
 
 

@@ -15,6 +15,7 @@ data converter. They live by audience, and every name is importable from here:
 """
 
 from workflows.models.activities import (
+    CalendarInvite,
     ChampionChangeReport,
     DealHandoff,
     DealLostReport,
@@ -104,6 +105,8 @@ from workflows.models.playbook import (
     MilestoneSpec,
     Playbook,
     ProductRollout,
+    Program,
+    ProgramId,
     PropertyCondition,
     Scalar,
     SkipNet,
@@ -125,6 +128,7 @@ from workflows.models.state import (
     Pause,
     ProductFacts,
     ProductGate,
+    ProgramParticipation,
     RejectedMessage,
     SkipCheck,
     TierChange,
@@ -135,6 +139,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    ProgramView,
     SkipCheckView,
     TtvBreakdown,
 )
@@ -186,6 +191,7 @@ __all__ = [
     "AuditEntry",
     "AwaitedEvents",
     "BusinessCalendar",
+    "CalendarInvite",
     "CancelRequest",
     "ChampionChange",
     "ChampionChangeOutcome",
@@ -253,6 +259,10 @@ __all__ = [
     "ProductId",
     "ProductRollout",
     "ProductView",
+    "Program",
+    "ProgramId",
+    "ProgramParticipation",
+    "ProgramView",
     "PropertyCondition",
     "RealignmentGateDone",
     "RejectedMessage",

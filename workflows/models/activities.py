@@ -11,6 +11,20 @@ from workflows.models.playbook import MessageTemplate
 from workflows.models.vocabulary import Audience, DealStage, Tier, UtcDatetime
 
 
+class CalendarInvite(BaseModel):
+    """A group program's session as an iCalendar invitation (METHOD:REQUEST) attached to
+    an email (rules §1 (docs/rules.md), *Group programs*): `starts_at` is shown in
+    `time_zone` (IANA)."""
+
+    uid: str = Field(description="Stable: the same session of the same onboarding")
+    summary: str
+    starts_at: UtcDatetime
+    time_zone: str
+    duration_minutes: int
+    url: str = Field(description="Where to join; also the event's location")
+    organizer: str = Field(description="Email address")
+
+
 class Notification(BaseModel):
     """One message for one audience; `idempotency_key` = workflow id + trigger."""
 
@@ -24,6 +38,9 @@ class Notification(BaseModel):
     template_id: str
     template: MessageTemplate
     variables: dict[str, str] = Field(default_factory=dict)
+    invite: CalendarInvite | None = Field(
+        default=None, description="A calendar invitation the email carries (group programs)"
+    )
 
 
 class NotificationReceipt(BaseModel):

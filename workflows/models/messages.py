@@ -39,6 +39,11 @@ class ProductEvent(BaseModel):
         max_length=NAME_CHARS,
         description="The deal's product it happened in (its `product` property; rules §6.2)",
     )
+    program: str | None = Field(
+        default=None,
+        max_length=NAME_CHARS,
+        description="The group program attended (its `program` property; rules §1)",
+    )
 
 
 class ProductEventBatch(BaseModel):

@@ -3,7 +3,10 @@ escalation ladder, message templates and the health rule (`playbooks/*.toml`).""
 
 from __future__ import annotations
 
+import re
+from datetime import time as LocalTime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -538,6 +541,82 @@ class Measures(BaseModel):
         return self
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+MAX_PROGRAMS = 10
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _web_address(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError(f"{value!r} is not a web address (https://...)")
+    return value
+
+
+def _mail_address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+class Program(BaseModel):
+    """A group program for the tiers it serves (rules §1 (docs/rules.md), *Group
+    programs*): a session every week on `weekday` at `time` (local, 24-hour) in
+    `time_zone` (IANA: the session keeps its local time across daylight saving),
+    `duration_minutes` long, joined at `join_url`. An onboarding of a served tier is
+    invited once, `invite_after_days` after closed-won (the SLA clock, shifted by pauses),
+    to the first session starting at least `notice_hours` later: the `template` to the
+    customer with an iCalendar invitation from `organizer`. Attendance is the product
+    event `attended_event` (its `program` property names the program)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Name
+    weekday: Weekday
+    time: LocalTime = Field(description="Local start time, HH:MM")
+    time_zone: Annotated[str, AfterValidator(known_time_zone)]
+    duration_minutes: int = Field(default=60, ge=5, le=480)
+    tiers: list[Tier] = Field(
+        default_factory=lambda: [Tier.TECH_TOUCH], min_length=1, max_length=len(Tier)
+    )
+    invite_after_days: int = Field(default=1, ge=0, le=MAX_PLAN_DAYS)
+    notice_hours: int = Field(
+        default=24, ge=0, le=24 * 7, description="The least time between invitation and session"
+    )
+    template: str = "program_invitation"
+    join_url: Annotated[str, Field(max_length=500), AfterValidator(_web_address)]
+    organizer: Annotated[str, Field(max_length=254), AfterValidator(_mail_address)]
+    attended_event: EventName = "program_attended"
+
+    @field_validator("time")
+    @classmethod
+    def _minutes(cls, value: LocalTime) -> LocalTime:
+        if value.tzinfo is not None:
+            raise ValueError("a local time without an offset: the time_zone key gives the zone")
+        if value.second or value.microsecond:
+            raise ValueError("whole minutes only (HH:MM)")
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct_tiers(cls, value: list[Tier]) -> list[Tier]:
+        if len(set(value)) != len(value):
+            raise ValueError("a tier is listed twice")
+        return value
+
+
+ProgramId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -582,6 +661,11 @@ class Playbook(BaseModel):
         default=None,
         description="None (playbooks pinned before it): no invitations or first-week "
         "retention gathered",
+    )
+    programs: dict[ProgramId, Program] = Field(
+        default_factory=dict,
+        max_length=MAX_PROGRAMS,
+        description="Group programs (rules §1); none (playbooks pinned before them): no invitation",
     )
 
     @model_validator(mode="after")
@@ -666,17 +750,42 @@ class Playbook(BaseModel):
                     raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
         self._tracks_consistent(ids)
         self._products_consistent(ids)
+        self._programs_consistent(by_event)
         return self
 
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and
-        support tickets, the behavioral ladder steps' events, the `[measures]`): always
-        worth signalling while the onboarding runs."""
+        support tickets, the behavioral ladder steps' events, the `[measures]`, programs'
+        attendance): always worth signalling while the onboarding runs."""
         net, measures = self.skip_net, self.measures
         names = set(net.usage_events) | set(net.support_events) if net else set()
         if measures is not None:
             names |= set(measures.invitation_events) | set(measures.active_events)
-        return names | set(self.recent_times_kept())
+        return names | set(self.recent_times_kept()) | self.attendance_events()
+
+    def attendance_events(self) -> set[str]:
+        """The product events that say a program was attended (rules §1)."""
+        return {p.attended_event for p in self.programs.values()}
+
+    def _programs_consistent(self, by_event: dict[str, MilestoneSpec]) -> None:
+        """Each program's template is there, and its attendance event is its own: one a
+        milestone counts, or the skip net's, would credit attendance for other facts."""
+        net = self.skip_net
+        others = set(net.usage_events) | set(net.support_events) if net else set()
+        for key, program in self.programs.items():
+            if program.template not in self.templates:
+                raise ValueError(f"programs.{key}.template: no template {program.template!r}")
+            name = program.attended_event
+            if (spec := by_event.get(name)) is not None:
+                raise ValueError(
+                    f"programs.{key}.attended_event: {name!r} completes milestone {spec.id}; "
+                    "attendance needs an event of its own"
+                )
+            if name in others:
+                raise ValueError(
+                    f"programs.{key}.attended_event: {name!r} is one of the skip net's "
+                    "events; attendance needs an event of its own"
+                )
 
     def recent_times_kept(self) -> dict[str, int]:
         """Per event name a behavioral ladder step watches, how many of its latest times

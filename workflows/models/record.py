@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from workflows.models.state import AuditEntry, Escalation, TierChange
-from workflows.models.status import MilestoneView, SkipCheckView, TtvBreakdown
+from workflows.models.status import MilestoneView, ProgramView, SkipCheckView, TtvBreakdown
 from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
 
 
@@ -24,7 +24,7 @@ class PauseSpan(BaseModel):
 class OnboardingRecord(BaseModel):
     """One onboarding as the records store keeps it: the deal's facts, tier (initial and
     current), cohort, state, plan against what happened, escalations, tier changes and
-    overrides, pauses, TTV parts, completion and the audit trail.
+    overrides, pauses, TTV parts, completion, group programs and the audit trail.
 
     `(as_of, revision)` orders the writes of one onboarding: the store keeps the latest it
     has seen, so a retried or late write never moves a record backwards. The workflow
@@ -77,6 +77,11 @@ class OnboardingRecord(BaseModel):
     )
     skip_checks: list[SkipCheckView] = Field(
         default_factory=list, description="The skip net's checks still to come (§6.4)"
+    )
+    programs: list[ProgramView] = Field(
+        default_factory=list,
+        description="Group programs invited to or attended; the reports compare attendees' "
+        "activation with non-attendees' (rules §1)",
     )
 
 

@@ -188,6 +188,18 @@ class ProductGate(BaseModel):
         return self.outcome == "held" and self.released_at is None
 
 
+class ProgramParticipation(BaseModel):
+    """One group program of an onboarding (rules §1 (docs/rules.md), *Group programs*):
+    the invitation sent (`invited_at`, to the session starting at `session_at`) and
+    attendance (`attended_at`: the first time, as its product event dated it)."""
+
+    program: str
+    invited_at: datetime | None = None
+    session_at: datetime | None = None
+    attended_at: datetime | None = None
+    attendances: int = 0
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -246,6 +258,9 @@ class OnboardingProgress(BaseModel):
         default_factory=list,
         description="The account's days with an active event (its time zone), sorted: "
         "the first and those up to two weeks after it (rules §8, first-week retention)",
+    )
+    programs: list[ProgramParticipation] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
     )
 
 

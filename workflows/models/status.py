@@ -100,6 +100,18 @@ class SkipCheckView(BaseModel):
     held: bool = Field(default=False, description="A pause holds it: its day moves on resume")
 
 
+class ProgramView(BaseModel):
+    """A group program the onboarding was invited to or attended (rules §1
+    (docs/rules.md), *Group programs*)."""
+
+    program: str
+    title: str
+    invited_at: datetime | None = Field(description="When the invitation was sent")
+    session_at: datetime | None = Field(description="The session it invited to")
+    attended_at: datetime | None = Field(description="First attendance; None: not yet")
+    attendances: int
+
+
 class OnboardingStatus(BaseModel):
     """The `status` query: the whole state of one onboarding, explained."""
 
@@ -181,4 +193,7 @@ class OnboardingStatus(BaseModel):
     skip_checks: list[SkipCheckView] = Field(
         default_factory=list,
         description="The skip net's checks still to come, earliest first (rules §6.4)",
+    )
+    programs: list[ProgramView] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
     )

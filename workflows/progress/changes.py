@@ -19,6 +19,7 @@ from workflows.formats import day_text, score_text
 from workflows.models import (
     Audience,
     AuditEntry,
+    CalendarInvite,
     ClosedWonDeal,
     ContactRole,
     Health,
@@ -47,12 +48,14 @@ NudgesOnly = Callable[[], bool]
 
 @dataclass
 class Notify:
-    """Send `template_id` to `audience`; `trigger` makes the idempotency key."""
+    """Send `template_id` to `audience`; `trigger` makes the idempotency key; `invite`:
+    a group program's calendar invitation the email carries."""
 
     trigger: str
     audience: Audience
     template_id: str
     variables: dict[str, str]
+    invite: CalendarInvite | None = None
 
 
 @dataclass
@@ -133,9 +136,10 @@ def notify(
     template_id: str,
     variables: dict[str, str] | None = None,
     about: Milestone | None = None,
+    invite: CalendarInvite | None = None,
 ) -> None:
     """A notification, its variables taken from the state now (`about`: the milestone it
-    names, by default the next one due)."""
+    names, by default the next one due; `invite`: a calendar invitation it carries)."""
     p = o.progress
     about = about or rules.next_milestone(p.milestones)
     base = {
@@ -148,7 +152,7 @@ def notify(
         "days": "0",
         "reason": "",
     }
-    out.effects.append(Notify(trigger, audience, template_id, base | (variables or {})))
+    out.effects.append(Notify(trigger, audience, template_id, base | (variables or {}), invite))
 
 
 def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
@@ -180,4 +184,5 @@ def notification(o: Onboarding, effect: Notify, workflow_id: str, now: datetime)
         template_id=effect.template_id,
         template=o.playbook.templates[effect.template_id],
         variables=variables,
+        invite=effect.invite,
     )
