@@ -104,6 +104,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
         support_tickets=skipnet.support_tickets(p, o.playbook),
         products=product_views(o),
+        specialist=p.specialist,
     )
 
 
@@ -201,14 +202,16 @@ def search_values(
 
 
 def checklist(o: progress.Onboarding, now: datetime) -> str:
-    """The UI's current details: a headline, then each milestone as a checklist line,
+    """The UI's current details: a headline (with the owner and any implementation
+    specialist), then each milestone as a checklist line,
     then a pause, a pending decision, the last escalation and the last champion change's
     re-alignment window (rules §6.3)."""
     p, health = o.progress, o.health(now)
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
         f"health {score_text(health.score)} ({health.band.value}) · "
-        f"owner {p.owner or 'automated'}",
+        f"owner {p.owner or 'automated'}"
+        + (f" · implementation specialist {p.specialist}" if p.specialist else ""),
         "",
     ]
     for m in p.milestones:

@@ -77,6 +77,9 @@ onboarding = sa.Table(
     sa.Index("ix_onboarding_owner", "owner"),
     # The skip net's peers (rules §6.4): support tickets of the open onboardings of a tier.
     sa.Column("support_tickets", sa.Integer, nullable=False, server_default="0"),
+    # Capacity-aware assignment (rules §7): the specialists' active implementations.
+    sa.Column("specialist", sa.String(200)),
+    sa.Index("ix_onboarding_specialist", "specialist"),
 )
 
 milestone = sa.Table(

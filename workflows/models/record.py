@@ -66,6 +66,9 @@ class OnboardingRecord(BaseModel):
     support_tickets: int = Field(
         default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
     )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )
 
 
 class RecordSaved(BaseModel):

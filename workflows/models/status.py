@@ -150,3 +150,6 @@ class OnboardingStatus(BaseModel):
     products: list[ProductView] = Field(
         default_factory=list, description="A multi-product deal's products (rules §6.2)"
     )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )
