@@ -240,7 +240,7 @@ def test_the_least_loaded_eligible_person_with_room_gets_the_account(
 
 
 def test_nobody_covering_the_tier_is_an_error_naming_role_and_tier() -> None:
-    with pytest.raises(NoOneEligible, match="no csm on the roster other than bob@v.test covers"):
+    with pytest.raises(NoOneEligible, match=r"no csm on the roster other than bob@v\.test covers"):
         pick(
             Roster(people=[BOB, DAN]),
             {},
@@ -372,3 +372,194 @@ def test_an_unreadable_or_empty_roster_says_which(tmp_path: Path) -> None:
         load_roster(Settings(roster_file=tmp_path / "missing.toml"))
     with pytest.raises(RosterError, match="ONBOARDING_CSM_ROSTER: empty"):
         load_roster(Settings(csm_roster=[]))
+
+
+# --------------------------------------------------------------------------- the loads
+
+
+def implementation(account_id: str, won: datetime, specialist: str, done: bool, **kw: object):
+    """A high_touch record with its specialist and the technical setup gate (done or
+    open; a per-product copy of it for `product`)."""
+    gate = milestone_view(str(kw.pop("gate", "technical_setup")), won, 35, 30 if done else None)
+    record = make_record(account_id, won, tier=HT, milestones=[gate], **kw)  # type: ignore[arg-type]
+    return record.model_copy(update={"specialist": specialist})
+
+
+def test_the_store_counts_open_onboardings_per_owner_and_active_implementations(
+    store: RecordStore,
+) -> None:
+    won = datetime.now(UTC).replace(microsecond=0) - 20 * DAY
+    rows = [
+        make_record("001A", won, tier=HT, owner="ann@v.test"),
+        make_record("001B", won, tier=HT, owner="ann@v.test", state=OnboardingState.AT_RISK),
+        make_record("001C", won, tier=TT, owner="ann@v.test", state=OnboardingState.PAUSED),
+        make_record("001D", won, tier=Tier.SELF_SERVE, owner="ann@v.test"),
+        make_record("001E", won, tier=HT, owner="ann@v.test", state=OnboardingState.COMPLETED),
+        make_record("001F", won, tier=HT, owner="ann@v.test", state=OnboardingState.CANCELLED),
+        make_record("001G", won, tier=HT, owner="bob@v.test"),
+        make_record("001H", won, tier=HT, owner=None),
+        make_record("001I", won, tier=HT, owner="bob@v.test"),  # the account asking
+        implementation("001J", won, "dan@v.test", done=False, owner="bob@v.test"),
+        implementation("001K", won, "dan@v.test", done=True, owner=None),  # gates done
+        implementation(
+            "001L", won, "dan@v.test", done=False, owner=None, gate="technical_setup:crm"
+        ),
+        implementation("001M", won, "dan@v.test", done=False, owner=None, gate="first_training"),
+    ]
+    for record in rows:
+        assert store.save(record)
+    loads = store.staff_loads(["technical_setup", "data_import"], "001I")
+    assert loads == {
+        "ann@v.test": Load(high_touch=2, low_touch=2),
+        "bob@v.test": Load(high_touch=2),
+        "dan@v.test": Load(implementations=2),
+    }
+    assert store.get("001J").specialist == "dan@v.test"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- the activity
+
+
+async def assign(roster: OwnerRoster, account_id: str, **request: object) -> object:
+    fields = {"account_id": account_id, "workflow_id": f"onboarding-{account_id}", "tier": HT}
+    return await ActivityEnvironment().run(
+        roster.assign_owner, OwnerRequest.model_validate(fields | request)
+    )
+
+
+async def test_the_activity_reads_the_load_and_keeps_an_accounts_recorded_owner(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    store = RecordStore.open(url)
+    won = datetime.now(UTC).replace(microsecond=0)
+    for i in range(3):
+        store.save(make_record(f"001{i}", won, tier=HT, owner="csm-1@localhost"))
+    store.save(make_record("001K", won, tier=HT, owner="csm-1@localhost"))
+    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+
+    fresh = await assign(roster, "001N")
+    assert fresh.owner == "csm-2@localhost"  # type: ignore[attr-defined]
+    assert fresh.reason == (  # type: ignore[attr-defined]
+        "least loaded of 2 CSMs covering high_touch: no open accounts (0%)"
+    )
+    kept = await assign(roster, "001K")  # recorded with its CSM: a retry answers the same
+    assert (kept.owner, kept.reason) == (  # type: ignore[attr-defined]
+        "csm-1@localhost",
+        "kept: already the account's csm",
+    )
+    moved = await assign(roster, "001K", leaving="csm-1@localhost")
+    assert moved.owner == "csm-2@localhost"  # type: ignore[attr-defined]
+    store.close()
+
+
+async def test_nobody_to_assign_is_a_non_retryable_error_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+    with pytest.raises(ApplicationError) as caught:
+        await assign(roster, "001A", role=SPECIALIST)
+    assert caught.value.non_retryable
+    assert caught.value.message == (
+        "no implementation_specialist on the roster covers high_touch (ONBOARDING_CSM_ROSTER)"
+    )
+
+
+# --------------------------------------------------------------------------- the workflow
+
+FULL_ROSTER = """
+[[people]]
+id = "pat@vendor.test"
+name = "Pat"
+role = "csm"
+tiers = ["high_touch"]
+capacity = { csm_high_touch_accounts = 1 }
+
+[[people]]
+id = "sam@vendor.test"
+name = "Sam"
+role = "implementation_specialist"
+"""
+
+QUINN = """
+[[people]]
+id = "quinn@vendor.test"
+name = "Quinn"
+role = "csm"
+"""
+
+
+async def messages(box: Mailbox, count: int) -> dict[str, str]:
+    """Subject by recipient, once `count` messages have arrived."""
+    for _ in range(400):
+        if len(box.messages) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return {str(m["To"]): " ".join(str(m["Subject"]).split()) for m in box.messages}
+
+
+async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_is_reassigned(
+    env: WorkflowEnvironment, playbook: Playbook, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    roster_file = tmp_path / "roster.toml"
+    roster_file.write_text(FULL_ROSTER, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    closed = await env.get_current_time()
+    store = RecordStore.open(url)  # Pat already carries one open high-touch account
+    store.save(make_record("001OTHER", closed - 9 * DAY, tier=HT, owner="pat@vendor.test"))
+    store.close()
+    settings = email_settings(mailbox, roster_file=roster_file, records_url=url)
+    task_queue = f"roster-{uuid.uuid4().hex[:8]}"
+    deal = make_deal(close_date=closed, **TIER_DEALS["high_touch"])
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[AccountOnboarding],
+        activities=activities_for(settings),
+        workflow_failure_exception_types=[Exception],
+    ):
+        handle = await env.client.start_workflow(
+            AccountOnboarding.run,
+            OnboardingInput(deal=deal, playbook=playbook),
+            id=deal.workflow_id,
+            task_queue=task_queue,
+        )
+        st = await until(handle, lambda s: s.owner is not None and s.specialist is not None)
+        assert (st.owner, st.specialist) == ("pat@vendor.test", "sam@vendor.test")
+        sent = await messages(mailbox, 4)
+        assert sent["cs-leadership@localhost"] == (
+            "[CS leadership] Over capacity: Acme Corp (high_touch) went to pat@vendor.test"
+        )
+        assert sent["sam@vendor.test"] == "New implementation: Acme Corp (high_touch)"
+        assert sent["pat@vendor.test"] == "New onboarding: Acme Corp (high_touch)"
+        alert = next(m for m in mailbox.messages if m["To"] == "cs-leadership@localhost")
+        assert "pat@vendor.test now carries 1 more than their capacity" in alert.get_content()
+        audit = {a.kind: a.detail for a in st.audit}
+        assert audit["over_capacity"].startswith("pat@vendor.test is 1 over: every one of 1 CSMs")
+        assert audit["specialist_assigned"] == (
+            "sam@vendor.test: least loaded of 1 implementation specialists covering "
+            "high_touch: 0 of 15 active implementations (0%)"
+        )
+
+        # Pat leaves the team: Quinn joins the roster, and the onboarding moves to Quinn.
+        roster_file.write_text(FULL_ROSTER + QUINN, encoding="utf-8")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                AccountOnboarding.reassign_owner,
+                OwnerReassignment(person="sam@vendor.test", by="cs-ops"),
+            )
+        assert "person: sam@vendor.test is not this onboarding's csm (pat@vendor.test is)" in str(
+            refused.value.cause
+        )
+        st = await handle.execute_update(
+            AccountOnboarding.reassign_owner,
+            OwnerReassignment(person="pat@vendor.test", by="cs-ops", reason="left the company"),
+        )
+        assert (st.owner, st.specialist) == ("quinn@vendor.test", "sam@vendor.test")
+        moved = [a for a in st.audit if a.kind == "reassigned"]
+        assert [(a.by, a.detail.split(": ")[0]) for a in moved] == [
+            ("cs-ops", "csm pat@vendor.test -> quinn@vendor.test (left the company)")
+        ]
+        sent = await messages(mailbox, 5)
+        assert sent["quinn@vendor.test"] == "New onboarding: Acme Corp (high_touch)"
