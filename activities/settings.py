@@ -160,6 +160,13 @@ class Settings(SharedSettings):
     slack_webhook_url: str | None = None
     cs_leadership_email: str = "cs-leadership@localhost"
     default_recipient: str = "cs-ops@localhost"
+    # Who onboardings are assigned to (rules §7): the roster file; without one, these
+    # CSMs, covering every tier and region at the playbook's capacity.
+    roster_file: Path | None = Field(
+        default=None,
+        description="The roster (TOML): CSMs and implementation specialists with their "
+        "role, tiers, regions and capacity; unset: ONBOARDING_CSM_ROSTER",
+    )
     csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
     sent_log: Path | None = None
 

@@ -345,6 +345,43 @@ handoff = 30
             "greater than or equal to 0",
             id="program-invite-day",
         ),
+        pytest.param(
+            edited("csm_high_touch_accounts = 15 ", "csm_high_touch_accounts = 0 "),
+            "capacity.csm_high_touch_accounts",
+            "Input should be greater than or equal to 1",
+            id="capacity-zero",
+        ),
+        pytest.param(
+            edited("csm_low_touch_accounts = 80 ", "csm_low_touch_accounts = 10 "),
+            "capacity",
+            "csm_low_touch_accounts: 10 is below csm_high_touch_accounts (15); a low-touch "
+            "account takes less of a CSM than a high-touch one",
+            id="capacity-low-touch-below-high-touch",
+        ),
+        pytest.param(
+            edited(
+                'specialist_gates = ["technical_setup", "data_import"]',
+                'specialist_gates = ["setup"]',
+            ),
+            "capacity.specialist_gates",
+            "setup is not a milestone id",
+            id="capacity-unknown-gate",
+        ),
+        pytest.param(
+            edited(
+                'specialist_tiers = ["high_touch"]',
+                'specialist_tiers = ["high_touch", "high_touch"]',
+            ),
+            "capacity",
+            "specialist_tiers: high_touch listed twice",
+            id="capacity-tier-twice",
+        ),
+        pytest.param(
+            edited('leadership_template = "leadership_over_capacity"', 'leadership_template = "x"'),
+            "capacity.leadership_template",
+            "no template 'x'",
+            id="capacity-unknown-template",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

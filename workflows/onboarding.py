@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         OnboardingInput,
         OnboardingState,
         OnboardingStatus,
+        OwnerReassignment,
         PauseRequest,
         Phase,
         ProductEventBatch,
@@ -460,6 +461,20 @@ class AccountOnboarding:
     def _check_success_plan(self, req: SuccessPlanConfirmation) -> None:
         self._require_running()
         checks.confirm_success_plan(self.progress, req, workflow.now())
+
+    @workflow.update(name=contract.REASSIGN_OWNER)
+    async def reassign_owner(self, req: OwnerReassignment) -> OnboardingStatus:
+        """`req.person` leaves the onboarding: the roster's least-loaded eligible person
+        without them takes it, audited, and is told (rules §7 (docs/rules.md)). A failed
+        assignment keeps them and is audited."""
+        reason = req.reason or "leaves the roster"
+        effect = rule.AssignOwner(reason, req.role, leaving=req.person, by=req.by)
+        return self._changed(await effects.run(self._o(), effect, self._times_kept))
+
+    @reassign_owner.validator
+    def _check_reassign(self, req: OwnerReassignment) -> None:
+        self._require_running()
+        checks.reassign(self.progress, req)
 
     @workflow.signal(name=contract.REFRESH_RECORD)
     def refresh_record(self) -> None:

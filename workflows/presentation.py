@@ -111,6 +111,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         came_back_on=measures.came_back_on(p),
         skip_checks=skip_check_views(p),
         programs=program_views(o),
+        specialist=p.specialist,
     )
 
 
@@ -245,15 +246,17 @@ def search_values(
 
 
 def checklist(o: progress.Onboarding, now: datetime) -> str:
-    """The UI's current details: a headline, then each milestone as a checklist line,
-    then a pause, a pending decision, the last escalation, the last champion change's
-    re-alignment window (rules §6.3), a multi-product deal's products (rules §6.2) and
-    the skip net's pending checks (rules §6.4)."""
+    """The UI's current details: a headline (with the owner and any implementation
+    specialist), then each milestone as a checklist line, then a pause, a pending
+    decision, the last escalation, the last champion change's re-alignment window (rules
+    §6.3), a multi-product deal's products (rules §6.2) and the skip net's pending checks
+    (rules §6.4)."""
     p, health = o.progress, o.health(now)
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
         f"health {score_text(health.score)} ({health.band.value}) · "
-        f"owner {p.owner or 'automated'}",
+        f"owner {p.owner or 'automated'}"
+        + (f" · implementation specialist {p.specialist}" if p.specialist else ""),
         "",
     ]
     for m in p.milestones:

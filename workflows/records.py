@@ -68,6 +68,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         came_back_on=status.came_back_on,
         skip_checks=status.skip_checks,
         programs=status.programs,
+        specialist=status.specialist,
     )
 
 

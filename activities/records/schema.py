@@ -82,6 +82,9 @@ onboarding = sa.Table(
     sa.Column("team_invitations", sa.Integer),
     sa.Column("first_active_on", sa.Date),
     sa.Column("came_back_on", sa.Date),
+    # Capacity-aware assignment (rules §7): the specialists' active implementations.
+    sa.Column("specialist", sa.String(200)),
+    sa.Index("ix_onboarding_specialist", "specialist"),
 )
 
 milestone = sa.Table(

@@ -6,6 +6,7 @@ URL setting), its schema kept by Alembic migrations.
     store.get("001...")         # OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
+    store.staff_loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
 thread: the activities through one `LazyStore` per worker process, the ingress through
@@ -39,6 +40,7 @@ from activities.records.schema import (
     program,
     tier_change,
 )
+from workflows.assignment import Load
 from workflows.models.record import OnboardingRecord
 from workflows.models.vocabulary import OnboardingState, Tier
 
@@ -118,6 +120,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "team_invitations": record.team_invitations,
         "first_active_on": record.first_active_on,
         "came_back_on": record.came_back_on,
+        "specialist": record.specialist,
     }
 
 
@@ -347,6 +350,44 @@ class RecordStore:
         with self.engine.connect() as conn:
             tickets = [int(n) for n in conn.scalars(query)]
         return (statistics.median(tickets) if tickets else None), len(tickets)
+
+    def staff_loads(self, gates: list[str], account_id: str) -> dict[str, Load]:
+        """What each person carries, by id, from the open onboardings (neither completed
+        nor cancelled) other than `account_id`: as owner, per tier band; as
+        implementation specialist, the onboardings with one of `gates` still open (a
+        per-product copy `<gate>:<product>` counts). The loads of capacity-aware
+        assignment (rules §7 (docs/rules.md))."""
+        ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
+        live = (onboarding.c.state.not_in(ended), onboarding.c.account_id != account_id)
+        owned = (
+            sa.select(onboarding.c.owner, onboarding.c.tier, sa.func.count())
+            .where(onboarding.c.owner.is_not(None), *live)
+            .group_by(onboarding.c.owner, onboarding.c.tier)
+        )
+        open_gate = sa.or_(
+            milestone.c.milestone_id.in_(gates),
+            *(milestone.c.milestone_id.startswith(f"{g}:", autoescape=True) for g in gates),
+        )
+        implementing = (
+            sa.select(onboarding.c.specialist, sa.func.count(sa.distinct(onboarding.c.account_id)))
+            .join(milestone, milestone.c.account_id == onboarding.c.account_id)
+            .where(
+                onboarding.c.specialist.is_not(None),
+                *live,
+                milestone.c.status.in_(("not_started", "in_progress")),
+                open_gate,
+            )
+            .group_by(onboarding.c.specialist)
+        )
+        loads: dict[str, Load] = {}
+        with self.engine.connect() as conn:
+            for owner, tier, count in conn.execute(owned):
+                loads[owner] = loads.get(owner, Load()).plus(Tier(tier), int(count))
+            if gates:
+                for specialist, count in conn.execute(implementing):
+                    before = loads.get(specialist, Load())
+                    loads[specialist] = before.model_copy(update={"implementations": int(count)})
+        return loads
 
     # ------------------------------------------------------------------ progress links
 

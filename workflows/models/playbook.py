@@ -617,6 +617,55 @@ class Program(BaseModel):
 ProgramId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 
 
+# Far above any real team's load (the seeds: 8-15 high-touch or 40-80 low-touch accounts).
+MAX_CAPACITY = 1_000
+
+
+class Capacity(BaseModel):
+    """Who is assigned to an onboarding, by segment and load (rules §7 (docs/rules.md)):
+    how many open accounts one CSM carries in high_touch and in the low-touch tiers
+    (tech_touch and self_serve together), and how many active implementations one
+    implementation specialist carries (a roster entry may set its own numbers). A
+    specialist is assigned in `specialist_tiers` when the plan holds one of
+    `specialist_gates`; an implementation is active while one of them is open. When
+    everyone eligible is full, CS leadership gets `leadership_template`; the specialist
+    is told with `specialist_template`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    csm_high_touch_accounts: int = Field(default=15, ge=1, le=MAX_CAPACITY)
+    csm_low_touch_accounts: int = Field(default=80, ge=1, le=MAX_CAPACITY)
+    specialist_implementations: int = Field(default=15, ge=1, le=MAX_CAPACITY)
+    specialist_tiers: list[Tier] = Field(
+        default_factory=lambda: [Tier.HIGH_TOUCH], max_length=len(Tier)
+    )
+    specialist_gates: list[str] = Field(
+        default_factory=lambda: ["technical_setup", "data_import"], max_length=MAX_MILESTONES
+    )
+    leadership_template: str = "leadership_over_capacity"
+    specialist_template: str = "specialist_assigned"
+
+    @model_validator(mode="after")
+    def _shape(self) -> Capacity:
+        for key in ("specialist_tiers", "specialist_gates"):
+            named = getattr(self, key)
+            if twice := sorted({str(i) for i in named if named.count(i) > 1}):
+                raise ValueError(f"{key}: {', '.join(twice)} listed twice")
+        if self.csm_low_touch_accounts < self.csm_high_touch_accounts:
+            raise ValueError(
+                f"csm_low_touch_accounts: {self.csm_low_touch_accounts} is below "
+                f"csm_high_touch_accounts ({self.csm_high_touch_accounts}); a low-touch "
+                "account takes less of a CSM than a high-touch one"
+            )
+        return self
+
+    def of_tier(self, tier: Tier) -> int:
+        """One CSM's capacity in `tier`'s band: high_touch, or the low-touch tiers."""
+        if tier is Tier.HIGH_TOUCH:
+            return self.csm_high_touch_accounts
+        return self.csm_low_touch_accounts
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -666,6 +715,11 @@ class Playbook(BaseModel):
         default_factory=dict,
         max_length=MAX_PROGRAMS,
         description="Group programs (rules §1); none (playbooks pinned before them): no invitation",
+    )
+    capacity: Capacity | None = Field(
+        default=None,
+        description="Assignment by segment and load (rules §7); None (playbooks pinned "
+        "before it): no specialist, no leadership alert, the CSM counted at the defaults",
     )
 
     @model_validator(mode="after")
@@ -751,6 +805,7 @@ class Playbook(BaseModel):
         self._tracks_consistent(ids)
         self._products_consistent(ids)
         self._programs_consistent(by_event)
+        self._capacity_consistent(ids)
         return self
 
     def event_names_watched(self) -> set[str]:
@@ -814,6 +869,18 @@ class Playbook(BaseModel):
                         f"products.per_product: {i} is the {key}; the ladder watches it "
                         "once for the whole plan"
                     )
+
+    def _capacity_consistent(self, ids: list[str]) -> None:
+        """The specialist's gates are milestones, and the templates are there."""
+        if (c := self.capacity) is None:
+            return
+        if unknown := [i for i in c.specialist_gates if i not in ids]:
+            raise ValueError(
+                f"capacity.specialist_gates: {', '.join(unknown)} is not a milestone id"
+            )
+        for key in ("leadership_template", "specialist_template"):
+            if getattr(c, key) not in self.templates:
+                raise ValueError(f"capacity.{key}: no template {getattr(c, key)!r}")
 
     def _tracks_consistent(self, ids: list[str]) -> None:
         """Each track names known milestones, keeps the value milestone (activation and

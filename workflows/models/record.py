@@ -83,6 +83,9 @@ class OnboardingRecord(BaseModel):
         description="Group programs invited to or attended; the reports compare attendees' "
         "activation with non-attendees' (rules §1)",
     )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )
 
 
 class RecordSaved(BaseModel):

@@ -208,6 +208,9 @@ class OnboardingProgress(BaseModel):
     tier_changes: list[TierChange] = Field(default_factory=list)
     milestones: list[Milestone]
     owner: str | None = None
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )
     contacts: list[Contact] = Field(default_factory=list)
     success_criteria: list[str] = Field(default_factory=list)
     started_at: datetime

@@ -197,3 +197,6 @@ class OnboardingStatus(BaseModel):
     programs: list[ProgramView] = Field(
         default_factory=list, description="Group programs invited to or attended (rules §1)"
     )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )

@@ -52,6 +52,14 @@ class ContactRole(StrEnum):
     END_USER = "end_user"
 
 
+class StaffRole(StrEnum):
+    """What a person on the roster does (rules §7 (docs/rules.md)): a CSM owns the
+    onboarding; an implementation specialist carries its implementation gates."""
+
+    CSM = "csm"
+    IMPLEMENTATION_SPECIALIST = "implementation_specialist"
+
+
 class OnboardingState(StrEnum):
     """The `OnboardingState` search attribute."""
 
@@ -96,6 +104,7 @@ class Audience(StrEnum):
     EXECUTIVE_SPONSOR = "executive_sponsor"
     CSM = "csm"  # the assigned owner
     CS_LEADERSHIP = "cs_leadership"
+    IMPLEMENTATION_SPECIALIST = "implementation_specialist"  # the assigned specialist (§7)
 
 
 class DealStage(StrEnum):

@@ -30,6 +30,7 @@ from workflows.models import (
     Playbook,
     RejectedMessage,
     SkipCheck,
+    StaffRole,
     TtvBreakdown,
 )
 
@@ -60,9 +61,13 @@ class Notify:
 
 @dataclass
 class AssignOwner:
-    """Assign a CSM (rules §1 (docs/rules.md)), for `reason`."""
+    """Assign a CSM, or an implementation specialist (`role`), for `reason` (rules §7
+    (docs/rules.md)); a reassignment names who leaves (`leaving`) and who asked (`by`)."""
 
     reason: str
+    role: StaffRole = StaffRole.CSM
+    leaving: str | None = None
+    by: str | None = None
 
 
 @dataclass
@@ -156,7 +161,8 @@ def notify(
 
 
 def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
-    """The customer is the champion (else the admin); the CSM is the owner."""
+    """The customer is the champion (else the admin); the CSM is the owner; the
+    implementation specialist is the one assigned."""
     by_role = {c.role: c.email for c in p.contacts}
     match audience:
         case Audience.CUSTOMER:
@@ -165,6 +171,8 @@ def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
             return by_role.get(ContactRole.EXECUTIVE_SPONSOR)
         case Audience.CSM:
             return p.owner
+        case Audience.IMPLEMENTATION_SPECIALIST:
+            return p.specialist
     return None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from workflows import rules
+from workflows import assignment, rules
 from workflows.formats import day_text
 from workflows.models import (
     Action,
@@ -15,6 +15,7 @@ from workflows.models import (
     Escalation,
     OnboardingProgress,
     Phase,
+    StaffRole,
     Tier,
     TierChange,
     Trigger,
@@ -189,6 +190,10 @@ def change_tier(
             _record_step(p, due, now, superseded=True)
     if tier.rank > old.rank and p.owner is None:
         out.effects.append(AssignOwner(f"upgraded to {tier.value}"))
+    upgraded = tier.rank > old.rank and p.specialist is None
+    if upgraded and assignment.needs_specialist(o.playbook, tier, p.milestones):
+        reason = f"upgraded to {tier.value} with implementation gates open"
+        out.effects.append(AssignOwner(reason, StaffRole.IMPLEMENTATION_SPECIALIST))
     trigger = f"tier-change-{len(p.tier_changes)}"
     notify(o, out, trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import event_mapping, rules
+from workflows import assignment, event_mapping, rules
 from workflows.formats import day_text
 from workflows.models import (
     Audience,
@@ -26,6 +26,7 @@ from workflows.models import (
     OnboardingState,
     Playbook,
     SkipRequest,
+    StaffRole,
     SuccessCriteriaRequest,
     SuccessPlanConfirmation,
     Tier,
@@ -86,6 +87,9 @@ def begin(
     out.phase = rules.current_phase(progress.milestones)
     if decision.tier is not Tier.SELF_SERVE:
         out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
+    if assignment.needs_specialist(playbook, decision.tier, progress.milestones):
+        reason = f"new {decision.tier.value} onboarding with implementation gates"
+        out.effects.append(AssignOwner(reason, StaffRole.IMPLEMENTATION_SPECIALIST))
     notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
     return o, out
 
