@@ -131,6 +131,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    SlaStep,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -253,6 +254,7 @@ __all__ = [
     "SkipCheck",
     "SkipNet",
     "SkipRequest",
+    "SlaStep",
     "StartOptions",
     "SuccessCriteriaRequest",
     "SuccessPlanConfirmation",

@@ -86,6 +86,10 @@ class Trigger(StrEnum):
     EVENT_WITHOUT_MILESTONE = "event_without_milestone"
     # `days` without `events` after `count` of them within `active_days`
     USAGE_DROP = "usage_drop"
+    # `days` after closed-won, the first-engagement gate neither scheduled nor held (§3)
+    NO_HANDOFF = "no_handoff"
+    # `days` after closed-won, the first-engagement gate not held (§3)
+    NO_ENGAGEMENT = "no_engagement"
 
 
 class Audience(StrEnum):
