@@ -63,6 +63,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         pauses=pauses(status.audit),
         audit=status.audit,
         support_tickets=status.support_tickets,
+        time_zone=status.time_zone,
     )
 
 

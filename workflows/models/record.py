@@ -66,6 +66,9 @@ class OnboardingRecord(BaseModel):
     support_tickets: int = Field(
         default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
     )
+    time_zone: str | None = Field(
+        default=None, description="The account's IANA time zone; its deadlines show in it (§4)"
+    )
 
 
 class RecordSaved(BaseModel):
