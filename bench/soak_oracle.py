@@ -84,7 +84,8 @@ class Replay:
     def resume(self, now: datetime) -> None:
         """Open deadlines and clocks shift by the time paused (the project's own
         `progress.shift_for_pause`: the arithmetic is not what the soak checks)."""
-        shift_for_pause(self.progress, now)
+        # The soak's deals name no calendar: the playbook's is theirs.
+        shift_for_pause(self.progress, now, self.playbook.business_calendar.of(None, None))
         self._loop(now)
 
     def override(self, tier: Tier, now: datetime) -> None:

@@ -297,3 +297,28 @@ async def test_the_account_page_shows_the_pending_skip_checks(
     assert when_text(won + 27 * DAY) in unmoved and "moved" not in unmoved
     store.save(record.model_copy(update={"revision": 2}))  # the checks have run
     assert "Skip net checks" not in (await http.get("/dashboard/accounts/001A")).text
+
+
+async def test_the_account_page_shows_deadlines_on_the_accounts_clock(
+    client: Client, store: RecordStore
+) -> None:
+    """rules §4: a deadline in the account's zone, saying when it counts business days."""
+    record = at_risk_record("001T")
+    kickoff = record.milestones[1].model_copy(
+        update={
+            "due_unit": "business_days",
+            "due_local": "end of 2026-11-30 America/New_York, in business days",
+        }
+    )
+    record = record.model_copy(
+        update={
+            "milestones": [record.milestones[0], kickoff],
+            "time_zone": "America/New_York",
+            "next_deadline": datetime(2026, 12, 1, 5, tzinfo=UTC),
+        }
+    )
+    store.save(record)
+    http = await signed_in(client)
+    page = (await http.get("/dashboard/accounts/001T")).text
+    assert "<dt>Next deadline</dt><dd>2026-12-01 00:00 America/New_York</dd>" in page
+    assert "<td data-due>end of 2026-11-30 America/New_York, in business days</td>" in page

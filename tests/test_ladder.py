@@ -60,6 +60,10 @@ EXPECTED = {
         "stall_status_email": 14,
         "stall_decision": 21,
         "activation_missed": 30,
+        # rules §3: T0 is a Monday 09:30 UTC; 24 business hours of 09:00-17:00 (UTC, US
+        # holidays, none that week) end on Thursday 09:30.
+        "handoff_late": 3,
+        "first_engagement_late": 7,
     },
     Tier.HIGH_TOUCH: {
         "no_login_check_in": 5,  # 5 days for enterprise, not 3
@@ -69,6 +73,8 @@ EXPECTED = {
         "stall_status_email": 14,
         "stall_decision": 21,
         "activation_missed": 30,
+        "handoff_late": 3,  # rules §3, as tech_touch's
+        "first_engagement_late": 7,
     },
     Tier.SELF_SERVE: {
         "no_login_email": 3,

@@ -382,6 +382,60 @@ handoff = 30
             "no template 'x'",
             id="capacity-unknown-template",
         ),
+        pytest.param(
+            edited('ttv = "first_engagement"', 'ttv = "first_engagement"\ndue_unit = "weeks"'),
+            "milestones[1](kickoff_call).due_unit",
+            "'days', 'business_days' or 'business_hours'",
+            id="unknown-due-unit",
+        ),
+        pytest.param(
+            edited(
+                'ttv = "first_engagement"', 'ttv = "first_engagement"\ndue_unit = "business_days"'
+            ),
+            "milestones.kickoff_call.due_days.high_touch",
+            "14 business days (about 19.6 days on a five-day week) is after phase kickoff "
+            "ends (day 14)",
+            id="business-days-past-the-phase",
+        ),
+        pytest.param(
+            edited('workday_end = "17:00"', 'workday_end = "08:00"'),
+            "business_calendar",
+            "workday_end: 08:00 is not after workday_start 09:00",
+            id="workday-ends-before-it-starts",
+        ),
+        pytest.param(
+            edited('workday_start = "09:00"', 'workday_start = "9am"'),
+            "business_calendar.workday_start",
+            "String should match pattern",
+            id="workday-not-hh-mm",
+        ),
+        pytest.param(
+            edited("repeat_days = 7\n", 'repeat_days = 7\ndays_unit = "business_days"\n'),
+            "ladder.high_touch[5](stall_status_email)",
+            "days_unit: a repeating step counts calendar days, not business_days",
+            id="business-days-on-a-repeating-step",
+        ),
+        pytest.param(
+            edited(
+                "active_days = 7\ndays = 7\n",
+                'active_days = 7\ndays = 7\ndays_unit = "business_hours"\n',
+            ),
+            "ladder.high_touch[10](usage_drop)",
+            "days_unit: usage_drop counts calendar days; business_hours is for steps counted "
+            "from closed-won or the last progress",
+            id="business-hours-on-a-behavioral-step",
+        ),
+        pytest.param(
+            edited(
+                '[[ladder.self_serve]]\nid = "stall_decision"',
+                '[[ladder.self_serve]]\nid = "handoff_late"\nwhen = "no_handoff"\ndays = 1\n'
+                'actions = [{ flag = "late" }]\n\n[[ladder.self_serve]]\nid = "stall_decision"',
+            ),
+            "ladder.self_serve.handoff_late",
+            "tier self_serve plans no first-engagement gate (a milestone with ttv = "
+            '"first_engagement") for no_handoff to watch',
+            id="handoff-step-without-an-engagement-gate",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

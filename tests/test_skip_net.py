@@ -93,7 +93,7 @@ def test_a_pause_holds_the_check_and_moves_it_by_the_time_paused() -> None:
     p = o.progress
     p.pause = Pause(by="csm", reason="holiday", since=T0 + 10 * DAY)
     assert skipnet.due(p, T0 + 20 * DAY) == []
-    progress.shift_for_pause(p, T0 + 20 * DAY)
+    progress.shift_for_pause(p, T0 + 20 * DAY, PB.business_calendar.of(None, None))
     assert [c.due_at for c in p.skip_checks] == [T0 + 24 * DAY]
 
 

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
+from workflows import business_days
 from workflows import search_attributes as sa
 from workflows.models import (
     CancelRequest,
@@ -38,6 +39,15 @@ async def reach(handle: WorkflowHandle[Any, Any], milestone_id: str, event_id: s
     await handle.signal(AccountOnboarding.milestone_reached, report)
 
 
+async def schedule_kickoff(handle: WorkflowHandle[Any, Any]) -> None:
+    """The CSM reports the kickoff call scheduled (in progress): the sales-to-CS handoff
+    is done (rules §3 (docs/rules.md))."""
+    report = MilestoneReport(
+        milestone_id="kickoff_call", status="in_progress", event_id="ev-kickoff-scheduled"
+    )
+    await handle.signal(AccountOnboarding.milestone_reached, report)
+
+
 def fired(st: OnboardingStatus, closed: datetime) -> list[tuple[str, str, float]]:
     """(tier, step, day it came due) for every escalation that really ran."""
     return [
@@ -59,6 +69,8 @@ async def test_happy_path_reaches_handoff_with_full_health(
     handle = await onboardings.start(deal)
     plan = (await status(handle)).milestones
     assert (await status(handle)).tier is tier
+    if tier is not Tier.SELF_SERVE:  # the CSM takes the handoff at once: kickoff scheduled
+        await schedule_kickoff(handle)
 
     for m in plan:  # an engaged customer: one milestone every 2 days, never late
         await onboardings.days_later(2)
@@ -123,7 +135,14 @@ async def test_every_ladder_step_fires_on_its_day_and_not_before(
     deal = make_deal(close_date=closed, success_criteria=[], **TIER_DEALS[tier.value])
     deal.success_criteria = ["agreed"]  # keep the criteria step out of this table
     handle = await onboardings.start(deal)
-    expected = LADDER_31_DAYS[tier]
+    # rules §3: the handoff is late 24 business hours after closed-won, on the test clock's
+    # calendar (the playbook's: UTC, US holidays), and first engagement on day 7.
+    calendar = onboardings.playbook.business_calendar.of(None, None)
+    handoff = (business_days.business_hours_end(closed, 24, calendar) - closed) / DAY
+    expected = LADDER_31_DAYS[tier] + [
+        (tier.value, "handoff_late", round(handoff, 2)),
+        (tier.value, "first_engagement_late", 7),
+    ]
 
     for day in sorted({d for _, _, d in expected}):
         await onboardings.days_later(day - (await onboardings.now() - closed) / DAY - 0.01)
@@ -227,6 +246,7 @@ async def test_pause_freezes_every_clock_and_resume_shifts_deadlines(
     closed = await onboardings.now()
     deal = make_deal(close_date=closed, **TIER_DEALS["tech_touch"])
     handle = await onboardings.start(deal)
+    await schedule_kickoff(handle)  # the handoff SLA is met (rules §3)
     await onboardings.days_later(1)
     due_before = {m.id: m.due_at for m in (await status(handle)).milestones}
 

@@ -284,7 +284,9 @@ class AccountOnboarding:
                 # group programs' attendance (§1).
                 products.count(self.progress, self.deal, event, now, keep)
                 o, at = self._o(), min(event.at or now, now)
-                measures.note_activity(o.progress, o.playbook.measures, event.name, at, o.time_zone)
+                measures.note_activity(
+                    o.progress, o.playbook.measures, event.name, at, o.calendar.time_zone
+                )
                 programs.attend(o, attended, event, now)
         if self.early is None:
             changes = rule.Changes()

@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
-from workflows import progress, rules
+from workflows import business_days, progress, rules
 from workflows import search_attributes as sa
 from workflows.formats import day_text, score_text
 from workflows.models import (
@@ -26,6 +26,8 @@ from workflows.models import (
     ProductView,
     ProgramView,
     SkipCheckView,
+    SlaStep,
+    Trigger,
     TtvBreakdown,
     product_dependencies,
 )
@@ -46,6 +48,7 @@ def event_counts_text(counts: dict[str, int]) -> str:
 def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> OnboardingStatus:
     """The `status` query's answer once the deal has arrived."""
     deal, p = o.deal, o.progress
+    zone = o.calendar.time_zone
     views = [
         MilestoneView(
             id=m.id,
@@ -61,6 +64,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
             provisional=m.provisional and m.is_open,
             product=m.product,
             held=m.held and m.is_open,
+            due_unit=m.due_unit,
+            due_local=business_days.deadline_text(m.due_at, m.due_unit, zone),
         )
         for m in p.milestones
     ]
@@ -112,6 +117,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         skip_checks=skip_check_views(p),
         programs=program_views(o),
         specialist=p.specialist,
+        time_zone=zone,
+        sla_steps=sla_steps(o),
     )
 
 
@@ -150,6 +157,28 @@ def program_views(o: progress.Onboarding) -> list[ProgramView]:
         )
         for x in o.progress.programs
     ]
+
+
+def sla_steps(o: progress.Onboarding) -> list[SlaStep]:
+    """The ladder's steps still to come on the sales-to-CS handoff and the first CS
+    engagement (rules §3), or counted in business days or hours (rules §4), earliest
+    first, each with its deadline in the account's zone."""
+    zone = o.calendar.time_zone
+    return [
+        SlaStep(
+            step_id=d.step.id,
+            trigger=d.step.when,
+            due_at=d.at,
+            due_local=business_days.deadline_text(d.at, d.step.days_unit, zone),
+            days=d.step.days,
+            days_unit=d.step.days_unit,
+        )
+        for d in o.steps()
+        if d.step.days_unit != "days" or d.step.when in _SLA_TRIGGERS
+    ]
+
+
+_SLA_TRIGGERS = (Trigger.NO_HANDOFF, Trigger.NO_ENGAGEMENT)
 
 
 def product_views(o: progress.Onboarding) -> list[ProductView]:
@@ -248,10 +277,12 @@ def search_values(
 def checklist(o: progress.Onboarding, now: datetime) -> str:
     """The UI's current details: a headline (with the owner and any implementation
     specialist), then each milestone as a checklist line, then a pause, a pending
-    decision, the last escalation, the last champion change's re-alignment window (rules
-    §6.3), a multi-product deal's products (rules §6.2) and the skip net's pending checks
-    (rules §6.4)."""
+    decision, the last escalation, the SLA steps to come on the account's clock (rules
+    §3-§4), the last champion change's re-alignment window (rules §6.3), a multi-product
+    deal's products (rules §6.2) and the skip net's pending checks (rules §6.4). A
+    deadline counted in business days or hours shows in the account's zone and says so."""
     p, health = o.progress, o.health(now)
+    zone = o.calendar.time_zone
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
         f"health {score_text(health.score)} ({health.band.value}) · "
@@ -272,9 +303,10 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
             if m.held:  # its product waits at a phase gate: never overdue (rules §6.2)
                 flag = " (held: its product waits)"
             started = " (in progress)" if m.status is MilestoneStatus.IN_PROGRESS else ""
-            lines.append(
-                f"- [ ] {m.phase.value}: {m.title}{started} — due {day_text(m.due_at)}{flag}"
-            )
+            due = day_text(m.due_at)
+            if m.due_unit != "days":  # the account's clock, and what it counts
+                due = business_days.deadline_text(m.due_at, m.due_unit, zone)
+            lines.append(f"- [ ] {m.phase.value}: {m.title}{started} — due {due}{flag}")
     if p.pause:
         lines += ["", f"Paused by {p.pause.by} since {day_text(p.pause.since)}: {p.pause.reason}"]
     if p.decision_required:
@@ -282,6 +314,8 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
     if p.escalations:
         last = p.escalations[-1]
         lines += ["", f"Last escalation: {last.tier.value}.{last.step_id} on {day_text(last.at)}"]
+    if slas := sla_steps(o):
+        lines += ["", *_slas(o, slas)]
     if p.champion_windows:
         lines += ["", *_realignment(o, p.champion_windows[-1])]
     if o.deal.products:
@@ -301,6 +335,16 @@ def skip_check_line(v: SkipCheckView) -> str:
     if v.planned_at is not None and v.planned_at != v.due_at:
         return f"{line} (moved from {day_text(v.planned_at)} by a pause)"
     return line
+
+
+def _slas(o: progress.Onboarding, slas: list[SlaStep]) -> list[str]:
+    """The SLA steps to come (rules §3-§4), one a line: `- no_handoff (24 business hours):
+    2026-12-08 17:00 America/New_York, in business hours`."""
+    lines = []
+    for s in slas:
+        amount = f"{s.days} {business_days.UNIT_WORDS[s.days_unit]}"
+        lines.append(f"- {s.step_id} ({amount}): {s.due_local}")
+    return ["SLAs to come (in the account's calendar):", *lines]
 
 
 def _products(o: progress.Onboarding) -> list[str]:

@@ -69,6 +69,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         skip_checks=status.skip_checks,
         programs=status.programs,
         specialist=status.specialist,
+        time_zone=status.time_zone,
     )
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from workflows import business_days
+from workflows.business_days import Calendar
 from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
@@ -159,12 +161,16 @@ def build_plan(
     closed_won: datetime,
     deal_type: DealType = DealType.NEW_BUSINESS,
     products: Sequence[DealProduct] = (),
+    calendar: Calendar | None = None,
 ) -> list[Milestone]:
     """The milestone gates of the tier and the deal type's track, with deadlines counted
-    from closed-won (rules §2 (docs/rules.md)); a multi-product deal's `products` each get
-    their own copy of the playbook's per-product gates (rules §6.2)."""
+    from closed-won (rules §2 (docs/rules.md)) in each gate's `due_unit`: business days
+    and hours in the account's `calendar` (None: the playbook's `[business_calendar]`,
+    rules §4); a multi-product deal's `products` each get their own copy of the
+    playbook's per-product gates (rules §6.2)."""
+    calendar = calendar or playbook.business_calendar.of(None, None)
     return [
-        _planned(playbook, spec, product, tier, closed_won)
+        _planned(playbook, spec, product, tier, closed_won, calendar)
         for spec, product in _gates(playbook, tier, deal_type, products)
     ]
 
@@ -193,6 +199,7 @@ def _planned(
     product: DealProduct | None,
     tier: Tier,
     base: datetime,
+    calendar: Calendar,
 ) -> Milestone:
     return Milestone(
         id=product_gate_id(spec.id, product.id) if product else spec.id,
@@ -201,9 +208,10 @@ def _planned(
         weight=spec.weight,
         owner=spec.owner,
         starts_at=base + playbook.phase_start_day(tier, spec.phase) * DAY,
-        due_at=base + spec.due_days[tier] * DAY,
+        due_at=business_days.deadline(base, spec.due_days[tier], spec.due_unit, calendar),
         product=product.id if product else None,
         template=spec.id if product else None,
+        due_unit=spec.due_unit,
     )
 
 
@@ -214,29 +222,32 @@ def replan(
     at: datetime,
     deal_type: DealType = DealType.NEW_BUSINESS,
     products: Sequence[DealProduct] = (),
+    calendar: Calendar | None = None,
 ) -> list[Milestone]:
     """The plan after a tier change at `at` (rules §4 (docs/rules.md): a designed transition).
 
     Reached and skipped milestones stay as they are, with their credit. The new tier's
     remaining milestones are laid out on its timeline as if its first open phase began
-    now, so no rebuilt deadline is already in the past. The deal type's track and the
-    deal's products stay.
+    now (closed-won put that many days before `at`, business deadlines counted from
+    there in `calendar`), so no rebuilt deadline is already in the past. The deal type's
+    track and the deal's products stay.
     """
+    calendar = calendar or playbook.business_calendar.of(None, None)
     gates = _gates(playbook, tier, deal_type, products)
     settled = {m.id: m for m in milestones if not m.is_open}
     previous = {m.id: m for m in milestones}
-    planned = [_planned(playbook, spec, product, tier, at) for spec, product in gates]
-    remaining = [m for m in planned if m.id not in settled]
-    if not remaining:
+    ids = [product_gate_id(spec.id, product.id) if product else spec.id for spec, product in gates]
+    phases = [spec.phase for (spec, _), i in zip(gates, ids, strict=True) if i not in settled]
+    if not phases:
         return list(settled.values())
-    first_phase = min((m.phase for m in remaining), key=PHASE_ORDER.index)
-    shift = playbook.phase_start_day(tier, first_phase) * DAY
+    first_phase = min(phases, key=PHASE_ORDER.index)
+    base = at - playbook.phase_start_day(tier, first_phase) * DAY
     plan: list[Milestone] = []
-    for m in planned:
+    for spec, product in gates:
+        m = _planned(playbook, spec, product, tier, base, calendar)
         if m.id in settled:
             plan.append(settled.pop(m.id))
             continue
-        m = m.model_copy(update={"starts_at": m.starts_at - shift, "due_at": m.due_at - shift})
         if (old := previous.get(m.id)) is not None:
             m.status, m.started_at, m.revision = old.status, old.started_at, old.revision + 1
         plan.append(m)
@@ -383,16 +394,39 @@ def _open(progress: OnboardingProgress, milestone_id: str) -> bool:
     return any(m.id == milestone_id and m.is_open for m in progress.milestones)
 
 
-def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueStep]:
+def engagement_gate(progress: OnboardingProgress, playbook: Playbook) -> Milestone | None:
+    """The plan's first-engagement gate (rules §3 (docs/rules.md)): the first milestone
+    whose playbook spec carries `ttv = "first_engagement"` (the kickoff call); None when
+    the plan has none (self_serve)."""
+    return next(
+        (
+            m
+            for m in progress.milestones
+            if (spec := playbook.milestone(m.spec_id)) and spec.ttv == "first_engagement"
+        ),
+        None,
+    )
+
+
+def ladder_steps(
+    progress: OnboardingProgress, playbook: Playbook, calendar: Calendar | None = None
+) -> list[DueStep]:
     """Every not-yet-fired step of the current tier's ladder, with when it comes due.
 
     Clocks count from `clock_start` (closed-won, shifted by pauses) or from the last
-    milestone progress; a paused onboarding has no steps coming due.
+    milestone progress, in the step's `days_unit`: business days and hours in the
+    account's `calendar` (None: the playbook's `[business_calendar]`); a paused
+    onboarding has no steps coming due.
     """
     if progress.pause is not None or progress.finished_at is not None:
         return []
     fired = set(progress.fired)
     tier = progress.tier
+    calendar = calendar or playbook.business_calendar.of(None, None)
+
+    def after(start: datetime, step: EscalationStep) -> datetime:
+        return business_days.deadline(start, step.days, step.days_unit, calendar)
+
     steps: list[DueStep] = []
     for order, step in enumerate(playbook.ladder[tier]):
         prefix = f"{tier.value}.{step.id}"
@@ -411,13 +445,23 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
                     else playbook.value_milestone
                 )
                 if _open(progress, watched) and prefix not in fired:
-                    at = progress.clock_start + step.days * DAY
+                    at = after(progress.clock_start, step)
                     steps.append(DueStep(prefix, at, step, order, watched))
             case Trigger.NO_SUCCESS_CRITERIA:
                 if not progress.success_criteria and prefix not in fired:
-                    steps.append(
-                        DueStep(prefix, progress.clock_start + step.days * DAY, step, order)
-                    )
+                    steps.append(DueStep(prefix, after(progress.clock_start, step), step, order))
+            case Trigger.NO_HANDOFF | Trigger.NO_ENGAGEMENT:
+                gate = engagement_gate(progress, playbook)
+                # The handoff is done once the CSM has scheduled (started) or held the
+                # first engagement; the engagement, once it is held.
+                waiting = gate is not None and (
+                    gate.status is MilestoneStatus.NOT_STARTED
+                    if step.when is Trigger.NO_HANDOFF
+                    else gate.is_open
+                )
+                if gate is not None and waiting and prefix not in fired:
+                    at = after(progress.clock_start, step)
+                    steps.append(DueStep(prefix, at, step, order, gate.id))
             case Trigger.NO_PROGRESS:
                 if not any(m.is_open for m in progress.milestones):
                     continue
@@ -428,7 +472,10 @@ def ladder_steps(progress: OnboardingProgress, playbook: Playbook) -> list[DueSt
                 # The next repeat after the latest one done (a catch-up marks only the last
                 # of the repeats it passed over), found in one pass over `fired`.
                 k = max(done) + 1 if done else 0
-                at = progress.last_progress_at + (step.days + k * (step.repeat_days or 0)) * DAY
+                if step.repeat_days is None:  # a repeating step counts calendar days
+                    at = after(progress.last_progress_at, step)
+                else:
+                    at = progress.last_progress_at + (step.days + k * step.repeat_days) * DAY
                 steps.append(DueStep(f"{stem}{k}", at, step, order))
             case Trigger.EVENT_WITHOUT_MILESTONE | Trigger.USAGE_DROP:
                 if (due := behavior_due(progress, step, prefix)) and due.key not in fired:
@@ -527,5 +574,7 @@ def rebase_on_success_plan(
                 due = targets[anchor.id]
         revision = m.revision + (due != m.due_at)
         update = {"due_at": due, "starts_at": min(starts, due), "revision": revision}
+        if due != m.due_at:  # a date the customer set, or moved with one: calendar days
+            update["due_unit"] = "days"
         plan.append(m.model_copy(update=update | {"provisional": False}))
     return plan

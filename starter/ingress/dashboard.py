@@ -43,6 +43,7 @@ from starter.ingress.dashboard_view import (
     PORTFOLIO_PATH,
     at_risk_shown,
     days_text,
+    local_when_text,
     pct_text,
     range_text,
     safe_next,
@@ -123,6 +124,7 @@ _pages.filters |= {
     "days": days_text,
     "range": range_text,
     "when": when_text,
+    "local": local_when_text,
     "score": score_text,
     "usd": usd_text,
 }

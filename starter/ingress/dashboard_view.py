@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from starter.reports.model import AtRisk, Share
+from workflows.business_days import local_text
 from workflows.models import MilestoneStatus
 from workflows.models.record import OnboardingRecord
 
@@ -47,6 +48,14 @@ def range_text(low_high: tuple[float, float] | None, unit: str) -> str:
 def when_text(at: datetime | None) -> str:
     """A time in UTC to the minute, `2025-03-04 14:05 UTC`; an en dash for none."""
     return NONE_TEXT if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def local_when_text(at: datetime | None, time_zone: str | None) -> str:
+    """A time on the account's clock with its zone, `2025-03-04 09:05 America/New_York`
+    (rules §4); in UTC (`when_text`) for a record that names no zone."""
+    if at is None or time_zone is None:
+        return when_text(at)
+    return local_text(at, time_zone)
 
 
 def at_risk_shown(at_risk: list[AtRisk]) -> tuple[list[AtRisk], int]:

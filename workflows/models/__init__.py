@@ -143,6 +143,7 @@ from workflows.models.status import (
     ProductView,
     ProgramView,
     SkipCheckView,
+    SlaStep,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -277,6 +278,7 @@ __all__ = [
     "SkipCheckView",
     "SkipNet",
     "SkipRequest",
+    "SlaStep",
     "StaffRole",
     "StartOptions",
     "SuccessCriteriaRequest",

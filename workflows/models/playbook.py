@@ -4,6 +4,7 @@ escalation ladder, message templates and the health rule (`playbooks/*.toml`).""
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time
 from datetime import time as LocalTime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from workflows.business_days import known_country, known_time_zone
+from workflows.business_days import Calendar, Unit, known_country, known_time_zone
 from workflows.models.limits import (
     MAX_EVENT_COUNT,
     MAX_EVENT_NAMES,
@@ -141,6 +142,11 @@ class MilestoneSpec(BaseModel):
     completed_by: EventMatch | None = None
     ttv: TtvMark | None = None
     on_done: str | None = Field(default=None, description="Template sent when it is reached")
+    due_unit: Unit = Field(
+        default="days",
+        description="What `due_days` counts (rules §4): calendar `days`, or `business_days` "
+        "/ `business_hours` in the account's calendar (`[business_calendar]`)",
+    )
 
     @field_validator("due_days")
     @classmethod
@@ -151,6 +157,16 @@ class MilestoneSpec(BaseModel):
             if days < 0:
                 raise ValueError(f"{tier.value}: days must be >= 0, got {days}")
         return value
+
+    @model_validator(mode="after")
+    def _counted(self) -> MilestoneSpec:
+        if self.due_unit != "days":
+            for tier, days in self.due_days.items():
+                if days < 1:
+                    raise ValueError(
+                        f"due_days.{tier.value}: {self.due_unit} count from 1, got {days}"
+                    )
+        return self
 
 
 class Action(BaseModel):
@@ -197,6 +213,18 @@ class Action(BaseModel):
 
 EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 BEHAVIORAL = (Trigger.EVENT_WITHOUT_MILESTONE, Trigger.USAGE_DROP)
+# Steps that come due `days` after closed-won (shifted by pauses) or the last progress:
+# the ones that may count in business days or hours (rules §4 (docs/rules.md)).
+CLOCK_TRIGGERS = (
+    Trigger.NO_LOGIN,
+    Trigger.NO_PROGRESS,
+    Trigger.ACTIVATION_MISSED,
+    Trigger.NO_SUCCESS_CRITERIA,
+    Trigger.NO_HANDOFF,
+    Trigger.NO_ENGAGEMENT,
+)
+# Steps on the first-engagement gate (rules §3): the sales-to-CS handoff and first engagement.
+ENGAGEMENT_TRIGGERS = (Trigger.NO_HANDOFF, Trigger.NO_ENGAGEMENT)
 
 
 class EscalationStep(BaseModel):
@@ -223,6 +251,11 @@ class EscalationStep(BaseModel):
         ge=1,
         le=MAX_PLAN_DAYS,
         description="Behavioral only: the least time between two firings",
+    )
+    days_unit: Unit = Field(
+        default="days",
+        description="What `days` counts (rules §4): calendar `days`, or `business_days` / "
+        "`business_hours` in the account's calendar; clock steps only, not repeating",
     )
 
     @model_validator(mode="after")
@@ -253,6 +286,16 @@ class EscalationStep(BaseModel):
             raise ValueError("milestone: given for event_without_milestone, and only for it")
         if (self.active_days is None) == (self.when is Trigger.USAGE_DROP):
             raise ValueError("active_days: given for usage_drop, and only for it")
+        if self.days_unit != "days":
+            if self.when not in CLOCK_TRIGGERS:
+                raise ValueError(
+                    f"days_unit: {self.when.value} counts calendar days; {self.days_unit} is "
+                    "for steps counted from closed-won or the last progress"
+                )
+            if self.repeat_days is not None:
+                raise ValueError(
+                    f"days_unit: a repeating step counts calendar days, not {self.days_unit}"
+                )
         return self
 
 
@@ -330,15 +373,35 @@ class Targets(BaseModel):
         return value
 
 
+WallTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
 class BusinessCalendar(BaseModel):
     """The calendar business days count in (rules §6.3 (docs/rules.md)) for a deal that
     names none: an IANA time zone and an ISO 3166 alpha-2 country (its weekend and public
-    holidays)."""
+    holidays); and the local working day business hours count in (rules §4), `HH:MM`."""
 
     model_config = ConfigDict(extra="forbid")
 
     time_zone: Annotated[str, AfterValidator(known_time_zone)] = "UTC"
     country: Annotated[str, AfterValidator(known_country)] = "US"
+    workday_start: WallTime = "09:00"
+    workday_end: WallTime = "17:00"
+
+    @model_validator(mode="after")
+    def _workday(self) -> BusinessCalendar:
+        if self.workday_end <= self.workday_start:
+            raise ValueError(
+                f"workday_end: {self.workday_end} is not after workday_start "
+                f"{self.workday_start}; the working day is one local window"
+            )
+        return self
+
+    def of(self, time_zone: str | None, country: str | None) -> Calendar:
+        """The calendar of an account whose deal names `time_zone` and `country` (None:
+        these defaults), with this working day."""
+        start, end = (time.fromisoformat(t) for t in (self.workday_start, self.workday_end))
+        return Calendar(time_zone or self.time_zone, country or self.country, start, end)
 
 
 GateId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
@@ -752,15 +815,16 @@ class Playbook(BaseModel):
         for m in self.milestones:
             for tier, days in m.due_days.items():
                 end = self.timeline[tier][m.phase]
-                if days > end:
+                nominal, said = self._nominal_days(days, m.due_unit)
+                if nominal > end:
                     raise ValueError(
-                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is after "
+                        f"milestones.{m.id}.due_days.{tier.value}: {said} is after "
                         f"phase {m.phase.value} ends (day {end})"
                     )
                 start = self.phase_start_day(tier, m.phase)
-                if days <= start:
+                if nominal <= start:
                     raise ValueError(
-                        f"milestones.{m.id}.due_days.{tier.value}: day {days} is not after "
+                        f"milestones.{m.id}.due_days.{tier.value}: {said} is not after "
                         f"phase {m.phase.value} starts (day {start})"
                     )
             for event in m.completed_by.events if m.completed_by else ():
@@ -798,6 +862,7 @@ class Playbook(BaseModel):
                         f"ladder.{tier.value}.{s.id}.milestone: {s.milestone!r} is not a "
                         "milestone id"
                     )
+        self._engagement_gates()
         if (change := self.champion_change) is not None:
             for key in ("csm_template", "leadership_template"):
                 if getattr(change, key) not in self.templates:
@@ -807,6 +872,35 @@ class Playbook(BaseModel):
         self._programs_consistent(by_event)
         self._capacity_consistent(ids)
         return self
+
+    def _nominal_days(self, amount: int, unit: Unit) -> tuple[float, str]:
+        """A deadline's calendar days on a five-day week without holidays (what the
+        phase bounds are checked against), and how to say it: `day 14`, `3 business
+        days (about 4.2 days on a five-day week)`."""
+        if unit == "days":
+            return amount, f"day {amount}"
+        calendar = self.business_calendar.of(None, None)
+        start, end = (
+            datetime.combine(date.min, t) for t in (calendar.workday_start, calendar.workday_end)
+        )
+        per_day = (end - start).total_seconds() / 3600
+        workdays = amount if unit == "business_days" else amount / per_day
+        nominal = workdays * 7 / 5
+        words = unit.replace("_", " ")
+        return nominal, f"{amount} {words} (about {nominal:.1f} days on a five-day week)"
+
+    def _engagement_gates(self) -> None:
+        """A tier whose ladder watches the first-engagement gate (rules §3) plans one."""
+        for tier, steps in self.ladder.items():
+            for s in steps:
+                if s.when in ENGAGEMENT_TRIGGERS and not any(
+                    m.ttv == "first_engagement" for m in self.milestones_for(tier)
+                ):
+                    raise ValueError(
+                        f"ladder.{tier.value}.{s.id}: tier {tier.value} plans no "
+                        'first-engagement gate (a milestone with ttv = "first_engagement") '
+                        f"for {s.when.value} to watch"
+                    )
 
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and

@@ -86,6 +86,9 @@ class OnboardingRecord(BaseModel):
     specialist: str | None = Field(
         default=None, description="The implementation specialist assigned (rules §7)"
     )
+    time_zone: str | None = Field(
+        default=None, description="The account's IANA time zone; its deadlines show in it (§4)"
+    )
 
 
 class RecordSaved(BaseModel):

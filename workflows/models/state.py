@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from workflows.business_days import Unit
 from workflows.models.deal import ClosedWonDeal, Contact
 from workflows.models.messages import CancelRequest, MilestoneReport
 from workflows.models.playbook import Playbook
@@ -41,6 +42,11 @@ class Milestone(BaseModel):
     )
     held: bool = Field(
         default=False, description="Its product waits at a phase gate: the deadline does not run"
+    )
+    due_unit: Unit = Field(
+        default="days",
+        description="What its deadline counts in (rules §4): calendar days, or business days "
+        "or hours in the account's calendar; a date a person set is calendar days",
     )
 
     @property

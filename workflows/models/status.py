@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.business_days import Unit
 from workflows.models.deal import FxRate
 from workflows.models.state import (
     AuditEntry,
@@ -25,6 +26,7 @@ from workflows.models.vocabulary import (
     Owner,
     Phase,
     Tier,
+    Trigger,
 )
 
 
@@ -63,6 +65,27 @@ class MilestoneView(BaseModel):
     held: bool = Field(
         default=False, description="Its product waits at a phase gate: the deadline does not run"
     )
+    due_unit: Unit = Field(
+        default="days", description="What its deadline counts in: days, business days or hours"
+    )
+    due_local: str | None = Field(
+        default=None,
+        description="The deadline in the account's zone, saying its unit: `end of 2026-12-08 "
+        "America/New_York, in business days` (rules §4)",
+    )
+
+
+class SlaStep(BaseModel):
+    """A ladder step still to come on an SLA the customer's calendar or the first CS
+    engagement sets (rules §3-§4 (docs/rules.md)): one counted in business days or hours,
+    or one on the sales-to-CS handoff or the first engagement."""
+
+    step_id: str
+    trigger: Trigger
+    due_at: datetime
+    due_local: str = Field(description="In the account's zone, saying its unit")
+    days: int
+    days_unit: Unit
 
 
 class ProductView(BaseModel):
@@ -199,4 +222,12 @@ class OnboardingStatus(BaseModel):
     )
     specialist: str | None = Field(
         default=None, description="The implementation specialist assigned (rules §7)"
+    )
+    time_zone: str | None = Field(
+        default=None, description="The account's IANA time zone, that local times are in"
+    )
+    sla_steps: list[SlaStep] = Field(
+        default_factory=list,
+        description="Ladder steps to come on the handoff and first-engagement SLAs, or counted "
+        "in business time, earliest first (rules §3-§4)",
     )

@@ -97,6 +97,10 @@ class Trigger(StrEnum):
     # a champion change's re-alignment window ended with a gate open (rules §6.3): raised
     # by `[champion_change]` itself, never by a ladder step
     CHAMPION_WINDOW_LAPSED = "champion_window_lapsed"
+    # `days` after closed-won, the first-engagement gate neither scheduled nor held (§3)
+    NO_HANDOFF = "no_handoff"
+    # `days` after closed-won, the first-engagement gate not held (§3)
+    NO_ENGAGEMENT = "no_engagement"
 
 
 class Audience(StrEnum):

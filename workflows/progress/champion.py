@@ -67,7 +67,7 @@ def change_champion(o: Onboarding, req: ContactChange, now: datetime) -> Changes
     if (current := open_window(p)) is not None:
         current.outcome, current.closed_at = "superseded", now
         out.log(now, "champion_window_superseded", "the champion changed again", req.by)
-    time_zone, country = o.time_zone, o.country
+    time_zone, country = o.calendar.time_zone, o.calendar.country
     days = rule.window_business_days
     window = ChampionWindow(
         opened_at=now,

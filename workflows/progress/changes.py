@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from workflows import rules
+from workflows.business_days import Calendar
 from workflows.formats import day_text, score_text
 from workflows.models import (
     Audience,
@@ -103,19 +104,19 @@ class Onboarding:
     playbook: Playbook
     progress: OnboardingProgress
 
+    @property
+    def calendar(self) -> Calendar:
+        """The account's business calendar (rules §4 (docs/rules.md)): the deal's time zone
+        and country, else the playbook's `[business_calendar]`, with its working day."""
+        return self.playbook.business_calendar.of(self.deal.time_zone, self.deal.country)
+
+    def steps(self) -> list[rules.DueStep]:
+        """The ladder's steps still to come, in the account's calendar (`rules.ladder_steps`)."""
+        return rules.ladder_steps(self.progress, self.playbook, self.calendar)
+
     def health(self, now: datetime) -> Health:
         """The health score now (rules §2 (docs/rules.md))."""
         return rules.health_score(self.progress.milestones, now, self.playbook.health)
-
-    @property
-    def time_zone(self) -> str:
-        """The account's IANA time zone: the deal's, else the playbook's calendar's."""
-        return self.deal.time_zone or self.playbook.business_calendar.time_zone
-
-    @property
-    def country(self) -> str:
-        """The account's country (its public holidays): the deal's, else the playbook's."""
-        return self.deal.country or self.playbook.business_calendar.country
 
     def ttv(self) -> TtvBreakdown:
         """Time to value so far (rules §3 (docs/rules.md))."""

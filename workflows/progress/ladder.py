@@ -56,7 +56,7 @@ def advance(
         paused_duties(o, out, now)
     # Before the ladder: a product that waits has no deadline for it to act on.
     products.check_gates(o, out, now)
-    while due := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
+    while due := [s for s in o.steps() if s.at <= now]:
         step = due[0]
         if stale := rules.passed_over(step, now):
             _record_step(p, step, now, superseded=True, repeats=stale)
@@ -172,7 +172,9 @@ def change_tier(
     )
     p.tier = tier
     deal = o.deal
-    plan = rules.replan(o.playbook, p.milestones, tier, now, deal.deal_type, deal.products)
+    plan = rules.replan(
+        o.playbook, p.milestones, tier, now, deal.deal_type, deal.products, o.calendar
+    )
     p.milestones = rules.mark_provisional(o.playbook, plan, tier, p.success_plan is not None)
     products.hold_again(p)
     credit_observed_events(o, out, now, keep_times)
@@ -185,7 +187,7 @@ def change_tier(
     if not customer_clock():
         p.last_progress_at = now
         p.progress_epoch += 1
-    while passed := [s for s in rules.ladder_steps(p, o.playbook) if s.at <= now]:
+    while passed := [s for s in o.steps() if s.at <= now]:
         for due in passed:
             _record_step(p, due, now, superseded=True)
     if tier.rank > old.rank and p.owner is None:
@@ -238,7 +240,7 @@ def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
 
 def _next_step(o: Onboarding) -> tuple[datetime, str] | None:
     p = o.progress
-    steps = rules.ladder_steps(p, o.playbook)
+    steps = o.steps()
     check = skipnet.next_check(p)
     if check is not None and (not steps or check.due_at < steps[0].at):
         return check.due_at, f"Skip net: {check.milestone_id} checked {day_text(check.due_at)}"

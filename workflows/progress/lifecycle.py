@@ -56,15 +56,14 @@ def begin(
     (the deal's `completed_milestones`, then the facts that came before the deal)."""
     decision = rules.decide_tier(deal, playbook)
     closed = deal.close_date
+    calendar = playbook.business_calendar.of(deal.time_zone, deal.country)
+    plan = rules.build_plan(
+        playbook, decision.tier, closed, deal.deal_type, deal.products, calendar
+    )
     progress = OnboardingProgress(
         tier=decision.tier,
         tier_decision=decision,
-        milestones=rules.mark_provisional(
-            playbook,
-            rules.build_plan(playbook, decision.tier, closed, deal.deal_type, deal.products),
-            decision.tier,
-            confirmed=False,
-        ),
+        milestones=rules.mark_provisional(playbook, plan, decision.tier, confirmed=False),
         contacts=deal.contacts,
         success_criteria=deal.success_criteria,
         started_at=now,
@@ -115,7 +114,7 @@ def _apply_early(
     p.event_times = early.event_times
     for name, times in early.event_times.items():
         for at in times:  # the earliest, as kept for the milestones
-            measures.note_activity(p, o.playbook.measures, name, at, o.time_zone)
+            measures.note_activity(p, o.playbook.measures, name, at, o.calendar.time_zone)
     p.rejected[:0] = early.rejected
     if early.event_counts:
         total = sum(early.event_counts.values())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from workflows import business_days
+from workflows.business_days import Calendar
 from workflows.formats import day_text
 from workflows.models import (
     Audience,
@@ -72,20 +74,29 @@ def next_paused_duty(o: Onboarding) -> tuple[datetime, str]:
     return at, f"Paused: owner reminder {day_text(at)}"
 
 
-def shift_for_pause(p: OnboardingProgress, now: datetime) -> timedelta:
+def shift_for_pause(p: OnboardingProgress, now: datetime, calendar: Calendar) -> timedelta:
     """End the pause: the SLA clock, the stall clock (unless progress came during the
     pause), every open milestone's dates, an open re-alignment window's end (rules §6.3)
-    and the skip net's pending checks move by the time paused, which is returned."""
+    and the skip net's pending checks move by the time paused, which is returned. An open
+    deadline counted in business days or hours is counted again instead: what was left
+    of it when the pause began runs from `now` in the account's `calendar`
+    (`business_days.recount`, rules §5); its start moves by the time paused, never past
+    it."""
     assert p.pause is not None
-    paused_for = now - p.pause.since
+    since = p.pause.since
+    paused_for = now - since
     p.paused_days_total += paused_for / DAY
     p.clock_start += paused_for
-    if p.last_progress_at <= p.pause.since:
+    if p.last_progress_at <= since:
         p.last_progress_at += paused_for
     for m in p.milestones:
         if m.is_open:
             m.starts_at += paused_for
-            m.due_at += paused_for
+            if m.due_unit == "days":
+                m.due_at += paused_for
+            else:
+                m.due_at = business_days.recount(since, m.due_at, now, m.due_unit, calendar)
+                m.starts_at = min(m.starts_at, m.due_at)
     for w in p.champion_windows:
         if w.outcome == "open":
             w.due_at += paused_for
@@ -100,7 +111,7 @@ def resume(o: Onboarding, req: ResumeRequest, now: datetime) -> list[AuditEntry]
     (movement: the stall clock restarts), and apply `req.revised_due`."""
     p, out = o.progress, Changes()
     if p.pause is not None:
-        paused_for = shift_for_pause(p, now)
+        paused_for = shift_for_pause(p, now, o.calendar)
         out.log(now, "resumed", f"after {paused_for / DAY:.1f} days paused", req.by)
     if p.decision_required:
         p.decision_required = False
@@ -111,6 +122,7 @@ def resume(o: Onboarding, req: ResumeRequest, now: datetime) -> list[AuditEntry]
         revised = milestone(p, milestone_id)
         assert revised is not None, "validated by the update"
         revised.due_at, revised.revision = due, revised.revision + 1
+        revised.due_unit = "days"  # a date a person set
         out.log(now, "deadline_revised", f"{revised.title}: due {day_text(due)}", req.by)
     return out.audit
 
