@@ -8,7 +8,7 @@ and whether the onboarding completed, worked out apart from the workflow's own c
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from workflows import rules
@@ -26,6 +26,7 @@ from workflows.models import (
     TierChange,
     workflow_id_for,
 )
+from workflows.programs import next_session
 from workflows.progress.pause import shift_for_pause
 
 DAY = timedelta(days=1)
@@ -71,6 +72,7 @@ class Replay:
         self.owner_wanted = decision.tier is not Tier.SELF_SERVE
         self.counts: Counter[str] = Counter()
         self.seen: set[str] = set()
+        self.invited: set[str] = set()
         self._notify("welcome", Audience.CUSTOMER, "welcome")
         self._loop(now)
 
@@ -147,11 +149,29 @@ class Replay:
                 self._record(step, superseded=True)
             else:
                 self._escalate(step, now)
+        self._invite(now)
         if rules.current_phase(p.milestones) is None:
             p.finished_at = now
             self._notify("handoff", Audience.CUSTOMER, "handoff_complete")
             if self.owner:
                 self._notify("handoff", Audience.CSM, "handoff_complete")
+
+    def _invite(self, now: datetime) -> None:
+        """Each group program serving the tier invites once, `invite_after_days` after
+        closed-won on the SLA clock (none while paused), to the first session at least
+        `notice_hours` ahead (`workflows.programs.next_session`: its arithmetic is not
+        what the soak checks)."""
+        p = self.progress
+        if p.pause is not None:
+            return
+        for key, program in self.playbook.programs.items():
+            due = p.clock_start + program.invite_after_days * DAY
+            if p.tier not in program.tiers or key in self.invited or due > now:
+                continue
+            self.invited.add(key)
+            session = next_session(program, now + timedelta(hours=program.notice_hours))
+            stamp = f"{session.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+            self._notify(f"program-{key}-{stamp}", Audience.CUSTOMER, program.template)
 
     def _escalate(self, due: rules.DueStep, now: datetime) -> None:
         p = self.progress
