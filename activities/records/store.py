@@ -3,7 +3,7 @@ URL setting), its schema kept by Alembic migrations.
 
     store = RecordStore.open("sqlite:///.data/records.db")   # migrates to the latest schema
     store.save(record)          # True if written; False if it had this revision or later
-    store.get("001...")         # OnboardingRecord | None
+    store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
 
@@ -83,6 +83,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
     ttv = record.ttv
     return {
         "account_id": record.account_id,
+        "onboarding_number": record.onboarding_number,
         "workflow_id": record.workflow_id,
         "revision": record.revision,
         "as_of": record.as_of,
@@ -118,12 +119,12 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
 
 
 def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[str, Any]]]]:
-    key = record.account_id
+    key = {"account_id": record.account_id, "onboarding_number": record.onboarding_number}
     yield (
         milestone,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "milestone_id": m.id,
                 "position": i,
                 "title": m.title,
@@ -141,8 +142,8 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     yield (
         escalation,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "position": i,
                 "at": e.at,
                 "due_at": e.due_at,
@@ -159,8 +160,8 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     yield (
         tier_change,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "position": i,
                 "at": c.at,
                 "from_tier": c.from_tier.value,
@@ -176,7 +177,9 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
 
 # Built once (building a statement costs more CPU than running it).
 _DELETE_CHILDREN = {
-    t.name: sa.delete(t).where(t.c.account_id == sa.bindparam("key"))
+    t.name: sa.delete(t).where(
+        t.c.account_id == sa.bindparam("account"), t.c.onboarding_number == sa.bindparam("number")
+    )
     for t in (milestone, escalation, tier_change)
 }
 
@@ -255,7 +258,10 @@ class RecordStore:
             if not self._upsert(conn, row):
                 return False
             for table, rows in _children(record):
-                conn.execute(_DELETE_CHILDREN[table.name], {"key": record.account_id})
+                conn.execute(
+                    _DELETE_CHILDREN[table.name],
+                    {"account": record.account_id, "number": record.onboarding_number},
+                )
                 if rows:
                     conn.execute(sa.insert(table), rows)
         return True
@@ -270,25 +276,35 @@ class RecordStore:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(onboarding)
         return insert.on_conflict_do_update(
-            index_elements=[onboarding.c.account_id],
-            set_={c.name: insert.excluded[c.name] for c in onboarding.c if c.name != "account_id"},
+            index_elements=[onboarding.c.account_id, onboarding.c.onboarding_number],
+            set_={c.name: insert.excluded[c.name] for c in onboarding.c if not c.primary_key},
             where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
             < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
         ).returning(onboarding.c.account_id)
 
-    def get(self, account_id: str) -> OnboardingRecord | None:
+    def get(self, account_id: str, number: int | None = None) -> OnboardingRecord | None:
+        """The account's onboarding `number`, by default its latest (an expansion after an
+        earlier onboarding is the account's next, rules §2 (docs/rules.md))."""
         with self.engine.connect() as conn:
             doc = conn.execute(
-                sa.select(onboarding.c.document).where(onboarding.c.account_id == account_id)
+                self._of(account_id, number, onboarding.c.document)
             ).scalar_one_or_none()
         return None if doc is None else OnboardingRecord.model_validate(doc)
 
-    def revision(self, account_id: str) -> int | None:
-        """The revision stored for `account_id`, or None."""
+    def revision(self, account_id: str, number: int | None = None) -> int | None:
+        """The revision stored for the account's onboarding `number` (by default its
+        latest), or None."""
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(onboarding.c.revision).where(onboarding.c.account_id == account_id)
+                self._of(account_id, number, onboarding.c.revision)
             ).scalar_one_or_none()
+
+    @staticmethod
+    def _of(account_id: str, number: int | None, column: sa.Column[Any]) -> sa.Select[Any]:
+        query = sa.select(column).where(onboarding.c.account_id == account_id)
+        if number is not None:
+            return query.where(onboarding.c.onboarding_number == number)
+        return query.order_by(onboarding.c.onboarding_number.desc()).limit(1)
 
     def count(self, state: OnboardingState | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(onboarding)

@@ -69,9 +69,10 @@ class Overdue(NamedTuple):
 
 @dataclass(slots=True)
 class Onboarding:
-    """One account's onboarding as the report sees it. Times are `Seconds` (to the
-    millisecond on SQLite); the TTV parts days (rules §3: handoff delay, setup, activation
-    and their total; None until reached).
+    """One onboarding as the report sees it (an account's expansion after an earlier
+    onboarding here is its next onboarding, `onboarding_number`, counted on its own).
+    Times are `Seconds` (to the millisecond on SQLite); the TTV parts days (rules §3:
+    handoff delay, setup, activation and their total; None until reached).
 
     From its milestones (skipped ones never count as due): `last_due_at` the latest due
     date (None: no plan); `milestones_due` those done or due by the report time,
@@ -85,6 +86,7 @@ class Onboarding:
     milestones past their due date, earliest first."""
 
     account_id: str
+    onboarding_number: int
     account_name: str
     acv_usd: float
     closed_won_at: Seconds
@@ -143,8 +145,8 @@ class LadderStep(NamedTuple):
 
 @dataclass
 class Rows:
-    """Everything the report reads: the onboardings (ordered by account id) and the
-    ladder's steps."""
+    """Everything the report reads: the onboardings (ordered by account id and onboarding
+    number) and the ladder's steps."""
 
     onboardings: list[Onboarding]
     ladder: list[LadderStep]
@@ -188,11 +190,12 @@ class _Query:
             query = query.where(onboarding.c.cohort == self.cohort)
         return query
 
-    def of_filtered(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
-        """`column` (an account id) is one of the filtered onboardings."""
+    def of_filtered(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """A row of `table` (a child of `onboarding`) is of one of the filtered onboardings."""
         if self.tier is None and self.cohort is None:
             return sa.true()
-        return column.in_(self.filtered(sa.select(onboarding.c.account_id)))
+        o = onboarding.c
+        return _key(table).in_(self.filtered(sa.select(o.account_id, o.onboarding_number)))
 
     def milestone_facts(self) -> sa.Subquery:
         m = milestone.c
@@ -213,6 +216,7 @@ class _Query:
         return (
             sa.select(
                 m.account_id,
+                m.onboarding_number,
                 bits(sa.true()).label("planned"),
                 bits(m.status.in_(PASSED)).label("passed"),
                 bits(m.due_at <= self.now).label("due_now"),
@@ -223,16 +227,17 @@ class _Query:
                 _count(specialist & m.status.in_(OPEN)).label("specialist_open"),
                 sa.func.max(sa.case((specialist, m.done_at))).label("specialist_done_at"),
             )
-            .where(self.of_filtered(m.account_id))
-            .group_by(m.account_id)
+            .where(self.of_filtered(milestone))
+            .group_by(m.account_id, m.onboarding_number)
             .subquery("facts")
         )
 
     def onboardings(self) -> sa.Select[Any]:
         o, facts = onboarding.c, self.milestone_facts()
-        ran = sa.exists().where(escalation.c.account_id == o.account_id, ~escalation.c.superseded)
+        ran = sa.exists().where(_same(escalation.c, o), ~escalation.c.superseded)
         query = sa.select(
             o.account_id,
+            o.onboarding_number,
             o.account_name,
             o.acv_usd,
             _Epoch(o.closed_won_at),
@@ -259,14 +264,14 @@ class _Query:
             sa.func.coalesce(facts.c.passed, 0),
             sa.func.coalesce(facts.c.due_now, 0),
             sa.type_coerce(ran, sa.Boolean),
-        ).select_from(onboarding.outerjoin(facts, facts.c.account_id == o.account_id))
-        return self.filtered(query).order_by(o.account_id)
+        ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
+        return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 
     def tier_changes(self) -> sa.Select[Any]:
         c = tier_change.c
-        return sa.select(c.account_id, _Epoch(c.at), c.from_tier, c.to_tier, c.kind).where(
-            self.of_filtered(c.account_id)
-        )
+        return sa.select(
+            c.account_id, c.onboarding_number, _Epoch(c.at), c.from_tier, c.to_tier, c.kind
+        ).where(self.of_filtered(tier_change))
 
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
@@ -278,16 +283,18 @@ class _Query:
     def at_risk(self) -> sa.Select[Any]:
         # Risk flags live only in the record's document.
         o = onboarding.c
-        query = sa.select(o.account_id, o.document["risk_flags"], o.next_deadline)
+        query = sa.select(
+            o.account_id, o.onboarding_number, o.document["risk_flags"], o.next_deadline
+        )
         return self.filtered(query).where(self.attention())
 
     def overdue(self) -> sa.Select[Any]:
         m = milestone.c
         query = (
-            sa.select(m.account_id, m.milestone_id, _Epoch(m.due_at))
-            .select_from(milestone.join(onboarding, onboarding.c.account_id == m.account_id))
+            sa.select(m.account_id, m.onboarding_number, m.milestone_id, _Epoch(m.due_at))
+            .select_from(milestone.join(onboarding, _same(m, onboarding.c)))
             .where(self.attention(), m.status.in_(OPEN), m.due_at <= self.now)
-            .order_by(m.account_id, m.due_at)
+            .order_by(m.account_id, m.onboarding_number, m.due_at)
         )
         return self.filtered(query)
 
@@ -295,13 +302,11 @@ class _Query:
         e, m = escalation.c, milestone.c
         window = self.playbook.targets.escalation_response_days * DAY_S
         next_done = (
-            sa.select(sa.func.min(m.done_at))
-            .where(m.account_id == e.account_id, m.done_at > e.at)
-            .scalar_subquery()
+            sa.select(sa.func.min(m.done_at)).where(_same(m, e), m.done_at > e.at).scalar_subquery()
         )
         last = (
-            sa.select(m.account_id, sa.func.max(m.done_at).label("done_at"))
-            .group_by(m.account_id)
+            sa.select(m.account_id, m.onboarding_number, sa.func.max(m.done_at).label("done_at"))
+            .group_by(m.account_id, m.onboarding_number)
             .subquery("last")
         )
         # The cheap test first: a firing after the account's last milestone done (the
@@ -319,10 +324,20 @@ class _Query:
                 _count(moved),
                 _count(closed) + _count(~closed & moved),
             )
-            .select_from(escalation.outerjoin(last, last.c.account_id == e.account_id))
-            .where(~e.superseded, self.of_filtered(e.account_id))
+            .select_from(escalation.outerjoin(last, _same(last.c, e)))
+            .where(~e.superseded, self.of_filtered(escalation))
             .group_by(e.tier, e.step_id, e.trigger)
         )
+
+
+def _key(table: sa.Table) -> sa.Tuple:
+    """The key of `table`'s rows' onboarding: (account, onboarding number)."""
+    return sa.tuple_(table.c.account_id, table.c.onboarding_number)
+
+
+def _same(a: Any, b: Any) -> sa.ColumnElement[bool]:
+    """Rows of the same onboarding, `a` and `b` column collections with its key."""
+    return (a.account_id == b.account_id) & (a.onboarding_number == b.onboarding_number)
 
 
 def _ladder(store: RecordStore, q: _Query) -> list[LadderStep]:
@@ -352,7 +367,7 @@ def load_rows(
     if cohort is not None and (problem := cohort_error(cohort)):
         raise ValueError(problem)
     q = _Query(playbook, now, tier, cohort)
-    rows: dict[str, Onboarding] = {}
+    rows: dict[tuple[str, int], Onboarding] = {}
     with ThreadPoolExecutor(max_workers=1) as alongside, store.engine.connect() as conn:
         ladder = alongside.submit(_ladder, store, q)
         if conn.dialect.name == "postgresql":  # the four reads see one snapshot
@@ -361,18 +376,18 @@ def load_rows(
             row = Onboarding(*values)
             row.initial_tier, row.tier = _TIER[row.initial_tier], _TIER[row.tier]
             row.state, row.health_band = _STATE[row.state], _BAND[row.health_band]
-            rows[row.account_id] = row
+            rows[row.account_id, row.onboarding_number] = row
         # On SQLite each select reads as of its start: an account the worker writes after
         # the first one is left to the next report (`rows.get`), never half-read.
-        for key, at, from_tier, to_tier, kind in conn.execute(q.tier_changes()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, at, from_tier, to_tier, kind in conn.execute(q.tier_changes()):
+            if (r := rows.get((account, number))) is not None:
                 r.tier_changes.append(
                     TierChangeRow(at, _TIER[from_tier], _TIER[to_tier], _KIND[kind])
                 )
-        for key, flags, deadline in conn.execute(q.at_risk()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, flags, deadline in conn.execute(q.at_risk()).all():
+            if (r := rows.get((account, number))) is not None:
                 r.risk_flags, r.next_deadline = list(flags or []), deadline
-        for key, milestone_id, due_at in conn.execute(q.overdue()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, milestone_id, due_at in conn.execute(q.overdue()).all():
+            if (r := rows.get((account, number))) is not None:
                 r.overdue.append(Overdue(milestone_id, due_at))
         return Rows(list(rows.values()), ladder.result())

@@ -121,6 +121,7 @@ from workflows.models.state import (
     Pause,
     ProductFacts,
     ProductGate,
+    QueuedDeal,
     RejectedMessage,
     SkipCheck,
     TierChange,
@@ -131,6 +132,7 @@ from workflows.models.status import (
     MilestoneView,
     OnboardingStatus,
     ProductView,
+    QueuedDealView,
     TtvBreakdown,
 )
 from workflows.models.vocabulary import (
@@ -246,6 +248,8 @@ __all__ = [
     "ProductRollout",
     "ProductView",
     "PropertyCondition",
+    "QueuedDeal",
+    "QueuedDealView",
     "RealignmentGateDone",
     "RejectedMessage",
     "ResumeRequest",
