@@ -21,7 +21,10 @@ from datetime import timedelta
 from typing import Any
 
 import temporalio.client
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -124,10 +127,7 @@ def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDeci
 
 async def finished_outcome(client: temporalio.client.Client, workflow_id: str) -> str:
     """`completed` / `cancelled` from the state search attribute, else the run's status."""
-    return _outcome(await client.get_workflow_handle(workflow_id).describe())
-
-
-def _outcome(desc: temporalio.client.WorkflowExecutionDescription) -> str:
+    desc = await client.get_workflow_handle(workflow_id).describe()
     state = desc.typed_search_attributes.get(sa.ONBOARDING_STATE)
     if state in (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value):
         return str(state)
@@ -248,18 +248,33 @@ async def _follows(
     is an expansion it never had (`expansion.why_not_again`); None when the last run did
     not complete (one started since, to attach to, or one that failed, to start again as
     any start may). Raises `AlreadyOnboardedError` otherwise."""
-    handle = client.get_workflow_handle(deal.workflow_id, result_type=OnboardingStatus)
-    desc = await handle.describe(rpc_timeout=rpc_timeout)
-    if desc.status is not WorkflowExecutionStatus.COMPLETED:
+    if not await _completed(client, deal.workflow_id, rpc_timeout):
         return None
-    outcome = _outcome(desc)
+    handle = client.get_workflow_handle(deal.workflow_id, result_type=OnboardingStatus)
+    finished = await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)
+    outcome = finished.state.value  # completed, or cancelled
     if deal.deal_type is not DealType.EXPANSION:
         raise AlreadyOnboardedError(deal.account_id, outcome, run_id)
-    finished = await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)
     why = expansion.why_not_again(deal, finished)
     if why is not None:
         raise AlreadyOnboardedError(deal.account_id, outcome, run_id, why)
     return finished
+
+
+async def _completed(
+    client: temporalio.client.Client, workflow_id: str, rpc_timeout: timedelta | None
+) -> bool:
+    """Whether the workflow's last run completed (as an onboarding ends, handed off or
+    cancelled). Read raw: only the run's status is needed, not its search attributes."""
+    described = await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        ),
+        retry=True,
+        timeout=rpc_timeout,
+    )
+    status = described.workflow_execution_info.status
+    return bool(status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 
 
 def _started_text(decision: TierDecision, after: OnboardingStatus | None) -> str:

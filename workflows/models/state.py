@@ -183,6 +183,16 @@ class ProductGate(BaseModel):
         return self.outcome == "held" and self.released_at is None
 
 
+class QueuedDeal(BaseModel):
+    """An expansion deal that came while the account's onboarding ran: its own onboarding
+    starts when this one finishes (rules §2 (docs/rules.md), *Tracks*)."""
+
+    deal: ClosedWonDeal
+    playbook: Playbook = Field(description="The playbook it was delivered with")
+    delivery_id: str
+    queued_at: datetime
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -248,16 +258,6 @@ class OnboardingProgress(BaseModel):
         default_factory=list,
         description="Expansion deals waiting for this onboarding to finish, oldest first",
     )
-
-
-class QueuedDeal(BaseModel):
-    """An expansion deal that came while the account's onboarding ran: its own onboarding
-    starts when this one finishes (rules §2 (docs/rules.md), *Tracks*)."""
-
-    deal: ClosedWonDeal
-    playbook: Playbook = Field(description="The playbook it was delivered with")
-    delivery_id: str
-    queued_at: datetime
 
 
 class EarlyFacts(BaseModel):
