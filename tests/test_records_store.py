@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from activities.records.schema import escalation, milestone, onboarding
-from activities.records.store import RecordStore, RecordStoreError
+from activities.records.store import MIGRATIONS, RecordStore, RecordStoreError
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
 from workflows.models import OnboardingState, Tier
@@ -117,3 +119,52 @@ def test_the_write_mark_moves_with_every_write_and_cohorts_are_listed(
     assert not store.save(make_record("001N", march, revision=2))  # not written: no move
     assert store.write_mark() == third
     assert store.cohorts() == ["2025-03", "2025-05"]
+
+
+def test_an_accounts_expansion_is_kept_beside_its_first_onboarding_across_the_migration(
+    store: RecordStore,
+) -> None:
+    """Migration 0005 keys records by account and onboarding number (rules §2, an
+    expansion after an earlier onboarding here): the records stored before it are the
+    accounts' first onboardings, and the account's next one no longer overwrites them."""
+    won = _now() - 40 * DAY
+    first = make_record(
+        "001X",
+        won,
+        state=OnboardingState.COMPLETED,
+        milestones=[milestone_view("kickoff_call", won, 7, 3)],
+        escalations=[escalation_at("stall", won, 15, Tier.TECH_TOUCH)],
+    )
+    assert store.save(first)
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with store.engine.begin() as conn:  # back to one row per account, as before 0005
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    with store.engine.connect() as conn:
+        assert "onboarding_number" not in [
+            c["name"] for c in sa.inspect(conn).get_columns("onboarding")
+        ]
+
+    store.migrate()
+
+    assert store.get("001X") == first and first.onboarding_number == 1
+    expansion = make_record(
+        "001X", won + 30 * DAY, milestones=[milestone_view("kickoff_call", won + 30 * DAY, 7)]
+    ).model_copy(update={"onboarding_number": 2})
+    assert store.save(expansion)
+    assert (store.get("001X", 1), store.get("001X", 2), store.get("001X")) == (
+        first,
+        expansion,
+        expansion,
+    )
+    assert store.count() == 2
+    with store.engine.connect() as conn:
+        done = conn.execute(
+            sa.select(milestone.c.onboarding_number, milestone.c.done_at).order_by(
+                milestone.c.onboarding_number
+            )
+        ).all()
+        assert done == [(1, won + 3 * DAY), (2, None)]
+        escalated = conn.execute(sa.select(escalation.c.onboarding_number)).scalars().all()
+        assert escalated == [1]

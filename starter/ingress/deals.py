@@ -381,9 +381,15 @@ def _delivered_status(answer: dict[str, Any]) -> int:
 
 def _count_delivery(ingress: Ingress, source: str, accepted: DealAcceptance) -> None:
     finished = accepted.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
-    outcome = "started" if accepted.started else "queued" if accepted.queued else "already_running"
-    if finished and not accepted.started:
-        outcome = "already_onboarded"
+    outcome = (
+        "started"
+        if accepted.started
+        else "queued"
+        if accepted.queued
+        else "already_onboarded"
+        if finished
+        else "already_running"
+    )
     ingress.metrics.deliveries.labels(source, outcome).inc()
     if accepted.started:
         ingress.metrics.starts.labels(source).inc()
