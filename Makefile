@@ -49,12 +49,13 @@ bench: install-test
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/dashboard.py
 
-## histories: record the workflow tests' histories for the replay test (VERSION=v3)
+## histories: record the workflow tests' histories for the replay test (VERSION=v4)
 histories: install-test
 	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
 	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \
 		tests/test_events_before_deal.py tests/test_continue_as_new.py tests/test_event_time.py \
-		tests/test_deal_lost.py
+		tests/test_deal_lost.py tests/test_champion_change.py tests/test_skip_net.py \
+		tests/test_products.py tests/test_success_plan.py tests/test_tracks.py tests/test_behavior.py
 
 ## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect and record counted (about 6 minutes)
 soak: install-test

@@ -25,7 +25,7 @@ def activities_for(settings: Settings) -> list[Callable[..., Any]]:
     """The activities to pass to a Worker's `activities=`."""
     store = LazyStore(settings.records_url)  # records, and the links in welcome emails
     notifier = Notifier(settings, store)
-    roster = OwnerRoster(settings)
+    roster = OwnerRoster(settings, store)
     hubspot = HubSpotClient(settings)
     records = RecordKeeper(store)
     peers = PeerReader(store)

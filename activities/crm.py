@@ -1,5 +1,6 @@
 """HubSpot's CRM API: the `fetch_hubspot_deal` and `fetch_hubspot_deal_stage` activities
-(read the deal a HubSpot webhook named by id), `fetch_hubspot_champion` (read a contact
+(read the deal a HubSpot webhook named by id, with its line items when
+`ONBOARDING_CRM_PRODUCTS` names products), `fetch_hubspot_champion` (read a contact
 whose buying role became champion, rules §6.3), and `HubSpotStages` (what a deal stage id
 means, from HubSpot's deal pipelines), which the ingress uses too.
 
@@ -24,11 +25,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.crm_records import HUBSPOT_FIELDS, PayloadError, StageMeaning
 from activities.hubspot_records import (
+    LINE_ITEM_PROPERTIES,
     hubspot_champion,
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
+    hubspot_line_item_ids,
     hubspot_pipeline_stages,
+    hubspot_products,
 )
 from activities.money import load_fx_rates
 from activities.settings import Settings, SharedSettings
@@ -45,6 +49,7 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 MAX_CONTACTS = 10
+MAX_LINE_ITEMS = 100  # one batch read; a deal with more has its first 100 read
 # Every property the mapping in activities.hubspot_records reads, plus the stage to check it.
 DEAL_PROPERTIES = ",".join(
     ["dealname", "dealstage", *(key for _, _, keys in HUBSPOT_FIELDS for key in keys)]
@@ -52,6 +57,7 @@ DEAL_PROPERTIES = ",".join(
 ERROR_TYPE = contract.HUBSPOT_DEAL_ERROR
 NOT_CLOSED_WON = contract.DEAL_NOT_CLOSED_WON
 PIPELINES_PATH = "/crm/v3/pipelines/deals"
+LINE_ITEMS_READ_PATH = "/crm/v3/objects/line_items/batch/read"
 PIPELINES_TTL_S = 300.0
 
 
@@ -60,7 +66,8 @@ def _api(settings: SharedSettings) -> httpx.AsyncClient:
     if token is None or not token.get_secret_value():
         raise _permanent(
             "no HubSpot token: set ONBOARDING_HUBSPOT_TOKEN to a private app token "
-            "with the crm.objects.deals.read, companies.read and contacts.read scopes"
+            "with the crm.objects.deals.read, companies.read and contacts.read scopes "
+            "(and line_items.read when ONBOARDING_CRM_PRODUCTS is set)"
         )
     return httpx.AsyncClient(
         base_url=settings.hubspot_api_url,
@@ -184,12 +191,16 @@ class HubSpotClient:
 
     @activity.defn(name=contract.FETCH_HUBSPOT_DEAL.name)
     async def fetch_hubspot_deal(self, ref: HubSpotDealRef) -> ClosedWonDeal:
-        """The deal, its company and contacts; raises `DealNotClosedWon` (non-retryable)
-        when the deal is no longer closed-won as it is read."""
+        """The deal, its company and contacts, and, when `ONBOARDING_CRM_PRODUCTS` names
+        products, its line items (the deal's products, rules §6.2); raises
+        `DealNotClosedWon` (non-retryable) when the deal is no longer closed-won as it is
+        read."""
+        onboarded = self._settings.crm_products
+        associations = "companies,contacts,line_items" if onboarded else "companies,contacts"
         with structlog.contextvars.bound_contextvars(deal_id=ref.deal_id):
             async with _api(self._settings) as client:
                 deal, company_id, (meaning, label) = await self._read_deal(
-                    client, ref, DEAL_PROPERTIES, "companies,contacts"
+                    client, ref, DEAL_PROPERTIES, associations
                 )
                 if meaning is not DealStage.CLOSED_WON:
                     log.warning(
@@ -217,8 +228,13 @@ class HubSpotClient:
                     )
                     if contact:
                         contacts.append(contact)
+                ids = hubspot_line_item_ids(deal) if onboarded else []
+                line_items = await self._line_items(client, ids)
             try:
-                result = hubspot_deal(deal, company, contacts, rates=self._rates)
+                products = hubspot_products(
+                    line_items, self._settings.hubspot_product_property, onboarded
+                )
+                result = hubspot_deal(deal, company, contacts, rates=self._rates, products=products)
             except PayloadError as exc:
                 raise _permanent(f"deal {ref.deal_id}: {exc}") from None
             log.info(
@@ -226,8 +242,24 @@ class HubSpotClient:
                 account_id=result.account_id,
                 contacts=len(result.contacts),
                 acv_usd=result.acv_usd,
+                line_items=len(line_items),
+                products=[p.id for p in result.products],
             )
             return result
+
+    async def _line_items(self, client: httpx.AsyncClient, ids: list[str]) -> list[dict[str, Any]]:
+        """The line items by id (one batch read of the first `MAX_LINE_ITEMS`), in the
+        order of `ids`; one deleted since is left out."""
+        if not ids:
+            return []
+        properties = [self._settings.hubspot_product_property, *LINE_ITEM_PROPERTIES]
+        body = await _post(
+            client,
+            LINE_ITEMS_READ_PATH,
+            {"properties": properties, "inputs": [{"id": i} for i in ids[:MAX_LINE_ITEMS]]},
+        )
+        found = {str(r.get("id")): r for r in body.get("results") or [] if isinstance(r, dict)}
+        return [found[i] for i in ids if i in found]
 
     @activity.defn(name=contract.FETCH_HUBSPOT_CHAMPION.name)
     async def fetch_hubspot_champion(self, ref: HubSpotContactRef) -> HubSpotChampion:
@@ -265,13 +297,21 @@ async def _get(
 ) -> dict[str, Any]:
     """One GET; `{}` on 404 when `missing` is None, else 404 is permanent with that text."""
     # Connection errors and timeouts propagate as they are: retryable.
-    response = await client.get(path, params=params)
+    return _answer(await client.get(path, params=params), path, missing)
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One POST of a batch read (HubSpot answers 207 when some ids were not found)."""
+    return _answer(await client.post(path, json=body), path, f"{path} not found")
+
+
+def _answer(response: httpx.Response, path: str, missing: str | None) -> dict[str, Any]:
     status = response.status_code
     if status in (401, 403):
         raise _permanent(
             f"HubSpot rejected the token (HTTP {status} on {path}): set "
             "ONBOARDING_HUBSPOT_TOKEN to a private app token with read access to deals, "
-            "companies and contacts"
+            "companies and contacts (and line items when ONBOARDING_CRM_PRODUCTS is set)"
         )
     if status == 404:
         if missing is None:

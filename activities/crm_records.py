@@ -26,6 +26,9 @@ opportunity):
 Integrations are separated by `;` (a HubSpot multi-checkbox, a Salesforce multi-select
 picklist); success criteria one per line. Booleans are true/false.
 
+A deal's products come from its lines, not from these fields: HubSpot line items and
+Salesforce OpportunityLineItems (`activities.crm_products`).
+
 The deal type picks the onboarding's track (`DEAL_TYPES`, compared without letter case,
 spaces or punctuation): HubSpot's `newbusiness` and Salesforce's "New Business" / "New
 Customer" are new business; HubSpot's `existingbusiness` and Salesforce's "Existing

@@ -1,8 +1,9 @@
 """HubSpot CRM v3 records -> domain models, for the HubSpot deal fetch (`activities.crm`):
-what each deal stage id means (from the deal pipelines), the deal's company and contact
-ids (from its associations), and the closed-won deal from the deal, company and contact
-reads, and a contact read as the account's new champion (`hubspot_champion`). Properties
-map as `activities.crm_records.HUBSPOT_FIELDS` says. Pure functions:
+what each deal stage id means (from the deal pipelines), the deal's company, contact and
+line item ids (from its associations), and the closed-won deal from the deal, company,
+contact and line item reads, and a contact read as the account's new champion
+(`hubspot_champion`). Properties map as `activities.crm_records.HUBSPOT_FIELDS` says; line
+items become the deal's products as `activities.crm_products` says. Pure functions:
 no I/O, no clock.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from activities.crm_products import ProductLine, deal_products
 from activities.crm_records import (
     HUBSPOT_FIELDS,
     PayloadError,
@@ -27,6 +29,7 @@ from workflows.models import (
     Contact,
     ContactRole,
     CrmRef,
+    DealProduct,
     DealStage,
     HubSpotChampion,
 )
@@ -83,6 +86,56 @@ def hubspot_contact_ids(deal: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def hubspot_line_item_ids(deal: Mapping[str, Any]) -> list[str]:
+    """Associated line item ids, in HubSpot's order, each once. A read with
+    `associations=line_items` answers them under `line items` (with a space)."""
+    found = _association_results(deal, "line items") or _association_results(deal, "line_items")
+    return list(dict.fromkeys(str(r["id"]) for r in found))
+
+
+# The line item properties the products are read from, besides the product code's.
+LINE_ITEM_PROPERTIES = ("name", "quantity", "hs_position_on_quote", "onboarding_depends_on")
+
+
+def hubspot_products(
+    line_items: Sequence[Mapping[str, Any]], product_property: str, onboarded: Collection[str]
+) -> list[DealProduct]:
+    """A deal's products from its line items (`activities.crm_products.deal_products`):
+    the product code from `product_property` (`ONBOARDING_HUBSPOT_PRODUCT_PROPERTY`,
+    `hs_sku` by default), the name from `name`, the licensed seats from `quantity`, the
+    products it waits for from `onboarding_depends_on` (a custom property of products and
+    line items: product codes separated by `;`). Their order is the deal's: by
+    `hs_position_on_quote`, those without one after, as given."""
+
+    def position(i: int) -> tuple[bool, float, int]:
+        value = (line_items[i].get("properties") or {}).get("hs_position_on_quote")
+        try:
+            at = float(str(value))
+        except ValueError:
+            at = math.nan
+        return (False, at, i) if math.isfinite(at) else (True, 0.0, i)
+
+    lines = []
+    for n, i in enumerate(sorted(range(len(line_items)), key=position)):
+        props = line_items[i].get("properties") or {}
+        path = f"line_items[{n}].properties"
+        lines.append(
+            ProductLine(
+                code=props.get(product_property),
+                name=props.get("name"),
+                seats=props.get("quantity"),
+                depends_on=props.get("onboarding_depends_on"),
+                fields={
+                    "code": f"{path}.{product_property}",
+                    "name": f"{path}.name",
+                    "seats": f"{path}.quantity",
+                    "depends_on": f"{path}.onboarding_depends_on",
+                },
+            )
+        )
+    return deal_products(lines, onboarded)
+
+
 def _association_results(deal: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     # A labelled association lists the same id once per label.
     block = (deal.get("associations") or {}).get(kind) or {}
@@ -102,8 +155,10 @@ def hubspot_deal(
     contacts: Sequence[Mapping[str, Any]],
     *,
     rates: FxRates = NO_RATES,
+    products: Sequence[DealProduct] = (),
 ) -> ClosedWonDeal:
-    """A closed-won deal from HubSpot CRM v3 reads of the deal, its company and contacts.
+    """A closed-won deal from HubSpot CRM v3 reads of the deal, its company and contacts,
+    with the `products` its line items make (`hubspot_products`).
 
     Contacts: the first associated contact is the champion; after it, the first whose job
     title names an executive (CEO, CFO, CTO, COO, CIO, CRO, VP, Vice President, Chief,
@@ -126,6 +181,7 @@ def hubspot_deal(
         "account_name": name,
         "contacts": _hubspot_contacts(contacts),
         "crm": CrmRef(source="hubspot", deal_id=str(deal.get("id")), company_id=str(company_id)),
+        "products": list(products),
     }
     paths |= {"account_id": "company.id", "account_name": "company.properties.name"}
     return build_deal(fields, paths, rates)

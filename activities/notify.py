@@ -1,5 +1,9 @@
 """The `notify` activity: render a playbook template and deliver it once per channel.
 
+A group program's invitation (`Notification.invite`) goes by email with its iCalendar
+invitation (`activities.calendar`) as a `text/calendar; method=REQUEST` part; the other
+channels send the text alone (it names the session and the join link).
+
 A template that names `$progress_link` gets the customer's progress link there
 (`activities.records.links`), issued at send time: the workflow signs nothing. Without
 `ONBOARDING_LINK_SECRETS` (links off) the body's lines that name it are left out (a
@@ -24,6 +28,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.calendar import invitation
 from activities.records.links import CustomerLinks
 from activities.records.store import LazyStore
 from activities.settings import Settings
@@ -71,7 +76,11 @@ class Notifier:
                     if (key, channel) in self._delivered:
                         continue
                     if channel == "email":
-                        await asyncio.to_thread(self._email, key, recipient, subject, body)
+                        ics = None
+                        if notification.invite is not None:
+                            now = datetime.now(UTC)
+                            ics = invitation(notification.invite, recipient, body, now)
+                        await asyncio.to_thread(self._email, key, recipient, subject, body, ics)
                     elif channel == "slack":
                         await self._slack(key, subject, body)
                     else:
@@ -118,8 +127,11 @@ class Notifier:
             return self._settings.cs_leadership_email
         return self._settings.default_recipient
 
-    def _email(self, key: str, recipient: str, subject: str, body: str) -> None:
-        """Blocking SMTP delivery; runs in a thread."""
+    def _email(
+        self, key: str, recipient: str, subject: str, body: str, ics: bytes | None = None
+    ) -> None:
+        """Blocking SMTP delivery; runs in a thread. `ics`: an iCalendar invitation,
+        attached as `invite.ics` (`text/calendar; method=REQUEST`)."""
         s = self._settings
         msg = EmailMessage()
         msg["From"] = s.smtp_from
@@ -132,6 +144,14 @@ class Notifier:
         msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
         msg["X-Idempotency-Key"] = key
         msg.set_content(body)
+        if ics is not None:
+            msg.add_attachment(
+                ics,
+                maintype="text",
+                subtype="calendar",
+                filename="invite.ics",
+                params={"method": "REQUEST", "charset": "utf-8"},
+            )
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
                 if s.smtp_starttls:

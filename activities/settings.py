@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activities.money import DEFAULT_FX_RATES
+from workflows.models import PRODUCT_ID, PRODUCT_ID_FORM
 from workflows.validation import dotted, message
 
 CHANNELS = ("log", "email", "slack")
@@ -84,6 +85,19 @@ class SharedSettings(BaseSettings):
         description="Its internal values that make the contact the champion, comma-separated",
     )
 
+    # A CRM deal's products (rules §6.2): which lines of a deal are products, and the
+    # HubSpot line item property that holds a line's product code.
+    crm_products: CommaList = Field(
+        default=[],
+        description="The product ids (those product events carry) that a CRM deal's line "
+        "items onboard as products, comma-separated; unset: every CRM deal is one product",
+    )
+    hubspot_product_property: str = Field(
+        default="hs_sku",
+        min_length=1,
+        description="The HubSpot line item property holding its product code",
+    )
+
     fx_rates: Path = Field(
         default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
     )
@@ -116,8 +130,23 @@ class SharedSettings(BaseSettings):
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     _split_shared = field_validator(
-        "hubspot_closed_won_stages", "link_secrets", "hubspot_champion_values", mode="before"
+        "hubspot_closed_won_stages",
+        "link_secrets",
+        "hubspot_champion_values",
+        "crm_products",
+        mode="before",
     )(_split)
+
+    @field_validator("crm_products")
+    @classmethod
+    def _product_ids(cls, value: list[str]) -> list[str]:
+        for pid in value:
+            if not PRODUCT_ID.match(pid):
+                raise ValueError(
+                    f"{pid!r} is not a product id ({PRODUCT_ID_FORM}: the id product "
+                    "events carry in `product`)"
+                )
+        return list(dict.fromkeys(value))
 
 
 class Settings(SharedSettings):
@@ -131,6 +160,13 @@ class Settings(SharedSettings):
     slack_webhook_url: str | None = None
     cs_leadership_email: str = "cs-leadership@localhost"
     default_recipient: str = "cs-ops@localhost"
+    # Who onboardings are assigned to (rules §7): the roster file; without one, these
+    # CSMs, covering every tier and region at the playbook's capacity.
+    roster_file: Path | None = Field(
+        default=None,
+        description="The roster (TOML): CSMs and implementation specialists with their "
+        "role, tiers, regions and capacity; unset: ONBOARDING_CSM_ROSTER",
+    )
     csm_roster: CommaList = ["csm-1@localhost", "csm-2@localhost"]
     sent_log: Path | None = None
 

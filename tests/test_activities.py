@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import Notifier, OwnerRoster, Settings, configure_logging
+from activities import Notifier, Settings, configure_logging
 from starter.devserver import free_port
 from tests.support.mail import Mailbox, email_settings
 from workflows.models import (
@@ -24,8 +24,6 @@ from workflows.models import (
     MessageTemplate,
     Notification,
     NotificationReceipt,
-    OwnerRequest,
-    Tier,
 )
 
 WELCOME = MessageTemplate(
@@ -359,32 +357,3 @@ def test_slack_without_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -
 
     with pytest.raises(ValidationError, match="ONBOARDING_SLACK_WEBHOOK_URL"):
         Settings()
-
-
-# --------------------------------------------------------------------------- owners
-
-
-async def assign(roster: OwnerRoster, account_id: str) -> str:
-    request = OwnerRequest(
-        account_id=account_id, workflow_id=f"onboarding-{account_id}", tier=Tier.HIGH_TOUCH
-    )
-    return (await ActivityEnvironment().run(roster.assign_owner, request)).owner
-
-
-async def test_owners_rotate_and_stay_put_for_an_account() -> None:
-    roster = OwnerRoster(Settings())
-
-    owners = [await assign(roster, a) for a in ("acme", "globex", "initech", "acme")]
-
-    assert owners == ["csm-1@localhost", "csm-2@localhost", "csm-1@localhost", "csm-1@localhost"]
-    request = OwnerRequest(account_id="acme", workflow_id="onboarding-acme", tier=Tier.SELF_SERVE)
-    again = await ActivityEnvironment().run(roster.assign_owner, request)
-    assert again.reason == "round-robin over 2 CSMs (csm-1@localhost next)"
-
-
-async def test_empty_roster_is_a_non_retryable_error() -> None:
-    with pytest.raises(ApplicationError) as caught:
-        await assign(OwnerRoster(Settings(csm_roster=[])), "acme")
-
-    assert caught.value.non_retryable
-    assert "ONBOARDING_CSM_ROSTER" in str(caught.value)

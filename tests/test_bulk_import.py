@@ -127,6 +127,48 @@ def test_csv_without_a_required_column_fails_the_whole_file(tmp_path: Path) -> N
         read_deals(path)
 
 
+def test_a_products_column_lists_a_deals_products_and_names_the_bad_item(
+    tmp_path: Path,
+) -> None:
+    header = "account_id,account_name,acv_usd,close_date,products"
+    path = csv_file(
+        tmp_path,
+        '"two",Two,9000,2031-01-05,"CRM:40; Analytics:25>crm"',
+        '"three",Three,9000,2031-01-05,"crm:40; erp:10>; bi:5>crm&erp"',
+        '"none",None,9000,2031-01-05,',
+        '"seats",Seats,9000,2031-01-05,"crm:40; analytics:lots"',
+        '"unknown",Unknown,9000,2031-01-05,"crm:40; bi:5>erp"',
+        '"cycle",Cycle,9000,2031-01-05,"crm:40>bi; bi:5"',
+        '"syntax",Syntax,9000,2031-01-05,"crm=40"',
+        '"many",Many,9000,2031-01-05,"a:1;b:1;c:1;d:1;e:1;f:1"',
+        header=header,
+    )
+
+    rows = read_deals(path)
+
+    good = deals(rows)
+    two, three = good[2], good[3]
+    assert [(p.id, p.name, p.licensed_seats, p.depends_on) for p in two.products] == [
+        ("crm", "crm", 40, None),
+        ("analytics", "analytics", 25, ["crm"]),
+    ]
+    # `>` alone: waits for nothing; `&` joins several.
+    assert [(p.id, p.depends_on) for p in three.products] == [
+        ("crm", None),
+        ("erp", []),
+        ("bi", ["crm", "erp"]),
+    ]
+    assert good[4].products == []  # an empty cell: one product, as before
+    assert errors(rows) == {
+        5: "products: item 2 'analytics:lots': seats 'lots' is not a whole number like 40",
+        6: "products: item 2 (bi): 'erp' is not a listed product",
+        7: "products: item 1 (crm): cycle crm -> bi -> crm",
+        8: "products: item 1 'crm=40': expected id:seats, like analytics:40, or "
+        "warehouse:25>analytics to wait for analytics",
+        9: "products: 6 products; a deal has at most 5",
+    }
+
+
 def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
     tmp_path: Path, playbook: Playbook
 ) -> None:

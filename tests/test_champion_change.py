@@ -12,8 +12,11 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowHandle
 
+from activities.records.store import RecordStore
+from starter.reports.portfolio import portfolio_report
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status
+from tests.test_records_workflow import record_when
 from tests.test_workflow import update_error
 from workflows import business_days, progress
 from workflows.models import (
@@ -22,6 +25,8 @@ from workflows.models import (
     PauseRequest,
     RealignmentGateDone,
     ResumeRequest,
+    Tier,
+    Trigger,
 )
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
@@ -176,6 +181,51 @@ def test_lapse_comes_at_the_window_end_and_tells_csm_and_leadership() -> None:
     assert again.audit == []  # it lapses once
 
 
+@pytest.mark.parametrize(
+    ("done", "paused", "escalated"),
+    [
+        (["new_primary_contact", "realignment_call", "milestone_plan"], False, False),
+        (["new_primary_contact", "realignment_call"], False, True),
+        ([], False, True),
+        ([], True, False),  # a pause holds the window's clock, and so its lapse
+    ],
+    ids=["aligned", "one-gate-open", "nothing-done", "paused"],
+)
+def test_a_lapse_is_an_escalation_of_the_onboarding(
+    done: list[str], paused: bool, escalated: bool
+) -> None:
+    opened = utc(2026, 12, 1, 15)
+    o = onboarding(opened)
+    progress.change_champion(o, new_champion(), opened)
+    w = o.progress.champion_windows[0]
+    for g in done:
+        progress.gate_done(o, RealignmentGateDone(gate=g, by="csm"), opened)
+    if paused:
+        progress.start_pause(o.progress, PauseRequest(by="csm", reason="re-org"), opened + DAY)
+    champion.lapse_due(o, progress.Changes(), w.due_at - MINUTE)
+    assert o.progress.escalations == []
+    for at in (w.due_at, w.due_at + DAY):  # it lapses once
+        champion.lapse_due(o, progress.Changes(), at)
+    if not escalated:
+        assert o.progress.escalations == []
+        return
+    [e] = o.progress.escalations
+    assert (e.at, e.due_at, e.tier, e.step_id, e.trigger, e.milestone_id, e.superseded) == (
+        w.due_at,
+        w.due_at,
+        Tier.TECH_TOUCH,
+        "champion_change",
+        Trigger.CHAMPION_WINDOW_LAPSED,
+        None,
+        False,
+    )
+    assert e.actions == [
+        "notify csm (champion_window_lapsed_csm)",
+        "notify cs_leadership (champion_window_lapsed_leadership)",
+        "flag: champion changed: re-alignment window lapsed",
+    ]
+
+
 def test_every_gate_done_closes_the_window_aligned() -> None:
     opened = utc(2026, 12, 1, 15)
     o = onboarding(opened)
@@ -306,6 +356,7 @@ async def test_the_window_lapses_at_the_tenth_business_days_end_not_the_day_befo
     st = await status(handle)
     assert st.champion_windows[0].outcome == "open"
     assert not any("re-alignment" in f for f in st.risk_flags)
+    assert "champion_change" not in [e.step_id for e in st.escalations]
 
     await onboardings.days_later(2 * MINUTE / DAY)
     st = await status(handle)
@@ -314,6 +365,21 @@ async def test_the_window_lapses_at_the_tenth_business_days_end_not_the_day_befo
     assert abs(lapsed.closed_at - w.due_at) < MINUTE  # when it came due, not later
     assert any(
         "re-alignment window lapsed (realignment_call, milestone_plan)" in f for f in st.risk_flags
+    )
+    # Counted with the onboarding's escalations, its record's, and the portfolio report's.
+    [escalation] = [e for e in st.escalations if e.step_id == "champion_change"]
+    assert escalation.trigger is Trigger.CHAMPION_WINDOW_LAPSED
+    assert abs(escalation.at - w.due_at) < MINUTE
+    store = RecordStore.open(onboardings.records_url)
+    await record_when(store, deal.account_id, lambda r: escalation in r.escalations)
+    report = portfolio_report(store, PLAYBOOK, await onboardings.now())
+    store.close()
+    [figure] = [e for e in report.escalations if e.step_id == "champion_change"]
+    assert (figure.tier, figure.trigger, figure.fired, figure.accounts) == (
+        Tier.TECH_TOUCH,
+        "champion_window_lapsed",
+        1,
+        1,
     )
     kinds = [a.kind for a in st.audit]
     assert kinds.index("champion_window_opened") < kinds.index("realignment_gate_done")

@@ -15,6 +15,8 @@ from activities.hubspot_records import (
     hubspot_company_id,
     hubspot_contact_ids,
     hubspot_deal,
+    hubspot_line_item_ids,
+    hubspot_products,
 )
 from starter.crm import (
     generic_deal,
@@ -215,6 +217,135 @@ def test_hubspot_deal_needs_a_company_name_and_valid_emails() -> None:
         hubspot_deal(DEAL, COMPANY, [contact("not-an-email", "A", "B")])
     assert err.value.field == "contacts[0].properties.email"
     assert "not an email address" in err.value.reason
+
+
+def line_item(sku: str | None, quantity: str | None, position: str | None = None, **more: str):
+    props = {"name": f"{sku} plan", "hs_sku": sku, "quantity": quantity}
+    return {"id": "7", "properties": props | {"hs_position_on_quote": position} | more}
+
+
+ONBOARDED = ["crm", "analytics", "bi"]
+
+
+def products_of(items: list[dict[str, Any]]) -> list[tuple[str, str, int, list[str] | None]]:
+    products = hubspot_products(items, "hs_sku", ONBOARDED)
+    return [(p.id, p.name, p.licensed_seats, p.depends_on) for p in products]
+
+
+def test_hubspot_line_items_in_their_deal_order_are_the_products() -> None:
+    items = [
+        line_item("ANALYTICS", "25", "1"),
+        line_item("IMPL-PKG", "1", "2"),  # a service: not an onboarded product
+        line_item("CRM", "40", "0"),
+    ]
+    assert products_of(items) == [
+        ("crm", "CRM plan", 40, None),
+        ("analytics", "ANALYTICS plan", 25, None),  # waits for the one before it
+    ]
+    assert hubspot_line_item_ids(
+        {"associations": {"line items": {"results": [{"id": "7"}, {"id": "8"}, {"id": "7"}]}}}
+    ) == ["7", "8"]
+
+
+@pytest.mark.parametrize(
+    ("items", "products"),
+    [
+        # One product is the ordinary single-product deal: no products, nothing waits,
+        # and nothing of its line is used (so nothing there can refuse the deal).
+        ([line_item("crm", "40"), line_item("IMPL-PKG", "1")], []),
+        ([line_item("crm", "2.5"), line_item("crm", None)], []),
+        ([], []),
+        # A product on two lines is one product with the seats of both.
+        (
+            [line_item("crm", "40"), line_item("bi", "5"), line_item("CRM", "10")],
+            [("crm", "crm plan", 50, None), ("bi", "bi plan", 5, None)],
+        ),
+        # Without a position, after those with one, as HubSpot listed them.
+        (
+            [line_item("bi", "5"), line_item("crm", "40", "3"), line_item("analytics", "9")],
+            [
+                ("crm", "crm plan", 40, None),
+                ("bi", "bi plan", 5, None),
+                ("analytics", "analytics plan", 9, None),
+            ],
+        ),
+        # Dependencies from the product library: one on a product this deal does not
+        # sell is left out, so a product whose every dependency is left out waits for none.
+        (
+            [
+                line_item("crm", "40", onboarding_depends_on="erp"),
+                line_item("analytics", "9"),
+                line_item("bi", "5", onboarding_depends_on="CRM;erp"),
+            ],
+            [
+                ("crm", "crm plan", 40, []),
+                ("analytics", "analytics plan", 9, None),
+                ("bi", "bi plan", 5, ["crm"]),
+            ],
+        ),
+    ],
+    ids=["one", "one-unused-quantity", "none", "two-lines", "positions", "depends-on"],
+)
+def test_which_hubspot_line_items_are_products(
+    items: list[dict[str, Any]], products: list[tuple[str, str, int, list[str] | None]]
+) -> None:
+    assert products_of(items) == products
+
+
+@pytest.mark.parametrize(
+    ("items", "field", "reason"),
+    [
+        (
+            [line_item("crm", "40"), line_item("bi", "2.5")],
+            "line_items[1].properties.quantity",
+            "must be a whole number, got '2.5'",
+        ),
+        (
+            [line_item("crm", "40"), line_item("bi", None)],
+            "line_items[1].properties.quantity",
+            "missing: a product's licensed seats",
+        ),
+        (
+            [line_item("crm", "0"), line_item("bi", "5")],
+            "line_items[0].properties.quantity",
+            "Input should be greater than 0",
+        ),
+        (
+            [
+                line_item("crm", "40", onboarding_depends_on="bi"),
+                line_item("bi", "5", onboarding_depends_on="crm"),
+            ],
+            "line_items[0].properties.onboarding_depends_on",
+            "cycle crm -> bi -> crm",
+        ),
+        (
+            [line_item("crm", "40"), line_item("bi", "5", onboarding_depends_on="bi")],
+            "line_items[1].properties.onboarding_depends_on",
+            "'bi' is the product itself",
+        ),
+    ],
+    ids=["fraction", "no-quantity", "no-seats", "cycle", "itself"],
+)
+def test_hubspot_line_item_errors_name_the_property(
+    items: list[dict[str, Any]], field: str, reason: str
+) -> None:
+    with pytest.raises(PayloadError) as err:
+        hubspot_products(items, "hs_sku", ONBOARDED)
+    assert (err.value.field, err.value.reason) == (field, reason)
+
+
+def test_more_hubspot_products_than_a_deal_may_have_are_refused() -> None:
+    onboarded = [f"p{i}" for i in range(6)]
+    with pytest.raises(PayloadError) as err:
+        hubspot_products([line_item(p, "1") for p in onboarded], "hs_sku", onboarded)
+    assert err.value.field == "line_items[5].properties.hs_sku"
+    assert err.value.reason.startswith("'p5' would be product 6: a deal has at most 5")
+
+
+def test_a_hubspot_deal_carries_its_products() -> None:
+    products = hubspot_products([line_item("crm", "40"), line_item("bi", "5")], "hs_sku", ONBOARDED)
+    deal = hubspot_deal(DEAL, COMPANY, [], products=products)
+    assert [(p.id, p.licensed_seats) for p in deal.products] == [("crm", 40), ("bi", 5)]
 
 
 # --------------------------------------------------------------------------- generic

@@ -19,10 +19,11 @@ import pytest
 from activities.records.store import RecordStore
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
+from starter.ingress.dashboard_view import when_text
 from tests.support.ingress import READ_TOKEN, settings
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.temporal import unreachable_client
-from workflows.models import OnboardingState, Tier
+from workflows.models import OnboardingState, SkipCheckView, Tier
 from workflows.models.record import OnboardingRecord
 
 BASE = "http://dashboard.test"
@@ -261,3 +262,38 @@ async def test_the_files_the_pages_load(client: Client, store: RecordStore) -> N
     # Files need no sign-in, and a name that is not one is a 404.
     assert (await (await client()).get(script_url)).status_code == 200
     assert (await http.get("/dashboard/static/dashboard-000000000000.js")).status_code == 404
+
+
+async def test_the_account_page_shows_the_pending_skip_checks(
+    client: Client, store: RecordStore
+) -> None:
+    record = at_risk_record("001A")
+    won = record.closed_won_at
+    checks = [
+        SkipCheckView(
+            milestone_id="first_training",
+            title="First training session completed",
+            skipped_at=won + 2 * DAY,
+            due_at=won + 18 * DAY,
+            planned_at=won + 14 * DAY,
+        ),
+        SkipCheckView(
+            milestone_id="data_import",
+            title="Data import",
+            skipped_at=won + 20 * DAY,
+            due_at=won + 27 * DAY,
+            planned_at=won + 27 * DAY,
+        ),
+    ]
+    store.save(record.model_copy(update={"skip_checks": checks}))
+    http = await signed_in(client)
+    page = (await http.get("/dashboard/accounts/001A")).text
+    assert "Skip net checks (2)" in page
+    rows = re.findall(r'<tr data-skip-check="(\w+)">(.*?)</tr>', page, re.S)
+    assert [r[0] for r in rows] == ["first_training", "data_import"]
+    moved, unmoved = rows[0][1], rows[1][1]
+    assert when_text(won + 18 * DAY) in moved
+    assert f"moved from {when_text(won + 14 * DAY)} by a pause" in moved
+    assert when_text(won + 27 * DAY) in unmoved and "moved" not in unmoved
+    store.save(record.model_copy(update={"revision": 2}))  # the checks have run
+    assert "Skip net checks" not in (await http.get("/dashboard/accounts/001A")).text

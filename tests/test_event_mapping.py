@@ -105,6 +105,8 @@ def test_event_names_are_every_completed_by_event_and_the_watched_ones() -> None
     assert event_names(PB) == {
         "support_ticket_opened",  # the skip net's (rules §6.4)
         "tutorial_abandoned",  # a behavioral ladder step's (rules §4)
+        "webinar_attended",  # group programs' attendance (rules §1)
+        "office_hours_attended",
         "user_logged_in",
         "Signed In",
         "Signed Up",
@@ -126,11 +128,13 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "Signed Up",
         "core_workflow_completed",
         "data_import_validated",
+        "office_hours_attended",
         "setup_completed",
         "support_ticket_opened",
         "tutorial_abandoned",
         "user_invited",
         "user_logged_in",
+        "webinar_attended",
     ]
     for m in plan:
         if m.id == "first_login":
@@ -146,11 +150,13 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "Invite Sent",
         "Signed In",
         "core_workflow_completed",
+        "office_hours_attended",
         "setup_completed",
         "support_ticket_opened",
         "tutorial_abandoned",
         "user_invited",
         "user_logged_in",
+        "webinar_attended",
     ]
 
 

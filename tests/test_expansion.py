@@ -21,14 +21,21 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import activities_for
-from activities.records.store import RecordStore
+from activities.owners import OwnerRoster
+from activities.records.store import LazyStore, RecordStore
 from activities.settings import Settings
 from activities.starting import AlreadyOnboardedError, deliver_deal
+from starter.reports.portfolio import portfolio_report
+from starter.reports.rows import load_rows
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.ingress import account, deal_body, dumps, runs, std_headers
 from tests.support.onboardings import fresh_progress
+from tests.support.records import DAY, make_record, milestone_view
+from tests.test_assignment import assign
+from tests.test_programs import took_part
 from tests.test_workflow import reach
 from workflows import presentation
+from workflows.assignment import Load
 from workflows.contract import TASK_QUEUE
 from workflows.models import (
     CancelRequest,
@@ -40,6 +47,7 @@ from workflows.models import (
     Playbook,
     Tier,
 )
+from workflows.models.record import OnboardingRecord
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 from workflows.progress import Onboarding, expansion
@@ -342,3 +350,91 @@ async def test_the_generic_deal_route_answers_an_expansion_201_then_202_when_que
     status = (await http.get(f"/accounts/{acct}")).json()
     assert status["onboarding_number"] == 2
     assert [q["deal"] for q in status["queued_deals"]] == ["generic:G3"]
+
+
+# --------------------------------------------------------------------------- the store, the report
+
+
+def two_onboardings(now: datetime) -> tuple[OnboardingRecord, OnboardingRecord]:
+    """Account 001X's first onboarding (completed: its setup done, 3 teammates invited,
+    the webinar attended, 9 support tickets, its CSM and specialist) and its expansion's
+    (running: setup open, invited to the webinar but not there yet, 2 tickets, another
+    CSM and the same specialist)."""
+    won, grown = now - 150 * DAY, now - 40 * DAY
+    first = make_record(
+        "001X",
+        won,
+        tier=Tier.HIGH_TOUCH,
+        state=OnboardingState.COMPLETED,
+        finished_at=won + 100 * DAY,
+        owner="csm-1@localhost",
+        milestones=[milestone_view("technical_setup", won, 35, 20)],
+        team_invitations=3,
+        first_active_day=1,
+        came_back_day=9,
+        programs=[took_part("onboarding_webinar", won, attended_day=8.1)],
+    )
+    second = make_record(
+        "001X",
+        grown,
+        tier=Tier.HIGH_TOUCH,
+        owner="csm-2@localhost",
+        milestones=[milestone_view("technical_setup", grown, 60)],
+        programs=[took_part("onboarding_webinar", grown)],
+    )
+    return (
+        first.model_copy(update={"specialist": "dan@v.test", "support_tickets": 9}),
+        second.model_copy(
+            update={"onboarding_number": 2, "specialist": "dan@v.test", "support_tickets": 2}
+        ),
+    )
+
+
+def test_the_report_counts_an_accounts_onboardings_apart(store: RecordStore) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    for record in two_onboardings(now):
+        assert store.save(record)
+
+    rows = load_rows(store, PB, now).onboardings
+    assert [
+        (r.onboarding_number, r.state, r.setup_done, r.team_invitations, r.invited, r.attended)
+        for r in rows
+    ] == [
+        (1, OnboardingState.COMPLETED, True, 3, {"onboarding_webinar"}, {"onboarding_webinar"}),
+        (2, OnboardingState.ACTIVE, False, None, {"onboarding_webinar"}, set()),
+    ]
+    assert [(r.first_active_on is not None, r.came_back_on is not None) for r in rows] == [
+        (True, True),
+        (False, False),
+    ]
+    [webinar] = [f for f in portfolio_report(store, PB, now).programs if f.invited]
+    assert (webinar.invited, webinar.attended.count) == (2, 1)
+
+
+async def test_an_accounts_finished_onboarding_is_nobodys_load_and_its_latest_keeps_its_csm(
+    store: RecordStore,
+) -> None:
+    """The loads of capacity-aware assignment and the skip net's peers (rules §7, §6.4)
+    count the account's running onboarding only, even though its first one was left with
+    the setup gate open, and asking for the account again keeps its latest CSM."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    first, second = two_onboardings(now)
+    first = first.model_copy(
+        update={
+            "state": OnboardingState.CANCELLED,
+            "milestones": [milestone_view("technical_setup", now - 150 * DAY, 35)],
+        }
+    )
+    second = second.model_copy(
+        update={"milestones": [milestone_view("technical_setup", now - 40 * DAY, 35, 30)]}
+    )
+    assert store.save(first) and store.save(second)
+
+    assert store.staff_loads(["technical_setup"], "001Z") == {"csm-2@localhost": Load(high_touch=1)}
+    assert store.support_ticket_median(Tier.HIGH_TOUCH, "001Z") == (2, 1)
+    url = store.engine.url.render_as_string(hide_password=False)
+    kept = await assign(OwnerRoster(Settings(records_url=url), LazyStore(url)), "001X")
+    assert (kept.owner, kept.reason) == (  # type: ignore[attr-defined]
+        "csm-2@localhost",
+        "kept: already the account's csm",
+    )

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.crm import HubSpotClient
-from activities.settings import Settings
+from activities.settings import Settings, settings_problems
 from tests.support.fake_crm import HUBSPOT_DEFAULT_PIPELINE, FakeCrmApi
 from workflows.models import (
     ClosedWonDeal,
@@ -98,11 +98,12 @@ REF = HubSpotDealRef(
 
 
 async def fetch(
-    hubspot: FakeCrmApi, ref: HubSpotDealRef = REF, token: str | None = TOKEN
+    hubspot: FakeCrmApi, ref: HubSpotDealRef = REF, token: str | None = TOKEN, **more: Any
 ) -> ClosedWonDeal:
     settings = Settings(
         hubspot_api_url=hubspot.url,
         hubspot_token=SecretStr(token) if token is not None else None,
+        **more,
     )
     client = HubSpotClient(settings)
     return await ActivityEnvironment().run(client.fetch_hubspot_deal, ref)
@@ -218,6 +219,145 @@ async def test_connection_refused_is_retryable() -> None:
     with pytest.raises(Exception) as err:
         await fetch(closed)
     assert not (isinstance(err.value, ApplicationError) and err.value.non_retryable)
+
+
+# --------------------------------------------------------------------------- line items
+
+LINE_ITEMS = [  # as HubSpot's batch read answers them: in no particular order
+    {
+        "id": "702",
+        "properties": {
+            "name": "Analytics Pro",
+            "hs_sku": "ANL PRO",
+            "quantity": "25",
+            "hs_position_on_quote": "1",
+        },
+    },
+    {
+        "id": "701",
+        "properties": {
+            "name": "CRM Suite",
+            "hs_sku": "CRM",
+            "quantity": "40",
+            "hs_position_on_quote": "0",
+        },
+    },
+    {
+        "id": "703",
+        "properties": {
+            "name": "Implementation package",
+            "hs_sku": "IMPL-1",
+            "quantity": "1",
+            "hs_position_on_quote": "2",
+        },
+    },
+]
+
+
+def with_line_items(hubspot: FakeCrmApi, *items: dict[str, Any]) -> None:
+    """Deal 1234 with `items` associated (under `line items`, as HubSpot names them), and
+    the batch read answering them."""
+    deal = json.loads(json.dumps(DEAL))
+    ids = [{"id": i["id"], "type": "deal_to_line_item"} for i in items]
+    deal["associations"]["line items"] = {"results": ids}
+    hubspot.routes["/crm/v3/objects/deals/1234"] = (200, deal)
+    body = {"status": "COMPLETE", "results": list(items)}
+    hubspot.routes["/crm/v3/objects/line_items/batch/read"] = (200, body)
+
+
+async def test_fetch_reads_the_line_items_of_the_products_it_onboards(
+    hubspot: FakeCrmApi,
+) -> None:
+    with_line_items(hubspot, *LINE_ITEMS)
+
+    deal = await fetch(hubspot, crm_products="crm,anl-pro")
+
+    assert [(p.id, p.name, p.licensed_seats) for p in deal.products] == [
+        ("crm", "CRM Suite", 40),
+        ("anl-pro", "Analytics Pro", 25),  # after CRM, as the deal lists them
+    ]
+    assert hubspot.requests[0]["query"]["associations"] == ["companies,contacts,line_items"]
+    [read] = [r for r in hubspot.requests if r["method"] == "POST"]
+    assert read["path"] == "/crm/v3/objects/line_items/batch/read"
+    assert read["authorization"] == f"Bearer {TOKEN}"
+    assert read["body"] == {
+        "properties": [
+            "hs_sku",
+            "name",
+            "quantity",
+            "hs_position_on_quote",
+            "onboarding_depends_on",
+        ],
+        "inputs": [{"id": "702"}, {"id": "701"}, {"id": "703"}],
+    }
+
+
+async def test_without_onboarded_products_no_line_item_is_read(hubspot: FakeCrmApi) -> None:
+    with_line_items(hubspot, *LINE_ITEMS)
+
+    deal = await fetch(hubspot)
+
+    assert deal.products == []
+    assert hubspot.requests[0]["query"]["associations"] == ["companies,contacts"]
+    assert all(r["method"] == "GET" for r in hubspot.requests)
+
+
+async def test_one_onboarded_line_item_is_the_ordinary_single_product_deal(
+    hubspot: FakeCrmApi,
+) -> None:
+    with_line_items(hubspot, *LINE_ITEMS)
+
+    deal = await fetch(hubspot, crm_products="crm,warehouse")
+
+    assert deal.products == []
+
+
+async def test_the_product_code_comes_from_the_configured_property(
+    hubspot: FakeCrmApi,
+) -> None:
+    items = json.loads(json.dumps(LINE_ITEMS))
+    for item, code in zip(items, ["2002", "2001", "2003"], strict=True):
+        item["properties"]["hs_product_id"] = code
+    with_line_items(hubspot, *items)
+
+    deal = await fetch(hubspot, crm_products="2001,2002", hubspot_product_property="hs_product_id")
+
+    assert [p.id for p in deal.products] == ["2001", "2002"]
+    [read] = [r for r in hubspot.requests if r["method"] == "POST"]
+    assert read["body"]["properties"][0] == "hs_product_id"
+
+
+async def test_a_line_item_with_a_bad_quantity_is_permanent_and_names_it(
+    hubspot: FakeCrmApi,
+) -> None:
+    items = json.loads(json.dumps(LINE_ITEMS))
+    items[0]["properties"]["quantity"] = "25.5"
+    with_line_items(hubspot, *items)
+
+    error = await permanent_error(hubspot, crm_products="crm,anl-pro")
+
+    assert error.message == (
+        "deal 1234: line_items[1].properties.quantity: must be a whole number, got '25.5'"
+    )
+
+
+async def test_line_items_hubspot_cannot_serve_now_are_retried(hubspot: FakeCrmApi) -> None:
+    with_line_items(hubspot, *LINE_ITEMS)
+    hubspot.routes["/crm/v3/objects/line_items/batch/read"] = (429, {"status": "error"})
+    with pytest.raises(ApplicationError) as err:
+        await fetch(hubspot, crm_products="crm,anl-pro")
+    assert not err.value.non_retryable
+    assert "429" in err.value.message
+
+
+def test_onboarded_products_must_be_product_ids() -> None:
+    with pytest.raises(ValidationError) as err:
+        Settings(crm_products="crm, Analytics Pro")
+    assert settings_problems(err.value) == (
+        "bad settings: ONBOARDING_CRM_PRODUCTS: 'Analytics Pro' is not a product id (1-32 "
+        "of a-z, 0-9, _ and -, starting with a letter or digit: the id product events "
+        "carry in `product`)"
+    )
 
 
 # --------------------------------------------------------------------------- a new champion

@@ -191,6 +191,21 @@ def test_any_headers_read_with_column_mappings(tmp_path: Path) -> None:
     assert (row.deal.account_id, row.deal.acv_usd, row.deal.currency) == ("c-1", 50_000, "EUR")
 
 
+def test_a_report_column_of_products_reads_with_a_column_mapping(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "Opportunity ID,Account ID,Account Name,Amount,Close Date,Stage,Onboarded Products",
+        f'0065g00000Q1bXy,0015g00000Zy1Ab,Sakura,50000,{us(TODAY)},Closed Won,"crm:40;bi:x"',
+    )
+
+    [row] = read_deals(path, options=CsvOptions(columns=(("Onboarded Products", "products"),)))
+
+    # The error names the column as the file's header does.
+    assert str(row.deal) == (
+        "Onboarded Products: item 2 'bi:x': seats 'x' is not a whole number like 40"
+    )
+
+
 def test_every_problem_with_the_header_is_reported_at_once(tmp_path: Path) -> None:
     path = write(
         tmp_path,

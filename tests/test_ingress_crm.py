@@ -16,6 +16,7 @@ from tests.support.fake_crm import FakeCrmApi
 from tests.support.ingress import (
     ORG_ID,
     OUTBOUND_TOKEN,
+    IngressFactory,
     account,
     dumps,
     error,
@@ -69,6 +70,32 @@ async def test_salesforce_closed_won_starts_an_onboarding_and_other_stages_are_i
         "/webhooks/salesforce", content=body, headers={"X-Salesforce-Signature": "AAAA"}
     )
     assert error(forged) == (401, "invalid_signature", "X-Salesforce-Signature")
+
+
+async def test_a_salesforce_opportunity_with_products_onboards_them_in_its_order(
+    ingress: IngressFactory,
+) -> None:
+    http = ingress(crm_products="crm,bi")
+    acct = account()
+    items = [
+        {"Quantity": 40, "Product2": {"ProductCode": "CRM", "Name": "CRM Suite"}},
+        {"Quantity": 1, "Product2": {"ProductCode": "SVC", "Name": "Implementation"}},
+        {"Quantity": 5, "Product2": {"ProductCode": "BI", "Name": "BI Studio"}},
+    ]
+    body = dumps(opportunity(acct) | {"OpportunityLineItems": {"records": items}})
+    response = await http.post(
+        "/webhooks/salesforce", content=body, headers=salesforce_headers(body)
+    )
+    assert response.status_code == 201, response.text
+    status = (await http.get(f"/accounts/{acct}")).json()
+    assert [(p["id"], p["name"], p["licensed_seats"]) for p in status["products"]] == [
+        ("crm", "CRM Suite", 40),
+        ("bi", "BI Studio", 5),
+    ]
+
+    bad = dumps(opportunity(account()) | {"OpportunityLineItems": [items[0], {"Quantity": 2}]})
+    refused = await http.post("/webhooks/salesforce", content=bad, headers=salesforce_headers(bad))
+    assert error(refused) == (422, "invalid_payload", "OpportunityLineItems[1].Product2")
 
 
 def outbound_message(org_id: str, notes: list[tuple[str, str]]) -> bytes:

@@ -240,6 +240,148 @@ handoff = 30
             "events, count and cooldown_days are only for behavioral triggers",
             id="cooldown-on-a-deadline-step",
         ),
+        pytest.param(
+            edited(
+                'active_events = ["user_logged_in", "Signed In", "core_workflow_completed"]',
+                'active_events = ["user_logged_in", "Invite Sent"]',
+            ),
+            "measures",
+            "active_events: Invite Sent also listed in invitation_events",
+            id="measures-invitation-is-activity",
+        ),
+        pytest.param(
+            edited('active_events = ["user_logged_in", ', 'active_events = ["Signed In", '),
+            "measures",
+            "active_events: an event name is listed twice",
+            id="measures-event-twice",
+        ),
+        pytest.param(
+            edited('waiting_template = "product_waiting"', 'waiting_template = "product_wait"'),
+            "products",
+            "waiting_template: no template 'product_wait'",
+            id="unknown-waiting-template",
+        ),
+        pytest.param(
+            edited('released_template = "product_released"', 'released_template = "gone"'),
+            "products",
+            "released_template: no template 'gone'",
+            id="unknown-released-template",
+        ),
+        pytest.param(
+            edited('when = "usage_drop"\nevents', 'when = "champion_window_lapsed"\nevents'),
+            "ladder.high_touch[10](usage_drop)",
+            "when: champion_window_lapsed is escalated by [champion_change] when its window",
+            id="champion-lapse-is-no-ladder-trigger",
+        ),
+        pytest.param(
+            edited('weekday = "tuesday"', 'weekday = "tues"'),
+            "programs.onboarding_webinar.weekday",
+            "Input should be 'monday', 'tuesday',",
+            id="program-weekday",
+        ),
+        pytest.param(
+            edited('time = "16:00"', 'time = "25:00"'),
+            "programs.onboarding_webinar.time",
+            "hour value is outside expected range of 0-23",
+            id="program-time",
+        ),
+        pytest.param(
+            edited('time = "16:00"', 'time = "16:00+02:00"'),
+            "programs.onboarding_webinar.time",
+            "a local time without an offset: the time_zone key gives the zone",
+            id="program-time-with-offset",
+        ),
+        pytest.param(
+            edited('time_zone = "America/New_York"', 'time_zone = "America/Gotham"'),
+            "programs.onboarding_webinar.time_zone",
+            "'America/Gotham' is not an IANA time zone",
+            id="program-time-zone",
+        ),
+        pytest.param(
+            edited("duration_minutes = 60", "duration_minutes = 0"),
+            "programs.onboarding_webinar.duration_minutes",
+            "greater than or equal to 5",
+            id="program-duration",
+        ),
+        pytest.param(
+            edited('tiers = ["tech_touch"]', 'tiers = ["tech_touch", "tech_touch"]'),
+            "programs.onboarding_webinar.tiers",
+            "a tier is listed twice",
+            id="program-tier-twice",
+        ),
+        pytest.param(
+            edited(
+                'join_url = "https://example.com/webinars/onboarding"',
+                'join_url = "example.com/webinars"',
+            ),
+            "programs.onboarding_webinar.join_url",
+            "'example.com/webinars' is not a web address (https://...)",
+            id="program-join-url",
+        ),
+        pytest.param(
+            edited(
+                'organizer = "customer-education@example.com"', 'organizer = "customer education"'
+            ),
+            "programs.onboarding_webinar.organizer",
+            "'customer education' is not an email address",
+            id="program-organizer",
+        ),
+        pytest.param(
+            edited('attended_event = "webinar_attended"', 'attended_event = "setup_completed"'),
+            "programs.onboarding_webinar.attended_event",
+            "'setup_completed' completes milestone technical_setup; attendance needs an event "
+            "of its own",
+            id="program-attendance-is-a-milestone-event",
+        ),
+        pytest.param(
+            edited('template = "program_invitation"', 'template = "program_invite"'),
+            "programs.onboarding_webinar.template",
+            "no template 'program_invite'",
+            id="program-unknown-template",
+        ),
+        pytest.param(
+            edited("invite_after_days = 1", "invite_after_days = -1"),
+            "programs.onboarding_webinar.invite_after_days",
+            "greater than or equal to 0",
+            id="program-invite-day",
+        ),
+        pytest.param(
+            edited("csm_high_touch_accounts = 15 ", "csm_high_touch_accounts = 0 "),
+            "capacity.csm_high_touch_accounts",
+            "Input should be greater than or equal to 1",
+            id="capacity-zero",
+        ),
+        pytest.param(
+            edited("csm_low_touch_accounts = 80 ", "csm_low_touch_accounts = 10 "),
+            "capacity",
+            "csm_low_touch_accounts: 10 is below csm_high_touch_accounts (15); a low-touch "
+            "account takes less of a CSM than a high-touch one",
+            id="capacity-low-touch-below-high-touch",
+        ),
+        pytest.param(
+            edited(
+                'specialist_gates = ["technical_setup", "data_import"]',
+                'specialist_gates = ["setup"]',
+            ),
+            "capacity.specialist_gates",
+            "setup is not a milestone id",
+            id="capacity-unknown-gate",
+        ),
+        pytest.param(
+            edited(
+                'specialist_tiers = ["high_touch"]',
+                'specialist_tiers = ["high_touch", "high_touch"]',
+            ),
+            "capacity",
+            "specialist_tiers: high_touch listed twice",
+            id="capacity-tier-twice",
+        ),
+        pytest.param(
+            edited('leadership_template = "leadership_over_capacity"', 'leadership_template = "x"'),
+            "capacity.leadership_template",
+            "no template 'x'",
+            id="capacity-unknown-template",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

@@ -16,7 +16,9 @@ from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from tests.test_playbook import edited, problems
 from workflows.event_mapping import event_names, to_product_event
+from workflows.formats import day_text
 from workflows.models import (
+    Audience,
     ClosedWonDeal,
     CompletedMilestone,
     DealProduct,
@@ -33,7 +35,14 @@ from workflows.models import (
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 from workflows.presentation import checklist
-from workflows.progress import Changes, Onboarding, advance, credit_observed_events, products
+from workflows.progress import (
+    Changes,
+    Notify,
+    Onboarding,
+    advance,
+    credit_observed_events,
+    products,
+)
 from workflows.rules import build_plan, milestone_credit, next_milestone, replan
 
 DAY = timedelta(days=1)
@@ -314,6 +323,51 @@ def test_release_shift_table(held_start: float, now: float, shift_days: float) -
     assert min(m.starts_at for m in plan if m.held) == day(held_start)
 
 
+@pytest.mark.parametrize(
+    ("waiting", "released", "told"),
+    [
+        ("product_waiting", "product_released", [["product_waiting"], [], ["product_released"]]),
+        ("product_waiting", None, [["product_waiting"], [], []]),
+        (None, None, [[], [], []]),
+    ],
+    ids=["both", "waiting-only", "pinned-before-the-keys"],
+)
+def test_the_csm_is_told_once_when_a_product_starts_waiting_and_when_it_goes_on(
+    waiting: str | None, released: str | None, told: list[list[str]]
+) -> None:
+    rollout = PB.products.model_copy(
+        update={"waiting_template": waiting, "released_template": released}
+    )
+    o = Onboarding(deal(), PB.model_copy(update={"products": rollout}), onboarding().progress)
+    users(o, "crm", 5)
+    sent: list[list[Notify]] = []
+    # Day 7: held; day 8: a wake-up while it still waits; day 10: the sixth CRM user.
+    for at, more in ((7, 0), (8, 0), (10, 1)):
+        users(o, "crm", more, first=5)
+        effects = [e for e in run(o, at).effects if isinstance(e, Notify)]
+        sent.append([e for e in effects if e.trigger.startswith("product-")])
+    assert [[n.template_id for n in notes] for notes in sent] == told
+    notes = [n for notes in sent for n in notes]
+    assert all(n.audience is Audience.CSM for n in notes)
+    if waiting:
+        held = notes[0]
+        assert held.trigger == "product-analytics-pilot-waiting"
+        assert (held.variables["product"], held.variables["gate"], held.variables["reason"]) == (
+            "Analytics",
+            "pilot",
+            "crm adoption 50% (threshold 60%)",
+        )
+    if released:
+        gone_on = notes[-1]
+        assert gone_on.trigger == "product-analytics-pilot-released"
+        assert (gone_on.variables["days"], gone_on.variables["reason"]) == (
+            "3",
+            "crm adoption 60% (threshold 60%)",
+        )
+        # Its first gate, re-based on the release: technical setup, day 14 + 3.
+        assert gone_on.variables["due"] == day_text(day(17))
+
+
 def test_a_tier_change_keeps_a_waiting_product_held() -> None:
     o = onboarding()
     run(o, 7)
@@ -448,6 +502,41 @@ async def test_product_two_waits_at_the_pilot_gate_until_product_one_reaches_60_
     assert "technical_setup:analytics" not in alerts(await status(handle))
     await onboardings.days_later(1.01)
     assert "technical_setup:analytics" in alerts(await status(handle))
+
+
+async def test_the_csm_is_told_on_the_day_a_product_starts_waiting_and_once_only(
+    onboardings: Onboardings,
+) -> None:
+    closed = await onboardings.now()
+    d = make_deal(close_date=closed, products=PRODUCTS, **TIER_DEALS["tech_touch"])
+    handle = await onboardings.start(d)
+    logins = [
+        ProductEvent(event_id=f"e{i}", name="user_logged_in", user_id=f"u{i}", product="crm")
+        for i in range(6)
+    ]
+    batch = ProductEventBatch(events=logins[:5])  # 5 of CRM's 10 seats: 50 %
+    await handle.signal(AccountOnboarding.product_events, batch)
+    await until(handle, lambda st: st.products[0].active_users == 5)
+    waits = "[CSM] Acme Corp: Analytics waits at the pilot gate"
+    goes_on = "[CSM] Acme Corp: Analytics goes on"
+
+    def subjects() -> list[str]:
+        return [r["subject"] for r in onboardings.sent(d.account_id)]
+
+    await onboardings.days_later(7 - 0.01)  # the day before the pilot gate's moment
+    await status(handle)
+    assert waits not in subjects()
+    await onboardings.days_later(0.02)
+    await onboardings.subjects_once(d.account_id, waits)
+    # Day 14: the loop wakes for CRM's alert; Analytics still waits, and is not told again.
+    await onboardings.days_later(7)
+    st = await status(handle)
+    assert "technical_setup:crm" in [e.milestone_id for e in st.escalations]
+    assert subjects().count(waits) == 1 and goes_on not in subjects()
+    batch = ProductEventBatch(events=logins[5:])  # the sixth user: 60 %
+    await handle.signal(AccountOnboarding.product_events, batch)
+    await onboardings.subjects_once(d.account_id, goes_on)
+    assert subjects().count(waits) == 1
 
 
 def test_the_ingress_lets_adoption_events_through_while_a_gate_is_ahead_or_waits() -> None:

@@ -21,6 +21,7 @@ from workflows.models import (
     Pause,
     ResumeRequest,
     SkipRequest,
+    StaffRole,
     Tier,
 )
 from workflows.playbook import load_playbook
@@ -136,7 +137,9 @@ def test_an_open_pause_reminds_the_owner_and_a_scheduled_one_resumes_itself() ->
     assert o.progress.pause is None and "resumed" in kinds(changes)
 
 
-def test_tier_change_keeps_credit_records_passed_steps_and_asks_for_an_owner() -> None:
+def test_tier_change_keeps_credit_records_passed_steps_and_asks_for_an_owner_and_specialist() -> (
+    None
+):
     o, _ = begun(acv=2_000, closed_days_ago=30)
     p = o.progress
     rule.record_report(
@@ -149,7 +152,12 @@ def test_tier_change_keeps_credit_records_passed_steps_and_asks_for_an_owner() -
     m = rule.milestone(p, "first_login")
     assert m is not None and m.status is MilestoneStatus.DONE
     assert all(e.superseded for e in p.escalations)
-    assert [type(e) for e in changes.effects] == [rule.AssignOwner, rule.Notify]
+    # Upgraded into high_touch with its implementation gates open (rules §7).
+    assert [getattr(e, "role", type(e)) for e in changes.effects] == [
+        StaffRole.CSM,
+        StaffRole.IMPLEMENTATION_SPECIALIST,
+        rule.Notify,
+    ]
     assert not [s for s in rules.ladder_steps(p, PB) if s.at <= NOW]
 
 

@@ -20,6 +20,7 @@ from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings
+from tests.support.records import record_when
 from workflows import contract
 from workflows.models import (
     CancelRequest,
@@ -29,23 +30,8 @@ from workflows.models import (
     Playbook,
     Tier,
 )
-from workflows.models.record import OnboardingRecord
 from workflows.onboarding import AccountOnboarding
 from workflows.recording import Recorder
-
-
-async def record_when(
-    store: RecordStore, account_id: str, check: Any = lambda r: True
-) -> OnboardingRecord:
-    """The stored record once `check` holds (the activity runs after the workflow task;
-    up to 30 s, as a full suite on 2 busy cores can take over 10)."""
-    record = None
-    for _ in range(600):
-        record = store.get(account_id)
-        if record is not None and check(record):
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"record never matched; last: {record}")
 
 
 async def record_writes(handle: WorkflowHandle[Any, Any]) -> list[list[str]]:

@@ -36,6 +36,13 @@ def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
         "continues_as_new",  # several runs
         "credited_on_time",  # product events dated when they happened (v2 and v3)
         "deal_lost",  # a lost deal cancels or flags
+        "window_lapses",  # a champion's re-alignment window (v4 on)
+        "re_opens_the_skip",  # the skip safety net
+        "waits_at_the_pilot_gate",  # a product held by its predecessor's adoption
+        "wait_for_the_success_plan",  # provisional high-touch deadlines
+        "win_back",  # tracks
+        "usage_drop",  # behavioral triggers
+        "celebrations_and_news",  # a pause holds nudges only
     ):
         assert scenario in names, f"no recorded history for {scenario}"
 

@@ -144,6 +144,62 @@ def test_milestones_within_sla_count_the_due_and_the_done_but_not_the_skipped(
     assert report.overall.milestones_on_time == share(2, 4)
 
 
+def test_setup_completion_counts_the_system_ready_gates_done_or_past_due(
+    empty_store: RecordStore, playbook: Playbook
+) -> None:
+    won = NOW - 30 * DAY
+
+    def setup(due: int, done: float | None = None, skipped: bool = False) -> list[MilestoneView]:
+        return [milestone_view("technical_setup", won, due, done, skipped=skipped)]
+
+    records = [
+        make_record("00SA", won, milestones=setup(14, 20)),  # done late: still done
+        make_record("00SB", won, milestones=setup(14, 5)),  # done early
+        make_record("00SC", won, milestones=setup(21)),  # past due, not done
+        make_record("00SD", won, milestones=setup(40)),  # not due yet: not judged
+        make_record("00SE", won, milestones=setup(14, skipped=True)),  # refused: not judged
+        make_record("00SF", won, milestones=setup(40, 3)),  # done before its due date
+    ]
+    report = report_over(empty_store, playbook, NOW, records)
+
+    assert report.overall.setup_completion == share(3, 4)
+
+
+def test_team_invitations_count_accounts_past_the_activation_window_where_counted(
+    empty_store: RecordStore, playbook: Playbook
+) -> None:
+    old, young = NOW - 40 * DAY, NOW - 10 * DAY
+    records = [
+        make_record("00TA", old, team_invitations=4),
+        make_record("00TB", old, team_invitations=0),
+        make_record("00TC", old, team_invitations=1),
+        make_record("00TD", old),  # a playbook without [measures]: not counted
+        make_record("00TE", young, team_invitations=9),  # within the 30-day window
+    ]
+    report = report_over(empty_store, playbook, NOW, records)
+
+    assert report.overall.team_invited == share(2, 3)
+    assert report.overall.team_invitations_median == 1
+
+
+def test_first_week_retention_judges_accounts_two_weeks_after_their_first_active_day(
+    empty_store: RecordStore, playbook: Playbook
+) -> None:
+    won = NOW - 40 * DAY
+    records = [
+        make_record("00RA", won, first_active_day=1, came_back_day=8),
+        make_record("00RB", won, first_active_day=2),  # never came back
+        make_record("00RC", won),  # never active: activation's business, not retention's
+        # First active 13 days ago: its second week is not over, back or not.
+        make_record("00RD", won, first_active_day=27, came_back_day=34),
+        make_record("00RE", won, first_active_day=27),
+        make_record("00RF", won, first_active_day=26),  # 14 days ago: judged
+    ]
+    report = report_over(empty_store, playbook, NOW, records)
+
+    assert report.overall.first_week_retention == share(1, 3)
+
+
 def test_health_bands_of_the_running_onboardings(
     empty_store: RecordStore, playbook: Playbook
 ) -> None:

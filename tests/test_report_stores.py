@@ -48,6 +48,9 @@ def portfolio_records() -> list[OnboardingRecord]:
             escalations=[
                 escalation("overdue_alert", feb, 56, HIGH, trigger=Trigger.MILESTONE_OVERDUE)
             ],
+            team_invitations=3,
+            first_active_day=1.5,
+            came_back_day=9,
         ),
         make_record(
             "201B",
@@ -75,6 +78,8 @@ def portfolio_records() -> list[OnboardingRecord]:
             acv_usd=4_200,
             ttv_days=6.75,
             milestones=[milestone_view("first_login", apr, 3, 0.5)],
+            team_invitations=0,
+            first_active_day=0.5,
         ),
         make_record("201D", apr, initial_tier=HIGH, override=True, acv_usd=48_000),
     ]
@@ -117,6 +122,13 @@ def test_sqlite_and_postgresql_give_the_same_rows_and_report(
             (by_id["201A"].closed_won_at + 21.25 * DAY).timestamp(), abs=1e-3
         )
         assert (high.milestones_due, high.milestones_on_time) == (5, 4)
+        assert (high.setup_judged, high.setup_done) == (True, True)
+        won = by_id["201A"].closed_won_at
+        assert high.team_invitations == 3
+        assert (high.first_active_on, high.came_back_on) == (
+            (won + 1.5 * DAY).date(),
+            (won + 9 * DAY).date(),
+        )
         flagged = rows.onboardings[1]
         assert flagged.risk_flags == ["stalled"]
         assert [o.milestone_id for o in flagged.overdue] == ["technical_setup"]

@@ -16,6 +16,7 @@ from activities.crm_records import (
 )
 from starter.crm import (
     Ignored,
+    Lost,
     NewChampion,
     salesforce_ack,
     salesforce_contact_role,
@@ -111,6 +112,88 @@ def test_salesforce_errors_name_the_salesforce_field(
 ) -> None:
     with pytest.raises(PayloadError) as err:
         salesforce_opportunity(payload, ["Closed Won"])
+    assert err.value.field == field
+    assert reason_part in err.value.reason
+
+
+def opportunity_product(code: str, quantity: object, name: str = "", **product: Any) -> dict:
+    """An OpportunityLineItem as Apex's `JSON.serialize` writes it when queried with
+    `Quantity, Product2.ProductCode, Product2.Name`."""
+    product2 = {"ProductCode": code, "Name": name or code.title()} | product
+    return {
+        "attributes": {"type": "OpportunityLineItem"},
+        "Quantity": quantity,
+        "Product2": product2,
+    }
+
+
+LINE_ITEMS = [
+    opportunity_product("CRM", 40.0, "CRM Suite"),
+    opportunity_product("SVC-IMPL", 1.0, "Implementation"),  # a service: not onboarded
+    opportunity_product("ANL.PRO", 25.0, "Analytics Pro"),
+    opportunity_product("BI", 5.0, Onboarding_Depends_On__c="CRM;ERP"),
+]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [LINE_ITEMS, {"totalSize": 4, "done": True, "records": LINE_ITEMS}],
+    ids=["array", "subquery"],
+)
+def test_salesforce_opportunity_products_are_the_deals_products(items: object) -> None:
+    payload = sf_payload() | {"OpportunityLineItems": items}
+    deal = salesforce_opportunity(payload, ["Closed Won"], products=["crm", "anl-pro", "bi"])
+    assert not isinstance(deal, Ignored | Lost)
+    assert [(p.id, p.name, p.licensed_seats, p.depends_on) for p in deal.products] == [
+        ("crm", "CRM Suite", 40, None),
+        ("anl-pro", "Analytics Pro", 25, None),
+        ("bi", "Bi", 5, ["crm"]),  # ERP is not sold here: nothing to wait for
+    ]
+
+
+def test_salesforce_products_only_when_the_setting_names_them() -> None:
+    payload = sf_payload() | {"OpportunityLineItems": LINE_ITEMS}
+    for products in ([], ["crm"]):  # none, or one: the ordinary single-product deal
+        deal = salesforce_opportunity(payload, ["Closed Won"], products=products)
+        assert not isinstance(deal, Ignored | Lost) and deal.products == []
+    # Without the setting, line items are not even looked at.
+    bad = sf_payload() | {"OpportunityLineItems": "not a list"}
+    assert not isinstance(salesforce_opportunity(bad, ["Closed Won"]), Ignored | Lost)
+
+
+@pytest.mark.parametrize(
+    ("items", "field", "reason_part"),
+    [
+        ("CRM", "OpportunityLineItems", "must be an array"),
+        (["CRM"], "OpportunityLineItems[0]", "must be an object"),
+        ([{"Quantity": 4}], "OpportunityLineItems[0].Product2", "missing"),
+        (
+            [opportunity_product("CRM", 40), opportunity_product("BI", 2.5)],
+            "OpportunityLineItems[1].Quantity",
+            "must be a whole number",
+        ),
+        (
+            [opportunity_product("CRM", 40), opportunity_product("BI", 1001)],
+            "OpportunityLineItems[1].Quantity",
+            "less than or equal to 1000",
+        ),
+        (
+            [
+                opportunity_product("CRM", 40, Onboarding_Depends_On__c="BI"),
+                opportunity_product("BI", 5, Onboarding_Depends_On__c="CRM"),
+            ],
+            "OpportunityLineItems[0].Product2.Onboarding_Depends_On__c",
+            "cycle crm -> bi -> crm",
+        ),
+    ],
+    ids=["not-array", "not-object", "no-product", "fraction", "too-many-seats", "cycle"],
+)
+def test_salesforce_product_errors_name_the_salesforce_field(
+    items: object, field: str, reason_part: str
+) -> None:
+    payload = sf_payload() | {"OpportunityLineItems": items}
+    with pytest.raises(PayloadError) as err:
+        salesforce_opportunity(payload, ["Closed Won"], products=["crm", "bi"])
     assert err.value.field == field
     assert reason_part in err.value.reason
 

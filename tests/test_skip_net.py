@@ -4,6 +4,7 @@ workflow on the time-skipping server: the day the net acts and the day before.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,18 +21,23 @@ from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.support.records import make_record
-from workflows import contract, progress
+from tests.test_champion_change import details_once
+from workflows import contract, presentation, progress
+from workflows.formats import day_text
 from workflows.models import (
+    CancelRequest,
     ClosedWonDeal,
     MilestoneStatus,
     OnboardingState,
     OnboardingStatus,
     Pause,
+    PauseRequest,
     PeerSupport,
     PeerSupportRequest,
     Playbook,
     ProductEvent,
     ProductEventBatch,
+    ResumeRequest,
     SkipRequest,
     Tier,
 )
@@ -89,6 +95,56 @@ def test_a_pause_holds_the_check_and_moves_it_by_the_time_paused() -> None:
     assert skipnet.due(p, T0 + 20 * DAY) == []
     progress.shift_for_pause(p, T0 + 20 * DAY)
     assert [c.due_at for c in p.skip_checks] == [T0 + 24 * DAY]
+
+
+@pytest.mark.parametrize(
+    ("skip_day", "pause", "now", "due", "first_due", "shown"),
+    [
+        (2, None, 3, 14, 14, "checked {14}"),
+        (20, None, 21, 27, 27, "checked {27}"),  # a week after a later skip
+        (2, (5, None), 6, 14, 14, "checked {14} (held by the pause: moves by the time paused)"),
+        (2, (5, 9), 10, 18, 14, "checked {18} (moved from {14} by a pause)"),
+    ],
+    ids=["planned", "late-skip", "paused", "resumed"],
+)
+def test_a_pending_check_is_shown_with_its_day_and_a_pause_moving_it(
+    skip_day: float,
+    pause: tuple[float, float | None] | None,
+    now: float,
+    due: float,
+    first_due: float,
+    shown: str,
+) -> None:
+    o = onboarding()
+    skipped(o, skip_day)
+    if pause is not None:
+        since, until = pause
+        progress.start_pause(o.progress, PauseRequest(by="csm", reason="audit"), T0 + since * DAY)
+        if until is not None:
+            progress.resume(o, ResumeRequest(by="csm"), T0 + until * DAY)
+    [view] = presentation.status(o, "wf", T0 + now * DAY).skip_checks
+    assert (view.milestone_id, view.title, view.skipped_at, view.due_at, view.planned_at) == (
+        SKIPPED,
+        "First training session completed",
+        T0 + skip_day * DAY,
+        T0 + due * DAY,
+        T0 + first_due * DAY,
+    )
+    dated = re.sub(r"\{(\d+)\}", lambda d: day_text(T0 + int(d[1]) * DAY), shown)
+    line = f"- First training session completed (skipped {day_text(T0 + skip_day * DAY)}): "
+    details = presentation.checklist(o, T0 + now * DAY).splitlines()
+    assert details[details.index("Skip net checks:") + 1] == line + dated
+
+
+def test_no_check_is_shown_once_run_or_once_the_onboarding_ended() -> None:
+    ran, ended = onboarding(), onboarding()
+    for o in (ran, ended):
+        skipped(o, 2)
+    skipnet.due(ran.progress, T0 + 14 * DAY)
+    progress.cancel(ended.progress, CancelRequest(by="csm", reason="churned"), T0 + 3 * DAY)
+    for o in (ran, ended):
+        assert presentation.status(o, "wf", T0 + 15 * DAY).skip_checks == []
+        assert "Skip net checks:" not in presentation.checklist(o, T0 + 15 * DAY)
 
 
 def peers(median: float | None, n: int = 5) -> PeerSupport:
@@ -282,3 +338,37 @@ async def test_an_unreadable_store_judges_the_check_on_usage_alone(
     assert "peers' median unavailable: judged on usage" in entry.detail
     assert 14 < (entry.at - closed) / DAY <= 14 + 1 / 24 + 0.01  # within the hour of retries
     assert attempts > 1
+
+
+async def test_the_status_and_the_ui_show_the_pending_check_and_the_day_a_pause_moved_it(
+    onboardings: Onboardings,
+) -> None:
+    closed, _, handle = await skip_on_day_1(onboardings)
+    [view] = (await status(handle)).skip_checks
+    first = view.due_at
+    assert (view.milestone_id, round((first - closed) / DAY, 3)) == (SKIPPED, 14)
+    await details_once(handle, f"checked {day_text(first)}")
+    await onboardings.days_later(4)  # day 5: paused for 3 days
+    await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="audit"))
+    assert (await status(handle)).skip_checks[0].held
+    await details_once(handle, "(held by the pause: moves by the time paused)")
+    await onboardings.days_later(3)
+    await handle.execute_update(AccountOnboarding.resume, ResumeRequest(by="csm"))
+    [view] = (await status(handle)).skip_checks
+    moved = view.due_at
+    assert (round((moved - closed) / DAY, 3), view.planned_at, view.held) == (17, first, False)
+    await details_once(
+        handle, f"checked {day_text(moved)} (moved from {day_text(first)} by a pause)"
+    )
+    # The day before the moved date it is still to come; on the day it runs, and is gone.
+    await onboardings.days_later((moved - await onboardings.now()) / DAY - 1)
+    st = await status(handle)
+    assert [v.due_at for v in st.skip_checks] == [moved]
+    assert not any(a.kind.startswith("skip_") for a in st.audit)
+    await onboardings.days_later(1.01)
+    st = await until(handle, lambda s: s.skip_checks == [])
+    [entry] = [a for a in st.audit if a.kind == "skip_reopened"]
+    assert abs(entry.at - moved) < timedelta(minutes=1)
+    due = next(m.due_at for m in st.milestones if m.id == SKIPPED)  # re-opened: a new deadline
+    details = await details_once(handle, f"First training session completed — due {day_text(due)}")
+    assert "Skip net checks:" not in details

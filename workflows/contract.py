@@ -65,6 +65,7 @@ CANCEL = "cancel"
 DEAL_LOST = "deal_lost"
 REALIGNMENT_GATE_DONE = "realignment_gate_done"  # rules §6.3: a champion change's gate
 CONFIRM_SUCCESS_PLAN = "confirm_success_plan"
+REASSIGN_OWNER = "reassign_owner"  # rules §7: a person leaves the onboarding
 # Query
 STATUS = "status"
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         OwnerRequest,
         PeerSupport,
         PeerSupportRequest,
+        StaffRole,
     )
     from workflows.progress import skipnet
 
@@ -68,24 +69,68 @@ async def _check_skip(
 
 
 async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) -> progress.Changes:
-    """The roster's CSM becomes the owner and is told why (rules §1 (docs/rules.md))."""
-    p, out = o.progress, progress.Changes()
+    """The roster's least-loaded eligible CSM becomes the owner, or its specialist the
+    implementation specialist, and is told why; when everyone eligible was full, CS
+    leadership is told the gap (rules §7 (docs/rules.md)). A playbook without
+    `[capacity]` (pinned before it) asks for a CSM only and alerts nobody."""
+    p, out, now = o.progress, progress.Changes(), workflow.now()
+    specialist = effect.role is StaffRole.IMPLEMENTATION_SPECIALIST
+    who = "implementation specialist" if specialist else "CSM"
+    calendar = o.playbook.business_calendar
     try:
         result = await contract.ASSIGN_OWNER.execute(
             OwnerRequest(
-                account_id=o.deal.account_id, workflow_id=workflow.info().workflow_id, tier=p.tier
+                account_id=o.deal.account_id,
+                workflow_id=workflow.info().workflow_id,
+                tier=p.tier,
+                role=effect.role,
+                country=o.deal.country or calendar.country,
+                time_zone=o.deal.time_zone or calendar.time_zone,
+                capacity=o.playbook.capacity,
+                leaving=effect.leaving,
             ),
             OwnerAssignment,
-            summary=f"Assign CSM: {effect.reason}",
+            summary=f"Assign {who}: {effect.reason}",
         )
     except ActivityError as err:
-        out.log(workflow.now(), "owner_unassigned", f"assignment failed: {err.cause or err}")
+        kind = "specialist_unassigned" if specialist else "owner_unassigned"
+        out.log(now, kind, f"assignment failed: {err.cause or err}", effect.by)
         return out
-    p.owner = result.owner
-    out.log(workflow.now(), "owner_assigned", f"{result.owner}: {result.reason}")
-    trigger = f"owner-{len(p.tier_changes)}"
+    reassigned = effect.leaving is not None
+    if reassigned:
+        n = sum(1 for a in p.audit if a.kind == "reassigned")
+        detail = f"{effect.role.value} {effect.leaving} -> {result.owner} ({effect.reason}): "
+        out.log(now, "reassigned", detail + result.reason, effect.by)
+        trigger = f"reassigned-{n}"
+    elif specialist:
+        out.log(now, "specialist_assigned", f"{result.owner}: {result.reason}")
+        trigger = f"specialist-{len(p.tier_changes)}"
+    else:
+        out.log(now, "owner_assigned", f"{result.owner}: {result.reason}")
+        trigger = f"owner-{len(p.tier_changes)}"
+    if specialist:
+        p.specialist = result.owner
+    else:
+        p.owner = result.owner
     variables = {"reason": effect.reason}
-    progress.notify(o, out, trigger, Audience.CSM, "owner_assigned", variables)
+    if not specialist:
+        progress.notify(o, out, trigger, Audience.CSM, "owner_assigned", variables)
+    elif (c := o.playbook.capacity) is not None:
+        audience = Audience.IMPLEMENTATION_SPECIALIST
+        progress.notify(o, out, trigger, audience, c.specialist_template, variables)
+    if result.over_capacity:
+        out.log(
+            now, "over_capacity", f"{result.owner} is {result.over_capacity} over: {result.reason}"
+        )
+        if (c := o.playbook.capacity) is not None:
+            alert = {
+                "reason": result.reason,
+                "assignee": result.owner,
+                "role": effect.role.value,
+                "over": str(result.over_capacity),
+            }
+            leadership = Audience.CS_LEADERSHIP
+            progress.notify(o, out, f"over-{trigger}", leadership, c.leadership_template, alert)
     return out
 
 

@@ -181,6 +181,10 @@ def to_product_event(
         (m for m in playbook.milestones if m.completed_by and name in m.completed_by.events),
         None,
     )
+    if spec is None and name in playbook.attendance_events():
+        return _attendance(
+            playbook, event_id=event_id, name=name, properties=properties, at=at, user_id=user_id
+        )
     if spec is None and name in playbook.event_names_watched():
         return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
     if spec is None or spec.completed_by is None:
@@ -196,6 +200,29 @@ def to_product_event(
         # A multi-product deal's events say which product they happened in (rules §6.2).
         product=product[:NAME_CHARS] if isinstance(product, str) else None,
     )
+
+
+def _attendance(
+    playbook: Playbook,
+    *,
+    event_id: str,
+    name: str,
+    properties: Mapping[str, object],
+    at: datetime | None,
+    user_id: str | None,
+) -> ProductEvent | str:
+    """A group program's attendance (rules §1 (docs/rules.md), *Group programs*): its
+    `program` property names the program; it may be left out when only one program is
+    attended by `name`."""
+    named = sorted(k for k, p in playbook.programs.items() if p.attended_event == name)
+    program = property_value(properties, "program")
+    if program is None and len(named) == 1:
+        program = named[0]
+    if program not in named:
+        got = "missing" if program is None else _shown(program)
+        return f"{name!r} needs its program property to be one of {', '.join(named)} (got {got})"
+    assert isinstance(program, str)
+    return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, program=program)
 
 
 # --------------------------------------------------------------------------- when it happened

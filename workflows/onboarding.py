@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         OnboardingInput,
         OnboardingState,
         OnboardingStatus,
+        OwnerReassignment,
         PauseRequest,
         Phase,
         ProductEventBatch,
@@ -50,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         SuccessPlanConfirmation,
         TierOverride,
     )
-    from workflows.progress import checks, expansion, facts, products
+    from workflows.progress import checks, expansion, facts, measures, products, programs
     from workflows.publishing import Publisher
     from workflows.recording import Recorder
 
@@ -285,6 +286,7 @@ class AccountOnboarding:
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
         recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
+        attended = rule.Changes()
         for event in batch.events:
             if self._seen(event.event_id):
                 continue
@@ -293,11 +295,17 @@ class AccountOnboarding:
                 self._reject(now, "product_events", event.name, "no milestone is completed by it")
                 continue
             facts.count(counted, event, now, keep, recent)
-            if self.early is None:  # a multi-product deal's product (rules §6.2)
+            if self.early is None:
+                # A multi-product deal's product (rules §6.2), the account measures (§8),
+                # group programs' attendance (§1).
                 products.count(self.progress, self.deal, event, now, keep)
+                o, at = self._o(), min(event.at or now, now)
+                measures.note_activity(o.progress, o.playbook.measures, event.name, at, o.time_zone)
+                programs.attend(o, attended, event, now)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
+            self._apply(attended)
             self._apply(changes)
         self.changed = True
 
@@ -480,6 +488,20 @@ class AccountOnboarding:
     def _check_success_plan(self, req: SuccessPlanConfirmation) -> None:
         self._require_running()
         checks.confirm_success_plan(self.progress, req, workflow.now())
+
+    @workflow.update(name=contract.REASSIGN_OWNER)
+    async def reassign_owner(self, req: OwnerReassignment) -> OnboardingStatus:
+        """`req.person` leaves the onboarding: the roster's least-loaded eligible person
+        without them takes it, audited, and is told (rules §7 (docs/rules.md)). A failed
+        assignment keeps them and is audited."""
+        reason = req.reason or "leaves the roster"
+        effect = rule.AssignOwner(reason, req.role, leaving=req.person, by=req.by)
+        return self._changed(await effects.run(self._o(), effect, self._times_kept))
+
+    @reassign_owner.validator
+    def _check_reassign(self, req: OwnerReassignment) -> None:
+        self._require_running()
+        checks.reassign(self.progress, req)
 
     @workflow.signal(name=contract.REFRESH_RECORD)
     def refresh_record(self) -> None:

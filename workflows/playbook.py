@@ -29,7 +29,7 @@ class PlaybookError(ValueError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-def _key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+def toml_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
     """`('milestones', 3, 'weight')` -> `milestones[3](data_import).weight`."""
     parts: list[str] = []
     node: Any = raw
@@ -63,7 +63,7 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         problems = []
         for err in exc.errors():
             loc = tuple(x for x in err["loc"] if x not in ("function-after",))
-            problems.append(f"{_key(loc, raw)}: {message(err)}")
+            problems.append(f"{toml_key(loc, raw)}: {message(err)}")
         raise PlaybookError(source, problems) from exc
     if gaps := _ladder_gaps(playbook):
         raise PlaybookError(source, gaps)

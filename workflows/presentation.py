@@ -24,10 +24,12 @@ from workflows.models import (
     OnboardingStatus,
     Playbook,
     ProductView,
+    ProgramView,
+    SkipCheckView,
     TtvBreakdown,
     product_dependencies,
 )
-from workflows.progress import champion, expansion, products, skipnet
+from workflows.progress import champion, expansion, measures, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -107,7 +109,50 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         onboarding_number=p.onboarding_number,
         deals_onboarded=expansion.deals_onboarded(p, deal),
         queued_deals=expansion.queued_views(p),
+        team_invitations=measures.team_invitations(p, o.playbook.measures),
+        first_active_on=measures.first_active_on(p),
+        came_back_on=measures.came_back_on(p),
+        skip_checks=skip_check_views(p),
+        programs=program_views(o),
+        specialist=p.specialist,
     )
+
+
+def skip_check_views(p: OnboardingProgress) -> list[SkipCheckView]:
+    """The skip net's pending checks (one per skip, so a handful), earliest first: the
+    gate, when it was skipped, the day it is due (moved by a pause once resumed) and the
+    day it was first due; `held` while a pause holds it (rules §6.4). None once the
+    onboarding is finished or cancelled: it runs none then."""
+    if p.finished_at is not None:
+        return []
+    titles = {m.id: m.title for m in p.milestones}
+    return [
+        SkipCheckView(
+            milestone_id=c.milestone_id,
+            title=titles.get(c.milestone_id, c.milestone_id),
+            skipped_at=c.skipped_at,
+            due_at=c.due_at,
+            planned_at=c.planned_at,
+            held=p.pause is not None,
+        )
+        for c in sorted(p.skip_checks, key=lambda c: c.due_at)
+    ]
+
+
+def program_views(o: progress.Onboarding) -> list[ProgramView]:
+    """The group programs the onboarding was invited to or attended (rules §1)."""
+    known = o.playbook.programs
+    return [
+        ProgramView(
+            program=x.program,
+            title=known[x.program].title if x.program in known else x.program,
+            invited_at=x.invited_at,
+            session_at=x.session_at,
+            attended_at=x.attended_at,
+            attendances=x.attendances,
+        )
+        for x in o.progress.programs
+    ]
 
 
 def product_views(o: progress.Onboarding) -> list[ProductView]:
@@ -204,14 +249,17 @@ def search_values(
 
 
 def checklist(o: progress.Onboarding, now: datetime) -> str:
-    """The UI's current details: a headline, then each milestone as a checklist line,
-    then a pause, a pending decision, the last escalation and the last champion change's
-    re-alignment window (rules §6.3)."""
+    """The UI's current details: a headline (with the owner and any implementation
+    specialist), then each milestone as a checklist line, then a pause, a pending
+    decision, the last escalation, the last champion change's re-alignment window (rules
+    §6.3), a multi-product deal's products (rules §6.2) and the skip net's pending checks
+    (rules §6.4)."""
     p, health = o.progress, o.health(now)
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
         f"health {score_text(health.score)} ({health.band.value}) · "
-        f"owner {p.owner or 'automated'}",
+        f"owner {p.owner or 'automated'}"
+        + (f" · implementation specialist {p.specialist}" if p.specialist else ""),
         "",
     ]
     for m in p.milestones:
@@ -241,7 +289,21 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
         lines += ["", *_realignment(o, p.champion_windows[-1])]
     if o.deal.products:
         lines += ["", *_products(o)]
+    if checks := skip_check_views(p):
+        lines += ["", "Skip net checks:", *map(skip_check_line, checks)]
     return "\n".join(lines)
+
+
+def skip_check_line(v: SkipCheckView) -> str:
+    """`- First training session completed (skipped 2026-03-03): checked 2026-03-20 (moved
+    from 2026-03-16 by a pause)`; while paused, `(held by the pause: moves by the time
+    paused)`."""
+    line = f"- {v.title} (skipped {day_text(v.skipped_at)}): checked {day_text(v.due_at)}"
+    if v.held:
+        return f"{line} (held by the pause: moves by the time paused)"
+    if v.planned_at is not None and v.planned_at != v.due_at:
+        return f"{line} (moved from {day_text(v.planned_at)} by a pause)"
+    return line
 
 
 def _products(o: progress.Onboarding) -> list[str]:

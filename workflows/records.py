@@ -64,6 +64,12 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         pauses=pauses(status.audit),
         audit=status.audit,
         support_tickets=status.support_tickets,
+        team_invitations=status.team_invitations,
+        first_active_on=status.first_active_on,
+        came_back_on=status.came_back_on,
+        skip_checks=status.skip_checks,
+        programs=status.programs,
+        specialist=status.specialist,
     )
 
 

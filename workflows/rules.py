@@ -447,7 +447,11 @@ def behavior_due(progress: OnboardingProgress, step: EscalationStep, prefix: str
     latest event, so each burst of events fires the step once."""
     latest = sorted(t for name in step.events for t in progress.recent_times.get(name, ()))
     last = max(
-        (e.at for e in progress.escalations if e.step_id == step.id and e.tier is progress.tier),
+        (
+            e.at
+            for e in progress.escalations
+            if e.step_id == step.id and e.trigger is step.when and e.tier is progress.tier
+        ),
         default=None,
     )
     window = latest[-step.count :]

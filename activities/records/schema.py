@@ -4,8 +4,9 @@ migration in `migrations/versions/`, never by editing a released one.
 `onboarding` holds one row per onboarding, keyed by the account and its onboarding
 number (an expansion after an earlier onboarding here is the account's next, rules §2),
 with the columns the reports filter and group by and the whole record as `document`;
-`milestone`, `escalation` and `tier_change` hold the record's lists as rows, so
-drop-off, SLA and escalation figures are SQL aggregates.
+`milestone`, `escalation`, `tier_change` and `program` (group programs: invitation and
+attendance) hold the record's lists as rows, so drop-off, SLA, escalation and program
+figures are SQL aggregates.
 `customer_link` holds the customers' progress links (`activities.records.links`): one live
 link per account at most, kept when revoked so a revoked link stays refused.
 """
@@ -94,6 +95,13 @@ onboarding = sa.Table(
     sa.Index("ix_onboarding_owner", "owner"),
     # The skip net's peers (rules §6.4): support tickets of the open onboardings of a tier.
     sa.Column("support_tickets", sa.Integer, nullable=False, server_default="0"),
+    # Team invitations and first-week retention (rules §8).
+    sa.Column("team_invitations", sa.Integer),
+    sa.Column("first_active_on", sa.Date),
+    sa.Column("came_back_on", sa.Date),
+    # Capacity-aware assignment (rules §7): the specialists' active implementations.
+    sa.Column("specialist", sa.String(200)),
+    sa.Index("ix_onboarding_specialist", "specialist"),
 )
 
 milestone = sa.Table(
@@ -142,6 +150,17 @@ tier_change = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("by", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+program = sa.Table(
+    "program",
+    metadata,
+    *_onboarding_key(),
+    sa.Column("program_id", sa.String(64), primary_key=True),
+    sa.Column("invited_at", UtcDateTime),
+    sa.Column("session_at", UtcDateTime),
+    sa.Column("attended_at", UtcDateTime),
+    sa.Column("attendances", sa.Integer, nullable=False),
 )
 
 # No foreign key to `onboarding`: the welcome email's link is issued before the

@@ -6,6 +6,7 @@ URL setting), its schema kept by Alembic migrations.
     store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
+    store.staff_loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
 thread: the activities through one `LazyStore` per worker process, the ingress through
@@ -36,8 +37,10 @@ from activities.records.schema import (
     escalation,
     milestone,
     onboarding,
+    program,
     tier_change,
 )
+from workflows.assignment import Load
 from workflows.models.record import OnboardingRecord
 from workflows.models.vocabulary import OnboardingState, Tier
 
@@ -115,6 +118,10 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "decision_required": record.decision_required,
         "document": record.model_dump(mode="json"),
         "support_tickets": record.support_tickets,
+        "team_invitations": record.team_invitations,
+        "first_active_on": record.first_active_on,
+        "came_back_on": record.came_back_on,
+        "specialist": record.specialist,
     }
 
 
@@ -173,6 +180,20 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
             for i, c in enumerate(record.tier_changes)
         ],
     )
+    yield (
+        program,
+        [
+            key
+            | {
+                "program_id": x.program,
+                "invited_at": x.invited_at,
+                "session_at": x.session_at,
+                "attended_at": x.attended_at,
+                "attendances": x.attendances,
+            }
+            for x in record.programs
+        ],
+    )
 
 
 # Built once (building a statement costs more CPU than running it).
@@ -180,7 +201,7 @@ _DELETE_CHILDREN = {
     t.name: sa.delete(t).where(
         t.c.account_id == sa.bindparam("account"), t.c.onboarding_number == sa.bindparam("number")
     )
-    for t in (milestone, escalation, tier_change)
+    for t in (milestone, escalation, tier_change, program)
 }
 
 
@@ -333,9 +354,10 @@ class RecordStore:
 
     def support_ticket_median(self, tier: Tier, account_id: str) -> tuple[float | None, int]:
         """The median of the support tickets of the open onboardings (neither completed
-        nor cancelled) of `tier` other than `account_id`, and how many there are (None,
-        0 without any): the skip net's peers (rules §6.4 (docs/rules.md)). The median is
-        taken here, not in SQL: SQLite has no percentile function."""
+        nor cancelled) of `tier` of the accounts other than `account_id` (an account has
+        one open at most, rules §2), and how many there are (None, 0 without any): the
+        skip net's peers (rules §6.4 (docs/rules.md)). The median is taken here, not in
+        SQL: SQLite has no percentile function."""
         ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
         query = sa.select(onboarding.c.support_tickets).where(
             onboarding.c.tier == tier.value,
@@ -345,6 +367,47 @@ class RecordStore:
         with self.engine.connect() as conn:
             tickets = [int(n) for n in conn.scalars(query)]
         return (statistics.median(tickets) if tickets else None), len(tickets)
+
+    def staff_loads(self, gates: list[str], account_id: str) -> dict[str, Load]:
+        """What each person carries, by id, from the open onboardings (neither completed
+        nor cancelled) of the accounts other than `account_id`: as owner, per tier band;
+        as implementation specialist, the onboardings with one of `gates` still open in
+        that onboarding (a per-product copy `<gate>:<product>` counts); an account's
+        earlier, finished onboardings (rules §2) carry nothing. The loads of capacity-aware
+        assignment (rules §7 (docs/rules.md))."""
+        ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
+        live = (onboarding.c.state.not_in(ended), onboarding.c.account_id != account_id)
+        owned = (
+            sa.select(onboarding.c.owner, onboarding.c.tier, sa.func.count())
+            .where(onboarding.c.owner.is_not(None), *live)
+            .group_by(onboarding.c.owner, onboarding.c.tier)
+        )
+        open_gate = sa.or_(
+            milestone.c.milestone_id.in_(gates),
+            *(milestone.c.milestone_id.startswith(f"{g}:", autoescape=True) for g in gates),
+        )
+        # The gate open in the onboarding itself: an earlier onboarding of the account
+        # (rules §2) left with gates open (cancelled) is no load.
+        gate_open = sa.exists().where(
+            milestone.c.account_id == onboarding.c.account_id,
+            milestone.c.onboarding_number == onboarding.c.onboarding_number,
+            milestone.c.status.in_(("not_started", "in_progress")),
+            open_gate,
+        )
+        implementing = (
+            sa.select(onboarding.c.specialist, sa.func.count())
+            .where(onboarding.c.specialist.is_not(None), *live, gate_open)
+            .group_by(onboarding.c.specialist)
+        )
+        loads: dict[str, Load] = {}
+        with self.engine.connect() as conn:
+            for owner, tier, count in conn.execute(owned):
+                loads[owner] = loads.get(owner, Load()).plus(Tier(tier), int(count))
+            if gates:
+                for specialist, count in conn.execute(implementing):
+                    before = loads.get(specialist, Load())
+                    loads[specialist] = before.model_copy(update={"implementations": int(count)})
+        return loads
 
     # ------------------------------------------------------------------ progress links
 

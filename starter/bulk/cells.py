@@ -1,7 +1,8 @@
 """One CSV row's cells -> a deal, a skipped row or a `RowError`: closed-won or not,
-amounts and dates in the CRM's formats (`starter.exports`), lists, contacts and the CRM
-reference, then `activities.deals.inbound_deal`, like a webhook's deal. A validation
-error names the column as the file's header names it. Pure: no I/O.
+amounts and dates in the CRM's formats (`starter.exports`), lists, contacts, the CRM
+reference and the products (`starter.bulk.products`), then
+`activities.deals.inbound_deal`, like a webhook's deal. A validation error names the
+column as the file's header names it. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from starter.bulk.columns import (
     CRM_COLUMNS,
     LIST_COLUMNS,
     PLAIN_COLUMNS,
+    PRODUCTS_COLUMN,
     CsvOptions,
     Layout,
 )
+from starter.bulk.products import csv_products
 from starter.bulk.rows import RowError, Skipped
 from starter.exports import CellError, header_key, parse_amount, parse_date, parse_won
 from workflows.models import ClosedWonDeal
@@ -125,6 +128,11 @@ def _deal_from_cells(
     crm = {key: cells[column] for column, key in CRM_COLUMNS.items() if column in cells}
     if crm:
         fields["crm"] = crm
+    if PRODUCTS_COLUMN in cells:
+        try:
+            fields["products"] = csv_products(cells[PRODUCTS_COLUMN])
+        except CellError as exc:
+            return RowError(headers.get(PRODUCTS_COLUMN, PRODUCTS_COLUMN), str(exc))
 
     def header_of(loc: tuple[int | str, ...]) -> str:
         column = _csv_column(loc, contact_columns)

@@ -21,7 +21,8 @@ from starter.exports import (
 )
 from workflows.models import ContactRole
 
-# The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell.
+# The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell,
+# and so are `products` (`analytics:40; warehouse:25>analytics`: `starter.bulk.products`).
 # The ACV is `acv_usd`, or `acv` in `currency`; `stage` / `won` say whether a row is a
 # closed-won deal (other rows are skipped).
 CSV_COLUMNS = (
@@ -46,17 +47,20 @@ CSV_COLUMNS = (
     "crm_deal_id",
     "stage",
     "won",
+    "products",
 )
 LIST_COLUMNS = ("integrations", "success_criteria")
 CONTACT_COLUMNS = (("champion", ContactRole.CHAMPION), ("sponsor", ContactRole.EXECUTIVE_SPONSOR))
 CRM_COLUMNS = {"crm_source": "source", "crm_deal_id": "deal_id"}
 _CLOSED_WON_COLUMNS = ("stage", "won")
+PRODUCTS_COLUMN = "products"  # a multi-product deal's products (`starter.bulk.products`)
 PLAIN_COLUMNS = tuple(
     c
     for c in CSV_COLUMNS
     if c not in LIST_COLUMNS
     and c not in CRM_COLUMNS
     and c not in _CLOSED_WON_COLUMNS
+    and c != PRODUCTS_COLUMN
     and not c.startswith(("champion_", "sponsor_"))
 )
 # A deal cannot be built without these, so a file lacking one fails as a whole.

@@ -123,9 +123,10 @@ def import_(
     and optionally seats, integrations and success_criteria (;-separated),
     needs_api_integration, custom_data_migration, stakeholder_count,
     configuration_hours, champion_name / champion_email, sponsor_name / sponsor_email,
-    crm_source, crm_deal_id, stage / won (rows not closed-won are skipped); an empty cell
-    takes the default. A HubSpot deals export or a Salesforce opportunity report is read
-    as downloaded (--preset, detected by its id columns). JSONL: one ClosedWonDeal object
+    crm_source, crm_deal_id, stage / won (rows not closed-won are skipped), products
+    (a multi-product deal: crm:40; analytics:25>crm); an empty cell takes the default.
+    A HubSpot deals export or a Salesforce opportunity report is read as downloaded
+    (--preset, detected by its id columns). JSONL: one ClosedWonDeal object
     per line. Exits 1 if any row was rejected.
     """
     options = bulk.CsvOptions(

@@ -1,5 +1,5 @@
 """Commands that act on one account's onboarding: start, milestone (a signal) and the
-operator's updates (pause, resume, override-tier, skip, cancel)."""
+operator's updates (pause, resume, override-tier, skip, cancel, reassign)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from activities.starting import start_onboarding
 from starter.cli.calls import query_status, signal, update
 from starter.cli.errors import CliError, run, validation_line
 from starter.cli.options import FX_RATES_OPTION, account_id_of
+from starter.cli.reports import visibility_query
 from starter.client import ui_url
 from workflows import contract
 from workflows.models import (
@@ -29,14 +30,17 @@ from workflows.models import (
     DealAcceptance,
     MilestoneReport,
     OnboardingStatus,
+    OwnerReassignment,
     PauseRequest,
     Playbook,
     RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
+    StaffRole,
     SuccessPlanConfirmation,
     Tier,
     TierOverride,
+    account_id_for,
     workflow_id_for,
 )
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
@@ -342,3 +346,50 @@ def realignment_gate(
             f"re-alignment gate {gate} done on",
         )
     )
+
+
+async def _reassign(account: str | None, req: OwnerReassignment, every: bool) -> None:
+    """One onboarding, or (`every`) each running one the CSM owns, by the `CsmOwner`
+    search attribute; each answer printed, the failures summed up at the end."""
+    if every == (account is not None):
+        raise CliError("give an ACCOUNT, or --every for each onboarding the person owns")
+    if every and req.role is not StaffRole.CSM:
+        raise CliError("--every: finds CSMs only (the CsmOwner search attribute)")
+    client = await connect()
+    if account is not None:
+        accounts = [account_id_of(account)]
+    else:
+        query = visibility_query(owner=req.person, running=True)
+        accounts = [account_id_for(wf.id) async for wf in client.list_workflows(query)]
+        if not accounts:
+            raise CliError(f"no running onboarding has {req.person} as its CSM")
+    failed = []
+    for account_id in accounts:
+        try:
+            status = await update(client, account_id, contract.REASSIGN_OWNER, req)
+        except CliError as exc:
+            typer.echo(str(exc), err=True)
+            failed.append(account_id)
+            continue
+        now = status.specialist if req.role is StaffRole.IMPLEMENTATION_SPECIALIST else status.owner
+        typer.echo(f"reassigned {status.workflow_id}: {req.role.value} {req.person} -> {now}")
+    if failed:
+        raise CliError(f"not reassigned: {', '.join(failed)}")
+
+
+def reassign(
+    person: Annotated[str, typer.Option(help="Who leaves: their roster id (email)")],
+    by: Annotated[str, typer.Option(help="Who asks (CS ops)")],
+    account: Annotated[str | None, typer.Argument(help="Account id; omit with --every")] = None,
+    role: Annotated[
+        StaffRole, typer.Option(help="The role they leave: csm or implementation_specialist")
+    ] = StaffRole.CSM,
+    reason: Annotated[str, typer.Option(help="Why (left the company, moved team)")] = "",
+    every: Annotated[
+        bool, typer.Option("--every", help="Each running onboarding the CSM owns")
+    ] = False,
+) -> None:
+    """Move an onboarding from a person who leaves it to the roster's least-loaded
+    eligible person (rules §7); audited, and the new person is told."""
+    req = _model(OwnerReassignment, person=person, role=role, by=by, reason=reason)
+    run(_reassign(account, req, every))

@@ -76,6 +76,13 @@ def _tier_rows(r: PortfolioReport) -> list[list[str]]:
             lambda g: _pct(g.first_engagement_poor),
         ),
         ("milestones within SLA", lambda g: _pct(g.milestones_on_time)),
+        ("setup completed", lambda g: _pct(g.setup_completion)),
+        (
+            f"invited a teammate by day {t.activation_window_days}",
+            lambda g: _pct(g.team_invited),
+        ),
+        ("  invitations (median)", lambda g: _num(g.team_invitations_median)),
+        ("first-week retention", lambda g: _pct(g.first_week_retention)),
         (
             "health: healthy / at risk / critical",
             lambda g: " / ".join(str(n) for n in g.health.values()),
@@ -269,6 +276,32 @@ def render_table(r: PortfolioReport) -> str:
                     _pct(b.changed_tier),
                 ]
                 for b in r.tier_boundaries
+            ),
+        ],
+    )
+    lines += _section(
+        "Group programs: activation of the invited, attendees against non-attendees",
+        [
+            [
+                "PROGRAM",
+                "INVITED",
+                "ATTENDED",
+                "ACTIVATION ATTENDEES",
+                "NON-ATTENDEES",
+                "TTV MED ATTENDEES",
+                "NON-ATTENDEES",
+            ],
+            *(
+                [
+                    x.program,
+                    str(x.invited),
+                    _pct(x.attended),
+                    _pct(x.attendees.activation),
+                    _pct(x.non_attendees.activation),
+                    _num(x.attendees.ttv_median_days, " d"),
+                    _num(x.non_attendees.ttv_median_days, " d"),
+                ]
+                for x in r.programs
             ),
         ],
     )

@@ -1,15 +1,17 @@
 """Salesforce Opportunities: what an Opportunity's stage means (`salesforce_stage`), the
 mapping of a closed-won one to a deal and of a closed-lost one to `Lost`, and the Apex /
-Flow JSON callout (`salesforce_opportunity`); an OpportunityContactRole callout naming
+Flow JSON callout (`salesforce_opportunity`, with the opportunity's products); an
+OpportunityContactRole callout naming
 the account's new champion (`salesforce_contact_role`). The Outbound Message (SOAP) shares the
 mapping: `starter.crm.salesforce_outbound`. Pure functions: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from activities.crm_products import ProductLine, deal_products
 from activities.crm_records import (
     SALESFORCE_FIELDS,
     PayloadError,
@@ -23,7 +25,15 @@ from activities.crm_records import (
 from activities.money import NO_RATES, FxRates
 from starter.crm.messages import Ignored, Lost, NewChampion
 from workflows.ids import canonical_account_id, salesforce_id18
-from workflows.models import ACCOUNT_ID, ClosedWonDeal, Contact, ContactRole, CrmRef, DealStage
+from workflows.models import (
+    ACCOUNT_ID,
+    ClosedWonDeal,
+    Contact,
+    ContactRole,
+    CrmRef,
+    DealProduct,
+    DealStage,
+)
 
 # OpportunityContactRole.Role -> our contact role; any other role is an end user.
 SALESFORCE_ROLES: dict[str, ContactRole] = {
@@ -84,13 +94,19 @@ def salesforce_lost(opp: Mapping[str, Any], opp_id: str, why: str, path: str) ->
 
 
 def salesforce_opportunity(
-    payload: object, won_stages: Sequence[str], *, rates: FxRates = NO_RATES
+    payload: object,
+    won_stages: Sequence[str],
+    *,
+    rates: FxRates = NO_RATES,
+    products: Collection[str] = (),
 ) -> ClosedWonDeal | Lost | Ignored:
     """A closed-won deal from an Apex / Flow JSON callout, a lost one, or why it is
     ignored (`salesforce_stage` decides which).
 
     Body: `{"Opportunity": {...}, "Account": {"Id", "Name"}, "Contacts": [{"Name", "Email",
-    "Role"}]}`; `Role` is the OpportunityContactRole, mapped by `SALESFORCE_ROLES`.
+    "Role"}], "OpportunityLineItems": [...]}`; `Role` is the OpportunityContactRole, mapped
+    by `SALESFORCE_ROLES`. The line items are the deal's products when `products`
+    (ONBOARDING_CRM_PRODUCTS) names any (`salesforce_products`).
     """
     if not isinstance(payload, dict):
         raise PayloadError("body", "must be a JSON object with Opportunity and Account")
@@ -122,7 +138,50 @@ def salesforce_opportunity(
         role = SALESFORCE_ROLES.get(str(c.get("Role") or ""), ContactRole.END_USER)
         name = str(c.get("Name") or "").strip() or email
         contacts.append(mapped_contact(name, email, role, f"Contacts[{i}].Email"))
-    return salesforce_deal(opp, opp_id, account_name, contacts, "Opportunity", rates)
+    items = salesforce_products(payload.get(LINE_ITEMS), products) if products else []
+    return salesforce_deal(opp, opp_id, account_name, contacts, "Opportunity", rates, items)
+
+
+LINE_ITEMS = "OpportunityLineItems"
+
+
+def salesforce_products(items: object, onboarded: Collection[str]) -> list[DealProduct]:
+    """A deal's products from its OpportunityLineItems
+    (`activities.crm_products.deal_products`), in the order given (query them `ORDER BY
+    SortOrder`): the product code from `Product2.ProductCode`, the name from
+    `Product2.Name`, the licensed seats from `Quantity`, the products it waits for from
+    `Product2.Onboarding_Depends_On__c` (a custom multi-select picklist or text of
+    product codes separated by `;`). An array, or the `{"records": [...]}` that Apex's
+    `JSON.serialize` writes for a subquery; none: no products."""
+    if isinstance(items, dict):
+        items = items.get("records")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise PayloadError(LINE_ITEMS, "must be an array (or a subquery's {records: [...]})")
+    lines = []
+    for i, item in enumerate(items):
+        path = f"{LINE_ITEMS}[{i}]"
+        if not isinstance(item, dict):
+            raise PayloadError(path, "must be an object")
+        product = item.get("Product2")
+        if not isinstance(product, dict):
+            raise PayloadError(f"{path}.Product2", "missing, or not an object")
+        lines.append(
+            ProductLine(
+                code=product.get("ProductCode"),
+                name=product.get("Name"),
+                seats=item.get("Quantity"),
+                depends_on=product.get("Onboarding_Depends_On__c"),
+                fields={
+                    "code": f"{path}.Product2.ProductCode",
+                    "name": f"{path}.Product2.Name",
+                    "seats": f"{path}.Quantity",
+                    "depends_on": f"{path}.Product2.Onboarding_Depends_On__c",
+                },
+            )
+        )
+    return deal_products(lines, onboarded)
 
 
 def salesforce_deal(
@@ -132,8 +191,10 @@ def salesforce_deal(
     contacts: list[Contact],
     path: str,
     rates: FxRates,
+    products: Sequence[DealProduct] = (),
 ) -> ClosedWonDeal:
-    """The JSON callout and the Outbound Message share this mapping."""
+    """The JSON callout and the Outbound Message share this mapping (only the callout
+    carries products: an Outbound Message holds the Opportunity's own fields)."""
     account_id = required_text(opp, "AccountId", path)
     fields, paths = deal_fields(opp, SALESFORCE_FIELDS, path)
     fields |= {
@@ -141,6 +202,7 @@ def salesforce_deal(
         "account_name": account_name,
         "contacts": contacts,
         "crm": CrmRef(source="salesforce", deal_id=opp_id, company_id=account_id),
+        "products": list(products),
     }
     return build_deal(fields, paths | {"account_id": f"{path}.AccountId"}, rates)
 

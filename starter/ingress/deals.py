@@ -219,7 +219,10 @@ async def salesforce(request: Request, body: RawBody, ingress: IngressDep) -> JS
         return JSONResponse({"champions": [await _champion(ingress, role, "salesforce")]})
     result = as_domain(
         lambda: crm.salesforce_opportunity(
-            payload, settings.salesforce_closed_won_stages, rates=ingress.rates
+            payload,
+            settings.salesforce_closed_won_stages,
+            rates=ingress.rates,
+            products=settings.crm_products,
         )
     )
     if isinstance(result, crm.Ignored):

@@ -10,13 +10,16 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Literal, NamedTuple
 
 from starter.reports.model import GroupFigures, Share
-from starter.reports.rows import DAY_S, RUNNING, Onboarding, Seconds
+from starter.reports.rows import DAY_S, RUNNING, Onboarding, Seconds, utc
 from workflows.models import HealthBand, OnboardingState, Playbook, Tier
 
 Engagement = Literal["good", "fair", "poor"]
+# First-week retention is judged once the week after the first has passed.
+RETENTION_JUDGED = timedelta(days=14)
 
 
 def share(count: int, of: int) -> Share:
@@ -70,12 +73,39 @@ def engagement(
     return "good" if delay * 24 < good_hours else "fair"
 
 
+def setup_completed(r: Onboarding) -> bool | None:
+    """Setup completion (rules §8): its system-ready gate (rules §3) done; None until the
+    gate is done or past its due date, and for a skipped one."""
+    return r.setup_done if r.setup_judged else None
+
+
+def invited_team(r: Onboarding, now: Seconds, window_days: int) -> bool | None:
+    """Team invitations (rules §8): at least one teammate invited; None until closed-won
+    is `window_days` (the activation window) ago, and where invitations were not counted
+    (a playbook without `[measures]`)."""
+    if r.team_invitations is None or r.closed_won_at + window_days * DAY_S > now:
+        return None
+    return r.team_invitations > 0
+
+
+def retained_first_week(r: Onboarding, now: Seconds) -> bool | None:
+    """First-week retention (rules §8): active again 7 to 13 days after its first active
+    day; None for an account never active, and until two weeks after that day."""
+    first = r.first_active_on
+    if first is None or first + RETENTION_JUDGED > utc(now).date():
+        return None
+    return r.came_back_on is not None
+
+
 class Verdict(NamedTuple):
     """What one onboarding counts for in the rates of every group it is in."""
 
     completed: bool | None
     activated: bool | None
     engagement: Engagement | None
+    setup: bool | None
+    invited: bool | None
+    retained: bool | None
 
 
 def engaged_tiers(playbook: Playbook) -> frozenset[Tier]:
@@ -94,6 +124,9 @@ def judge(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[
             completed(r, now),
             activated(r, now, targets.activation_window_days),
             engagement(r, now, good_hours, poor_days, engaged),
+            setup_completed(r),
+            invited_team(r, now, targets.activation_window_days),
+            retained_first_week(r, now),
         )
         for r in rows
     ]
@@ -124,6 +157,13 @@ class Tally:
     handoff: list[float] = field(default_factory=list)
     setup: list[float] = field(default_factory=list)
     activation: list[float] = field(default_factory=list)
+    setup_judged: int = 0
+    setup_done: int = 0
+    invite_judged: int = 0
+    invited: int = 0
+    invitations: list[float] = field(default_factory=list)
+    retention_judged: int = 0
+    retained: int = 0
 
     def add(self, r: Onboarding, v: Verdict) -> None:
         self.onboardings += 1
@@ -140,6 +180,16 @@ class Tally:
             self.engagement_judged += 1
             self.good += v.engagement == "good"
             self.poor += v.engagement == "poor"
+        if v.setup is not None:
+            self.setup_judged += 1
+            self.setup_done += v.setup
+        if v.invited is not None:
+            self.invite_judged += 1
+            self.invited += v.invited
+            self.invitations.append(r.team_invitations or 0)
+        if v.retained is not None:
+            self.retention_judged += 1
+            self.retained += v.retained
         self.milestones_due += r.milestones_due
         self.milestones_on_time += r.milestones_on_time
         self.escalated += r.escalated
@@ -202,6 +252,10 @@ class Tally:
             escalated=share(self.escalated, self.onboardings),
             tier_changed=share(self.tier_changed, self.onboardings),
             overridden=share(self.overridden, self.onboardings),
+            setup_completion=share(self.setup_done, self.setup_judged),
+            team_invited=share(self.invited, self.invite_judged),
+            team_invitations_median=percentile(self.invitations, 0.5),
+            first_week_retention=share(self.retained, self.retention_judged),
             below_target=[],
         )
         figures.below_target = below_target(figures)

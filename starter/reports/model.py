@@ -68,6 +68,20 @@ class GroupFigures(BaseModel):
     escalated: Share = Field(description="onboardings with an escalation that fired / all")
     tier_changed: Share = Field(description="onboardings whose tier changed after the start")
     overridden: Share = Field(description="onboardings with a tier override")
+    setup_completion: Share = Field(
+        description="system-ready gate done / done or past its due date (skipped left out)"
+    )
+    team_invited: Share = Field(
+        description="at least one teammate invited / closed-won at least the activation "
+        "window ago, where invitations are counted"
+    )
+    team_invitations_median: float | None = Field(
+        description="Teammates invited per onboarding of team_invited's `of`"
+    )
+    first_week_retention: Share = Field(
+        description="active again 7 to 13 days after the first active day / first active "
+        "day at least 14 days ago"
+    )
     below_target: list[str] = Field(
         description="The figures that miss their target: completion, activation, ttv_median"
     )
@@ -171,6 +185,31 @@ class TierBoundary(BaseModel):
     changed_tier: Share
 
 
+class ProgramGroup(BaseModel):
+    """The onboardings invited to a group program that attended it, or did not: how many,
+    their activation (first value within the window, as in the group figures) and
+    median TTV."""
+
+    onboardings: int
+    activation: Share
+    ttv_median_days: float | None
+
+
+class ProgramFigure(BaseModel):
+    """A group program (rules §1): of the onboardings it invited, how many attended, and
+    attendees' activation against non-attendees'. `attended_uninvited`: onboardings that
+    attended without an invitation (another tier, or a link passed on), left out of both
+    groups."""
+
+    program: str
+    title: str
+    invited: int
+    attended: Share
+    attendees: ProgramGroup
+    non_attendees: ProgramGroup
+    attended_uninvited: int
+
+
 class PortfolioReport(BaseModel):
     """Every figure of the portfolio as of `as_of`, over the onboardings that match the
     filters `tier` (now in that tier) and `cohort` (closed-won month). `by_cohort` is the
@@ -193,3 +232,6 @@ class PortfolioReport(BaseModel):
     csm_load: list[CsmLoad]
     headcount: list[Headcount]
     tier_boundaries: list[TierBoundary]
+    programs: list[ProgramFigure] = Field(
+        default_factory=list, description="Group programs: attendees' activation (rules §1)"
+    )

@@ -78,6 +78,7 @@ def portfolio(
         csm_load=sections.csm_load(rows, playbook),
         headcount=sections.headcount(rows, playbook, now_s),
         tier_boundaries=sections.tier_boundaries(rows, verdicts, playbook),
+        programs=sections.programs(rows, verdicts, playbook),
     )
 
 

@@ -1,8 +1,9 @@
-"""What the portfolio report reads from the records store, in five queries: one
-`Onboarding` per account (its columns, and what its milestones, escalations and tier
-changes say, aggregated by the database) and the escalation ladder's steps with what
-followed them. Milestone and escalation rows never come to Python one by one: over 10,000
-onboardings they are about 150,000. Times come as POSIX seconds the database computes.
+"""What the portfolio report reads from the records store, in six queries: one
+`Onboarding` per onboarding (its columns, and what its milestones, escalations, tier
+changes and group programs say, aggregated by the database) and the escalation ladder's
+steps with what followed them. Milestone and escalation rows never come to Python one by
+one: over 10,000 onboardings they are about 150,000. Times come as POSIX seconds the
+database computes.
 
     rows = load_rows(store, playbook, now, tier=Tier.HIGH_TOUCH, cohort="2031-04")   # Rows
 
@@ -14,14 +15,14 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from activities.records.schema import escalation, milestone, onboarding, tier_change
+from activities.records.schema import escalation, milestone, onboarding, program, tier_change
 from activities.records.store import RecordStore
 from starter.reports.model import TierChangeKind
 from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
@@ -81,9 +82,13 @@ class Onboarding:
     `specialist_done_at` the last of them done. `planned`, `passed` (done or skipped) and
     `due_now` (due by the report time) are sets of the playbook's milestones as bits: bit
     i is `playbook.milestones[i]` (ids the playbook does not know are left out).
+    `setup_judged`: its system-ready gate (rules §3) is done or past its due date (not
+    skipped), `setup_done`: done. `team_invitations` (None: not counted), `first_active_on`
+    and `came_back_on` (rules §8, first-week retention) as the record has them.
     `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
     need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
-    milestones past their due date, earliest first."""
+    milestones past their due date, earliest first. `invited` and `attended`: the ids of
+    the group programs it was invited to and those it attended (rules §1)."""
 
     account_id: str
     onboarding_number: int
@@ -113,10 +118,17 @@ class Onboarding:
     passed: int
     due_now: int
     escalated: bool
+    setup_judged: bool
+    setup_done: bool
+    team_invitations: int | None
+    first_active_on: date | None
+    came_back_on: date | None
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
     overdue: list[Overdue] = field(default_factory=list)
+    invited: set[str] = field(default_factory=set)
+    attended: set[str] = field(default_factory=set)
 
     @property
     def running(self) -> bool:
@@ -200,8 +212,11 @@ class _Query:
     def milestone_facts(self) -> sa.Subquery:
         m = milestone.c
         specialist_ids = [s.id for s in self.playbook.milestones if s.owner is Owner.IMPLEMENTATION]
+        setup_ids = [s.id for s in self.playbook.milestones if s.ttv == "system_ready"]
         counted = m.status != MilestoneStatus.SKIPPED.value
         specialist = m.milestone_id.in_(specialist_ids)
+        setup = m.milestone_id.in_(setup_ids)
+        due = counted & (m.done_at.is_not(None) | (m.due_at <= self.now))
         # Each milestone id appears once per account, so a sum of its bits is their union.
         bit = sa.case(
             {s.id: 1 << i for i, s in enumerate(self.playbook.milestones)},
@@ -221,11 +236,13 @@ class _Query:
                 bits(m.status.in_(PASSED)).label("passed"),
                 bits(m.due_at <= self.now).label("due_now"),
                 sa.func.max(m.due_at).label("last_due_at"),
-                _count(counted & (m.done_at.is_not(None) | (m.due_at <= self.now))).label("due"),
+                _count(due).label("due"),
                 _count(m.done_at <= m.due_at).label("on_time"),
                 _count(specialist).label("specialist_gates"),
                 _count(specialist & m.status.in_(OPEN)).label("specialist_open"),
                 sa.func.max(sa.case((specialist, m.done_at))).label("specialist_done_at"),
+                _count(setup & due).label("setup_judged"),
+                _count(setup & (m.status == MilestoneStatus.DONE.value)).label("setup_done"),
             )
             .where(self.of_filtered(milestone))
             .group_by(m.account_id, m.onboarding_number)
@@ -264,6 +281,11 @@ class _Query:
             sa.func.coalesce(facts.c.passed, 0),
             sa.func.coalesce(facts.c.due_now, 0),
             sa.type_coerce(ran, sa.Boolean),
+            sa.func.coalesce(facts.c.setup_judged, 0) > 0,
+            sa.func.coalesce(facts.c.setup_done, 0) > 0,
+            o.team_invitations,
+            o.first_active_on,
+            o.came_back_on,
         ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
         return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 
@@ -272,6 +294,16 @@ class _Query:
         return sa.select(
             c.account_id, c.onboarding_number, _Epoch(c.at), c.from_tier, c.to_tier, c.kind
         ).where(self.of_filtered(tier_change))
+
+    def programs(self) -> sa.Select[Any]:
+        c = program.c
+        return sa.select(
+            c.account_id,
+            c.onboarding_number,
+            c.program_id,
+            c.invited_at.is_not(None),
+            c.attended_at.is_not(None),
+        ).where(self.of_filtered(program))
 
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
@@ -390,4 +422,10 @@ def load_rows(
         for account, number, milestone_id, due_at in conn.execute(q.overdue()).all():
             if (r := rows.get((account, number))) is not None:
                 r.overdue.append(Overdue(milestone_id, due_at))
+        for account, number, program_id, invited, attended in conn.execute(q.programs()):
+            if (r := rows.get((account, number))) is not None:
+                if invited:
+                    r.invited.add(program_id)
+                if attended:
+                    r.attended.add(program_id)
         return Rows(list(rows.values()), ladder.result())

@@ -1,6 +1,7 @@
 """The portfolio-wide sections of the report (rules §8, §1, §4, §7, docs/rules.md):
 milestone drop-off, escalations and what followed them, tier changes and the tier rule's
-misclassification, the at-risk list, CSM load, headcount, and the tier-boundary review.
+misclassification, the at-risk list, CSM load, headcount, the tier-boundary review, and
+group programs' attendees against non-attendees.
 Pure functions of the rows (with their verdicts where a rate needs them), the playbook and
 the report time `now` (POSIX seconds).
 """
@@ -21,6 +22,8 @@ from starter.reports.model import (
     EscalationFigure,
     Headcount,
     Misclassification,
+    ProgramFigure,
+    ProgramGroup,
     Role,
     Threshold,
     TierBoundary,
@@ -309,4 +312,46 @@ def tier_boundaries(
                     changed_tier=share(tally.tier_changed, tally.onboardings),
                 )
             )
+    return out
+
+
+def _program_group(tally: Tally) -> ProgramGroup:
+    return ProgramGroup(
+        onboardings=tally.onboardings,
+        activation=share(tally.activated, tally.activation_judged),
+        ttv_median_days=percentile(tally.ttv, 0.5),
+    )
+
+
+def programs(
+    rows: Sequence[Onboarding], verdicts: Sequence[Verdict], playbook: Playbook
+) -> list[ProgramFigure]:
+    """Each group program of the playbook, then any other the records name (rules §1,
+    *Group programs*): of the onboardings it invited, those that attended it against
+    those that did not, each with its activation rate (first value within
+    targets.activation_window_days, of those closed that long ago) and median TTV, the
+    comparison the seeds ask for. `verdicts` are the rows' own."""
+    named = list(playbook.programs)
+    seen = {p for r in rows for p in r.invited | r.attended}
+    out = []
+    for key in named + sorted(seen - set(named)):
+        went, missed = Tally(), Tally()
+        uninvited = 0
+        for r, v in zip(rows, verdicts, strict=True):
+            if key in r.invited:
+                (went if key in r.attended else missed).add(r, v)
+            elif key in r.attended:
+                uninvited += 1
+        spec = playbook.programs.get(key)
+        out.append(
+            ProgramFigure(
+                program=key,
+                title=spec.title if spec else key,
+                invited=went.onboardings + missed.onboardings,
+                attended=share(went.onboardings, went.onboardings + missed.onboardings),
+                attendees=_program_group(went),
+                non_attendees=_program_group(missed),
+                attended_uninvited=uninvited,
+            )
+        )
     return out

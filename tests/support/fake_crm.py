@@ -64,8 +64,9 @@ ENTERPRISE = hubspot_pipeline(
 class FakeCrmApi:
     """A local HTTP server answering like a CRM's REST API, recording every request.
 
-    `routes` maps a path (without the query) to (status, JSON body); each request is
-    recorded as `{"path", "query" (parsed), "authorization"}`. HubSpot's deal pipelines
+    `routes` maps a path (without the query) to (status, JSON body), for GET and POST
+    alike; each request is recorded as `{"method", "path", "query" (parsed),
+    "authorization"}`, a POST with its JSON `body` too. HubSpot's deal pipelines
     are served from the start (the default one; `hubspot_pipelines` adds others)."""
 
     def __init__(self) -> None:
@@ -75,13 +76,22 @@ class FakeCrmApi:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer({})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer({"body": json.loads(self.rfile.read(length) or b"null")})
+
+            def _answer(self, extra: dict[str, Any]) -> None:
                 parts = urlsplit(self.path)
                 api.requests.append(
                     {
+                        "method": self.command,
                         "path": parts.path,
                         "query": parse_qs(parts.query),
                         "authorization": self.headers.get("Authorization"),
                     }
+                    | extra
                 )
                 status, body = api.routes.get(
                     parts.path, (404, {"status": "error", "message": "Object not found"})

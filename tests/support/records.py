@@ -3,8 +3,9 @@ report shows is computed from records whose facts the test states."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from activities.records.store import RecordStore
@@ -24,7 +25,7 @@ from workflows.models import (
     Trigger,
 )
 from workflows.models.record import OnboardingRecord
-from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.status import MilestoneView, ProgramView, TtvBreakdown
 
 DAY = timedelta(days=1)
 
@@ -77,10 +78,19 @@ def make_record(
     decision_required: bool = False,
     risk_flags: list[str] | None = None,
     next_deadline: datetime | None = None,
+    team_invitations: int | None = None,
+    first_active_day: float | None = None,
+    came_back_day: float | None = None,
+    programs: list[ProgramView] | None = None,
 ) -> OnboardingRecord:
     """A record; `initial_tier` other than `tier` makes a tier change on day 14, by the
     ladder (or by a person: `override`). `ttv` gives every TTV part, `ttv_days` only the
-    total."""
+    total. `first_active_day`, `came_back_day`: days after closed-won (first-week
+    retention, rules §8); `programs` the group programs it was invited to or attended."""
+
+    def on(day: float | None) -> date | None:
+        return None if day is None else (closed_won + day * DAY).date()
+
     changes = []
     if initial_tier is not None and initial_tier != tier:
         changes.append(
@@ -125,6 +135,10 @@ def make_record(
         tier_changes=changes,
         pauses=[],
         audit=[],
+        team_invitations=team_invitations,
+        first_active_on=on(first_active_day),
+        came_back_on=on(came_back_day),
+        programs=programs or [],
     )
 
 
@@ -249,3 +263,17 @@ def sample_portfolio(now: datetime, playbook: Playbook, count: int = 40) -> list
 
 
 NAMES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Soylent"]
+
+
+async def record_when(
+    store: RecordStore, account_id: str, check: Any = lambda r: True
+) -> OnboardingRecord:
+    """The stored record once `check` holds (the activity runs after the workflow task;
+    up to 30 s, as a full suite on 2 busy cores can take over 10)."""
+    record = None
+    for _ in range(600):
+        record = store.get(account_id)
+        if record is not None and check(record):
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"record never matched; last: {record}")

@@ -7,8 +7,22 @@ from pydantic import BaseModel, Field
 
 from workflows.models.deal import Contact
 from workflows.models.messages import ContactChange, DealDelivery, DealLost
-from workflows.models.playbook import MessageTemplate
-from workflows.models.vocabulary import Audience, DealStage, Tier, UtcDatetime
+from workflows.models.playbook import Capacity, MessageTemplate
+from workflows.models.vocabulary import Audience, DealStage, StaffRole, Tier, UtcDatetime
+
+
+class CalendarInvite(BaseModel):
+    """A group program's session as an iCalendar invitation (METHOD:REQUEST) attached to
+    an email (rules §1 (docs/rules.md), *Group programs*): `starts_at` is shown in
+    `time_zone` (IANA)."""
+
+    uid: str = Field(description="Stable: the same session of the same onboarding")
+    summary: str
+    starts_at: UtcDatetime
+    time_zone: str
+    duration_minutes: int
+    url: str = Field(description="Where to join; also the event's location")
+    organizer: str = Field(description="Email address")
 
 
 class Notification(BaseModel):
@@ -24,6 +38,9 @@ class Notification(BaseModel):
     template_id: str
     template: MessageTemplate
     variables: dict[str, str] = Field(default_factory=dict)
+    invite: CalendarInvite | None = Field(
+        default=None, description="A calendar invitation the email carries (group programs)"
+    )
 
 
 class NotificationReceipt(BaseModel):
@@ -33,14 +50,29 @@ class NotificationReceipt(BaseModel):
 
 
 class OwnerRequest(BaseModel):
+    """Activity `assign_owner` (rules §7 (docs/rules.md)): who of `role` gets the account,
+    in its tier and calendar, at the pinned playbook's `capacity` (None: its defaults),
+    never `leaving` (a reassignment). Histories recorded before roles asked for a CSM
+    with the three first fields only."""
+
     account_id: str
     workflow_id: str
     tier: Tier
+    role: StaffRole = StaffRole.CSM
+    country: str | None = Field(default=None, description="The account's ISO 3166 alpha-2")
+    time_zone: str | None = Field(default=None, description="The account's IANA time zone")
+    capacity: Capacity | None = None
+    leaving: str | None = Field(default=None, description="Who leaves it: never picked")
 
 
 class OwnerAssignment(BaseModel):
+    """Who was assigned and why; `over_capacity` > 0: everyone eligible was full, and
+    CS leadership must be told the gap."""
+
     owner: str
     reason: str
+    role: StaffRole = StaffRole.CSM
+    over_capacity: int = Field(default=0, ge=0)
 
 
 class StartOptions(BaseModel):

@@ -67,7 +67,9 @@ class CompletedMilestone(BaseModel):
     at: UtcDatetime
 
 
-ProductId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+PRODUCT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+PRODUCT_ID_FORM = "1-32 of a-z, 0-9, _ and -, starting with a letter or digit"
+ProductId = Annotated[str, Field(pattern=PRODUCT_ID.pattern)]
 
 
 class DealProduct(BaseModel):
@@ -96,34 +98,45 @@ def product_dependencies(products: list[DealProduct]) -> dict[str, list[str]]:
     }
 
 
-def _products_consistent(products: list[DealProduct]) -> None:
-    """Ids unique; every dependency a listed product other than itself; no cycle.
-    Raises ValueError naming the field: `products[2].depends_on: ...`."""
+def products_problem(products: list[DealProduct]) -> tuple[int, str, str] | None:
+    """The first inconsistency of a deal's products as (index, field, reason): an id
+    listed twice (`id`), a dependency that is the product itself or not a listed product,
+    or a cycle (`depends_on`): `(1, "depends_on", "'erp' is not a listed product")`;
+    None when there is none. Each sender names the field in its own words with it."""
     ids = [p.id for p in products]
     for i, p in enumerate(products):
         if p.id in ids[:i]:
-            raise ValueError(f"products[{i}].id: {p.id!r} is listed twice")
+            return i, "id", f"{p.id!r} is listed twice"
     deps = product_dependencies(products)
     for i, p in enumerate(products):
         for d in deps[p.id]:
             if d == p.id:
-                raise ValueError(f"products[{i}].depends_on: {d!r} is the product itself")
+                return i, "depends_on", f"{d!r} is the product itself"
             if d not in ids:
-                raise ValueError(f"products[{i}].depends_on: {d!r} is not a listed product")
+                return i, "depends_on", f"{d!r} is not a listed product"
     # Depth-first search; `path` is the chain being followed, so a repeat is a cycle.
     done: set[str] = set()
 
-    def visit(pid: str, path: list[str]) -> None:
+    def cycle(pid: str, path: list[str]) -> tuple[int, str, str] | None:
         if pid in path:
-            cycle = " -> ".join([*path[path.index(pid) :], pid])
-            raise ValueError(f"products[{ids.index(pid)}].depends_on: cycle {cycle}")
+            chain = " -> ".join([*path[path.index(pid) :], pid])
+            return ids.index(pid), "depends_on", f"cycle {chain}"
         if pid not in done:
             for d in deps[pid]:
-                visit(d, [*path, pid])
+                if (found := cycle(d, [*path, pid])) is not None:
+                    return found
             done.add(pid)
+        return None
 
-    for pid in ids:
-        visit(pid, [])
+    return next((found for pid in ids if (found := cycle(pid, [])) is not None), None)
+
+
+def _products_consistent(products: list[DealProduct]) -> None:
+    """Raises ValueError naming the field: `products[2].depends_on: ...`
+    (`products_problem`)."""
+    if (problem := products_problem(products)) is not None:
+        i, field, reason = problem
+        raise ValueError(f"products[{i}].{field}: {reason}")
 
 
 class ClosedWonDeal(BaseModel):

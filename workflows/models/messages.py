@@ -16,7 +16,7 @@ from workflows.models.limits import (
     Text,
 )
 from workflows.models.playbook import Playbook
-from workflows.models.vocabulary import OnboardingState, Tier, UtcDatetime
+from workflows.models.vocabulary import OnboardingState, StaffRole, Tier, UtcDatetime
 
 
 class MilestoneReport(BaseModel):
@@ -38,6 +38,11 @@ class ProductEvent(BaseModel):
         default=None,
         max_length=NAME_CHARS,
         description="The deal's product it happened in (its `product` property; rules §6.2)",
+    )
+    program: str | None = Field(
+        default=None,
+        max_length=NAME_CHARS,
+        description="The group program attended (its `program` property; rules §1)",
     )
 
 
@@ -189,3 +194,14 @@ class ChampionChangeOutcome(BaseModel):
     window_opened: bool = False
     state: OnboardingState | None = None
     detail: str
+
+
+class OwnerReassignment(BaseModel):
+    """Update `reassign_owner` (rules §7 (docs/rules.md)): `person`, the onboarding's
+    `role` (its CSM or its implementation specialist), leaves it (they left the roster or
+    the team); the assignment runs again without them. `by` asked, for `reason`."""
+
+    person: Name
+    role: StaffRole = StaffRole.CSM
+    by: Name
+    reason: str = Field(default="", max_length=TEXT_CHARS)

@@ -3,7 +3,10 @@ escalation ladder, message templates and the health rule (`playbooks/*.toml`).""
 
 from __future__ import annotations
 
+import re
+from datetime import time as LocalTime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -224,6 +227,11 @@ class EscalationStep(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> EscalationStep:
+        if self.when is Trigger.CHAMPION_WINDOW_LAPSED:
+            raise ValueError(
+                "when: champion_window_lapsed is escalated by [champion_change] when its "
+                "window lapses, not by a ladder step"
+            )
         immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
         if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
@@ -469,9 +477,10 @@ class SkipNet(BaseModel):
 
 class ProductRollout(BaseModel):
     """A multi-product deal's staggered rollout (rules §6.2 (docs/rules.md)): the
-    milestone gates planned once per product (`per_product`, milestone ids), and the
+    milestone gates planned once per product (`per_product`, milestone ids), the
     adoption (active users over licensed seats, 0..1) a product's predecessors must
-    reach before it passes a phase gate."""
+    reach before it passes a phase gate, and the templates the CSM gets when a product
+    starts waiting (`waiting_template`) and when it goes on (`released_template`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -481,6 +490,15 @@ class ProductRollout(BaseModel):
         max_length=MAX_MILESTONES,
         description="Milestone ids planned once per product; none: no product waits",
     )
+    waiting_template: str | None = Field(
+        default=None,
+        description="Sent to the CSM once when a product starts waiting at a phase gate; "
+        "None (playbooks pinned before it): nobody is told",
+    )
+    released_template: str | None = Field(
+        default=None,
+        description="Sent to the CSM when a waiting product goes on; None: nobody is told",
+    )
 
     @field_validator("per_product")
     @classmethod
@@ -488,6 +506,164 @@ class ProductRollout(BaseModel):
         if twice := sorted({i for i in value if value.count(i) > 1}):
             raise ValueError(f"{', '.join(twice)} listed twice")
         return value
+
+
+class Measures(BaseModel):
+    """The product events behind two account measures of rules §8 (docs/rules.md): team
+    invitations (`invitation_events`, counted) and first-week retention (an
+    `active_events` event on a day 7 to 13 days after the account's first active day, in
+    its time zone). Both are counted whenever they come, whatever the plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invitation_events: list[EventName] = Field(
+        default_factory=lambda: ["user_invited", "Invite Sent", "Account Added User"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+    active_events: list[EventName] = Field(
+        default_factory=lambda: ["user_logged_in", "Signed In", "core_workflow_completed"],
+        min_length=1,
+        max_length=MAX_EVENT_NAMES,
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Measures:
+        for key in ("invitation_events", "active_events"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: an event name is listed twice")
+        if both := sorted(set(self.invitation_events) & set(self.active_events)):
+            raise ValueError(
+                f"active_events: {', '.join(both)} also listed in invitation_events; an "
+                "invitation is not the invited person's activity"
+            )
+        return self
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+MAX_PROGRAMS = 10
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _web_address(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError(f"{value!r} is not a web address (https://...)")
+    return value
+
+
+def _mail_address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+class Program(BaseModel):
+    """A group program for the tiers it serves (rules §1 (docs/rules.md), *Group
+    programs*): a session every week on `weekday` at `time` (local, 24-hour) in
+    `time_zone` (IANA: the session keeps its local time across daylight saving),
+    `duration_minutes` long, joined at `join_url`. An onboarding of a served tier is
+    invited once, `invite_after_days` after closed-won (the SLA clock, shifted by pauses),
+    to the first session starting at least `notice_hours` later: the `template` to the
+    customer with an iCalendar invitation from `organizer`. Attendance is the product
+    event `attended_event` (its `program` property names the program)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Name
+    weekday: Weekday
+    time: LocalTime = Field(description="Local start time, HH:MM")
+    time_zone: Annotated[str, AfterValidator(known_time_zone)]
+    duration_minutes: int = Field(default=60, ge=5, le=480)
+    tiers: list[Tier] = Field(
+        default_factory=lambda: [Tier.TECH_TOUCH], min_length=1, max_length=len(Tier)
+    )
+    invite_after_days: int = Field(default=1, ge=0, le=MAX_PLAN_DAYS)
+    notice_hours: int = Field(
+        default=24, ge=0, le=24 * 7, description="The least time between invitation and session"
+    )
+    template: str = "program_invitation"
+    join_url: Annotated[str, Field(max_length=500), AfterValidator(_web_address)]
+    organizer: Annotated[str, Field(max_length=254), AfterValidator(_mail_address)]
+    attended_event: EventName = "program_attended"
+
+    @field_validator("time")
+    @classmethod
+    def _minutes(cls, value: LocalTime) -> LocalTime:
+        if value.tzinfo is not None:
+            raise ValueError("a local time without an offset: the time_zone key gives the zone")
+        if value.second or value.microsecond:
+            raise ValueError("whole minutes only (HH:MM)")
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct_tiers(cls, value: list[Tier]) -> list[Tier]:
+        if len(set(value)) != len(value):
+            raise ValueError("a tier is listed twice")
+        return value
+
+
+ProgramId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+# Far above any real team's load (the seeds: 8-15 high-touch or 40-80 low-touch accounts).
+MAX_CAPACITY = 1_000
+
+
+class Capacity(BaseModel):
+    """Who is assigned to an onboarding, by segment and load (rules §7 (docs/rules.md)):
+    how many open accounts one CSM carries in high_touch and in the low-touch tiers
+    (tech_touch and self_serve together), and how many active implementations one
+    implementation specialist carries (a roster entry may set its own numbers). A
+    specialist is assigned in `specialist_tiers` when the plan holds one of
+    `specialist_gates`; an implementation is active while one of them is open. When
+    everyone eligible is full, CS leadership gets `leadership_template`; the specialist
+    is told with `specialist_template`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    csm_high_touch_accounts: int = Field(default=15, ge=1, le=MAX_CAPACITY)
+    csm_low_touch_accounts: int = Field(default=80, ge=1, le=MAX_CAPACITY)
+    specialist_implementations: int = Field(default=15, ge=1, le=MAX_CAPACITY)
+    specialist_tiers: list[Tier] = Field(
+        default_factory=lambda: [Tier.HIGH_TOUCH], max_length=len(Tier)
+    )
+    specialist_gates: list[str] = Field(
+        default_factory=lambda: ["technical_setup", "data_import"], max_length=MAX_MILESTONES
+    )
+    leadership_template: str = "leadership_over_capacity"
+    specialist_template: str = "specialist_assigned"
+
+    @model_validator(mode="after")
+    def _shape(self) -> Capacity:
+        for key in ("specialist_tiers", "specialist_gates"):
+            named = getattr(self, key)
+            if twice := sorted({str(i) for i in named if named.count(i) > 1}):
+                raise ValueError(f"{key}: {', '.join(twice)} listed twice")
+        if self.csm_low_touch_accounts < self.csm_high_touch_accounts:
+            raise ValueError(
+                f"csm_low_touch_accounts: {self.csm_low_touch_accounts} is below "
+                f"csm_high_touch_accounts ({self.csm_high_touch_accounts}); a low-touch "
+                "account takes less of a CSM than a high-touch one"
+            )
+        return self
+
+    def of_tier(self, tier: Tier) -> int:
+        """One CSM's capacity in `tier`'s band: high_touch, or the low-touch tiers."""
+        if tier is Tier.HIGH_TOUCH:
+            return self.csm_high_touch_accounts
+        return self.csm_low_touch_accounts
 
 
 class Playbook(BaseModel):
@@ -529,6 +705,21 @@ class Playbook(BaseModel):
     products: ProductRollout = Field(
         default_factory=ProductRollout,
         description="A multi-product deal's per-product gates and adoption threshold",
+    )
+    measures: Measures | None = Field(
+        default=None,
+        description="None (playbooks pinned before it): no invitations or first-week "
+        "retention gathered",
+    )
+    programs: dict[ProgramId, Program] = Field(
+        default_factory=dict,
+        max_length=MAX_PROGRAMS,
+        description="Group programs (rules §1); none (playbooks pinned before them): no invitation",
+    )
+    capacity: Capacity | None = Field(
+        default=None,
+        description="Assignment by segment and load (rules §7); None (playbooks pinned "
+        "before it): no specialist, no leadership alert, the CSM counted at the defaults",
     )
 
     @model_validator(mode="after")
@@ -613,15 +804,43 @@ class Playbook(BaseModel):
                     raise ValueError(f"champion_change.{key}: no template {getattr(change, key)!r}")
         self._tracks_consistent(ids)
         self._products_consistent(ids)
+        self._programs_consistent(by_event)
+        self._capacity_consistent(ids)
         return self
 
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and
-        support tickets, the behavioral ladder steps' events): always worth signalling
-        while the onboarding runs."""
-        net = self.skip_net
+        support tickets, the behavioral ladder steps' events, the `[measures]`, programs'
+        attendance): always worth signalling while the onboarding runs."""
+        net, measures = self.skip_net, self.measures
         names = set(net.usage_events) | set(net.support_events) if net else set()
-        return names | set(self.recent_times_kept())
+        if measures is not None:
+            names |= set(measures.invitation_events) | set(measures.active_events)
+        return names | set(self.recent_times_kept()) | self.attendance_events()
+
+    def attendance_events(self) -> set[str]:
+        """The product events that say a program was attended (rules §1)."""
+        return {p.attended_event for p in self.programs.values()}
+
+    def _programs_consistent(self, by_event: dict[str, MilestoneSpec]) -> None:
+        """Each program's template is there, and its attendance event is its own: one a
+        milestone counts, or the skip net's, would credit attendance for other facts."""
+        net = self.skip_net
+        others = set(net.usage_events) | set(net.support_events) if net else set()
+        for key, program in self.programs.items():
+            if program.template not in self.templates:
+                raise ValueError(f"programs.{key}.template: no template {program.template!r}")
+            name = program.attended_event
+            if (spec := by_event.get(name)) is not None:
+                raise ValueError(
+                    f"programs.{key}.attended_event: {name!r} completes milestone {spec.id}; "
+                    "attendance needs an event of its own"
+                )
+            if name in others:
+                raise ValueError(
+                    f"programs.{key}.attended_event: {name!r} is one of the skip net's "
+                    "events; attendance needs an event of its own"
+                )
 
     def recent_times_kept(self) -> dict[str, int]:
         """Per event name a behavioral ladder step watches, how many of its latest times
@@ -635,7 +854,12 @@ class Playbook(BaseModel):
 
     def _products_consistent(self, ids: list[str]) -> None:
         """Per-product gates are known milestones, and not the login or value milestone:
-        the ladder's no_login and activation_missed steps watch one gate of the plan."""
+        the ladder's no_login and activation_missed steps watch one gate of the plan; the
+        CSM's templates for a product that waits and goes on are there."""
+        for key in ("waiting_template", "released_template"):
+            name = getattr(self.products, key)
+            if name is not None and name not in self.templates:
+                raise ValueError(f"products.{key}: no template {name!r}")
         for i in self.products.per_product:
             if i not in ids:
                 raise ValueError(f"products.per_product: {i} is not a milestone id")
@@ -645,6 +869,18 @@ class Playbook(BaseModel):
                         f"products.per_product: {i} is the {key}; the ladder watches it "
                         "once for the whole plan"
                     )
+
+    def _capacity_consistent(self, ids: list[str]) -> None:
+        """The specialist's gates are milestones, and the templates are there."""
+        if (c := self.capacity) is None:
+            return
+        if unknown := [i for i in c.specialist_gates if i not in ids]:
+            raise ValueError(
+                f"capacity.specialist_gates: {', '.join(unknown)} is not a milestone id"
+            )
+        for key in ("leadership_template", "specialist_template"):
+            if getattr(c, key) not in self.templates:
+                raise ValueError(f"capacity.{key}: no template {getattr(c, key)!r}")
 
     def _tracks_consistent(self, ids: list[str]) -> None:
         """Each track names known milestones, keeps the value milestone (activation and

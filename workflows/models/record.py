@@ -3,12 +3,12 @@ reports (rules §8, docs/rules.md) outlive Temporal's retention and work while i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
 from workflows.models.state import AuditEntry, Escalation, TierChange
-from workflows.models.status import MilestoneView, TtvBreakdown
+from workflows.models.status import MilestoneView, ProgramView, SkipCheckView, TtvBreakdown
 from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
 
 
@@ -24,7 +24,7 @@ class PauseSpan(BaseModel):
 class OnboardingRecord(BaseModel):
     """One onboarding as the records store keeps it: the deal's facts, tier (initial and
     current), cohort, state, plan against what happened, escalations, tier changes and
-    overrides, pauses, TTV parts, completion and the audit trail.
+    overrides, pauses, TTV parts, completion, group programs and the audit trail.
 
     `(as_of, revision)` orders the writes of one onboarding: the store keeps the latest it
     has seen, so a retried or late write never moves a record backwards. The workflow
@@ -66,8 +66,28 @@ class OnboardingRecord(BaseModel):
     tier_changes: list[TierChange]
     pauses: list[PauseSpan]
     audit: list[AuditEntry]
+    team_invitations: int | None = Field(
+        default=None, description="Teammates invited; None: not counted (rules §8)"
+    )
+    first_active_on: date | None = Field(
+        default=None, description="The account's first day with an active event"
+    )
+    came_back_on: date | None = Field(
+        default=None, description="Active again 7 to 13 days after it (first-week retention)"
+    )
     support_tickets: int = Field(
         default=0, description="Support tickets opened; the skip net compares peers' (§6.4)"
+    )
+    skip_checks: list[SkipCheckView] = Field(
+        default_factory=list, description="The skip net's checks still to come (§6.4)"
+    )
+    programs: list[ProgramView] = Field(
+        default_factory=list,
+        description="Group programs invited to or attended; the reports compare attendees' "
+        "activation with non-attendees' (rules §1)",
+    )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
     )
 
 

@@ -4,7 +4,7 @@ continue-as-new."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -151,6 +151,11 @@ class SkipCheck(BaseModel):
     skipped_at: datetime
     due_at: datetime
     usage_at_skip: int
+    planned_at: datetime | None = Field(
+        default=None,
+        description="When it was first due, before a pause moved it (None: planned before "
+        "this was kept)",
+    )
 
 
 class ProductFacts(BaseModel):
@@ -193,6 +198,18 @@ class QueuedDeal(BaseModel):
     queued_at: datetime
 
 
+class ProgramParticipation(BaseModel):
+    """One group program of an onboarding (rules §1 (docs/rules.md), *Group programs*):
+    the invitation sent (`invited_at`, to the session starting at `session_at`) and
+    attendance (`attended_at`: the first time, as its product event dated it)."""
+
+    program: str
+    invited_at: datetime | None = None
+    session_at: datetime | None = None
+    attended_at: datetime | None = None
+    attendances: int = 0
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -201,6 +218,9 @@ class OnboardingProgress(BaseModel):
     tier_changes: list[TierChange] = Field(default_factory=list)
     milestones: list[Milestone]
     owner: str | None = None
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
+    )
     contacts: list[Contact] = Field(default_factory=list)
     success_criteria: list[str] = Field(default_factory=list)
     started_at: datetime
@@ -257,6 +277,14 @@ class OnboardingProgress(BaseModel):
     queued_deals: list[QueuedDeal] = Field(
         default_factory=list,
         description="Expansion deals waiting for this onboarding to finish, oldest first",
+    )
+    active_days: list[date] = Field(
+        default_factory=list,
+        description="The account's days with an active event (its time zone), sorted: "
+        "the first and those up to two weeks after it (rules §8, first-week retention)",
+    )
+    programs: list[ProgramParticipation] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -93,6 +93,33 @@ class QueuedDealView(BaseModel):
     queued_at: datetime
 
 
+class SkipCheckView(BaseModel):
+    """A check of the skip net still to come (rules §6.4): which skipped gate, when it was
+    skipped, the day it is due now, the day it was first due (later only after a pause
+    moved it) and whether a pause holds it now (then it moves by the time paused)."""
+
+    milestone_id: str
+    title: str
+    skipped_at: datetime
+    due_at: datetime
+    planned_at: datetime | None = Field(
+        default=None, description="When it was first due; None for a check planned before"
+    )
+    held: bool = Field(default=False, description="A pause holds it: its day moves on resume")
+
+
+class ProgramView(BaseModel):
+    """A group program the onboarding was invited to or attended (rules §1
+    (docs/rules.md), *Group programs*)."""
+
+    program: str
+    title: str
+    invited_at: datetime | None = Field(description="When the invitation was sent")
+    session_at: datetime | None = Field(description="The session it invited to")
+    attended_at: datetime | None = Field(description="First attendance; None: not yet")
+    attendances: int
+
+
 class OnboardingStatus(BaseModel):
     """The `status` query: the whole state of one onboarding, explained."""
 
@@ -169,4 +196,27 @@ class OnboardingStatus(BaseModel):
     queued_deals: list[QueuedDealView] = Field(
         default_factory=list,
         description="Expansion deals whose onboardings start when this one finishes",
+    )
+    team_invitations: int | None = Field(
+        default=None,
+        description="Teammates invited; None: not counted (a playbook without `[measures]`, "
+        "rules §8)",
+    )
+    first_active_on: date | None = Field(
+        default=None, description="The account's first day with an active event (its time zone)"
+    )
+    came_back_on: date | None = Field(
+        default=None,
+        description="Its first active day 7 to 13 days after that one: retained through "
+        "the first week (rules §8)",
+    )
+    skip_checks: list[SkipCheckView] = Field(
+        default_factory=list,
+        description="The skip net's checks still to come, earliest first (rules §6.4)",
+    )
+    programs: list[ProgramView] = Field(
+        default_factory=list, description="Group programs invited to or attended (rules §1)"
+    )
+    specialist: str | None = Field(
+        default=None, description="The implementation specialist assigned (rules §7)"
     )

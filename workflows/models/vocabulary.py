@@ -52,6 +52,14 @@ class ContactRole(StrEnum):
     END_USER = "end_user"
 
 
+class StaffRole(StrEnum):
+    """What a person on the roster does (rules §7 (docs/rules.md)): a CSM owns the
+    onboarding; an implementation specialist carries its implementation gates."""
+
+    CSM = "csm"
+    IMPLEMENTATION_SPECIALIST = "implementation_specialist"
+
+
 class OnboardingState(StrEnum):
     """The `OnboardingState` search attribute."""
 
@@ -86,6 +94,9 @@ class Trigger(StrEnum):
     EVENT_WITHOUT_MILESTONE = "event_without_milestone"
     # `days` without `events` after `count` of them within `active_days`
     USAGE_DROP = "usage_drop"
+    # a champion change's re-alignment window ended with a gate open (rules §6.3): raised
+    # by `[champion_change]` itself, never by a ladder step
+    CHAMPION_WINDOW_LAPSED = "champion_window_lapsed"
 
 
 class Audience(StrEnum):
@@ -93,6 +104,7 @@ class Audience(StrEnum):
     EXECUTIVE_SPONSOR = "executive_sponsor"
     CSM = "csm"  # the assigned owner
     CS_LEADERSHIP = "cs_leadership"
+    IMPLEMENTATION_SPECIALIST = "implementation_specialist"  # the assigned specialist (§7)
 
 
 class DealStage(StrEnum):

@@ -6,7 +6,7 @@ nothing here reads the clock, does I/O or calls the SDK: `now` is always an argu
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited; likewise
 `customer_clock` at a tier change and `nudges_only` in `held_back`. By role (all
-but `checks`, `facts`, `products` and `skipnet` importable from here):
+but `checks`, `facts`, `products`, `programs` and `skipnet` importable from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
@@ -17,6 +17,7 @@ but `checks`, `facts`, `products` and `skipnet` importable from here):
 - `champion`: a champion change's re-alignment window, its gates and its lapse
 - `skipnet`: the safety net under a skipped step (its check planned, due, judged)
 - `products`: a multi-product deal's adoption and phase gates (rules §6.2)
+- `programs`: group programs' invitations and attendance (rules §1)
 """
 
 from workflows.progress.champion import change_champion, gate_done

@@ -13,16 +13,23 @@ from zoneinfo import ZoneInfo
 from workflows import business_days
 from workflows.formats import day_text
 from workflows.models import (
+    Action,
     Audience,
     ChampionWindow,
     Contact,
     ContactChange,
     ContactRole,
+    Escalation,
     OnboardingProgress,
     RealignmentGateDone,
+    Trigger,
 )
 from workflows.progress.changes import DAY, Changes, Onboarding, notify
 from workflows.progress.lifecycle import change_contact
+
+# The step a lapse is counted under in the onboarding's escalations (and so in the
+# portfolio report's escalations by step and trigger): the playbook section that raises it.
+LAPSE_STEP = "champion_change"
 
 
 def open_window(p: OnboardingProgress) -> ChampionWindow | None:
@@ -60,9 +67,7 @@ def change_champion(o: Onboarding, req: ContactChange, now: datetime) -> Changes
     if (current := open_window(p)) is not None:
         current.outcome, current.closed_at = "superseded", now
         out.log(now, "champion_window_superseded", "the champion changed again", req.by)
-    calendar = o.playbook.business_calendar
-    time_zone = o.deal.time_zone or calendar.time_zone
-    country = o.deal.country or calendar.country
+    time_zone, country = o.time_zone, o.country
     days = rule.window_business_days
     window = ChampionWindow(
         opened_at=now,
@@ -101,7 +106,9 @@ def gate_done(o: Onboarding, req: RealignmentGateDone, now: datetime) -> Changes
 
 def lapse_due(o: Onboarding, out: Changes, now: datetime) -> None:
     """The open window has ended with a gate open (not while paused): the CSM and CS
-    leadership are told, the account is flagged, the window is closed as `lapsed`."""
+    leadership are told, the account is flagged, the window is closed as `lapsed`, and
+    the lapse is an escalation of the onboarding (step `champion_change`, trigger
+    `champion_window_lapsed`, in the current tier), counted as the ladder's are."""
     p, rule = o.progress, o.playbook.champion_change
     w = open_window(p)
     if w is None or rule is None or p.pause is not None or now < w.due_at:
@@ -118,6 +125,21 @@ def lapse_due(o: Onboarding, out: Changes, now: datetime) -> None:
     trigger = f"champion-window-{len(p.champion_windows)}-lapsed"
     notify(o, out, trigger, Audience.CSM, rule.csm_template, variables)
     notify(o, out, trigger, Audience.CS_LEADERSHIP, rule.leadership_template, variables)
+    actions = [
+        Action(notify=Audience.CSM, template=rule.csm_template),
+        Action(notify=Audience.CS_LEADERSHIP, template=rule.leadership_template),
+        Action(flag=rule.flag),
+    ]
+    p.escalations.append(
+        Escalation(
+            at=now,
+            due_at=w.due_at,
+            tier=p.tier,
+            step_id=LAPSE_STEP,
+            trigger=Trigger.CHAMPION_WINDOW_LAPSED,
+            actions=[a.describe() for a in actions],
+        )
+    )
 
 
 def next_lapse(p: OnboardingProgress) -> tuple[datetime, str] | None:

@@ -19,6 +19,7 @@ from workflows.formats import day_text, score_text
 from workflows.models import (
     Audience,
     AuditEntry,
+    CalendarInvite,
     ClosedWonDeal,
     ContactRole,
     Health,
@@ -29,6 +30,7 @@ from workflows.models import (
     Playbook,
     RejectedMessage,
     SkipCheck,
+    StaffRole,
     TtvBreakdown,
 )
 
@@ -47,19 +49,25 @@ NudgesOnly = Callable[[], bool]
 
 @dataclass
 class Notify:
-    """Send `template_id` to `audience`; `trigger` makes the idempotency key."""
+    """Send `template_id` to `audience`; `trigger` makes the idempotency key; `invite`:
+    a group program's calendar invitation the email carries."""
 
     trigger: str
     audience: Audience
     template_id: str
     variables: dict[str, str]
+    invite: CalendarInvite | None = None
 
 
 @dataclass
 class AssignOwner:
-    """Assign a CSM (rules §1 (docs/rules.md)), for `reason`."""
+    """Assign a CSM, or an implementation specialist (`role`), for `reason` (rules §7
+    (docs/rules.md)); a reassignment names who leaves (`leaving`) and who asked (`by`)."""
 
     reason: str
+    role: StaffRole = StaffRole.CSM
+    leaving: str | None = None
+    by: str | None = None
 
 
 @dataclass
@@ -99,6 +107,16 @@ class Onboarding:
         """The health score now (rules §2 (docs/rules.md))."""
         return rules.health_score(self.progress.milestones, now, self.playbook.health)
 
+    @property
+    def time_zone(self) -> str:
+        """The account's IANA time zone: the deal's, else the playbook's calendar's."""
+        return self.deal.time_zone or self.playbook.business_calendar.time_zone
+
+    @property
+    def country(self) -> str:
+        """The account's country (its public holidays): the deal's, else the playbook's."""
+        return self.deal.country or self.playbook.business_calendar.country
+
     def ttv(self) -> TtvBreakdown:
         """Time to value so far (rules §3 (docs/rules.md))."""
         p, deal = self.progress, self.deal
@@ -123,9 +141,10 @@ def notify(
     template_id: str,
     variables: dict[str, str] | None = None,
     about: Milestone | None = None,
+    invite: CalendarInvite | None = None,
 ) -> None:
     """A notification, its variables taken from the state now (`about`: the milestone it
-    names, by default the next one due)."""
+    names, by default the next one due; `invite`: a calendar invitation it carries)."""
     p = o.progress
     about = about or rules.next_milestone(p.milestones)
     base = {
@@ -138,11 +157,12 @@ def notify(
         "days": "0",
         "reason": "",
     }
-    out.effects.append(Notify(trigger, audience, template_id, base | (variables or {})))
+    out.effects.append(Notify(trigger, audience, template_id, base | (variables or {}), invite))
 
 
 def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
-    """The customer is the champion (else the admin); the CSM is the owner."""
+    """The customer is the champion (else the admin); the CSM is the owner; the
+    implementation specialist is the one assigned."""
     by_role = {c.role: c.email for c in p.contacts}
     match audience:
         case Audience.CUSTOMER:
@@ -151,6 +171,8 @@ def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
             return by_role.get(ContactRole.EXECUTIVE_SPONSOR)
         case Audience.CSM:
             return p.owner
+        case Audience.IMPLEMENTATION_SPECIALIST:
+            return p.specialist
     return None
 
 
@@ -174,4 +196,5 @@ def notification(o: Onboarding, effect: Notify, workflow_id: str, now: datetime)
         template_id=effect.template_id,
         template=o.playbook.templates[effect.template_id],
         variables=variables,
+        invite=effect.invite,
     )

@@ -11,11 +11,13 @@ from workflows.models import (
     ContactChange,
     DealDelivery,
     OnboardingProgress,
+    OwnerReassignment,
     PauseRequest,
     Playbook,
     RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
+    StaffRole,
     SuccessPlanConfirmation,
     TierOverride,
 )
@@ -128,4 +130,16 @@ def contact_change(p: OnboardingProgress, req: ContactChange) -> None:
     if any(c.role is new.role and c == new for c in p.contacts):
         raise ValueError(
             f"contact: {new.name} <{new.email}> is already the {new.role.value}; nothing changed"
+        )
+
+
+def reassign(p: OnboardingProgress, req: OwnerReassignment) -> None:
+    """The person leaving is the onboarding's current holder of the role (rules §7
+    (docs/rules.md)): `person: ann@... is not this onboarding's csm (bob@... is)`."""
+    held = p.specialist if req.role is StaffRole.IMPLEMENTATION_SPECIALIST else p.owner
+    if held is None:
+        raise ValueError(f"role: this onboarding has no {req.role.value} to reassign")
+    if held.lower() != req.person.lower():
+        raise ValueError(
+            f"person: {req.person} is not this onboarding's {req.role.value} ({held} is)"
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from workflows import rules
+from workflows import assignment, rules
 from workflows.formats import day_text
 from workflows.models import (
     Action,
@@ -15,11 +15,12 @@ from workflows.models import (
     Escalation,
     OnboardingProgress,
     Phase,
+    StaffRole,
     Tier,
     TierChange,
     Trigger,
 )
-from workflows.progress import products, skipnet
+from workflows.progress import products, programs, skipnet
 from workflows.progress.champion import lapse_due, next_lapse
 from workflows.progress.changes import (
     AssignOwner,
@@ -45,8 +46,9 @@ def advance(
     """Everything that has come due by `now`, in the order it came due: the pause's own
     duties, the ladder's steps (one passed over repeatedly is recorded once, not fired),
     the skip net's checks (rules §6.4, run as effects), the next phase (`phase`: the one
-    last seen), and the handoff when none is left. `keep_times` and `customer_clock` are
-    the patched rules `change_tier` asks."""
+    last seen), the handoff when none is left, and then group programs' invitations
+    (rules §1). `keep_times` and `customer_clock` are the patched rules `change_tier`
+    asks."""
     p, out = o.progress, Changes(phase=phase)
     if p.finished_at is not None:
         return out
@@ -69,6 +71,7 @@ def advance(
             out.log(now, "phase_started", current.value)
     if current is None:
         _finish(o, out, now)
+    programs.invite_due(o, out, now)
     return out
 
 
@@ -187,6 +190,10 @@ def change_tier(
             _record_step(p, due, now, superseded=True)
     if tier.rank > old.rank and p.owner is None:
         out.effects.append(AssignOwner(f"upgraded to {tier.value}"))
+    upgraded = tier.rank > old.rank and p.specialist is None
+    if upgraded and assignment.needs_specialist(o.playbook, tier, p.milestones):
+        reason = f"upgraded to {tier.value} with implementation gates open"
+        out.effects.append(AssignOwner(reason, StaffRole.IMPLEMENTATION_SPECIALIST))
     trigger = f"tier-change-{len(p.tier_changes)}"
     notify(o, out, trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
     return out
@@ -216,14 +223,15 @@ def _record_step(
 def next_wake(o: Onboarding) -> tuple[datetime, str] | None:
     """When the loop must wake next without a message, and why (the timer's summary):
     the pause's resume or reminder, else the earliest of the ladder's next step, a
-    re-alignment window's end (rules §6.3), a skip-net check and a product's next phase
-    gate (rules §6.2); None when done."""
+    re-alignment window's end (rules §6.3), a skip-net check, a product's next phase
+    gate (rules §6.2) and a group program's invitation (rules §1); None when done."""
     p = o.progress
     if p.finished_at is not None:
         return None
     if p.pause is not None:
         return next_paused_duty(o)
-    due = [w for w in (_next_step(o), next_lapse(p), products.next_gate_wake(o)) if w]
+    wakes = (_next_step(o), next_lapse(p), products.next_gate_wake(o), programs.next_invitation(o))
+    due = [w for w in wakes if w]
     # The earliest; at the same moment the first listed, as before gates existed.
     return min(due, key=lambda w: w[0]) if due else None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows import event_mapping, rules
+from workflows import assignment, event_mapping, rules
 from workflows.formats import day_text
 from workflows.models import (
     Audience,
@@ -26,11 +26,12 @@ from workflows.models import (
     OnboardingState,
     Playbook,
     SkipRequest,
+    StaffRole,
     SuccessCriteriaRequest,
     SuccessPlanConfirmation,
     Tier,
 )
-from workflows.progress import products, skipnet
+from workflows.progress import measures, products, skipnet
 from workflows.progress.changes import (
     AssignOwner,
     Changes,
@@ -86,6 +87,9 @@ def begin(
     out.phase = rules.current_phase(progress.milestones)
     if decision.tier is not Tier.SELF_SERVE:
         out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
+    if assignment.needs_specialist(playbook, decision.tier, progress.milestones):
+        reason = f"new {decision.tier.value} onboarding with implementation gates"
+        out.effects.append(AssignOwner(reason, StaffRole.IMPLEMENTATION_SPECIALIST))
     notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
     return o, out
 
@@ -109,6 +113,9 @@ def _apply_early(
     for name, count in early.event_counts.items():
         p.event_counts[name] = p.event_counts.get(name, 0) + count
     p.event_times = early.event_times
+    for name, times in early.event_times.items():
+        for at in times:  # the earliest, as kept for the milestones
+            measures.note_activity(p, o.playbook.measures, name, at, o.time_zone)
     p.rejected[:0] = early.rejected
     if early.event_counts:
         total = sum(early.event_counts.values())

@@ -3,18 +3,22 @@ plan, each product's own copy of the playbook's per-product gates, and at each o
 product's phase gates the decision whether it may go on or waits for its predecessors'
 adoption (active users over licensed seats) to reach `[products].adoption_threshold`.
 A waiting product's deadlines do not run; when it is released they are re-based on that
-moment. A deal without products has no gate: none of this applies to it."""
+moment. The CSM is told once when a product starts waiting and once when it goes on
+(`[products].waiting_template`, `.released_template`). A deal without products has no
+gate: none of this applies to it."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Literal
 
 from workflows import event_mapping
 from workflows.formats import day_text
 from workflows.models import (
     PHASE_ORDER,
+    Audience,
     ClosedWonDeal,
     DealProduct,
     Milestone,
@@ -26,7 +30,7 @@ from workflows.models import (
     product_dependencies,
 )
 from workflows.progress import facts
-from workflows.progress.changes import Changes, Onboarding
+from workflows.progress.changes import Changes, Onboarding, notify
 
 # --------------------------------------------------------------------------- facts
 
@@ -159,7 +163,8 @@ def next_gate(o: Onboarding) -> tuple[datetime, str, Phase] | None:
 def check_gates(o: Onboarding, out: Changes, now: datetime) -> None:
     """Release every waiting product whose predecessors' adoption has reached the
     threshold, then decide every phase gate due by `now`, in the order they came due.
-    Nothing while paused (its clocks stand still)."""
+    Nothing while paused (its clocks stand still). The CSM is told once when a product
+    starts waiting and once when it goes on (`tell_csm`)."""
     p = o.progress
     if not o.deal.products or p.pause is not None:
         return
@@ -173,7 +178,9 @@ def check_gates(o: Onboarding, out: Changes, now: datetime) -> None:
             p.milestones = release(p.milestones, g.product, now)
             waited = (now - g.decided_at).days
             detail = f"{names[g.product]} goes on after {waited} days at the {g.phase.value} gate"
-            out.log(now, "product_released", f"{detail}: {adoption_text(now_adopted, threshold)}")
+            why = adoption_text(now_adopted, threshold)
+            out.log(now, "product_released", f"{detail}: {why}")
+            tell_csm(o, out, g, "released", {"reason": why, "days": str(waited)})
     while (gate := next_gate(o)) is not None and gate[0] <= now:
         at, product, phase = gate
         adopted = {d: a for d, a in adoptions(o.deal, p).items() if d in deps[product]}
@@ -195,6 +202,31 @@ def check_gates(o: Onboarding, out: Changes, now: datetime) -> None:
         else:
             p.milestones = hold(p.milestones, product, phase)
             out.log(now, "product_held", f"{names[product]} waits at {phase.value}: {why}")
+            tell_csm(o, out, p.product_gates[-1], "waiting", {"reason": why})
+
+
+def tell_csm(
+    o: Onboarding,
+    out: Changes,
+    gate: ProductGate,
+    what: Literal["waiting", "released"],
+    variables: dict[str, str],
+) -> None:
+    """The CSM (the owner) is told that `gate`'s product starts waiting, or goes on, with
+    `[products].waiting_template` / `.released_template`; nothing without the template
+    (playbooks pinned before them). `$product` and `$gate` name the product and the phase;
+    `$milestone` and `$due` are its first open gate. Each gate is decided once and
+    released once, so the trigger `product-<id>-<phase>-<what>` is sent once."""
+    rollout = o.playbook.products
+    template = rollout.waiting_template if what == "waiting" else rollout.released_template
+    if template is None:
+        return
+    name = next(x.name for x in o.deal.products if x.id == gate.product)
+    mine = [m for m in o.progress.milestones if m.product == gate.product and m.is_open]
+    about = min(mine, key=lambda m: m.due_at, default=None)
+    trigger = f"product-{gate.product}-{gate.phase.value}-{what}"
+    extra = {"product": name, "gate": gate.phase.value}
+    notify(o, out, trigger, Audience.CSM, template, variables | extra, about=about)
 
 
 def hold_again(p: OnboardingProgress) -> None:

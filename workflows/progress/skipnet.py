@@ -50,7 +50,13 @@ def plan(o: Onboarding, m: Milestone, now: datetime) -> None:
     p = o.progress
     due = max(p.clock_start + net.check_day * DAY, now + net.after_skip_days * DAY)
     p.skip_checks.append(
-        SkipCheck(milestone_id=m.id, skipped_at=now, due_at=due, usage_at_skip=usage(p, net))
+        SkipCheck(
+            milestone_id=m.id,
+            skipped_at=now,
+            due_at=due,
+            usage_at_skip=usage(p, net),
+            planned_at=due,
+        )
     )
 
 

@@ -5,10 +5,14 @@ onboarding number. The rows already stored are the accounts' first onboardings (
 The tables are built afresh and the rows copied (the same steps on SQLite and
 PostgreSQL, whose primary and foreign keys were created unnamed): new tables under a
 temporary name, the rows copied, the old tables dropped, the new ones renamed, then the
-indexes. The downgrade keeps the first onboardings only.
+indexes. The downgrade keeps the first onboardings only. `customer_link` stays as it
+is: a progress link is the account's, whichever its onboarding, and names no onboarding.
 
-Revision ID: 0005
-Revises: 0004
+The column lists are the tables as revision 0007 left them (the code's declaration in
+`activities.records.schema` may move on; a released migration does not).
+
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -20,14 +24,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.schema import SchemaItem
 
-revision = "0005"
-down_revision = "0004"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 TIME = sa.DateTime(timezone=True)
 NUMBER = "onboarding_number"
-CHILDREN = ("milestone", "escalation", "tier_change")
+CHILDREN = ("milestone", "escalation", "tier_change", "program")
 
 
 def _onboarding() -> list[sa.Column[object]]:
@@ -64,6 +68,10 @@ def _onboarding() -> list[sa.Column[object]]:
         sa.Column("decision_required", sa.Boolean, nullable=False),
         sa.Column("document", sa.JSON, nullable=False),
         sa.Column("support_tickets", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("team_invitations", sa.Integer),
+        sa.Column("first_active_on", sa.Date),
+        sa.Column("came_back_on", sa.Date),
+        sa.Column("specialist", sa.String(200)),
     ]
 
 
@@ -111,11 +119,23 @@ def _tier_change() -> list[sa.Column[object]]:
     ]
 
 
+def _program() -> list[sa.Column[object]]:
+    return [
+        sa.Column("account_id", sa.String(64), primary_key=True),
+        sa.Column("program_id", sa.String(64), primary_key=True),
+        sa.Column("invited_at", TIME),
+        sa.Column("session_at", TIME),
+        sa.Column("attended_at", TIME),
+        sa.Column("attendances", sa.Integer, nullable=False),
+    ]
+
+
 TABLES: dict[str, Callable[[], list[sa.Column[object]]]] = {
     "onboarding": _onboarding,
     "milestone": _milestone,
     "escalation": _escalation,
     "tier_change": _tier_change,
+    "program": _program,
 }
 
 
@@ -159,6 +179,7 @@ def _rebuild(numbered: bool) -> None:
     op.create_index("ix_onboarding_cohort_tier", "onboarding", ["cohort", "tier"])
     op.create_index("ix_onboarding_state", "onboarding", ["state"])
     op.create_index("ix_onboarding_owner", "onboarding", ["owner"])
+    op.create_index("ix_onboarding_specialist", "onboarding", ["specialist"])
     op.create_index("ix_milestone_id", "milestone", ["milestone_id"])
     op.create_index("ix_milestone_done", "milestone", ["account_id", *number, "done_at"])
     op.create_index("ix_escalation_step", "escalation", ["step_id"])
