@@ -87,7 +87,9 @@ class OwnerRoster:
 
     @staticmethod
     def _recorded(store: RecordStore, roster: Roster, request: OwnerRequest) -> str | None:
-        """The account's recorded person of the role, if still on the roster in it."""
+        """The account's recorded person of the role, if still on the roster in it: its
+        latest onboarding's (an expansion after an earlier one here keeps its people while
+        its own record is not written yet, rules §2 (docs/rules.md))."""
         record = store.get(request.account_id)
         if record is None:
             return None

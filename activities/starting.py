@@ -4,7 +4,11 @@ The workflow id is `onboarding-<account_id>`. A start for an account whose onboa
 running attaches to it (`USE_EXISTING`); a start for an account whose onboarding has
 completed or been cancelled is refused (`ALLOW_DUPLICATE_FAILED_ONLY`: only a run that
 failed or was terminated may be started again), so a retried webhook or a repeated CLI
-call never creates a second onboarding.
+call never creates a second onboarding. The one exception is an expansion deal the
+account's finished onboardings never had: it starts the account's next onboarding as a
+new run of the same id (`ALLOW_DUPLICATE`), the earlier run's history and result kept
+(rules §2 (docs/rules.md), *Tracks*); the finished run's result says which deals were
+onboarded, so no worker is needed to decide.
 
 Deals arrive by update-with-start (`provide_deal`), product events by signal-with-start
 (`product_events`), so either may come first and both land on the one workflow.
@@ -17,6 +21,9 @@ from datetime import timedelta
 from typing import Any
 
 import temporalio.client
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import (
     WorkflowIDConflictPolicy,
@@ -38,6 +45,7 @@ from workflows.models import (
     DealDelivery,
     DealLost,
     DealLostOutcome,
+    DealType,
     OnboardingInput,
     OnboardingState,
     OnboardingStatus,
@@ -47,6 +55,7 @@ from workflows.models import (
     TierDecision,
     workflow_id_for,
 )
+from workflows.progress import expansion
 from workflows.progress.champion import last_day
 from workflows.rules import acv_text, decide_tier
 
@@ -54,20 +63,29 @@ from workflows.rules import acv_text, decide_tier
 class AlreadyOnboardedError(Exception):
     """The account's onboarding has already finished; a new one is not started."""
 
-    def __init__(self, account_id: str, outcome: str, run_id: str | None = None) -> None:
+    def __init__(
+        self, account_id: str, outcome: str, run_id: str | None = None, why: str | None = None
+    ) -> None:
         self.account_id = account_id
         self.outcome = outcome
         self.run_id = run_id
+        self.why = why  # an expansion deal's reason (rules §2), else None
         super().__init__(f"account {account_id} was already onboarded ({outcome})")
+
+    def reason(self) -> str:
+        """How the onboarding ended, and an expansion deal's reason (`completed: deal
+        hubspot:9 was onboarded already`)."""
+        return f"{self.outcome}: {self.why}" if self.why else self.outcome
 
     def acceptance(self) -> DealAcceptance:
         """The answer to a deal for an account whose onboarding has finished."""
         cancelled = self.outcome == OnboardingState.CANCELLED.value
+        why = f": {self.why}" if self.why else ""
         return DealAcceptance(
             account_id=self.account_id,
             workflow_id=workflow_id_for(self.account_id),
             started=False,
-            detail=f"already onboarded ({self.outcome}); not started again",
+            detail=f"already onboarded ({self.outcome}); not started again{why}",
             state=OnboardingState.CANCELLED if cancelled else OnboardingState.COMPLETED,
         )
 
@@ -141,58 +159,133 @@ async def deliver_deal(
     The usual case, a new account, costs one start call, as cheap as the bare SDK's
     `start_workflow`. Only when an onboarding already runs (`USE_EXISTING` attached to
     it: perhaps waiting for its deal because product events came first) does the
-    `provide_deal` update give it the deal; one that has a deal keeps it.
-    `DealAcceptance.started` says whether this delivery began the onboarding (a
-    redelivery with the same `delivery_id` gets the same answer). Raises
-    `AlreadyOnboardedError` when the account's onboarding has finished.
+    `provide_deal` update give it the deal; one that has a deal keeps it, but queues an
+    expansion deal of its own (`DealAcceptance.queued`). `DealAcceptance.started` says
+    whether this delivery began an onboarding (a redelivery with the same `delivery_id`
+    gets the same answer). When the account's onboarding has finished, an expansion deal
+    it never had starts the account's next one (rules §2 (docs/rules.md), *Tracks*);
+    any other deal raises `AlreadyOnboardedError`.
 
     Search attributes are left to the workflow's first task, which sets them all anyway:
     setting them at the start too would write them twice.
     """
     decision = decide_tier(deal, playbook)
-    try:
-        handle: temporalio.client.WorkflowHandle[
-            Any, OnboardingStatus
-        ] = await client.start_workflow(
-            WORKFLOW_TYPE,
-            OnboardingInput(
-                deal=deal,
-                playbook=playbook,
-                delivery_id=delivery_id,
-                **(options or StartOptions()).model_dump(),
-            ),
-            id=deal.workflow_id,
-            task_queue=TASK_QUEUE,
-            result_type=OnboardingStatus,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            static_summary=summary_line(deal, decision),
-            static_details=details_markdown(deal, playbook, decision),
-            rpc_timeout=rpc_timeout,
-        )
-    except WorkflowAlreadyStartedError as exc:
-        outcome = await finished_outcome(client, deal.workflow_id)
-        raise AlreadyOnboardedError(deal.account_id, outcome, exc.run_id) from exc
-    if _was_started(handle):
-        return DealAcceptance(
-            account_id=deal.account_id,
-            workflow_id=handle.id,
-            started=True,
-            detail=f"onboarding started ({decision.tier.value}: {decision.reason})",
-            state=OnboardingState.ACTIVE,
-        )
-    try:
-        return await handle.execute_update(
-            contract.PROVIDE_DEAL,
-            DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
-            result_type=DealAcceptance,
-            rpc_timeout=rpc_timeout,
-        )
-    except RPCError as exc:  # it finished between the two calls
-        if exc.status is not RPCStatusCode.NOT_FOUND:
-            raise
-        outcome = await finished_outcome(client, deal.workflow_id)
-        raise AlreadyOnboardedError(deal.account_id, outcome) from exc
+    after: OnboardingStatus | None = None  # the finished onboarding this one follows
+    while True:
+        try:
+            handle = await _start(
+                client, deal, playbook, delivery_id, decision, after, options, rpc_timeout
+            )
+        except WorkflowAlreadyStartedError as exc:
+            after = await _follows(client, deal, exc.run_id, rpc_timeout)
+            continue
+        if _was_started(handle):
+            return DealAcceptance(
+                account_id=deal.account_id,
+                workflow_id=handle.id,
+                started=True,
+                detail=_started_text(decision, after),
+                state=OnboardingState.ACTIVE,
+            )
+        try:
+            return await handle.execute_update(
+                contract.PROVIDE_DEAL,
+                DealDelivery(deal=deal, playbook=playbook, delivery_id=delivery_id),
+                result_type=DealAcceptance,
+                rpc_timeout=rpc_timeout,
+            )
+        except RPCError as exc:  # it finished between the two calls
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            after = await _follows(client, deal, None, rpc_timeout)
+
+
+async def _start(
+    client: temporalio.client.Client,
+    deal: ClosedWonDeal,
+    playbook: Playbook,
+    delivery_id: str,
+    decision: TierDecision,
+    after: OnboardingStatus | None,
+    options: StartOptions | None,
+    rpc_timeout: timedelta | None,
+) -> temporalio.client.WorkflowHandle[Any, OnboardingStatus]:
+    """The start call: the account's first onboarding (a finished one is refused), or,
+    `after` a finished one, the next (raises `WorkflowAlreadyStartedError` when refused)."""
+    number, earlier = (1, []) if after is None else expansion.next_number(after)
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        OnboardingInput(
+            deal=deal,
+            playbook=playbook,
+            delivery_id=delivery_id,
+            onboarding_number=number,
+            earlier_deals=earlier,
+            **(options or StartOptions()).model_dump(),
+        ),
+        id=deal.workflow_id,
+        task_queue=TASK_QUEUE,
+        result_type=OnboardingStatus,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=(
+            WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            if after is None
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        ),
+        static_summary=summary_line(deal, decision),
+        static_details=details_markdown(deal, playbook, decision),
+        rpc_timeout=rpc_timeout,
+    )
+
+
+async def _follows(
+    client: temporalio.client.Client,
+    deal: ClosedWonDeal,
+    run_id: str | None,
+    rpc_timeout: timedelta | None,
+) -> OnboardingStatus | None:
+    """The account's finished onboarding that `deal` may follow: its result, when `deal`
+    is an expansion it never had (`expansion.why_not_again`); None when the last run did
+    not complete (one started since, to attach to, or one that failed, to start again as
+    any start may). Raises `AlreadyOnboardedError` otherwise."""
+    if not await _completed(client, deal.workflow_id, rpc_timeout):
+        return None
+    handle = client.get_workflow_handle(deal.workflow_id, result_type=OnboardingStatus)
+    finished = await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)
+    outcome = finished.state.value  # completed, or cancelled
+    if deal.deal_type is not DealType.EXPANSION:
+        raise AlreadyOnboardedError(deal.account_id, outcome, run_id)
+    why = expansion.why_not_again(deal, finished)
+    if why is not None:
+        raise AlreadyOnboardedError(deal.account_id, outcome, run_id, why)
+    return finished
+
+
+async def _completed(
+    client: temporalio.client.Client, workflow_id: str, rpc_timeout: timedelta | None
+) -> bool:
+    """Whether the workflow's last run completed (as an onboarding ends, handed off or
+    cancelled). Read raw: only the run's status is needed, not its search attributes."""
+    described = await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        ),
+        retry=True,
+        timeout=rpc_timeout,
+    )
+    status = described.workflow_execution_info.status
+    return bool(status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+
+
+def _started_text(decision: TierDecision, after: OnboardingStatus | None) -> str:
+    tier = f"{decision.tier.value}: {decision.reason}"
+    if after is None:
+        return f"onboarding started ({tier})"
+    number, _ = expansion.next_number(after)
+    return (
+        f"expansion onboarding started, the account's onboarding {number} here; the "
+        f"earlier one {after.state.value} ({tier})"
+    )
 
 
 def _was_started(handle: temporalio.client.WorkflowHandle[Any, OnboardingStatus]) -> bool:
@@ -209,12 +302,12 @@ def _was_started(handle: temporalio.client.WorkflowHandle[Any, OnboardingStatus]
 
 async def start_onboarding(
     client: temporalio.client.Client, deal: ClosedWonDeal, playbook: Playbook
-) -> tuple[temporalio.client.WorkflowHandle[object, OnboardingStatus], bool]:
-    """Start the account's onboarding by hand (the CLI): the handle, and whether this
-    call started it (False: it was already running)."""
+) -> tuple[temporalio.client.WorkflowHandle[object, OnboardingStatus], DealAcceptance]:
+    """Start the account's onboarding by hand (the CLI): the handle, and the answer
+    (`started` False: it was already running; `queued`: an expansion deal waiting for it)."""
     accepted = await deliver_deal(client, deal, playbook, f"manual:{uuid.uuid4()}")
     handle = client.get_workflow_handle(accepted.workflow_id, result_type=OnboardingStatus)
-    return handle, accepted.started
+    return handle, accepted
 
 
 async def report_deal_lost(

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
-from activities.records.schema import escalation, milestone, onboarding
-from activities.records.store import RecordStore, RecordStoreError
+from activities.records.schema import escalation, milestone, onboarding, program
+from activities.records.store import MIGRATIONS, RecordStore, RecordStoreError
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
+from tests.test_programs import took_part
 from workflows.models import OnboardingState, Tier
 
 
@@ -117,3 +120,84 @@ def test_the_write_mark_moves_with_every_write_and_cohorts_are_listed(
     assert not store.save(make_record("001N", march, revision=2))  # not written: no move
     assert store.write_mark() == third
     assert store.cohorts() == ["2025-03", "2025-05"]
+
+
+def test_an_accounts_expansion_is_kept_beside_its_first_onboarding_across_the_migration(
+    store: RecordStore,
+) -> None:
+    """Migration 0008 keys records by account and onboarding number (rules §2, an
+    expansion after an earlier onboarding here): the records stored before it are the
+    accounts' first onboardings, every column and row kept, and the account's next one
+    no longer overwrites them."""
+    won = _now() - 40 * DAY
+    first = make_record(
+        "001X",
+        won,
+        state=OnboardingState.COMPLETED,
+        milestones=[milestone_view("kickoff_call", won, 7, 3)],
+        escalations=[escalation_at("stall", won, 15, Tier.TECH_TOUCH)],
+        team_invitations=4,
+        first_active_day=2,
+        came_back_day=10,
+        programs=[took_part("onboarding_webinar", won, attended_day=8.1)],
+    ).model_copy(update={"specialist": "dan@v.test"})
+    assert store.save(first)
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with store.engine.begin() as conn:  # back to one row per account, as before 0008
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+    with store.engine.connect() as conn:
+        assert "onboarding_number" not in [
+            c["name"] for c in sa.inspect(conn).get_columns("onboarding")
+        ]
+
+    store.migrate()
+
+    assert store.get("001X") == first and first.onboarding_number == 1
+    expansion = make_record(
+        "001X", won + 30 * DAY, milestones=[milestone_view("kickoff_call", won + 30 * DAY, 7)]
+    ).model_copy(update={"onboarding_number": 2})
+    assert store.save(expansion)
+    assert (store.get("001X", 1), store.get("001X", 2), store.get("001X")) == (
+        first,
+        expansion,
+        expansion,
+    )
+    assert store.count() == 2
+    with store.engine.connect() as conn:
+        done = conn.execute(
+            sa.select(milestone.c.onboarding_number, milestone.c.done_at).order_by(
+                milestone.c.onboarding_number
+            )
+        ).all()
+        assert done == [(1, won + 3 * DAY), (2, None)]
+        escalated = conn.execute(sa.select(escalation.c.onboarding_number)).scalars().all()
+        assert escalated == [1]
+        kept = conn.execute(
+            sa.select(
+                onboarding.c.specialist,
+                onboarding.c.team_invitations,
+                onboarding.c.first_active_on,
+                onboarding.c.came_back_on,
+            ).where(onboarding.c.onboarding_number == 1)
+        ).one()
+        assert kept == ("dan@v.test", 4, (won + 2 * DAY).date(), (won + 10 * DAY).date())
+        programs = conn.execute(
+            sa.select(program.c.onboarding_number, program.c.program_id, program.c.attendances)
+        ).all()
+        assert programs == [(1, "onboarding_webinar", 1)]
+
+    with store.engine.begin() as conn:  # the downgrade keeps the first onboardings
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT account_id, specialist FROM onboarding")).all() == [
+            ("001X", "dan@v.test")
+        ]
+        assert conn.execute(sa.text("SELECT count(*) FROM milestone")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT program_id FROM program")).scalars().all() == [
+            "onboarding_webinar"
+        ]
+    store.migrate()
+    assert store.get("001X") == first and store.count() == 1

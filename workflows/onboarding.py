@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         SuccessPlanConfirmation,
         TierOverride,
     )
-    from workflows.progress import checks, facts, measures, products, programs
+    from workflows.progress import checks, expansion, facts, measures, products, programs
     from workflows.publishing import Publisher
     from workflows.recording import Recorder
 
@@ -69,6 +69,10 @@ STALL_CLOCK_CUSTOMER = "stall-clock-customer-2026-12-01"
 # workflow.patched() id of "replacing the champion opens a re-alignment window" (rules
 # §6.3, added 2026-12-01): before it, `change_contact` only replaced the contact.
 CHAMPION_WINDOW = "champion-window-2026-12-01"
+# workflow.patched() id of "an expansion deal for a running onboarding is queued, and its
+# onboarding follows this one" (rules §2, added 2026-12-01): before it, the deal was
+# answered "already onboarding" and dropped.
+EXPANSION_QUEUE = "expansion-queue-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -80,6 +84,8 @@ class AccountOnboarding:
         self.delivery_id = input.delivery_id
         self.deal_wait_days = input.deal_wait_days
         self.max_history_events = input.max_history_events
+        # The account's earlier onboardings, for the one this run begins (rules §2).
+        self._lineage = (input.onboarding_number, input.earlier_deals, input.queued_deals)
         self.outbox: list[rule.Effect] = []
         self.changed = False
         self._alarm = Alarm()
@@ -129,6 +135,11 @@ class AccountOnboarding:
         await self._recorder.flush()
         self._recorder.save(self.progress, self._status())  # the final state
         await self._recorder.flush()
+        following = expansion.next_onboarding(
+            self._o(), self.deal_wait_days, self.max_history_events
+        )
+        if following is not None:  # a queued expansion deal's onboarding (rules §2)
+            workflow.continue_as_new(following)
         return self._status()
 
     def _keep_record(self) -> bool:
@@ -163,6 +174,7 @@ class AccountOnboarding:
             deal = deal.model_copy(
                 update={"contacts": [], "success_criteria": [], "completed_milestones": []}
             )
+        number, earlier, queued = self._lineage
         return OnboardingInput(
             account_id=self.account_id,
             deal=deal,
@@ -172,6 +184,9 @@ class AccountOnboarding:
             max_history_events=self.max_history_events,
             early=self.early,
             progress=self.progress if self._deal is not None else None,
+            onboarding_number=number,
+            earlier_deals=earlier,
+            queued_deals=queued,
         )
 
     async def _wait_for_deal(self) -> None:
@@ -204,6 +219,7 @@ class AccountOnboarding:
         o, changes = rule.begin(self.deal, self.playbook, early, now, self._times_kept)
         self.progress = o.progress
         self._apply(changes)
+        self._apply(expansion.follow(self.progress, *self._lineage, now))
         self._phase = changes.phase
 
     def _advance(self, now: datetime) -> None:
@@ -299,7 +315,9 @@ class AccountOnboarding:
 
     @workflow.update(name=contract.PROVIDE_DEAL)
     def provide_deal(self, delivery: DealDelivery) -> DealAcceptance:
-        """The CRM's closed-won deal; delivering it again (or another one) changes nothing."""
+        """The CRM's closed-won deal; delivering it again (or another one) changes nothing,
+        but an expansion deal of its own waits for this onboarding to finish, then gets
+        its own (rules §2 (docs/rules.md))."""
         if self._deal is None:
             self._deal, self.playbook = delivery.deal, delivery.playbook
             self.delivery_id = delivery.delivery_id
@@ -308,6 +326,14 @@ class AccountOnboarding:
             return self._acceptance(True, "deal received: onboarding started")
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
+        # Patched: runs that answered such a deal "already onboarding" replay so.
+        if expansion.another_expansion(self._o(), delivery.deal) and workflow.patched(
+            EXPANSION_QUEUE
+        ):
+            detail, changes = expansion.queue(self._o(), delivery, workflow.now())
+            self._apply(changes)
+            self.changed = True
+            return self._acceptance(False, detail, queued=True)
         since = day_text(self.progress.started_at)
         return self._acceptance(False, f"already onboarding since {since}; deal not changed")
 
@@ -315,13 +341,14 @@ class AccountOnboarding:
     def _check_deal(self, delivery: DealDelivery) -> None:
         checks.deal_is_for(self.account_id, delivery)
 
-    def _acceptance(self, started: bool, detail: str) -> DealAcceptance:
+    def _acceptance(self, started: bool, detail: str, *, queued: bool = False) -> DealAcceptance:
         return DealAcceptance(
             account_id=self.account_id,
             workflow_id=workflow.info().workflow_id,
             started=started,
             detail=detail,
             state=self._state(workflow.now()),
+            queued=queued,
         )
 
     # ------------------------------------------------------------------ updates

@@ -31,7 +31,7 @@ from workflows.models import (
     TtvBreakdown,
     product_dependencies,
 )
-from workflows.progress import champion, measures, products, skipnet
+from workflows.progress import champion, expansion, measures, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -111,6 +111,9 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         schedule_provisional=any(m.provisional and m.is_open for m in p.milestones),
         support_tickets=skipnet.support_tickets(p, o.playbook),
         products=product_views(o),
+        onboarding_number=p.onboarding_number,
+        deals_onboarded=expansion.deals_onboarded(p, deal),
+        queued_deals=expansion.queued_views(p),
         team_invitations=measures.team_invitations(p, o.playbook.measures),
         first_active_on=measures.first_active_on(p),
         came_back_on=measures.came_back_on(p),

@@ -31,6 +31,7 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
     initial = status.tier_changes[0].from_tier if status.tier_changes else status.tier
     return OnboardingRecord(
         account_id=status.account_id,
+        onboarding_number=status.onboarding_number,
         workflow_id=status.workflow_id,
         revision=revision,
         as_of=status.as_of,

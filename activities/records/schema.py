@@ -1,10 +1,12 @@
 """The records store's tables (SQLAlchemy Core). Changes go through a new Alembic
 migration in `migrations/versions/`, never by editing a released one.
 
-`onboarding` holds one row per account, with the columns the reports filter and group by
-and the whole record as `document`; `milestone`, `escalation`, `tier_change` and
-`program` (group programs: invitation and attendance) hold the record's lists as rows, so
-drop-off, SLA, escalation and program figures are SQL aggregates.
+`onboarding` holds one row per onboarding, keyed by the account and its onboarding
+number (an expansion after an earlier onboarding here is the account's next, rules §2),
+with the columns the reports filter and group by and the whole record as `document`;
+`milestone`, `escalation`, `tier_change` and `program` (group programs: invitation and
+attendance) hold the record's lists as rows, so drop-off, SLA, escalation and program
+figures are SQL aggregates.
 `customer_link` holds the customers' progress links (`activities.records.links`): one live
 link per account at most, kept when revoked so a revoked link stays refused.
 """
@@ -39,10 +41,25 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
 metadata = sa.MetaData()
 
+
+def _onboarding_key() -> tuple[sa.Column[Any], sa.Column[Any], sa.ForeignKeyConstraint]:
+    """A child row's key: its onboarding's (account, onboarding number)."""
+    return (
+        sa.Column("account_id", sa.String(64), primary_key=True),
+        sa.Column("onboarding_number", sa.Integer, primary_key=True, server_default="1"),
+        sa.ForeignKeyConstraint(
+            ["account_id", "onboarding_number"],
+            ["onboarding.account_id", "onboarding.onboarding_number"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
 onboarding = sa.Table(
     "onboarding",
     metadata,
     sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("onboarding_number", sa.Integer, primary_key=True, server_default="1"),
     sa.Column("workflow_id", sa.String(200), nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("as_of", UtcDateTime, nullable=False),
@@ -90,12 +107,7 @@ onboarding = sa.Table(
 milestone = sa.Table(
     "milestone",
     metadata,
-    sa.Column(
-        "account_id",
-        sa.String(64),
-        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    *_onboarding_key(),
     sa.Column("milestone_id", sa.String(64), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("title", sa.String(200), nullable=False),
@@ -108,18 +120,13 @@ milestone = sa.Table(
     sa.Column("credit", sa.Float),
     sa.Index("ix_milestone_id", "milestone_id"),
     # The report's "moved again after an escalation": the next milestone done per account.
-    sa.Index("ix_milestone_done", "account_id", "done_at"),
+    sa.Index("ix_milestone_done", "account_id", "onboarding_number", "done_at"),
 )
 
 escalation = sa.Table(
     "escalation",
     metadata,
-    sa.Column(
-        "account_id",
-        sa.String(64),
-        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    *_onboarding_key(),
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("due_at", UtcDateTime, nullable=False),
@@ -135,12 +142,7 @@ escalation = sa.Table(
 tier_change = sa.Table(
     "tier_change",
     metadata,
-    sa.Column(
-        "account_id",
-        sa.String(64),
-        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    *_onboarding_key(),
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("from_tier", sa.String(16), nullable=False),
@@ -153,12 +155,7 @@ tier_change = sa.Table(
 program = sa.Table(
     "program",
     metadata,
-    sa.Column(
-        "account_id",
-        sa.String(64),
-        sa.ForeignKey("onboarding.account_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    *_onboarding_key(),
     sa.Column("program_id", sa.String(64), primary_key=True),
     sa.Column("invited_at", UtcDateTime),
     sa.Column("session_at", UtcDateTime),

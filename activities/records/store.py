@@ -3,7 +3,7 @@ URL setting), its schema kept by Alembic migrations.
 
     store = RecordStore.open("sqlite:///.data/records.db")   # migrates to the latest schema
     store.save(record)          # True if written; False if it had this revision or later
-    store.get("001...")         # OnboardingRecord | None
+    store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
     store.staff_loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
@@ -86,6 +86,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
     ttv = record.ttv
     return {
         "account_id": record.account_id,
+        "onboarding_number": record.onboarding_number,
         "workflow_id": record.workflow_id,
         "revision": record.revision,
         "as_of": record.as_of,
@@ -125,12 +126,12 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
 
 
 def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[str, Any]]]]:
-    key = record.account_id
+    key = {"account_id": record.account_id, "onboarding_number": record.onboarding_number}
     yield (
         milestone,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "milestone_id": m.id,
                 "position": i,
                 "title": m.title,
@@ -148,8 +149,8 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     yield (
         escalation,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "position": i,
                 "at": e.at,
                 "due_at": e.due_at,
@@ -166,8 +167,8 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     yield (
         tier_change,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "position": i,
                 "at": c.at,
                 "from_tier": c.from_tier.value,
@@ -182,8 +183,8 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     yield (
         program,
         [
-            {
-                "account_id": key,
+            key
+            | {
                 "program_id": x.program,
                 "invited_at": x.invited_at,
                 "session_at": x.session_at,
@@ -197,7 +198,9 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
 
 # Built once (building a statement costs more CPU than running it).
 _DELETE_CHILDREN = {
-    t.name: sa.delete(t).where(t.c.account_id == sa.bindparam("key"))
+    t.name: sa.delete(t).where(
+        t.c.account_id == sa.bindparam("account"), t.c.onboarding_number == sa.bindparam("number")
+    )
     for t in (milestone, escalation, tier_change, program)
 }
 
@@ -276,7 +279,10 @@ class RecordStore:
             if not self._upsert(conn, row):
                 return False
             for table, rows in _children(record):
-                conn.execute(_DELETE_CHILDREN[table.name], {"key": record.account_id})
+                conn.execute(
+                    _DELETE_CHILDREN[table.name],
+                    {"account": record.account_id, "number": record.onboarding_number},
+                )
                 if rows:
                     conn.execute(sa.insert(table), rows)
         return True
@@ -291,25 +297,35 @@ class RecordStore:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(onboarding)
         return insert.on_conflict_do_update(
-            index_elements=[onboarding.c.account_id],
-            set_={c.name: insert.excluded[c.name] for c in onboarding.c if c.name != "account_id"},
+            index_elements=[onboarding.c.account_id, onboarding.c.onboarding_number],
+            set_={c.name: insert.excluded[c.name] for c in onboarding.c if not c.primary_key},
             where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
             < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
         ).returning(onboarding.c.account_id)
 
-    def get(self, account_id: str) -> OnboardingRecord | None:
+    def get(self, account_id: str, number: int | None = None) -> OnboardingRecord | None:
+        """The account's onboarding `number`, by default its latest (an expansion after an
+        earlier onboarding is the account's next, rules §2 (docs/rules.md))."""
         with self.engine.connect() as conn:
             doc = conn.execute(
-                sa.select(onboarding.c.document).where(onboarding.c.account_id == account_id)
+                self._of(account_id, number, onboarding.c.document)
             ).scalar_one_or_none()
         return None if doc is None else OnboardingRecord.model_validate(doc)
 
-    def revision(self, account_id: str) -> int | None:
-        """The revision stored for `account_id`, or None."""
+    def revision(self, account_id: str, number: int | None = None) -> int | None:
+        """The revision stored for the account's onboarding `number` (by default its
+        latest), or None."""
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(onboarding.c.revision).where(onboarding.c.account_id == account_id)
+                self._of(account_id, number, onboarding.c.revision)
             ).scalar_one_or_none()
+
+    @staticmethod
+    def _of(account_id: str, number: int | None, column: sa.Column[Any]) -> sa.Select[Any]:
+        query = sa.select(column).where(onboarding.c.account_id == account_id)
+        if number is not None:
+            return query.where(onboarding.c.onboarding_number == number)
+        return query.order_by(onboarding.c.onboarding_number.desc()).limit(1)
 
     def count(self, state: OnboardingState | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(onboarding)
@@ -338,9 +354,10 @@ class RecordStore:
 
     def support_ticket_median(self, tier: Tier, account_id: str) -> tuple[float | None, int]:
         """The median of the support tickets of the open onboardings (neither completed
-        nor cancelled) of `tier` other than `account_id`, and how many there are (None,
-        0 without any): the skip net's peers (rules §6.4 (docs/rules.md)). The median is
-        taken here, not in SQL: SQLite has no percentile function."""
+        nor cancelled) of `tier` of the accounts other than `account_id` (an account has
+        one open at most, rules §2), and how many there are (None, 0 without any): the
+        skip net's peers (rules §6.4 (docs/rules.md)). The median is taken here, not in
+        SQL: SQLite has no percentile function."""
         ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
         query = sa.select(onboarding.c.support_tickets).where(
             onboarding.c.tier == tier.value,
@@ -353,9 +370,10 @@ class RecordStore:
 
     def staff_loads(self, gates: list[str], account_id: str) -> dict[str, Load]:
         """What each person carries, by id, from the open onboardings (neither completed
-        nor cancelled) other than `account_id`: as owner, per tier band; as
-        implementation specialist, the onboardings with one of `gates` still open (a
-        per-product copy `<gate>:<product>` counts). The loads of capacity-aware
+        nor cancelled) of the accounts other than `account_id`: as owner, per tier band;
+        as implementation specialist, the onboardings with one of `gates` still open in
+        that onboarding (a per-product copy `<gate>:<product>` counts); an account's
+        earlier, finished onboardings (rules §2) carry nothing. The loads of capacity-aware
         assignment (rules §7 (docs/rules.md))."""
         ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
         live = (onboarding.c.state.not_in(ended), onboarding.c.account_id != account_id)
@@ -368,15 +386,17 @@ class RecordStore:
             milestone.c.milestone_id.in_(gates),
             *(milestone.c.milestone_id.startswith(f"{g}:", autoescape=True) for g in gates),
         )
+        # The gate open in the onboarding itself: an earlier onboarding of the account
+        # (rules §2) left with gates open (cancelled) is no load.
+        gate_open = sa.exists().where(
+            milestone.c.account_id == onboarding.c.account_id,
+            milestone.c.onboarding_number == onboarding.c.onboarding_number,
+            milestone.c.status.in_(("not_started", "in_progress")),
+            open_gate,
+        )
         implementing = (
-            sa.select(onboarding.c.specialist, sa.func.count(sa.distinct(onboarding.c.account_id)))
-            .join(milestone, milestone.c.account_id == onboarding.c.account_id)
-            .where(
-                onboarding.c.specialist.is_not(None),
-                *live,
-                milestone.c.status.in_(("not_started", "in_progress")),
-                open_gate,
-            )
+            sa.select(onboarding.c.specialist, sa.func.count())
+            .where(onboarding.c.specialist.is_not(None), *live, gate_open)
             .group_by(onboarding.c.specialist)
         )
         loads: dict[str, Load] = {}

@@ -19,6 +19,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # not a closed-won deal
     REJECTED = "rejected"
     VALID = "valid"  # a dry run: would be delivered
+    QUEUED = "queued"  # an expansion deal: onboarded when the running onboarding finishes
 
 
 _IMPORT_COUNTS = (
@@ -27,7 +28,10 @@ _IMPORT_COUNTS = (
     Outcome.ALREADY_FINISHED,
     Outcome.SKIPPED,
     Outcome.REJECTED,
+    Outcome.QUEUED,
 )
+# Shown only when some rows had them.
+_WHEN_ANY = (Outcome.SKIPPED, Outcome.QUEUED)
 _DRY_RUN_COUNTS = (Outcome.VALID, Outcome.SKIPPED, Outcome.REJECTED)
 
 
@@ -50,13 +54,10 @@ class ImportSummary(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def counts(self) -> dict[str, int]:
-        """Rows per outcome; `skipped` only when some rows were not closed-won deals."""
+        """Rows per outcome; `skipped` only when some rows were not closed-won deals,
+        `queued` only when some were expansion deals queued behind a running onboarding."""
         shown = _DRY_RUN_COUNTS if self.dry_run else _IMPORT_COUNTS
-        return {
-            o.value: len(self.of(o))
-            for o in shown
-            if o is not Outcome.SKIPPED or self.of(Outcome.SKIPPED)
-        }
+        return {o.value: len(self.of(o)) for o in shown if o not in _WHEN_ANY or self.of(o)}
 
     def of(self, outcome: Outcome) -> list[RowResult]:
         return [r for r in self.results if r.outcome is outcome]

@@ -87,7 +87,7 @@ async def _deliver(
         )
     except AlreadyOnboardedError as exc:
         return result.model_copy(
-            update={"outcome": Outcome.ALREADY_FINISHED, "reason": exc.outcome}
+            update={"outcome": Outcome.ALREADY_FINISHED, "reason": exc.reason()}
         )
     except TimeoutError:
         reason = (
@@ -101,6 +101,12 @@ async def _deliver(
     except TemporalError as exc:
         reason = f"temporal: {exc}"
     else:
-        outcome = Outcome.STARTED if acceptance.started else Outcome.ALREADY_RUNNING
+        outcome = (
+            Outcome.STARTED
+            if acceptance.started
+            else Outcome.QUEUED
+            if acceptance.queued
+            else Outcome.ALREADY_RUNNING
+        )
         return result.model_copy(update={"outcome": outcome, "workflow_id": acceptance.workflow_id})
     return result.model_copy(update={"reason": reason})

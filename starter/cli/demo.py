@@ -110,7 +110,8 @@ async def _demo(playbook_path: Path) -> None:
     client = await connect()
     for deal, note in demo_deals(datetime.now(UTC)):
         try:
-            handle, new = await start_onboarding(client, deal, playbook)
+            handle, accepted = await start_onboarding(client, deal, playbook)
+            new = accepted.started
         except AlreadyOnboardedError as exc:
             typer.echo(f"{deal.workflow_id}: {exc}")
             continue

@@ -27,6 +27,7 @@ from workflows import contract
 from workflows.models import (
     CancelRequest,
     ClosedWonDeal,
+    DealAcceptance,
     MilestoneReport,
     OnboardingStatus,
     OwnerReassignment,
@@ -103,9 +104,13 @@ def _read_deal(path: Path, playbook: Playbook, rates: FxRates) -> ClosedWonDeal:
     return deal
 
 
-def _print_started(handle_id: str, new: bool, namespace: str, tier_line: str = "") -> None:
-    if new:
+def _print_started(
+    handle_id: str, accepted: DealAcceptance, namespace: str, tier_line: str = ""
+) -> None:
+    if accepted.started:
         typer.echo(f"started {handle_id}{tier_line}")
+    elif accepted.queued:
+        typer.echo(f"queued behind the running onboarding {handle_id}: {accepted.detail}")
     else:
         typer.echo(f"already running {handle_id}: not started again")
     typer.echo(f"  UI: {ui_url(handle_id, namespace)}")
@@ -115,11 +120,13 @@ async def _start(file: Path, playbook_path: Path, fx_rates: Path) -> None:
     playbook = load_playbook(playbook_path)
     deal = _read_deal(file, playbook, load_fx_rates(fx_rates))
     client = await connect()
-    handle, new = await start_onboarding(client, deal, playbook)
+    handle, accepted = await start_onboarding(client, deal, playbook)
     from workflows.rules import decide_tier
 
     decision = decide_tier(deal, playbook)
-    _print_started(handle.id, new, client.namespace, f" ({decision.tier.value}: {decision.reason})")
+    _print_started(
+        handle.id, accepted, client.namespace, f" ({decision.tier.value}: {decision.reason})"
+    )
 
 
 def start(

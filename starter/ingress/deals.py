@@ -231,7 +231,7 @@ async def salesforce(request: Request, body: RawBody, ingress: IngressDep) -> JS
         delivery = f"salesforce:{result.deal_id}"
         return JSONResponse({"lost": [await _lose(ingress, result, "salesforce", delivery)]})
     answer = await _deliver(ingress, result, f"salesforce:{result.crm.deal_id}")
-    return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+    return JSONResponse(answer, status_code=_delivered_status(answer))
 
 
 @router.post(
@@ -283,7 +283,7 @@ async def generic(request: Request, body: RawBody, ingress: IngressDep) -> JSONR
     )
     deal = as_domain(lambda: crm.generic_deal(parse_json(body), rates=ingress.rates))
     answer = await _deliver(ingress, deal, f"webhook:{webhook_id}")
-    return JSONResponse(answer, status_code=201 if answer["started"] else 200)
+    return JSONResponse(answer, status_code=_delivered_status(answer))
 
 
 # ---------------------------------------------------------------------- won and lost deals
@@ -376,10 +376,24 @@ def _champion_answer(
     return outcome.model_dump(mode="json") | {"ui_url": link}
 
 
+def _delivered_status(answer: dict[str, Any]) -> int:
+    """201 when this delivery started an onboarding, 202 when its expansion onboarding
+    waits for the running one (rules §2), else 200."""
+    return 201 if answer["started"] else 202 if answer["queued"] else 200
+
+
 def _count_delivery(ingress: Ingress, source: str, accepted: DealAcceptance) -> None:
     finished = accepted.state in (OnboardingState.COMPLETED, OnboardingState.CANCELLED)
-    outcome = "started" if accepted.started else "already_running"
-    ingress.metrics.deliveries.labels(source, "already_onboarded" if finished else outcome).inc()
+    outcome = (
+        "started"
+        if accepted.started
+        else "queued"
+        if accepted.queued
+        else "already_onboarded"
+        if finished
+        else "already_running"
+    )
+    ingress.metrics.deliveries.labels(source, outcome).inc()
     if accepted.started:
         ingress.metrics.starts.labels(source).inc()
 
@@ -390,6 +404,7 @@ def _acceptance(accepted: DealAcceptance, ui: str) -> dict[str, Any]:
         "workflow_id": accepted.workflow_id,
         "ui_url": ui,
         "started": accepted.started,
+        "queued": accepted.queued,
         "state": accepted.state.value,
         "detail": accepted.detail,
     }

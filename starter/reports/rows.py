@@ -1,5 +1,5 @@
 """What the portfolio report reads from the records store, in six queries: one
-`Onboarding` per account (its columns, and what its milestones, escalations, tier
+`Onboarding` per onboarding (its columns, and what its milestones, escalations, tier
 changes and group programs say, aggregated by the database) and the escalation ladder's
 steps with what followed them. Milestone and escalation rows never come to Python one by
 one: over 10,000 onboardings they are about 150,000. Times come as POSIX seconds the
@@ -70,9 +70,10 @@ class Overdue(NamedTuple):
 
 @dataclass(slots=True)
 class Onboarding:
-    """One account's onboarding as the report sees it. Times are `Seconds` (to the
-    millisecond on SQLite); the TTV parts days (rules §3: handoff delay, setup, activation
-    and their total; None until reached).
+    """One onboarding as the report sees it (an account's expansion after an earlier
+    onboarding here is its next onboarding, `onboarding_number`, counted on its own).
+    Times are `Seconds` (to the millisecond on SQLite); the TTV parts days (rules §3:
+    handoff delay, setup, activation and their total; None until reached).
 
     From its milestones (skipped ones never count as due): `last_due_at` the latest due
     date (None: no plan); `milestones_due` those done or due by the report time,
@@ -90,6 +91,7 @@ class Onboarding:
     the group programs it was invited to and those it attended (rules §1)."""
 
     account_id: str
+    onboarding_number: int
     account_name: str
     acv_usd: float
     closed_won_at: Seconds
@@ -155,8 +157,8 @@ class LadderStep(NamedTuple):
 
 @dataclass
 class Rows:
-    """Everything the report reads: the onboardings (ordered by account id) and the
-    ladder's steps."""
+    """Everything the report reads: the onboardings (ordered by account id and onboarding
+    number) and the ladder's steps."""
 
     onboardings: list[Onboarding]
     ladder: list[LadderStep]
@@ -200,11 +202,12 @@ class _Query:
             query = query.where(onboarding.c.cohort == self.cohort)
         return query
 
-    def of_filtered(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
-        """`column` (an account id) is one of the filtered onboardings."""
+    def of_filtered(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """A row of `table` (a child of `onboarding`) is of one of the filtered onboardings."""
         if self.tier is None and self.cohort is None:
             return sa.true()
-        return column.in_(self.filtered(sa.select(onboarding.c.account_id)))
+        o = onboarding.c
+        return _key(table).in_(self.filtered(sa.select(o.account_id, o.onboarding_number)))
 
     def milestone_facts(self) -> sa.Subquery:
         m = milestone.c
@@ -228,6 +231,7 @@ class _Query:
         return (
             sa.select(
                 m.account_id,
+                m.onboarding_number,
                 bits(sa.true()).label("planned"),
                 bits(m.status.in_(PASSED)).label("passed"),
                 bits(m.due_at <= self.now).label("due_now"),
@@ -240,16 +244,17 @@ class _Query:
                 _count(setup & due).label("setup_judged"),
                 _count(setup & (m.status == MilestoneStatus.DONE.value)).label("setup_done"),
             )
-            .where(self.of_filtered(m.account_id))
-            .group_by(m.account_id)
+            .where(self.of_filtered(milestone))
+            .group_by(m.account_id, m.onboarding_number)
             .subquery("facts")
         )
 
     def onboardings(self) -> sa.Select[Any]:
         o, facts = onboarding.c, self.milestone_facts()
-        ran = sa.exists().where(escalation.c.account_id == o.account_id, ~escalation.c.superseded)
+        ran = sa.exists().where(_same(escalation.c, o), ~escalation.c.superseded)
         query = sa.select(
             o.account_id,
+            o.onboarding_number,
             o.account_name,
             o.acv_usd,
             _Epoch(o.closed_won_at),
@@ -281,20 +286,24 @@ class _Query:
             o.team_invitations,
             o.first_active_on,
             o.came_back_on,
-        ).select_from(onboarding.outerjoin(facts, facts.c.account_id == o.account_id))
-        return self.filtered(query).order_by(o.account_id)
+        ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
+        return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 
     def tier_changes(self) -> sa.Select[Any]:
         c = tier_change.c
-        return sa.select(c.account_id, _Epoch(c.at), c.from_tier, c.to_tier, c.kind).where(
-            self.of_filtered(c.account_id)
-        )
+        return sa.select(
+            c.account_id, c.onboarding_number, _Epoch(c.at), c.from_tier, c.to_tier, c.kind
+        ).where(self.of_filtered(tier_change))
 
     def programs(self) -> sa.Select[Any]:
         c = program.c
         return sa.select(
-            c.account_id, c.program_id, c.invited_at.is_not(None), c.attended_at.is_not(None)
-        ).where(self.of_filtered(c.account_id))
+            c.account_id,
+            c.onboarding_number,
+            c.program_id,
+            c.invited_at.is_not(None),
+            c.attended_at.is_not(None),
+        ).where(self.of_filtered(program))
 
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
@@ -306,16 +315,18 @@ class _Query:
     def at_risk(self) -> sa.Select[Any]:
         # Risk flags live only in the record's document.
         o = onboarding.c
-        query = sa.select(o.account_id, o.document["risk_flags"], o.next_deadline)
+        query = sa.select(
+            o.account_id, o.onboarding_number, o.document["risk_flags"], o.next_deadline
+        )
         return self.filtered(query).where(self.attention())
 
     def overdue(self) -> sa.Select[Any]:
         m = milestone.c
         query = (
-            sa.select(m.account_id, m.milestone_id, _Epoch(m.due_at))
-            .select_from(milestone.join(onboarding, onboarding.c.account_id == m.account_id))
+            sa.select(m.account_id, m.onboarding_number, m.milestone_id, _Epoch(m.due_at))
+            .select_from(milestone.join(onboarding, _same(m, onboarding.c)))
             .where(self.attention(), m.status.in_(OPEN), m.due_at <= self.now)
-            .order_by(m.account_id, m.due_at)
+            .order_by(m.account_id, m.onboarding_number, m.due_at)
         )
         return self.filtered(query)
 
@@ -323,13 +334,11 @@ class _Query:
         e, m = escalation.c, milestone.c
         window = self.playbook.targets.escalation_response_days * DAY_S
         next_done = (
-            sa.select(sa.func.min(m.done_at))
-            .where(m.account_id == e.account_id, m.done_at > e.at)
-            .scalar_subquery()
+            sa.select(sa.func.min(m.done_at)).where(_same(m, e), m.done_at > e.at).scalar_subquery()
         )
         last = (
-            sa.select(m.account_id, sa.func.max(m.done_at).label("done_at"))
-            .group_by(m.account_id)
+            sa.select(m.account_id, m.onboarding_number, sa.func.max(m.done_at).label("done_at"))
+            .group_by(m.account_id, m.onboarding_number)
             .subquery("last")
         )
         # The cheap test first: a firing after the account's last milestone done (the
@@ -347,10 +356,20 @@ class _Query:
                 _count(moved),
                 _count(closed) + _count(~closed & moved),
             )
-            .select_from(escalation.outerjoin(last, last.c.account_id == e.account_id))
-            .where(~e.superseded, self.of_filtered(e.account_id))
+            .select_from(escalation.outerjoin(last, _same(last.c, e)))
+            .where(~e.superseded, self.of_filtered(escalation))
             .group_by(e.tier, e.step_id, e.trigger)
         )
+
+
+def _key(table: sa.Table) -> sa.Tuple:
+    """The key of `table`'s rows' onboarding: (account, onboarding number)."""
+    return sa.tuple_(table.c.account_id, table.c.onboarding_number)
+
+
+def _same(a: Any, b: Any) -> sa.ColumnElement[bool]:
+    """Rows of the same onboarding, `a` and `b` column collections with its key."""
+    return (a.account_id == b.account_id) & (a.onboarding_number == b.onboarding_number)
 
 
 def _ladder(store: RecordStore, q: _Query) -> list[LadderStep]:
@@ -380,7 +399,7 @@ def load_rows(
     if cohort is not None and (problem := cohort_error(cohort)):
         raise ValueError(problem)
     q = _Query(playbook, now, tier, cohort)
-    rows: dict[str, Onboarding] = {}
+    rows: dict[tuple[str, int], Onboarding] = {}
     with ThreadPoolExecutor(max_workers=1) as alongside, store.engine.connect() as conn:
         ladder = alongside.submit(_ladder, store, q)
         if conn.dialect.name == "postgresql":  # the four reads see one snapshot
@@ -389,22 +408,22 @@ def load_rows(
             row = Onboarding(*values)
             row.initial_tier, row.tier = _TIER[row.initial_tier], _TIER[row.tier]
             row.state, row.health_band = _STATE[row.state], _BAND[row.health_band]
-            rows[row.account_id] = row
+            rows[row.account_id, row.onboarding_number] = row
         # On SQLite each select reads as of its start: an account the worker writes after
         # the first one is left to the next report (`rows.get`), never half-read.
-        for key, at, from_tier, to_tier, kind in conn.execute(q.tier_changes()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, at, from_tier, to_tier, kind in conn.execute(q.tier_changes()):
+            if (r := rows.get((account, number))) is not None:
                 r.tier_changes.append(
                     TierChangeRow(at, _TIER[from_tier], _TIER[to_tier], _KIND[kind])
                 )
-        for key, flags, deadline in conn.execute(q.at_risk()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, flags, deadline in conn.execute(q.at_risk()).all():
+            if (r := rows.get((account, number))) is not None:
                 r.risk_flags, r.next_deadline = list(flags or []), deadline
-        for key, milestone_id, due_at in conn.execute(q.overdue()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, milestone_id, due_at in conn.execute(q.overdue()).all():
+            if (r := rows.get((account, number))) is not None:
                 r.overdue.append(Overdue(milestone_id, due_at))
-        for key, program_id, invited, attended in conn.execute(q.programs()).all():
-            if (r := rows.get(key)) is not None:
+        for account, number, program_id, invited, attended in conn.execute(q.programs()):
+            if (r := rows.get((account, number))) is not None:
                 if invited:
                     r.invited.add(program_id)
                 if attended:

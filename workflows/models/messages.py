@@ -115,6 +115,11 @@ class DealAcceptance(BaseModel):
     started: bool
     detail: str
     state: OnboardingState
+    queued: bool = Field(
+        default=False,
+        description="An expansion deal for a running onboarding: its own onboarding starts "
+        "when this one finishes",
+    )
 
 
 class AwaitedEvents(BaseModel):

@@ -32,6 +32,9 @@ class OnboardingRecord(BaseModel):
     """
 
     account_id: str
+    onboarding_number: int = Field(
+        default=1, ge=1, description="The account's n-th onboarding here (rules §2: expansions)"
+    )
     workflow_id: str
     revision: int = Field(ge=0, description="Bumped by the workflow on every change")
     as_of: datetime = Field(description="Workflow time of the change this record shows")

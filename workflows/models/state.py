@@ -194,6 +194,16 @@ class ProductGate(BaseModel):
         return self.outcome == "held" and self.released_at is None
 
 
+class QueuedDeal(BaseModel):
+    """An expansion deal that came while the account's onboarding ran: its own onboarding
+    starts when this one finishes (rules §2 (docs/rules.md), *Tracks*)."""
+
+    deal: ClosedWonDeal
+    playbook: Playbook = Field(description="The playbook it was delivered with")
+    delivery_id: str
+    queued_at: datetime
+
+
 class ProgramParticipation(BaseModel):
     """One group program of an onboarding (rules §1 (docs/rules.md), *Group programs*):
     the invitation sent (`invited_at`, to the session starting at `session_at`) and
@@ -263,6 +273,17 @@ class OnboardingProgress(BaseModel):
     product_gates: list[ProductGate] = Field(
         default_factory=list, description="Product phase gates decided, oldest first"
     )
+    onboarding_number: int = Field(
+        default=1, ge=1, description="The account's n-th onboarding here (expansions add one)"
+    )
+    earlier_deals: list[str] = Field(
+        default_factory=list,
+        description="CRM deal keys (`source:deal_id`) of the account's earlier onboardings",
+    )
+    queued_deals: list[QueuedDeal] = Field(
+        default_factory=list,
+        description="Expansion deals waiting for this onboarding to finish, oldest first",
+    )
     active_days: list[date] = Field(
         default_factory=list,
         description="The account's days with an active event (its time zone), sorted: "
@@ -305,6 +326,18 @@ class OnboardingInput(BaseModel):
     early: EarlyFacts | None = Field(default=None, description="Set only by continue-as-new")
     progress: OnboardingProgress | None = Field(
         default=None, description="Set only by continue-as-new"
+    )
+    onboarding_number: int = Field(
+        default=1, ge=1, description="The account's n-th onboarding here (expansions add one)"
+    )
+    earlier_deals: list[str] = Field(
+        default_factory=list,
+        description="CRM deal keys (`source:deal_id`) of the account's earlier onboardings",
+    )
+    queued_deals: list[QueuedDeal] = Field(
+        default_factory=list,
+        description="Expansion deals still queued behind this onboarding (set only when "
+        "one onboarding continues into the next)",
     )
 
     @model_validator(mode="after")

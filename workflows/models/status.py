@@ -108,6 +108,14 @@ class ProductView(BaseModel):
     threshold: float
 
 
+class QueuedDealView(BaseModel):
+    """An expansion deal waiting for the running onboarding to finish."""
+
+    deal: str = Field(description="The CRM deal key, `source:deal_id`")
+    account_name: str
+    queued_at: datetime
+
+
 class SkipCheckView(BaseModel):
     """A check of the skip net still to come (rules §6.4): which skipped gate, when it was
     skipped, the day it is due now, the day it was first due (later only after a pause
@@ -199,6 +207,18 @@ class OnboardingStatus(BaseModel):
     )
     products: list[ProductView] = Field(
         default_factory=list, description="A multi-product deal's products (rules §6.2)"
+    )
+    onboarding_number: int = Field(
+        default=1, description="The account's n-th onboarding here (expansions add one)"
+    )
+    deals_onboarded: list[str] = Field(
+        default_factory=list,
+        description="CRM deal keys (`source:deal_id`) of the account's onboardings here: "
+        "the earlier ones and this one's",
+    )
+    queued_deals: list[QueuedDealView] = Field(
+        default_factory=list,
+        description="Expansion deals whose onboardings start when this one finishes",
     )
     team_invitations: int | None = Field(
         default=None,

@@ -179,13 +179,17 @@ def recipient(p: OnboardingProgress, audience: Audience) -> str | None:
 
 def notification(o: Onboarding, effect: Notify, workflow_id: str, now: datetime) -> Notification:
     """The `notify` activity's argument for `effect`, its idempotency key
-    `<workflow id>:<trigger>:<audience>`; the owner and health are taken as they are now."""
+    `<workflow id>:<trigger>:<audience>` (`<workflow id>#<n>:...` for the account's n-th
+    onboarding, n > 1, so an expansion's messages are not taken for the earlier one's);
+    the owner and health are taken as they are now."""
+    number = o.progress.onboarding_number
+    key = workflow_id if number == 1 else f"{workflow_id}#{number}"
     variables = effect.variables | {
         "owner": o.progress.owner or "your CSM",
         "health": score_text(o.health(now).score),
     }
     return Notification(
-        idempotency_key=f"{workflow_id}:{effect.trigger}:{effect.audience.value}",
+        idempotency_key=f"{key}:{effect.trigger}:{effect.audience.value}",
         account_id=o.deal.account_id,
         workflow_id=workflow_id,
         audience=effect.audience,
