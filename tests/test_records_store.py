@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from activities.records.schema import escalation, milestone, onboarding, program
-from activities.records.store import MIGRATIONS, RecordStore, RecordStoreError
+from activities.records.store import RecordStore, RecordStoreError
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
 from tests.test_programs import took_part
@@ -142,11 +140,7 @@ def test_an_accounts_expansion_is_kept_beside_its_first_onboarding_across_the_mi
         programs=[took_part("onboarding_webinar", won, attended_day=8.1)],
     ).model_copy(update={"specialist": "dan@v.test"})
     assert store.save(first)
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    with store.engine.begin() as conn:  # back to one row per account, as before 0008
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0007")
+    store.downgrade("0007")  # back to one row per account, as before 0008
     with store.engine.connect() as conn:
         assert "onboarding_number" not in [
             c["name"] for c in sa.inspect(conn).get_columns("onboarding")
@@ -188,9 +182,7 @@ def test_an_accounts_expansion_is_kept_beside_its_first_onboarding_across_the_mi
         ).all()
         assert programs == [(1, "onboarding_webinar", 1)]
 
-    with store.engine.begin() as conn:  # the downgrade keeps the first onboardings
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0007")
+    store.downgrade("0007")  # the downgrade keeps the first onboardings
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT account_id, specialist FROM onboarding")).all() == [
             ("001X", "dan@v.test")
@@ -201,3 +193,24 @@ def test_an_accounts_expansion_is_kept_beside_its_first_onboarding_across_the_mi
         ]
     store.migrate()
     assert store.get("001X") == first and store.count() == 1
+
+
+def test_a_downgrade_keeps_every_row_the_older_schema_holds(store: RecordStore) -> None:
+    """SQLite changes a table by building it afresh: a downgrade that did so with foreign
+    keys enforced would cascade-delete the milestones and escalations of every record."""
+    won = _now() - 20 * DAY
+    record = make_record(
+        "001D",
+        won,
+        milestones=[milestone_view("first_login", won, 3, 1), milestone_view("handoff", won, 56)],
+        escalations=[escalation_at("stall", won, 15, Tier.TECH_TOUCH)],
+    )
+    assert store.save(record)
+
+    store.downgrade("0003")  # through every table rebuilt since (0004-0008)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM milestone")).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM escalation")).scalar_one() == 1
+
+    store.migrate()
+    assert store.get("001D") == record

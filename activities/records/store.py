@@ -21,6 +21,7 @@ import secrets
 import statistics
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+@contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """On SQLite, foreign keys unenforced while a migration runs: SQLite changes a table
+    by building it afresh, and dropping the old one would cascade-delete its children's
+    rows. The pragma only takes effect outside a transaction, so it is set before one."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
 
 
 def _row(record: OnboardingRecord) -> dict[str, Any]:
@@ -255,14 +273,23 @@ class RecordStore:
 
     def migrate(self) -> None:
         """Upgrade the schema to the latest Alembic revision (a no-op when it is there)."""
+        self._migrate(command.upgrade, "head")
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to Alembic `revision` (e.g. "0007"), every row kept that
+        the older schema can hold. Raises RecordStoreError."""
+        self._migrate(command.downgrade, revision)
+
+    def _migrate(self, step: Any, revision: str) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", MIGRATIONS)
         try:
-            with _MIGRATING, self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with _MIGRATING, self.engine.connect() as conn, _foreign_keys_off(conn):
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                    cfg.attributes["connection"] = conn
+                    step(cfg, revision)
         except sa.exc.SQLAlchemyError as exc:
             raise RecordStoreError(
                 f"records store {self.where}: {exc.__class__.__name__}: {exc}"
