@@ -25,11 +25,12 @@ from workflows.models import (
     Playbook,
     ProductView,
     ProgramView,
+    RoleActivationView,
     SkipCheckView,
     TtvBreakdown,
     product_dependencies,
 )
-from workflows.progress import champion, measures, products, skipnet
+from workflows.progress import activation, champion, measures, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -112,6 +113,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         skip_checks=skip_check_views(p),
         programs=program_views(o),
         specialist=p.specialist,
+        roles=activation.views(o),
+        first_value_by_roles_at=activation.first_value_by_roles_at(p),
     )
 
 
@@ -249,8 +252,8 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
     """The UI's current details: a headline (with the owner and any implementation
     specialist), then each milestone as a checklist line, then a pause, a pending
     decision, the last escalation, the last champion change's re-alignment window (rules
-    §6.3), a multi-product deal's products (rules §6.2) and the skip net's pending checks
-    (rules §6.4)."""
+    §6.3), a multi-product deal's products (rules §6.2), the skip net's pending checks
+    (rules §6.4) and activation by role (rules §7)."""
     p, health = o.progress, o.health(now)
     lines = [
         f"**{o.deal.account_name}** · {p.tier.value} · {progress.state(o, now).value} · "
@@ -288,7 +291,20 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
         lines += ["", *_products(o)]
     if checks := skip_check_views(p):
         lines += ["", "Skip net checks:", *map(skip_check_line, checks)]
+    if roles := activation.views(o):
+        lines += ["", roles_line(o, roles)]
     return "\n".join(lines)
+
+
+def roles_line(o: progress.Onboarding, roles: list[RoleActivationView]) -> str:
+    """`Activation by role: admin 1/1 ✓, end user 2/3, executive sponsor 0/1 · first value
+    (admin and end user): not yet` (or the day it was reached; rules §7)."""
+    spec = o.playbook.activation
+    assert spec is not None, "roles are shown only with [activation]"
+    reached = activation.first_value_by_roles_at(o.progress)
+    rule = " and ".join(spec.title(r) for r in spec.first_value_when)
+    when = day_text(reached) if reached else "not yet"
+    return f"Activation by role: {activation.line(roles)} · first value ({rule}): {when}"
 
 
 def skip_check_line(v: SkipCheckView) -> str:

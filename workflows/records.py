@@ -69,6 +69,8 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         skip_checks=status.skip_checks,
         programs=status.programs,
         specialist=status.specialist,
+        roles=status.roles,
+        first_value_by_roles_at=status.first_value_by_roles_at,
     )
 
 

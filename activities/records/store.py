@@ -38,6 +38,7 @@ from activities.records.schema import (
     milestone,
     onboarding,
     program,
+    role_activation,
     tier_change,
 )
 from workflows.assignment import Load
@@ -121,6 +122,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "first_active_on": record.first_active_on,
         "came_back_on": record.came_back_on,
         "specialist": record.specialist,
+        "first_value_by_roles_at": record.first_value_by_roles_at,
     }
 
 
@@ -193,12 +195,25 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
             for x in record.programs
         ],
     )
+    yield (
+        role_activation,
+        [
+            {
+                "account_id": key,
+                "role": x.role,
+                "users": x.users,
+                "needed": x.needed,
+                "activated_at": x.activated_at,
+            }
+            for x in record.roles
+        ],
+    )
 
 
 # Built once (building a statement costs more CPU than running it).
 _DELETE_CHILDREN = {
     t.name: sa.delete(t).where(t.c.account_id == sa.bindparam("key"))
-    for t in (milestone, escalation, tier_change, program)
+    for t in (milestone, escalation, tier_change, program, role_activation)
 }
 
 

@@ -22,7 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from activities.records.schema import escalation, milestone, onboarding, program, tier_change
+from activities.records.schema import (
+    escalation,
+    milestone,
+    onboarding,
+    program,
+    role_activation,
+    tier_change,
+)
 from activities.records.store import RecordStore
 from starter.reports.model import TierChangeKind
 from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
@@ -87,7 +94,9 @@ class Onboarding:
     `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
     need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
     milestones past their due date, earliest first. `invited` and `attended`: the ids of
-    the group programs it was invited to and those it attended (rules §1)."""
+    the group programs it was invited to and those it attended (rules §1). `roles`: the
+    roles whose activation it measures, each with when it was activated (None: not yet),
+    and `first_value_by_roles_at` (rules §7)."""
 
     account_id: str
     account_name: str
@@ -127,6 +136,8 @@ class Onboarding:
     overdue: list[Overdue] = field(default_factory=list)
     invited: set[str] = field(default_factory=set)
     attended: set[str] = field(default_factory=set)
+    roles: dict[str, Seconds | None] = field(default_factory=dict)
+    first_value_by_roles_at: Seconds | None = None
 
     @property
     def running(self) -> bool:
@@ -296,6 +307,16 @@ class _Query:
             c.account_id, c.program_id, c.invited_at.is_not(None), c.attended_at.is_not(None)
         ).where(self.of_filtered(c.account_id))
 
+    def roles(self) -> sa.Select[Any]:
+        c, o = role_activation.c, onboarding.c
+        return (
+            sa.select(
+                c.account_id, c.role, _Epoch(c.activated_at), _Epoch(o.first_value_by_roles_at)
+            )
+            .select_from(role_activation.join(onboarding, o.account_id == c.account_id))
+            .where(self.of_filtered(c.account_id))
+        )
+
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
         o = onboarding.c
@@ -409,4 +430,8 @@ def load_rows(
                     r.invited.add(program_id)
                 if attended:
                     r.attended.add(program_id)
+        for key, role, activated_at, first_value_at in conn.execute(q.roles()).all():
+            if (r := rows.get(key)) is not None:
+                r.roles[role] = activated_at
+                r.first_value_by_roles_at = first_value_at
         return Rows(list(rows.values()), ladder.result())

@@ -94,7 +94,11 @@ from workflows.models.messages import (
     TierOverride,
 )
 from workflows.models.playbook import (
+    IDENTIFY,
+    MAX_KNOWN_USERS,
     Action,
+    Activation,
+    ActivationRole,
     BusinessCalendar,
     Capacity,
     ChampionChange,
@@ -117,6 +121,7 @@ from workflows.models.playbook import (
     TierRule,
     Track,
     TtvMark,
+    role_text,
 )
 from workflows.models.state import (
     AuditEntry,
@@ -132,6 +137,8 @@ from workflows.models.state import (
     ProductGate,
     ProgramParticipation,
     RejectedMessage,
+    RoleActivation,
+    RolePath,
     SkipCheck,
     TierChange,
     TierDecision,
@@ -142,6 +149,7 @@ from workflows.models.status import (
     OnboardingStatus,
     ProductView,
     ProgramView,
+    RoleActivationView,
     SkipCheckView,
     TtvBreakdown,
 )
@@ -167,12 +175,14 @@ from workflows.models.vocabulary import (
 __all__ = [
     "ACCOUNT_ID",
     "EARLIEST_DATE",
+    "IDENTIFY",
     "LATEST_DATE",
     "MAX_COMPLETED_MILESTONES",
     "MAX_CONTACTS",
     "MAX_EVENT_COUNT",
     "MAX_EVENT_NAMES",
     "MAX_INTEGRATIONS",
+    "MAX_KNOWN_USERS",
     "MAX_LADDER_STEPS",
     "MAX_MILESTONES",
     "MAX_PLAN_DAYS",
@@ -190,6 +200,8 @@ __all__ = [
     "TEMPLATE_CHARS",
     "TEXT_CHARS",
     "Action",
+    "Activation",
+    "ActivationRole",
     "Audience",
     "AuditEntry",
     "AwaitedEvents",
@@ -272,6 +284,9 @@ __all__ = [
     "RealignmentGateDone",
     "RejectedMessage",
     "ResumeRequest",
+    "RoleActivation",
+    "RoleActivationView",
+    "RolePath",
     "Scalar",
     "SkipCheck",
     "SkipCheckView",
@@ -297,5 +312,6 @@ __all__ = [
     "account_id_for",
     "product_dependencies",
     "products_problem",
+    "role_text",
     "workflow_id_for",
 ]
