@@ -358,11 +358,17 @@ def plan_signals(
     return batches, outcomes
 
 
+NOT_AWAITED = "no open milestone of this onboarding needs {name!r}"
+# Identify calls say a user's role (rules §7); only a running onboarding remembers it.
+NO_ONBOARDING = "no onboarding yet to remember the role in: an identify call starts none"
+
+
 def filter_awaited(
-    batch: AccountBatch, awaited: Collection[str]
+    batch: AccountBatch, awaited: Collection[str], reason: str = NOT_AWAITED
 ) -> tuple[AccountBatch | None, list[EventOutcome]]:
     """Keep the events this onboarding still awaits (its open milestones' events); the
-    rest are ignored. None when nothing is left to signal."""
+    rest are ignored with `reason` (`{name}`: the event's name). None when nothing is
+    left to signal."""
     kept = AccountBatch(account_id=batch.account_id, events=[], outcomes=[])
     ignored: list[EventOutcome] = []
     for index, event in zip(batch.outcomes, batch.events, strict=True):
@@ -376,7 +382,7 @@ def filter_awaited(
                     message_id=event.event_id,
                     account_id=batch.account_id,
                     outcome="ignored",
-                    reason=f"no open milestone of this onboarding needs {event.name!r}",
+                    reason=reason.format(name=event.name),
                 )
             )
     return (kept if kept.events else None), ignored

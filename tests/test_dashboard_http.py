@@ -23,7 +23,7 @@ from starter.ingress.dashboard_view import when_text
 from tests.support.ingress import READ_TOKEN, settings
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.temporal import unreachable_client
-from workflows.models import OnboardingState, SkipCheckView, Tier
+from workflows.models import OnboardingState, RoleActivationView, SkipCheckView, Tier
 from workflows.models.record import OnboardingRecord
 
 BASE = "http://dashboard.test"
@@ -322,3 +322,29 @@ async def test_the_account_page_shows_deadlines_on_the_accounts_clock(
     page = (await http.get("/dashboard/accounts/001T")).text
     assert "<dt>Next deadline</dt><dd>2026-12-01 00:00 America/New_York</dd>" in page
     assert "<td data-due>end of 2026-11-30 America/New_York, in business days</td>" in page
+
+
+async def test_the_account_page_shows_activation_by_role(
+    client: Client, store: RecordStore
+) -> None:
+    record = at_risk_record("001A")
+    won = record.closed_won_at
+    roles = [
+        RoleActivationView(role="admin", title="admin", users=1, needed=1, activated_at=won + DAY),
+        RoleActivationView(role="end_user", title="end user", users=2, needed=3, activated_at=None),
+    ]
+    store.save(record.model_copy(update={"roles": roles}))
+    http = await signed_in(client)
+    page = (await http.get("/dashboard/accounts/001A")).text
+    rows = dict(re.findall(r'<tr data-role="(\w+)">(.*?)</tr>', page, re.S))
+    assert "1/1 ✓" in rows["admin"] and when_text(won + DAY) in rows["admin"]
+    assert "2/3" in rows["end_user"] and "✓" not in rows["end_user"]
+    assert "First value by roles: not yet" in page
+    reached = record.model_copy(
+        update={"revision": 2, "roles": roles, "first_value_by_roles_at": won + 9 * DAY}
+    )
+    store.save(reached)
+    page = (await http.get("/dashboard/accounts/001A")).text
+    assert f"First value by roles: {when_text(won + 9 * DAY)}" in page
+    store.save(record.model_copy(update={"revision": 3}))  # a playbook without [activation]
+    assert "Activation by role" not in (await http.get("/dashboard/accounts/001A")).text

@@ -116,6 +116,9 @@ def test_event_names_are_every_completed_by_event_and_the_watched_ones() -> None
         "user_invited",
         "Invite Sent",
         "Account Added User",
+        "integration_connected",  # the roles' activation events (rules §7)
+        "report_viewed",
+        "dashboard_viewed",
     }
 
 
@@ -127,8 +130,11 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
         "Signed In",
         "Signed Up",
         "core_workflow_completed",
+        "dashboard_viewed",
         "data_import_validated",
+        "integration_connected",
         "office_hours_attended",
+        "report_viewed",
         "setup_completed",
         "support_ticket_opened",
         "tutorial_abandoned",
@@ -143,14 +149,18 @@ def test_awaited_events_are_those_of_open_milestones_only() -> None:
             m.status = MilestoneStatus.SKIPPED
         if m.id == "technical_setup":
             m.status = MilestoneStatus.IN_PROGRESS  # still open: still awaited
-    # What the skip net and the behavioral ladder steps watch stays awaited whatever
-    # the plan: here the logins; "Signed Up" and data imports are no longer awaited.
+    # What the skip net, the behavioral ladder steps and the roles' paths watch stays
+    # awaited whatever the plan: here the logins, setups and core workflows; "Signed Up"
+    # and data imports are no longer awaited.
     assert awaited_events(PB, plan) == [
         "Account Added User",
         "Invite Sent",
         "Signed In",
         "core_workflow_completed",
+        "dashboard_viewed",
+        "integration_connected",
         "office_hours_attended",
+        "report_viewed",
         "setup_completed",
         "support_ticket_opened",
         "tutorial_abandoned",

@@ -436,6 +436,65 @@ handoff = 30
             '"first_engagement") for no_handoff to watch',
             id="handoff-step-without-an-engagement-gate",
         ),
+        pytest.param(
+            edited('first_value_when = ["admin", "end_user"]', 'first_value_when = ["end_users"]'),
+            "activation",
+            "first_value_when: end_users is not a role of activation.roles",
+            id="activation-rule-unknown-role",
+        ),
+        pytest.param(
+            edited('first_value_when = ["admin", "end_user"]', "first_value_when = []"),
+            "activation.first_value_when",
+            "at least 1 item",
+            id="activation-rule-empty",
+        ),
+        pytest.param(
+            edited("users = 3", "users = 0"),
+            "activation.roles.end_user.users",
+            "greater than or equal to 1",
+            id="activation-no-users",
+        ),
+        pytest.param(
+            edited('events = ["core_workflow_completed"]', "events = []"),
+            "activation.roles.end_user.events",
+            "at least 1 item",
+            id="activation-no-events",
+        ),
+        pytest.param(
+            edited('values = ["end_user", "user", "member"]', 'values = ["end_user", "IT-Admin"]'),
+            "activation",
+            "roles.end_user.values: 'it_admin' already means role admin",
+            id="activation-value-of-two-roles",
+        ),
+        pytest.param(
+            edited('events = ["report_viewed", "dashboard_viewed"]', 'events = ["identify"]'),
+            "activation.roles.executive_sponsor.events",
+            "'identify': an identify call says who a user is, not what they did",
+            id="activation-identify-is-no-path",
+        ),
+        pytest.param(
+            edited(
+                'events = ["report_viewed", "dashboard_viewed"]', 'events = ["webinar_attended"]'
+            ),
+            "activation.roles.executive_sponsor.events",
+            "'webinar_attended': it is a group program's attendance",
+            id="activation-attendance-is-no-path",
+        ),
+        pytest.param(
+            edited(
+                'completed_by = { event = "setup_completed" }',
+                'completed_by = { event = "setup_completed", where = { ok = true } }',
+            ),
+            "activation.roles.admin.events",
+            "'setup_completed': milestone technical_setup counts it only under conditions",
+            id="activation-path-event-with-conditions",
+        ),
+        pytest.param(
+            edited("[activation.roles.admin]", "[activation.roles.Admin]"),
+            "activation.roles.Admin",
+            "String should match pattern",
+            id="activation-role-id",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

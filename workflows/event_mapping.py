@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from workflows.models import (
+    IDENTIFY,
     NAME_CHARS,
     EventMatch,
     Milestone,
@@ -175,8 +176,13 @@ def to_product_event(
 
     The playbook guarantees every milestone completed by one event name uses the same
     conditions, so the first such milestone decides. A name only watched (a support
-    ticket, usage for the skip net) has no conditions.
+    ticket, usage for the skip net) has no conditions. With `[activation]` (rules §7) an
+    event carries its user's role property, and an identify call naming a user and a role
+    is one (`identify`, its traits the properties).
     """
+    role = _role(playbook, properties)
+    if name == IDENTIFY and playbook.activation is not None:
+        return _identify(playbook.activation.role_property, event_id, at, user_id, role)
     spec = next(
         (m for m in playbook.milestones if m.completed_by and name in m.completed_by.events),
         None,
@@ -186,7 +192,7 @@ def to_product_event(
             playbook, event_id=event_id, name=name, properties=properties, at=at, user_id=user_id
         )
     if spec is None and name in playbook.event_names_watched():
-        return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id)
+        return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, role=role)
     if spec is None or spec.completed_by is None:
         return f"no milestone of playbook {playbook.version} is completed by {name!r}"
     if not matches(spec.completed_by, name, properties):
@@ -199,7 +205,29 @@ def to_product_event(
         user_id=user_id,
         # A multi-product deal's events say which product they happened in (rules §6.2).
         product=product[:NAME_CHARS] if isinstance(product, str) else None,
+        role=role,
     )
+
+
+def _role(playbook: Playbook, properties: Mapping[str, object]) -> str | None:
+    """The user's role as the call says it (`[activation].role_property`, a non-blank
+    string); None without `[activation]` or without the property."""
+    if playbook.activation is None:
+        return None
+    value = property_value(properties, playbook.activation.role_property)
+    return value.strip()[:NAME_CHARS] if isinstance(value, str) and value.strip() else None
+
+
+def _identify(
+    role_property: str, event_id: str, at: datetime | None, user_id: str | None, role: str | None
+) -> ProductEvent | str:
+    """An identify call says a user's role (rules §7 (docs/rules.md), *Activation by
+    role*): it needs both."""
+    if user_id is None:
+        return "an identify call needs the user (userId or anonymousId) to say their role"
+    if role is None:
+        return f"an identify call without a {role_property!r} trait says no role"
+    return ProductEvent(event_id=event_id, name=IDENTIFY, at=at, user_id=user_id, role=role)
 
 
 def _attendance(

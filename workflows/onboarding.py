@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.event_mapping import event_names
     from workflows.formats import day_text
     from workflows.models import (
+        IDENTIFY,
         NAME_CHARS,
         TEXT_CHARS,
         CancelRequest,
@@ -51,7 +52,15 @@ with workflow.unsafe.imports_passed_through():
         SuccessPlanConfirmation,
         TierOverride,
     )
-    from workflows.progress import checks, expansion, facts, measures, products, programs
+    from workflows.progress import (
+        activation,
+        checks,
+        expansion,
+        facts,
+        measures,
+        products,
+        programs,
+    )
     from workflows.publishing import Publisher
     from workflows.recording import Recorder
 
@@ -280,15 +289,20 @@ class AccountOnboarding:
     @workflow.signal(name=contract.PRODUCT_EVENTS)
     def product_events(self, batch: ProductEventBatch) -> None:
         """Facts from the product, batched per account; counted with when they happened
-        (an event's own time, never later than now), then matched to milestones."""
+        (an event's own time, never later than now), then matched to milestones. An
+        identify call only says a user's role (rules §7), from the deal on."""
         now = workflow.now()
         counted = self.early if self.early is not None else self.progress
         keep = event_mapping.times_kept(self.playbook) if self._times_kept() else {}
         recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
-        attended = rule.Changes()
+        noted = rule.Changes()
         for event in batch.events:
             if self._seen(event.event_id):
+                continue
+            if event.name == IDENTIFY and self.playbook.activation is not None:
+                if self.early is None:
+                    activation.note(self._o(), noted, event, now)
                 continue
             if event.name not in known:
                 # Counted names stay bounded by the playbook (the ingress drops these first).
@@ -297,17 +311,18 @@ class AccountOnboarding:
             facts.count(counted, event, now, keep, recent)
             if self.early is None:
                 # A multi-product deal's product (rules §6.2), the account measures (§8),
-                # group programs' attendance (§1).
+                # group programs' attendance (§1), activation by role (§7).
                 products.count(self.progress, self.deal, event, now, keep)
                 o, at = self._o(), min(event.at or now, now)
                 measures.note_activity(
                     o.progress, o.playbook.measures, event.name, at, o.calendar.time_zone
                 )
-                programs.attend(o, attended, event, now)
+                programs.attend(o, noted, event, now)
+                activation.note(o, noted, event, now)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
-            self._apply(attended)
+            self._apply(noted)
             self._apply(changes)
         self.changed = True
 

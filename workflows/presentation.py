@@ -25,13 +25,14 @@ from workflows.models import (
     Playbook,
     ProductView,
     ProgramView,
+    RoleActivationView,
     SkipCheckView,
     SlaStep,
     Trigger,
     TtvBreakdown,
     product_dependencies,
 )
-from workflows.progress import champion, expansion, measures, products, skipnet
+from workflows.progress import activation, champion, expansion, measures, products, skipnet
 
 
 def next_deadline(p: OnboardingProgress) -> datetime | None:
@@ -122,6 +123,8 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         specialist=p.specialist,
         time_zone=zone,
         sla_steps=sla_steps(o),
+        roles=activation.views(o),
+        first_value_by_roles_at=activation.first_value_by_roles_at(p),
     )
 
 
@@ -282,8 +285,9 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
     specialist), then each milestone as a checklist line, then a pause, a pending
     decision, the last escalation, the SLA steps to come on the account's clock (rules
     §3-§4), the last champion change's re-alignment window (rules §6.3), a multi-product
-    deal's products (rules §6.2) and the skip net's pending checks (rules §6.4). A
-    deadline counted in business days or hours shows in the account's zone and says so."""
+    deal's products (rules §6.2), the skip net's pending checks (rules §6.4) and
+    activation by role (rules §7). A deadline counted in business days or hours shows in
+    the account's zone and says so."""
     p, health = o.progress, o.health(now)
     zone = o.calendar.time_zone
     lines = [
@@ -325,7 +329,20 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
         lines += ["", *_products(o)]
     if checks := skip_check_views(p):
         lines += ["", "Skip net checks:", *map(skip_check_line, checks)]
+    if roles := activation.views(o):
+        lines += ["", roles_line(o, roles)]
     return "\n".join(lines)
+
+
+def roles_line(o: progress.Onboarding, roles: list[RoleActivationView]) -> str:
+    """`Activation by role: admin 1/1 ✓, end user 2/3, executive sponsor 0/1 · first value
+    (admin and end user): not yet` (or the day it was reached; rules §7)."""
+    spec = o.playbook.activation
+    assert spec is not None, "roles are shown only with [activation]"
+    reached = activation.first_value_by_roles_at(o.progress)
+    rule = " and ".join(spec.title(r) for r in spec.first_value_when)
+    when = day_text(reached) if reached else "not yet"
+    return f"Activation by role: {activation.line(roles)} · first value ({rule}): {when}"
 
 
 def skip_check_line(v: SkipCheckView) -> str:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.event_mapping import awaited_events, event_names
     from workflows.models import AwaitedEvents, EarlyFacts, OnboardingState, Playbook
-    from workflows.progress import products
+    from workflows.progress import activation, products
 
 
 class Publisher:
@@ -43,8 +43,13 @@ class Publisher:
         """Once begun: the events open milestones await (none once finished), the search
         attributes and the checklist."""
         p = o.progress
-        # A multi-product deal's adoption needs events no open gate awaits (rules §6.2).
-        awaited = {*awaited_events(o.playbook, p.milestones), *products.adoption_events(o)}
+        # A multi-product deal's adoption needs events no open gate awaits (rules §6.2);
+        # activation by role, identify calls while a role is not yet activated (§7).
+        awaited = {
+            *awaited_events(o.playbook, p.milestones),
+            *products.adoption_events(o),
+            *activation.awaited_events(o),
+        }
         self._memo([] if p.finished_at is not None else sorted(awaited))
         updates: list[SearchAttributeUpdate] = []
         for key, value in view.search_values(o, now):

@@ -71,6 +71,8 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         programs=status.programs,
         specialist=status.specialist,
         time_zone=status.time_zone,
+        roles=status.roles,
+        first_value_by_roles_at=status.first_value_by_roles_at,
     )
 
 

@@ -4,8 +4,9 @@ migration in `migrations/versions/`, never by editing a released one.
 `onboarding` holds one row per onboarding, keyed by the account and its onboarding
 number (an expansion after an earlier onboarding here is the account's next, rules §2),
 with the columns the reports filter and group by and the whole record as `document`;
-`milestone`, `escalation`, `tier_change` and `program` (group programs: invitation and
-attendance) hold the record's lists as rows, so drop-off, SLA, escalation and program
+`milestone`, `escalation`, `tier_change`, `program` (group programs: invitation and
+attendance) and `role_activation` (activation by role) hold the record's lists as rows,
+so drop-off, SLA, escalation, program and role
 figures are SQL aggregates.
 `customer_link` holds the customers' progress links (`activities.records.links`): one live
 link per account at most, kept when revoked so a revoked link stays refused.
@@ -102,6 +103,8 @@ onboarding = sa.Table(
     # Capacity-aware assignment (rules §7): the specialists' active implementations.
     sa.Column("specialist", sa.String(200)),
     sa.Index("ix_onboarding_specialist", "specialist"),
+    # Activation by role (rules §7): when first value by roles was reached.
+    sa.Column("first_value_by_roles_at", UtcDateTime),
 )
 
 milestone = sa.Table(
@@ -161,6 +164,16 @@ program = sa.Table(
     sa.Column("session_at", UtcDateTime),
     sa.Column("attended_at", UtcDateTime),
     sa.Column("attendances", sa.Integer, nullable=False),
+)
+
+role_activation = sa.Table(
+    "role_activation",
+    metadata,
+    *_onboarding_key(),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("users", sa.Integer, nullable=False),
+    sa.Column("needed", sa.Integer, nullable=False),
+    sa.Column("activated_at", UtcDateTime),
 )
 
 # No foreign key to `onboarding`: the welcome email's link is issued before the

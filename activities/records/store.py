@@ -39,6 +39,7 @@ from activities.records.schema import (
     milestone,
     onboarding,
     program,
+    role_activation,
     tier_change,
 )
 from workflows.assignment import Load
@@ -140,6 +141,7 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "first_active_on": record.first_active_on,
         "came_back_on": record.came_back_on,
         "specialist": record.specialist,
+        "first_value_by_roles_at": record.first_value_by_roles_at,
     }
 
 
@@ -212,6 +214,19 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
             for x in record.programs
         ],
     )
+    yield (
+        role_activation,
+        [
+            {
+                **key,
+                "role": x.role,
+                "users": x.users,
+                "needed": x.needed,
+                "activated_at": x.activated_at,
+            }
+            for x in record.roles
+        ],
+    )
 
 
 # Built once (building a statement costs more CPU than running it).
@@ -219,7 +234,7 @@ _DELETE_CHILDREN = {
     t.name: sa.delete(t).where(
         t.c.account_id == sa.bindparam("account"), t.c.onboarding_number == sa.bindparam("number")
     )
-    for t in (milestone, escalation, tier_change, program)
+    for t in (milestone, escalation, tier_change, program, role_activation)
 }
 
 
@@ -284,12 +299,16 @@ class RecordStore:
         cfg = Config()
         cfg.set_main_option("script_location", MIGRATIONS)
         try:
-            with _MIGRATING, self.engine.connect() as conn, _foreign_keys_off(conn):
-                with conn.begin():
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-                    cfg.attributes["connection"] = conn
-                    step(cfg, revision)
+            with (
+                _MIGRATING,
+                self.engine.connect() as conn,
+                _foreign_keys_off(conn),
+                conn.begin(),
+            ):
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                cfg.attributes["connection"] = conn
+                step(cfg, revision)
         except sa.exc.SQLAlchemyError as exc:
             raise RecordStoreError(
                 f"records store {self.where}: {exc.__class__.__name__}: {exc}"

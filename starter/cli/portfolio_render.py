@@ -305,4 +305,12 @@ def render_table(r: PortfolioReport) -> str:
             ),
         ],
     )
+    fv = _pct(r.first_value_by_roles) if r.first_value_by_roles else "-"
+    lines += _section(
+        f"Activation by role (within {t.activation_window_days} days; first value by roles {fv})",
+        [
+            ["ROLE", "ACTIVATED", "MEDIAN DAYS"],
+            *([x.title, _pct(x.activation), _num(x.activation_median_days, " d")] for x in r.roles),
+        ],
+    )
     return "\n".join(lines).rstrip() + "\n"

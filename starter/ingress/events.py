@@ -24,6 +24,7 @@ from starter.ingress.errors import ApiError, unavailable
 from starter.ingress.reading import RawBody, as_domain, parse_json, verified
 from starter.ingress.state import TEMPORAL_TIMEOUT, Ingress, IngressDep
 from starter.settings import reveal
+from workflows.event_mapping import event_names
 from workflows.models import AwaitedEvents, ProductEventBatch, workflow_id_for
 
 router = APIRouter(tags=["Product events"])
@@ -91,6 +92,9 @@ async def _signal_account(
     ignored: list[events.EventOutcome] = []
     if running and awaited is not None:
         kept, ignored = events.filter_awaited(batch, awaited)
+    elif not running:  # identify calls start no onboarding (rules §7)
+        names = event_names(ingress.playbook)
+        kept, ignored = events.filter_awaited(batch, names, events.NO_ONBOARDING)
     if kept is None:
         return ignored
     try:

@@ -210,6 +210,18 @@ class ProgramFigure(BaseModel):
     attended_uninvited: int
 
 
+class RoleFigure(BaseModel):
+    """A role's activation (rules §7, *Activation by role*): of the onboardings that
+    measure it and closed-won at least the activation window ago, those whose role was
+    activated within the window; and the median days from closed-won to the role's
+    activation, of those activated."""
+
+    role: str
+    title: str
+    activation: Share
+    activation_median_days: float | None
+
+
 class PortfolioReport(BaseModel):
     """Every figure of the portfolio as of `as_of`, over the onboardings that match the
     filters `tier` (now in that tier) and `cohort` (closed-won month). `by_cohort` is the
@@ -234,4 +246,12 @@ class PortfolioReport(BaseModel):
     tier_boundaries: list[TierBoundary]
     programs: list[ProgramFigure] = Field(
         default_factory=list, description="Group programs: attendees' activation (rules §1)"
+    )
+    roles: list[RoleFigure] = Field(
+        default_factory=list, description="Activation rate per role (rules §7)"
+    )
+    first_value_by_roles: Share | None = Field(
+        default=None,
+        description="First value by roles within the activation window, of the onboardings "
+        "measuring roles and closed-won at least the window ago (rules §7); null: none does",
     )

@@ -79,6 +79,8 @@ def portfolio(
         headcount=sections.headcount(rows, playbook, now_s),
         tier_boundaries=sections.tier_boundaries(rows, verdicts, playbook),
         programs=sections.programs(rows, verdicts, playbook),
+        roles=sections.roles(rows, playbook, now_s),
+        first_value_by_roles=sections.first_value_by_roles(rows, playbook, now_s),
     )
 
 

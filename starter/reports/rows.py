@@ -22,7 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from activities.records.schema import escalation, milestone, onboarding, program, tier_change
+from activities.records.schema import (
+    escalation,
+    milestone,
+    onboarding,
+    program,
+    role_activation,
+    tier_change,
+)
 from activities.records.store import RecordStore
 from starter.reports.model import TierChangeKind
 from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
@@ -88,7 +95,9 @@ class Onboarding:
     `escalated`: a ladder step ran (not only superseded ones). Only for the accounts that
     need attention (the at-risk list): `risk_flags`, `next_deadline` and `overdue`, the open
     milestones past their due date, earliest first. `invited` and `attended`: the ids of
-    the group programs it was invited to and those it attended (rules §1)."""
+    the group programs it was invited to and those it attended (rules §1). `roles`: the
+    roles whose activation it measures, each with when it was activated (None: not yet),
+    and `first_value_by_roles_at` (rules §7)."""
 
     account_id: str
     onboarding_number: int
@@ -129,6 +138,8 @@ class Onboarding:
     overdue: list[Overdue] = field(default_factory=list)
     invited: set[str] = field(default_factory=set)
     attended: set[str] = field(default_factory=set)
+    roles: dict[str, Seconds | None] = field(default_factory=dict)
+    first_value_by_roles_at: Seconds | None = None
 
     @property
     def running(self) -> bool:
@@ -305,6 +316,20 @@ class _Query:
             c.attended_at.is_not(None),
         ).where(self.of_filtered(program))
 
+    def roles(self) -> sa.Select[Any]:
+        c, o = role_activation.c, onboarding.c
+        return (
+            sa.select(
+                c.account_id,
+                c.onboarding_number,
+                c.role,
+                _Epoch(c.activated_at),
+                _Epoch(o.first_value_by_roles_at),
+            )
+            .select_from(role_activation.join(onboarding, _same(c, o)))
+            .where(self.of_filtered(role_activation))
+        )
+
     def attention(self) -> sa.ColumnElement[bool]:
         """The onboarding needs attention (`Onboarding.needs_attention`)."""
         o = onboarding.c
@@ -428,4 +453,8 @@ def load_rows(
                     r.invited.add(program_id)
                 if attended:
                     r.attended.add(program_id)
+        for account, number, role, activated_at, first_value_at in conn.execute(q.roles()):
+            if (r := rows.get((account, number))) is not None:
+                r.roles[role] = activated_at
+                r.first_value_by_roles_at = first_value_at
         return Rows(list(rows.values()), ladder.result())

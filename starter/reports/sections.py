@@ -25,6 +25,8 @@ from starter.reports.model import (
     ProgramFigure,
     ProgramGroup,
     Role,
+    RoleFigure,
+    Share,
     Threshold,
     TierBoundary,
     TierChangeFigure,
@@ -355,3 +357,55 @@ def programs(
             )
         )
     return out
+
+
+def _within_window(r: Onboarding, at: Seconds | None, window_days: int) -> bool:
+    return at is not None and at - r.closed_won_at <= window_days * DAY_S
+
+
+def roles(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[RoleFigure]:
+    """Each role of the playbook's `[activation]`, then any other the records name (rules
+    §7, *Activation by role*): of the onboardings measuring the role and closed-won at
+    least targets.activation_window_days ago, the share whose role was activated within
+    that window; and the median days from closed-won to the role's activation."""
+    window = playbook.targets.activation_window_days
+    spec = playbook.activation
+    named = list(spec.roles) if spec else []
+    seen = {role for r in rows for role in r.roles}
+    out = []
+    for role in named + sorted(seen - set(named)):
+        judged = activated = 0
+        days: list[float] = []
+        for r in rows:
+            if role not in r.roles:
+                continue
+            at = r.roles[role]
+            if at is not None:
+                days.append((at - r.closed_won_at) / DAY_S)
+            if r.closed_won_at + window * DAY_S <= now:
+                judged += 1
+                activated += _within_window(r, at, window)
+        out.append(
+            RoleFigure(
+                role=role,
+                title=spec.title(role) if spec and role in spec.roles else role,
+                activation=share(activated, judged),
+                activation_median_days=percentile(days, 0.5),
+            )
+        )
+    return out
+
+
+def first_value_by_roles(
+    rows: Sequence[Onboarding], playbook: Playbook, now: Seconds
+) -> Share | None:
+    """First value by roles (`[activation].first_value_when`, rules §7) within
+    targets.activation_window_days, of the onboardings measuring roles and closed-won at
+    least that long ago; None when no onboarding measures roles."""
+    window = playbook.targets.activation_window_days
+    measured = [r for r in rows if r.roles]
+    if not measured:
+        return None
+    judged = [r for r in measured if r.closed_won_at + window * DAY_S <= now]
+    reached = sum(_within_window(r, r.first_value_by_roles_at, window) for r in judged)
+    return share(reached, len(judged))

@@ -44,6 +44,11 @@ class ProductEvent(BaseModel):
         max_length=NAME_CHARS,
         description="The group program attended (its `program` property; rules §1)",
     )
+    role: str | None = Field(
+        default=None,
+        max_length=NAME_CHARS,
+        description="The user's role as the call says it (`[activation].role_property`)",
+    )
 
 
 class ProductEventBatch(BaseModel):

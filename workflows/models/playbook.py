@@ -128,6 +128,10 @@ class EventMatch(BaseModel):
 TtvMark = Literal["first_engagement", "system_ready", "first_value"]
 
 
+# The name a Segment identify call takes as a product event (its traits are its properties).
+IDENTIFY = "identify"
+
+
 class MilestoneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -729,6 +733,89 @@ class Capacity(BaseModel):
         return self.csm_low_touch_accounts
 
 
+RoleId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+# A role's activation counts at most this many users, so each onboarding keeps few.
+MAX_ROLE_USERS = 100
+# An onboarding remembers at most this many users' roles (rules §7).
+MAX_KNOWN_USERS = 500
+
+
+def role_text(value: str) -> str:
+    """A role as customers' systems write it, made comparable: `End User`, `end-user` and
+    `end_user` are all `end_user` (case, spaces and hyphens aside)."""
+    return "_".join(value.replace("-", " ").split()).casefold()
+
+
+class ActivationRole(BaseModel):
+    """One role's activation path (rules §7 (docs/rules.md), *Activation by role*): a
+    user of the role is activated by one of `events`; the role is activated once `users`
+    distinct users of it are. A user's role is the `[activation].role_property` of the
+    event, else of their last identify call's traits; `values` are what that property
+    says for this role (compared by `role_text`; none: the role's id). `title` names the
+    role to people (`end user`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Name | None = None
+    events: list[EventName] = Field(min_length=1, max_length=MAX_EVENT_NAMES)
+    users: int = Field(default=1, ge=1, le=MAX_ROLE_USERS)
+    values: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ActivationRole:
+        for key, named in (("events", self.events), ("values", list(map(role_text, self.values)))):
+            if twice := sorted({x for x in named if named.count(x) > 1}):
+                raise ValueError(f"{key}: {', '.join(twice)} listed twice")
+        return self
+
+
+class Activation(BaseModel):
+    """Activation measured per role (rules §7 (docs/rules.md), *Activation by role*; seed
+    003): each role's path (`roles`), where a user's role is read (`role_property`, a
+    dotted path in a track call's properties or an identify call's traits), and the
+    account-level rule: first value by roles is reached when every role of
+    `first_value_when` is activated. It is reported beside the value milestone, which it
+    does not complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role_property: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "role"
+    roles: dict[RoleId, ActivationRole] = Field(min_length=1, max_length=10)
+    first_value_when: list[RoleId] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Activation:
+        if unknown := [r for r in self.first_value_when if r not in self.roles]:
+            raise ValueError(
+                f"first_value_when: {', '.join(unknown)} is not a role of activation.roles"
+            )
+        if len(set(self.first_value_when)) != len(self.first_value_when):
+            raise ValueError("first_value_when: a role is listed twice")
+        meant: dict[str, str] = {}
+        for role in self.roles:
+            for value in self.values_of(role):
+                if (other := meant.setdefault(value, role)) != role:
+                    raise ValueError(
+                        f"roles.{role}.values: {value!r} already means role {other}; one "
+                        "value names one role"
+                    )
+        return self
+
+    def values_of(self, role: str) -> list[str]:
+        """What the role property says for `role` (`role_text` of each)."""
+        return [role_text(v) for v in self.roles[role].values or [role]]
+
+    def title(self, role: str) -> str:
+        """`end user` for `end_user` unless the role has its own title."""
+        return self.roles[role].title or role.replace("_", " ")
+
+    def events(self) -> set[str]:
+        """Every event name that activates a user of some role."""
+        return {name for r in self.roles.values() for name in r.events}
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -783,6 +870,11 @@ class Playbook(BaseModel):
         default=None,
         description="Assignment by segment and load (rules §7); None (playbooks pinned "
         "before it): no specialist, no leadership alert, the CSM counted at the defaults",
+    )
+    activation: Activation | None = Field(
+        default=None,
+        description="Activation per role (rules §7); None (playbooks pinned before it): "
+        "activation is the value milestone alone",
     )
 
     @model_validator(mode="after")
@@ -871,6 +963,7 @@ class Playbook(BaseModel):
         self._products_consistent(ids)
         self._programs_consistent(by_event)
         self._capacity_consistent(ids)
+        self._activation_consistent(by_event)
         return self
 
     def _nominal_days(self, amount: int, unit: Unit) -> tuple[float, str]:
@@ -905,12 +998,14 @@ class Playbook(BaseModel):
     def event_names_watched(self) -> set[str]:
         """Event names counted beyond the milestones' own (the skip net's usage and
         support tickets, the behavioral ladder steps' events, the `[measures]`, programs'
-        attendance): always worth signalling while the onboarding runs."""
+        attendance, the events that activate a role): always worth signalling while the
+        onboarding runs."""
         net, measures = self.skip_net, self.measures
         names = set(net.usage_events) | set(net.support_events) if net else set()
         if measures is not None:
             names |= set(measures.invitation_events) | set(measures.active_events)
-        return names | set(self.recent_times_kept()) | self.attendance_events()
+        roles = self.activation.events() if self.activation else set()
+        return names | set(self.recent_times_kept()) | self.attendance_events() | roles
 
     def attendance_events(self) -> set[str]:
         """The product events that say a program was attended (rules §1)."""
@@ -975,6 +1070,29 @@ class Playbook(BaseModel):
         for key in ("leadership_template", "specialist_template"):
             if getattr(c, key) not in self.templates:
                 raise ValueError(f"capacity.{key}: no template {getattr(c, key)!r}")
+
+    def _activation_consistent(self, by_event: dict[str, MilestoneSpec]) -> None:
+        """A role's events reach the workflow whole: not `identify` (it says who a user
+        is, not what they did), nor an event a milestone completes only under conditions
+        (the ingress drops those that miss them), nor a program's attendance."""
+        if (a := self.activation) is None:
+            return
+        attendance = self.attendance_events()
+        for role, path in a.roles.items():
+            for name in path.events:
+                spec = by_event.get(name)
+                if name == IDENTIFY:
+                    why = "an identify call says who a user is, not what they did"
+                elif spec is not None and spec.completed_by and spec.completed_by.where:
+                    why = (
+                        f"milestone {spec.id} counts it only under conditions, so the "
+                        "others never arrive"
+                    )
+                elif name in attendance:
+                    why = "it is a group program's attendance"
+                else:
+                    continue
+                raise ValueError(f"activation.roles.{role}.events: {name!r}: {why}")
 
     def _tracks_consistent(self, ids: list[str]) -> None:
         """Each track names known milestones, keeps the value milestone (activation and

@@ -8,7 +8,13 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from workflows.models.state import AuditEntry, Escalation, TierChange
-from workflows.models.status import MilestoneView, ProgramView, SkipCheckView, TtvBreakdown
+from workflows.models.status import (
+    MilestoneView,
+    ProgramView,
+    RoleActivationView,
+    SkipCheckView,
+    TtvBreakdown,
+)
 from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
 
 
@@ -24,7 +30,8 @@ class PauseSpan(BaseModel):
 class OnboardingRecord(BaseModel):
     """One onboarding as the records store keeps it: the deal's facts, tier (initial and
     current), cohort, state, plan against what happened, escalations, tier changes and
-    overrides, pauses, TTV parts, completion, group programs and the audit trail.
+    overrides, pauses, TTV parts, completion, group programs, activation per role and the
+    audit trail.
 
     `(as_of, revision)` orders the writes of one onboarding: the store keeps the latest it
     has seen, so a retried or late write never moves a record backwards. The workflow
@@ -91,6 +98,13 @@ class OnboardingRecord(BaseModel):
     )
     time_zone: str | None = Field(
         default=None, description="The account's IANA time zone; its deadlines show in it (§4)"
+    )
+    roles: list[RoleActivationView] = Field(
+        default_factory=list,
+        description="Activation per role with when each role was activated (rules §7)",
+    )
+    first_value_by_roles_at: datetime | None = Field(
+        default=None, description="When first value by roles was reached (rules §7)"
     )
 
 

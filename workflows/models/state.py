@@ -216,6 +216,26 @@ class ProgramParticipation(BaseModel):
     attendances: int = 0
 
 
+class RolePath(BaseModel):
+    """One role's activation so far (rules §7 (docs/rules.md), *Activation by role*): its
+    users activated (`products.user_key` of their ids -> when their first activating
+    event happened), at most as many as the role needs, and when the role was activated
+    (when the last of them was; None: not yet)."""
+
+    users: dict[str, datetime] = Field(default_factory=dict)
+    activated_at: datetime | None = None
+
+
+class RoleActivation(BaseModel):
+    """Activation by role (rules §7): each user's role as last seen (user key -> role id,
+    at most `MAX_KNOWN_USERS`, the most recently seen last), each role's path, and when
+    first value by roles (`[activation].first_value_when`) was reached."""
+
+    user_roles: dict[str, str] = Field(default_factory=dict)
+    roles: dict[str, RolePath] = Field(default_factory=dict)
+    first_value_at: datetime | None = None
+
+
 class OnboardingProgress(BaseModel):
     """Everything the workflow knows; carried whole across continue-as-new."""
 
@@ -291,6 +311,9 @@ class OnboardingProgress(BaseModel):
     )
     programs: list[ProgramParticipation] = Field(
         default_factory=list, description="Group programs invited to or attended (rules §1)"
+    )
+    activation: RoleActivation | None = Field(
+        default=None, description="Activation by role (rules §7); None until a role is seen"
     )
 
 

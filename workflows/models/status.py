@@ -143,6 +143,17 @@ class ProgramView(BaseModel):
     attendances: int
 
 
+class RoleActivationView(BaseModel):
+    """One role's activation path now (rules §7 (docs/rules.md), *Activation by role*):
+    how many of the users it needs are activated, and when it was (None: not yet)."""
+
+    role: str
+    title: str
+    users: int = Field(description="Users of the role activated so far (at most `needed`)")
+    needed: int
+    activated_at: datetime | None
+
+
 class OnboardingStatus(BaseModel):
     """The `status` query: the whole state of one onboarding, explained."""
 
@@ -250,4 +261,13 @@ class OnboardingStatus(BaseModel):
         default_factory=list,
         description="Ladder steps to come on the handoff and first-engagement SLAs, or counted "
         "in business time, earliest first (rules §3-§4)",
+    )
+    roles: list[RoleActivationView] = Field(
+        default_factory=list,
+        description="Activation per role, in the playbook's order (rules §7); none without "
+        "`[activation]`",
+    )
+    first_value_by_roles_at: datetime | None = Field(
+        default=None,
+        description="When every role of `[activation].first_value_when` was activated",
     )
