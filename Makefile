@@ -49,13 +49,15 @@ bench: install-test
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/dashboard.py
 
-## histories: record the workflow tests' histories for the replay test (VERSION=v4)
+## histories: record the workflow tests' histories for the replay test (VERSION=v5)
 histories: install-test
 	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
 	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \
 		tests/test_events_before_deal.py tests/test_continue_as_new.py tests/test_event_time.py \
 		tests/test_deal_lost.py tests/test_champion_change.py tests/test_skip_net.py \
-		tests/test_products.py tests/test_success_plan.py tests/test_tracks.py tests/test_behavior.py
+		tests/test_products.py tests/test_success_plan.py tests/test_tracks.py tests/test_behavior.py \
+		tests/test_expansion.py tests/test_programs.py tests/test_assignment.py \
+		tests/test_business_calendar.py tests/test_activation.py tests/test_measures.py
 
 ## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect and record counted (about 6 minutes)
 soak: install-test

@@ -198,7 +198,7 @@ def test_an_event_no_milestone_uses_is_explained() -> None:
     reason = to_product_event(
         PB, event_id="m-1", name="page_viewed", properties={}, at=None, user_id=None
     )
-    assert reason == "no milestone of playbook 2026.12.2 is completed by 'page_viewed'"
+    assert reason == "no milestone of playbook 2026.12.3 is completed by 'page_viewed'"
 
 
 def test_an_event_that_misses_its_condition_is_explained() -> None:

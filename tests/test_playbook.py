@@ -41,7 +41,7 @@ def problems(text: str) -> list[str]:
 
 def test_default_playbook_loads() -> None:
     pb = load_playbook()
-    assert pb.version == "2026.12.2"
+    assert pb.version == "2026.12.3"
     assert re.fullmatch(r"[0-9a-f]{16}", pb.content_hash)
     assert pb.content_hash == hashlib.sha256(TEXT.encode()).hexdigest()[:16]
     assert pb.tier_rule.enterprise_acv_usd == 50_000
@@ -524,7 +524,7 @@ def test_unreadable_path(tmp_path: Path) -> None:
 
 def test_load_playbook_from_a_copied_file(tmp_path: Path) -> None:
     copy = tmp_path / "custom.toml"
-    copy.write_text(edited('version = "2026.12.2"', 'version = "2027.1.0"'), encoding="utf-8")
+    copy.write_text(edited('version = "2026.12.3"', 'version = "2027.1.0"'), encoding="utf-8")
     pb = load_playbook(copy)
     assert pb.version == "2027.1.0"
     assert pb.content_hash != load_playbook().content_hash

@@ -137,7 +137,7 @@ def test_page_calls_parse_but_complete_nothing() -> None:
             message_id="p-1",
             account_id="acme",
             outcome="ignored",
-            reason="no milestone of playbook 2026.12.2 is completed by 'page'",
+            reason="no milestone of playbook 2026.12.3 is completed by 'page'",
         )
     ]
 
