@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from activities.starting import AlreadyOnboardedError, deliver_deal
 from starter.reports.portfolio import portfolio_report
 from starter.reports.rows import load_rows
 from tests.support.deals import TIER_DEALS, make_deal
+from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
 from tests.support.ingress import account, deal_body, dumps, runs, std_headers
 from tests.support.onboardings import fresh_progress
 from tests.support.records import DAY, make_record, milestone_view
@@ -163,6 +165,8 @@ class Service:
             sent_log=tmp_path / "sent.jsonl",
             records_url=f"sqlite:///{tmp_path / 'records.db'}",
         )
+        # Each run a deal started, from its first (`make histories` records them).
+        self.started: list[WorkflowHandle[Any, Any]] = []
 
     @property
     def client(self) -> Client:
@@ -171,9 +175,15 @@ class Service:
     async def deal(self, d: ClosedWonDeal) -> Any:
         """`deliver_deal`'s answer, or the refusal of a finished onboarding's."""
         try:
-            return await deliver_deal(self.client, d, self.playbook, f"test:{uuid.uuid4()}")
+            answer = await deliver_deal(self.client, d, self.playbook, f"test:{uuid.uuid4()}")
         except AlreadyOnboardedError as exc:
             return exc.acceptance()
+        if answer.started:
+            run = (await self.handle(d.account_id).describe()).run_id
+            self.started.append(
+                self.client.get_workflow_handle(answer.workflow_id, first_execution_run_id=run)
+            )
+        return answer
 
     def handle(self, account_id: str) -> WorkflowHandle[Any, OnboardingStatus]:
         return self.client.get_workflow_handle(
@@ -192,7 +202,7 @@ class Service:
 
 @pytest.fixture
 async def service(
-    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Service]:
     it = Service(env, playbook, tmp_path)
     async with Worker(
@@ -203,6 +213,8 @@ async def service(
         workflow_failure_exception_types=[Exception],
     ):
         yield it
+        if folder := os.environ.get(RECORD_HISTORIES):
+            await record_histories(env.client, it.started, HISTORIES / folder, request.node.name)
 
 
 async def test_an_expansion_after_a_finished_onboarding_is_a_new_run_of_the_same_id(

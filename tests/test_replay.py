@@ -43,6 +43,10 @@ def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
         "win_back",  # tracks
         "usage_drop",  # behavioral triggers
         "celebrations_and_news",  # a pause holds nudges only
+        "running_onboarding_waits",  # an expansion queued, then continued as new (v5 on)
+        "weekend_and_a_holiday",  # business calendars and the handoff SLAs
+        "first_value_by_roles",  # activation by role
+        "7th_day_after_the_first",  # first-week retention
     ):
         assert scenario in names, f"no recorded history for {scenario}"
 
