@@ -30,7 +30,11 @@ class Workers:
     """`python worker.py`, one at a time: killed with SIGKILL and restarted on demand."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env, self.log_dir = env, log_dir
+        # A team big enough for the fleet (40 CSMs: about 8 high-touch and 17 low-touch
+        # accounts each): no one is full, so no over-capacity alert depends on the order
+        # the worker took the starts in (rules §7 has its own tests).
+        team = ",".join(f"csm-{i}@soak.test" for i in range(40))
+        self.env, self.log_dir = env | {"ONBOARDING_CSM_ROSTER": team}, log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0
         self.kills = 0
