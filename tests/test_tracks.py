@@ -13,12 +13,13 @@ import pytest
 
 from activities.crm_records import PayloadError
 from activities.hubspot_records import hubspot_deal
+from starter.cli.render import render_status
 from starter.crm import Ignored, generic_deal, salesforce_opportunity, salesforce_outbound
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.test_playbook import edited, problems
 from tests.test_workflow import fired, reach
-from workflows import progress
+from workflows import presentation, progress
 from workflows.models import (
     Audience,
     ClosedWonDeal,
@@ -329,6 +330,13 @@ def test_a_silent_trial_gets_only_its_nudges_and_no_one_is_assigned() -> None:
         "self_serve.stall_upgrade: no_progress; not applicable (trial track is automated "
         "only): change tier to tech_touch"
     )
+    # `onboarding status` shows why a step did nothing, and what a step left out.
+    shown = render_status(presentation.status(o, deal.workflow_id, now + 31 * DAY), recent=20)
+    assert "not applicable (automated only): change tier to tech_touch" in shown
+    assert (
+        "adopt fallback success criteria; not applicable (automated only): notify "
+        "cs_leadership (leadership_no_criteria)"
+    ) in shown
 
 
 # --------------------------------------------------------------------------- the loader
