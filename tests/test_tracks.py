@@ -1,6 +1,7 @@
 """Tracks besides new business (rules §2 and §1 (docs/rules.md)): the deal type read from
-each CRM, the plan and tier each track gives, the loader's checks, and what an expansion
-and a win-back onboarding do on the time-skipping server."""
+each CRM, the plan and tier each track gives, which ladder actions an automated-only
+track (free and trial accounts) runs, the loader's checks, and what an expansion, a
+win-back and a trial onboarding do on the time-skipping server."""
 
 from __future__ import annotations
 
