@@ -33,8 +33,10 @@ The deal type picks the onboarding's track (`DEAL_TYPES`, compared without lette
 spaces or punctuation): HubSpot's `newbusiness` and Salesforce's "New Business" / "New
 Customer" are new business; HubSpot's `existingbusiness` and Salesforce's "Existing
 Business", "Existing Customer - Upgrade" / "- Replacement" are an expansion; a
-"Win Back" option (HubSpot internal value `winback`) is a win-back. No value is new
-business; any other value is refused, naming the field, since onboarding it on the
+"Win Back" option (HubSpot internal value `winback`) is a win-back; a "Trial", "Free
+Trial", "Free", "Freemium" or "POC" / "Proof of Concept" option (HubSpot internal values
+`trial`, `freetrial`, `free`, `freemium`, `poc`) is a free or trial account. No value is
+new business; any other value is refused, naming the field, since onboarding it on the
 wrong track would go unnoticed.
 
 ACV is the annual value, not a multi-year total: the CRM's annual-value field comes
@@ -119,6 +121,12 @@ DEAL_TYPES: dict[str, DealType] = {
     "existingcustomerreplacement": DealType.EXPANSION,
     "expansion": DealType.EXPANSION,
     "winback": DealType.WIN_BACK,  # "Win Back", "Win-Back", HubSpot `winback`
+    "trial": DealType.TRIAL,  # a portal's or org's own options for free and trial accounts
+    "freetrial": DealType.TRIAL,
+    "free": DealType.TRIAL,
+    "freemium": DealType.TRIAL,
+    "poc": DealType.TRIAL,
+    "proofofconcept": DealType.TRIAL,
 }
 
 
@@ -192,7 +200,8 @@ def _deal_type(value: object, field: str) -> DealType:
             field,
             f"deal type {value!r} is not one we know: new business (newbusiness, New "
             "Business, New Customer), expansion (existingbusiness, Existing Business, "
-            "Existing Customer - Upgrade or - Replacement) or win-back (winback, Win Back)",
+            "Existing Customer - Upgrade or - Replacement), win-back (winback, Win Back) "
+            "or free / trial (Trial, Free Trial, Free, Freemium, POC, Proof of Concept)",
         )
     return DEAL_TYPES[key]
 

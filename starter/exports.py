@@ -57,7 +57,7 @@ HUBSPOT = Preset(
         ("Close Date", "close_date"),
         ("Deal owner", None),
         ("Create Date", None),
-        ("Deal Type", None),
+        ("Deal Type", "deal_type"),  # dealtype
         ("Annual contract value", "acv"),  # hs_acv
         ("ACV", "acv"),  # the custom `acv` property
         ("Amount", "acv"),
@@ -92,7 +92,7 @@ SALESFORCE = Preset(
         ("Created Date", None),
         ("Next Step", None),
         ("Lead Source", None),
-        ("Type", None),
+        ("Type", "deal_type"),
     ),
     detect_by=("Opportunity ID", "Account ID"),
     constants=(("crm_source", "salesforce"),),

@@ -214,6 +214,31 @@ def test_jsonl_lines_become_deals_or_errors_and_blank_lines_are_skipped(
     assert bad[8].startswith("completed_milestones[0].milestone_id: 'no_such' is not a milestone")
 
 
+def test_a_deal_type_column_picks_the_track_as_the_crms_do(tmp_path: Path) -> None:
+    header = "account_id,account_name,acv_usd,close_date,deal_type"
+    path = csv_file(
+        tmp_path,
+        "t-1,Trial Co,80000,2031-01-05,trial",
+        "t-2,Free Co,0,2031-01-05,Free Trial",  # the CRM's own label
+        "t-3,Freemium Co,0,2031-01-05,freemium",
+        "t-4,Back Co,9000,2031-01-05,win_back",
+        "t-5,New Co,9000,2031-01-05,",  # empty: new business
+        "t-6,Renewal Co,9000,2031-01-05,Renewal",
+        header=header,
+    )
+
+    rows = read_deals(path)
+
+    assert {line: d.deal_type.value for line, d in deals(rows).items()} == {
+        2: "trial",
+        3: "trial",
+        4: "trial",
+        5: "win_back",
+        6: "new_business",
+    }
+    assert errors(rows)[7].startswith("deal_type: deal type 'Renewal' is not one we know")
+
+
 def test_other_file_types_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "deals.xlsx"
     path.write_bytes(b"PK")

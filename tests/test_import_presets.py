@@ -28,7 +28,7 @@ from starter.bulk import (
 )
 from starter.cli import app
 from tests.support.fx import YEN
-from workflows.models import ClosedWonDeal, Playbook
+from workflows.models import ClosedWonDeal, DealType, Playbook
 
 DATA = Path(__file__).parent / "data" / "real_world"
 TODAY = datetime.now(UTC).date()
@@ -311,3 +311,27 @@ def test_the_cli_lists_skipped_and_rejected_rows_and_exits_1_only_for_rejected(
     bad_option = CliRunner().invoke(app, ["import", str(with_bad), "--column", "no-equals"])
     assert bad_option.exit_code == 1
     assert "--column 'no-equals': expected 'Their Header=column'" in bad_option.stderr
+
+
+def test_the_exports_deal_type_columns_pick_the_track(tmp_path: Path) -> None:
+    hubspot = write(
+        tmp_path,
+        "Record ID,Deal Stage,Close Date,Deal Type,Amount,Associated Company,"
+        "Associated Company IDs",
+        f"1,Closed Won,{us(TODAY)},Free Trial,$80000,Trial Co,11",
+        f"2,Closed Won,{us(TODAY)},New Business,$5000,New Co,12",
+        f"3,Closed Won,{us(TODAY)},Renewal,$5000,Renewal Co,13",
+    )
+    salesforce = write(
+        tmp_path,
+        "Opportunity ID,Account ID,Account Name,Amount,Close Date,Stage,Type",
+        f"0065g00000Q1bXy,0015g00000Zy1Ab,Sakura,48000,{us(TODAY)},Closed Won,POC",
+    )
+
+    got = outcomes(read_file(hubspot).rows)
+    trial, new = got[2], got[3]
+    assert isinstance(trial, ClosedWonDeal) and isinstance(new, ClosedWonDeal)
+    assert (trial.deal_type, new.deal_type) == (DealType.TRIAL, DealType.NEW_BUSINESS)
+    assert str(got[4]).startswith("Deal Type: deal type 'Renewal' is not one we know")
+    [row] = read_file(salesforce).rows
+    assert isinstance(row.deal, ClosedWonDeal) and row.deal.deal_type is DealType.TRIAL

@@ -495,6 +495,25 @@ handoff = 30
             "String should match pattern",
             id="activation-role-id",
         ),
+        pytest.param(
+            edited("automated_only = true", "automated_only = true\ntier_bump = 1"),
+            "tracks.trial",
+            "automated_only: an automated-only track runs self_serve, so tier_bump 1 cannot "
+            "move it up",
+            id="trial-automated-only-with-a-bump",
+        ),
+        pytest.param(
+            edited("automated_only = true", 'automated_only = "always"'),
+            "tracks.trial.automated_only",
+            "Input should be a valid boolean",
+            id="trial-automated-only-not-a-boolean",
+        ),
+        pytest.param(
+            edited('skip = ["kickoff_call", "first_training"]', 'skip = ["kickoff"]'),
+            "tracks.trial.skip",
+            "kickoff is not a milestone id",
+            id="trial-skips-an-unknown-milestone",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

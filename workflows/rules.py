@@ -16,6 +16,8 @@ from workflows.business_days import Calendar
 from workflows.formats import amount_text, usd_text
 from workflows.models import (
     PHASE_ORDER,
+    Action,
+    Audience,
     ClosedWonDeal,
     DealProduct,
     DealType,
@@ -125,7 +127,20 @@ def assign_tier(deal: ClosedWonDeal, rule: TierRule) -> TierDecision:
 def track_tier(decision: TierDecision, deal_type: DealType, track: Track) -> TierDecision:
     """The tier rule's decision moved `track.tier_bump` touch levels up (rules §1
     (docs/rules.md): a win-back runs one level above its segment); the clause and the
-    reason say so: `tech_touch.all+win_back`. A track without a bump keeps the decision."""
+    reason say so: `tech_touch.all+win_back`. An automated-only track (free and trial
+    accounts) runs self_serve whatever the rule decided: clause `self_serve.trial`,
+    reason `<the rule's reason>; trial track is automated only: high_touch ->
+    self_serve`. A track without either keeps the decision."""
+    if track.automated_only:
+        if decision.tier is Tier.SELF_SERVE:
+            moved = "self_serve as the tier rule decided"
+        else:
+            moved = f"{decision.tier.value} -> {Tier.SELF_SERVE.value}"
+        return TierDecision(
+            tier=Tier.SELF_SERVE,
+            clause=f"{Tier.SELF_SERVE.value}.{deal_type.value}",
+            reason=f"{decision.reason}; {deal_type.value} track is automated only: {moved}",
+        )
     if not track.tier_bump:
         return decision
     tier = decision.tier
@@ -388,6 +403,29 @@ def passed_over(due: DueStep, now: datetime) -> int:
     if every is None or due.at > now:
         return 0
     return (now - due.at) // (every * DAY)
+
+
+def automated_only(progress: OnboardingProgress, playbook: Playbook, deal_type: DealType) -> bool:
+    """Whether the onboarding runs automated only (rules §1 (docs/rules.md)): its deal
+    type's track says so (`[tracks.<deal type>].automated_only`, the free and trial
+    track) and no person has overridden its tier since (a person may give a trial a
+    human: from then on it runs as its tier does)."""
+    overridden = any(c.kind == "override" for c in progress.tier_changes)
+    return playbook.track(deal_type).automated_only and not overridden
+
+
+def needs_a_person(action: Action) -> bool:
+    """Whether a ladder action needs a vendor person (rules §1 (docs/rules.md)), so that
+    an automated-only onboarding leaves it out: a message to anyone but the customer
+    (the CSM, CS leadership, the implementation specialist; the executive sponsor's
+    escalation, which a CSM follows up), a move to a tier with people in it
+    (tech_touch, high_touch), a decision asked of a person, a risk flag for human
+    follow-up. The customer's nudges and adopting the fallback success criteria run."""
+    if action.notify is not None:
+        return action.notify is not Audience.CUSTOMER
+    if action.change_tier is not None:
+        return action.change_tier is not Tier.SELF_SERVE
+    return action.require_decision or action.flag is not None
 
 
 def _open(progress: OnboardingProgress, milestone_id: str) -> bool:

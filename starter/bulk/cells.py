@@ -1,6 +1,7 @@
 """One CSV row's cells -> a deal, a skipped row or a `RowError`: closed-won or not,
-amounts and dates in the CRM's formats (`starter.exports`), lists, contacts, the CRM
-reference and the products (`starter.bulk.products`), then
+amounts and dates in the CRM's formats (`starter.exports`), the deal type as the CRMs'
+(`activities.crm_records`), lists, contacts, the CRM reference and the products
+(`starter.bulk.products`), then
 `activities.deals.inbound_deal`, like a webhook's deal. A validation error names the
 column as the file's header names it. Pure: no I/O.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from activities.crm_records import PayloadError, convert
 from activities.deals import inbound_deal
 from activities.money import USD, CurrencyError, FxRates, currency_code
 from starter.bulk.columns import (
@@ -60,6 +62,9 @@ def csv_deal(
         if "close_date" in values:
             column = "close_date"
             fields[column] = parse_date(values[column], day_first=options.day_first)
+        if "deal_type" in values:
+            column = "deal_type"
+            fields[column] = convert(values[column], column, headers[column])
         for column in ACV_COLUMNS:
             if column not in values:
                 continue
@@ -82,6 +87,8 @@ def csv_deal(
                 )
     except CellError as exc:
         return RowError(headers[column], str(exc))
+    except PayloadError as exc:
+        return RowError(headers[column], exc.reason)
     account_id = values.get("account_id", "")
     if any(sep in account_id for sep in ";,"):
         return RowError(

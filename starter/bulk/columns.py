@@ -24,7 +24,8 @@ from workflows.models import ContactRole
 # The CSV header: ClosedWonDeal's fields, flattened. Lists are `;`-separated in one cell,
 # and so are `products` (`analytics:40; warehouse:25>analytics`: `starter.bulk.products`).
 # The ACV is `acv_usd`, or `acv` in `currency`; `stage` / `won` say whether a row is a
-# closed-won deal (other rows are skipped).
+# closed-won deal (other rows are skipped); `deal_type` is ours (`trial`) or the CRM's
+# (`Free Trial`), read as a CRM's deal type is (`activities.crm_records.DEAL_TYPES`).
 CSV_COLUMNS = (
     "account_id",
     "account_name",
@@ -48,6 +49,7 @@ CSV_COLUMNS = (
     "stage",
     "won",
     "products",
+    "deal_type",
 )
 LIST_COLUMNS = ("integrations", "success_criteria")
 CONTACT_COLUMNS = (("champion", ContactRole.CHAMPION), ("sponsor", ContactRole.EXECUTIVE_SPONSOR))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workflows.formats import day_text
-from workflows.models import MilestoneStatus, OnboardingStatus
+from workflows.models import Escalation, MilestoneStatus, OnboardingStatus
 from workflows.rules import acv_text
 
 
@@ -47,6 +47,17 @@ def table_lines(rows: list[list[str]], indent: str = "  ") -> list[str]:
         indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def _escalation_actions(e: Escalation) -> str:
+    """What a ladder step did: its actions, `passed over (not sent)`, and the actions an
+    automated-only track leaves out (rules §1 (docs/rules.md))."""
+    if e.superseded and e.not_applicable:
+        return "not applicable (automated only): " + "; ".join(e.not_applicable)
+    done = "passed over (not sent)" if e.superseded else "; ".join(e.actions)
+    if e.not_applicable:
+        done += "; not applicable (automated only): " + "; ".join(e.not_applicable)
+    return done
 
 
 def render_waiting(s: OnboardingStatus) -> str:
@@ -160,7 +171,7 @@ def render_status(s: OnboardingStatus, *, recent: int = 8) -> str:
                     _stamp(e.at),
                     f"{e.tier.value}.{e.step_id}",
                     e.milestone_id or "",
-                    "passed over (not sent)" if e.superseded else "; ".join(e.actions),
+                    _escalation_actions(e),
                 ]
                 for e in shown
             ]

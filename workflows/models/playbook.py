@@ -445,7 +445,8 @@ class ChampionChange(BaseModel):
 class Track(BaseModel):
     """How one deal type's onboarding differs from the plan of new business (rules §2
     and §1 (docs/rules.md)): milestone gates it leaves out, gates only it plans (before
-    the others), and how many touch levels above the tier rule's result it runs."""
+    the others), how many touch levels above the tier rule's result it runs, and
+    whether it is automated only (the free and trial track)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -458,6 +459,12 @@ class Track(BaseModel):
         description="Milestone ids planned on this track only, first in its plan",
     )
     tier_bump: int = Field(default=0, ge=0, le=2, description="Touch levels up (rules §1)")
+    automated_only: bool = Field(
+        default=False,
+        description="Automated onboarding only (rules §1): self_serve whatever the tier rule "
+        "says, no CSM or specialist assigned, and no ladder action that needs a vendor "
+        "person, until a person overrides the tier",
+    )
 
     @model_validator(mode="after")
     def _disjoint(self) -> Track:
@@ -466,6 +473,11 @@ class Track(BaseModel):
                 raise ValueError(f"{field}: {', '.join(twice)} listed twice")
         if both := sorted(set(self.skip) & set(self.add)):
             raise ValueError(f"{', '.join(both)}: both skipped and added")
+        if self.automated_only and self.tier_bump:
+            raise ValueError(
+                f"automated_only: an automated-only track runs self_serve, so tier_bump "
+                f"{self.tier_bump} cannot move it up; set tier_bump = 0"
+            )
         return self
 
 

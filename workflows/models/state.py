@@ -100,8 +100,10 @@ class RejectedMessage(BaseModel):
 
 class Escalation(BaseModel):
     """An escalation-ladder step that fired, or was recorded without firing
-    (`superseded`): its time had passed when a tier change started a new ladder, or it
-    is a recurring step's occurrences that came due together (`repeats`), sent once."""
+    (`superseded`): its time had passed when a tier change started a new ladder, it is
+    a recurring step's occurrences that came due together (`repeats`), sent once, or
+    every action it has needs a vendor person on an automated-only track (rules §1
+    (docs/rules.md)). `not_applicable`: the actions left out for that reason."""
 
     at: datetime
     due_at: datetime = Field(description="When the step came due; `at` is when it ran")
@@ -113,6 +115,11 @@ class Escalation(BaseModel):
     superseded: bool = False
     repeats: int = Field(
         default=1, description="Occurrences of a recurring step this record stands for"
+    )
+    not_applicable: list[str] = Field(
+        default_factory=list,
+        description="Actions not run: they need a vendor person, and the track is "
+        "automated only (rules §1)",
     )
 
 

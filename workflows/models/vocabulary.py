@@ -154,9 +154,11 @@ ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 class DealType(StrEnum):
     """What was sold, which picks the onboarding's track (rules §2 (docs/rules.md),
-    playbook `[tracks]`): a new customer, an existing customer buying a new product, or
-    a customer won back after churning."""
+    playbook `[tracks]`): a new customer, an existing customer buying a new product, a
+    customer won back after churning, or a free or trial account (free, freemium, trial,
+    proof of concept: one track, automated onboarding only, rules §1)."""
 
     NEW_BUSINESS = "new_business"
     EXPANSION = "expansion"
     WIN_BACK = "win_back"
+    TRIAL = "trial"

@@ -100,13 +100,27 @@ def _escalate(
     customer_clock: CustomerClock,
 ) -> None:
     p, step = o.progress, due.step
-    _record_step(p, due, now, superseded=False)
+    actions, left_out = step.actions, []
+    if rules.automated_only(p, o.playbook, o.deal.deal_type):
+        left_out = [a for a in actions if rules.needs_a_person(a)]
+        actions = [a for a in actions if not rules.needs_a_person(a)]
     subject = milestone(p, due.milestone_id) if due.milestone_id else None
     what = f"{step.when.value} ({subject.title})" if subject else step.when.value
-    out.log(now, "escalation", f"{p.tier.value}.{step.id}: {what}")
+    why = ""
+    if left_out:
+        track = o.deal.deal_type.value
+        why = f"; not applicable ({track} track is automated only): " + "; ".join(
+            a.describe() for a in left_out
+        )
+    if not actions:
+        _record_step(p, due, now, superseded=True, left_out=left_out)
+        out.log(now, "escalation_not_applicable", f"{p.tier.value}.{step.id}: {what}{why}")
+        return
+    _record_step(p, due, now, superseded=False, ran=actions, left_out=left_out)
+    out.log(now, "escalation", f"{p.tier.value}.{step.id}: {what}{why}")
     out.fired.append(due.key)
     days = str(step.days) if step.when is not Trigger.MILESTONE_OVERDUE else "0"
-    for action in step.actions:
+    for action in actions:
         _act(o, out, action, due, days, now, keep_times, customer_clock)
 
 
@@ -202,10 +216,18 @@ def change_tier(
 
 
 def _record_step(
-    p: OnboardingProgress, due: rules.DueStep, now: datetime, superseded: bool, repeats: int = 1
+    p: OnboardingProgress,
+    due: rules.DueStep,
+    now: datetime,
+    superseded: bool,
+    repeats: int = 1,
+    ran: list[Action] | None = None,
+    left_out: list[Action] | None = None,
 ) -> None:
     """Mark a ladder step done (so it never runs twice) and keep it for the report;
-    `repeats` occurrences of a recurring step from `due` on are recorded as one."""
+    `repeats` occurrences of a recurring step from `due` on are recorded as one. A step
+    that fired ran its actions (`ran`: those of them that did, on an automated-only
+    track); `left_out`: the actions that track does not run (rules §1)."""
     p.fired.append(due.later(repeats - 1).key)
     p.escalations.append(
         Escalation(
@@ -216,8 +238,9 @@ def _record_step(
             step_id=due.step.id,
             trigger=due.step.when,
             milestone_id=due.milestone_id,
-            actions=[] if superseded else [a.describe() for a in due.step.actions],
+            actions=[] if superseded else [a.describe() for a in ran or due.step.actions],
             superseded=superseded,
+            not_applicable=[a.describe() for a in left_out or []],
         )
     )
 

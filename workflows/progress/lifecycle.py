@@ -84,9 +84,11 @@ def begin(
     if early is not None:
         _apply_early(o, out, early, now, keep_times)
     out.phase = rules.current_phase(progress.milestones)
+    # An automated-only track (rules §1) runs self_serve, and no one is assigned to it.
+    people = not rules.automated_only(progress, playbook, deal.deal_type)
     if decision.tier is not Tier.SELF_SERVE:
         out.effects.append(AssignOwner(f"new {decision.tier.value} onboarding"))
-    if assignment.needs_specialist(playbook, decision.tier, progress.milestones):
+    if people and assignment.needs_specialist(playbook, decision.tier, progress.milestones):
         reason = f"new {decision.tier.value} onboarding with implementation gates"
         out.effects.append(AssignOwner(reason, StaffRole.IMPLEMENTATION_SPECIALIST))
     notify(o, out, "welcome", Audience.CUSTOMER, "welcome")
@@ -99,6 +101,7 @@ def _track_text(deal: ClosedWonDeal, playbook: Playbook) -> str:
     parts = [f"adds {', '.join(track.add)}" if track.add else ""]
     parts += [f"skips {', '.join(track.skip)}" if track.skip else ""]
     parts += [f"{track.tier_bump} touch level(s) up" if track.tier_bump else ""]
+    parts += ["automated only" if track.automated_only else ""]
     parts += [f"churn reason: {deal.churn_reason}" if deal.churn_reason else ""]
     return f"{deal.deal_type.value}: {'; '.join(p for p in parts if p) or 'as new business'}"
 
