@@ -33,7 +33,7 @@ from activities.money import FxRates, load_fx_rates
 from starter.codec import codec_router
 from starter.ingress import accounts, customer, dashboard, deals, events, ops, reports
 from starter.ingress.errors import add_error_handlers
-from starter.ingress.openapi import document_bodies
+from starter.ingress.openapi import document_bodies, serve_docs_page
 from starter.ingress.state import Ingress
 from starter.settings import IngressSettings
 from workflows.models import Playbook
@@ -76,6 +76,8 @@ def create_app(
         summary="Signed CRM webhooks start onboardings; product events move milestones.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from this server instead (`serve_docs_page`)
+        redoc_url=None,
     )
     app.state.ingress = ingress
     # /codec/*: the Web UI's and the CLI's decryption of payloads
@@ -85,6 +87,7 @@ def create_app(
     for area in (deals, events, accounts, reports, dashboard, customer, ops):
         app.include_router(area.router)
     document_bodies(app)
+    serve_docs_page(app)
     return app
 
 

@@ -8,6 +8,7 @@ checked for its status, the field it names, and that it started or signalled not
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -182,7 +183,14 @@ async def test_health_readiness_and_docs(http: httpx.AsyncClient) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     docs = await http.get("/openapi.json")
     assert "/webhooks/hubspot" in docs.json()["paths"]
-    assert (await http.get("/docs")).status_code == 200
+    page = await http.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    # Everything the page loads comes from this server: no CDN.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    for asset in assets:
+        assert (await http.get(asset)).status_code == 200, asset
+    assert (await http.get("/redoc")).status_code == 404
 
 
 async def test_readyz_says_when_temporal_is_unreachable() -> None:

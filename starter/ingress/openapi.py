@@ -1,13 +1,19 @@
-"""The OpenAPI document's request bodies. The webhook routes read raw bytes (the
-signature is checked before anything parses them), so FastAPI cannot infer them."""
+"""The OpenAPI document and its page. The webhook routes read raw bytes (the signature is
+checked before anything parses them), so FastAPI cannot infer their bodies: `BODIES`
+says them. `/docs` is Swagger UI served from this server (the `swagger-ui-bundle`
+package), never from a CDN: the service runs where there may be no internet."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from workflows.models import ClosedWonDeal
 
@@ -79,3 +85,25 @@ def document_bodies(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def serve_docs_page(app: FastAPI) -> None:
+    """`GET /docs`: Swagger UI over `/openapi.json`, its script, styles and icon from
+    `/docs/assets` (the app is built with `docs_url=None`, `redoc_url=None`: FastAPI's
+    own pages load them from a CDN)."""
+    app.mount(
+        DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), "docs-assets"
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
