@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.strategies import PROPERTY
-from workflows.models import Playbook, Tier
+from workflows.models import Audience, Playbook, Tier
 from workflows.playbook import DEFAULT_PLAYBOOK, PlaybookError, load_playbook, parse_playbook
 
 TEXT = DEFAULT_PLAYBOOK.read_text(encoding="utf-8")
@@ -701,3 +701,21 @@ def test_a_template_is_a_nudge_unless_it_says_otherwise() -> None:
     )
     assert pb.templates["all_set"].kind == "nudge"
     assert load_playbook().templates["all_set"].kind == "celebration"
+
+
+def test_no_message_to_the_customer_names_the_internal_tier() -> None:
+    """Tiers are the vendor's words (high_touch, tech_touch): the customer's messages say
+    what changes for them, never `$tier`."""
+    pb = load_playbook()
+    customer = {"welcome", "tier_changed", "handoff_complete"}
+    customer |= {m.on_done for m in pb.milestones if m.on_done}
+    customer |= {p.template for p in pb.programs.values()}
+    customer |= {
+        a.template
+        for steps in pb.ladder.values()
+        for s in steps
+        for a in s.actions
+        if a.template and a.notify in (Audience.CUSTOMER, Audience.EXECUTIVE_SPONSOR)
+    }
+    named = sorted(t for t in customer if "$tier" in pb.templates[t].subject + pb.templates[t].body)
+    assert named == []

@@ -200,7 +200,7 @@ async def test_self_serve_without_progress_upgrades_to_tech_touch_keeping_credit
     assert ("tech_touch", "stall_decision", 22) in [
         (t, s, round(d)) for t, s, d in fired(await status(handle), closed)
     ]
-    await onboardings.subjects_once(deal.account_id, "Acme Corp moved to tech_touch")
+    await onboardings.subjects_once(deal.account_id, "Acme Corp: your onboarding plan has changed")
 
 
 async def test_a_silent_self_serve_account_is_escalated_on_day_14_and_asked_on_day_21(
@@ -323,7 +323,7 @@ async def test_a_pause_lets_celebrations_and_news_through(onboardings: Onboardin
         AccountOnboarding.override_tier,
         TierOverride(tier=Tier.HIGH_TOUCH, approver="vp-cs", reason="3 systems to integrate"),
     )
-    await onboardings.subjects_once(deal.account_id, "Acme Corp moved to high_touch")
+    await onboardings.subjects_once(deal.account_id, "Acme Corp: your onboarding plan has changed")
     st = await status(handle)
     assert st.state is OnboardingState.PAUSED and fired(st, closed) == []
     assert not [s for s in subjects() if "is due" in s or "blocking" in s]  # no nudge
