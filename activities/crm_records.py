@@ -63,12 +63,16 @@ from workflows.validation import dotted, message
 
 class PayloadError(Exception):
     """The body is not a usable CRM message: `field` is the dotted path in the sender's
-    terms, `reason` says what is wrong with it."""
+    terms, `reason` says what is wrong with it; `problems` every problem found as
+    `(field, reason)` (the first is `field`'s)."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(
+        self, field: str, reason: str, problems: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.problems = problems or [(field, reason)]
 
 
 class StageMeaning(NamedTuple):
@@ -227,10 +231,11 @@ def build_deal(
     try:
         return inbound_deal(fields, rates)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = error["loc"]
-        head = paths.get(str(loc[0])) if loc else None
-        field = head or dotted(loc) or "body"
-        more = exc.error_count() - 1
+
+        def named(loc: tuple[int | str, ...]) -> str:
+            return (paths.get(str(loc[0])) if loc else None) or dotted(loc) or "body"
+
+        problems = [(named(e["loc"]), message(e)) for e in exc.errors()]
+        (field, reason), more = problems[0], len(problems) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise PayloadError(field, message(exc.errors()[0]) + suffix) from None
+        raise PayloadError(field, reason + suffix, problems) from None

@@ -140,6 +140,20 @@ async def test_schema_invalid_deals_get_422_naming_the_field(
     assert not await exists(dev_env.client, acct)
 
 
+async def test_a_deal_with_several_problems_names_each(
+    http: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    acct = account()
+    bad = {"acv_usd": -5, "close_date": "next tuesday", "deal_type": "barter"}
+    body = dumps(deal_body(acct) | bad)
+    response = await http.post("/webhooks/deals", content=body, headers=std_headers(body))
+    assert error(response) == (422, "invalid_payload", "acv_usd")
+    problems = response.json()["errors"]
+    assert [p["field"] for p in problems] == ["acv_usd", "close_date", "deal_type"]
+    assert all(p["reason"] for p in problems)
+    assert not await exists(dev_env.client, acct)
+
+
 async def test_malformed_json_is_400(http: httpx.AsyncClient) -> None:
     body = b'{"account_id": "acct-1", '
     response = await http.post("/webhooks/deals", content=body, headers=std_headers(body))

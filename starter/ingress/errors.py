@@ -3,6 +3,9 @@ answer with it.
 
     {"error": "invalid_signature", "field": "X-Signature", "reason": "..."}
 
+A refused payload (422) and a refused query also list every problem, the first being
+`field`'s: `"errors": [{"field": "acv_usd", "reason": "..."}, ...]`.
+
 A 503 carries `Retry-After`: Temporal did not take the request in time, and nothing was
 started or changed.
 """
@@ -38,11 +41,18 @@ class ApiError(Exception):
     `retry_after_s` (a 503's) becomes the `Retry-After` header."""
 
     def __init__(
-        self, status: int, error: str, field: str, reason: str, retry_after_s: int | None = None
+        self,
+        status: int,
+        error: str,
+        field: str,
+        reason: str,
+        retry_after_s: int | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(f"{field}: {reason}")
         self.status, self.error, self.field, self.reason = status, error, field, reason
         self.retry_after_s = retry_after_s
+        self.errors = errors  # every problem of a refused payload, the first `field`'s
 
 
 def error_body(error: str, field: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -91,8 +101,9 @@ async def api_error(request: Request, exc: ApiError) -> JSONResponse:
     ingress_of(request).metrics.rejections.labels(route, exc.error).inc()
     log.warning("rejected", path=route, error=exc.error, field=exc.field, reason=exc.reason)
     retry = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    extra = {} if exc.errors is None else {"errors": exc.errors}
     return JSONResponse(
-        error_body(exc.error, exc.field, exc.reason), status_code=exc.status, headers=retry
+        error_body(exc.error, exc.field, exc.reason, **extra), status_code=exc.status, headers=retry
     )
 
 

@@ -77,7 +77,11 @@ def as_domain(make: Callable[[], Any]) -> Any:
     except crm.MalformedError as exc:
         raise ApiError(400, "malformed", exc.field, exc.reason) from None
     except PayloadError as exc:
-        raise ApiError(422, "invalid_payload", exc.field, exc.reason) from None
+        errors = [{"field": f, "reason": r} for f, r in exc.problems]
+        raise ApiError(422, "invalid_payload", exc.field, exc.reason, errors=errors) from None
     except ValidationError as exc:
-        first = validation_errors(exc)[0]
-        raise ApiError(422, "invalid_payload", first["field"], first["reason"]) from None
+        errors = validation_errors(exc)
+        first = errors[0]
+        raise ApiError(
+            422, "invalid_payload", first["field"], first["reason"], errors=errors
+        ) from None
