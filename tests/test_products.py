@@ -200,6 +200,23 @@ def test_a_product_gate_is_credited_only_by_its_own_products_events() -> None:
     assert o.progress.milestones[3].done_at == day(2)
 
 
+@pytest.mark.parametrize(
+    ("product", "why"),
+    [
+        ("analytics", None),
+        (None, None),  # names no product: the account's event
+        ("nosuch", "product 'nosuch' is not one of the deal's products (crm, analytics)"),
+    ],
+)
+def test_an_event_naming_a_product_the_deal_does_not_sell_is_said_so(
+    product: str | None, why: str | None
+) -> None:
+    o = onboarding()
+    event = ProductEvent(event_id="p1", name="user_logged_in", product=product)
+    found = products.unknown_product(o.deal, event)
+    assert found == why if why is None else found is not None and found.startswith(why)
+
+
 # --------------------------------------------------------------------------- adoption
 
 
@@ -496,6 +513,13 @@ async def test_product_two_waits_at_the_pilot_gate_until_product_one_reaches_60_
     # Planned 7 days after the phase's start (day 7 -> day 14): now 7 days after release.
     assert abs((due - released) / DAY - 7) < 0.01
     assert "Analytics" in next(a.detail for a in st.audit if a.kind == "product_released")
+
+    # An event naming a product the deal does not sell counts for the account only.
+    typo = ProductEvent(event_id="typo", name="user_logged_in", user_id="u9", product="crn")
+    await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=[typo]))
+    st = await until(handle, lambda st: any(r.ref == "user_logged_in" for r in st.rejected))
+    assert "product 'crn' is not one of the deal's products" in st.rejected[-1].reason
+    assert st.products[0].active_users == 6
 
     # Its alert comes on the re-based deadline, not the day before.
     await onboardings.days_later((due - await onboardings.now()) / DAY - 1)

@@ -313,6 +313,8 @@ class AccountOnboarding:
                 # A multi-product deal's product (rules §6.2), the account measures (§8),
                 # group programs' attendance (§1), activation by role (§7).
                 products.count(self.progress, self.deal, event, now, keep)
+                if why := products.unknown_product(self.deal, event):
+                    self._reject(now, "product_events", event.name, why)
                 o, at = self._o(), min(event.at or now, now)
                 measures.note_activity(
                     o.progress, o.playbook.measures, event.name, at, o.calendar.time_zone

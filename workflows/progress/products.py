@@ -56,6 +56,21 @@ def count(
             f.users.append(user)
 
 
+def unknown_product(deal: ClosedWonDeal, event: ProductEvent) -> str | None:
+    """Why `event` counts for no product although it names one: the deal sells no such
+    product (a typo, or a product bought elsewhere). None when it names none or one of
+    the deal's. The event still counts for the account."""
+    if event.product is None or not deal.products:
+        return None
+    if any(x.id == event.product for x in deal.products):
+        return None
+    sold = ", ".join(x.id for x in deal.products)
+    return (
+        f"product {event.product!r} is not one of the deal's products ({sold}): "
+        "counted for the account, not for a product"
+    )
+
+
 def user_key(user_id: str) -> str:
     """A user as a product's facts keep it: 16 hex digits of its SHA-256, whatever its
     length (64 bits: two of a product's at most `MAX_PRODUCT_SEATS` users share one with
