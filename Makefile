@@ -42,12 +42,14 @@ test: lint
 
 ## bench: ingress vs bare SDK on a throwaway dev server, what the onboarding records cost
 ## per onboarding, then the portfolio report and the dashboard over 10,000 onboardings
-## against their 1 s budget (about 7 minutes; not part of test)
+## against their 1 s budget, and the playbook simulator on 1,000 onboardings (about 7
+## minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
 	$(BIN)/python bench/records_cost.py
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/simulator.py
 
 ## histories: record the workflow tests' histories for the replay test (VERSION=v5)
 histories: install-test

@@ -461,20 +461,28 @@ def ladder_steps(
     fired = set(progress.fired)
     tier = progress.tier
     calendar = calendar or playbook.business_calendar.of(None, None)
+    # Read once per call (the loop asks for the steps at every wake-up): the open
+    # milestones, and the repeats of no_progress steps done in this stall by key stem.
+    open_milestones = [m for m in progress.milestones if m.is_open]
+    open_ids = {m.id for m in open_milestones}
+    repeats: dict[str, list[str]] | None = None
 
     def after(start: datetime, step: EscalationStep) -> datetime:
         return business_days.deadline(start, step.days, step.days_unit, calendar)
 
     steps: list[DueStep] = []
+    tier_name = tier.value
     for order, step in enumerate(playbook.ladder[tier]):
-        prefix = f"{tier.value}.{step.id}"
+        prefix = f"{tier_name}.{step.id}"
         match step.when:
             case Trigger.MILESTONE_OVERDUE:
-                for m in progress.milestones:
-                    key = f"{prefix}:{m.id}#r{m.revision}"
+                for m in open_milestones:
                     # A provisional deadline is not agreed yet, and a held one does not run
                     # while its product waits (rules §6.2): nothing escalates on either.
-                    if m.is_open and not (m.provisional or m.held) and key not in fired:
+                    if m.provisional or m.held:
+                        continue
+                    key = f"{prefix}:{m.id}#r{m.revision}"
+                    if key not in fired:
                         steps.append(DueStep(key, m.due_at, step, order, m.id))
             case Trigger.NO_LOGIN | Trigger.ACTIVATION_MISSED:
                 watched = (
@@ -482,13 +490,15 @@ def ladder_steps(
                     if step.when is Trigger.NO_LOGIN
                     else playbook.value_milestone
                 )
-                if _open(progress, watched) and prefix not in fired:
+                if prefix not in fired and watched in open_ids:
                     at = after(progress.clock_start, step)
                     steps.append(DueStep(prefix, at, step, order, watched))
             case Trigger.NO_SUCCESS_CRITERIA:
                 if not progress.success_criteria and prefix not in fired:
                     steps.append(DueStep(prefix, after(progress.clock_start, step), step, order))
             case Trigger.NO_HANDOFF | Trigger.NO_ENGAGEMENT:
+                if prefix in fired:
+                    continue
                 gate = engagement_gate(progress, playbook)
                 # The handoff is done once the CSM has scheduled (started) or held the
                 # first engagement; the engagement, once it is held.
@@ -497,18 +507,20 @@ def ladder_steps(
                     if step.when is Trigger.NO_HANDOFF
                     else gate.is_open
                 )
-                if gate is not None and waiting and prefix not in fired:
+                if gate is not None and waiting:
                     at = after(progress.clock_start, step)
                     steps.append(DueStep(prefix, at, step, order, gate.id))
             case Trigger.NO_PROGRESS:
-                if not any(m.is_open for m in progress.milestones):
+                if not open_ids:
                     continue
                 stem = f"{prefix}:e{progress.progress_epoch}#"
-                done = [int(key[len(stem) :]) for key in fired if key.startswith(stem)]
+                if repeats is None:
+                    repeats = _repeats_by_stem(fired, f":e{progress.progress_epoch}#")
+                done = [int(k) for k in repeats.get(stem, ())]
                 if done and step.repeat_days is None:
                     continue
                 # The next repeat after the latest one done (a catch-up marks only the last
-                # of the repeats it passed over), found in one pass over `fired`.
+                # of the repeats it passed over).
                 k = max(done) + 1 if done else 0
                 if step.repeat_days is None:  # a repeating step counts calendar days
                     at = after(progress.last_progress_at, step)
@@ -521,6 +533,17 @@ def ladder_steps(
     return sorted(steps, key=lambda s: (s.at, s.order))
 
 
+def _repeats_by_stem(fired: set[str], tag: str) -> dict[str, list[str]]:
+    """The fired keys holding `tag` (`:e<epoch>#`) by their stem (up to and including
+    the tag): `{"tech_touch.stall_status_email:e2#": ["0", "1"]}`, in one pass."""
+    by_stem: dict[str, list[str]] = {}
+    for key in fired:
+        if (i := key.find(tag)) >= 0:
+            end = i + len(tag)
+            by_stem.setdefault(key[:end], []).append(key[end:])
+    return by_stem
+
+
 def behavior_due(progress: OnboardingProgress, step: EscalationStep, prefix: str) -> DueStep | None:
     """When a behavioral step (rules §4 (docs/rules.md)) comes due, from the latest times
     of its `events` (`progress.recent_times`), or None.
@@ -531,6 +554,8 @@ def behavior_due(progress: OnboardingProgress, step: EscalationStep, prefix: str
     within `active_days` (an active period), then none for `days`. The key names the
     latest event, so each burst of events fires the step once."""
     latest = sorted(t for name in step.events for t in progress.recent_times.get(name, ()))
+    if len(latest) < step.count:
+        return None
     last = max(
         (
             e.at

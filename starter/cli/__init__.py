@@ -9,6 +9,7 @@
     onboarding list --state at_risk     # a report from the search attributes
     onboarding link issue ACCOUNT       # the customer's progress page link (or: revoke)
     onboarding report --format csv      # the portfolio report, from the records store
+    onboarding simulate --playbook new.toml --sample 1000   # a playbook change, tried first
     onboarding demo                     # sample accounts that escalate within a minute
 
 Every command talks to Temporal as configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE /
@@ -16,8 +17,8 @@ TLS / API key (the SDK's env config); default localhost:7233. Errors are one lin
 stderr and a non-zero exit code.
 
 One module per command group (`stack`, `onboardings`, `bulk_import`, `events`,
-`reports`, `portfolio`, `records`, `links`, `demo`); `console` assembles them into `app`,
-the console script.
+`reports`, `portfolio`, `simulate`, `records`, `links`, `demo`); `console` assembles them
+into `app`, the console script.
 """
 
 from starter.cli.console import app

@@ -20,6 +20,7 @@ from starter.cli import (
     portfolio,
     records,
     reports,
+    simulate,
     stack,
 )
 
@@ -94,6 +95,7 @@ app.command()(onboardings.reassign)
 app.command()(reports.status)
 app.command("list")(reports.list_)
 app.command()(portfolio.report)
+app.command()(simulate.simulate)
 app.add_typer(records.app, name="records")
 app.add_typer(links.app, name="link")
 app.command()(demo.demo)

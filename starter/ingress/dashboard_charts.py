@@ -71,7 +71,7 @@ def _static(root: Any) -> Any:
     return root
 
 
-def _make(
+def styled(
     kind: Callable[..., Graph],
     title: str,
     height: int,
@@ -142,7 +142,7 @@ def cohort_trends(report: PortfolioReport) -> Graph:
     ]
     ttv = [g.ttv_median_days for g in report.by_cohort]
     longest = max((d for d in ttv if d is not None), default=None)
-    chart = _make(
+    chart = styled(
         pygal.Line,
         "Trends by closed-won month",
         340,
@@ -177,7 +177,7 @@ def cohort_trends(report: PortfolioReport) -> Graph:
 
 def health_bands(report: PortfolioReport) -> Graph:
     """Running onboardings per health band, stacked per tier, each part's count on it."""
-    chart = _make(
+    chart = styled(
         pygal.StackedBar,
         "Running onboardings by health band",
         340,
@@ -200,7 +200,7 @@ def drop_off(report: PortfolioReport, tier: Tier) -> Graph:
     # pygal lists horizontal bars bottom up.
     steps: Sequence[DropOff] = [d for d in report.drop_off if d.tier is tier][::-1]
     limit = report.targets.drop_off_flag_pct
-    chart = _make(
+    chart = styled(
         pygal.HorizontalBar,
         f"Drop-off, {tier.value} (red: over the {limit:g}% flag)",
         _bars_height(len(steps)),
@@ -227,7 +227,7 @@ def escalations(report: PortfolioReport) -> Graph:
     Horizontal, so every label reads whole."""
     shown = report.escalations[::-1]  # pygal lists horizontal bars bottom up
     days = report.targets.escalation_response_days
-    chart = _make(
+    chart = styled(
         pygal.HorizontalBar,
         "Escalations by step and trigger",
         _bars_height(2 * len(shown)),
@@ -258,7 +258,7 @@ def csm_load(report: PortfolioReport) -> Graph:
     """Each CSM's load against capacity (rules §7), most loaded first (top down), those
     over it in red; the axis reaches 100%, the high end of the capacity ranges."""
     loads = sorted(report.csm_load, key=lambda c: c.load_pct)  # bottom up
-    chart = _make(
+    chart = styled(
         pygal.HorizontalBar,
         "CSM load vs capacity (red: over 100%)",
         _bars_height(len(loads)),
@@ -300,7 +300,7 @@ def timeline(rows: Sequence[TimelineRow], now: datetime) -> Graph:
     colours = [PLAN_COLOUR, *OUTCOME_COLOURS.values()]
     drawn = [(name, points, c) for (name, points), c in zip(lanes.items(), colours, strict=True)]
     drawn = [d for d in drawn if d[1]]
-    chart = _make(
+    chart = styled(
         pygal.DateTimeLine,
         "Plan against actual",
         120 + 2 * BAR_PX * max(n, 2),
