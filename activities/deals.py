@@ -18,6 +18,7 @@ other (`Opportunity.CurrencyIsoCode`, the CSV column `Amount Currency`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,13 +30,37 @@ from workflows.models import ClosedWonDeal, CrmRef, Playbook
 from workflows.rules import product_gate_id
 
 
-def inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
+# A deal closed-won longer ago than this has no onboarding left to run: every deadline of
+# a plan (at most a few months) has passed, and catching up years of weekly steps costs
+# the workflow's first task seconds of CPU.
+MAX_CLOSED_WON_AGE = timedelta(days=365)
+
+
+def inbound_deal(
+    fields: Mapping[str, Any], rates: FxRates, now: datetime | None = None
+) -> ClosedWonDeal:
     """A deal from a sender's fields (a ClosedWonDeal's, as JSON values or models).
 
     The ACV is `acv_usd`, or `acv` in `currency` (an ISO 4217 code, default USD), which
     is converted with the rate in `rates` in force on the close date; `fx_rate` is the
-    service's to set. Raises ValidationError, e.g. at `currency` when no rate is known.
+    service's to set. A close date more than `MAX_CLOSED_WON_AGE` before `now` (default
+    the clock) is refused. Raises ValidationError, e.g. at `currency` when no rate is
+    known.
     """
+    deal = _inbound_deal(fields, rates)
+    now = now or datetime.now(UTC)
+    if deal.close_date < now - MAX_CLOSED_WON_AGE:
+        raise _error(
+            "close_date",
+            fields.get("close_date"),
+            f"closed-won {(now - deal.close_date).days} days ago, more than "
+            f"{MAX_CLOSED_WON_AGE.days}: its whole plan has passed; start it from when its "
+            "onboarding really began and report what is done (completed_milestones)",
+        )
+    return deal
+
+
+def _inbound_deal(fields: Mapping[str, Any], rates: FxRates) -> ClosedWonDeal:
     data = dict(fields)
     if isinstance(data.get("account_id"), str):
         data["account_id"] = canonical_account_id(data["account_id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -123,6 +124,13 @@ async def test_a_tampered_body_is_refused(
         ),
         ({"account_id": "has spaces"}, 422, "account_id"),
         ({"surprise": 1}, 422, "surprise"),
+        # Closed-won 366 days ago: its whole plan has passed (and catching up years of
+        # weekly steps would cost the workflow's first task seconds).
+        (
+            {"close_date": (datetime.now(UTC) - timedelta(days=366)).isoformat()},
+            422,
+            "close_date",
+        ),
     ],
 )
 async def test_schema_invalid_deals_get_422_naming_the_field(

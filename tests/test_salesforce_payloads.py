@@ -209,7 +209,7 @@ def notification(note_id: str, opp_id: str, stage: str = "Closed Won", extra: st
      <sf:Id>{opp_id}</sf:Id>
      <sf:AccountId>001Ak00000{opp_id[-1]}</sf:AccountId>
      <sf:Amount>75000.0</sf:Amount>
-     <sf:CloseDate>2025-05-01</sf:CloseDate>
+     <sf:CloseDate>{datetime.now(UTC).date().isoformat()}</sf:CloseDate>
      <sf:StageName>{stage}</sf:StageName>
      <sf:ACV__c xsi:nil="true"/>
      {extra}
