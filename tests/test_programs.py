@@ -146,9 +146,14 @@ def test_next_session(
     assert str(got.tzinfo) == zone  # shown in the program's zone
 
 
-def test_a_session_is_named_in_its_own_zone() -> None:
+def test_a_session_is_named_in_its_own_zone_and_the_accounts() -> None:
+    # A calendar case: the zones' offsets on that day are the point.
     start = next_session(WEBINAR, datetime(2026, 12, 7, 12, 0, tzinfo=NEW_YORK))
     assert session_text(start) == "Tuesday 2026-12-08 16:00 America/New_York"
+    assert session_text(start, "America/New_York") == session_text(start)
+    assert session_text(start, "Asia/Tokyo") == (
+        "Tuesday 2026-12-08 16:00 America/New_York (Wednesday 06:00 Asia/Tokyo)"
+    )
 
 
 # --------------------------------------------------------------------------- the invitation

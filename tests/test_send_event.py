@@ -1,5 +1,7 @@
-"""`onboarding send-event`: a product event posted to the ingress, signed as Segment or
-as a Standard Webhook, against a small local HTTP server that records what it got.
+"""`onboarding send-event` and `send-deal`: a product event posted to the ingress, signed as
+Segment or as a Standard Webhook, and a deal posted to `/webhooks/deals` as a Standard
+Webhook, against a small local HTTP server that records what it got; and the sample
+inputs the README starts with (`examples/`) kept valid.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from starter.cli import app
 from starter.devserver import free_port
+from workflows.models import ClosedWonDeal
 
 
 @dataclass
@@ -159,3 +163,58 @@ def test_send_event_without_an_ingress_says_so() -> None:
 
     assert result.exit_code == 1
     assert f"cannot reach the ingress at {url}; is `onboarding up` running?" in result.stderr
+
+
+# --------------------------------------------------------------------------- send-deal
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+KEY = b"0123456789abcdef0123456789abcdef"
+SECRETS = NO_SECRETS | {"ONBOARDING_WEBHOOK_SECRETS": "whsec_" + base64.b64encode(KEY).decode()}
+
+
+def test_send_deal_posts_the_file_signed_and_can_close_it_now(ingress: Ingress) -> None:
+    ingress.status, ingress.answer = 201, b'{"started": true}'
+    deal = EXAMPLES / "deal.json"
+    result = CliRunner().invoke(
+        app,
+        ["send-deal", str(deal), "--closed-now", "--webhook-id", "msg_1", "--url", ingress.url],
+        env=SECRETS,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"started": True}
+    [(path, headers, body)] = ingress.requests
+    assert path == "/webhooks/deals"
+    signed = f"msg_1.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(KEY, signed, hashlib.sha256).digest()).decode()
+    assert (headers["webhook-id"], headers["webhook-signature"]) == ("msg_1", f"v1,{expected}")
+    sent = json.loads(body)
+    closed = datetime.fromisoformat(sent.pop("close_date"))
+    assert abs(datetime.now(UTC) - closed) < timedelta(minutes=1)
+    original = json.loads(deal.read_text())
+    original.pop("close_date")
+    assert sent == original
+
+
+def test_send_deal_says_what_is_wrong_with_the_file_or_the_setup(
+    ingress: Ingress, tmp_path: Path
+) -> None:
+    listed = tmp_path / "deals.json"
+    listed.write_text("[]")
+    cases = [
+        (["send-deal", str(tmp_path / "none.json")], SECRETS, "cannot read"),
+        (["send-deal", str(listed)], SECRETS, "must be one JSON object (a deal)"),
+        (["send-deal", str(EXAMPLES / "deal.json")], NO_SECRETS, "ONBOARDING_WEBHOOK_SECRETS"),
+    ]
+    for args, env, message in cases:
+        result = CliRunner().invoke(app, [*args, "--url", ingress.url], env=env)
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert ingress.requests == []
+
+
+def test_the_examples_are_valid_deals() -> None:
+    ClosedWonDeal.model_validate(json.loads((EXAMPLES / "deal.json").read_text()))
+    result = CliRunner().invoke(app, ["import", str(EXAMPLES / "deals.csv"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "valid 4 · rejected 0" in result.output

@@ -33,6 +33,11 @@ def next_session(program: Program, at: datetime) -> datetime:
         day += WEEK
 
 
-def session_text(start: datetime) -> str:
-    """`Tuesday 2026-12-08 16:00 America/New_York` (`start` in the program's zone)."""
-    return f"{start:%A %Y-%m-%d %H:%M} {start.tzinfo}"
+def session_text(start: datetime, account_zone: str | None = None) -> str:
+    """`Tuesday 2026-12-08 16:00 America/New_York` (`start` in the program's zone), and
+    for an account in another zone its own clock too: `... (Wednesday 06:00 Asia/Tokyo)`."""
+    text = f"{start:%A %Y-%m-%d %H:%M} {start.tzinfo}"
+    if account_zone and account_zone != str(start.tzinfo):
+        local = start.astimezone(ZoneInfo(account_zone))
+        text += f" ({local:%A %H:%M} {account_zone})"
+    return text

@@ -20,6 +20,7 @@ from starter.cli import (
     portfolio,
     records,
     reports,
+    send_deal,
     simulate,
     stack,
 )
@@ -84,6 +85,7 @@ app.command()(onboardings.start)
 app.command("import")(bulk_import.import_)
 app.command()(onboardings.milestone)
 app.command("send-event")(events.send_event)
+app.command("send-deal")(send_deal.send_deal)
 app.command()(onboardings.pause)
 app.command()(onboardings.resume)
 app.command("override-tier")(onboardings.override_tier)

@@ -1,5 +1,5 @@
 """`onboarding send-event`: one signed Segment-style product event to the ingress, as a
-product would send it."""
+product would send it; `post_signed`, the signed POST it and `send-deal` share."""
 
 from __future__ import annotations
 
@@ -67,30 +67,40 @@ def segment_call(
     return call
 
 
-def _signed_headers(body: bytes, message_id: str) -> dict[str, str]:
-    """Sign as the ingress checks: Segment's X-Signature first, else Standard Webhooks."""
-    from standardwebhooks.webhooks import EmptyWebhookSecretError
-
-    from starter.settings import reveal
-    from starter.signatures import sign_segment, standard_webhook_headers
-
+def ingress_settings() -> IngressSettings:
+    """The ingress's settings; unset secrets come from the ones `onboarding up` generated
+    for the local stack."""
     try:
-        # Unset secrets come from the ones `onboarding up` generated for the local stack.
-        settings = IngressSettings(_env_file=local_secrets_path())
+        return IngressSettings(_env_file=local_secrets_path())
     except ValidationError as exc:
         raise settings_error(exc) from None
+
+
+def standard_webhook(secret: str, setting: str, body: bytes, message_id: str) -> dict[str, str]:
+    """Standard Webhooks headers signing `body` with `secret` (the first of `setting`)."""
+    from standardwebhooks.webhooks import EmptyWebhookSecretError
+
+    from starter.signatures import standard_webhook_headers
+
+    try:
+        return standard_webhook_headers(secret, body, message_id)
+    except (ValueError, EmptyWebhookSecretError):  # ValueError: binascii.Error, not base64
+        raise CliError(f"{setting}: the first secret is not whsec_ followed by base64") from None
+
+
+def _signed_headers(body: bytes, message_id: str) -> dict[str, str]:
+    """Sign as the ingress checks: Segment's X-Signature first, else Standard Webhooks."""
+    from starter.settings import reveal
+    from starter.signatures import sign_segment
+
+    settings = ingress_settings()
     headers = {"Content-Type": "application/json"}
     if settings.segment_secrets:
         headers["X-Signature"] = sign_segment(reveal(settings.segment_secrets)[0], body)
     elif settings.events_webhook_secrets:
         secret = reveal(settings.events_webhook_secrets)[0]
-        try:
-            headers.update(standard_webhook_headers(secret, body, message_id))
-        except (ValueError, EmptyWebhookSecretError):  # ValueError: binascii.Error, not base64
-            raise CliError(
-                "ONBOARDING_EVENTS_WEBHOOK_SECRETS: the first secret is not whsec_ followed "
-                "by base64"
-            ) from None
+        setting = "ONBOARDING_EVENTS_WEBHOOK_SECRETS"
+        headers.update(standard_webhook(secret, setting, body, message_id))
     else:
         typer.echo(
             "warning: neither ONBOARDING_SEGMENT_SECRETS nor ONBOARDING_EVENTS_WEBHOOK_SECRETS "
@@ -100,12 +110,12 @@ def _signed_headers(body: bytes, message_id: str) -> dict[str, str]:
     return headers
 
 
-async def _send_event(url: str, call: dict[str, Any]) -> None:
+async def post_signed(url: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+    """POST `body` to the ingress at `url` + `path` and print its JSON answer; a refusal
+    or an unreachable ingress is a CliError saying so."""
     import httpx
 
-    body = json.dumps(call, separators=(",", ":")).encode()
-    headers = _signed_headers(body, call["messageId"])
-    endpoint = f"{url.rstrip('/')}/events"
+    endpoint = f"{url.rstrip('/')}{path}"
     try:
         async with httpx.AsyncClient(timeout=ANSWER_TIMEOUT.total_seconds()) as http:
             response = await http.post(endpoint, content=body, headers=headers)
@@ -169,6 +179,7 @@ def send_event(
             message_id or str(uuid.uuid4()),
             datetime.now(UTC),
         )
-        await _send_event(url, call)
+        body = json.dumps(call, separators=(",", ":")).encode()
+        await post_signed(url, "/events", body, _signed_headers(body, call["messageId"]))
 
     run(go())

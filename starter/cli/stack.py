@@ -63,11 +63,25 @@ async def _watch_server(server: devserver.DevServer, stop: asyncio.Event) -> Non
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def where_messages_go(settings: Settings) -> str:
+    """The banner's line on notifications: each channel and where it delivers; with the
+    log alone, how to send real ones."""
+    where = {
+        "log": "the worker's log (subjects only)",
+        "email": f"email via {settings.smtp_host}:{settings.smtp_port}",
+        "slack": "Slack (ONBOARDING_SLACK_WEBHOOK_URL)",
+    }
+    line = ", ".join(where.get(c, c) for c in settings.notify_channels)
+    if settings.notify_channels == ["log"]:
+        line += "; to send email set ONBOARDING_NOTIFY_CHANNELS=log,email and ONBOARDING_SMTP_*"
+    return line
+
+
 async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None:
     from activities import configure_logging
 
     configure_logging()
-    settings_of(Settings)  # bad ONBOARDING_* settings fail before anything starts
+    worker_settings = settings_of(Settings)  # bad ONBOARDING_* settings fail before anything starts
     if not no_server:
         data_dir = (db or devserver.default_db_path()).parent
         taken = ensure_local_secrets(local_secrets_path(data_dir))
@@ -123,6 +137,7 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
         typer.echo(f"Temporal UI: {ui}")
         base = f"http://{ingress.host}:{ingress.port}"
         typer.echo(f"Ingress:     {base}  (API docs {base}/docs, metrics {base}/metrics)")
+        typer.echo(f"Messages:    {where_messages_go(worker_settings)}")
         services = local_services(f"http://127.0.0.1:{metrics_port}/metrics")
         typer.echo(f"Running:     {', '.join(n for n, _ in services)} (Ctrl-C to stop)")
         async with asyncio.TaskGroup() as group:

@@ -60,7 +60,7 @@ def invite_due(o: Onboarding, out: Changes, now: datetime) -> None:
         session = programs.next_session(program, now + program.notice_hours * HOUR)
         x = participation(p, key)
         x.invited_at, x.session_at = now, session
-        when = programs.session_text(session)
+        when = programs.session_text(session, o.deal.time_zone)
         out.log(now, "program_invited", f"{program.title}: {when}, {program.join_url}")
         stamp = f"{session.astimezone(UTC):%Y%m%dT%H%M%SZ}"
         invite = CalendarInvite(
