@@ -4,11 +4,12 @@ The workflow id is `onboarding-<account_id>`. A start for an account whose onboa
 running attaches to it (`USE_EXISTING`); a start for an account whose onboarding has
 completed or been cancelled is refused (`ALLOW_DUPLICATE_FAILED_ONLY`: only a run that
 failed or was terminated may be started again), so a retried webhook or a repeated CLI
-call never creates a second onboarding. The one exception is an expansion deal the
-account's finished onboardings never had: it starts the account's next onboarding as a
-new run of the same id (`ALLOW_DUPLICATE`), the earlier run's history and result kept
-(rules §2 (docs/rules.md), *Tracks*); the finished run's result says which deals were
-onboarded, so no worker is needed to decide.
+call never creates a second onboarding. The exceptions are an expansion deal the
+account's finished onboardings never had, and such a paid deal after a finished trial
+(its conversion): it starts the account's next onboarding as a new run of the same id
+(`ALLOW_DUPLICATE`), the earlier run's history and result kept (rules §2
+(docs/rules.md), *Tracks*); the finished run's result says which deals were onboarded,
+so no worker is needed to decide.
 
 Deals arrive by update-with-start (`provide_deal`), product events by signal-with-start
 (`product_events`), so either may come first and both land on the one workflow.
@@ -45,7 +46,6 @@ from workflows.models import (
     DealDelivery,
     DealLost,
     DealLostOutcome,
-    DealType,
     OnboardingInput,
     OnboardingState,
     OnboardingStatus,
@@ -69,12 +69,12 @@ class AlreadyOnboardedError(Exception):
         self.account_id = account_id
         self.outcome = outcome
         self.run_id = run_id
-        self.why = why  # an expansion deal's reason (rules §2), else None
+        self.why = why  # why an expansion or a trial's paid deal did not (rules §2)
         super().__init__(f"account {account_id} was already onboarded ({outcome})")
 
     def reason(self) -> str:
-        """How the onboarding ended, and an expansion deal's reason (`completed: deal
-        hubspot:9 was onboarded already`)."""
+        """How the onboarding ended, and why an expansion or a trial's paid deal did not
+        start the next one (`completed: deal hubspot:9 was onboarded already`)."""
         return f"{self.outcome}: {self.why}" if self.why else self.outcome
 
     def acceptance(self) -> DealAcceptance:
@@ -160,11 +160,13 @@ async def deliver_deal(
     `start_workflow`. Only when an onboarding already runs (`USE_EXISTING` attached to
     it: perhaps waiting for its deal because product events came first) does the
     `provide_deal` update give it the deal; one that has a deal keeps it, but queues an
-    expansion deal of its own (`DealAcceptance.queued`). `DealAcceptance.started` says
-    whether this delivery began an onboarding (a redelivery with the same `delivery_id`
-    gets the same answer). When the account's onboarding has finished, an expansion deal
-    it never had starts the account's next one (rules §2 (docs/rules.md), *Tracks*);
-    any other deal raises `AlreadyOnboardedError`.
+    expansion deal of its own (`DealAcceptance.queued`), and a trial given a paid deal of
+    its own ends as converted and continues as the paid deal's onboarding at once
+    (`started`). `DealAcceptance.started` says whether this delivery began an onboarding
+    (a redelivery with the same `delivery_id` gets the same answer). When the account's
+    onboarding has finished, an expansion deal it never had, or such a paid deal after a
+    trial, starts the account's next one (rules §2 (docs/rules.md), *Tracks*); any
+    other deal raises `AlreadyOnboardedError`.
 
     Search attributes are left to the workflow's first task, which sets them all anyway:
     setting them at the start too would write them twice.
@@ -245,15 +247,16 @@ async def _follows(
     rpc_timeout: timedelta | None,
 ) -> OnboardingStatus | None:
     """The account's finished onboarding that `deal` may follow: its result, when `deal`
-    is an expansion it never had (`expansion.why_not_again`); None when the last run did
-    not complete (one started since, to attach to, or one that failed, to start again as
-    any start may). Raises `AlreadyOnboardedError` otherwise."""
+    is an expansion it never had, or such a paid deal after a trial (`expansion.follows`,
+    `expansion.why_not_again`); None when the last run did not complete (one started
+    since, to attach to, or one that failed, to start again as any start may). Raises
+    `AlreadyOnboardedError` otherwise."""
     if not await _completed(client, deal.workflow_id, rpc_timeout):
         return None
     handle = client.get_workflow_handle(deal.workflow_id, result_type=OnboardingStatus)
     finished = await handle.result(follow_runs=False, rpc_timeout=rpc_timeout)
     outcome = finished.state.value  # completed, or cancelled
-    if deal.deal_type is not DealType.EXPANSION:
+    if not expansion.follows(deal, finished.deal_type):
         raise AlreadyOnboardedError(deal.account_id, outcome, run_id)
     why = expansion.why_not_again(deal, finished)
     if why is not None:
@@ -282,10 +285,7 @@ def _started_text(decision: TierDecision, after: OnboardingStatus | None) -> str
     if after is None:
         return f"onboarding started ({tier})"
     number, _ = expansion.next_number(after)
-    return (
-        f"expansion onboarding started, the account's onboarding {number} here; the "
-        f"earlier one {after.state.value} ({tier})"
-    )
+    return expansion.started_text(after.deal_type, number, after.state.value, tier)
 
 
 def _was_started(handle: temporalio.client.WorkflowHandle[Any, OnboardingStatus]) -> bool:

@@ -82,6 +82,11 @@ CHAMPION_WINDOW = "champion-window-2026-12-01"
 # onboarding follows this one" (rules §2, added 2026-12-01): before it, the deal was
 # answered "already onboarding" and dropped.
 EXPANSION_QUEUE = "expansion-queue-2026-12-01"
+# workflow.patched() id of "a paid deal for a running trial converts it: the trial ends,
+# cancelled as converted, and continues as the paid deal's onboarding" (rules §2, added
+# 2026-12-01): before it, the deal was answered "already onboarding" (or, an expansion,
+# queued behind the trial).
+TRIAL_CONVERSION = "trial-conversion-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -147,7 +152,8 @@ class AccountOnboarding:
         following = expansion.next_onboarding(
             self._o(), self.deal_wait_days, self.max_history_events
         )
-        if following is not None:  # a queued expansion deal's onboarding (rules §2)
+        if following is not None:  # a queued deal's onboarding (rules §2): an expansion,
+            # or the paid deal a trial converted to
             workflow.continue_as_new(following)
         return self._status()
 
@@ -334,7 +340,8 @@ class AccountOnboarding:
     def provide_deal(self, delivery: DealDelivery) -> DealAcceptance:
         """The CRM's closed-won deal; delivering it again (or another one) changes nothing,
         but an expansion deal of its own waits for this onboarding to finish, then gets
-        its own (rules §2 (docs/rules.md))."""
+        its own, and a paid deal for a trial ends the trial, which continues as the paid
+        deal's onboarding at once (rules §2 (docs/rules.md))."""
         if self._deal is None:
             self._deal, self.playbook = delivery.deal, delivery.playbook
             self.delivery_id = delivery.delivery_id
@@ -343,6 +350,12 @@ class AccountOnboarding:
             return self._acceptance(True, "deal received: onboarding started")
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
+        # Patched: runs that answered such a deal otherwise replay so.
+        if expansion.converts(self._o(), delivery.deal) and workflow.patched(TRIAL_CONVERSION):
+            detail, changes = expansion.convert(self._o(), delivery, workflow.now())
+            self._apply(changes)
+            self.changed = True
+            return self._acceptance(True, detail, state=OnboardingState.ACTIVE)
         # Patched: runs that answered such a deal "already onboarding" replay so.
         if expansion.another_expansion(self._o(), delivery.deal) and workflow.patched(
             EXPANSION_QUEUE
@@ -358,13 +371,22 @@ class AccountOnboarding:
     def _check_deal(self, delivery: DealDelivery) -> None:
         checks.deal_is_for(self.account_id, delivery)
 
-    def _acceptance(self, started: bool, detail: str, *, queued: bool = False) -> DealAcceptance:
+    def _acceptance(
+        self,
+        started: bool,
+        detail: str,
+        *,
+        queued: bool = False,
+        state: OnboardingState | None = None,
+    ) -> DealAcceptance:
+        """The answer to a deal; `state` the onboarding's, unless given (a converted
+        trial's answer gives its paid onboarding's, which begins at once)."""
         return DealAcceptance(
             account_id=self.account_id,
             workflow_id=workflow.info().workflow_id,
             started=started,
             detail=detail,
-            state=self._state(workflow.now()),
+            state=state or self._state(workflow.now()),
             queued=queued,
         )
 

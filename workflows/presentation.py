@@ -125,6 +125,7 @@ def status(o: progress.Onboarding, workflow_id: str, now: datetime) -> Onboardin
         sla_steps=sla_steps(o),
         roles=activation.views(o),
         first_value_by_roles_at=activation.first_value_by_roles_at(p),
+        converted_to=p.converted_to,
     )
 
 

@@ -73,6 +73,8 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
         time_zone=status.time_zone,
         roles=status.roles,
         first_value_by_roles_at=status.first_value_by_roles_at,
+        deal_type=status.deal_type,
+        converted_to=status.converted_to,
     )
 
 

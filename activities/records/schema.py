@@ -105,6 +105,9 @@ onboarding = sa.Table(
     sa.Index("ix_onboarding_specialist", "specialist"),
     # Activation by role (rules §7): when first value by roles was reached.
     sa.Column("first_value_by_roles_at", UtcDateTime),
+    # A trial converted to paid (rules §2): the track, and the paid deal's key.
+    sa.Column("deal_type", sa.String(16)),
+    sa.Column("converted_to", sa.String(200)),
 )
 
 milestone = sa.Table(

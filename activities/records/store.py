@@ -142,6 +142,8 @@ def _row(record: OnboardingRecord) -> dict[str, Any]:
         "came_back_on": record.came_back_on,
         "specialist": record.specialist,
         "first_value_by_roles_at": record.first_value_by_roles_at,
+        "deal_type": record.deal_type.value if record.deal_type else None,
+        "converted_to": record.converted_to,
     }
 
 

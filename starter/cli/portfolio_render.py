@@ -90,6 +90,7 @@ def _tier_rows(r: PortfolioReport) -> list[list[str]]:
         ("escalated", lambda g: _pct(g.escalated)),
         ("tier changed", lambda g: _pct(g.tier_changed)),
         ("  overridden", lambda g: _pct(g.overridden)),
+        ("trials converted to paid", lambda g: _pct(g.trials_converted)),
     ]
     head = ["", *(str(g.tier) if g.tier else "all" for g in groups)]
     return [head, *([label, *(cell(g) for g in groups)] for label, cell in lines)]

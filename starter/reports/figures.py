@@ -43,10 +43,22 @@ def completed(r: Onboarding, now: Seconds) -> bool | None:
     """Onboarding completion (rules §8), once its plan has run its course (its last
     milestone's due date has passed): True if completed, False if cancelled or still
     running. None before that, whatever its state, so a young cohort is not judged by its
-    early cancellations (or early completions) alone."""
+    early cancellations (or early completions) alone; and None for a trial that converted
+    to paid without completing (rules §2): it ended in a sale, not a failure."""
     if r.last_due_at is None or r.last_due_at > now:
         return None
+    if r.converted and r.state is not OnboardingState.COMPLETED:
+        return None
     return r.state is OnboardingState.COMPLETED
+
+
+def trial_converted(r: Onboarding, now: Seconds) -> bool | None:
+    """Trials converted (rules §2, §8): a trial's customer converted to paid (`converted`);
+    None for any other onboarding and until the trial's plan has run its course (its last
+    milestone's due date has passed), as completion is judged."""
+    if not r.trial or r.last_due_at is None or r.last_due_at > now:
+        return None
+    return r.converted
 
 
 def activated(r: Onboarding, now: Seconds, window_days: int) -> bool | None:
@@ -106,6 +118,7 @@ class Verdict(NamedTuple):
     setup: bool | None
     invited: bool | None
     retained: bool | None
+    converted: bool | None
 
 
 def engaged_tiers(playbook: Playbook) -> frozenset[Tier]:
@@ -127,6 +140,7 @@ def judge(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[
             setup_completed(r),
             invited_team(r, now, targets.activation_window_days),
             retained_first_week(r, now),
+            trial_converted(r, now),
         )
         for r in rows
     ]
@@ -164,6 +178,8 @@ class Tally:
     invitations: list[float] = field(default_factory=list)
     retention_judged: int = 0
     retained: int = 0
+    trials_judged: int = 0
+    converted: int = 0
 
     def add(self, r: Onboarding, v: Verdict) -> None:
         self.onboardings += 1
@@ -190,6 +206,9 @@ class Tally:
         if v.retained is not None:
             self.retention_judged += 1
             self.retained += v.retained
+        if v.converted is not None:
+            self.trials_judged += 1
+            self.converted += v.converted
         self.milestones_due += r.milestones_due
         self.milestones_on_time += r.milestones_on_time
         self.escalated += r.escalated
@@ -257,6 +276,7 @@ class Tally:
             team_invitations_median=percentile(self.invitations, 0.5),
             first_week_retention=share(self.retained, self.retention_judged),
             below_target=[],
+            trials_converted=share(self.converted, self.trials_judged),
         )
         figures.below_target = below_target(figures)
         return figures

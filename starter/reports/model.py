@@ -85,6 +85,10 @@ class GroupFigures(BaseModel):
     below_target: list[str] = Field(
         description="The figures that miss their target: completion, activation, ttv_median"
     )
+    trials_converted: Share = Field(
+        description="trials whose customer converted to paid / trials past their last "
+        "milestone's due date (rules §2, §8)"
+    )
 
 
 class DropOff(BaseModel):

@@ -32,7 +32,15 @@ from activities.records.schema import (
 )
 from activities.records.store import RecordStore
 from starter.reports.model import TierChangeKind
-from workflows.models import HealthBand, MilestoneStatus, OnboardingState, Owner, Playbook, Tier
+from workflows.models import (
+    DealType,
+    HealthBand,
+    MilestoneStatus,
+    OnboardingState,
+    Owner,
+    Playbook,
+    Tier,
+)
 
 COHORT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 RUNNING = frozenset({OnboardingState.ACTIVE, OnboardingState.AT_RISK, OnboardingState.PAUSED})
@@ -97,7 +105,10 @@ class Onboarding:
     milestones past their due date, earliest first. `invited` and `attended`: the ids of
     the group programs it was invited to and those it attended (rules §1). `roles`: the
     roles whose activation it measures, each with when it was activated (None: not yet),
-    and `first_value_by_roles_at` (rules §7)."""
+    and `first_value_by_roles_at` (rules §7). `trial`: a free or trial account's (deal
+    type `trial`); `converted`: a trial whose customer converted to paid, ended by the
+    conversion (`converted_to`) or followed by a paid onboarding of the account here
+    (rules §2)."""
 
     account_id: str
     onboarding_number: int
@@ -132,6 +143,8 @@ class Onboarding:
     team_invitations: int | None
     first_active_on: date | None
     came_back_on: date | None
+    trial: bool
+    converted: bool
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
@@ -263,6 +276,14 @@ class _Query:
     def onboardings(self) -> sa.Select[Any]:
         o, facts = onboarding.c, self.milestone_facts()
         ran = sa.exists().where(_same(escalation.c, o), ~escalation.c.superseded)
+        trial = o.deal_type == DealType.TRIAL.value
+        later = onboarding.alias("later").c
+        paid_later = sa.exists().where(
+            later.account_id == o.account_id,
+            later.onboarding_number > o.onboarding_number,
+            later.deal_type.is_distinct_from(DealType.TRIAL.value),
+        )
+        converted = trial & (o.converted_to.is_not(None) | paid_later)
         query = sa.select(
             o.account_id,
             o.onboarding_number,
@@ -297,6 +318,8 @@ class _Query:
             o.team_invitations,
             o.first_active_on,
             o.came_back_on,
+            sa.func.coalesce(trial, False),
+            sa.func.coalesce(converted, False),
         ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
         return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 

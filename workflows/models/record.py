@@ -15,7 +15,7 @@ from workflows.models.status import (
     SkipCheckView,
     TtvBreakdown,
 )
-from workflows.models.vocabulary import HealthBand, OnboardingState, Phase, Tier
+from workflows.models.vocabulary import DealType, HealthBand, OnboardingState, Phase, Tier
 
 
 class PauseSpan(BaseModel):
@@ -105,6 +105,16 @@ class OnboardingRecord(BaseModel):
     )
     first_value_by_roles_at: datetime | None = Field(
         default=None, description="When first value by roles was reached (rules §7)"
+    )
+    deal_type: DealType | None = Field(
+        default=None,
+        description="What was sold: the onboarding's track (rules §2); None in records "
+        "written before it was kept",
+    )
+    converted_to: str | None = Field(
+        default=None,
+        description="A trial converted to paid: the paid deal's key; the report does not "
+        "count it as a failed onboarding (rules §2, §8)",
     )
 
 

@@ -202,8 +202,9 @@ class ProductGate(BaseModel):
 
 
 class QueuedDeal(BaseModel):
-    """An expansion deal that came while the account's onboarding ran: its own onboarding
-    starts when this one finishes (rules §2 (docs/rules.md), *Tracks*)."""
+    """An expansion deal that came while the account's onboarding ran, or the paid deal its
+    trial converted to: its own onboarding starts when this one finishes (rules §2
+    (docs/rules.md), *Tracks*)."""
 
     deal: ClosedWonDeal
     playbook: Playbook = Field(description="The playbook it was delivered with")
@@ -309,7 +310,8 @@ class OnboardingProgress(BaseModel):
     )
     queued_deals: list[QueuedDeal] = Field(
         default_factory=list,
-        description="Expansion deals waiting for this onboarding to finish, oldest first",
+        description="Deals whose onboardings wait for this one to finish: expansion deals, "
+        "oldest first, behind the paid deal a trial converted to",
     )
     active_days: list[date] = Field(
         default_factory=list,
@@ -321,6 +323,11 @@ class OnboardingProgress(BaseModel):
     )
     activation: RoleActivation | None = Field(
         default=None, description="Activation by role (rules §7); None until a role is seen"
+    )
+    converted_to: str | None = Field(
+        default=None,
+        description="A trial converted to paid: the paid deal's key (`source:deal_id`), "
+        "whose onboarding follows this one (rules §2)",
     )
 
 

@@ -271,3 +271,8 @@ class OnboardingStatus(BaseModel):
         default=None,
         description="When every role of `[activation].first_value_when` was activated",
     )
+    converted_to: str | None = Field(
+        default=None,
+        description="A trial converted to paid (cancelled as converted): the paid deal's key "
+        "(`source:deal_id`), whose onboarding followed it (rules §2)",
+    )

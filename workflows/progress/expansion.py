@@ -1,6 +1,7 @@
-"""An expansion of an account whose earlier onboarding ran here (rules §2 (docs/rules.md),
-*Tracks besides new business*): when a deal starts the account's next onboarding, and
-what the running onboarding keeps of an expansion deal until it finishes.
+"""An expansion of an account whose earlier onboarding ran here, and a trial converted to
+paid (rules §2 (docs/rules.md), *Tracks besides new business*): when a deal starts the
+account's next onboarding, what the running onboarding keeps of an expansion deal until
+it finishes, and how a running trial ends when the customer converts.
 
 The account has one workflow id (`onboarding-<account_id>`); its onboardings are that
 id's runs, one after another, each counted (`onboarding_number`) and each knowing the
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from workflows import rules
 from workflows.formats import day_text
 from workflows.models import (
+    CancelRequest,
     ClosedWonDeal,
     DealDelivery,
     DealType,
@@ -24,6 +27,7 @@ from workflows.models import (
     QueuedDealView,
 )
 from workflows.progress.changes import Changes, Onboarding
+from workflows.progress.lifecycle import cancel
 
 
 def deal_key(deal: ClosedWonDeal) -> str | None:
@@ -38,10 +42,19 @@ def deals_onboarded(p: OnboardingProgress, deal: ClosedWonDeal) -> list[str]:
     return [*p.earlier_deals, key] if key else list(p.earlier_deals)
 
 
+def follows(deal: ClosedWonDeal, finished: DealType) -> bool:
+    """Whether a deal of `deal`'s type may start the account's next onboarding after one
+    of type `finished`: an expansion after any, and a paid deal (any type but trial)
+    after a trial, its conversion. Any other deal never starts another onboarding."""
+    if deal.deal_type is DealType.EXPANSION:
+        return True
+    return finished is DealType.TRIAL and deal.deal_type is not DealType.TRIAL
+
+
 def why_not_again(deal: ClosedWonDeal, finished: OnboardingStatus) -> str | None:
-    """None when the expansion deal `deal` starts the account's next onboarding after its
-    last one, `finished` (completed or cancelled: that run's result); else why it does
-    not. Any other deal type never starts another onboarding.
+    """None when `deal`, one that `follows` the account's last onboarding `finished`
+    (completed or cancelled: that run's result), starts the account's next onboarding;
+    else why it does not.
 
     Only a deal with a deal id that no onboarding of the account had starts one. A result
     from before deal keys were kept (`deals_onboarded` empty) names no deal: its deal
@@ -49,8 +62,9 @@ def why_not_again(deal: ClosedWonDeal, finished: OnboardingStatus) -> str | None
     expansion onboarded then is refused rather than onboarded twice."""
     key = deal_key(deal)
     if key is None:
+        kind = "a paid" if finished.deal_type is DealType.TRIAL else "an expansion"
         return (
-            "an expansion deal without a CRM deal id (crm.deal_id) cannot be told from "
+            f"{kind} deal without a CRM deal id (crm.deal_id) cannot be told from "
             "the deal already onboarded"
         )
     if key in finished.deals_onboarded:
@@ -61,6 +75,21 @@ def why_not_again(deal: ClosedWonDeal, finished: OnboardingStatus) -> str | None
             f"deal {key} may be that one"
         )
     return None
+
+
+def started_text(after: DealType, number: int, ended: str, decision: str) -> str:
+    """The answer to a deal that started the account's `number`-th onboarding after one
+    of type `after`, which `ended` (completed, cancelled, converted to paid); `decision`
+    is the tier and why."""
+    if after is DealType.TRIAL:
+        return (
+            f"paid onboarding started after the trial, the account's onboarding {number} "
+            f"here; the trial {ended} ({decision})"
+        )
+    return (
+        f"expansion onboarding started, the account's onboarding {number} here; the "
+        f"earlier one {ended} ({decision})"
+    )
 
 
 def next_number(finished: OnboardingStatus) -> tuple[int, list[str]]:
@@ -79,6 +108,56 @@ def another_expansion(o: Onboarding, deal: ClosedWonDeal) -> bool:
         and key is not None
         and key not in deals_onboarded(o.progress, o.deal)
     )
+
+
+def converts(o: Onboarding, deal: ClosedWonDeal) -> bool:
+    """Whether `deal`, delivered to the running onboarding `o`, converts its trial to
+    paid: `o` is a trial's and `deal` a paid deal (any type but trial) with a deal id no
+    onboarding of the account had, the one `o` converted to if it did already (a
+    redelivery: `convert` changes nothing then). Such a deal ends the trial at once
+    (`convert`); any other deal is answered as for any running onboarding."""
+    key, p = deal_key(deal), o.progress
+    return (
+        o.deal.deal_type is DealType.TRIAL
+        and deal.deal_type is not DealType.TRIAL
+        and key is not None
+        and key not in deals_onboarded(p, o.deal)
+        and p.converted_to in (None, key)
+    )
+
+
+def convert(o: Onboarding, delivery: DealDelivery, now: datetime) -> tuple[str, Changes]:
+    """The customer of the trial `o` converted to paid with `delivery`'s deal (`converts`):
+    the trial, still running, ends at once, cancelled with the reason `converted to
+    paid: deal <key>` (audit `cancelled`, then `trial_converted`), and keeps the key
+    (`converted_to`); the deal goes first in the queue, so the finished trial continues
+    as the paid deal's onboarding right away (`next_onboarding`), on its own closed-won
+    date. A trial that finished already (its run ending) only queues it. Returns the
+    answer's detail; a redelivery gets the same detail and changes nothing."""
+    deal, p, out = delivery.deal, o.progress, Changes()
+    key = deal_key(deal)
+    if p.converted_to is None and all(deal_key(q.deal) != key for q in p.queued_deals):
+        by = f"{deal.crm.source} deal {deal.crm.deal_id}"
+        if p.finished_at is None:
+            out = cancel(p, CancelRequest(by=by, reason=f"converted to paid: deal {key}"), now)
+            p.converted_to = key
+            out.log(now, "trial_converted", f"deal {key}: its paid onboarding starts now", by)
+        queued = QueuedDeal(
+            deal=deal, playbook=delivery.playbook, delivery_id=delivery.delivery_id, queued_at=now
+        )
+        p.queued_deals.insert(0, queued)
+    decision = rules.decide_tier(deal, delivery.playbook)
+    if p.converted_to == key:
+        ended = "converted to paid"
+    else:
+        ended = "cancelled" if p.cancelled is not None else "completed"
+    detail = started_text(
+        DealType.TRIAL,
+        p.onboarding_number + 1,
+        ended,
+        f"{decision.tier.value}: {decision.reason}",
+    )
+    return detail, out
 
 
 def queue(o: Onboarding, delivery: DealDelivery, now: datetime) -> tuple[str, Changes]:
@@ -141,8 +220,9 @@ def follow(
 def next_onboarding(
     o: Onboarding, deal_wait_days: int, max_history_events: int
 ) -> OnboardingInput | None:
-    """The input of the onboarding of the first queued expansion deal, which the finished
-    onboarding `o` continues as (the rest stay queued behind it); None when none waits."""
+    """The input of the onboarding of the first queued deal (an expansion, or the paid
+    deal a trial converted to), which the finished onboarding `o` continues as (the rest
+    stay queued behind it); None when none waits."""
     p = o.progress
     if not p.queued_deals:
         return None
