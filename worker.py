@@ -26,6 +26,7 @@ from activities import Settings, activities_for, configure_logging
 from activities.client import ConnectError, connect
 from activities.money import FxRatesError
 from activities.records.store import RecordStore, RecordStoreError
+from activities.roster import RosterError, load_roster, roster_summary
 from activities.settings import settings_problems
 from workflows.contract import TASK_QUEUE
 from workflows.intake import HubSpotChampionIntake, HubSpotDealIntake, HubSpotDealLostIntake
@@ -101,6 +102,9 @@ async def run_worker(
     # worker at start instead of failing every onboarding's first write.
     store = await asyncio.to_thread(RecordStore.open, settings.records_url)
     store.close()
+    # Likewise the roster (rules §7): a broken file stops the worker, naming the person
+    # and the field, instead of failing each onboarding's assignment.
+    roster = await asyncio.to_thread(load_roster, settings)
     worker = build_worker(client, settings)
     async with worker:
         log.info(
@@ -109,6 +113,7 @@ async def run_worker(
             namespace=client.namespace,
             channels=settings.notify_channels,
             records=store.where,
+            roster=roster_summary(roster, settings),
         )
         await stop.wait()
         log.info("worker stopping", graceful_timeout_s=GRACEFUL_SHUTDOWN.total_seconds())
@@ -120,7 +125,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_worker())
-    except (ConnectError, FxRatesError, RecordStoreError) as exc:
+    except (ConnectError, FxRatesError, RecordStoreError, RosterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except ValidationError as exc:

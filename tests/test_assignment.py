@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from activities.owners import OwnerRoster
-from activities.records.store import LazyStore, RecordStore
+from activities.records.store import LazyStore, RecordStore, Seat
 from activities.roster import RosterError, load_roster, parse_roster
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.mail import Mailbox, email_settings
@@ -44,6 +45,7 @@ PB = load_playbook()
 DAY = timedelta(days=1)
 CSM, SPECIALIST = StaffRole.CSM, StaffRole.IMPLEMENTATION_SPECIALIST
 HT, TT = Tier.HIGH_TOUCH, Tier.TECH_TOUCH
+COMPLETED = OnboardingState.COMPLETED
 
 ANN = Person(id="ann@v.test", name="Ann", role=CSM, tiers=[HT], regions=["Europe"])
 BOB = Person(id="bob@v.test", name="Bob", role=CSM, tiers=[HT], regions=["US"])
@@ -302,6 +304,7 @@ id = "dan@v.test"
 name = "Dan"
 role = "implementation_specialist"
 """
+SPECIALIST_FOR_TECH_TOUCH = 'role = "implementation_specialist"\ntiers = ["tech_touch"]'
 
 
 def test_the_roster_file_is_read_and_the_csm_list_is_the_fallback(tmp_path: Path) -> None:
@@ -408,13 +411,41 @@ def test_the_store_counts_open_onboardings_per_owner_and_active_implementations(
     ]
     for record in rows:
         assert store.save(record)
-    loads = store.staff_loads(["technical_setup", "data_import"], "001I")
+    with store.assigning(datetime.now(UTC)) as claims:
+        loads = claims.loads(["technical_setup", "data_import"], "001I")
     assert loads == {
         "ann@v.test": Load(high_touch=2, low_touch=2),
         "bob@v.test": Load(high_touch=2),
         "dan@v.test": Load(implementations=2),
     }
     assert store.get("001J").specialist == "dan@v.test"  # type: ignore[union-attr]
+
+
+def test_claims_count_until_a_record_ends_them(store: RecordStore) -> None:
+    """An assignment is claimed before the onboarding's record says so: the claim counts
+    while the record is not written, its person replaces the record's (a reassignment the
+    record has not caught up with), and it stops counting once the record is finished, or
+    a day after it was made when no record ever came."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    seat = {f"001{c}": Seat(f"001{c}", 1, CSM) for c in "ABCDE"}
+    store.save(make_record("001B", now - 9 * DAY, tier=HT, owner="ann@v.test"))
+    store.save(make_record("001C", now - 9 * DAY, tier=HT, owner="ann@v.test"))
+    store.save(make_record("001D", now - 9 * DAY, tier=HT, owner="ann@v.test", state=COMPLETED))
+    with store.assigning(now - 2 * DAY) as claims:  # no record came in a day: gone
+        claims.claim(seat["001E"], HT, "cat@v.test")
+    with store.assigning(now) as claims:
+        claims.claim(seat["001A"], TT, "cat@v.test")  # not recorded yet
+        claims.claim(seat["001B"], HT, "cat@v.test")  # reassigned; the record says Ann
+        claims.claim(seat["001D"], HT, "cat@v.test")  # finished
+        claims.claim(Seat("001A", 1, SPECIALIST), HT, "dan@v.test")  # not recorded yet
+        assert claims.held(seat["001B"]) == "cat@v.test"
+        assert claims.held(seat["001C"]) == "ann@v.test"  # recorded before claims
+        assert claims.held(seat["001E"]) == "cat@v.test"
+        assert claims.loads(["technical_setup"], "001Z") == {
+            "ann@v.test": Load(high_touch=1),
+            "cat@v.test": Load(high_touch=1, low_touch=1),
+            "dan@v.test": Load(implementations=1),
+        }
 
 
 # --------------------------------------------------------------------------- the activity
@@ -453,17 +484,81 @@ async def test_the_activity_reads_the_load_and_keeps_an_accounts_recorded_owner(
     store.close()
 
 
+async def test_concurrent_assignments_spread_over_the_roster_by_load(
+    store: RecordStore,
+) -> None:
+    """Eight onboardings starting in the same moment, asked of three workers at once,
+    are spread by load: each assignment counts those claimed before it, recorded or not.
+    A retry keeps its claim; a finished onboarding stops counting."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    team = ["csm-1@localhost", "csm-2@localhost", "csm-3@localhost"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.save(make_record("001OLD", now - 9 * DAY, tier=HT, owner="csm-1@localhost"))
+    workers = [
+        OwnerRoster(Settings(records_url=url, csm_roster=team), LazyStore(url)) for _ in range(3)
+    ]
+    accounts = [f"001N{i}" for i in range(8)]
+    answers = await asyncio.gather(*(assign(workers[i % 3], a) for i, a in enumerate(accounts)))
+    owners = {a: answer.owner for a, answer in zip(accounts, answers, strict=True)}  # type: ignore[attr-defined]
+    assert sorted(Counter(owners.values()).items()) == [
+        ("csm-1@localhost", 2),  # and 001OLD: 3 each
+        ("csm-2@localhost", 3),
+        ("csm-3@localhost", 3),
+    ]
+    again = await assign(workers[1], "001N5")
+    assert (again.owner, again.reason) == (  # type: ignore[attr-defined]
+        owners["001N5"],
+        "kept: already the account's csm",
+    )
+    # 001N5's onboarding ends: its CSM has room for the next one.
+    store.save(make_record("001N5", now, tier=HT, owner=owners["001N5"], state=COMPLETED))
+    nxt = await assign(workers[2], "001NEXT")
+    assert nxt.owner == owners["001N5"]  # type: ignore[attr-defined]
+    assert nxt.reason.endswith("2 of 15 high-touch accounts (13%)")  # type: ignore[attr-defined]
+
+
 async def test_nobody_to_assign_is_a_non_retryable_error_naming_the_setting(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+    roster_file = tmp_path / "roster.toml"
+    roster_file.write_text(
+        ROSTER.replace('role = "implementation_specialist"', SPECIALIST_FOR_TECH_TOUCH),
+        encoding="utf-8",
+    )
+    roster = OwnerRoster(Settings(records_url=url, roster_file=roster_file), LazyStore(url))
     with pytest.raises(ApplicationError) as caught:
         await assign(roster, "001A", role=SPECIALIST)
     assert caught.value.non_retryable
     assert caught.value.message == (
-        "no implementation_specialist on the roster covers high_touch (ONBOARDING_CSM_ROSTER)"
+        "no implementation_specialist on the roster covers high_touch (ONBOARDING_ROSTER_FILE)"
     )
+
+
+async def test_a_roster_without_specialists_answers_nobody_without_an_error(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+    answer = await assign(roster, "001A", role=SPECIALIST)
+    assert (answer.owner, answer.reason) == (  # type: ignore[attr-defined]
+        None,
+        "no implementation specialists on the roster (ONBOARDING_CSM_ROSTER)",
+    )
+
+
+async def test_a_roster_broken_after_the_start_fails_the_assignment_at_once(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    roster_file = tmp_path / "roster.toml"
+    roster_file.write_text(ROSTER.replace('"GB"', '"Atlantis"'), encoding="utf-8")
+    roster = OwnerRoster(Settings(records_url=url, roster_file=roster_file), LazyStore(url))
+    with pytest.raises(ApplicationError) as caught:
+        await assign(roster, "001A")
+    assert caught.value.non_retryable
+    assert caught.value.type == "BadRoster"
+    assert "people[0](ann@v.test).regions[1]: 'Atlantis' is not a country" in (caught.value.message)
 
 
 # --------------------------------------------------------------------------- the workflow
