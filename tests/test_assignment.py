@@ -10,9 +10,10 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -23,7 +24,7 @@ from activities.records.store import LazyStore, RecordStore, Seat
 from activities.roster import RosterError, load_roster, parse_roster
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.mail import Mailbox, email_settings
-from tests.support.onboardings import fresh_progress, until
+from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.support.records import make_record, milestone_view
 from workflows.assignment import Load, NoOneEligible, needs_specialist, pick
 from workflows.models import (
@@ -36,8 +37,10 @@ from workflows.models import (
     Playbook,
     StaffRole,
     Tier,
+    TierOverride,
 )
 from workflows.models.roster import Person, PersonCapacity, Roster
+from workflows.models.status import OnboardingStatus
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 
@@ -658,3 +661,46 @@ async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_i
         ]
         sent = await messages(mailbox, 5)
         assert sent["quinn@vendor.test"] == "New onboarding: Acme Corp (high_touch)"
+
+
+async def assignments_done(handle: WorkflowHandle[Any, Any], count: int) -> None:
+    """Wait until `count` assign_owner activities were scheduled and none is pending."""
+    for _ in range(400):
+        history = await handle.fetch_history()
+        asked = sum(
+            e.activity_task_scheduled_event_attributes.activity_type.name == "assign_owner"
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        )
+        pending = (await handle.describe()).raw_description.pending_activities
+        if asked >= count and not any(a.activity_type.name == "assign_owner" for a in pending):
+            assert asked == count
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} assignments not done")
+
+
+async def test_without_specialists_on_the_roster_a_high_touch_onboarding_records_no_failure(
+    onboardings: Onboardings,
+) -> None:
+    """The default settings' roster (ONBOARDING_CSM_ROSTER) has CSMs only: a high_touch
+    onboarding gets its CSM and the audit says once, as information, that there are no
+    implementation specialists, even when an upgrade asks again."""
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
+
+    def noted(s: OnboardingStatus) -> list[str]:
+        return [a.detail for a in s.audit if a.kind == "specialist_not_configured"]
+
+    st = await until(handle, lambda s: s.owner is not None and bool(noted(s)))
+    for tier in (TT, HT):  # down and up again: the upgrade asks for a specialist again
+        await handle.execute_update(
+            AccountOnboarding.override_tier,
+            TierOverride(tier=tier, approver="vp-cs", reason="scope changed"),
+        )
+    await assignments_done(handle, 3)  # the CSM, the specialist, the specialist again
+    st = await status(handle)
+    assert noted(st) == ["no implementation specialists on the roster (ONBOARDING_CSM_ROSTER)"]
+    assert st.specialist is None and st.owner == "csm-1@localhost"
+    assert not [a for a in st.audit if a.kind.endswith("_unassigned")]
