@@ -94,6 +94,9 @@ async def run_worker(
 ) -> None:
     """Poll until `stop` is set (default: SIGINT / SIGTERM), then shut down cleanly."""
     settings = settings or Settings()
+    # The roster (rules §7) before anything starts: a broken file stops the worker,
+    # naming the person and the field, instead of failing each onboarding's assignment.
+    roster = await asyncio.to_thread(load_roster, settings)
     client = client or await connect()
     if stop is None:
         stop = asyncio.Event()
@@ -102,9 +105,6 @@ async def run_worker(
     # worker at start instead of failing every onboarding's first write.
     store = await asyncio.to_thread(RecordStore.open, settings.records_url)
     store.close()
-    # Likewise the roster (rules §7): a broken file stops the worker, naming the person
-    # and the field, instead of failing each onboarding's assignment.
-    roster = await asyncio.to_thread(load_roster, settings)
     worker = build_worker(client, settings)
     async with worker:
         log.info(

@@ -6,6 +6,7 @@ on the time-skipping server, a full roster alerting CS leadership by email and t
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,12 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for
 from activities.owners import OwnerRoster
 from activities.records.store import LazyStore, RecordStore, Seat
-from activities.roster import RosterError, load_roster, parse_roster
+from activities.roster import RosterError, load_roster, parse_roster, roster_summary
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.mail import Mailbox, email_settings
 from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.support.records import make_record, milestone_view
+from tests.support.temporal import BIN, process_env
 from workflows.assignment import Load, NoOneEligible, needs_specialist, pick
 from workflows.models import (
     Capacity,
@@ -45,6 +47,7 @@ from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 
 PB = load_playbook()
+ROOT = Path(__file__).resolve().parents[1]
 DAY = timedelta(days=1)
 CSM, SPECIALIST = StaffRole.CSM, StaffRole.IMPLEMENTATION_SPECIALIST
 HT, TT = Tier.HIGH_TOUCH, Tier.TECH_TOUCH
@@ -378,6 +381,41 @@ def test_an_unreadable_or_empty_roster_says_which(tmp_path: Path) -> None:
         load_roster(Settings(roster_file=tmp_path / "missing.toml"))
     with pytest.raises(RosterError, match="ONBOARDING_CSM_ROSTER: empty"):
         load_roster(Settings(csm_roster=[]))
+
+
+def test_the_banner_names_the_roster_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "roster.toml"
+    path.write_text(ROSTER, encoding="utf-8")
+    settings = Settings(roster_file=path)
+    assert roster_summary(load_roster(settings), settings) == (
+        f"{path} (ONBOARDING_ROSTER_FILE): 1 CSM, 1 implementation specialist"
+    )
+    fallback = Settings(csm_roster=["csm-1@localhost", "csm-2@localhost"])
+    assert roster_summary(load_roster(fallback), fallback) == (
+        "ONBOARDING_CSM_ROSTER: 2 CSMs (csm-1@localhost, csm-2@localhost), "
+        "no implementation specialists"
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [[sys.executable, str(ROOT / "worker.py")], [str(BIN / "onboarding"), "up"]]
+)
+async def test_the_worker_does_not_start_with_a_broken_roster(
+    command: list[str], tmp_path: Path
+) -> None:
+    """As with a bad setting: one line naming the person and the field, exit code 1,
+    before anything starts (no Temporal server is needed to see it)."""
+    path = tmp_path / "roster.toml"
+    path.write_text(ROSTER.replace('"GB"', '"Atlantis"'), encoding="utf-8")
+    env = process_env(tmp_path, ONBOARDING_ROSTER_FILE=str(path))
+    proc = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"error: {path}: people[0](ann@v.test).regions[1]: 'Atlantis' is not a country" in (
+        err.decode()
+    )
 
 
 # --------------------------------------------------------------------------- the loads
