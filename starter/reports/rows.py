@@ -97,7 +97,8 @@ class Onboarding:
     milestones past their due date, earliest first. `invited` and `attended`: the ids of
     the group programs it was invited to and those it attended (rules §1). `roles`: the
     roles whose activation it measures, each with when it was activated (None: not yet),
-    and `first_value_by_roles_at` (rules §7)."""
+    and `first_value_by_roles_at` (rules §7). `specialist`: its implementation specialist
+    (None: none assigned)."""
 
     account_id: str
     onboarding_number: int
@@ -132,6 +133,7 @@ class Onboarding:
     team_invitations: int | None
     first_active_on: date | None
     came_back_on: date | None
+    specialist: str | None
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
@@ -297,6 +299,7 @@ class _Query:
             o.team_invitations,
             o.first_active_on,
             o.came_back_on,
+            o.specialist,
         ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
         return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 
