@@ -26,6 +26,7 @@ from activities import Settings, activities_for, configure_logging
 from activities.client import ConnectError, connect
 from activities.money import FxRatesError
 from activities.records.store import RecordStore, RecordStoreError
+from activities.roster import RosterError, load_roster, roster_summary
 from activities.settings import settings_problems
 from workflows.contract import TASK_QUEUE
 from workflows.intake import HubSpotChampionIntake, HubSpotDealIntake, HubSpotDealLostIntake
@@ -93,6 +94,9 @@ async def run_worker(
 ) -> None:
     """Poll until `stop` is set (default: SIGINT / SIGTERM), then shut down cleanly."""
     settings = settings or Settings()
+    # The roster (rules §7) before anything starts: a broken file stops the worker,
+    # naming the person and the field, instead of failing each onboarding's assignment.
+    roster = await asyncio.to_thread(load_roster, settings)
     client = client or await connect()
     if stop is None:
         stop = asyncio.Event()
@@ -109,6 +113,7 @@ async def run_worker(
             namespace=client.namespace,
             channels=settings.notify_channels,
             records=store.where,
+            roster=roster_summary(roster, settings),
         )
         await stop.wait()
         log.info("worker stopping", graceful_timeout_s=GRACEFUL_SHUTDOWN.total_seconds())
@@ -120,7 +125,7 @@ def main() -> None:
     code = 0
     try:
         asyncio.run(run_worker())
-    except (ConnectError, FxRatesError, RecordStoreError) as exc:
+    except (ConnectError, FxRatesError, RecordStoreError, RosterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except ValidationError as exc:

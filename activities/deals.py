@@ -29,7 +29,6 @@ from workflows.ids import canonical_account_id, salesforce_id18
 from workflows.models import ClosedWonDeal, CrmRef, Playbook
 from workflows.rules import product_gate_id
 
-
 # A deal closed-won longer ago than this has no onboarding left to run: every deadline of
 # a plan (at most a few months) has passed, and catching up years of weekly steps costs
 # the workflow's first task seconds of CPU.

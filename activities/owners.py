@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.records.store import LazyStore, RecordStore
-from activities.roster import RosterError, load_roster
+from activities.records.store import Assigning, LazyStore, RecordStore, Seat
+from activities.roster import RosterError, load_roster, roster_source
 from activities.settings import Settings
 from workflows import assignment, contract
 from workflows.models import Capacity, OwnerAssignment, OwnerRequest, StaffRole
@@ -21,11 +22,13 @@ log = structlog.get_logger("owners")
 
 class OwnerRoster:
     """Assigns from the roster (`activities.roster.load_roster`, read on every call) by
-    the loads in the records store.
+    the loads in the records store, one assignment at a time (`RecordStore.assigning`):
+    the person picked is claimed in the transaction that read the loads, so the next
+    assignment counts them even before the onboarding's record says so.
 
-    The same account asking again gets the same person: one the store already records as
-    the account's owner (or specialist) keeps it while still on the roster in that role,
-    unless the request says they leave."""
+    The same onboarding asking again gets the same person: the one holding the role
+    (claimed, else recorded as the account's owner or specialist) keeps it while still on
+    the roster in that role, unless the request says they leave."""
 
     def __init__(self, settings: Settings, records: LazyStore) -> None:
         self._settings = settings
@@ -36,8 +39,11 @@ class OwnerRoster:
         try:
             roster = await asyncio.to_thread(load_roster, self._settings)
         except RosterError as exc:
-            # Retried: a fixed file is read by the next attempt.
-            raise ApplicationError(f"roster: {exc}") from exc
+            # Not retried: the worker checked the roster when it started, so it was
+            # broken since; the audit shows why at once (rules §7).
+            raise ApplicationError(
+                f"roster: {exc}", type=contract.BAD_ROSTER, non_retryable=True
+            ) from exc
         store = await self._records.get()
         answer = await asyncio.to_thread(self._assign, store, roster, request)
         log.info(
@@ -52,32 +58,43 @@ class OwnerRoster:
 
     def _assign(self, store: RecordStore, roster: Roster, request: OwnerRequest) -> OwnerAssignment:
         role = request.role
-        kept = self._recorded(store, roster, request)
-        if kept is not None:
+        where = roster_source(self._settings)
+        if (
+            role is StaffRole.IMPLEMENTATION_SPECIALIST
+            and request.leaving is None
+            and not any(p.role is role for p in roster.people)
+        ):
             return OwnerAssignment(
-                owner=kept, reason=f"kept: already the account's {role.value}", role=role
-            )
-        capacity = request.capacity or Capacity()
-        gates = capacity.specialist_gates if role is StaffRole.IMPLEMENTATION_SPECIALIST else []
-        loads = store.staff_loads(gates, request.account_id)
-        try:
-            chosen = assignment.pick(
-                roster,
-                loads,
+                owner=None,
+                reason=f"no implementation specialists on the roster ({where})",
                 role=role,
-                tier=request.tier,
-                country=request.country,
-                time_zone=request.time_zone,
-                capacity=capacity,
-                leaving=request.leaving,
             )
-        except assignment.NoOneEligible as exc:
-            where = (
-                "ONBOARDING_ROSTER_FILE" if self._settings.roster_file else "ONBOARDING_CSM_ROSTER"
-            )
-            raise ApplicationError(
-                f"{exc} ({where})", type=contract.EMPTY_ROSTER, non_retryable=True
-            ) from exc
+        seat = Seat(request.account_id, request.onboarding_number, role)
+        with store.assigning(datetime.now(UTC)) as claims:
+            kept = self._kept(claims, roster, seat, request.leaving)
+            if kept is not None:
+                claims.claim(seat, request.tier, kept)
+                return OwnerAssignment(
+                    owner=kept, reason=f"kept: already the account's {role.value}", role=role
+                )
+            capacity = request.capacity or Capacity()
+            gates = capacity.specialist_gates if role is StaffRole.IMPLEMENTATION_SPECIALIST else []
+            try:
+                chosen = assignment.pick(
+                    roster,
+                    claims.loads(gates, request.account_id),
+                    role=role,
+                    tier=request.tier,
+                    country=request.country,
+                    time_zone=request.time_zone,
+                    capacity=capacity,
+                    leaving=request.leaving,
+                )
+            except assignment.NoOneEligible as exc:
+                raise ApplicationError(
+                    f"{exc} ({where})", type=contract.EMPTY_ROSTER, non_retryable=True
+                ) from exc
+            claims.claim(seat, request.tier, chosen.person)
         return OwnerAssignment(
             owner=chosen.person,
             reason=chosen.reason,
@@ -86,19 +103,10 @@ class OwnerRoster:
         )
 
     @staticmethod
-    def _recorded(store: RecordStore, roster: Roster, request: OwnerRequest) -> str | None:
-        """The account's recorded person of the role, if still on the roster in it: its
-        latest onboarding's (an expansion after an earlier one here keeps its people while
-        its own record is not written yet, rules §2 (docs/rules.md))."""
-        record = store.get(request.account_id)
-        if record is None:
+    def _kept(claims: Assigning, roster: Roster, seat: Seat, leaving: str | None) -> str | None:
+        """The seat's holder, if still on the roster in its role and not leaving."""
+        held = claims.held(seat)
+        if held is None or held.lower() == (leaving or "").lower():
             return None
-        held = (
-            record.specialist
-            if request.role is StaffRole.IMPLEMENTATION_SPECIALIST
-            else record.owner
-        )
-        if held is None or held.lower() == (request.leaving or "").lower():
-            return None
-        on_roster = any(p.id == held and p.role is request.role for p in roster.people)
+        on_roster = any(p.id == held and p.role is seat.role for p in roster.people)
         return held if on_roster else None

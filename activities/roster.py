@@ -68,3 +68,25 @@ def load_roster(settings: Settings) -> Roster:
     except OSError as exc:
         raise RosterError(str(path), [f"cannot read: {exc.strerror}"]) from exc
     return parse_roster(text, str(path))
+
+
+def roster_source(settings: Settings) -> str:
+    """The setting the roster comes from: `ONBOARDING_ROSTER_FILE` or, without one,
+    `ONBOARDING_CSM_ROSTER`."""
+    return "ONBOARDING_ROSTER_FILE" if settings.roster_file else "ONBOARDING_CSM_ROSTER"
+
+
+def roster_summary(roster: Roster, settings: Settings) -> str:
+    """Which roster is in use and who is on it, for the startup banner and log:
+    `/etc/roster.toml (ONBOARDING_ROSTER_FILE): 3 CSMs, 1 implementation specialist`;
+    `ONBOARDING_CSM_ROSTER: 2 CSMs (csm-1@localhost, csm-2@localhost), no implementation
+    specialists`."""
+    csms = [p.id for p in roster.people if p.role is StaffRole.CSM]
+    specialists = len(roster.people) - len(csms)
+    counted = [
+        f"{len(csms)} CSM{'' if len(csms) == 1 else 's'}",
+        f"{specialists or 'no'} implementation specialist{'' if specialists == 1 else 's'}",
+    ]
+    if settings.roster_file is None:
+        return f"ONBOARDING_CSM_ROSTER: {counted[0]} ({', '.join(csms)}), {counted[1]}"
+    return f"{settings.roster_file} (ONBOARDING_ROSTER_FILE): {', '.join(counted)}"

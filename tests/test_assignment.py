@@ -6,24 +6,28 @@ on the time-skipping server, a full roster alerting CS leadership by email and t
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from activities.owners import OwnerRoster
-from activities.records.store import LazyStore, RecordStore
-from activities.roster import RosterError, load_roster, parse_roster
+from activities.records.store import LazyStore, RecordStore, Seat
+from activities.roster import RosterError, load_roster, parse_roster, roster_summary
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.mail import Mailbox, email_settings
-from tests.support.onboardings import fresh_progress, until
+from tests.support.onboardings import Onboardings, fresh_progress, status, until
 from tests.support.records import make_record, milestone_view
+from tests.support.temporal import BIN, process_env
 from workflows.assignment import Load, NoOneEligible, needs_specialist, pick
 from workflows.models import (
     Capacity,
@@ -35,15 +39,19 @@ from workflows.models import (
     Playbook,
     StaffRole,
     Tier,
+    TierOverride,
 )
 from workflows.models.roster import Person, PersonCapacity, Roster
+from workflows.models.status import OnboardingStatus
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
 
 PB = load_playbook()
+ROOT = Path(__file__).resolve().parents[1]
 DAY = timedelta(days=1)
 CSM, SPECIALIST = StaffRole.CSM, StaffRole.IMPLEMENTATION_SPECIALIST
 HT, TT = Tier.HIGH_TOUCH, Tier.TECH_TOUCH
+COMPLETED = OnboardingState.COMPLETED
 
 ANN = Person(id="ann@v.test", name="Ann", role=CSM, tiers=[HT], regions=["Europe"])
 BOB = Person(id="bob@v.test", name="Bob", role=CSM, tiers=[HT], regions=["US"])
@@ -302,6 +310,7 @@ id = "dan@v.test"
 name = "Dan"
 role = "implementation_specialist"
 """
+SPECIALIST_FOR_TECH_TOUCH = 'role = "implementation_specialist"\ntiers = ["tech_touch"]'
 
 
 def test_the_roster_file_is_read_and_the_csm_list_is_the_fallback(tmp_path: Path) -> None:
@@ -374,6 +383,41 @@ def test_an_unreadable_or_empty_roster_says_which(tmp_path: Path) -> None:
         load_roster(Settings(csm_roster=[]))
 
 
+def test_the_banner_names_the_roster_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "roster.toml"
+    path.write_text(ROSTER, encoding="utf-8")
+    settings = Settings(roster_file=path)
+    assert roster_summary(load_roster(settings), settings) == (
+        f"{path} (ONBOARDING_ROSTER_FILE): 1 CSM, 1 implementation specialist"
+    )
+    fallback = Settings(csm_roster=["csm-1@localhost", "csm-2@localhost"])
+    assert roster_summary(load_roster(fallback), fallback) == (
+        "ONBOARDING_CSM_ROSTER: 2 CSMs (csm-1@localhost, csm-2@localhost), "
+        "no implementation specialists"
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [[sys.executable, str(ROOT / "worker.py")], [str(BIN / "onboarding"), "up"]]
+)
+async def test_the_worker_does_not_start_with_a_broken_roster(
+    command: list[str], tmp_path: Path
+) -> None:
+    """As with a bad setting: one line naming the person and the field, exit code 1,
+    before anything starts (no Temporal server is needed to see it)."""
+    path = tmp_path / "roster.toml"
+    path.write_text(ROSTER.replace('"GB"', '"Atlantis"'), encoding="utf-8")
+    env = process_env(tmp_path, ONBOARDING_ROSTER_FILE=str(path))
+    proc = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"error: {path}: people[0](ann@v.test).regions[1]: 'Atlantis' is not a country" in (
+        err.decode()
+    )
+
+
 # --------------------------------------------------------------------------- the loads
 
 
@@ -408,13 +452,41 @@ def test_the_store_counts_open_onboardings_per_owner_and_active_implementations(
     ]
     for record in rows:
         assert store.save(record)
-    loads = store.staff_loads(["technical_setup", "data_import"], "001I")
+    with store.assigning(datetime.now(UTC)) as claims:
+        loads = claims.loads(["technical_setup", "data_import"], "001I")
     assert loads == {
         "ann@v.test": Load(high_touch=2, low_touch=2),
         "bob@v.test": Load(high_touch=2),
         "dan@v.test": Load(implementations=2),
     }
     assert store.get("001J").specialist == "dan@v.test"  # type: ignore[union-attr]
+
+
+def test_claims_count_until_a_record_ends_them(store: RecordStore) -> None:
+    """An assignment is claimed before the onboarding's record says so: the claim counts
+    while the record is not written, its person replaces the record's (a reassignment the
+    record has not caught up with), and it stops counting once the record is finished, or
+    a day after it was made when no record ever came."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    seat = {f"001{c}": Seat(f"001{c}", 1, CSM) for c in "ABCDE"}
+    store.save(make_record("001B", now - 9 * DAY, tier=HT, owner="ann@v.test"))
+    store.save(make_record("001C", now - 9 * DAY, tier=HT, owner="ann@v.test"))
+    store.save(make_record("001D", now - 9 * DAY, tier=HT, owner="ann@v.test", state=COMPLETED))
+    with store.assigning(now - 2 * DAY) as claims:  # no record came in a day: gone
+        claims.claim(seat["001E"], HT, "cat@v.test")
+    with store.assigning(now) as claims:
+        claims.claim(seat["001A"], TT, "cat@v.test")  # not recorded yet
+        claims.claim(seat["001B"], HT, "cat@v.test")  # reassigned; the record says Ann
+        claims.claim(seat["001D"], HT, "cat@v.test")  # finished
+        claims.claim(Seat("001A", 1, SPECIALIST), HT, "dan@v.test")  # not recorded yet
+        assert claims.held(seat["001B"]) == "cat@v.test"
+        assert claims.held(seat["001C"]) == "ann@v.test"  # recorded before claims
+        assert claims.held(seat["001E"]) == "cat@v.test"
+        assert claims.loads(["technical_setup"], "001Z") == {
+            "ann@v.test": Load(high_touch=1),
+            "cat@v.test": Load(high_touch=1, low_touch=1),
+            "dan@v.test": Load(implementations=1),
+        }
 
 
 # --------------------------------------------------------------------------- the activity
@@ -453,17 +525,81 @@ async def test_the_activity_reads_the_load_and_keeps_an_accounts_recorded_owner(
     store.close()
 
 
+async def test_concurrent_assignments_spread_over_the_roster_by_load(
+    store: RecordStore,
+) -> None:
+    """Eight onboardings starting in the same moment, asked of three workers at once,
+    are spread by load: each assignment counts those claimed before it, recorded or not.
+    A retry keeps its claim; a finished onboarding stops counting."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    team = ["csm-1@localhost", "csm-2@localhost", "csm-3@localhost"]
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.save(make_record("001OLD", now - 9 * DAY, tier=HT, owner="csm-1@localhost"))
+    workers = [
+        OwnerRoster(Settings(records_url=url, csm_roster=team), LazyStore(url)) for _ in range(3)
+    ]
+    accounts = [f"001N{i}" for i in range(8)]
+    answers = await asyncio.gather(*(assign(workers[i % 3], a) for i, a in enumerate(accounts)))
+    owners = {a: answer.owner for a, answer in zip(accounts, answers, strict=True)}  # type: ignore[attr-defined]
+    assert sorted(Counter(owners.values()).items()) == [
+        ("csm-1@localhost", 2),  # and 001OLD: 3 each
+        ("csm-2@localhost", 3),
+        ("csm-3@localhost", 3),
+    ]
+    again = await assign(workers[1], "001N5")
+    assert (again.owner, again.reason) == (  # type: ignore[attr-defined]
+        owners["001N5"],
+        "kept: already the account's csm",
+    )
+    # 001N5's onboarding ends: its CSM has room for the next one.
+    store.save(make_record("001N5", now, tier=HT, owner=owners["001N5"], state=COMPLETED))
+    nxt = await assign(workers[2], "001NEXT")
+    assert nxt.owner == owners["001N5"]  # type: ignore[attr-defined]
+    assert nxt.reason.endswith("2 of 15 high-touch accounts (13%)")  # type: ignore[attr-defined]
+
+
 async def test_nobody_to_assign_is_a_non_retryable_error_naming_the_setting(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+    roster_file = tmp_path / "roster.toml"
+    roster_file.write_text(
+        ROSTER.replace('role = "implementation_specialist"', SPECIALIST_FOR_TECH_TOUCH),
+        encoding="utf-8",
+    )
+    roster = OwnerRoster(Settings(records_url=url, roster_file=roster_file), LazyStore(url))
     with pytest.raises(ApplicationError) as caught:
         await assign(roster, "001A", role=SPECIALIST)
     assert caught.value.non_retryable
     assert caught.value.message == (
-        "no implementation_specialist on the roster covers high_touch (ONBOARDING_CSM_ROSTER)"
+        "no implementation_specialist on the roster covers high_touch (ONBOARDING_ROSTER_FILE)"
     )
+
+
+async def test_a_roster_without_specialists_answers_nobody_without_an_error(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    roster = OwnerRoster(Settings(records_url=url), LazyStore(url))
+    answer = await assign(roster, "001A", role=SPECIALIST)
+    assert (answer.owner, answer.reason) == (  # type: ignore[attr-defined]
+        None,
+        "no implementation specialists on the roster (ONBOARDING_CSM_ROSTER)",
+    )
+
+
+async def test_a_roster_broken_after_the_start_fails_the_assignment_at_once(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    roster_file = tmp_path / "roster.toml"
+    roster_file.write_text(ROSTER.replace('"GB"', '"Atlantis"'), encoding="utf-8")
+    roster = OwnerRoster(Settings(records_url=url, roster_file=roster_file), LazyStore(url))
+    with pytest.raises(ApplicationError) as caught:
+        await assign(roster, "001A")
+    assert caught.value.non_retryable
+    assert caught.value.type == "BadRoster"
+    assert "people[0](ann@v.test).regions[1]: 'Atlantis' is not a country" in (caught.value.message)
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -563,3 +699,46 @@ async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_i
         ]
         sent = await messages(mailbox, 5)
         assert sent["quinn@vendor.test"] == "New onboarding: Acme Corp (high_touch)"
+
+
+async def assignments_done(handle: WorkflowHandle[Any, Any], count: int) -> None:
+    """Wait until `count` assign_owner activities were scheduled and none is pending."""
+    for _ in range(400):
+        history = await handle.fetch_history()
+        asked = sum(
+            e.activity_task_scheduled_event_attributes.activity_type.name == "assign_owner"
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        )
+        pending = (await handle.describe()).raw_description.pending_activities
+        if asked >= count and not any(a.activity_type.name == "assign_owner" for a in pending):
+            assert asked == count
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} assignments not done")
+
+
+async def test_without_specialists_on_the_roster_a_high_touch_onboarding_records_no_failure(
+    onboardings: Onboardings,
+) -> None:
+    """The default settings' roster (ONBOARDING_CSM_ROSTER) has CSMs only: a high_touch
+    onboarding gets its CSM and the audit says once, as information, that there are no
+    implementation specialists, even when an upgrade asks again."""
+    closed = await onboardings.now()
+    deal = make_deal(close_date=closed, **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
+
+    def noted(s: OnboardingStatus) -> list[str]:
+        return [a.detail for a in s.audit if a.kind == "specialist_not_configured"]
+
+    st = await until(handle, lambda s: s.owner is not None and bool(noted(s)))
+    for tier in (TT, HT):  # down and up again: the upgrade asks for a specialist again
+        await handle.execute_update(
+            AccountOnboarding.override_tier,
+            TierOverride(tier=tier, approver="vp-cs", reason="scope changed"),
+        )
+    await assignments_done(handle, 3)  # the CSM, the specialist, the specialist again
+    st = await status(handle)
+    assert noted(st) == ["no implementation specialists on the roster (ONBOARDING_CSM_ROSTER)"]
+    assert st.specialist is None and st.owner == "csm-1@localhost"
+    assert not [a for a in st.audit if a.kind.endswith("_unassigned")]

@@ -253,6 +253,9 @@ def test_headcount_for_the_onboardings_carried_now_and_the_recent_start_rate(
             tier=SELF,
             owner=None,
             milestones=[milestone_view("technical_setup", jan, 7, 7)],
+        ).model_copy(update={"specialist": "dan@example.com"}),
+        make_record(  # tech_touch, nobody's implementation: no specialist's load
+            "106G", mar, milestones=[milestone_view("technical_setup", mar, 60)]
         ),
     ]
     report = report_over(empty_store, playbook, NOW, records)
@@ -264,15 +267,41 @@ def test_headcount_for_the_onboardings_carried_now_and_the_recent_start_rate(
     assert high.needed_now == round(2 / 11.5, 2)
     assert high.needed_for_start_rate == round(2 / 3 * 2.0 / 11.5, 2)
     low = rows["csm_low_touch"]
-    assert (low.active, low.starts_per_month, low.average_duration_months) == (0, 0.33, 1.0)
-    assert low.needed_for_start_rate == round(1 / 3 * 1.0 / 60, 2)
-    # A specialist carries an onboarding from its start until the specialist's gates
-    # (technical_setup) are passed: 30, 10 and 7 days here.
+    assert (low.active, low.starts_per_month, low.average_duration_months) == (1, 0.67, 1.0)
+    assert low.needed_for_start_rate == round(2 / 3 * 1.0 / 60, 2)
+    # A specialist carries an onboarding of a specialist tier (high_touch), or one given a
+    # specialist, from its start until the specialist's gates (technical_setup) are
+    # passed: 30 and 7 days here. The tech_touch ones without a specialist are no one's.
     specialist = rows["implementation_specialist"]
-    average = (30 + 10 + 7) / 3 / MONTH_DAYS
-    assert (specialist.active, specialist.starts_per_month) == (1, 1.0)
+    average = (30 + 7) / 2 / MONTH_DAYS
+    assert (specialist.active, specialist.starts_per_month) == (1, 0.67)
     assert specialist.average_duration_months == round(average, 2)
-    assert specialist.needed_for_start_rate == round(1.0 * average / 11.5, 2)
+    assert specialist.needed_for_start_rate == round(2 / 3 * average / 11.5, 2)
+    assert specialist.note is None
+
+
+def test_headcount_says_no_specialists_assigned_when_none_is(
+    empty_store: RecordStore, playbook: Playbook
+) -> None:
+    """A team without implementation specialists (the default roster): the high_touch
+    implementations still need them (the playbook's specialist tiers), the row says no
+    specialist is assigned, and the tech_touch plans' setup counts for nobody."""
+    won = NOW - 20 * DAY
+    setup = [milestone_view("technical_setup", won, 35)]
+    records = [
+        make_record("107A", won, tier=HIGH, milestones=setup),
+        make_record("107B", won, tier=HIGH, milestones=setup),
+        *(make_record(f"107T{i}", won, milestones=setup) for i in range(7)),
+    ]
+    report = report_over(empty_store, playbook, NOW, records)
+
+    rows = {h.role: h for h in report.headcount}
+    specialist = rows["implementation_specialist"]
+    assert (specialist.active, specialist.note) == (2, "no specialists assigned")
+    assert [h.note for h in report.headcount if h.role != "implementation_specialist"] == [
+        None,
+        None,
+    ]
 
 
 def test_tier_boundary_review_of_the_accounts_near_each_threshold(

@@ -81,6 +81,7 @@ NOTIFICATION_IN_FLIGHT = "NotificationInFlight"  # notify: retried
 SLACK_ERROR = "SlackError"  # notify
 SMTP_ERROR = "SmtpError"  # notify
 EMPTY_ROSTER = "EmptyRoster"  # assign_owner: no CSM for the tier
+BAD_ROSTER = "BadRoster"  # assign_owner: the roster file broken since the worker started
 
 
 # ---------------------------------------------------------------- activities

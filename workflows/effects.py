@@ -72,7 +72,8 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
     """The roster's least-loaded eligible CSM becomes the owner, or its specialist the
     implementation specialist, and is told why; when everyone eligible was full, CS
     leadership is told the gap (rules §7 (docs/rules.md)). A playbook without
-    `[capacity]` (pinned before it) asks for a CSM only and alerts nobody."""
+    `[capacity]` (pinned before it) asks for a CSM only and alerts nobody. A roster
+    without implementation specialists answers nobody: audited once, as information."""
     p, out, now = o.progress, progress.Changes(), workflow.now()
     specialist = effect.role is StaffRole.IMPLEMENTATION_SPECIALIST
     who = "implementation specialist" if specialist else "CSM"
@@ -88,6 +89,7 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
                 time_zone=o.deal.time_zone or calendar.time_zone,
                 capacity=o.playbook.capacity,
                 leaving=effect.leaving,
+                onboarding_number=p.onboarding_number,
             ),
             OwnerAssignment,
             summary=f"Assign {who}: {effect.reason}",
@@ -95,6 +97,11 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
     except ActivityError as err:
         kind = "specialist_unassigned" if specialist else "owner_unassigned"
         out.log(now, kind, f"assignment failed: {err.cause or err}", effect.by)
+        return out
+    if result.owner is None:
+        # Never in histories recorded before it: no patch (rules §7).
+        if not any(a.kind == "specialist_not_configured" for a in p.audit):
+            out.log(now, "specialist_not_configured", result.reason)
         return out
     reassigned = effect.leaving is not None
     if reassigned:

@@ -10,6 +10,8 @@ so drop-off, SLA, escalation, program and role
 figures are SQL aggregates.
 `customer_link` holds the customers' progress links (`activities.records.links`): one live
 link per account at most, kept when revoked so a revoked link stays refused.
+`assignment` holds who each onboarding's CSM and implementation specialist were given
+to, written when they are picked (before the record says so), for the loads (rules §7).
 """
 
 from __future__ import annotations
@@ -196,4 +198,20 @@ customer_link = sa.Table(
         sqlite_where=_LIVE,
         postgresql_where=_LIVE,
     ),
+)
+
+# Capacity-aware assignment (rules §7): the person each onboarding's role was given to,
+# claimed in the same transaction that read the loads, so an assignment made but not yet
+# in a record counts. No foreign key to `onboarding`: the claim comes before the
+# onboarding's first record.
+assignment = sa.Table(
+    "assignment",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("onboarding_number", sa.Integer, primary_key=True, server_default="1"),
+    sa.Column("role", sa.String(32), primary_key=True),
+    sa.Column("person", sa.String(200), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Index("ix_assignment_person", "person"),
 )

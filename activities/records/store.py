@@ -6,7 +6,9 @@ URL setting), its schema kept by Alembic migrations.
     store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
-    store.staff_loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
+    with store.assigning(now) as a:  # one assignment at a time (rules §7)
+        a.loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
+        a.claim(Seat("001...", 1, StaffRole.CSM), Tier.HIGH_TOUCH, "ann@...")
 
 Synchronous (SQLAlchemy's engine and pool); activities and the ingress call it from a
 thread: the activities through one `LazyStore` per worker process, the ingress through
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from activities.records.schema import (
+    assignment,
     customer_link,
     escalation,
     milestone,
@@ -44,7 +47,7 @@ from activities.records.schema import (
 )
 from workflows.assignment import Load
 from workflows.models.record import OnboardingRecord
-from workflows.models.vocabulary import OnboardingState, Tier
+from workflows.models.vocabulary import OnboardingState, StaffRole, Tier
 
 MIGRATIONS = "activities.records:migrations"
 # Any constant: concurrent processes (worker, ingress) migrating one PostgreSQL database
@@ -54,6 +57,12 @@ _MIGRATION_LOCK = 7_204_811
 # (the worker's and the ingress's stores under `onboarding up`) would swap them under
 # each other, so the threads of a process take turns too.
 _MIGRATING = threading.Lock()
+# Another constant: assignments (rules §7) take turns on it, on PostgreSQL.
+_ASSIGNMENT_LOCK = 7_204_812
+# A claim whose onboarding has written no record yet counts this long (rules §7): the
+# first record is written moments after the start; an onboarding ended before it (e.g.
+# terminated) carries nothing after that.
+UNRECORDED_CLAIM = timedelta(days=1)
 
 
 # (records, sum of their revisions, latest as_of): moves with every write that adds a
@@ -416,46 +425,20 @@ class RecordStore:
             tickets = [int(n) for n in conn.scalars(query)]
         return (statistics.median(tickets) if tickets else None), len(tickets)
 
-    def staff_loads(self, gates: list[str], account_id: str) -> dict[str, Load]:
-        """What each person carries, by id, from the open onboardings (neither completed
-        nor cancelled) of the accounts other than `account_id`: as owner, per tier band;
-        as implementation specialist, the onboardings with one of `gates` still open in
-        that onboarding (a per-product copy `<gate>:<product>` counts); an account's
-        earlier, finished onboardings (rules §2) carry nothing. The loads of capacity-aware
-        assignment (rules §7 (docs/rules.md))."""
-        ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
-        live = (onboarding.c.state.not_in(ended), onboarding.c.account_id != account_id)
-        owned = (
-            sa.select(onboarding.c.owner, onboarding.c.tier, sa.func.count())
-            .where(onboarding.c.owner.is_not(None), *live)
-            .group_by(onboarding.c.owner, onboarding.c.tier)
-        )
-        open_gate = sa.or_(
-            milestone.c.milestone_id.in_(gates),
-            *(milestone.c.milestone_id.startswith(f"{g}:", autoescape=True) for g in gates),
-        )
-        # The gate open in the onboarding itself: an earlier onboarding of the account
-        # (rules §2) left with gates open (cancelled) is no load.
-        gate_open = sa.exists().where(
-            milestone.c.account_id == onboarding.c.account_id,
-            milestone.c.onboarding_number == onboarding.c.onboarding_number,
-            milestone.c.status.in_(("not_started", "in_progress")),
-            open_gate,
-        )
-        implementing = (
-            sa.select(onboarding.c.specialist, sa.func.count())
-            .where(onboarding.c.specialist.is_not(None), *live, gate_open)
-            .group_by(onboarding.c.specialist)
-        )
-        loads: dict[str, Load] = {}
+    @contextmanager
+    def assigning(self, now: datetime) -> Iterator[Assigning]:
+        """One assignment's transaction (rules §7 (docs/rules.md)): the loads read and the
+        pick claimed (`Assigning`) while no other assignment, of any process, runs: on
+        SQLite the write lock taken at its start (BEGIN IMMEDIATE, waiting up to the busy
+        timeout), on PostgreSQL a transaction-scoped advisory lock. Committed when the
+        block ends; an error inside it claims nothing. `now` dates the claim."""
         with self.engine.connect() as conn:
-            for owner, tier, count in conn.execute(owned):
-                loads[owner] = loads.get(owner, Load()).plus(Tier(tier), int(count))
-            if gates:
-                for specialist, count in conn.execute(implementing):
-                    before = loads.get(specialist, Load())
-                    loads[specialist] = before.model_copy(update={"implementations": int(count)})
-        return loads
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ASSIGNMENT_LOCK)))
+            yield Assigning(conn, now)
+            conn.commit()
 
     # ------------------------------------------------------------------ progress links
 
@@ -502,6 +485,155 @@ class RecordStore:
                 .values(revoked_at=now)
             )
         return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One role of one onboarding: the key of its assignment claim."""
+
+    account_id: str
+    onboarding_number: int
+    role: StaffRole
+
+
+class Assigning:
+    """Inside `RecordStore.assigning`: who holds a seat, what each person carries, and the
+    claim of the person picked.
+
+    A claim (table `assignment`) is written when a person is picked, before the
+    onboarding's record says so. The holder of a seat is its claim's person, else (an
+    onboarding assigned before claims) its record's owner or specialist. Loads count an
+    onboarding whose record is open (neither completed nor cancelled) for its holder,
+    and one whose record is not written yet for its claim's person while the claim is
+    younger than `UNRECORDED_CLAIM` (an onboarding ended before its first record, e.g.
+    terminated, stops counting then)."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn, self._now = conn, now
+
+    def held(self, seat: Seat) -> str | None:
+        """Who holds `seat`: its claim's person; without a claim, the person of the role
+        in the account's latest record (an expansion after an earlier onboarding here
+        keeps its people while its own record is not written yet, rules §2)."""
+        a = assignment.c
+        claimed = self._conn.execute(sa.select(a.person).where(*_seat(seat))).scalar_one_or_none()
+        if claimed is not None:
+            return str(claimed)
+        column = (
+            onboarding.c.specialist
+            if seat.role is StaffRole.IMPLEMENTATION_SPECIALIST
+            else onboarding.c.owner
+        )
+        recorded = self._conn.execute(
+            RecordStore._of(seat.account_id, None, column)
+        ).scalar_one_or_none()
+        return None if recorded is None else str(recorded)
+
+    def claim(self, seat: Seat, tier: Tier, person: str) -> None:
+        """`person` holds `seat` from now on (the claim replaced, if any)."""
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        row = {
+            "account_id": seat.account_id,
+            "onboarding_number": seat.onboarding_number,
+            "role": seat.role.value,
+            "person": person,
+            "tier": tier.value,
+            "claimed_at": self._now,
+        }
+        insert = dialect.insert(assignment).values(row)
+        self._conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=list(assignment.primary_key.columns),
+                set_={k: insert.excluded[k] for k in ("person", "tier", "claimed_at")},
+            )
+        )
+
+    def loads(self, gates: list[str], account_id: str) -> dict[str, Load]:
+        """What each person carries, by id, from the onboardings of the accounts other
+        than `account_id`: as CSM, the open ones they hold per tier band; as implementation
+        specialist, the open ones they hold with one of `gates` still open in that
+        onboarding (a per-product copy `<gate>:<product>` counts; one not recorded yet
+        counts: it was given a specialist for an open gate); an account's earlier,
+        finished onboardings (rules §2) carry nothing. The loads of capacity-aware
+        assignment (rules §7 (docs/rules.md))."""
+        o, a = onboarding.c, assignment.c
+        ended = (OnboardingState.COMPLETED.value, OnboardingState.CANCELLED.value)
+        since = self._now - UNRECORDED_CLAIM
+
+        def claimed(role: StaffRole) -> sa.FromClause:
+            return onboarding.outerjoin(
+                assignment,
+                sa.and_(
+                    a.account_id == o.account_id,
+                    a.onboarding_number == o.onboarding_number,
+                    a.role == role.value,
+                ),
+            )
+
+        def unrecorded(role: StaffRole) -> tuple[sa.ColumnElement[bool], ...]:
+            recorded = sa.exists().where(
+                o.account_id == a.account_id, o.onboarding_number == a.onboarding_number
+            )
+            return (
+                a.role == role.value,
+                a.account_id != account_id,
+                a.claimed_at > since,
+                ~recorded,
+            )
+
+        live = (o.state.not_in(ended), o.account_id != account_id)
+        owner = sa.func.coalesce(a.person, o.owner)
+        owned = sa.union_all(
+            sa.select(owner, o.tier, sa.func.count())
+            .select_from(claimed(StaffRole.CSM))
+            .where(owner.is_not(None), *live)
+            .group_by(owner, o.tier),
+            sa.select(a.person, a.tier, sa.func.count())
+            .where(*unrecorded(StaffRole.CSM))
+            .group_by(a.person, a.tier),
+        )
+        open_gate = sa.or_(
+            milestone.c.milestone_id.in_(gates),
+            *(milestone.c.milestone_id.startswith(f"{g}:", autoescape=True) for g in gates),
+        )
+        # The gate open in the onboarding itself: an earlier onboarding of the account
+        # (rules §2) left with gates open (cancelled) is no load.
+        gate_open = sa.exists().where(
+            milestone.c.account_id == o.account_id,
+            milestone.c.onboarding_number == o.onboarding_number,
+            milestone.c.status.in_(("not_started", "in_progress")),
+            open_gate,
+        )
+        specialist = sa.func.coalesce(a.person, o.specialist)
+        specialist_role = StaffRole.IMPLEMENTATION_SPECIALIST
+        implementing = sa.union_all(
+            sa.select(specialist, sa.func.count())
+            .select_from(claimed(specialist_role))
+            .where(specialist.is_not(None), *live, gate_open)
+            .group_by(specialist),
+            sa.select(a.person, sa.func.count())
+            .where(*unrecorded(specialist_role))
+            .group_by(a.person),
+        )
+        loads: dict[str, Load] = {}
+        for person, tier, count in self._conn.execute(owned):
+            loads[person] = loads.get(person, Load()).plus(Tier(tier), int(count))
+        if gates:
+            for person, count in self._conn.execute(implementing):
+                before = loads.get(person, Load())
+                loads[person] = before.model_copy(
+                    update={"implementations": before.implementations + int(count)}
+                )
+        return loads
+
+
+def _seat(seat: Seat) -> tuple[sa.ColumnElement[bool], ...]:
+    a = assignment.c
+    return (
+        a.account_id == seat.account_id,
+        a.onboarding_number == seat.onboarding_number,
+        a.role == seat.role.value,
+    )
 
 
 class LazyStore:

@@ -15,6 +15,7 @@ from activities.client import ConnectError
 from activities.codec import DecryptionError
 from activities.money import FxRatesError
 from activities.records.store import RecordStoreError
+from activities.roster import RosterError
 from activities.settings import settings_problems
 from activities.starting import AlreadyOnboardedError
 from starter import devserver
@@ -74,6 +75,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         DecryptionError,
         FxRatesError,
         RecordStoreError,
+        RosterError,
     ) as exc:
         fail(str(exc))
     except ValidationError as exc:

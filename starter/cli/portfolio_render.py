@@ -239,6 +239,7 @@ def render_table(r: PortfolioReport) -> str:
                 "STARTS/MONTH",
                 "AVG MONTHS",
                 "NEEDED FOR START RATE",
+                "NOTE",
             ],
             *(
                 [
@@ -249,6 +250,7 @@ def render_table(r: PortfolioReport) -> str:
                     _num(h.starts_per_month),
                     _num(h.average_duration_months),
                     _num(h.needed_for_start_rate),
+                    h.note or "",
                 ]
                 for h in r.headcount
             ),

@@ -18,6 +18,7 @@ import typer
 from activities import Settings
 from activities.client import connect, connect_config, data_converter, metrics_runtime
 from activities.codec import CodecSettings
+from activities.roster import load_roster, roster_summary
 from starter import devserver
 from starter.cli.errors import CliError, run, settings_of
 from starter.client import ui_base_url
@@ -81,7 +82,8 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
     from activities import configure_logging
 
     configure_logging()
-    worker_settings = settings_of(Settings)  # bad ONBOARDING_* settings fail before anything starts
+    settings = settings_of(Settings)  # bad ONBOARDING_* settings fail before anything starts
+    roster = load_roster(settings)  # so does a broken roster file (rules §7)
     if not no_server:
         data_dir = (db or devserver.default_db_path()).parent
         taken = ensure_local_secrets(local_secrets_path(data_dir))
@@ -135,9 +137,10 @@ async def _up(no_server: bool, port: int, ui_port: int, db: Path | None) -> None
             typer.echo(f"Server log:  {server.log_path}")
             ui = f"{server.ui_url}/namespaces/{namespace}/workflows"
         typer.echo(f"Temporal UI: {ui}")
+        typer.echo(f"Roster:      {roster_summary(roster, settings)}")
         base = f"http://{ingress.host}:{ingress.port}"
         typer.echo(f"Ingress:     {base}  (API docs {base}/docs, metrics {base}/metrics)")
-        typer.echo(f"Messages:    {where_messages_go(worker_settings)}")
+        typer.echo(f"Messages:    {where_messages_go(settings)}")
         services = local_services(f"http://127.0.0.1:{metrics_port}/metrics")
         typer.echo(f"Running:     {', '.join(n for n, _ in services)} (Ctrl-C to stop)")
         async with asyncio.TaskGroup() as group:

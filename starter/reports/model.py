@@ -173,6 +173,10 @@ class Headcount(BaseModel):
     needed_for_start_rate: float | None = Field(
         description="starts_per_month x average_duration_months / capacity midpoint"
     )
+    note: str | None = Field(
+        default=None,
+        description="`no specialists assigned`: none of the onboardings counted has one",
+    )
 
 
 class TierBoundary(BaseModel):

@@ -108,7 +108,7 @@ class Onboarding:
     and `first_value_by_roles_at` (rules §7). `trial`: a free or trial account's (deal
     type `trial`); `converted`: a trial whose customer converted to paid, ended by the
     conversion (`converted_to`) or followed by a paid onboarding of the account here
-    (rules §2)."""
+    (rules §2). `specialist`: its implementation specialist (None: none assigned)."""
 
     account_id: str
     onboarding_number: int
@@ -145,6 +145,7 @@ class Onboarding:
     came_back_on: date | None
     trial: bool
     converted: bool
+    specialist: str | None
     tier_changes: list[TierChangeRow] = field(default_factory=list)
     risk_flags: list[str] = field(default_factory=list)
     next_deadline: datetime | None = None
@@ -320,6 +321,7 @@ class _Query:
             o.came_back_on,
             sa.func.coalesce(trial, False),
             sa.func.coalesce(converted, False),
+            o.specialist,
         ).select_from(onboarding.outerjoin(facts, _same(facts.c, o)))
         return self.filtered(query).order_by(o.account_id, o.onboarding_number)
 

@@ -237,6 +237,9 @@ def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> l
     - Implementation specialists: they carry an onboarding while a milestone the playbook
       gives them (owner `implementation_specialist`) is open; the duration runs from the
       start to the last of those milestones done, over the onboardings that passed them.
+      Only the onboardings that have a specialist or should have one (a tier of
+      `[capacity].specialist_tiers`; none without `[capacity]`) count; when none of them
+      has one, the row's note says `no specialists assigned`.
     """
     targets = playbook.targets
     months = targets.start_rate_months
@@ -261,7 +264,10 @@ def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> l
                 ],
             )
         )
-    carried = [r for r in rows if r.specialist_gates]
+    tiers = playbook.capacity.specialist_tiers if playbook.capacity is not None else []
+    carried = [
+        r for r in rows if r.specialist_gates and (r.specialist is not None or r.tier in tiers)
+    ]
     durations = [
         r.specialist_done_at - r.started_at
         for r in carried
@@ -269,15 +275,16 @@ def headcount(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> l
     ]
     active = sum(r.running and r.specialist_open > 0 for r in carried)
     started = sum(since <= r.started_at < until for r in carried)
-    out.append(
-        _headcount(
-            "implementation_specialist",
-            targets.specialist_accounts,
-            active,
-            started / months,
-            durations,
-        )
+    specialists = _headcount(
+        "implementation_specialist",
+        targets.specialist_accounts,
+        active,
+        started / months,
+        durations,
     )
+    if not any(r.specialist is not None for r in carried):
+        specialists.note = "no specialists assigned"
+    out.append(specialists)
     return out
 
 

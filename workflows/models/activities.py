@@ -53,7 +53,8 @@ class OwnerRequest(BaseModel):
     """Activity `assign_owner` (rules §7 (docs/rules.md)): who of `role` gets the account,
     in its tier and calendar, at the pinned playbook's `capacity` (None: its defaults),
     never `leaving` (a reassignment). Histories recorded before roles asked for a CSM
-    with the three first fields only."""
+    with the three first fields only; those recorded before claims (rules §7) without
+    `onboarding_number`."""
 
     account_id: str
     workflow_id: str
@@ -63,13 +64,17 @@ class OwnerRequest(BaseModel):
     time_zone: str | None = Field(default=None, description="The account's IANA time zone")
     capacity: Capacity | None = None
     leaving: str | None = Field(default=None, description="Who leaves it: never picked")
+    onboarding_number: int = Field(
+        default=1, ge=1, description="The account's onboarding (rules §2): the claim's key"
+    )
 
 
 class OwnerAssignment(BaseModel):
     """Who was assigned and why; `over_capacity` > 0: everyone eligible was full, and
-    CS leadership must be told the gap."""
+    CS leadership must be told the gap. `owner` None: nobody, because the roster has no
+    implementation specialists at all (a team without them, not a failure; rules §7)."""
 
-    owner: str
+    owner: str | None
     reason: str
     role: StaffRole = StaffRole.CSM
     over_capacity: int = Field(default=0, ge=0)
