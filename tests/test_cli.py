@@ -368,15 +368,16 @@ def test_status_leaves_out_what_an_onboarding_does_not_have() -> None:
     assert f"due {first_login.due_at.strftime('%Y-%m-%d')} in 2 d" in " ".join(text.split())
 
 
-def test_a_done_milestone_and_a_reached_role_rule_show_their_days() -> None:
+def test_done_and_held_milestones_and_a_reached_role_rule_show_as_they_stand() -> None:
     now = datetime.now(UTC)
     base = a_status(now)
     done = base.milestones[0].model_copy(
         update={"status": MilestoneStatus.DONE, "done_at": now - DAY}
     )
+    held = base.milestones[1].model_copy(update={"held": True, "overdue": True})
     st = base.model_copy(
         update={
-            "milestones": [done, *base.milestones[1:]],
+            "milestones": [done, held, *base.milestones[2:]],
             "roles": [
                 RoleActivationView(
                     role="admin", title="admin", users=1, needed=1, activated_at=now - DAY
@@ -402,6 +403,9 @@ def test_a_done_milestone_and_a_reached_role_rule_show_their_days() -> None:
     assert f"Roles: admin 1/1 ✓; first value by roles: {yesterday}" in lines
     assert f"Programs: Office hours, attended {yesterday} (x2)" in lines
     assert any("first_login" in line and f"done {yesterday}" in line for line in lines)
+    # A gate its product holds waits, past its day or not (rules §6.2): never OVERDUE.
+    kickoff = next(line for line in lines if " kickoff_call " in line)
+    assert "held: its product waits" in kickoff and "OVERDUE" not in kickoff
 
 
 # --------------------------------------------------------------------------- on a server
