@@ -167,7 +167,8 @@ BERLIN = ("DE", "Europe/Berlin")
             None,
             "cat@v.test",
             4,
-            "(103%), now 4 over capacity",
+            "the only CSM covering tech_touch is full: 8 of 15 high-touch accounts + 40 of 80 "
+            "low-touch accounts (103%), now 4 over capacity",
             id="high-and-low-touch-count-together-full",
         ),
         pytest.param(
@@ -179,7 +180,7 @@ BERLIN = ("DE", "Europe/Berlin")
             "ANN@v.test",
             "cat@v.test",
             0,
-            "least loaded of 1 CSMs",
+            "the only CSM covering high_touch: 9 of 15 high-touch accounts",
             id="the-person-leaving-is-never-picked",
         ),
         pytest.param(
@@ -672,9 +673,11 @@ async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_i
         alert = next(m for m in mailbox.messages if m["To"] == "cs-leadership@localhost")
         assert "pat@vendor.test now carries 1 more than their capacity" in alert.get_content()
         audit = {a.kind: a.detail for a in st.audit}
-        assert audit["over_capacity"].startswith("pat@vendor.test is 1 over: every one of 1 CSMs")
+        assert audit["over_capacity"].startswith(
+            "pat@vendor.test is 1 over: the only CSM covering high_touch is full: "
+        )
         assert audit["specialist_assigned"] == (
-            "sam@vendor.test: least loaded of 1 implementation specialists covering "
+            "sam@vendor.test: the only implementation specialist covering "
             "high_touch: 0 of 15 active implementations (0%)"
         )
 

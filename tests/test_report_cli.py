@@ -101,8 +101,8 @@ def test_csv_is_one_line_per_group_with_the_json_numbers(records_url: str) -> No
     ("args", "named"),
     [
         (["--cohort", "2031-13"], "'--cohort': '2031-13' is not a month (YYYY-MM)"),
-        (["--tier", "gold"], "'--tier': Value error, 'gold' is not one of 'high_touch',"),
-        (["--format", "xml"], "'--format': Value error, 'xml' is not one of 'table',"),
+        (["--tier", "gold"], "'--tier': 'gold' is not a tier (high_touch, tech_touch, self_serve)"),
+        (["--format", "xml"], "'--format': 'xml' is not a format (table, csv, json)"),
     ],
 )
 def test_a_bad_option_is_named_and_exits_2(records_url: str, args: list[str], named: str) -> None:

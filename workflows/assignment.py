@@ -131,7 +131,7 @@ def pick(
 
     Raises NoOneEligible naming the role and tier.
     """
-    words = "CSMs" if role is StaffRole.CSM else "implementation specialists"
+    word = "CSM" if role is StaffRole.CSM else "implementation specialist"
     gone = (leaving or "").lower()
     eligible = [
         p for p in roster.people if p.role is role and tier in p.tiers and p.id.lower() != gone
@@ -158,12 +158,16 @@ def pick(
     chosen = (with_room or ranked)[0]
     cap = _capacity(chosen, capacity)
     now = load_text(chosen, loads.get(chosen.id, Load()), cap)
-    group = f"{len(eligible)} {words} covering {tier.value}{where}"
+    covering = f"covering {tier.value}{where}"
+    only = len(eligible) == 1
+    group = f"the only {word} {covering}" if only else f"{len(eligible)} {word}s {covering}"
     if with_room:
-        return Pick(person=chosen.id, reason=f"least loaded of {group}: {now}")
+        picked = group if only else f"least loaded of {group}"
+        return Pick(person=chosen.id, reason=f"{picked}: {now}")
     over = math.ceil((standing(chosen)[1] - 1) * _unit(chosen, tier, cap) - _EPS)
+    full = f"{group} is full" if only else f"every one of {group} is full; least loaded"
     return Pick(
         person=chosen.id,
-        reason=f"every one of {group} is full; least loaded: {now}, now {over} over capacity",
+        reason=f"{full}: {now}, now {over} over capacity",
         over_capacity=over,
     )

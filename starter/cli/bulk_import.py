@@ -15,7 +15,7 @@ from activities.client import connect
 from activities.money import DEFAULT_FX_RATES, load_fx_rates
 from starter import bulk
 from starter.cli.errors import CliError, run
-from starter.cli.options import FX_RATES_OPTION
+from starter.cli.options import FX_RATES_OPTION, one_of
 from starter.exports import WON_STAGES
 from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook
 
@@ -93,7 +93,10 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="The summary as one JSON object")] = False,
     preset: Annotated[
         PresetName | None,
-        typer.Option(help="The CRM export's columns (default: detected from the header)"),
+        typer.Option(
+            help="The CRM export's columns (default: detected from the header)",
+            parser=one_of(PresetName, "a preset"),
+        ),
     ] = None,
     column: Annotated[
         list[str] | None,

@@ -53,10 +53,18 @@ async def query_status(
         raise CliError(f"status query of account {account_id} rejected: {exc}") from None
 
 
+class UpdateRejected(CliError):
+    """The onboarding's validator refused an update; `reason` is its own message."""
+
+    def __init__(self, name: str, account_id: str, reason: str) -> None:
+        super().__init__(f"{name} rejected for account {account_id}: {reason}")
+        self.reason = reason
+
+
 async def update(
     client: temporalio.client.Client, account_id: str, name: str, arg: BaseModel
 ) -> OnboardingStatus:
-    """Send an update; a validator's rejection becomes its message."""
+    """Send an update; a validator's rejection is an `UpdateRejected` with its message."""
     handle = client.get_workflow_handle(workflow_id_for(account_id))
     try:
         return await asyncio.wait_for(
@@ -64,9 +72,7 @@ async def update(
             ANSWER_TIMEOUT.total_seconds(),
         )
     except WorkflowUpdateFailedError as exc:
-        raise CliError(
-            f"{name} rejected for account {account_id}: {update_rejection(exc)}"
-        ) from None
+        raise UpdateRejected(name, account_id, update_rejection(exc)) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await finished_or_missing(client, account_id) from None

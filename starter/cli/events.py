@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from starter.cli.calls import ANSWER_TIMEOUT
 from starter.cli.errors import CliError, run, settings_error
-from starter.cli.options import account_id_of
+from starter.cli.options import account_id_of, one_of
 from starter.settings import IngressSettings, local_secrets_path
 
 
@@ -155,9 +155,12 @@ def send_event(
     message_id: Annotated[
         str | None, typer.Option(help="Deduplication key (default a new uuid)")
     ] = None,
-    call_type: Annotated[CallType, typer.Option("--type", help="The Segment call type")] = (
-        CallType.TRACK
-    ),
+    call_type: Annotated[
+        CallType,
+        typer.Option(
+            "--type", help="The Segment call type", parser=one_of(CallType, "a call type")
+        ),
+    ] = CallType.TRACK,
 ) -> None:
     """Send one signed Segment-style product event to the ingress, as a product would.
 

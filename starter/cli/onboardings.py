@@ -18,9 +18,9 @@ from activities.client import connect
 from activities.deals import inbound_deal, unknown_migrated_milestone
 from activities.money import DEFAULT_FX_RATES, FxRates, load_fx_rates
 from activities.starting import start_onboarding
-from starter.cli.calls import query_status, signal, update
+from starter.cli.calls import UpdateRejected, query_status, signal, update
 from starter.cli.errors import CliError, run, validation_line
-from starter.cli.options import FX_RATES_OPTION, account_id_of
+from starter.cli.options import FX_RATES_OPTION, account_id_of, one_of
 from starter.cli.reports import visibility_query
 from starter.client import ui_url
 from workflows import contract
@@ -223,6 +223,14 @@ async def _do_update(account: str, name: str, arg: BaseModel, verb: str) -> None
     _print_update(verb, status)
 
 
+async def _update_with(
+    account: str, name: str, verb: str, factory: Callable[..., BaseModel], **fields: Any
+) -> None:
+    """Build the update's argument from `fields` and send it: inside `run`, so a bad
+    value is one `error:` line like any other failure."""
+    await _do_update(account, name, _model(factory, **fields), verb)
+
+
 def pause(
     account: Annotated[str, typer.Argument(help="Account id")],
     by: Annotated[str, typer.Option(help="Who decided")],
@@ -263,17 +271,20 @@ def resume(
 
 def override_tier(
     account: Annotated[str, typer.Argument(help="Account id")],
-    tier: Annotated[Tier, typer.Argument(help="The new tier")],
+    tier: Annotated[Tier, typer.Argument(help="The new tier", parser=one_of(Tier, "a tier"))],
     approver: Annotated[str, typer.Option(help="Manager who approved")],
     reason: Annotated[str, typer.Option(help="Why")],
 ) -> None:
     """Override the tier rule (recorded with approver and reason)."""
     run(
-        _do_update(
+        _update_with(
             account,
             contract.OVERRIDE_TIER,
-            _model(TierOverride, tier=tier, approver=approver, reason=reason),
             "tier overridden on",
+            TierOverride,
+            tier=tier,
+            approver=approver,
+            reason=reason,
         )
     )
 
@@ -286,11 +297,14 @@ def skip(
 ) -> None:
     """Skip a milestone the customer refuses (recorded with a risk flag)."""
     run(
-        _do_update(
+        _update_with(
             account,
             contract.SKIP_MILESTONE,
-            _model(SkipRequest, milestone_id=milestone_id, by=by, reason=reason),
             f"skipped {milestone_id} on",
+            SkipRequest,
+            milestone_id=milestone_id,
+            by=by,
+            reason=reason,
         )
     )
 
@@ -301,11 +315,7 @@ def cancel(
     reason: Annotated[str, typer.Option(help="Why (churned, deal cancelled, ...)")],
 ) -> None:
     """End an onboarding (churn, cancelled deal)."""
-    run(
-        _do_update(
-            account, contract.CANCEL, _model(CancelRequest, by=by, reason=reason), "cancelled"
-        )
-    )
+    run(_update_with(account, contract.CANCEL, "cancelled", CancelRequest, by=by, reason=reason))
 
 
 def confirm_plan(
@@ -339,18 +349,23 @@ def realignment_gate(
 ) -> None:
     """Report a gate of the re-alignment window a champion change opened as done."""
     run(
-        _do_update(
+        _update_with(
             account,
             contract.REALIGNMENT_GATE_DONE,
-            _model(RealignmentGateDone, gate=gate, by=by, note=note),
             f"re-alignment gate {gate} done on",
+            RealignmentGateDone,
+            gate=gate,
+            by=by,
+            note=note,
         )
     )
 
 
-async def _reassign(account: str | None, req: OwnerReassignment, every: bool) -> None:
+async def _reassign(account: str | None, every: bool, **fields: Any) -> None:
     """One onboarding, or (`every`) each running one the CSM owns, by the `CsmOwner`
-    search attribute; each answer printed, the failures summed up at the end."""
+    search attribute; each one moved printed, then one `error:` line naming each one not
+    moved and why."""
+    req: OwnerReassignment = _model(OwnerReassignment, **fields)
     if every == (account is not None):
         raise CliError("give an ACCOUNT, or --every for each onboarding the person owns")
     if every and req.role is not StaffRole.CSM:
@@ -363,18 +378,24 @@ async def _reassign(account: str | None, req: OwnerReassignment, every: bool) ->
         accounts = [account_id_for(wf.id) async for wf in client.list_workflows(query)]
         if not accounts:
             raise CliError(f"no running onboarding has {req.person} as its CSM")
-    failed = []
+    failed: dict[str, str] = {}  # account id -> why not
     for account_id in accounts:
         try:
             status = await update(client, account_id, contract.REASSIGN_OWNER, req)
-        except CliError as exc:
-            typer.echo(str(exc), err=True)
-            failed.append(account_id)
+        except UpdateRejected as exc:
+            failed[account_id] = exc.reason
+            continue
+        except CliError as exc:  # no such onboarding, ended, no worker answered
+            failed[account_id] = str(exc)
             continue
         now = status.specialist if req.role is StaffRole.IMPLEMENTATION_SPECIALIST else status.owner
         typer.echo(f"reassigned {status.workflow_id}: {req.role.value} {req.person} -> {now}")
+    if len(accounts) == 1 and failed:
+        [(account_id, why)] = failed.items()
+        raise CliError(f"{account_id} not reassigned: {why}")
     if failed:
-        raise CliError(f"not reassigned: {', '.join(failed)}")
+        whys = "; ".join(f"{a} ({why})" for a, why in failed.items())
+        raise CliError(f"{len(failed)} of {len(accounts)} not reassigned: {whys}")
 
 
 def reassign(
@@ -382,7 +403,11 @@ def reassign(
     by: Annotated[str, typer.Option(help="Who asks (CS ops)")],
     account: Annotated[str | None, typer.Argument(help="Account id; omit with --every")] = None,
     role: Annotated[
-        StaffRole, typer.Option(help="The role they leave: csm or implementation_specialist")
+        StaffRole,
+        typer.Option(
+            help="The role they leave: csm or implementation_specialist",
+            parser=one_of(StaffRole, "a role"),
+        ),
     ] = StaffRole.CSM,
     reason: Annotated[str, typer.Option(help="Why (left the company, moved team)")] = "",
     every: Annotated[
@@ -391,5 +416,4 @@ def reassign(
 ) -> None:
     """Move an onboarding from a person who leaves it to the roster's least-loaded
     eligible person (rules §7); audited, and the new person is told."""
-    req = _model(OwnerReassignment, person=person, role=role, by=by, reason=reason)
-    run(_reassign(account, req, every))
+    run(_reassign(account, every, person=person, role=role, by=by, reason=reason))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from activities.records.store import RecordStore, RecordStoreError
 from activities.settings import SharedSettings
 from starter.cli.errors import fail, settings_error
+from starter.cli.options import one_of
 from starter.cli.portfolio_render import render_table
 from starter.reports.flat import csv_text
 from starter.reports.portfolio import portfolio_report
@@ -37,12 +38,20 @@ def _cohort(value: str | None) -> str | None:
 
 
 def report(
-    tier: Annotated[Tier | None, typer.Option(help="Only onboardings now in this tier")] = None,
+    tier: Annotated[
+        Tier | None,
+        typer.Option(help="Only onboardings now in this tier", parser=one_of(Tier, "a tier")),
+    ] = None,
     cohort: Annotated[
         str | None, typer.Option(help="Only this closed-won month, YYYY-MM", callback=_cohort)
     ] = None,
     format_: Annotated[
-        Format, typer.Option("--format", help="table; csv: the group figures, one row each")
+        Format,
+        typer.Option(
+            "--format",
+            help="table; csv: the group figures, one row each",
+            parser=one_of(Format, "a format"),
+        ),
     ] = Format.TABLE,
     playbook: Annotated[
         Path, typer.Option(envvar="ONBOARDING_PLAYBOOK", help="Playbook TOML: the targets")
