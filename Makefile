@@ -42,14 +42,15 @@ test: lint
 
 ## bench: ingress vs bare SDK on a throwaway dev server, what the onboarding records cost
 ## per onboarding, then the portfolio report and the dashboard over 10,000 onboardings
-## against their 1 s budget, and the playbook simulator on 1,000 onboardings (about 7
-## minutes; not part of test)
+## against their 1 s budget, the playbook simulator on 1,000 onboardings, then the
+## worker's memory and CPU per onboarding vs bare workflows (about 13 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
 	$(BIN)/python bench/records_cost.py
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/worker_cost.py
 
 ## histories: record the workflow tests' histories for the replay test (VERSION=v5)
 histories: install-test

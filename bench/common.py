@@ -303,21 +303,26 @@ async def timed(calls: Sequence[Callable[[], Awaitable[object]]], concurrency: i
     return Round(seconds=time.perf_counter() - started, latencies=latencies)
 
 
-async def _idle(stack: Stack, account_id: str) -> bool:
-    raw = (
-        await stack.client.get_workflow_handle(workflow_id_for(account_id)).describe()
-    ).raw_description
+async def _idle(client: temporalio.client.Client, workflow_id: str) -> bool:
+    raw = (await client.get_workflow_handle(workflow_id).describe()).raw_description
     return not raw.HasField("pending_workflow_task") and not raw.pending_activities
 
 
 async def settle(stack: Stack, account_ids: Sequence[str], within: float = 120) -> None:
     """Until the worker has caught up with these onboardings (none has a task pending),
-    so that the next measurement starts from rest. The worker takes them about in order,
-    so the newest are checked first, a few at a time."""
+    so that the next measurement starts from rest."""
+    await settle_workflows(stack.client, [workflow_id_for(a) for a in account_ids], within)
+
+
+async def settle_workflows(
+    client: temporalio.client.Client, workflow_ids: Sequence[str], within: float = 120
+) -> None:
+    """Until no workflow of `workflow_ids` has a workflow task or an activity pending. The
+    worker takes them about in order, so the newest are checked first, a few at a time."""
     deadline = time.monotonic() + within
-    waiting = list(account_ids)
+    waiting = list(workflow_ids)
     while waiting:
-        if all(await asyncio.gather(*(_idle(stack, a) for a in waiting[-16:]))):
+        if all(await asyncio.gather(*(_idle(client, w) for w in waiting[-16:]))):
             del waiting[-16:]
         elif time.monotonic() > deadline:
             raise BenchError(f"the worker did not catch up within {within:g} s")

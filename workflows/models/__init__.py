@@ -109,6 +109,7 @@ from workflows.models.playbook import (
     Measures,
     MessageTemplate,
     MilestoneSpec,
+    PinnedPlaybook,
     Playbook,
     ProductRollout,
     Program,
@@ -122,6 +123,7 @@ from workflows.models.playbook import (
     Track,
     TtvMark,
     role_text,
+    shared_playbook,
 )
 from workflows.models.state import (
     AuditEntry,
@@ -270,6 +272,7 @@ __all__ = [
     "PeerSupport",
     "PeerSupportRequest",
     "Phase",
+    "PinnedPlaybook",
     "PlanDatetime",
     "Playbook",
     "ProductEvent",
@@ -319,5 +322,6 @@ __all__ = [
     "product_dependencies",
     "products_problem",
     "role_text",
+    "shared_playbook",
     "workflow_id_for",
 ]

@@ -15,7 +15,7 @@ from workflows.models.limits import (
     PlanDatetime,
     Text,
 )
-from workflows.models.playbook import Playbook
+from workflows.models.playbook import PinnedPlaybook
 from workflows.models.vocabulary import OnboardingState, StaffRole, Tier, UtcDatetime
 
 
@@ -108,7 +108,7 @@ class DealDelivery(BaseModel):
     """
 
     deal: ClosedWonDeal
-    playbook: Playbook
+    playbook: PinnedPlaybook
     delivery_id: str = Field(min_length=1)
 
 

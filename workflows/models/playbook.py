@@ -3,7 +3,10 @@ escalation ladder, message templates and the health rule (`playbooks/*.toml`).""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import weakref
 from datetime import date, datetime, time
 from datetime import time as LocalTime
 from typing import Annotated, Literal
@@ -49,7 +52,7 @@ from workflows.models.vocabulary import (
 class TierRule(BaseModel):
     """Thresholds of rules §1 (docs/rules.md); the rule itself is `rules.assign_tier`."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     enterprise_acv_usd: float = Field(gt=0)
     smb_floor_acv_usd: float = Field(gt=0)
@@ -70,7 +73,7 @@ Scalar = str | int | float | bool
 class PropertyCondition(BaseModel):
     """A test on one event property; `{ gte = 3 }`, or a bare value meaning `eq`."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     eq: Scalar | None = None
     ne: Scalar | None = None
@@ -99,7 +102,7 @@ class EventMatch(BaseModel):
     product's own and Segment's B2B SaaS spec names for the same fact) count together.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     events: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = Field(
         min_length=1, max_length=MAX_EVENT_NAMES
@@ -133,7 +136,7 @@ IDENTIFY = "identify"
 
 
 class MilestoneSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     title: Name
@@ -176,7 +179,7 @@ class MilestoneSpec(BaseModel):
 class Action(BaseModel):
     """One thing an escalation step does; exactly one of the fields is set."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     notify: Audience | None = None
     template: str | None = None
@@ -232,7 +235,7 @@ ENGAGEMENT_TRIGGERS = (Trigger.NO_HANDOFF, Trigger.NO_ENGAGEMENT)
 
 
 class EscalationStep(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     when: Trigger
@@ -304,7 +307,7 @@ class EscalationStep(BaseModel):
 
 
 class MessageTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     subject: Annotated[Name, Field(max_length=SUBJECT_CHARS)]
     body: Annotated[str, Field(max_length=TEMPLATE_CHARS), AfterValidator(_nonblank)]
@@ -316,7 +319,7 @@ class MessageTemplate(BaseModel):
 
 
 class HealthRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     healthy: float = 80
     at_risk: float = 60
@@ -335,7 +338,7 @@ class Targets(BaseModel):
     """What the portfolio report (`starter/reports`) sets its figures against; the defaults
     are the numbers of rules §8, §3 and §7 (docs/rules.md). Rates are percentages."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     completion_rate_pct: dict[Tier, Range] = Field(
         default_factory=lambda: {
@@ -385,7 +388,7 @@ class BusinessCalendar(BaseModel):
     names none: an IANA time zone and an ISO 3166 alpha-2 country (its weekend and public
     holidays); and the local working day business hours count in (rules §4), `HH:MM`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     time_zone: Annotated[str, AfterValidator(known_time_zone)] = "UTC"
     country: Annotated[str, AfterValidator(known_country)] = "US"
@@ -417,7 +420,7 @@ class ChampionChange(BaseModel):
     (id -> title); when it lapses with a gate open, the CSM and CS leadership are told
     with the two templates and the account gets the risk flag `flag`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_business_days: int = Field(default=10, ge=1, le=MAX_PLAN_DAYS)
     gates: dict[GateId, Name] = Field(
@@ -448,7 +451,7 @@ class Track(BaseModel):
     the others), how many touch levels above the tier rule's result it runs, and
     whether it is automated only (the free and trial track)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     skip: list[str] = Field(
         default_factory=list, max_length=MAX_MILESTONES, description="Milestone ids not planned"
@@ -486,7 +489,7 @@ class SuccessPlanRule(BaseModel):
     (docs/rules.md)): its deadlines stand only once the customer confirms the success
     plan (`confirm_success_plan`); until then no ladder step runs on them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tiers: list[Tier] = Field(min_length=1, max_length=len(Tier))
     provisional_from: Phase = Field(
@@ -514,7 +517,7 @@ class SkipNet(BaseModel):
     above the median of the open onboardings of its tier; the owner is told
     (`template`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     check_day: int = Field(default=14, ge=1, le=MAX_PLAN_DAYS)
     after_skip_days: int = Field(
@@ -561,7 +564,7 @@ class ProductRollout(BaseModel):
     reach before it passes a phase gate, and the templates the CSM gets when a product
     starts waiting (`waiting_template`) and when it goes on (`released_template`)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     adoption_threshold: float = Field(default=0.60, gt=0, le=1)
     per_product: list[str] = Field(
@@ -593,7 +596,7 @@ class Measures(BaseModel):
     `active_events` event on a day 7 to 13 days after the account's first active day, in
     its time zone). Both are counted whenever they come, whatever the plan."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     invitation_events: list[EventName] = Field(
         default_factory=lambda: ["user_invited", "Invite Sent", "Account Added User"],
@@ -657,7 +660,7 @@ class Program(BaseModel):
     customer with an iCalendar invitation from `organizer`. Attendance is the product
     event `attended_event` (its `program` property names the program)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Name
     weekday: Weekday
@@ -710,7 +713,7 @@ class Capacity(BaseModel):
     everyone eligible is full, CS leadership gets `leadership_template`; the specialist
     is told with `specialist_template`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     csm_high_touch_accounts: int = Field(default=15, ge=1, le=MAX_CAPACITY)
     csm_low_touch_accounts: int = Field(default=80, ge=1, le=MAX_CAPACITY)
@@ -766,7 +769,7 @@ class ActivationRole(BaseModel):
     says for this role (compared by `role_text`; none: the role's id). `title` names the
     role to people (`end user`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Name | None = None
     events: list[EventName] = Field(min_length=1, max_length=MAX_EVENT_NAMES)
@@ -791,7 +794,7 @@ class Activation(BaseModel):
     `first_value_when` is activated. It is reported beside the value milestone, which it
     does not complete."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     role_property: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "role"
     roles: dict[RoleId, ActivationRole] = Field(min_length=1, max_length=10)
@@ -829,7 +832,7 @@ class Activation(BaseModel):
 
 
 class Playbook(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Name
     name: Name
@@ -1153,3 +1156,24 @@ class Playbook(BaseModel):
     def phase_start_day(self, tier: Tier, phase: Phase) -> int:
         i = PHASE_ORDER.index(phase)
         return 0 if i == 0 else self.timeline[tier][PHASE_ORDER[i - 1]]
+
+
+# Every pinned playbook the process holds, by content: the onboardings pinned to one
+# playbook share one (frozen) object instead of a copy each (README *Worker cost*).
+_PINNED: weakref.WeakValueDictionary[str, Playbook] = weakref.WeakValueDictionary()
+_PINNED_LOCK = threading.Lock()
+
+
+def shared_playbook(playbook: Playbook) -> Playbook:
+    """The process's one `Playbook` with exactly `playbook`'s content (`playbook` itself
+    when it is the first): keyed by the sha256 of its JSON, so that two playbooks are
+    shared only when every value is the same, whatever their `content_hash` says; kept
+    while some onboarding holds it. Safe to share: a `Playbook` is frozen (assigning
+    a field raises `pydantic.ValidationError`), and no rule changes one."""
+    key = hashlib.sha256(playbook.model_dump_json().encode()).hexdigest()
+    with _PINNED_LOCK:
+        return _PINNED.setdefault(key, playbook)
+
+
+# A playbook pinned in a workflow's input or message: shared as `shared_playbook` says.
+PinnedPlaybook = Annotated[Playbook, AfterValidator(shared_playbook)]

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from workflows.business_days import Unit
 from workflows.models.deal import ClosedWonDeal, Contact
 from workflows.models.messages import CancelRequest, MilestoneReport
-from workflows.models.playbook import Playbook
+from workflows.models.playbook import PinnedPlaybook
 from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
 
 
@@ -207,7 +207,7 @@ class QueuedDeal(BaseModel):
     (docs/rules.md), *Tracks*)."""
 
     deal: ClosedWonDeal
-    playbook: Playbook = Field(description="The playbook it was delivered with")
+    playbook: PinnedPlaybook = Field(description="The playbook it was delivered with")
     delivery_id: str
     queued_at: datetime
 
@@ -347,7 +347,7 @@ class OnboardingInput(BaseModel):
 
     account_id: str = Field(default="", description="Taken from the deal when empty")
     deal: ClosedWonDeal | None = None
-    playbook: Playbook
+    playbook: PinnedPlaybook
     delivery_id: str | None = Field(
         default=None, description="Idempotency key of the delivery that brought the deal"
     )

@@ -1,0 +1,78 @@
+"""The bare SDK's side of `bench/worker_cost.py`: the least a workflow can be.
+
+- `BareWaiting` waits on a signal: what a cached open workflow costs the worker at least.
+- `BareStarting` runs `count` activities that do nothing, one after the other, then waits
+  on a signal as well: what starting a workflow costs the worker at least.
+
+Their own module (not the script's `__main__`), so the sandbox can load them per workflow
+as it loads `workflows.onboarding`. `serve` runs a worker of both on the bare SDK: the
+default data converter, no codec, default cache and concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+TASK_QUEUE = "bench-bare"
+DONE = "done"
+
+
+@workflow.defn
+class BareWaiting:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self, account_id: str) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return account_id
+
+    @workflow.signal(name=DONE)
+    def finish(self) -> None:
+        self.done = True
+
+
+@activity.defn
+async def nothing(account_id: str) -> str:
+    return account_id
+
+
+@workflow.defn
+class BareStarting:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflow.run
+    async def run(self, account_id: str, count: int) -> str:
+        for _ in range(count):
+            await workflow.execute_activity(
+                nothing, account_id, start_to_close_timeout=timedelta(seconds=30)
+            )
+        await workflow.wait_condition(lambda: self.done)
+        return account_id
+
+    @workflow.signal(name=DONE)
+    def finish(self) -> None:
+        self.done = True
+
+
+async def serve(address: str, namespace: str) -> None:
+    """Poll `bench-bare` until SIGTERM / SIGINT; prints `worker started` once polling."""
+    client = await Client.connect(address, namespace=namespace)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[BareWaiting, BareStarting],
+        activities=[nothing],
+    ):
+        print("worker started", flush=True)
+        await stop.wait()

@@ -1,0 +1,226 @@
+"""What the worker spends to keep and to start an onboarding, against the bare SDK.
+
+    .venv/bin/python bench/worker_cost.py        # or: make bench   (--workflows N --rounds R)
+
+On a throwaway dev server (`common.stack`), each round runs three worker processes, one
+after the other, each fresh, warmed up with a few workflows of its kind, then given N:
+
+1. `python worker.py` (the service's worker): N onboardings started with the SDK, a third
+   of each tier, closed today, the default playbook pinned in each.
+2. The bare SDK's worker (`bare_workflows.py`): N `BareWaiting`, each waiting on a signal.
+3. The bare SDK's worker: N `BareStarting`, each running as many activities (that do
+   nothing) as an onboarding ran when it started (counted in its history in step 1).
+
+Until every workflow of the step has neither a workflow task nor an activity pending, then:
+- memory: the worker's RSS growth per workflow (all N stay in its cache: it holds 1,000),
+  onboarding (1) against the bare workflow waiting on a signal (2). Goal: at most 2x.
+- CPU: the worker process's CPU time (every thread: the SDK's core too) from the first
+  start to the last one at rest, per workflow, onboarding (1) against the bare workflow
+  with as many activities (3). Goal: at most 2x.
+
+Medians of the rounds; ratios from the same run (the 2 cores are shared, so compare
+ratios, not absolute figures, across runs). The last line printed is one JSON object.
+`--serve-bare` runs the bare worker (what step 2 and 3 spawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# The other bench modules: `python bench/worker_cost.py` puts bench/ first on sys.path.
+import bare_workflows
+from common import BenchError, Stack, running, settle_workflows, stack, tail, timed
+from records_cost import deal
+from temporalio.api.enums.v1 import EventType
+
+from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
+from workflows.models import OnboardingInput
+
+CONCURRENCY = 16
+WARMUP = 10
+KINDS = ("onboarding", "bare_waiting", "bare_starting")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Worker:
+    """A running worker process: its RSS and CPU, read from /proc."""
+
+    pid: int
+
+    def rss_kb(self) -> float:
+        with open(f"/proc/{self.pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE / 1024
+
+    def cpu_s(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+@dataclass
+class Step:
+    kind: str
+    rss_kb: float  # growth per workflow
+    cpu_ms: float  # per workflow
+    activities: float  # per workflow, at rest
+
+
+@contextmanager
+def worker_process(kind: str, env: dict[str, str], log_dir: Path) -> Iterator[Worker]:
+    """The service's worker (`onboarding`) or the bare one, polling when it is given."""
+    script = ["worker.py"] if kind == "onboarding" else [__file__, "--serve-bare"]
+    log = log_dir / f"worker-{kind}.log"
+    log.unlink(missing_ok=True)
+    with running([sys.executable, *script], env, log) as process:
+        deadline = time.monotonic() + 60
+        while "worker started" not in tail(log, 50):
+            if process.poll() is not None:
+                raise BenchError(f"the {kind} worker exited:\n{tail(log)}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the {kind} worker did not start within 60 s:\n{tail(log)}")
+            time.sleep(0.1)
+        yield Worker(process.pid)
+
+
+def starts(
+    s: Stack, kind: str, ids: Sequence[str], activities: int
+) -> list[Callable[[], Awaitable[object]]]:
+    """One start per workflow id; onboardings closed today (nothing due during the step)."""
+    closed = datetime.now(UTC)
+
+    def one(i: int, w: str) -> Callable[[], Awaitable[object]]:
+        if kind == "onboarding":
+            pinned = OnboardingInput(deal=deal(i, closed), playbook=s.playbook)
+            return lambda: s.client.start_workflow(
+                WORKFLOW_TYPE, pinned, id=w, task_queue=TASK_QUEUE
+            )
+        if kind == "bare_waiting":
+            return lambda: s.client.start_workflow(
+                bare_workflows.BareWaiting.run, w, id=w, task_queue=bare_workflows.TASK_QUEUE
+            )
+        return lambda: s.client.start_workflow(
+            bare_workflows.BareStarting.run,
+            args=[w, activities],
+            id=w,
+            task_queue=bare_workflows.TASK_QUEUE,
+        )
+
+    return [one(i, w) for i, w in enumerate(ids)]
+
+
+async def activities_run(s: Stack, ids: Sequence[str]) -> float:
+    """Activities scheduled per workflow so far (a sample of 10)."""
+    counts = []
+    for w in ids[:10]:
+        events = [e async for e in s.client.get_workflow_handle(w).fetch_history_events()]
+        scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        counts.append(sum(e.event_type == scheduled for e in events))
+    return statistics.median(counts)
+
+
+async def step(
+    s: Stack, env: dict[str, str], log_dir: Path, kind: str, label: str, n: int, activities: int
+) -> Step:
+    """A fresh worker warmed up with a few workflows, then given `n`; what they cost it."""
+    warm = [f"wc-{kind}-{label}-warm-{i}" for i in range(WARMUP)]
+    ids = [f"wc-{kind}-{label}-{i}" for i in range(n)]
+    with worker_process(kind, env, log_dir) as w:
+        await timed(starts(s, kind, warm, activities), CONCURRENCY)
+        await settle_workflows(s.client, warm)
+        await asyncio.sleep(1)
+        rss, cpu = w.rss_kb(), w.cpu_s()
+        await timed(starts(s, kind, ids, activities), CONCURRENCY)
+        await settle_workflows(s.client, ids, within=600)
+        cpu = w.cpu_s() - cpu
+        await asyncio.sleep(1)
+        rss = w.rss_kb() - rss
+    # Stopped, so that no later worker of the task queue takes them into its cache.
+    await asyncio.gather(*(s.client.get_workflow_handle(i).terminate() for i in warm + ids))
+    return Step(kind, rss / n, 1000 * cpu / n, await activities_run(s, ids))
+
+
+async def run(n: int, rounds: int) -> dict[str, Any]:
+    async with stack("bench-worker-", lambda env, tmp: nullcontext((env, tmp))) as (s, ctx):
+        env, log_dir = ctx
+        print(f"stack up: Temporal {s.server.address}", flush=True)
+        measured: dict[str, list[Step]] = {k: [] for k in KINDS}
+        activities = 0
+        for r in range(rounds):
+            for kind in KINDS:
+                done = await step(s, env, log_dir, kind, str(r), n, activities)
+                measured[kind].append(done)
+                if kind == "onboarding":
+                    activities = round(done.activities)
+                print(
+                    f"round {r + 1}/{rounds} {kind}: {done.rss_kb:.1f} KB, "
+                    f"{done.cpu_ms:.1f} ms CPU, {done.activities:g} activities per workflow",
+                    flush=True,
+                )
+    return figures(measured, n, rounds)
+
+
+def figures(measured: dict[str, list[Step]], n: int, rounds: int) -> dict[str, Any]:
+    def median(kind: str, field: str) -> float:
+        return round(statistics.median(getattr(x, field) for x in measured[kind]), 1)
+
+    rss = {k: median(k, "rss_kb") for k in KINDS}
+    cpu = {k: median(k, "cpu_ms") for k in KINDS}
+    return {
+        "memory_ratio": round(rss["onboarding"] / rss["bare_waiting"], 2),
+        "cpu_ratio": round(cpu["onboarding"] / cpu["bare_starting"], 2),
+        "onboarding_rss_kb": rss["onboarding"],
+        "bare_waiting_rss_kb": rss["bare_waiting"],
+        "onboarding_cpu_ms": cpu["onboarding"],
+        "bare_starting_cpu_ms": cpu["bare_starting"],
+        "activities_per_start": median("onboarding", "activities"),
+        "workflows": n,
+        "rounds": rounds,
+    }
+
+
+def table(f: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "| figure, per workflow | bare SDK | onboarding | ratio | goal |",
+            "|---|---|---|---|---|",
+            f"| worker RSS growth, cached and waiting | {f['bare_waiting_rss_kb']} KB | "
+            f"{f['onboarding_rss_kb']} KB | `memory_ratio` {f['memory_ratio']} | <= 2 |",
+            f"| worker CPU, start to rest ({f['activities_per_start']:g} activities) | "
+            f"{f['bare_starting_cpu_ms']} ms | {f['onboarding_cpu_ms']} ms | "
+            f"`cpu_ratio` {f['cpu_ratio']} | <= 2 |",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflows", type=int, default=300, help="per step (300)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, median taken (3)")
+    parser.add_argument("--serve-bare", action="store_true", help="run the bare worker")
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        address, namespace = os.environ["TEMPORAL_ADDRESS"], os.environ["TEMPORAL_NAMESPACE"]
+        asyncio.run(bare_workflows.serve(address, namespace))
+        return
+    print(f"worker cost: {args.workflows} workflows per step, {args.rounds} rounds", flush=True)
+    result = asyncio.run(run(args.workflows, args.rounds))
+    print(table(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
