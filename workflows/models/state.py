@@ -382,3 +382,13 @@ class OnboardingInput(BaseModel):
                 f"account {self.account_id!r}"
             )
         return self
+
+
+class OnboardingSnapshot(BaseModel):
+    """Query `snapshot`: what the rules read an onboarding with, as it stands at `as_of`:
+    its deal, pinned playbook and progress (a migration's dry run runs the rules on it)."""
+
+    as_of: datetime
+    deal: ClosedWonDeal
+    playbook: Playbook
+    progress: OnboardingProgress
