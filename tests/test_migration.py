@@ -4,16 +4,26 @@ renamed milestones carried over), and the real workflow acting on the new plan."
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
 import workflows.progress as rule
+from activities import Settings
+from activities.starting import start_onboarding
 from activities.temporal_errors import update_rejection
+from starter.cli import app
+from starter.cli.calls import query_status
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import DUE_DAYS, Onboardings, fresh_progress, status, until
+from workflows import contract
 from workflows.models import (
     MilestoneReport,
     MilestoneStatus,
@@ -22,7 +32,7 @@ from workflows.models import (
     Tier,
 )
 from workflows.onboarding import AccountOnboarding
-from workflows.playbook import DEFAULT_PLAYBOOK, parse_playbook
+from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook, parse_playbook
 from workflows.progress import checks, migration
 
 DAY = timedelta(days=1)
@@ -34,7 +44,14 @@ def next_version(
     renamed: dict[str, str] | None = None, due: dict[str, int] | None = None
 ) -> Playbook:
     """The default playbook as version 2027.1, with milestones renamed (every reference
-    to them too, and their titles) and tech_touch due days moved (`{"data_import": 17}`)."""
+    to them too) and tech_touch due days moved (`{"data_import": 17}`)."""
+    return parse_playbook(next_version_text(renamed, due), "next.toml")
+
+
+def next_version_text(
+    renamed: dict[str, str] | None = None, due: dict[str, int] | None = None
+) -> str:
+    """`next_version`'s TOML."""
     text = DEFAULT_PLAYBOOK.read_text()
     text = re.sub(r'^version = ".*"$', 'version = "2027.1"', text, count=1, flags=re.M)
     for milestone_id, days in (due or {}).items():
@@ -44,7 +61,7 @@ def next_version(
         text = text[:at] + f"tech_touch = {days}" + text[end:].lstrip("0123456789")
     for old, new in (renamed or {}).items():
         text = text.replace(f'"{old}"', f'"{new}"')
-    return parse_playbook(text, "next.toml")
+    return text
 
 
 CURRENT = parse_playbook(DEFAULT_PLAYBOOK.read_text(), "default.toml")
@@ -258,3 +275,74 @@ async def test_a_running_onboarding_moves_to_the_new_version_and_acts_on_it(
     )
     nudges = [r for r in onboardings.sent(st.account_id) if "overdue_nudge:data_import" in r["key"]]
     assert len(nudges) == 1
+
+
+# --------------------------------------------------------------------------- the command
+
+
+async def test_the_bulk_command_migrates_a_query_and_its_dry_run_sends_nothing(
+    dev_env: WorkflowEnvironment, dev_worker: Settings, tmp_path: Path
+) -> None:
+    """Three running onboardings on the real dev server, one already on the new version:
+    the dry run shows each plan's diff and the simulated difference and changes nothing;
+    without the mapping each is refused with the reason; with it, migrated."""
+    client, run = dev_env.client, uuid.uuid4().hex[:6]
+    playbook = load_playbook()
+    a, b, c = (f"mig-{run}-{x}" for x in "abc")
+    closed = datetime.now(UTC) - 2 * DAY
+    for account in (a, b, c):
+        await start_onboarding(client, make_deal(account, close_date=closed), playbook)
+    path = tmp_path / "next.toml"
+    path.write_text(next_version_text({"first_training": "training_101"}, {"data_import": 17}))
+    new = load_playbook(path)
+    await client.get_workflow_handle(f"onboarding-{c}").execute_update(
+        contract.MIGRATE_PLAYBOOK,
+        PlaybookMigration(
+            playbook=new, mapping={"first_training": "training_101"}, by="ops", reason="early"
+        ),
+    )
+    ids = ", ".join(f'"onboarding-{x}"' for x in (a, b, c))
+    query = f"WorkflowId IN ({ids})"
+    for _ in range(100):  # visibility is eventually consistent
+        if (await client.count_workflows(query)).count == 3:
+            break
+        await asyncio.sleep(0.2)
+    env = {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "TEMPORAL_CONFIG_FILE": str(tmp_path / "no-such-temporal.toml"),
+    }
+
+    def onboarding(*args: str) -> Result:
+        base = ["migrate-playbook", "--playbook", str(path), "--by", "ops", "--reason", "2027"]
+        return CliRunner().invoke(app, base + list(args), env=env)
+
+    async def versions() -> list[str]:
+        return [(await query_status(client, x)).playbook_version for x in (a, b, c)]
+
+    # In a thread: the command runs its own event loop while this one runs the worker.
+    dry = await asyncio.to_thread(
+        onboarding, "--query", query, "--map", "first_training=training_101", "--dry-run"
+    )
+    assert dry.exit_code == 0, dry.output
+    out = dry.stdout
+    for account in (a, b):
+        assert f"would migrate {account} (tech_touch): first_training -> training_101 " in out
+    assert "data_import re-dated" in out and "  simulated: escalations " in out
+    assert "would migrate 2 · already on it 1 · refused 0 · failed 0" in out.splitlines()
+    assert "all 2" in out  # the summary table
+    assert "dry run: migrating to 2027.1" in dry.stderr  # the progress bar
+    assert await versions() == ["2026.12.3", "2026.12.3", "2027.1"]  # nothing sent
+
+    refused = await asyncio.to_thread(onboarding, "--query", query)
+    assert refused.exit_code == 1
+    assert "migrated 0 · already on it 1 · refused 2 · failed 0" in refused.stdout
+    reason = "milestones.first_training: not in playbook 2027.1 for tech_touch; map it"
+    assert f"  refused {a}: {reason}" in refused.stdout.splitlines()
+    assert await versions() == ["2026.12.3", "2026.12.3", "2027.1"]
+
+    done = await asyncio.to_thread(onboarding, a, b, "--map", "first_training=training_101")
+    assert done.exit_code == 0, done.output
+    assert "migrated 2 · already on it 0 · refused 0 · failed 0" in done.stdout.splitlines()
+    assert f"migrated {a} (tech_touch): 2026.12.3 (hash " in done.stdout
+    assert await versions() == ["2027.1", "2027.1", "2027.1"]
