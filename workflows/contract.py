@@ -66,8 +66,10 @@ DEAL_LOST = "deal_lost"
 REALIGNMENT_GATE_DONE = "realignment_gate_done"  # rules §6.3: a champion change's gate
 CONFIRM_SUCCESS_PLAN = "confirm_success_plan"
 REASSIGN_OWNER = "reassign_owner"  # rules §7: a person leaves the onboarding
+MIGRATE_PLAYBOOK = "migrate_playbook"  # rules §2: move to another playbook version
 # Query
 STATUS = "status"
+SNAPSHOT = "snapshot"  # deal, pinned playbook and progress (a migration's dry run)
 
 # ---------------------------------------------------------------- error types
 

@@ -38,11 +38,13 @@ with workflow.unsafe.imports_passed_through():
         EarlyFacts,
         MilestoneReport,
         OnboardingInput,
+        OnboardingSnapshot,
         OnboardingState,
         OnboardingStatus,
         OwnerReassignment,
         PauseRequest,
         Phase,
+        PlaybookMigration,
         ProductEventBatch,
         RealignmentGateDone,
         RejectedMessage,
@@ -58,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         expansion,
         facts,
         measures,
+        migration,
         products,
         programs,
     )
@@ -544,6 +547,22 @@ class AccountOnboarding:
         self._require_running()
         checks.reassign(self.progress, req)
 
+    @workflow.update(name=contract.MIGRATE_PLAYBOOK)
+    def migrate_playbook(self, req: PlaybookMigration) -> OnboardingStatus:
+        """Move the onboarding to another playbook version, deliberately (rules §2
+        (docs/rules.md), *Migrating to a new playbook version*): the plan rebuilt with
+        its credit kept, audited; it carries the new playbook from now on (and across
+        continue-as-new). A new handler: histories before it never call it, so it needs
+        no patch."""
+        o, changes = migration.migrate(self._o(), req, workflow.now(), self._times_kept)
+        self.playbook = o.playbook
+        return self._changed(changes)
+
+    @migrate_playbook.validator
+    def _check_migration(self, req: PlaybookMigration) -> None:
+        self._require_running()
+        checks.playbook_migration(self._o(), req)
+
     @workflow.signal(name=contract.REFRESH_RECORD)
     def refresh_record(self) -> None:
         """Write the onboarding's record now, whole (`onboarding records backfill`)."""
@@ -555,6 +574,16 @@ class AccountOnboarding:
     @workflow.query(name=contract.STATUS)
     def status(self) -> OnboardingStatus:
         return self._status()
+
+    @workflow.query(name=contract.SNAPSHOT)
+    def snapshot(self) -> OnboardingSnapshot:
+        """The deal, pinned playbook and progress, as the rules read them (a migration's
+        dry run, `onboarding migrate-playbook --dry-run`)."""
+        if self._deal is None:
+            raise ValueError("no closed-won deal yet: nothing is planned")
+        return OnboardingSnapshot(
+            as_of=workflow.now(), deal=self.deal, playbook=self.playbook, progress=self.progress
+        )
 
     # ------------------------------------------------------------------ side effects
 

@@ -249,14 +249,28 @@ def replan(
     """
     calendar = calendar or playbook.business_calendar.of(None, None)
     gates = _gates(playbook, tier, deal_type, products)
-    settled = {m.id: m for m in milestones if not m.is_open}
-    previous = {m.id: m for m in milestones}
+    settled = {m.id for m in milestones if not m.is_open}
     ids = [product_gate_id(spec.id, product.id) if product else spec.id for spec, product in gates]
     phases = [spec.phase for (spec, _), i in zip(gates, ids, strict=True) if i not in settled]
     if not phases:
-        return list(settled.values())
+        return [m for m in milestones if not m.is_open]
     first_phase = min(phases, key=PHASE_ORDER.index)
     base = at - playbook.phase_start_day(tier, first_phase) * DAY
+    return _rebuilt(playbook, gates, milestones, tier, base, calendar)
+
+
+def _rebuilt(
+    playbook: Playbook,
+    gates: list[tuple[MilestoneSpec, DealProduct | None]],
+    milestones: list[Milestone],
+    tier: Tier,
+    base: datetime,
+    calendar: Calendar,
+) -> list[Milestone]:
+    """`gates` planned from `base`, keeping what `milestones` settled (with their credit)
+    and the status of those still open (a new revision: a fresh overdue step)."""
+    settled = {m.id: m for m in milestones if not m.is_open}
+    previous = {m.id: m for m in milestones}
     plan: list[Milestone] = []
     for spec, product in gates:
         m = _planned(playbook, spec, product, tier, base, calendar)
@@ -268,6 +282,41 @@ def replan(
         plan.append(m)
     # Reached milestones the new tier does not plan keep their earned credit.
     return plan + list(settled.values())
+
+
+def migrated_plan(
+    playbook: Playbook,
+    milestones: list[Milestone],
+    tier: Tier,
+    base: datetime,
+    renamed: Mapping[str, str],
+    deal_type: DealType = DealType.NEW_BUSINESS,
+    products: Sequence[DealProduct] = (),
+    calendar: Calendar | None = None,
+) -> list[Milestone]:
+    """The plan after a move to another playbook version (rules §2 (docs/rules.md),
+    *Migrating to a new playbook version*): `playbook`'s gates of `tier` and the deal
+    type's track, their deadlines counted from `base` (closed-won shifted by every pause,
+    `OnboardingProgress.clock_start`) as a new plan's are, in `calendar`.
+
+    `renamed` maps a milestone's id in the plan to its id in the new one (for a gate
+    the new playbook calls otherwise, `migration.renamed_ids`): it carries its status,
+    start, completion and credit over under the new id and title. Reached and skipped
+    milestones keep their deadline and credit (those the new plan lacks stay as they
+    are, as a tier change keeps them); open ones take the new plan's deadline as a new
+    revision."""
+    calendar = calendar or playbook.business_calendar.of(None, None)
+    gates = _gates(playbook, tier, deal_type, products)
+    planned = build_plan(playbook, tier, base, deal_type, products, calendar)
+    titles = {m.id: m.title for m in planned}
+    carried = []
+    for m in milestones:
+        if (new_id := renamed.get(m.id)) is not None:
+            template = new_id.split(":", 1)[0] if m.template else None
+            title = titles.get(new_id, m.title)
+            m = m.model_copy(update={"id": new_id, "title": title, "template": template})
+        carried.append(m)
+    return _rebuilt(playbook, gates, carried, tier, base, calendar)
 
 
 def current_phase(milestones: list[Milestone]) -> Phase | None:

@@ -10,6 +10,7 @@
     onboarding link issue ACCOUNT       # the customer's progress page link (or: revoke)
     onboarding report --format csv      # the portfolio report, from the records store
     onboarding simulate --playbook new.toml --sample 1000   # a playbook change, tried first
+    onboarding migrate-playbook --playbook new.toml --query '...' --dry-run  # move running ones
     onboarding demo                     # sample accounts that escalate within a minute
 
 Every command talks to Temporal as configured by TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE /
@@ -17,7 +18,7 @@ TLS / API key (the SDK's env config); default localhost:7233. Errors are one lin
 stderr and a non-zero exit code.
 
 One module per command group (`stack`, `onboardings`, `bulk_import`, `events`,
-`reports`, `portfolio`, `simulate`, `records`, `links`, `demo`); `console` assembles them
+`reports`, `portfolio`, `simulate`, `migrate`, `records`, `links`, `demo`); `console` assembles them
 into `app`, the console script.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypeVar
 
 import temporalio.client
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from workflows.models import OnboardingStatus, workflow_id_for
 
 # How long a command waits for the workflow (i.e. a worker) to answer a query or update.
 ANSWER_TIMEOUT = timedelta(seconds=20)
+Q = TypeVar("Q", bound=BaseModel)
 
 
 async def finished_or_missing(client: temporalio.client.Client, account_id: str) -> CliError:
@@ -35,22 +37,33 @@ async def query_status(
     client: temporalio.client.Client, account_id: str, wait: timedelta = ANSWER_TIMEOUT
 ) -> OnboardingStatus:
     """The onboarding's `status` query."""
+    return await query(client, account_id, contract.STATUS, OnboardingStatus, wait)
+
+
+async def query(
+    client: temporalio.client.Client,
+    account_id: str,
+    name: str,
+    result_type: type[Q],
+    wait: timedelta = ANSWER_TIMEOUT,
+) -> Q:
+    """One of the onboarding's queries (`status`, `snapshot`)."""
     handle = client.get_workflow_handle(workflow_id_for(account_id))
     try:
-        return await handle.query(contract.STATUS, result_type=OnboardingStatus, rpc_timeout=wait)
+        return await handle.query(name, result_type=result_type, rpc_timeout=wait)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await finished_or_missing(client, account_id) from None
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             raise CliError(
-                f"no answer to the status query of account {account_id} within "
+                f"no answer to the {name} query of account {account_id} within "
                 f"{wait.seconds} s: is a worker running (`onboarding up`)?"
             ) from None
         raise
     except temporalio.client.WorkflowQueryFailedError as exc:
-        raise CliError(f"status query of account {account_id} failed: {exc.message}") from None
+        raise CliError(f"{name} query of account {account_id} failed: {exc.message}") from None
     except temporalio.client.WorkflowQueryRejectedError as exc:
-        raise CliError(f"status query of account {account_id} rejected: {exc}") from None
+        raise CliError(f"{name} query of account {account_id} rejected: {exc}") from None
 
 
 class UpdateRejected(CliError):

@@ -16,6 +16,7 @@ from starter.cli import (
     demo,
     events,
     links,
+    migrate,
     onboardings,
     portfolio,
     records,
@@ -98,6 +99,7 @@ app.command()(reports.status)
 app.command("list")(reports.list_)
 app.command()(portfolio.report)
 app.command()(simulate.simulate)
+app.command("migrate-playbook")(migrate.migrate_playbook)
 app.add_typer(records.app, name="records")
 app.add_typer(links.app, name="link")
 app.command()(demo.demo)

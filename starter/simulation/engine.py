@@ -119,21 +119,39 @@ def simulate(
     days: float,
 ) -> Outcome:
     """One onboarding from its closed-won moment for `days` days (or until it completes)."""
-    now, end = deal.close_date, deal.close_date + days * DAY
+    now = deal.close_date
     o, changes = rule.begin(deal, playbook, None, now, _newest)
+    return _run(o, changes, now, days, model, seed, rng_for(seed, deal.account_id))
+
+
+def simulate_from(
+    o: rule.Onboarding, now: datetime, model: BehaviourModel, seed: int, days: float
+) -> Outcome:
+    """A running onboarding as it stands at `now` (a copy: `o` is left as it is), on its
+    playbook, for `days` more days (or until it completes): its customer's journey is
+    drawn on the open milestones from `now` (the same for any playbook, from the seed
+    and the account), so one onboarding on two playbook versions differs only where
+    they make it differ (a migration's dry run)."""
+    o = rule.Onboarding(o.deal, o.playbook, o.progress.model_copy(deep=True))
+    changes = rule.Changes(phase=rules.current_phase(o.progress.milestones))
+    rng = rng_for(seed, o.deal.account_id, "from", now.isoformat())
+    return _run(o, changes, now, days, model, seed, rng)
+
+
+def _run(
+    o: rule.Onboarding,
+    changes: rule.Changes,
+    now: datetime,
+    days: float,
+    model: BehaviourModel,
+    seed: int,
+    rng: random.Random,
+) -> Outcome:
+    deal, playbook, end = o.deal, o.playbook, now + days * DAY
     outcome, outbox = Outcome(deal, o.progress, until=end), _Outbox()
     customer = _Customer()
-    customer.plan(
-        journey(
-            model,
-            playbook,
-            o.progress.tier,
-            o.progress.milestones,
-            now,
-            rng_for(seed, deal.account_id),
-        )
-    )
-    tiers_seen = 0
+    customer.plan(journey(model, playbook, o.progress.tier, o.progress.milestones, now, rng))
+    tiers_seen = len(o.progress.tier_changes)
     phase = changes.phase
     outbox.apply(o, changes)
     while True:

@@ -210,3 +210,17 @@ class OwnerReassignment(BaseModel):
     role: StaffRole = StaffRole.CSM
     by: Name
     reason: str = Field(default="", max_length=TEXT_CHARS)
+
+
+class PlaybookMigration(BaseModel):
+    """Update `migrate_playbook` (rules §2 (docs/rules.md), *Migrating to a new playbook
+    version*): move the running onboarding to `playbook` (as the loader reads it, with
+    its content hash). `mapping`: a milestone of the onboarding's playbook -> the one of
+    the new playbook it becomes (by playbook milestone id), for gates the new version
+    renames; every open milestone must be in the new plan or mapped. `by` decided, for
+    `reason`. The playbook is the worker's shared copy of that content, as a start's is."""
+
+    playbook: PinnedPlaybook
+    mapping: dict[str, Name] = Field(default_factory=dict, max_length=50)
+    by: Name
+    reason: Text

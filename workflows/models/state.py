@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from workflows.business_days import Unit
 from workflows.models.deal import ClosedWonDeal, Contact
 from workflows.models.messages import CancelRequest, MilestoneReport
-from workflows.models.playbook import PinnedPlaybook
+from workflows.models.playbook import PinnedPlaybook, Playbook
 from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
 
 
@@ -389,3 +389,13 @@ class OnboardingInput(BaseModel):
                 f"account {self.account_id!r}"
             )
         return self
+
+
+class OnboardingSnapshot(BaseModel):
+    """Query `snapshot`: what the rules read an onboarding with, as it stands at `as_of`:
+    its deal, pinned playbook and progress (a migration's dry run runs the rules on it)."""
+
+    as_of: datetime
+    deal: ClosedWonDeal
+    playbook: Playbook
+    progress: OnboardingProgress

@@ -6,7 +6,8 @@ nothing here reads the clock, does I/O or calls the SDK: `now` is always an argu
 and whether product events credit a milestone when they happened (a `workflow.patched`
 rule) is asked through `keep_times`, only when a milestone is credited; likewise
 `customer_clock` at a tier change and `nudges_only` in `held_back`. By role (all
-but `checks`, `facts`, `products`, `programs` and `skipnet` importable from here):
+but `checks`, `facts`, `migration`, `products`, `programs` and `skipnet` importable
+from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
@@ -18,6 +19,7 @@ but `checks`, `facts`, `products`, `programs` and `skipnet` importable from here
 - `skipnet`: the safety net under a skipped step (its check planned, due, judged)
 - `products`: a multi-product deal's adoption and phase gates (rules §6.2)
 - `programs`: group programs' invitations and attendance (rules §1)
+- `migration`: moving a running onboarding to another playbook version (rules §2)
 """
 
 from workflows.progress.champion import change_champion, gate_done

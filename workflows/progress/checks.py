@@ -14,6 +14,7 @@ from workflows.models import (
     OwnerReassignment,
     PauseRequest,
     Playbook,
+    PlaybookMigration,
     RealignmentGateDone,
     ResumeRequest,
     SkipRequest,
@@ -21,8 +22,9 @@ from workflows.models import (
     SuccessPlanConfirmation,
     TierOverride,
 )
+from workflows.progress import migration
 from workflows.progress.champion import last_day
-from workflows.progress.changes import milestone
+from workflows.progress.changes import Onboarding, milestone
 
 
 def deal_is_for(account_id: str, delivery: DealDelivery) -> None:
@@ -143,3 +145,40 @@ def reassign(p: OnboardingProgress, req: OwnerReassignment) -> None:
         raise ValueError(
             f"person: {req.person} is not this onboarding's {req.role.value} ({held} is)"
         )
+
+
+def playbook_migration(o: Onboarding, req: PlaybookMigration) -> None:
+    """Whether the onboarding may move to `req.playbook` (rules §2 (docs/rules.md));
+    `ValueError` naming the field and the reason otherwise: `playbook: already on
+    2026.12.3 (hash ...)`; `mapping.first_training: 'training_1' is not a milestone of
+    playbook 2027.1`; `mapping.first_training: training_101 is not planned for
+    tech_touch in playbook 2027.1`; `milestones.first_training: not in playbook 2027.1
+    for tech_touch; map it`; two milestones that would become one."""
+    new, p = req.playbook, o.progress
+    if not new.content_hash:
+        raise ValueError("playbook.content_hash: empty; send the playbook as the loader reads it")
+    if new.content_hash == o.playbook.content_hash:
+        raise ValueError(f"playbook: already on {migration.playbook_text(new)}")
+    planned = migration.planned_ids(o, new)
+    in_plan = {m.spec_id for m in p.milestones}
+    for old, to in req.mapping.items():
+        if new.milestone(to) is None:
+            raise ValueError(f"mapping.{old}: {to!r} is not a milestone of playbook {new.version}")
+        if o.playbook.milestone(old) is None:
+            raise ValueError(
+                f"mapping.{old}: not a milestone of playbook {o.playbook.version} (the "
+                "onboarding's)"
+            )
+        if old in in_plan and not any(i.split(":", 1)[0] == to for i in planned):
+            raise ValueError(
+                f"mapping.{old}: {to} is not planned for {p.tier.value} in playbook {new.version}"
+            )
+    becomes: dict[str, str] = {}
+    for m in p.milestones:
+        to = migration.mapped_id(m, req.mapping)
+        if m.is_open and to not in planned:
+            raise ValueError(
+                f"milestones.{m.id}: not in playbook {new.version} for {p.tier.value}; map it"
+            )
+        if (other := becomes.setdefault(to, m.id)) != m.id:
+            raise ValueError(f"mapping: {other} and {m.id} would both become {to}")

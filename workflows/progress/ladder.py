@@ -201,9 +201,7 @@ def change_tier(
     if not customer_clock():
         p.last_progress_at = now
         p.progress_epoch += 1
-    while passed := [s for s in o.steps() if s.at <= now]:
-        for due in passed:
-            _record_step(p, due, now, superseded=True)
+    supersede_passed(o, now)
     if tier.rank > old.rank and p.owner is None:
         out.effects.append(AssignOwner(f"upgraded to {tier.value}"))
     upgraded = tier.rank > old.rank and p.specialist is None
@@ -213,6 +211,14 @@ def change_tier(
     trigger = f"tier-change-{len(p.tier_changes)}"
     notify(o, out, trigger, Audience.CUSTOMER, "tier_changed", {"reason": reason})
     return out
+
+
+def supersede_passed(o: Onboarding, now: datetime) -> None:
+    """A new ladder (a tier change's, or a new playbook version's): its steps whose time
+    had already passed by `now` are recorded, not fired (rules §4 (docs/rules.md))."""
+    while passed := [s for s in o.steps() if s.at <= now]:
+        for due in passed:
+            _record_step(o.progress, due, now, superseded=True)
 
 
 def _record_step(
