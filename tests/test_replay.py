@@ -47,6 +47,9 @@ def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
         "weekend_and_a_holiday",  # business calendars and the handoff SLAs
         "first_value_by_roles",  # activation by role
         "7th_day_after_the_first",  # first-week retention
+        "converted_to_paid",  # a running trial converted, then continued as new (v6 on)
+        "runs_automated_only",  # the trial track
+        "moves_to_the_new_version",  # a playbook migration
     ):
         assert scenario in names, f"no recorded history for {scenario}"
 
