@@ -30,7 +30,7 @@ from starter.reports.portfolio import portfolio_report
 from starter.reports.rows import load_rows
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
-from tests.support.ingress import account, deal_body, dumps, runs, std_headers
+from tests.support.ingress import account, post_deal, runs
 from tests.support.onboardings import fresh_progress
 from tests.support.records import DAY, make_record, milestone_view
 from tests.test_assignment import assign
@@ -342,8 +342,7 @@ async def test_the_generic_deal_route_answers_an_expansion_201_then_202_when_que
     acct = account()
 
     async def post(**over: Any) -> httpx.Response:
-        body = dumps(deal_body(acct, **over))
-        return await http.post("/webhooks/deals", content=body, headers=std_headers(body))
+        return await post_deal(http, acct, **over)
 
     assert (await post(crm={"source": "generic", "deal_id": "G1"})).status_code == 201
     handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")

@@ -21,7 +21,7 @@ from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from activities.starting import deliver_deal
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.ingress import account, deal_body, dumps, std_headers, until
+from tests.support.ingress import account, post_deal, until
 from tests.support.onboardings import fresh_progress
 from tests.support.records import DAY, make_record, milestone_view, report_over
 from tests.test_expansion import Service, service
@@ -322,8 +322,7 @@ async def test_the_generic_deal_route_answers_a_trials_paid_deal_201_and_convert
     acct = account()
 
     async def post(**over: Any) -> httpx.Response:
-        body = dumps(deal_body(acct, **over))
-        return await http.post("/webhooks/deals", content=body, headers=std_headers(body))
+        return await post_deal(http, acct, **over)
 
     trial = await post(crm={"source": "generic", "deal_id": "T1"}, deal_type="trial")
     assert trial.status_code == 201, trial.text

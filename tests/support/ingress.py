@@ -76,6 +76,12 @@ def deal_body(account_id: str, **overrides: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- signing, by hand
 
 
+async def post_deal(http: httpx.AsyncClient, account_id: str, **overrides: Any) -> httpx.Response:
+    """`POST /webhooks/deals` of `deal_body(account_id, **overrides)`, signed."""
+    body = dumps(deal_body(account_id, **overrides))
+    return await http.post("/webhooks/deals", content=body, headers=std_headers(body))
+
+
 def standard_signature(
     body: bytes, secret_raw: bytes = WHSEC_RAW, msg_id: str | None = None, ts: str | None = None
 ) -> dict[str, str]:
