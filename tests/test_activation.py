@@ -343,18 +343,21 @@ def test_the_report_gives_each_roles_activation_rate_within_the_window(
             "title": "admin",
             "activation": {"count": 2, "of": 4, "pct": 50.0},
             "activation_median_days": 3.5,  # days 1, 2, 5, 40
+            "activated": 4,
         },
         {
             "role": "end_user",
             "title": "end user",
             "activation": {"count": 2, "of": 4, "pct": 50.0},
             "activation_median_days": 15.0,  # days 2, 10, 20, 35
+            "activated": 4,
         },
         {
             "role": "executive_sponsor",
             "title": "executive sponsor",
             "activation": {"count": 0, "of": 4, "pct": 0.0},
             "activation_median_days": None,
+            "activated": 0,
         },
     ]
     assert report.first_value_by_roles is not None

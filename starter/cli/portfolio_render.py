@@ -312,8 +312,15 @@ def render_table(r: PortfolioReport) -> str:
     lines += _section(
         f"Activation by role (within {t.activation_window_days} days; first value by roles {fv})",
         [
-            ["ROLE", "ACTIVATED", "MEDIAN DAYS"],
-            *([x.title, _pct(x.activation), _num(x.activation_median_days, " d")] for x in r.roles),
+            ["ROLE", f"ACTIVATED BY DAY {t.activation_window_days}", "MEDIAN DAYS (OF)"],
+            *(
+                [
+                    x.title,
+                    _pct(x.activation),
+                    f"{_num(x.activation_median_days, ' d')} ({x.activated})",
+                ]
+                for x in r.roles
+            ),
         ],
     )
     return "\n".join(lines).rstrip() + "\n"

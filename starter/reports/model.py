@@ -222,12 +222,14 @@ class RoleFigure(BaseModel):
     """A role's activation (rules §7, *Activation by role*): of the onboardings that
     measure it and closed-won at least the activation window ago, those whose role was
     activated within the window; and the median days from closed-won to the role's
-    activation, of those activated."""
+    activation, of the `activated` onboardings whose role was activated (young ones
+    too, so it may stand beside a rate that does not count them yet)."""
 
     role: str
     title: str
     activation: Share
     activation_median_days: float | None
+    activated: int = Field(description="Onboardings whose role was activated, at any age")
 
 
 class PortfolioReport(BaseModel):

@@ -398,6 +398,7 @@ def roles(rows: Sequence[Onboarding], playbook: Playbook, now: Seconds) -> list[
                 title=spec.title(role) if spec and role in spec.roles else role,
                 activation=share(activated, judged),
                 activation_median_days=percentile(days, 0.5),
+                activated=len(days),
             )
         )
     return out
