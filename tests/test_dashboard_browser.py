@@ -138,6 +138,10 @@ async def test_portfolio_shows_the_stores_figures(
         ("cancelled", str(overall.cancelled)),
         ("completion", pct_text(overall.completion.pct)),
         ("activation", pct_text(overall.activation.pct)),
+        ("setup_completion", pct_text(overall.setup_completion.pct)),
+        ("team_invited", pct_text(overall.team_invited.pct)),
+        ("first_week_retention", pct_text(overall.first_week_retention.pct)),
+        ("trials_converted", pct_text(overall.trials_converted.pct)),
     ]:
         assert await text(page, f".headline [data-figure={figure}] .value") == shown, figure
     for group in report.by_tier:
