@@ -22,6 +22,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from activities.records.store import RecordStore
 from workflows.models import (
+    HEALTH_BANDS,
     MilestoneStatus,
     OnboardingState,
     OnboardingStatus,
@@ -109,6 +110,8 @@ def unsent(status: OnboardingStatus, sent: Counter[str]) -> list[str]:
                 found = _any_key(sent, f"{key}:{e.milestone_id}#r", f":{audience}")
             elif e.trigger is Trigger.NO_PROGRESS:  # + progress epoch and repeat
                 found = _any_key(sent, f"{key}:e", f":{audience}")
+            elif e.trigger in HEALTH_BANDS:  # + the entry into the band
+                found = _any_key(sent, f"{key}:h", f":{audience}")
             else:
                 found = f"{key}:{audience}" in sent
             if not found:

@@ -142,6 +142,7 @@ class Replay:
         p = self.progress
         if p.finished_at is not None:
             return
+        p.health_entries = rules.health_entries(p, self.playbook, now)
         while due := [s for s in rules.ladder_steps(p, self.playbook) if s.at <= now]:
             step = due[0]
             repeat = step.step.repeat_days

@@ -53,8 +53,8 @@ def progress(
         )
         p.escalations.append(ran)
     for m in p.milestones:
-        if m.id == done:
-            m.status = MilestoneStatus.DONE
+        if m.id == done:  # on time
+            m.status, m.done_at = MilestoneStatus.DONE, m.starts_at
     return p
 
 

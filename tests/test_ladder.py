@@ -49,6 +49,8 @@ def non_overdue(progress: OnboardingProgress) -> dict[str, datetime]:
 def mark(progress: OnboardingProgress, milestone_id: str, status: MilestoneStatus) -> None:
     m = next(m for m in progress.milestones if m.id == milestone_id)
     m.status = status
+    if status is MilestoneStatus.DONE:  # on time, as every milestone reached has a time
+        m.done_at = m.starts_at
 
 
 EXPECTED = {
@@ -64,6 +66,9 @@ EXPECTED = {
         # holidays, none that week) end on Thursday 09:30.
         "handoff_late": 3,
         "first_engagement_late": 7,
+        # rules §2: the first deadline missed (first_login, day 3) makes the health 0
+        "health_at_risk": 3,
+        "health_critical": 3,
     },
     Tier.HIGH_TOUCH: {
         "no_login_check_in": 5,  # 5 days for enterprise, not 3
@@ -75,6 +80,8 @@ EXPECTED = {
         "activation_missed": 30,
         "handoff_late": 3,  # rules §3, as tech_touch's
         "first_engagement_late": 7,
+        "health_at_risk": 5,  # first_login missed on day 5: health 0
+        "health_critical": 5,
     },
     Tier.SELF_SERVE: {
         "no_login_email": 3,

@@ -514,6 +514,18 @@ handoff = 30
             "kickoff is not a milestone id",
             id="trial-skips-an-unknown-milestone",
         ),
+        pytest.param(
+            edited('when = "health_at_risk"\n', 'when = "health_at_risk"\ndays = 2\n'),
+            "ladder.high_touch[13](health_at_risk)",
+            "days: health_at_risk fires when the health enters its band, not days after",
+            id="health-step-with-days",
+        ),
+        pytest.param(
+            edited('when = "health_critical"\n', 'when = "health_critical"\nrepeat_days = 7\n'),
+            "ladder.high_touch[14](health_critical)",
+            "repeat_days is only for no_progress",
+            id="health-step-repeating",
+        ),
     ],
 )
 def test_broken_playbook_names_key_and_reason(text: str, key: str, reason: str) -> None:

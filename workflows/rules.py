@@ -15,6 +15,7 @@ from workflows import business_days
 from workflows.business_days import Calendar
 from workflows.formats import amount_text, usd_text
 from workflows.models import (
+    HEALTH_BANDS,
     PHASE_ORDER,
     Action,
     Audience,
@@ -378,6 +379,55 @@ def health_score(milestones: list[Milestone], now: datetime, rule: HealthRule) -
     return Health(score=score, band=band, earned=earned, possible=possible)
 
 
+def in_band(health: Health, band: HealthBand) -> bool:
+    """Whether `health` is in `band` or a worse one (rules §2 (docs/rules.md)); never
+    before a milestone is due (no score)."""
+    return health.score is not None and health.band.severity >= band.severity
+
+
+def health_entered(
+    milestones: list[Milestone], since: datetime, rule: HealthRule, band: HealthBand
+) -> datetime | None:
+    """The first moment from `since` on at which the health is in `band` or a worse one,
+    as the plan stands (rules §2 (docs/rules.md)): `since` itself, or the deadline of an
+    open gate that takes it there; None if none does. Between two turns of the loop
+    only deadlines passing move the score (a provisional or held one counts for
+    nothing)."""
+    deadlines = sorted(
+        {m.due_at for m in milestones if m.is_open and not (m.provisional or m.held)}
+    )
+    for at in [since, *(d for d in deadlines if d > since)]:
+        if in_band(health_score(milestones, at, rule), band):
+            return at
+    return None
+
+
+def health_entries(
+    progress: OnboardingProgress, playbook: Playbook, now: datetime
+) -> dict[Trigger, int]:
+    """The entry a health step's key carries after a turn of the loop at `now` (rules §4
+    (docs/rules.md)): a health trigger's count goes up by one when the health is above
+    its band and a step on it was done in the current entry, so the next drop into the
+    band fires it again. Unchanged while paused."""
+    entries = dict(progress.health_entries)
+    if progress.pause is not None or progress.finished_at is not None:
+        return entries
+    fired, health = set(progress.fired), None
+    for trigger, band in HEALTH_BANDS.items():
+        keys = {
+            f"{tier.value}.{step.id}:h{entries.get(trigger, 0)}"
+            for tier, steps in playbook.ladder.items()
+            for step in steps
+            if step.when is trigger
+        }
+        if not keys & fired:
+            continue
+        health = health or health_score(progress.milestones, now, playbook.health)
+        if not in_band(health, band):
+            entries[trigger] = entries.get(trigger, 0) + 1
+    return entries
+
+
 # --------------------------------------------------------------------------- §3 TTV
 
 
@@ -503,7 +553,9 @@ def ladder_steps(
     Clocks count from `clock_start` (closed-won, shifted by pauses) or from the last
     milestone progress, in the step's `days_unit`: business days and hours in the
     account's `calendar` (None: the playbook's `[business_calendar]`); a paused
-    onboarding has no steps coming due.
+    onboarding has no steps coming due. A health step comes due when the health enters
+    its band as the plan stands (`health_entered`), its key carrying the entry
+    (`progress.health_entries`, kept by `health_entries`).
     """
     if progress.pause is not None or progress.finished_at is not None:
         return []
@@ -515,6 +567,7 @@ def ladder_steps(
     open_milestones = [m for m in progress.milestones if m.is_open]
     open_ids = {m.id for m in open_milestones}
     repeats: dict[str, list[str]] | None = None
+    entered: dict[HealthBand, datetime | None] = {}  # when the health enters each band
 
     def after(start: datetime, step: EscalationStep) -> datetime:
         return business_days.deadline(start, step.days, step.days_unit, calendar)
@@ -579,6 +632,21 @@ def ladder_steps(
             case Trigger.EVENT_WITHOUT_MILESTONE | Trigger.USAGE_DROP:
                 if (due := behavior_due(progress, step, prefix)) and due.key not in fired:
                     steps.append(replace(due, order=order))
+            case Trigger.HEALTH_AT_RISK | Trigger.HEALTH_CRITICAL:
+                key = f"{prefix}:h{progress.health_entries.get(step.when, 0)}"
+                if key in fired:
+                    continue
+                band = HEALTH_BANDS[step.when]
+                if band not in entered:
+                    # From the latest milestone reached (the plan's health is exact
+                    # from then on), or the clock's start.
+                    reached = [m.done_at for m in progress.milestones if m.done_at]
+                    since = max([progress.clock_start, *reached])
+                    entered[band] = health_entered(
+                        progress.milestones, since, playbook.health, band
+                    )
+                if (entry := entered[band]) is not None:
+                    steps.append(DueStep(key, entry, step, order))
     return sorted(steps, key=lambda s: (s.at, s.order))
 
 

@@ -95,6 +95,7 @@ from workflows.models.messages import (
     TierOverride,
 )
 from workflows.models.playbook import (
+    HEALTH_BANDS,
     IDENTIFY,
     MAX_KNOWN_USERS,
     Action,
@@ -182,6 +183,7 @@ from workflows.models.vocabulary import (
 __all__ = [
     "ACCOUNT_ID",
     "EARLIEST_DATE",
+    "HEALTH_BANDS",
     "IDENTIFY",
     "LATEST_DATE",
     "MAX_COMPLETED_MILESTONES",

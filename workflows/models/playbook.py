@@ -41,6 +41,7 @@ from workflows.models.vocabulary import (
     PHASE_ORDER,
     Audience,
     DealType,
+    HealthBand,
     MessageKind,
     Owner,
     Phase,
@@ -232,6 +233,11 @@ CLOCK_TRIGGERS = (
 )
 # Steps on the first-engagement gate (rules §3): the sales-to-CS handoff and first engagement.
 ENGAGEMENT_TRIGGERS = (Trigger.NO_HANDOFF, Trigger.NO_ENGAGEMENT)
+# Steps on the health score (rules §2): the band each fires in (or a worse one).
+HEALTH_BANDS = {
+    Trigger.HEALTH_AT_RISK: HealthBand.AT_RISK,
+    Trigger.HEALTH_CRITICAL: HealthBand.CRITICAL,
+}
 
 
 class EscalationStep(BaseModel):
@@ -272,9 +278,13 @@ class EscalationStep(BaseModel):
                 "when: champion_window_lapsed is escalated by [champion_change] when its "
                 "window lapses, not by a ladder step"
             )
-        immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE)
+        immediate = (Trigger.MILESTONE_OVERDUE, Trigger.EVENT_WITHOUT_MILESTONE, *HEALTH_BANDS)
         if self.when not in immediate and self.days == 0:
             raise ValueError(f"{self.when.value} needs days > 0")
+        if self.when in HEALTH_BANDS and self.days:
+            raise ValueError(
+                f"days: {self.when.value} fires when the health enters its band, not days after"
+            )
         if self.repeat_days is not None and self.when is not Trigger.NO_PROGRESS:
             raise ValueError("repeat_days is only for no_progress")
         if self.when in BEHAVIORAL:

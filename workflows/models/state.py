@@ -266,6 +266,11 @@ class OnboardingProgress(BaseModel):
     decision_required: bool = False
     risk_flags: list[str] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list, description="Keys of ladder steps done")
+    health_entries: dict[Trigger, int] = Field(
+        default_factory=dict,
+        description="Per health trigger, how often the health came back above its band "
+        "after a step on it was done: the entry a health step's key carries (rules §4)",
+    )
     escalations: list[Escalation] = Field(default_factory=list)
     event_counts: dict[str, int] = Field(default_factory=dict)
     event_times: dict[str, list[datetime]] = Field(

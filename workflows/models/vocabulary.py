@@ -76,6 +76,11 @@ class HealthBand(StrEnum):
     AT_RISK = "at_risk"
     CRITICAL = "critical"
 
+    @property
+    def severity(self) -> int:
+        """How bad the band is: healthy 0 < at_risk 1 < critical 2."""
+        return [HealthBand.HEALTHY, HealthBand.AT_RISK, HealthBand.CRITICAL].index(self)
+
 
 class MilestoneStatus(StrEnum):
     NOT_STARTED = "not_started"
@@ -101,6 +106,10 @@ class Trigger(StrEnum):
     NO_HANDOFF = "no_handoff"
     # `days` after closed-won, the first-engagement gate not held (§3)
     NO_ENGAGEMENT = "no_engagement"
+    # the health score (§2) is at risk or worse, once per entry into that band
+    HEALTH_AT_RISK = "health_at_risk"
+    # the health score (§2) is critical, once per entry into that band
+    HEALTH_CRITICAL = "health_critical"
 
 
 class Audience(StrEnum):

@@ -56,6 +56,8 @@ def advance(
         paused_duties(o, out, now)
     # Before the ladder: a product that waits has no deadline for it to act on.
     products.check_gates(o, out, now)
+    # The health's band entries as of now, so a health step fires once per entry.
+    p.health_entries = rules.health_entries(p, o.playbook, now)
     while due := [s for s in o.steps() if s.at <= now]:
         step = due[0]
         if stale := rules.passed_over(step, now):
