@@ -82,7 +82,7 @@ def create_app(
     app.state.ingress = ingress
     # /codec/*: the Web UI's and the CLI's decryption of payloads
     app.include_router(codec_router(ingress.auth, max_body_bytes=settings.max_body_bytes))
-    app.middleware("http")(ops.count_requests)
+    app.add_middleware(ops.CountRequests)
     add_error_handlers(app)
     for area in (deals, events, accounts, reports, dashboard, customer, ops):
         app.include_router(area.router)

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from activities.crm_records import PayloadError
 from workflows.event_mapping import property_value, to_product_event
 from workflows.ids import canonical_account_id
-from workflows.models import ACCOUNT_ID, Playbook, ProductEvent, UtcDatetime
+from workflows.models import ACCOUNT_ID, MAX_SIGNAL_EVENTS, Playbook, ProductEvent, UtcDatetime
 
 CallType = Literal["track", "identify", "group", "page", "screen", "alias"]
 CALL_TYPES: tuple[str, ...] = get_args(CallType)
@@ -277,7 +277,7 @@ def parse_calls(
     payload: object,
     account_paths: Sequence[str],
     *,
-    max_events: int = 1000,
+    max_events: int = MAX_SIGNAL_EVENTS,
     received: datetime | None = None,
 ) -> list[EventCall | EventProblem]:
     """One `EventCall` or `EventProblem` per call, in request order.

@@ -4,6 +4,7 @@ signal per account, kept before the deal, answered one by one, never dropped.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -181,3 +182,30 @@ async def test_once_no_milestone_needs_events_none_reach_the_workflow(
     )
     assert later.json()["signals"] == 0
     assert {e["outcome"] for e in later.json()["events"]} == {"ignored"}
+
+
+async def test_requests_for_one_account_that_arrive_together_share_its_signals(
+    http: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    # Each request is answered only once its events were signalled, and every event
+    # reaches the onboarding; the requests that came while a signal was on its way go
+    # together in the next, so the history grows by fewer signals than requests.
+    acct = account()
+    await start_deal(http, acct)
+    requests = [[track(acct, "user_logged_in")] for _ in range(12)]
+    responses = await asyncio.gather(*(post_events(http, calls) for calls in requests))
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert response.json()["signals"] == 1
+        assert [e["outcome"] for e in response.json()["events"]] == ["accepted"]
+
+    async def logins() -> int:
+        status = (await http.get(f"/accounts/{acct}")).json()
+        counted: int = status["event_counts"].get("user_logged_in", 0)
+        return counted if counted == len(requests) else 0
+
+    assert await until(logins) == len(requests)
+    handle = dev_env.client.get_workflow_handle(f"onboarding-{acct}")
+    history = [e async for e in handle.fetch_history_events()]
+    signals = [e for e in history if e.HasField("workflow_execution_signaled_event_attributes")]
+    assert 1 <= len(signals) < len(requests)

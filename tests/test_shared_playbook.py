@@ -143,3 +143,13 @@ async def test_two_onboardings_in_the_worker_hold_the_same_playbook(
     acme, globex, initech = SEEN
     assert acme is globex
     assert initech is not acme and initech.content_hash == changed.content_hash
+
+
+def test_a_broken_playbook_built_in_code_is_still_refused_at_the_start() -> None:
+    # The shared playbook passes into every start as it is (it was checked when pinned);
+    # one built in code from it, unchecked, is checked like any other.
+    shared = OnboardingInput(deal=deal_for("acme"), playbook=load_playbook()).playbook
+    assert OnboardingInput(deal=deal_for("globex"), playbook=shared).playbook is shared
+    broken = shared.model_copy(update={"value_milestone": "no_such_milestone"})
+    with pytest.raises(ValidationError, match="value_milestone: 'no_such_milestone' is not a"):
+        OnboardingInput(deal=deal_for("initech"), playbook=broken)

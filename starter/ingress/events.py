@@ -5,12 +5,14 @@
 
 Events are grouped by account, filtered by what each onboarding still awaits, and sent
 as one `product_events` signal per account (signal-with-start: kept until the account's
-closed-won deal arrives). The answer gives each event's outcome.
+closed-won deal arrives), shared with the requests for that account that arrive at the
+same time (`signal_queue.py`). The answer gives each event's outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -65,7 +67,8 @@ async def product_events(request: Request, body: RawBody, ingress: IngressDep) -
         )
     )
     batches, outcomes = events.plan_signals(calls, ingress.playbook)
-    answers = await asyncio.gather(*(_signal_account(ingress, b) for b in batches.values()))
+    flush = functools.partial(_signal_account, ingress)
+    answers = await asyncio.gather(*(ingress.signals.send(b, flush) for b in batches.values()))
     for answered in answers:
         outcomes.extend(answered)
     outcomes.sort(key=lambda o: o.index)
@@ -82,41 +85,56 @@ async def product_events(request: Request, body: RawBody, ingress: IngressDep) -
 
 
 async def _signal_account(
-    ingress: Ingress, batch: events.AccountBatch
-) -> list[events.EventOutcome]:
-    """Filter by what the onboarding still awaits, then one signal for the account."""
-    running, awaited, finished = await _onboarding_state(ingress, batch.account_id)
+    ingress: Ingress, account_id: str, batches: list[events.AccountBatch]
+) -> list[list[events.EventOutcome]]:
+    """Filter each batch (of one request each) by what the onboarding still awaits, then
+    one signal for the account with what is left: each batch's outcomes, in order."""
+    running, awaited, finished = await _onboarding_state(ingress, account_id)
     if finished is not None:
-        return batch.answered("ignored", finished)
-    kept: events.AccountBatch | None = batch
-    ignored: list[events.EventOutcome] = []
-    if running and awaited is not None:
-        kept, ignored = events.filter_awaited(batch, awaited)
-    elif not running:  # identify calls start no onboarding (rules §7)
-        names = event_names(ingress.playbook)
-        kept, ignored = events.filter_awaited(batch, names, events.NO_ONBOARDING)
-    if kept is None:
-        return ignored
+        return [batch.answered("ignored", finished) for batch in batches]
+    filtered = [_awaited(ingress, batch, running, awaited) for batch in batches]
+    sent = [event for kept, _ in filtered if kept is not None for event in kept.events]
+    if not sent:
+        return [ignored for _, ignored in filtered]
     try:
         await send_product_events(
             ingress.temporal,
-            batch.account_id,
-            ProductEventBatch(events=kept.events),
+            account_id,
+            ProductEventBatch(events=sent),
             ingress.playbook,
             running=running,
             options=ingress.settings.start_options(),
             rpc_timeout=TEMPORAL_TIMEOUT,
         )
     except AlreadyOnboardedError as exc:
-        return ignored + kept.answered("ignored", f"onboarding already {exc.outcome}")
+        why = f"onboarding already {exc.outcome}"
+        return [
+            ignored + (kept.answered("ignored", why) if kept else []) for kept, ignored in filtered
+        ]
     except RPCError as exc:
-        raise unavailable(exc, batch.account_id) from None
+        raise unavailable(exc, account_id) from None
     ingress.metrics.signals.inc()
+    return [ignored + (_accepted(kept, running) if kept else []) for kept, ignored in filtered]
+
+
+def _awaited(
+    ingress: Ingress, batch: events.AccountBatch, running: bool, awaited: list[str] | None
+) -> tuple[events.AccountBatch | None, list[events.EventOutcome]]:
+    """The batch's events the onboarding awaits (None: none), and the others' outcomes."""
+    if running and awaited is not None:
+        return events.filter_awaited(batch, awaited)
+    if not running:  # identify calls start no onboarding (rules §7)
+        names = event_names(ingress.playbook)
+        return events.filter_awaited(batch, names, events.NO_ONBOARDING)
+    return batch, []
+
+
+def _accepted(kept: events.AccountBatch, running: bool) -> list[events.EventOutcome]:
     answers = kept.accepted()
     if not running:
         for a in answers:
             a.reason = "kept until the account's closed-won deal arrives"
-    return ignored + answers
+    return answers
 
 
 async def _onboarding_state(

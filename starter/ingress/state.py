@@ -19,6 +19,7 @@ from starter.auth import ApiAuth
 from starter.client import ui_url
 from starter.ingress.dashboard_cache import ReportCache
 from starter.ingress.metrics import Metrics
+from starter.ingress.signal_queue import AccountSignals
 from starter.settings import IngressSettings
 from workflows.models import Playbook
 
@@ -29,8 +30,9 @@ TEMPORAL_TIMEOUT = timedelta(seconds=10)
 @dataclass
 class Ingress:
     """The settings, playbook, exchange rates, metrics, token check, HubSpot stage cache,
-    records store (opened on first use), progress links and the dashboard's portfolio
-    pages of one app, and its Temporal client (set at startup when not given)."""
+    records store (opened on first use), progress links, the dashboard's portfolio
+    pages and the product events waiting per account of one app, and its Temporal
+    client (set at startup when not given)."""
 
     settings: IngressSettings
     playbook: Playbook
@@ -43,6 +45,7 @@ class Ingress:
     records: LazyStore = field(init=False)
     links: CustomerLinks | None = field(init=False)
     portfolio_views: ReportCache = field(default_factory=ReportCache)
+    signals: AccountSignals = field(default_factory=AccountSignals)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)

@@ -40,6 +40,7 @@ MAX_PRODUCT_SEATS = 1_000  # licensed seats of one product: active users are kep
 MAX_PLAN_DAYS = 3_650  # any day count of a playbook: deadlines stay inside the calendar
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # dates a plan may be built on
 LATEST_DATE = datetime(2999, 12, 31, tzinfo=UTC)
+MAX_SIGNAL_EVENTS = 1_000  # product events in one signal (and in one POST /events)
 
 
 def _plannable(value: datetime) -> datetime:

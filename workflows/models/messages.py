@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from workflows.models.deal import ClosedWonDeal, Contact
 from workflows.models.limits import (
+    MAX_SIGNAL_EVENTS,
     MAX_SUCCESS_CRITERIA,
     NAME_CHARS,
     TEXT_CHARS,
@@ -54,7 +55,7 @@ class ProductEvent(BaseModel):
 class ProductEventBatch(BaseModel):
     """Signal `product_events`: facts from the product, batched per account."""
 
-    events: list[ProductEvent] = Field(max_length=1000)
+    events: list[ProductEvent] = Field(max_length=MAX_SIGNAL_EVENTS)
 
 
 class PauseRequest(BaseModel):

@@ -18,6 +18,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -1171,6 +1173,8 @@ class Playbook(BaseModel):
 # Every pinned playbook the process holds, by content: the onboardings pinned to one
 # playbook share one (frozen) object instead of a copy each (README *Worker cost*).
 _PINNED: weakref.WeakValueDictionary[str, Playbook] = weakref.WeakValueDictionary()
+# The same objects by `id()`: a playbook that is already the shared one is known at once.
+_PINNED_BY_ID: weakref.WeakValueDictionary[int, Playbook] = weakref.WeakValueDictionary()
 _PINNED_LOCK = threading.Lock()
 
 
@@ -1180,10 +1184,23 @@ def shared_playbook(playbook: Playbook) -> Playbook:
     shared only when every value is the same, whatever their `content_hash` says; kept
     while some onboarding holds it. Safe to share: a `Playbook` is frozen (assigning
     a field raises `pydantic.ValidationError`), and no rule changes one."""
+    if _PINNED_BY_ID.get(id(playbook)) is playbook:
+        return playbook
     key = hashlib.sha256(playbook.model_dump_json().encode()).hexdigest()
     with _PINNED_LOCK:
-        return _PINNED.setdefault(key, playbook)
+        shared = _PINNED.setdefault(key, playbook)
+        _PINNED_BY_ID[id(shared)] = shared
+        return shared
+
+
+def _pinned(value: object, validate: ValidatorFunctionWrapHandler) -> Playbook:
+    """`shared_playbook` of the validated `value`; the shared playbook itself passes as
+    it is (it was validated when it was pinned, and it is frozen): an ingress pins its
+    one playbook into every start without checking and hashing it each time."""
+    if isinstance(value, Playbook) and _PINNED_BY_ID.get(id(value)) is value:
+        return value
+    return shared_playbook(validate(value))
 
 
 # A playbook pinned in a workflow's input or message: shared as `shared_playbook` says.
-PinnedPlaybook = Annotated[Playbook, AfterValidator(shared_playbook)]
+PinnedPlaybook = Annotated[Playbook, WrapValidator(_pinned)]
