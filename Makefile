@@ -52,7 +52,7 @@ bench: install-test
 	$(BIN)/python bench/simulator.py
 	$(BIN)/python bench/worker_cost.py
 
-## histories: record the workflow tests' histories for the replay test (VERSION=v6)
+## histories: record the workflow tests' histories for the replay test (VERSION=v7)
 histories: install-test
 	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
 	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \
@@ -61,7 +61,7 @@ histories: install-test
 		tests/test_products.py tests/test_success_plan.py tests/test_tracks.py tests/test_behavior.py \
 		tests/test_expansion.py tests/test_programs.py tests/test_assignment.py \
 		tests/test_business_calendar.py tests/test_activation.py tests/test_measures.py \
-		tests/test_trial_conversion.py tests/test_migration.py
+		tests/test_trial_conversion.py tests/test_migration.py tests/test_health_alerts.py
 
 ## soak: 1,000 onboardings, event storm, worker SIGKILLs; every effect and record counted (about 6 minutes)
 soak: install-test

@@ -50,6 +50,7 @@ def test_histories_are_recorded_for_every_kind_of_scenario() -> None:
         "converted_to_paid",  # a running trial converted, then continued as new (v6 on)
         "runs_automated_only",  # the trial track
         "moves_to_the_new_version",  # a playbook migration
+        "health_alerts_at_the_deadlines",  # health-band alerts (v7 on)
     ):
         assert scenario in names, f"no recorded history for {scenario}"
 
