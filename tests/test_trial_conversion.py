@@ -221,8 +221,8 @@ async def test_a_running_trial_converted_to_paid_ends_and_its_paid_onboarding_ru
     )
 
     async def paid_onboarding() -> OnboardingStatus | None:
-        st = await service.status(acct)
-        return st if st.onboarding_number == 2 and st.owner is not None else None
+        st = await service.status_between_runs(acct)
+        return st if st is not None and st.onboarding_number == 2 and st.owner else None
 
     st = await until(paid_onboarding)
     assert st is not None, "the paid onboarding did not begin"
