@@ -28,6 +28,7 @@ from tests.support.ingress import (
     salesforce_headers,
     served,
     today_iso,
+    until,
 )
 from tests.support.ingress import settings as ingress_settings
 
@@ -103,6 +104,11 @@ async def test_a_salesforce_champion_contact_role_opens_the_window_once(
         },
     )
     assert started.status_code == 201, started.text
+
+    async def owned() -> bool:  # the owner's assignment lands in the audit after the start
+        return bool((await status(site, acct))["owner"])
+
+    assert await until(owned)
 
     new = contact_role(acct, "Nia@Umbrella.test")
     response = await post_salesforce(site, new)
