@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHandle
 from activities.records.store import RecordStore
 from starter.reports.portfolio import portfolio_report
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.onboardings import Onboardings, status
+from tests.support.onboardings import Onboardings, status, until
 from tests.test_records_workflow import record_when
 from tests.test_workflow import update_error
 from workflows import business_days, progress
@@ -458,6 +458,7 @@ async def test_a_repeated_champion_change_is_refused_and_leaves_no_trace(
 ) -> None:
     closed = await onboardings.now()
     handle = await onboardings.start(make_deal(close_date=closed, **TIER_DEALS["tech_touch"]))
+    await until(handle, lambda st: st.owner is not None)  # its assignment is in the audit
     await change_champion(handle)
     before = await status(handle)
     reason = await update_error(handle, AccountOnboarding.change_contact, new_champion())

@@ -240,6 +240,11 @@ async def test_a_hubspot_contact_who_became_champion_is_read_and_opens_the_windo
     )
     assert won.json()["deals"][0]["started"] is True, won.text
 
+    async def owned() -> bool:  # the owner's assignment lands in the audit after the start
+        return bool((await status(site, company))["owner"])
+
+    assert await until(owned)
+
     contact_id = str(uuid.uuid4().int % 10**11)
     serve_contact(fake_crm, contact_id, company, "CHAMPION;INFLUENCER")
     event = contact_event(contact_id, "CHAMPION;INFLUENCER")
