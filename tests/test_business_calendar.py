@@ -207,6 +207,8 @@ def test_a_paused_deadline_is_counted_again_from_the_resume(
 
 @pytest.mark.parametrize(
     ("at", "unit", "text"),
+    # A formatting table: the instants are chosen (midnight and mid-afternoon in New
+    # York), and each text is that instant on the account's clock.
     [
         (
             utc(2026, 12, 10, 5),

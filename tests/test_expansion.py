@@ -6,7 +6,6 @@ run and a running one queueing the deal; and over HTTP through the real app."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -31,7 +30,7 @@ from starter.reports.portfolio import portfolio_report
 from starter.reports.rows import load_rows
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.histories import HISTORIES, RECORD_HISTORIES, record_histories
-from tests.support.ingress import account, post_deal, runs
+from tests.support.ingress import account, post_deal, runs, until
 from tests.support.onboardings import fresh_progress
 from tests.support.records import DAY, make_record, milestone_view
 from tests.test_assignment import assign
@@ -263,7 +262,7 @@ async def test_an_expansion_after_a_finished_onboarding_is_a_new_run_of_the_same
         f"onboarding-{acct}", run_id=first.run_id, result_type=OnboardingStatus
     )
     assert (await earlier.result()).completion_pct == 100
-    assert await _until(lambda: len(service.welcomes(acct)) == 2)  # each its own welcome
+    assert await until(lambda: len(service.welcomes(acct)) == 2, within=20)  # each its own welcome
 
     # The same deal again, while its onboarding runs and after it ended: no new run.
     again = await service.deal(more)
@@ -318,28 +317,16 @@ async def test_an_expansion_for_a_running_onboarding_waits_then_gets_its_own(
         st = await service.status_between_runs(acct)
         return st if st is not None and st.onboarding_number == 2 else None
 
-    nxt = await _until(following)
+    nxt = await until(following, within=20)
     assert nxt is not None
     assert (nxt.deal_type, nxt.state, nxt.queued_deals) == (EXPANSION, OnboardingState.ACTIVE, [])
     assert nxt.deals_onboarded == ["salesforce:006A", "salesforce:006B"]
     assert "earlier_onboardings" in [a.kind for a in nxt.audit]
     store = RecordStore.open(service.settings.records_url)
-    one = await _until(lambda: store.get(acct, 1))
+    one = await until(lambda: store.get(acct, 1), within=20)
     assert one is not None and one.state is OnboardingState.CANCELLED
-    assert await _until(lambda: store.get(acct, 2))
+    assert await until(lambda: store.get(acct, 2), within=20)
     store.close()
-
-
-async def _until(check: Any, within: float = 20) -> Any:
-    """`check()` (sync or async) once it is truthy, polled in real time."""
-    for _ in range(int(within / 0.1)):
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    return None
 
 
 # --------------------------------------------------------------------------- over HTTP

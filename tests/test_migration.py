@@ -178,8 +178,8 @@ def test_the_rebuilt_plan_keeps_credit_and_carries_mapped_milestones() -> None:
     assert entry.by == "ops"
     assert entry.detail == (
         f"2026.12.3 (hash {CURRENT.content_hash}) -> 2027.1 (hash {NEXT.content_hash}): "
-        "first_training -> training_101 (renamed); data_import re-dated 2026-01-26 -> "
-        "2026-01-22; 2027 plan"
+        "first_training -> training_101 (renamed); data_import re-dated "
+        f"{(T0 + 21 * DAY).date()} -> {(T0 + 17 * DAY).date()}; 2027 plan"
     )
 
 

@@ -230,7 +230,7 @@ async def test_a_running_trial_converted_to_paid_ends_and_its_paid_onboarding_ru
     assert st.closed_won_at == won and st.deals_onboarded == ["hubspot:D1", "hubspot:D2"]
     assert "kickoff_call" in [m.id for m in st.milestones]  # the new-business plan
     assert st.owner in ("csm-1@localhost", "csm-2@localhost")
-    assert await until(_async(lambda: len(service.welcomes(acct)) == 2))  # its own welcome
+    assert await until(lambda: len(service.welcomes(acct)) == 2)  # its own welcome
 
     # The trial's record says it ended converted, and the paid one is beside it.
     store = RecordStore.open(service.settings.records_url)
@@ -243,7 +243,7 @@ async def test_a_running_trial_converted_to_paid_ends_and_its_paid_onboarding_ru
         "hubspot:D2",
     )
     assert "trial_converted" in [a.kind for a in one.audit]
-    assert await until(_async(lambda: store.get(acct, 2)))
+    assert await until(lambda: store.get(acct, 2))
     store.close()
 
     # The paid deal again, and another trial deal: nothing new.
@@ -302,15 +302,6 @@ async def test_a_paid_deal_after_a_finished_trial_is_a_new_run_of_the_same_id(
         False,
         "already onboarded (cancelled); not started again",
     )
-
-
-def _async(check: Any) -> Any:
-    """`check`, a plain function, as `until` polls it."""
-
-    async def polled() -> Any:
-        return check()
-
-    return polled
 
 
 # --------------------------------------------------------------------------- over HTTP

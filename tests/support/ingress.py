@@ -163,9 +163,13 @@ async def runs(client: Client, account_id: str) -> int:
 
 
 async def until(check: Callable[[], Any], within: float = 10) -> Any:
+    """`check()` (a plain or an async function) once it is truthy, polled in real time for
+    up to `within` seconds; its last value otherwise."""
     deadline = time.monotonic() + within
     while True:
-        value = await check()
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.1)
