@@ -20,7 +20,8 @@ from datetime import timedelta
 import structlog
 import temporalio.client
 from pydantic import ValidationError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import Settings, activities_for, configure_logging
 from activities.client import ConnectError, connect
@@ -53,6 +54,23 @@ def compile_workflow_modules() -> None:
             log.warning("workflow module not compiled; each new workflow compiles it", path=path)
 
 
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """The SDK's sandbox when `sandboxed` (`ONBOARDING_WORKFLOW_SANDBOX`), else none.
+
+    The sandbox guards determinism at run time: it imports the workflow's modules afresh
+    for every onboarding it loads and refuses I/O, the clock and randomness there. That
+    copy is most of what a cached onboarding costs the worker (memory) and what a new
+    one costs (CPU): about 2x each (README, *Worker cost*). The guard stays where code
+    changes: the test suite runs every workflow sandboxed (tests/conftest.py), and the
+    replay tests replay every recorded history sandboxed; `lint-imports` keeps I/O
+    modules out of `workflows`.
+    """
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    compile_workflow_modules()
+    return SandboxedWorkflowRunner()
+
+
 def build_worker(
     client: temporalio.client.Client,
     settings: Settings,
@@ -61,18 +79,18 @@ def build_worker(
     workflow_failure_exception_types: Sequence[type[BaseException]] = (),
     graceful_shutdown_timeout: timedelta = GRACEFUL_SHUTDOWN,
 ) -> Worker:
-    """The worker for the `onboarding` task queue.
+    """The worker for the `onboarding` task queue, sandboxed as `settings` says.
 
     In production a bug in workflow code fails only the workflow *task*, which retries
     until a fixed worker is deployed. Tests pass `workflow_failure_exception_types=
     [Exception]` so such a bug fails the workflow at once instead of hanging the test.
     """
-    compile_workflow_modules()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=activities_for(settings),
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
         workflow_failure_exception_types=list(workflow_failure_exception_types),
         graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
@@ -114,6 +132,7 @@ async def run_worker(
             channels=settings.notify_channels,
             records=store.where,
             roster=roster_summary(roster, settings),
+            sandbox=settings.workflow_sandbox,
         )
         await stop.wait()
         log.info("worker stopping", graceful_timeout_s=GRACEFUL_SHUTDOWN.total_seconds())

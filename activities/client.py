@@ -10,11 +10,20 @@ talks to the local dev server on localhost:7233, namespace `default`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import temporalio.client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from pydantic import TypeAdapter
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -54,6 +63,44 @@ def namespace() -> str:
     return str(connect_config()["namespace"])
 
 
+def _type_adapter(type_hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(type_hint)
+
+
+# One cache for the process: the SDK's converter keeps its own per converter, and the
+# worker makes a converter per workflow, so each cached onboarding held its own adapters
+# (about 6 KB) and each new one built them again.
+_shared_type_adapter = functools.lru_cache(maxsize=1024)(_type_adapter)
+
+
+class _JsonConverter(PydanticJSONPlainPayloadConverter):
+    """The SDK's pydantic JSON converter, with the process's `TypeAdapter`s."""
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        hint = Any if type_hint is None else type_hint
+        try:
+            adapter = _shared_type_adapter(hint)
+        except TypeError:  # an unhashable hint: not cached
+            adapter = TypeAdapter(hint)
+        return adapter.validate_json(payload.data)
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's `PydanticPayloadConverter` (JSON through pydantic), sharing the
+    process's `TypeAdapter`s between the converters the worker makes per workflow."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                _JsonConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
+
+
 def data_converter(settings: CodecSettings | None = None) -> DataConverter:
     """Pydantic JSON; encrypted when `ONBOARDING_CODEC_KEYS` is set (see activities/codec.py).
 
@@ -61,9 +108,9 @@ def data_converter(settings: CodecSettings | None = None) -> DataConverter:
     a rejected update can quote a contact's address."""
     codec = EncryptionCodec.from_settings(settings or CodecSettings())
     if codec is None:
-        return pydantic_data_converter
+        return CONVERTER
     return dataclasses.replace(
-        pydantic_data_converter,
+        CONVERTER,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -106,6 +106,13 @@ class SharedSettings(BaseSettings):
         description="The onboarding records store: sqlite:///path or postgresql://...",
     )
 
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run workflow code in the SDK's sandbox, which imports the workflow's "
+        "modules afresh for every onboarding it loads: about 2x the worker's memory and "
+        "CPU per onboarding. The test suite and the replay tests always run it sandboxed",
+    )
+
     port: int = Field(default=8000, description="The HTTP ingress's port")
     public_url: str | None = Field(
         default=None,

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 TASK_QUEUE = "bench-bare"
 DONE = "done"
+STATUS = "status"  # as the onboarding's query is named
 
 
 @workflow.defn
@@ -36,6 +37,10 @@ class BareWaiting:
     @workflow.signal(name=DONE)
     def finish(self) -> None:
         self.done = True
+
+    @workflow.query(name=STATUS)
+    def status(self) -> dict[str, bool]:
+        return {"done": self.done}
 
 
 @activity.defn

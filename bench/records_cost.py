@@ -37,11 +37,11 @@ import structlog
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from activities.client import CONVERTER
 from activities.records.store import RecordStore
 from starter.devserver import register_search_attributes
 from workflows import contract
@@ -165,7 +165,7 @@ async def run(count: int) -> dict[str, float]:
     # The venv's time-skipping server (never downloaded).
     server = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(server)
+        data_converter=CONVERTER, test_server_existing_path=str(server)
     )
     await register_search_attributes(env.client)
     playbook = load_playbook()

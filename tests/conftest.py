@@ -18,11 +18,11 @@ from aiosmtpd.controller import Controller
 from hypothesis.vendor import pretty
 from playwright.async_api import Browser
 from sqlalchemy import delete
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from activities.client import CONVERTER
 from activities.money import FxRates
 from activities.records.schema import assignment, customer_link, onboarding
 from activities.records.store import RecordStore
@@ -58,6 +58,21 @@ def records_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         del os.environ["ONBOARDING_RECORDS_URL"]
     else:
         os.environ["ONBOARDING_RECORDS_URL"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workflow_sandbox() -> Iterator[None]:
+    """Every worker the tests build in this process runs its workflows in the SDK's
+    sandbox (production runs without it: see `worker.workflow_runner`), so a workflow
+    that reads the clock, does I/O or imports what it must not fails the test that runs
+    it. Workers the tests start as processes run as production does."""
+    before = os.environ.get("ONBOARDING_WORKFLOW_SANDBOX")
+    os.environ["ONBOARDING_WORKFLOW_SANDBOX"] = "true"
+    yield
+    if before is None:
+        del os.environ["ONBOARDING_WORKFLOW_SANDBOX"]
+    else:
+        os.environ["ONBOARDING_WORKFLOW_SANDBOX"] = before
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +115,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     # One server per test: a workflow left mid-activity on a shared time-skipping
     # server can hold its clock for every later test.
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await register_search_attributes(environment.client)
@@ -175,7 +190,7 @@ def hypothesis_shows_examples(monkeypatch: pytest.MonkeyPatch) -> None:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real dev server (in memory) for the ingress and end-to-end tests."""
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=list(sa.ALL),
         dev_server_log_level="error",

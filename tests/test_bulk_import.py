@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
+from activities.client import CONVERTER
 from starter.bulk import (
     CSV_COLUMNS,
     ImportFileError,
@@ -255,7 +255,7 @@ async def temporal() -> AsyncIterator[Client]:
     """A private dev server with the search attributes, and a worker on `onboarding`."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         search_attributes=sa.ALL,
         port=free_port(),
     )

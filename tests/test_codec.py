@@ -23,12 +23,11 @@ from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
-from activities.client import data_converter
+from activities.client import CONVERTER, data_converter
 from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
@@ -63,7 +62,7 @@ def codec(*keys: tuple[str, bytes]) -> EncryptionCodec:
 def contact_payload() -> Payload:
     """What the pydantic converter makes of a contact, as Temporal would store it."""
     value = {"name": "Cara Champion", "email": "cara@acme.test", "role": "champion"}
-    return pydantic_data_converter.payload_converter.to_payloads([value])[0]
+    return CONVERTER.payload_converter.to_payloads([value])[0]
 
 
 def seal(payload: Payload, key_id: str, key: bytes) -> Payload:

@@ -37,11 +37,10 @@ from typing import Any
 import pytest
 import temporalio.client
 from temporalio.client import WorkflowQueryFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.client import connect
+from activities.client import CONVERTER, connect
 from activities.records.store import RecordStore
 from activities.starting import deliver_deal
 from starter.devserver import DevServer, free_port, start_dev_server
@@ -434,9 +433,7 @@ async def assert_records_kept(
 async def assert_replayable(stack: Stack, onboardings: list[Onboarding]) -> None:
     """Each history replays against the code that wrote it: a worker that restarts (or
     evicts the run from its cache) can carry on with every onboarding."""
-    replayer = Replayer(
-        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=CONVERTER)
     failures = {}
     for o in onboardings:
         history = await stack.client.get_workflow_handle(o.workflow_id).fetch_history()

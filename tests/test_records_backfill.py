@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import Result
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from activities.client import CONVERTER
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from starter.cli import app
@@ -37,7 +37,7 @@ async def temporal() -> AsyncIterator[Client]:
     service's worker on `onboarding`."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         search_attributes=search.ALL,
         port=free_port(),
     )

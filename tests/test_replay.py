@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.client import CONVERTER
 from tests.support.histories import HISTORIES
 from workflows.intake import HubSpotDealIntake
 from workflows.onboarding import AccountOnboarding
@@ -63,7 +63,5 @@ def load(path: Path) -> WorkflowHistory:
     "path", RECORDED, ids=[f"{p.parent.name}/{p.name.removesuffix('.json.gz')}" for p in RECORDED]
 )
 async def test_history_replays_against_current_code(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=CONVERTER)
     await replayer.replay_workflow(load(path))

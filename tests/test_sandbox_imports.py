@@ -17,9 +17,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import _Definition
 
+from activities import Settings
+from worker import workflow_runner
 from workflows.intake import HubSpotDealIntake, HubSpotDealLostIntake
 from workflows.onboarding import AccountOnboarding
 
@@ -74,3 +77,18 @@ def test_the_worker_writes_the_workflow_modules_bytecode_even_when_python_would_
     subprocess.run([sys.executable, "-c", probe], env=env, check=True, cwd=ROOT)
     written = {p.name.split(".")[0] for p in tmp_path.rglob("*.pyc")}
     assert {"onboarding", "intake"} <= written
+
+
+@pytest.mark.parametrize(
+    ("variable", "runner"),
+    [(None, UnsandboxedWorkflowRunner), ("true", SandboxedWorkflowRunner)],
+)
+def test_the_worker_sandboxes_workflows_only_when_its_settings_say(
+    monkeypatch: pytest.MonkeyPatch, variable: str | None, runner: type
+) -> None:
+    # Production runs without the sandbox (its per-workflow copy is most of what an
+    # onboarding costs the worker); ONBOARDING_WORKFLOW_SANDBOX=true brings it back.
+    monkeypatch.delenv("ONBOARDING_WORKFLOW_SANDBOX")
+    if variable is not None:
+        monkeypatch.setenv("ONBOARDING_WORKFLOW_SANDBOX", variable)
+    assert type(workflow_runner(Settings().workflow_sandbox)) is runner

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -22,6 +21,7 @@ from temporalio.worker import (
 )
 
 from activities import Settings, activities_for
+from activities.client import CONVERTER
 from tests.support.deals import make_deal
 from workflows.models import ClosedWonDeal, DealDelivery, OnboardingInput, Playbook
 from workflows.onboarding import AccountOnboarding
@@ -30,7 +30,7 @@ from workflows.playbook import DEFAULT_PLAYBOOK, load_playbook, parse_playbook
 
 def through_the_worker(value: Any, kind: type) -> Any:
     """`value` as a worker receives it: to a payload and back, by the service's converter."""
-    converter = pydantic_data_converter.payload_converter
+    converter = CONVERTER.payload_converter
     return converter.from_payloads(converter.to_payloads([value]), [kind])[0]
 
 

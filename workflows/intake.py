@@ -17,8 +17,6 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, Field
-
     import workflows.contract as contract  # not `from workflows import`: see onboarding.py
     from workflows.models import (
         ChampionChangeOutcome,
@@ -29,29 +27,16 @@ with workflow.unsafe.imports_passed_through():
         DealDelivery,
         DealHandoff,
         DealLost,
-        DealLostAction,
         DealLostOutcome,
         DealLostReport,
         DealStage,
         HubSpotChampion,
-        HubSpotContactRef,
-        HubSpotDealRef,
+        HubSpotChampionIntakeInput,
         HubSpotDealStage,
-        Playbook,
-        StartOptions,
+        HubSpotIntake,
+        HubSpotLostIntake,
         workflow_id_for,
     )
-
-
-class HubSpotIntake(BaseModel):
-    ref: HubSpotDealRef
-    playbook: Playbook = Field(description="Pinned when the webhook arrived")
-    options: StartOptions = Field(default_factory=StartOptions)
-
-
-class HubSpotLostIntake(BaseModel):
-    ref: HubSpotDealRef
-    action: DealLostAction = Field(description="ONBOARDING_DEAL_LOST when the webhook arrived")
 
 
 @workflow.defn(name=contract.HUBSPOT_INTAKE)
@@ -107,10 +92,6 @@ class HubSpotDealLostIntake:
             DealLostOutcome,
             summary=f"Deal lost: {intake.action} the onboarding of {stage.account_id}",
         )
-
-
-class HubSpotChampionIntakeInput(BaseModel):
-    ref: HubSpotContactRef
 
 
 @workflow.defn(name=contract.HUBSPOT_CHAMPION_INTAKE)

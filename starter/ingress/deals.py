@@ -59,7 +59,6 @@ from workflows.contract import (
     intake_workflow_id,
     lost_intake_workflow_id,
 )
-from workflows.intake import HubSpotChampionIntakeInput, HubSpotIntake, HubSpotLostIntake
 from workflows.models import (
     ChampionChangeOutcome,
     ClosedWonDeal,
@@ -67,8 +66,11 @@ from workflows.models import (
     DealAcceptance,
     DealLost,
     DealLostOutcome,
+    HubSpotChampionIntakeInput,
     HubSpotContactRef,
     HubSpotDealRef,
+    HubSpotIntake,
+    HubSpotLostIntake,
     OnboardingState,
 )
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities import Settings
+from activities.client import CONVERTER
 from starter.devserver import free_port
 from worker import build_worker
 
@@ -48,6 +48,4 @@ def process_env(folder: Path, **settings: str) -> dict[str, str]:
 async def unreachable_client() -> Client:
     """A client of a port nothing listens on (lazy: it connects on its first call, which
     fails): an app given it starts, and any request that asks Temporal fails."""
-    return await Client.connect(
-        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
-    )
+    return await Client.connect(f"127.0.0.1:{free_port()}", lazy=True, data_converter=CONVERTER)

@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.business_days import Unit
+from workflows.models.activities import HubSpotContactRef, HubSpotDealRef, StartOptions
 from workflows.models.deal import ClosedWonDeal, Contact
-from workflows.models.messages import CancelRequest, MilestoneReport
+from workflows.models.messages import CancelRequest, DealLostAction, MilestoneReport
 from workflows.models.playbook import PinnedPlaybook, Playbook
 from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
 
@@ -404,3 +405,20 @@ class OnboardingSnapshot(BaseModel):
     deal: ClosedWonDeal
     playbook: Playbook
     progress: OnboardingProgress
+
+
+# The HubSpot intakes' inputs (workflows/intake.py): models, not the workflow's module,
+# so the sandbox does not make them anew per intake.
+class HubSpotIntake(BaseModel):
+    ref: HubSpotDealRef
+    playbook: PinnedPlaybook = Field(description="Pinned when the webhook arrived")
+    options: StartOptions = Field(default_factory=StartOptions)
+
+
+class HubSpotLostIntake(BaseModel):
+    ref: HubSpotDealRef
+    action: DealLostAction = Field(description="ONBOARDING_DEAL_LOST when the webhook arrived")
+
+
+class HubSpotChampionIntakeInput(BaseModel):
+    ref: HubSpotContactRef
