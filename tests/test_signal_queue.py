@@ -1,11 +1,14 @@
 """Requests for one account that arrive together share its next signal (README
 *Benchmark*): each is answered once the signal carrying its events was sent, or with the
-error that refused it; no signal carries more than `MAX_SIGNAL_EVENTS` events. Driven
-without a server: `send`'s flush is the function the ingress passes to it."""
+error that refused it; no signal carries more than `MAX_SIGNAL_EVENTS` events; each
+signal's look at the onboarding is asked after its requests arrived, while the signal
+before it is still on its way. Driven without a server: `send`'s look and signal are the
+functions the ingress passes to it."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import pytest
@@ -28,27 +31,41 @@ def batch(account_id: str, *names: str, first: int = 0) -> AccountBatch:
 
 
 class Temporal:
-    """Takes each flush's signal after a round trip, and remembers what each carried."""
+    """Answers each look and takes each signal after a round trip, and remembers what
+    each signal carried, with the time of the look it was sent with."""
 
     def __init__(self, refuse: Exception | None = None) -> None:
         self.signals: list[tuple[str, list[str]]] = []
         self.refuse = refuse
+        self.timeline: list[tuple[str, str, float]] = []  # (what, account, when)
 
-    async def flush(self, account_id: str, batches: list[AccountBatch]) -> list[list[EventOutcome]]:
+    async def look(self, account_id: str) -> float:
+        asked = asyncio.get_running_loop().time()
+        self.timeline.append(("look", account_id, asked))
+        await asyncio.sleep(0.01)
+        return asked
+
+    async def signal(
+        self, account_id: str, batches: list[AccountBatch], looked_at: float
+    ) -> list[list[EventOutcome]]:
         await asyncio.sleep(0.01)
         if self.refuse is not None:
             raise self.refuse
         self.signals.append((account_id, [e.event_id for b in batches for e in b.events]))
+        self.timeline.append(("signal", account_id, asyncio.get_running_loop().time()))
         return [b.accepted() for b in batches]
+
+    def send(self, queue: AccountSignals[float], b: AccountBatch) -> Awaitable[list[EventOutcome]]:
+        return queue.send(b, self.look, self.signal)
 
 
 async def test_requests_that_arrive_while_a_signal_is_sent_go_together_in_the_next() -> None:
-    queue, temporal = AccountSignals(), Temporal()
+    queue, temporal = AccountSignals[float](), Temporal()
     sends = [batch("acme", "user_logged_in", first=i) for i in range(4)]
     sends.append(batch("globex", "setup_completed"))
-    first = asyncio.create_task(queue.send(sends[0], temporal.flush))
+    first = asyncio.create_task(temporal.send(queue, sends[0]))
     await asyncio.sleep(0.001)  # its signal is on its way
-    rest = asyncio.gather(*(queue.send(b, temporal.flush) for b in sends[1:]))
+    rest = asyncio.gather(*(temporal.send(queue, b) for b in sends[1:]))
     await asyncio.sleep(0.001)
     assert not first.done()  # the others came while it was sent
     answers = [await first, *await rest]
@@ -68,27 +85,42 @@ async def test_requests_that_arrive_while_a_signal_is_sent_go_together_in_the_ne
 
 
 async def test_a_refused_signal_fails_every_request_it_carried() -> None:
-    queue = AccountSignals()
+    queue = AccountSignals[float]()
     refused = Temporal(refuse=RuntimeError("Temporal is unavailable"))
     sends = [batch("acme", "user_logged_in", first=i) for i in range(3)]
-    answers = await asyncio.gather(
-        *(queue.send(b, refused.flush) for b in sends), return_exceptions=True
-    )
+    answers = await asyncio.gather(*(refused.send(queue, b) for b in sends), return_exceptions=True)
     assert [str(a) for a in answers] == ["Temporal is unavailable"] * 3
     # The account is free again: the next request is sent on its own.
     temporal = Temporal()
-    [answer] = await queue.send(batch("acme", "setup_completed", first=9), temporal.flush)
+    [answer] = await temporal.send(queue, batch("acme", "setup_completed", first=9))
     assert answer.outcome == "accepted"
     assert temporal.signals == [("acme", ["acme-9"])]
 
 
 @pytest.mark.parametrize(("limit", "signals"), [(4, 3), (6, 2), (100, 1)])
 async def test_no_signal_carries_more_events_than_one_may(limit: int, signals: int) -> None:
-    queue, temporal = AccountSignals(max_events=limit), Temporal()
+    queue, temporal = AccountSignals[float](max_events=limit), Temporal()
     sends = [batch("acme", *["user_logged_in"] * 3, first=10 * i) for i in range(3)]
-    await asyncio.gather(*(queue.send(b, temporal.flush) for b in sends))
+    await asyncio.gather(*(temporal.send(queue, b) for b in sends))
     assert len(temporal.signals) == signals
     assert all(len(ids) <= limit for _, ids in temporal.signals)
     assert sorted(i for _, ids in temporal.signals for i in ids) == sorted(
         e.event_id for b in sends for e in b.events
     )
+
+
+async def test_the_next_signal_looks_after_its_requests_came_while_the_last_is_on_its_way() -> None:
+    queue, temporal = AccountSignals[float](), Temporal()
+    first = asyncio.create_task(temporal.send(queue, batch("acme", "user_logged_in")))
+    await asyncio.sleep(0.015)  # its look is answered, its signal is on its way
+    came = asyncio.get_running_loop().time()
+    second = await temporal.send(queue, batch("acme", "setup_completed", first=1))
+    await first
+    assert [a.outcome for a in second] == ["accepted"]
+    (_, _, first_signal), (_, _, second_look) = (
+        [t for t in temporal.timeline if t[0] == "signal"][0],
+        [t for t in temporal.timeline if t[0] == "look"][1],
+    )
+    # Asked after the second request came, before the first signal was taken.
+    assert came <= second_look < first_signal
+    assert temporal.signals == [("acme", ["acme-0"]), ("acme", ["acme-1"])]

@@ -67,8 +67,11 @@ async def product_events(request: Request, body: RawBody, ingress: IngressDep) -
         )
     )
     batches, outcomes = events.plan_signals(calls, ingress.playbook)
-    flush = functools.partial(_signal_account, ingress)
-    answers = await asyncio.gather(*(ingress.signals.send(b, flush) for b in batches.values()))
+    look = functools.partial(_onboarding_state, ingress)
+    signal = functools.partial(_signal_account, ingress)
+    answers = await asyncio.gather(
+        *(ingress.signals.send(b, look, signal) for b in batches.values())
+    )
     for answered in answers:
         outcomes.extend(answered)
     outcomes.sort(key=lambda o: o.index)
@@ -85,11 +88,12 @@ async def product_events(request: Request, body: RawBody, ingress: IngressDep) -
 
 
 async def _signal_account(
-    ingress: Ingress, account_id: str, batches: list[events.AccountBatch]
+    ingress: Ingress, account_id: str, batches: list[events.AccountBatch], state: OnboardingLook
 ) -> list[list[events.EventOutcome]]:
-    """Filter each batch (of one request each) by what the onboarding still awaits, then
-    one signal for the account with what is left: each batch's outcomes, in order."""
-    running, awaited, finished = await _onboarding_state(ingress, account_id)
+    """Filter each batch (of one request each) by what the onboarding still awaits
+    (`state`, looked at after they arrived), then one signal for the account with what is
+    left: each batch's outcomes, in order."""
+    running, awaited, finished = state
     if finished is not None:
         return [batch.answered("ignored", finished) for batch in batches]
     filtered = [_awaited(ingress, batch, running, awaited) for batch in batches]
@@ -137,9 +141,11 @@ def _accepted(kept: events.AccountBatch, running: bool) -> list[events.EventOutc
     return answers
 
 
-async def _onboarding_state(
-    ingress: Ingress, account_id: str
-) -> tuple[bool, list[str] | None, str | None]:
+# (running, the events it awaits, why it takes no more)
+OnboardingLook = tuple[bool, list[str] | None, str | None]
+
+
+async def _onboarding_state(ingress: Ingress, account_id: str) -> OnboardingLook:
     """(running, the events it awaits, why it takes no more) from one describe()."""
     handle = ingress.temporal.get_workflow_handle(workflow_id_for(account_id))
     try:
