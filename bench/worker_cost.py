@@ -21,7 +21,7 @@ Until every workflow of the step has neither a workflow task nor an activity pen
   the cache holds: the allocator keeps it), so it is shown, not the goal.
 - memory to keep one cached (the goal): a second fresh worker of the kind, warmed up
   with the warm-up workflows, loads each of the N into its cache (a `status` query
-  replays it) and its RSS growth per workflow is taken, onboarding (1) against bare
+  replays it; one at a time) and its RSS growth per workflow is taken, onboarding (1) against bare
   waiting (2): what an open workflow costs the worker while cached, as after any worker
   restart. Goal: at most 2x.
 
@@ -159,10 +159,11 @@ async def step(
     cached = 0.0
     if kind != "bare_starting":
         with worker_process(kind, env, log_dir) as w:
-            await timed(queries(s, warm), CONCURRENCY)
+            # One at a time: replays side by side would add their passing peaks.
+            await timed(queries(s, warm), 1)
             await asyncio.sleep(1)
             before = w.rss_kb()
-            await timed(queries(s, ids), CONCURRENCY)
+            await timed(queries(s, ids), 1)
             await asyncio.sleep(1)
             cached = (w.rss_kb() - before) / n
     # Stopped, so that no later worker of the task queue takes them into its cache.
