@@ -15,15 +15,14 @@ Until every workflow of the step has neither a workflow task nor an activity pen
 - CPU: the worker process's CPU time (every thread: the SDK's core too) from the first
   start to the last one at rest, per workflow, onboarding (1) against the bare workflow
   with as many activities (3). Goal: at most 2x.
-- memory while starting: the worker's RSS growth per workflow (all N stay in its cache: it
-  holds 1,000), onboarding (1) against the bare workflow waiting on a signal (2). It
-  includes what running the activities left behind (about 60 KB per onboarding whatever
-  the cache holds: the allocator keeps it), so it is shown, not the goal.
-- memory to keep one cached (the goal): a second fresh worker of the kind, warmed up
-  with the warm-up workflows, loads each of the N into its cache (a `status` query
-  replays it; one at a time) and its RSS growth per workflow is taken, onboarding (1) against bare
-  waiting (2): what an open workflow costs the worker while cached, as after any worker
-  restart. Goal: at most 2x.
+- memory: the worker's RSS growth per workflow (all N stay in its cache: it holds
+  1,000), onboarding (1) against the bare workflow waiting on a signal (2). Goal: at most
+  2x. It includes what starting them left behind (the bare SDK's workflows with as many
+  activities keep about 14 KB each after they left the cache; the allocator keeps it).
+- memory after a restart: a second fresh worker of the kind, warmed up with the warm-up
+  workflows, loads each of the N into its cache (a `status` query replays it, one at a
+  time), and its RSS growth per workflow is taken, onboarding (1) against bare waiting
+  (2): what a worker that restarted needs for the same open workflows. Goal: at most 2x.
 
 Medians of the rounds; ratios from the same run (the 2 cores are shared, so compare
 ratios, not absolute figures, across runs). The last line printed is one JSON object.
@@ -81,10 +80,10 @@ class Worker:
 @dataclass
 class Step:
     kind: str
-    rss_kb: float  # growth per workflow, while starting
+    rss_kb: float  # growth per workflow, started
     cpu_ms: float  # per workflow
     activities: float  # per workflow, at rest
-    cached_kb: float  # growth per workflow, loaded into a fresh worker's cache
+    cached_kb: float  # growth per workflow, replayed into a fresh worker's cache
 
 
 @contextmanager
@@ -193,8 +192,8 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
                 if kind == "onboarding":
                     activities = round(done.activities)
                 print(
-                    f"round {r + 1}/{rounds} {kind}: {done.cached_kb:.1f} KB cached, "
-                    f"{done.rss_kb:.1f} KB while starting, "
+                    f"round {r + 1}/{rounds} {kind}: {done.rss_kb:.1f} KB started, "
+                    f"{done.cached_kb:.1f} KB replayed, "
                     f"{done.cpu_ms:.1f} ms CPU, {done.activities:g} activities per workflow",
                     flush=True,
                 )
@@ -209,11 +208,11 @@ def figures(measured: dict[str, list[Step]], n: int, rounds: int) -> dict[str, A
     cached = {k: median(k, "cached_kb") for k in KINDS}
     cpu = {k: median(k, "cpu_ms") for k in KINDS}
     return {
-        "memory_ratio": round(cached["onboarding"] / cached["bare_waiting"], 2),
+        "memory_ratio": round(rss["onboarding"] / rss["bare_waiting"], 2),
+        "replayed_memory_ratio": round(cached["onboarding"] / cached["bare_waiting"], 2),
         "cpu_ratio": round(cpu["onboarding"] / cpu["bare_starting"], 2),
-        "starting_memory_ratio": round(rss["onboarding"] / rss["bare_waiting"], 2),
-        "onboarding_cached_kb": cached["onboarding"],
-        "bare_waiting_cached_kb": cached["bare_waiting"],
+        "onboarding_replayed_kb": cached["onboarding"],
+        "bare_waiting_replayed_kb": cached["bare_waiting"],
         "onboarding_rss_kb": rss["onboarding"],
         "bare_waiting_rss_kb": rss["bare_waiting"],
         "onboarding_cpu_ms": cpu["onboarding"],
@@ -229,12 +228,12 @@ def table(f: dict[str, Any]) -> str:
         [
             "| figure, per workflow | bare SDK | onboarding | ratio | goal |",
             "|---|---|---|---|---|",
-            f"| worker RSS growth, loaded into a fresh worker's cache and waiting | "
-            f"{f['bare_waiting_cached_kb']} KB | {f['onboarding_cached_kb']} KB | "
-            f"`memory_ratio` {f['memory_ratio']} | <= 2 |",
-            f"| worker RSS growth, started and waiting (with what the start left behind) | "
+            f"| worker RSS growth, started and waiting in its cache | "
             f"{f['bare_waiting_rss_kb']} KB | {f['onboarding_rss_kb']} KB | "
-            f"`starting_memory_ratio` {f['starting_memory_ratio']} | - |",
+            f"`memory_ratio` {f['memory_ratio']} | <= 2 |",
+            f"| worker RSS growth, replayed into a restarted worker's cache | "
+            f"{f['bare_waiting_replayed_kb']} KB | {f['onboarding_replayed_kb']} KB | "
+            f"`replayed_memory_ratio` {f['replayed_memory_ratio']} | <= 2 |",
             f"| worker CPU, start to rest ({f['activities_per_start']:g} activities) | "
             f"{f['bare_starting_cpu_ms']} ms | {f['onboarding_cpu_ms']} ms | "
             f"`cpu_ratio` {f['cpu_ratio']} | <= 2 |",
