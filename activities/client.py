@@ -10,15 +10,23 @@ talks to the local dev server on localhost:7233, namespace `default`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import temporalio.client
+from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.codec import CodecSettings, EncryptionCodec
+from activities.pinning import PlaybookContentCodec, ReferencingPayloadConverter
+from activities.settings import StoreSettings
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -54,17 +62,43 @@ def namespace() -> str:
     return str(connect_config()["namespace"])
 
 
-def data_converter(settings: CodecSettings | None = None) -> DataConverter:
-    """Pydantic JSON; encrypted when `ONBOARDING_CODEC_KEYS` is set (see activities/codec.py).
+class _Codecs(PayloadCodec):
+    """Codecs in turn: encoding by the first, then the next; decoding the other way."""
+
+    def __init__(self, *codecs: PayloadCodec) -> None:
+        self._codecs = codecs
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for codec in self._codecs:
+            payloads = await codec.encode(payloads)
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for codec in reversed(self._codecs):
+            payloads = await codec.decode(payloads)
+        return list(payloads)
+
+
+def data_converter(
+    settings: CodecSettings | None = None, *, records_url: str | None = None
+) -> DataConverter:
+    """Pydantic JSON, pinned playbooks by reference, their content in the records store at
+    `records_url` (default `ONBOARDING_RECORDS_URL`; activities/pinning.py); encrypted when
+    `ONBOARDING_CODEC_KEYS` is set (activities/codec.py): references are found before
+    encryption and after decryption.
 
     With encryption, failure messages and stack traces are encrypted too: an SMTP error or
     a rejected update can quote a contact's address."""
-    codec = EncryptionCodec.from_settings(settings or CodecSettings())
-    if codec is None:
-        return pydantic_data_converter
+    pinning = PlaybookContentCodec(records_url or StoreSettings().records_url)
+    encryption = EncryptionCodec.from_settings(settings or CodecSettings())
+    referencing = dataclasses.replace(
+        pydantic_data_converter, payload_converter_class=ReferencingPayloadConverter
+    )
+    if encryption is None:
+        return dataclasses.replace(referencing, payload_codec=pinning)
     return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
+        referencing,
+        payload_codec=_Codecs(pinning, encryption),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

@@ -160,9 +160,12 @@ def test_bad_keys_are_refused_naming_the_entry_without_printing_keys(
     assert b64(NEW_KEY) not in str(caught.value)
 
 
-def test_without_keys_payloads_stay_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_keys_payloads_stay_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ONBOARDING_CODEC_KEYS", raising=False)
-    assert data_converter().payload_codec is None
+    converter = data_converter()
+    [sent] = await converter.encode([{"name": "Cara Champion", "email": "cara@acme.test"}])
+    assert sent.metadata["encoding"] == b"json/plain"
+    assert b"cara@acme.test" in sent.data
 
 
 # --------------------------------------------------------------------------- history

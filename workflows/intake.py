@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         HubSpotContactRef,
         HubSpotDealRef,
         HubSpotDealStage,
-        Playbook,
+        PinnedPlaybook,
         StartOptions,
         workflow_id_for,
     )
@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
 
 class HubSpotIntake(BaseModel):
     ref: HubSpotDealRef
-    playbook: Playbook = Field(description="Pinned when the webhook arrived")
+    playbook: PinnedPlaybook = Field(description="Pinned when the webhook arrived")
     options: StartOptions = Field(default_factory=StartOptions)
 
 
