@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities import Settings, activities_for
 from activities.money import FxRates
-from activities.records.schema import assignment, customer_link, onboarding
+from activities.records.schema import assignment, customer_link, onboarding, playbook_content
 from activities.records.store import RecordStore
 from starter.app import create_app
 from starter.devserver import free_port, register_search_attributes
@@ -79,7 +79,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStor
 
     def empty() -> None:
         with opened.engine.begin() as conn:
-            for table in (onboarding, customer_link, assignment):
+            for table in (onboarding, customer_link, assignment, playbook_content):
                 conn.execute(delete(table))
 
     empty()  # other tests share the session's PostgreSQL server

@@ -451,9 +451,14 @@ class RecordStore:
         changed: the key is the content's hash). Safe from several processes at once."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         row = {"sha256": sha256, "version": version, "content": content, "stored_at": now}
-        insert = dialect.insert(playbook_content).values(row).on_conflict_do_nothing()
+        insert = (
+            dialect.insert(playbook_content)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(playbook_content.c.sha256)
+        )
         with self.engine.begin() as conn:
-            return bool(conn.execute(insert).rowcount)
+            return conn.execute(insert).first() is not None
 
     def playbook_content(self, sha256: str) -> str | None:
         """The content stored under `sha256` (`store_playbook`), or None."""
