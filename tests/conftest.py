@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
+from activities.client import data_converter
 from activities.money import FxRates
 from activities.records.schema import assignment, customer_link, onboarding, playbook_content
 from activities.records.store import RecordStore
@@ -175,7 +176,7 @@ def hypothesis_shows_examples(monkeypatch: pytest.MonkeyPatch) -> None:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real dev server (in memory) for the ingress and end-to-end tests."""
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),  # as the service's processes: playbooks by reference
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=list(sa.ALL),
         dev_server_log_level="error",

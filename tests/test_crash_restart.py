@@ -37,7 +37,6 @@ from typing import Any
 import pytest
 import temporalio.client
 from temporalio.client import WorkflowQueryFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
@@ -205,11 +204,13 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
     server = await start_dev_server(
         port=free_port(), ui_port=free_port(), db_path=tmp_path / "temporal.db", headless=True
     )
     slack = SlackWebhook()
+    # The workers' records store (`process_env`): the pinned playbook's content is there.
+    monkeypatch.setenv("ONBOARDING_RECORDS_URL", f"sqlite:///{tmp_path / 'records.db'}")
     try:
         client = await connect(address=server.address, namespace="default")
         stack = Stack(server=server, client=client, tmp=tmp_path, slack=slack)
@@ -435,7 +436,7 @@ async def assert_replayable(stack: Stack, onboardings: list[Onboarding]) -> None
     """Each history replays against the code that wrote it: a worker that restarts (or
     evicts the run from its cache) can carry on with every onboarding."""
     replayer = Replayer(
-        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=pydantic_data_converter
+        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=stack.client.data_converter
     )
     failures = {}
     for o in onboardings:
