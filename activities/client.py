@@ -114,10 +114,13 @@ async def connect(
     namespace: str | None = None,
     *,
     runtime: Runtime | None = None,
+    records_url: str | None = None,
 ) -> temporalio.client.Client:
-    """A client with the service's data converter; raises `ConnectError` when unreachable."""
+    """A client with the service's data converter (pinned playbooks' content in the
+    records store at `records_url`, default `ONBOARDING_RECORDS_URL`); raises
+    `ConnectError` when unreachable."""
     config = connect_config(address, namespace)
-    converter = data_converter()
+    converter = data_converter(records_url=records_url)
     try:
         return await temporalio.client.Client.connect(
             **config, data_converter=converter, runtime=runtime

@@ -204,15 +204,15 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     server = await start_dev_server(
         port=free_port(), ui_port=free_port(), db_path=tmp_path / "temporal.db", headless=True
     )
     slack = SlackWebhook()
-    # The workers' records store (`process_env`): the pinned playbook's content is there.
-    monkeypatch.setenv("ONBOARDING_RECORDS_URL", f"sqlite:///{tmp_path / 'records.db'}")
     try:
-        client = await connect(address=server.address, namespace="default")
+        # The workers' records store (`process_env`): the pinned playbook's content is there.
+        records = f"sqlite:///{tmp_path / 'records.db'}"
+        client = await connect(address=server.address, namespace="default", records_url=records)
         stack = Stack(server=server, client=client, tmp=tmp_path, slack=slack)
         try:
             yield stack
