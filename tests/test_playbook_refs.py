@@ -310,10 +310,16 @@ async def test_a_continued_run_starts_from_a_reference_and_keeps_its_progress(
     deal = make_deal(close_date=await by_reference.now(), **TIER_DEALS["tech_touch"])
     handle = await by_reference.start(deal, max_history_events=100)
     latest = by_reference.env.client.get_workflow_handle(deal.workflow_id)
-    for i in range(40):
-        batch = ProductEventBatch(events=[ProductEvent(event_id=f"ev-{i}", name="user_invited")])
-        await latest.signal(AccountOnboarding.product_events, batch)
-    st = await until(latest, lambda st: st.event_counts.get("user_invited") == 40)
+    # Each signal adds at least one event: these take the run past its limit.
+    sent = 110
+    for i in range(sent):
+        event = ProductEvent(event_id=f"ev-{i}", name="user_invited")
+        await latest.signal(AccountOnboarding.product_events, ProductEventBatch(events=[event]))
+    for _ in range(200):
+        if (await latest.describe()).run_id != handle.first_execution_run_id:
+            break
+        await asyncio.sleep(0.05)
+    st = await until(latest, lambda st: st.event_counts.get("user_invited") == sent)
     assert st.playbook_version == playbook.version
     runs = await run_histories(by_reference.env.client, handle)
     assert len(runs) >= 2
