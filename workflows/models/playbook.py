@@ -1303,8 +1303,9 @@ def _by_reference(
     context = info.context
     if not isinstance(context, dict) or context.get("playbook") != "reference":
         return serialize(playbook)
-    ref = playbook_ref(playbook)
-    return {PLAYBOOK_REF: {"version": ref.version, "sha256": ref.sha256}}
+    # The shared playbook's key is known (no dump, no hash): the usual case, every start.
+    key = _key_of(playbook) or playbook_ref(playbook).sha256
+    return {PLAYBOOK_REF: {"version": playbook.version, "sha256": key}}
 
 
 # A playbook pinned in a workflow's input or message: shared as `shared_playbook` says,
