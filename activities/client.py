@@ -10,24 +10,23 @@ talks to the local dev server on localhost:7233, namespace `default`.
 from __future__ import annotations
 
 import dataclasses
-import functools
+from collections.abc import Sequence
 from typing import Any
 
 import temporalio.client
-from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
-    CompositePayloadConverter,
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
-    DefaultPayloadConverter,
-    JSONPlainPayloadConverter,
+    PayloadCodec,
 )
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.codec import CodecSettings, EncryptionCodec
+from activities.converter import CONVERTER, ReferencingPayloadConverter
+from activities.pinning import PlaybookContentCodec
+from activities.settings import StoreSettings
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -63,55 +62,43 @@ def namespace() -> str:
     return str(connect_config()["namespace"])
 
 
-def _type_adapter(type_hint: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(type_hint)
+class _Codecs(PayloadCodec):
+    """Codecs in turn: encoding by the first, then the next; decoding the other way."""
+
+    def __init__(self, *codecs: PayloadCodec) -> None:
+        self._codecs = codecs
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for codec in self._codecs:
+            payloads = await codec.encode(payloads)
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for codec in reversed(self._codecs):
+            payloads = await codec.decode(payloads)
+        return list(payloads)
 
 
-# One cache for the process: the SDK's converter keeps its own per converter, and the
-# worker makes a converter per workflow, so each cached onboarding held its own adapters
-# (about 6 KB) and each new one built them again.
-_shared_type_adapter = functools.lru_cache(maxsize=1024)(_type_adapter)
-
-
-class _JsonConverter(PydanticJSONPlainPayloadConverter):
-    """The SDK's pydantic JSON converter, with the process's `TypeAdapter`s."""
-
-    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
-        hint = Any if type_hint is None else type_hint
-        try:
-            adapter = _shared_type_adapter(hint)
-        except TypeError:  # an unhashable hint: not cached
-            adapter = TypeAdapter(hint)
-        return adapter.validate_json(payload.data)
-
-
-class PayloadConverter(CompositePayloadConverter):
-    """The SDK's `PydanticPayloadConverter` (JSON through pydantic), sharing the
-    process's `TypeAdapter`s between the converters the worker makes per workflow."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            *(
-                _JsonConverter() if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
-
-
-CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
-
-
-def data_converter(settings: CodecSettings | None = None) -> DataConverter:
-    """Pydantic JSON; encrypted when `ONBOARDING_CODEC_KEYS` is set (see activities/codec.py).
+def data_converter(
+    settings: CodecSettings | None = None, *, records_url: str | None = None
+) -> DataConverter:
+    """Pydantic JSON, pinned playbooks by reference, their content in the records store at
+    `records_url` (default `ONBOARDING_RECORDS_URL`; activities/pinning.py); encrypted when
+    `ONBOARDING_CODEC_KEYS` is set (activities/codec.py): references are found before
+    encryption and after decryption.
 
     With encryption, failure messages and stack traces are encrypted too: an SMTP error or
     a rejected update can quote a contact's address."""
-    codec = EncryptionCodec.from_settings(settings or CodecSettings())
-    if codec is None:
-        return CONVERTER
+    pinning = PlaybookContentCodec(records_url or StoreSettings().records_url)
+    encryption = EncryptionCodec.from_settings(settings or CodecSettings())
+    referencing = dataclasses.replace(
+        CONVERTER, payload_converter_class=ReferencingPayloadConverter
+    )
+    if encryption is None:
+        return dataclasses.replace(referencing, payload_codec=pinning)
     return dataclasses.replace(
-        CONVERTER,
-        payload_codec=codec,
+        referencing,
+        payload_codec=_Codecs(pinning, encryption),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
@@ -127,10 +114,13 @@ async def connect(
     namespace: str | None = None,
     *,
     runtime: Runtime | None = None,
+    records_url: str | None = None,
 ) -> temporalio.client.Client:
-    """A client with the service's data converter; raises `ConnectError` when unreachable."""
+    """A client with the service's data converter (pinned playbooks' content in the
+    records store at `records_url`, default `ONBOARDING_RECORDS_URL`); raises
+    `ConnectError` when unreachable."""
     config = connect_config(address, namespace)
-    converter = data_converter()
+    converter = data_converter(records_url=records_url)
     try:
         return await temporalio.client.Client.connect(
             **config, data_converter=converter, runtime=runtime

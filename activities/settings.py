@@ -57,7 +57,19 @@ def closed_won_stages(crm: str, default: str) -> Any:
     )
 
 
-class SharedSettings(BaseSettings):
+class StoreSettings(BaseSettings):
+    """Where the onboarding records store is: every process that talks to Temporal reads
+    it too, since the pinned playbooks' content lives there (`activities.pinning`)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, populate_by_name=True)
+
+    records_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / '.data' / 'records.db'}",
+        description="The onboarding records store: sqlite:///path or postgresql://...",
+    )
+
+
+class SharedSettings(StoreSettings):
     """What the worker and the ingress both read: HubSpot's CRM API (the deal fetch, and
     the deal pipelines: which stage ids are closed-won or closed-lost) and the exchange
     rates every inbound deal is counted with, the onboarding records store (written by
@@ -101,11 +113,6 @@ class SharedSettings(BaseSettings):
     fx_rates: Path = Field(
         default=DEFAULT_FX_RATES, description="Dated exchange rates for deals not in USD"
     )
-    records_url: str = Field(
-        default_factory=lambda: f"sqlite:///{Path.cwd() / '.data' / 'records.db'}",
-        description="The onboarding records store: sqlite:///path or postgresql://...",
-    )
-
     workflow_sandbox: bool = Field(
         default=False,
         description="Run workflow code in the SDK's sandbox, which imports the workflow's "

@@ -255,7 +255,7 @@ async def stack(
                     yield (
                         Stack(
                             server=server,
-                            client=await connect(address=server.address),
+                            client=await connect(address=server.address, records_url=records_url),
                             http=http,
                             playbook=load_playbook(),
                             webhook_secret=webhook_secret,

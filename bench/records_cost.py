@@ -41,7 +41,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from activities.records.store import RecordStore
 from starter.devserver import register_search_attributes
 from workflows import contract

@@ -22,9 +22,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
-from activities.client import CONVERTER
+from activities.client import data_converter
+from activities.converter import CONVERTER
 from activities.money import FxRates
-from activities.records.schema import assignment, customer_link, onboarding
+from activities.records.schema import assignment, customer_link, onboarding, playbook_content
 from activities.records.store import RecordStore
 from starter.app import create_app
 from starter.devserver import free_port, register_search_attributes
@@ -94,7 +95,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStor
 
     def empty() -> None:
         with opened.engine.begin() as conn:
-            for table in (onboarding, customer_link, assignment):
+            for table in (onboarding, customer_link, assignment, playbook_content):
                 conn.execute(delete(table))
 
     empty()  # other tests share the session's PostgreSQL server
@@ -190,7 +191,7 @@ def hypothesis_shows_examples(monkeypatch: pytest.MonkeyPatch) -> None:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real dev server (in memory) for the ingress and end-to-end tests."""
     environment = await WorkflowEnvironment.start_local(
-        data_converter=CONVERTER,
+        data_converter=data_converter(),  # as the service's processes: playbooks by reference
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=list(sa.ALL),
         dev_server_log_level="error",

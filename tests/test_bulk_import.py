@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from starter.bulk import (
     CSV_COLUMNS,
     ImportFileError,

@@ -27,8 +27,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings, activities_for
-from activities.client import CONVERTER, data_converter
+from activities.client import data_converter
 from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
+from activities.converter import CONVERTER
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
 from starter.devserver import register_search_attributes
@@ -159,9 +160,12 @@ def test_bad_keys_are_refused_naming_the_entry_without_printing_keys(
     assert b64(NEW_KEY) not in str(caught.value)
 
 
-def test_without_keys_payloads_stay_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_keys_payloads_stay_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ONBOARDING_CODEC_KEYS", raising=False)
-    assert data_converter().payload_codec is None
+    converter = data_converter()
+    [sent] = await converter.encode([{"name": "Cara Champion", "email": "cara@acme.test"}])
+    assert sent.metadata["encoding"] == b"json/plain"
+    assert b"cara@acme.test" in sent.data
 
 
 # --------------------------------------------------------------------------- history

@@ -40,7 +40,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from activities.client import CONVERTER, connect
+from activities.client import connect
 from activities.records.store import RecordStore
 from activities.starting import deliver_deal
 from starter.devserver import DevServer, free_port, start_dev_server
@@ -210,7 +210,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     )
     slack = SlackWebhook()
     try:
-        client = await connect(address=server.address, namespace="default")
+        # The workers' records store (`process_env`): the pinned playbook's content is there.
+        records = f"sqlite:///{tmp_path / 'records.db'}"
+        client = await connect(address=server.address, namespace="default", records_url=records)
         stack = Stack(server=server, client=client, tmp=tmp_path, slack=slack)
         try:
             yield stack
@@ -433,7 +435,9 @@ async def assert_records_kept(
 async def assert_replayable(stack: Stack, onboardings: list[Onboarding]) -> None:
     """Each history replays against the code that wrote it: a worker that restarts (or
     evicts the run from its cache) can carry on with every onboarding."""
-    replayer = Replayer(workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=CONVERTER)
+    replayer = Replayer(
+        workflows=[AccountOnboarding, HubSpotDealIntake], data_converter=stack.client.data_converter
+    )
     failures = {}
     for o in onboardings:
         history = await stack.client.get_workflow_handle(o.workflow_id).fetch_history()

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from starter.cli import app

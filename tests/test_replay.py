@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from tests.support.histories import HISTORIES
 from workflows.intake import HubSpotDealIntake
 from workflows.onboarding import AccountOnboarding

@@ -21,7 +21,7 @@ from temporalio.worker import (
 )
 
 from activities import Settings, activities_for
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from tests.support.deals import make_deal
 from workflows.models import ClosedWonDeal, DealDelivery, OnboardingInput, Playbook
 from workflows.onboarding import AccountOnboarding

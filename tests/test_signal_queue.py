@@ -118,7 +118,7 @@ async def test_the_next_signal_looks_after_its_requests_came_while_the_last_is_o
     await first
     assert [a.outcome for a in second] == ["accepted"]
     (_, _, first_signal), (_, _, second_look) = (
-        [t for t in temporal.timeline if t[0] == "signal"][0],
+        next(t for t in temporal.timeline if t[0] == "signal"),
         [t for t in temporal.timeline if t[0] == "look"][1],
     )
     # Asked after the second request came, before the first signal was taken.

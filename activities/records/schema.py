@@ -12,6 +12,7 @@ figures are SQL aggregates.
 link per account at most, kept when revoked so a revoked link stays refused.
 `assignment` holds who each onboarding's CSM and implementation specialist were given
 to, written when they are picked (before the record says so), for the loads (rules §7).
+`playbook_content` holds the content of every pinned playbook, by its sha256.
 """
 
 from __future__ import annotations
@@ -214,4 +215,17 @@ assignment = sa.Table(
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("claimed_at", UtcDateTime, nullable=False),
     sa.Index("ix_assignment_person", "person"),
+)
+
+# The pinned playbooks' content (README *Where the pinned playbook lives*): Temporal keeps
+# a reference (`workflows.models.playbook.PlaybookRef`) instead of each onboarding's own
+# copy; `activities.pinning` stores the content here once per playbook and loads it where
+# a reference arrives. Written once, never changed (the key is the content's sha256).
+playbook_content = sa.Table(
+    "playbook_content",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("stored_at", UtcDateTime, nullable=False),
 )

@@ -6,6 +6,8 @@ URL setting), its schema kept by Alembic migrations.
     store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
+    store.store_playbook(sha, "2026.12.3", content, now)  # a pinned playbook, once
+    store.playbook_content(sha)   # its content (Playbook JSON) | None
     with store.assigning(now) as a:  # one assignment at a time (rules §7)
         a.loads(["technical_setup"], "001...")  # {"ann@...": Load(high_touch=9)}
         a.claim(Seat("001...", 1, StaffRole.CSM), Tier.HIGH_TOUCH, "ann@...")
@@ -41,6 +43,7 @@ from activities.records.schema import (
     escalation,
     milestone,
     onboarding,
+    playbook_content,
     program,
     role_activation,
     tier_change,
@@ -439,6 +442,30 @@ class RecordStore:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ASSIGNMENT_LOCK)))
             yield Assigning(conn, now)
             conn.commit()
+
+    # ------------------------------------------------------------------ pinned playbooks
+
+    def store_playbook(self, sha256: str, version: str, content: str, now: datetime) -> bool:
+        """Keep a pinned playbook's `content` (its `Playbook.model_dump_json()`) under its
+        `sha256`, stored `now`; False when the store has it already (written once, never
+        changed: the key is the content's hash). Safe from several processes at once."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        row = {"sha256": sha256, "version": version, "content": content, "stored_at": now}
+        insert = (
+            dialect.insert(playbook_content)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(playbook_content.c.sha256)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(insert).first() is not None
+
+    def playbook_content(self, sha256: str) -> str | None:
+        """The content stored under `sha256` (`store_playbook`), or None."""
+        query = sa.select(playbook_content.c.content).where(playbook_content.c.sha256 == sha256)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
 
     # ------------------------------------------------------------------ progress links
 

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import Settings
-from activities.client import CONVERTER
+from activities.converter import CONVERTER
 from starter.devserver import free_port
 from worker import build_worker
 

@@ -17,8 +17,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidatorFunctionWrapHandler,
+    WrapSerializer,
     WrapValidator,
     field_validator,
     model_validator,
@@ -1173,9 +1176,67 @@ class Playbook(BaseModel):
 # Every pinned playbook the process holds, by content: the onboardings pinned to one
 # playbook share one (frozen) object instead of a copy each (README *Worker cost*).
 _PINNED: weakref.WeakValueDictionary[str, Playbook] = weakref.WeakValueDictionary()
-# The same objects by `id()`: a playbook that is already the shared one is known at once.
-_PINNED_BY_ID: weakref.WeakValueDictionary[int, Playbook] = weakref.WeakValueDictionary()
-_PINNED_LOCK = threading.Lock()
+# The same objects by `id()`, with their key: a playbook that is already the shared one is
+# known at once, and so is the key its reference names (no JSON dump, no hash).
+_KEYS: dict[int, tuple[weakref.ref[Playbook], str]] = {}
+# Reentrant: a weakref callback (`_forget`) may run inside the lock when a collection
+# happens there.
+_PINNED_LOCK = threading.RLock()
+
+# The `info.context` a payload converter serializes with to send pinned playbooks by
+# reference (`PinnedPlaybook`): `activities.client.data_converter` does.
+BY_REFERENCE = {"playbook": "reference"}
+# The key of a pinned playbook's reference in JSON: `{"playbook_ref": {...}}`.
+PLAYBOOK_REF = "playbook_ref"
+
+
+class PlaybookRef(BaseModel):
+    """A pinned playbook by content address, as Temporal keeps it:
+    `{"playbook_ref": {"version": "2026.12.3", "sha256": "<64 hex>"}}`. `sha256` is the
+    hash of the playbook's JSON (`Playbook.model_dump_json()`), the key of
+    `shared_playbook` and of the records store's `playbook_content` table; not the file's
+    `content_hash`. Content-addressed, a reference never changes meaning: replay reads
+    the same playbook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class PlaybookNotHeld(ValueError):
+    """A reference names a playbook whose content this process does not hold; the
+    message names its version and hash and what to do."""
+
+    def __init__(self, ref: PlaybookRef) -> None:
+        self.ref = ref
+        super().__init__(
+            f"playbook {ref.version} (sha256 {ref.sha256}) is pinned by reference and this "
+            "process does not hold its content: connect through "
+            "activities.client.data_converter(), whose codec loads it from the records store "
+            "(ONBOARDING_RECORDS_URL), where the process that started the onboarding stored it"
+        )
+
+
+def _key_of(playbook: Playbook) -> str | None:
+    entry = _KEYS.get(id(playbook))
+    return entry[1] if entry is not None and entry[0]() is playbook else None
+
+
+def _forget(ref: weakref.ref[Playbook], ident: int) -> None:
+    with _PINNED_LOCK:
+        if (entry := _KEYS.get(ident)) is not None and entry[0] is ref:
+            del _KEYS[ident]
+
+
+def _register(playbook: Playbook, key: str) -> Playbook:
+    """The process's one playbook under `key` (`playbook` when it is the first)."""
+    with _PINNED_LOCK:
+        shared = _PINNED.setdefault(key, playbook)
+        if _key_of(shared) is None:
+            ident = id(shared)
+            _KEYS[ident] = (weakref.ref(shared, lambda r: _forget(r, ident)), key)
+        return shared
 
 
 def shared_playbook(playbook: Playbook) -> Playbook:
@@ -1184,23 +1245,85 @@ def shared_playbook(playbook: Playbook) -> Playbook:
     shared only when every value is the same, whatever their `content_hash` says; kept
     while some onboarding holds it. Safe to share: a `Playbook` is frozen (assigning
     a field raises `pydantic.ValidationError`), and no rule changes one."""
-    if _PINNED_BY_ID.get(id(playbook)) is playbook:
+    if _key_of(playbook) is not None:
         return playbook
     key = hashlib.sha256(playbook.model_dump_json().encode()).hexdigest()
-    with _PINNED_LOCK:
-        shared = _PINNED.setdefault(key, playbook)
-        _PINNED_BY_ID[id(shared)] = shared
-        return shared
+    return _register(playbook, key)
+
+
+def playbook_ref(playbook: Playbook) -> PlaybookRef:
+    """`playbook`'s reference (it becomes the shared one when no equal one is)."""
+    shared = shared_playbook(playbook)
+    key = _key_of(shared)
+    assert key is not None  # registered by shared_playbook, and alive
+    return PlaybookRef(version=shared.version, sha256=key)
+
+
+def held_playbook(sha256: str) -> Playbook | None:
+    """The playbook this process holds under `sha256` (`PlaybookRef.sha256`), if any."""
+    return _PINNED.get(sha256)
+
+
+def pin_content(sha256: str, content: str) -> Playbook:
+    """The shared playbook of `content` (a `Playbook.model_dump_json()`, as the records
+    store keeps it) under its key `sha256`. Raises ValueError naming the hash when the
+    content is not what the hash says, or not a playbook (the reason)."""
+    if (held := held_playbook(sha256)) is not None:
+        return held
+    actual = hashlib.sha256(content.encode()).hexdigest()
+    if actual != sha256:
+        raise ValueError(f"playbook content stored under sha256 {sha256} hashes to {actual}")
+    return _register(Playbook.model_validate_json(content), sha256)
 
 
 def _pinned(value: object, validate: ValidatorFunctionWrapHandler) -> Playbook:
     """`shared_playbook` of the validated `value`; the shared playbook itself passes as
     it is (it was validated when it was pinned, and it is frozen): an ingress pins its
-    one playbook into every start without checking and hashing it each time."""
-    if isinstance(value, Playbook) and _PINNED_BY_ID.get(id(value)) is value:
+    one playbook into every start without checking and hashing it each time. A reference
+    (`PlaybookRef`) is the shared playbook it names; raises `PlaybookNotHeld` when this
+    process does not hold it."""
+    if isinstance(value, Playbook) and _key_of(value) is not None:
         return value
+    if isinstance(value, dict) and PLAYBOOK_REF in value:
+        ref = PlaybookRef.model_validate(value[PLAYBOOK_REF])
+        if len(value) > 1:
+            raise ValueError(f"{PLAYBOOK_REF}: a reference has no other keys beside it")
+        held = held_playbook(ref.sha256)
+        if held is None:
+            raise PlaybookNotHeld(ref)
+        return held
     return shared_playbook(validate(value))
 
 
-# A playbook pinned in a workflow's input or message: shared as `shared_playbook` says.
-PinnedPlaybook = Annotated[Playbook, WrapValidator(_pinned)]
+def _by_reference(
+    playbook: Playbook, serialize: SerializerFunctionWrapHandler, info: SerializationInfo
+) -> object:
+    """Under the `BY_REFERENCE` context, `{"playbook_ref": {...}}` (`PlaybookRef`);
+    otherwise the whole playbook."""
+    context = info.context
+    if not isinstance(context, dict) or context.get("playbook") != "reference":
+        return serialize(playbook)
+    # The shared playbook's key is known (no dump, no hash): the usual case, every start.
+    key = _key_of(playbook) or playbook_ref(playbook).sha256
+    return {PLAYBOOK_REF: {"version": playbook.version, "sha256": key}}
+
+
+# A playbook pinned in a workflow's input or message: shared as `shared_playbook` says,
+# and sent by reference when serialized under `BY_REFERENCE`.
+PinnedPlaybook = Annotated[
+    Playbook, WrapValidator(_pinned), WrapSerializer(_by_reference, when_used="json")
+]
+"""The worker keeps one copy of each pinned playbook, whatever the number of onboardings
+pinned to it (README *Worker cost*): a cached onboarding costs the worker a fraction of
+what it did when each held its own. The pin holds: a changed file is another playbook,
+and the onboardings that run keep theirs; nobody can change a shared one.
+
+Serialized for Temporal by `activities.client.data_converter`, it is a reference
+(`PlaybookRef`), resolved from this process's shared playbooks; its codec stores and
+loads the content in the records store's `playbook_content` (README *Where the pinned
+playbook lives*). Why a serialization context rather than a serializer that always
+writes the reference: only a process with that codec can make sure the content is
+stored, so a converter without it (`pydantic_data_converter`: the tests' workers, the
+recorded histories, other starters) keeps writing the whole playbook and its histories
+stay self-contained; and every other dump of these models (CLI output, HTTP answers,
+`model_dump_json()`) stays the readable playbook. Validation takes either form."""
