@@ -163,7 +163,7 @@ def test_the_rebuilt_plan_keeps_credit_and_carries_mapped_milestones() -> None:
 
     p = moved.progress
     plan = {m.id: m for m in p.milestones}
-    assert moved.playbook is NEXT
+    assert moved.playbook == NEXT  # its content (the process may share an equal copy)
     assert "first_training" not in plan
     training = plan["training_101"]
     assert (training.status, training.done_at) == (MilestoneStatus.DONE, T0 + 5 * DAY)
