@@ -8,8 +8,9 @@ service's (`python worker.py`) with N open onboardings, a third of each tier, cl
 `BareWaiting`, all in their workers' caches. Each round sends Q `status` queries, 16 in
 flight, to the onboardings in turn (answered as an `OnboardingStatus`, as the ingress
 reads it), and Q to the bare workflows (a small dict), the sides taking turns going
-first, and takes each side's latency p50 and p99. Goal (issue 13): the onboarding's p50
-at most 1.1x the bare query's (`query_p50_ratio`); `query_p99_ratio` is shown too.
+first, and takes each side's latency p50 and p99, and its worker process's CPU per query.
+Goal (issue 13): the onboarding's p50 at most 1.1x the bare query's (`query_p50_ratio`);
+`query_p99_ratio` is shown too.
 
 Medians of the rounds; ratios from the same run (the 2 cores are shared: compare ratios,
 not absolute figures, across runs). The last line printed is one JSON object.
@@ -58,17 +59,21 @@ async def run(n: int, q: int, rounds: int) -> dict[str, Any]:
         print(f"stack up: Temporal {s.server.address}", flush=True)
         ids = {kind: [f"sq-{kind}-{i}" for i in range(n)] for kind in KINDS}
         with (
-            worker_process("onboarding", env, log_dir),
-            worker_process("bare_waiting", env, log_dir),
+            worker_process("onboarding", env, log_dir) as onboarding_worker,
+            worker_process("bare_waiting", env, log_dir) as bare_worker,
         ):
+            workers = {"onboarding": onboarding_worker, "bare_waiting": bare_worker}
             for kind in KINDS:
                 await timed(starts(s, kind, ids[kind], 0), CONCURRENCY)
                 await settle_workflows(s.client, ids[kind], within=600)
                 await timed(queries(s, kind, ids[kind], n), CONCURRENCY)  # warm-up: one each
             measured: dict[str, list[Round]] = {k: [] for k in KINDS}
+            cpu_ms: dict[str, list[float]] = {k: [] for k in KINDS}
             for r in range(rounds):
                 for kind in KINDS[:: 1 if r % 2 == 0 else -1]:  # each side first in turn
+                    before = workers[kind].cpu_s()
                     measured[kind].append(await timed(queries(s, kind, ids[kind], q), CONCURRENCY))
+                    cpu_ms[kind].append(1000 * (workers[kind].cpu_s() - before) / q)
                 on, bare = measured["onboarding"][-1], measured["bare_waiting"][-1]
                 print(
                     f"round {r + 1}/{rounds}: p50 {on.percentile_ms(50):.1f} ms vs "
@@ -76,13 +81,19 @@ async def run(n: int, q: int, rounds: int) -> dict[str, Any]:
                     f"{bare.percentile_ms(99):.1f} ms",
                     flush=True,
                 )
-    return figures(measured, n, q, rounds)
+    return figures(measured, cpu_ms, n, q, rounds)
 
 
-def figures(measured: dict[str, list[Round]], n: int, q: int, rounds: int) -> dict[str, Any]:
+def figures(
+    measured: dict[str, list[Round]], cpu_ms: dict[str, list[float]], n: int, q: int, rounds: int
+) -> dict[str, Any]:
+    """The medians of the rounds and their ratios; the worker's CPU per query too (its
+    process, every thread), to tell the worker's share of the latency from the server's."""
+
     def median(kind: str, p: int) -> float:
         return round(statistics.median(r.percentile_ms(p) for r in measured[kind]), 2)
 
+    cpu = {k: round(statistics.median(cpu_ms[k]), 2) for k in KINDS}
     p50 = {k: median(k, 50) for k in KINDS}
     p99 = {k: median(k, 99) for k in KINDS}
     ratio = round(p50["onboarding"] / p50["bare_waiting"], 2)
@@ -93,6 +104,8 @@ def figures(measured: dict[str, list[Round]], n: int, q: int, rounds: int) -> di
         "bare_p50_ms": p50["bare_waiting"],
         "onboarding_p99_ms": p99["onboarding"],
         "bare_p99_ms": p99["bare_waiting"],
+        "onboarding_worker_cpu_ms": cpu["onboarding"],
+        "bare_worker_cpu_ms": cpu["bare_waiting"],
         "onboardings": n,
         "queries": q,
         "concurrency": CONCURRENCY,
@@ -113,6 +126,8 @@ def table(f: dict[str, Any]) -> str:
             f"<= {GOAL:g} |",
             f"| `status` query p99 | {f['bare_p99_ms']} ms | {f['onboarding_p99_ms']} ms | "
             f"`query_p99_ratio` {f['query_p99_ratio']} | - |",
+            f"| the worker's CPU per query | {f['bare_worker_cpu_ms']} ms | "
+            f"{f['onboarding_worker_cpu_ms']} ms | - | - |",
         ]
     )
 
