@@ -1,17 +1,14 @@
-"""The bare SDK's side of `bench/worker_cost.py`, `bench/time_skipped.py` and
-`bench/status_query.py`: the least a workflow can be.
+"""The bare SDK's side of `bench/worker_cost.py` and `bench/status_query.py`: the least a
+workflow can be (`bench/bare_driven.py` has the one `bench/time_skipped.py` drives).
 
 - `BareWaiting` waits on a signal: what a cached open workflow costs the worker at least;
   its `status` query answers a small dict: what a query costs at least.
 - `BareStarting` runs `count` activities that do nothing, one after the other, then waits
   on a signal as well: what starting a workflow costs the worker at least.
-- `BareDriven` sleeps through timers, takes signals and runs activities that do nothing,
-  as many of each as an onboarding had: what a workflow driven through time costs at
-  least.
 
 Their own module (not the script's `__main__`), so the sandbox can load them per workflow
-as it loads `workflows.onboarding`. `bare_worker` is a worker of all three on the bare
-SDK: the default data converter, no codec, default cache and concurrency; `serve` runs it.
+as it loads `workflows.onboarding`. `serve` runs a worker of both on the bare SDK: the
+default data converter, no codec, default cache and concurrency.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from temporalio.worker import Worker
 TASK_QUEUE = "bench-bare"
 DONE = "done"
 STATUS = "status"  # as the onboarding's query is named
-REACHED = "reached"
 
 
 @workflow.defn
@@ -73,76 +69,17 @@ class BareStarting:
         self.done = True
 
 
-# A timer that is to fire comes due within the hour (before the next message, which the
-# driver sends days apart); one a message is to cancel is far off.
-FIRES, CANCELLED = timedelta(hours=1), timedelta(days=365)
-
-
-@workflow.defn
-class BareDriven:
-    def __init__(self) -> None:
-        self.received = self.handled = 0
-        self.timer: asyncio.Task[None] | None = None
-
-    @workflow.run
-    async def run(
-        self, account_id: str, timers: int, fires: int, messages: int, activities: int
-    ) -> str:
-        """Start `timers` timers, of which `fires` fire (the others are cancelled by the
-        message that comes before them), take `messages` signals, and run `activities`
-        activities spread evenly over the wake-ups (the start, each message, each timer
-        that fires); return once every message came and every timer that fires fired."""
-        wakes = 1 + messages + fires
-        wake = fired = armed = ran = 0
-        while True:
-            last = self.handled >= messages and fired >= fires
-            share = activities if last else (wake + 1) * activities // wakes
-            for _ in range(share - ran):
-                await workflow.execute_activity(
-                    nothing, account_id, start_to_close_timeout=timedelta(seconds=30)
-                )
-            ran = max(ran, share)
-            if last:
-                return account_id
-            wake += 1
-            # One timer armed per wake-up (none while a message waits: it would be
-            # cancelled before it started), those that fire first, then those cancelled.
-            self.timer = None
-            if not self._woken() and (fired < fires or armed < timers):
-                due = FIRES if fired < fires else CANCELLED
-                self.timer = asyncio.create_task(workflow.sleep(due))
-                armed += 1
-            await workflow.wait_condition(self._woken)
-            if self.timer is not None and self.timer.done():
-                fired += 1
-            elif self.timer is not None:
-                self.timer.cancel()
-            self.handled += self.received > self.handled
-
-    def _woken(self) -> bool:
-        return self.received > self.handled or (self.timer is not None and self.timer.done())
-
-    @workflow.signal(name=REACHED)
-    def reached(self) -> None:
-        self.received += 1
-
-
-def bare_worker(client: Client, task_queue: str = TASK_QUEUE) -> Worker:
-    """A worker of the bare workflows and their activity on `task_queue`."""
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[BareWaiting, BareStarting, BareDriven],
-        activities=[nothing],
-    )
-
-
 async def serve(address: str, namespace: str) -> None:
     """Poll `bench-bare` until SIGTERM / SIGINT; prints `worker started` once polling."""
     client = await Client.connect(address, namespace=namespace)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with bare_worker(client):
+    async with Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[BareWaiting, BareStarting],
+        activities=[nothing],
+    ):
         print("worker started", flush=True)
         await stop.wait()

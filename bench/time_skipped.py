@@ -15,7 +15,7 @@ workflow tests run them:
    2 days of skipped time each onboarding is told its next milestone reached (the
    `milestone_reached` signal, as the workflow tests send it), until the handoff; then
    each result.
-2. The bare SDK's worker (`bare_workflows.bare_worker`: the SDK's defaults) and
+2. The bare SDK's worker (`bare_driven.driven_worker`: the SDK's defaults) and
    N `BareDriven` workflows, each given what its onboarding of step 1 had in its history
    (timers started, timers fired, signals, activities scheduled), and sent its signals at
    the same moments of skipped time; then each result.
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 # The other bench modules: `python bench/time_skipped.py` puts bench/ first on sys.path.
-import bare_workflows
+import bare_driven
 import structlog
 from common import timed
 from records_cost import deal
@@ -203,20 +203,20 @@ async def bare(drives: Sequence[Drive], steps: Sequence[list[int]]) -> tuple[flo
     and what each had in its history."""
     env = await time_skipping(DataConverter.default)
     try:
-        async with bare_workflows.bare_worker(env.client, TASK_QUEUE):
+        async with bare_driven.driven_worker(env.client, TASK_QUEUE):
 
             def start(i: int, d: Drive) -> Start:
                 w = f"bare-{i:05d}"
                 args = [w, d.timers, d.fired, d.messages, d.activities]
                 return lambda: env.client.start_workflow(
-                    bare_workflows.BareDriven.run, args=args, id=w, task_queue=TASK_QUEUE
+                    bare_driven.BareDriven.run, args=args, id=w, task_queue=TASK_QUEUE
                 )
 
             began = time.perf_counter()
             handles = await started([start(i, d) for i, d in enumerate(drives)])
 
             def signal(h: WorkflowHandle[Any, Any]) -> Callable[[], Awaitable[object]]:
-                return lambda: h.signal(bare_workflows.REACHED)
+                return lambda: h.signal(bare_driven.REACHED)
 
             plans = [[(at, signal(h)) for at in s] for h, s in zip(handles, steps, strict=True)]
             await drive(env, handles, plans)
