@@ -8,13 +8,13 @@ never downloaded), one after the other, each with its worker in this process, as
 workflow tests run them:
 
 1. The service's worker (`worker.build_worker`: the log channel, a throwaway SQLite
-   records store; unsandboxed as in production, or with `--sandbox` in the SDK's
-   sandbox as the tests run it) and N onboardings, a third of each tier, closed at the
-   server's clock. They are driven as a happy customer and CSM drive them: the CSM
-   reports the kickoff call scheduled at once (the tiers whose plan has one), then every
-   2 days of skipped time each onboarding is told its next milestone reached (the
-   `milestone_reached` signal, as the workflow tests send it), until the handoff; then
-   each result.
+   records store, the service's data converter with the playbook by reference;
+   unsandboxed as in production, or with `--sandbox` in the SDK's sandbox as the tests
+   run it) and N onboardings, a third of each tier, closed at the server's clock. They
+   are driven as a happy customer and CSM drive them: the CSM reports the kickoff call
+   scheduled at once (the tiers whose plan has one), then every 2 days of skipped time
+   each onboarding is told its next milestone reached (the `milestone_reached` signal,
+   as the workflow tests send it), until the handoff; then each result.
 2. The bare SDK's worker (`bare_driven.driven_worker`: the SDK's defaults) and
    N `BareDriven` workflows, each given what its onboarding of step 1 had in its history
    (timers started, timers fired, signals, activities scheduled), and sent its signals at
@@ -56,7 +56,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
-from activities.client import CONVERTER
+from activities.client import data_converter
 from starter.devserver import register_search_attributes
 from worker import build_worker
 from workflows.models import ClosedWonDeal, MilestoneReport, OnboardingInput
@@ -166,12 +166,11 @@ async def onboardings(
 ) -> tuple[float, list[Drive], list[list[int]]]:
     """Step 1: the wall time, each onboarding's history counts and its messages' steps."""
     playbook = load_playbook()
-    settings = Settings(
-        notify_channels=["log"],
-        records_url=f"sqlite:///{folder / 'r.db'}",
-        workflow_sandbox=sandbox,
-    )
-    env = await time_skipping(CONVERTER)
+    records_url = f"sqlite:///{folder / 'r.db'}"
+    settings = Settings(notify_channels=["log"], records_url=records_url, workflow_sandbox=sandbox)
+    # As the service's processes convert: the pinned playbook by reference, its content
+    # in the records store.
+    env = await time_skipping(data_converter(records_url=records_url))
     try:
         async with build_worker(env.client, settings, task_queue=TASK_QUEUE):
             closed = await env.get_current_time()
