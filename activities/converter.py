@@ -62,19 +62,25 @@ def _with_json(json: JsonConverter) -> list[Any]:
     ]
 
 
+# The worker makes a payload converter for every activation and activity; these hold no
+# state of their own, so each is made once (a pydantic JSON converter builds a serializer).
+_PLAIN = _with_json(JsonConverter())
+_REFERENCING = _with_json(ReferencingJsonConverter())
+
+
 class PayloadConverter(CompositePayloadConverter):
     """The SDK's `PydanticPayloadConverter` with `JsonConverter` (a payload converter
     class needs a constructor without arguments)."""
 
     def __init__(self) -> None:
-        super().__init__(*_with_json(JsonConverter()))
+        super().__init__(*_PLAIN)
 
 
 class ReferencingPayloadConverter(CompositePayloadConverter):
     """`PayloadConverter`, pinned playbooks by reference."""
 
     def __init__(self) -> None:
-        super().__init__(*_with_json(ReferencingJsonConverter()))
+        super().__init__(*_REFERENCING)
 
 
 # Playbooks whole: for a process without the records store (see the module's docstring).
