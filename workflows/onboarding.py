@@ -150,7 +150,7 @@ class AccountOnboarding:
             await self._sleep_until_due_or_message()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._recorder.flush()
-        self._recorder.save(self.progress, self._status())  # the final state
+        self._recorder.save(self.progress, self._status)  # the final state
         await self._recorder.flush()
         following = expansion.next_onboarding(
             self._o(), self.deal_wait_days, self.max_history_events
@@ -166,7 +166,7 @@ class AccountOnboarding:
         asked, self._refresh_record = self._refresh_record, False
         if asked and not self._recorder.enabled():
             return True
-        self._recorder.save(self.progress, self._status(), again=asked)
+        self._recorder.save(self.progress, self._status, again=asked)
         return False
 
     def _wake(self) -> None:

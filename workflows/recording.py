@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import contract
     from workflows.models import OnboardingProgress, OnboardingStatus
     from workflows.models.record import OnboardingRecord, RecordSaved
-    from workflows.records import record_of, says_more
+    from workflows.records import record_of, what_it_says
 
 # workflow.patched() id of "the onboarding writes its record to the records store"
 # (added 2026-12-01). Runs that began before replay without it; `refresh_record` asks
@@ -34,7 +34,7 @@ class Recorder:
 
     def __init__(self, on_written: Callable[[], None]) -> None:
         self._on_written = on_written  # wakes the loop: a change may be waiting
-        self._last: OnboardingRecord | None = None
+        self._said: bytes | None = None  # what the last record written says
         self._in_flight: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -43,16 +43,22 @@ class Recorder:
         return workflow.patched(RECORDS)
 
     def save(
-        self, progress: OnboardingProgress, status: OnboardingStatus, *, again: bool = False
+        self,
+        progress: OnboardingProgress,
+        status: Callable[[], OnboardingStatus],
+        *,
+        again: bool = False,
     ) -> None:
         """Write the record if it says more than the last one written (or `again`) and
-        none is in flight (else the loop calls again when that one ends)."""
+        none is in flight (else the loop calls again when that one ends). `status` is
+        asked only then: building it is most of what a record costs."""
         if not self.enabled() or (self._in_flight is not None and not self._in_flight.done()):
             return
-        record = record_of(status, progress.record_revision + 1)
-        if not again and not says_more(self._last, record):
+        record = record_of(status(), progress.record_revision + 1)
+        said = what_it_says(record)
+        if not again and said == self._said:
             return
-        progress.record_revision, self._last = record.revision, record
+        progress.record_revision, self._said = record.revision, said
         self._in_flight = asyncio.create_task(self._write(record))
 
     async def _write(self, record: OnboardingRecord) -> None:
@@ -67,7 +73,7 @@ class Recorder:
                 err.cause or err,
                 extra={"account_id": record.account_id},
             )
-            self._last = None  # the next save writes it whole again
+            self._said = None  # the next save writes it whole again
         self._on_written()
 
     async def flush(self) -> None:

@@ -4,6 +4,8 @@ docs/rules.md)."""
 
 from __future__ import annotations
 
+import hashlib
+
 from workflows.models import AuditEntry, OnboardingStatus
 from workflows.models.record import OnboardingRecord, PauseSpan
 
@@ -78,14 +80,9 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
     )
 
 
-def says_more(before: OnboardingRecord | None, after: OnboardingRecord) -> bool:
-    """Whether `after` tells the store something `before` did not: any field but the
-    revision and the time differs."""
-    if before is None:
-        return True
-    same = {"revision", "as_of"}
-    return any(
-        getattr(before, f) != getattr(after, f)
-        for f in OnboardingRecord.model_fields
-        if f not in same
-    )
+def what_it_says(record: OnboardingRecord) -> bytes:
+    """A digest of everything `record` tells the store but its revision and time: two
+    records say the same exactly when their digests match. What the onboarding keeps of
+    the record it last wrote (32 bytes, not the record and its milestones)."""
+    told = record.model_dump_json(exclude={"revision", "as_of"})
+    return hashlib.sha256(told.encode()).digest()
