@@ -21,14 +21,13 @@ import pytest
 from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities import Settings, activities_for
 from activities.client import data_converter
-from activities.converter import ReferencingPayloadConverter
+from activities.converter import CONVERTER, ReferencingPayloadConverter
 from activities.pinning import PlaybookContentMissing
 from activities.records.store import RecordStore
 from starter.client import worker_catching_up
@@ -83,7 +82,7 @@ def test_temporal_gets_a_reference_and_people_the_playbook(playbook: Playbook) -
         "playbook_ref": {"version": playbook.version, "sha256": ref.sha256}
     }
     assert ref.sha256 == hashlib.sha256(playbook.model_dump_json().encode()).hexdigest()
-    [whole] = pydantic_data_converter.payload_converter.to_payloads([start])
+    [whole] = CONVERTER.payload_converter.to_payloads([start])
     assert len(whole.data) - len(sent.data) > 25_000
     # The worker reads it back as the process's one copy of that playbook.
     [read] = ReferencingPayloadConverter().from_payloads([sent], [OnboardingInput])
@@ -189,6 +188,9 @@ async def test_a_webhook_through_the_ingress_starts_an_onboarding_holding_a_refe
     # The worker here loaded it from the store: this process now holds that playbook.
     held = held_playbook(ref["sha256"])
     assert held is not None and held.name.startswith("Pinned by reference: ")
+    # Its history, references and all, replays as a restarted worker would replay it.
+    replayer = Replayer(workflows=[AccountOnboarding], data_converter=client.data_converter)
+    await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def test_a_reference_to_content_not_stored_waits_until_it_is(
@@ -209,9 +211,7 @@ async def test_a_reference_to_content_not_stored_waits_until_it_is(
             WORKFLOW_TYPE, start, id=deal.workflow_id, task_queue=TASK_QUEUE
         )
 
-    plain = await Client.connect(
-        client.service_client.config.target_host, data_converter=pydantic_data_converter
-    )
+    plain = await Client.connect(client.service_client.config.target_host, data_converter=CONVERTER)
     handle: WorkflowHandle[Any, Any] = await plain.start_workflow(
         WORKFLOW_TYPE, start, id=deal.workflow_id, task_queue=TASK_QUEUE
     )
