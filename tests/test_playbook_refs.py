@@ -34,7 +34,7 @@ from starter.client import worker_catching_up
 from starter.devserver import free_port, register_search_attributes
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.histories import run_histories
-from tests.support.ingress import WHSEC, deal_body, dumps, std_headers
+from tests.support.ingress import WHSEC, deal_body, dumps, std_headers, until_healthy
 from tests.support.onboardings import Onboardings, status, until
 from tests.support.temporal import BIN, process_env
 from tests.test_migration import NEXT, move
@@ -161,13 +161,7 @@ async def test_a_webhook_through_the_ingress_starts_an_onboarding_holding_a_refe
     account_id = f"acct-{uuid.uuid4().hex[:8]}"
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.ConnectError:
-                    pass
-                await asyncio.sleep(0.1)
+            await until_healthy(http, within=30)
             body = dumps(deal_body(account_id))
             answer = await http.post("/webhooks/deals", content=body, headers=std_headers(body))
             assert answer.status_code == 201, answer.text

@@ -230,6 +230,17 @@ def moved_to(text: str, day: date) -> str:
     )
 
 
+async def until_healthy(http: httpx.AsyncClient, within: float) -> None:
+    """Until the ingress at `http`'s base URL answers `/healthz` (at most `within` s)."""
+    for _ in range(round(within * 10)):
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.ConnectError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def served(client: Client, settings: IngressSettings) -> AsyncIterator[str]:
     """The real ingress app on real uvicorn at `settings.port`, until the block ends;
@@ -240,13 +251,7 @@ async def served(client: Client, settings: IngressSettings) -> AsyncIterator[str
     stop = asyncio.Event()
     task = asyncio.create_task(serve(client, stop, settings))
     async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(100):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    break
-            except httpx.ConnectError:
-                pass
-            await asyncio.sleep(0.1)
+        await until_healthy(http, within=10)
     try:
         yield url
     finally:
