@@ -443,7 +443,9 @@ async def assert_replayable(stack: Stack, onboardings: list[Onboarding]) -> None
         history = await stack.client.get_workflow_handle(o.workflow_id).fetch_history()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         if result.replay_failure is not None:
-            failures[o.name] = str(result.replay_failure)[:300]
+            kept = stack.tmp / f"{o.workflow_id}.history.json"  # to replay it again by hand
+            kept.write_text(history.to_json())
+            failures[o.name] = f"{str(result.replay_failure)[:300]} (history: {kept})"
     assert not failures, f"histories that no longer replay: {failures}"
 
 
