@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from activities.converter import JSON_PLAIN
 from activities.records.store import RecordStore
 from workflows.models import Playbook
 from workflows.models.playbook import PLAYBOOK_REF, held_playbook, pin_content
 
-JSON_PLAIN = b"json/plain"
 _MARKER = f'"{PLAYBOOK_REF}"'.encode()
 # A reference as pydantic writes it (`PlaybookRef`), spaces allowed (one typed by hand).
 _REF = re.compile(

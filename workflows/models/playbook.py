@@ -1300,8 +1300,7 @@ def _by_reference(
 ) -> object:
     """Under the `BY_REFERENCE` context, `{"playbook_ref": {...}}` (`PlaybookRef`);
     otherwise the whole playbook."""
-    context = info.context
-    if not isinstance(context, dict) or context.get("playbook") != "reference":
+    if info.context != BY_REFERENCE:
         return serialize(playbook)
     # The shared playbook's key is known (no dump, no hash): the usual case, every start.
     key = _key_of(playbook) or playbook_ref(playbook).sha256
