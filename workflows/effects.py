@@ -9,6 +9,9 @@ retries are spent is audited; it never fails the onboarding.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -29,6 +32,39 @@ with workflow.unsafe.imports_passed_through():
 # workflow.patched() id of "a pause holds back nudges and escalations to the customer,
 # not celebrations" (added 2026-12-01).
 PAUSE_HOLDS_NUDGES_ONLY = "pause-holds-nudges-only-2026-12-01"
+
+
+def together(outbox: Sequence[progress.Effect]) -> int:
+    """How many of `outbox`'s first effects may run at once, in one workflow task: at
+    least one. Sent one by one, each effect costs the onboarding a workflow task and the
+    server a round trip; the ones that do not read what another changes need not wait.
+
+    - A notification names the owner as it is when sent, so none joins after an owner's
+      assignment: it waits for the new owner.
+    - Two assignments of the same role would both read the same roster: they go one by one.
+    - The skip net's check judges the state the effects before it left, and credits
+      milestones: it runs alone.
+    """
+    roles: set[StaffRole] = set()
+    for n, effect in enumerate(outbox):
+        if isinstance(effect, progress.CheckSkip):
+            return max(n, 1)
+        if isinstance(effect, progress.AssignOwner):
+            if effect.role in roles:
+                return n
+            roles.add(effect.role)
+        elif roles:  # a notification after an assignment
+            return n
+    return len(outbox)
+
+
+async def run_together(
+    o: progress.Onboarding, wave: Sequence[progress.Effect], keep_times: progress.KeepTimes
+) -> list[progress.Changes]:
+    """Run `wave` (effects `together` allows) at once; what each changed, in its order."""
+    if len(wave) == 1:
+        return [await run(o, wave[0], keep_times)]
+    return list(await asyncio.gather(*(run(o, e, keep_times) for e in wave)))
 
 
 async def run(

@@ -90,6 +90,9 @@ EXPANSION_QUEUE = "expansion-queue-2026-12-01"
 # 2026-12-01): before it, the deal was answered "already onboarding" (or, an expansion,
 # queued behind the trial).
 TRIAL_CONVERSION = "trial-conversion-2026-12-01"
+# workflow.patched() id of "the outbox's independent effects run at once" (added
+# 2026-12-01, issue 13): before it, one activity after another.
+EFFECTS_TOGETHER = "effects-together-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -592,7 +595,11 @@ class AccountOnboarding:
             if self.progress.cancelled is not None:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
-            self._apply(await effects.run(self._o(), self.outbox.pop(0), self._times_kept))
+            # Patched: runs that began before sent one effect at a time, and must replay so.
+            n = effects.together(self.outbox) if workflow.patched(EFFECTS_TOGETHER) else 1
+            wave, self.outbox = self.outbox[:n], self.outbox[n:]
+            for changes in await effects.run_together(self._o(), wave, self._times_kept):
+                self._apply(changes)
 
     # ------------------------------------------------------------------ time
 

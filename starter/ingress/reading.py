@@ -19,9 +19,9 @@ from starter.ingress.state import IngressDep, ingress_of
 from starter.limits import BodyTooLarge, read_capped
 
 
-def reader(request: Request) -> None:
+async def reader(request: Request) -> None:
     """Customer data only for a valid token or sign-in (`starter.auth`), checked before
-    Temporal or the records store is asked."""
+    Temporal or the records store is asked (on the event loop: nothing in it blocks)."""
     refused = ingress_of(request).auth.refusal(request)
     if refused is not None:
         raise ApiError(refused.status, refused.error, refused.field, refused.reason)

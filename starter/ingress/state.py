@@ -73,4 +73,10 @@ def ingress_of(request: Request) -> Ingress:
     return ingress
 
 
-IngressDep = Annotated[Ingress, Depends(ingress_of)]
+async def _ingress(request: Request) -> Ingress:
+    # A dependency that is a plain function runs on a worker thread, a thread hop in
+    # every request; this one does nothing that blocks.
+    return ingress_of(request)
+
+
+IngressDep = Annotated[Ingress, Depends(_ingress)]
