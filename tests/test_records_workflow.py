@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -30,6 +31,7 @@ from workflows.models import (
     Playbook,
     Tier,
 )
+from workflows.models.record import OnboardingRecord, RecordSaved
 from workflows.onboarding import AccountOnboarding
 from workflows.recording import Recorder
 
@@ -159,3 +161,50 @@ async def test_an_onboarding_begun_before_records_records_once_asked(
         assert record.milestones[0].done_at == status.milestones[0].done_at
         assert record.audit == status.audit
         assert (await handle.describe()).run_id != first_run  # continued as new
+
+
+async def test_a_refresh_asked_while_a_write_is_on_its_way_is_written_after_it(
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+) -> None:
+    """`onboarding records backfill` signals `refresh_record`; one that arrives while the
+    onboarding's last write is still on its way is written when that write ends, not
+    lost. The first write is held (the real store's activity, behind a gate) until the
+    refresh has been taken."""
+    settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{tmp_path / 'r.db'}")
+    store = RecordStore.open(settings.records_url)
+    activities = activities_for(settings)
+    (real,) = (a for a in activities if getattr(a, "__name__", "") == "save_record")
+    gate, writes = asyncio.Event(), [0]
+
+    @activity.defn(name=contract.SAVE_RECORD.name)
+    async def held_save_record(record: OnboardingRecord) -> RecordSaved:
+        writes[0] += 1
+        await gate.wait()
+        saved: RecordSaved = await real(record)
+        return saved
+
+    others = [a for a in activities if a is not real]
+    deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])
+    async with Worker(
+        env.client,
+        task_queue="records-refresh",
+        workflows=[AccountOnboarding],
+        activities=[*others, held_save_record],
+        workflow_failure_exception_types=[Exception],
+    ):
+        handle = await env.client.start_workflow(
+            AccountOnboarding.run,
+            OnboardingInput(deal=deal, playbook=playbook),
+            id=deal.workflow_id,
+            task_queue="records-refresh",
+        )
+        for _ in range(200):  # the first write is on its way
+            if writes[0]:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(AccountOnboarding.refresh_record)
+        await handle.query(AccountOnboarding.status)  # the signal has been taken
+        gate.set()
+        second = await record_when(store, deal.account_id, lambda r: r.revision >= 2)
+    assert writes[0] == 2
+    assert second.account_id == deal.account_id

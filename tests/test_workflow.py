@@ -85,8 +85,10 @@ async def test_happy_path_reaches_handoff_with_full_health(
     value_day = 2 * (1 + [m.id for m in plan].index("first_value"))
     assert final.ttv.total_days == pytest.approx(value_day, abs=0.01)
     assert final.audit[-1].kind == "completed"
-    subjects = [r["subject"] for r in onboardings.sent(deal.account_id)]
-    assert subjects[0] == "Welcome aboard, Acme Corp"
+    sent = onboardings.sent(deal.account_id)
+    subjects = [r["subject"] for r in sent]
+    to_customer = [r["subject"] for r in sent if r["key"].endswith(":customer")]
+    assert to_customer[0] == "Welcome aboard, Acme Corp"  # the CSM's is sent at once with it
     assert "You're all set, Acme Corp!" in subjects
     assert "Acme Corp onboarding complete" in subjects
     assert (final.owner is None) == (tier is Tier.SELF_SERVE)

@@ -93,6 +93,9 @@ TRIAL_CONVERSION = "trial-conversion-2026-12-01"
 # workflow.patched() id of "the outbox's independent effects run at once" (added
 # 2026-12-01, issue 13): before it, one activity after another.
 EFFECTS_TOGETHER = "effects-together-2026-12-01"
+# workflow.patched() id of "a `refresh_record` asked while a write is in flight is written
+# when that one ends" (added 2026-12-01): before it, it was lost.
+REFRESH_AFTER_WRITE = "refresh-after-write-2026-12-01"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -169,7 +172,10 @@ class AccountOnboarding:
         asked, self._refresh_record = self._refresh_record, False
         if asked and not self._recorder.enabled():
             return True
-        self._recorder.save(self.progress, self._status, again=asked)
+        postponed = not self._recorder.save(self.progress, self._status, again=asked)
+        # Patched: runs that began before lost a refresh asked while a write was in flight.
+        if asked and postponed and workflow.patched(REFRESH_AFTER_WRITE):
+            self._refresh_record = True  # written whole when the one in flight ends
         return False
 
     def _wake(self) -> None:

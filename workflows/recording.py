@@ -48,18 +48,21 @@ class Recorder:
         status: Callable[[], OnboardingStatus],
         *,
         again: bool = False,
-    ) -> None:
+    ) -> bool:
         """Write the record if it says more than the last one written (or `again`) and
-        none is in flight (else the loop calls again when that one ends). `status` is
-        asked only then: building it is most of what a record costs."""
-        if not self.enabled() or (self._in_flight is not None and not self._in_flight.done()):
-            return
+        none is in flight; False when one is (the loop calls again when that one ends).
+        `status` is asked only then: building it is most of what a record costs."""
+        if not self.enabled():
+            return True
+        if self._in_flight is not None and not self._in_flight.done():
+            return False
         record = record_of(status(), progress.record_revision + 1)
         said = what_it_says(record)
         if not again and said == self._said:
-            return
+            return True
         progress.record_revision, self._said = record.revision, said
         self._in_flight = asyncio.create_task(self._write(record))
+        return True
 
     async def _write(self, record: OnboardingRecord) -> None:
         try:
