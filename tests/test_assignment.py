@@ -9,6 +9,8 @@ import asyncio
 import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -636,19 +638,19 @@ async def messages(box: Mailbox, count: int) -> dict[str, str]:
     return {str(m["To"]): " ".join(str(m["Subject"]).split()) for m in box.messages}
 
 
-async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_is_reassigned(
+@asynccontextmanager
+async def high_touch_onboarding(
     env: WorkflowEnvironment, playbook: Playbook, mailbox: Mailbox, tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[WorkflowHandle[Any, OnboardingStatus], Path]]:
+    """A high-touch onboarding closed now, on a worker of its own that reads the roster
+    file `FULL_ROSTER` was written to (returned with the handle, to change), emails
+    `mailbox` and keeps its records in `tmp_path`'s `records.db`."""
     roster_file = tmp_path / "roster.toml"
     roster_file.write_text(FULL_ROSTER, encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    closed = await env.get_current_time()
-    store = RecordStore.open(url)  # Pat already carries one open high-touch account
-    store.save(make_record("001OTHER", closed - 9 * DAY, tier=HT, owner="pat@vendor.test"))
-    store.close()
     settings = email_settings(mailbox, roster_file=roster_file, records_url=url)
     task_queue = f"roster-{uuid.uuid4().hex[:8]}"
-    deal = make_deal(close_date=closed, **TIER_DEALS["high_touch"])
+    deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["high_touch"])
     async with Worker(
         env.client,
         task_queue=task_queue,
@@ -662,6 +664,18 @@ async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_i
             id=deal.workflow_id,
             task_queue=task_queue,
         )
+        yield handle, roster_file
+
+
+async def test_a_full_roster_still_assigns_and_alerts_leadership_then_a_leaver_is_reassigned(
+    env: WorkflowEnvironment, playbook: Playbook, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    closed = await env.get_current_time()
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'records.db'}")
+    # Pat already carries one open high-touch account.
+    store.save(make_record("001OTHER", closed - 9 * DAY, tier=HT, owner="pat@vendor.test"))
+    store.close()
+    async with high_touch_onboarding(env, playbook, mailbox, tmp_path) as (handle, roster_file):
         st = await until(handle, lambda s: s.owner is not None and s.specialist is not None)
         assert (st.owner, st.specialist) == ("pat@vendor.test", "sam@vendor.test")
         sent = await messages(mailbox, 4)

@@ -6,7 +6,6 @@ and telling both in the next: three workflow tasks where there were five."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,17 +15,13 @@ import pytest
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import activities_for
-from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.mail import Mailbox, email_settings
+from tests.support.mail import Mailbox
 from tests.support.onboardings import until
-from tests.test_assignment import FULL_ROSTER, messages
+from tests.test_assignment import high_touch_onboarding, messages
 from workflows import progress
 from workflows.effects import together
-from workflows.models import Audience, OnboardingInput, Playbook, SkipCheck, StaffRole
-from workflows.onboarding import AccountOnboarding
+from workflows.models import Audience, Playbook, SkipCheck, StaffRole
 
 CSM = progress.AssignOwner("new onboarding")
 SPECIALIST = progress.AssignOwner("new onboarding", StaffRole.IMPLEMENTATION_SPECIALIST)
@@ -93,26 +88,7 @@ async def until_recorded(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]
 async def test_the_start_assigns_both_owners_at_once_then_tells_everyone_at_once(
     env: WorkflowEnvironment, playbook: Playbook, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    roster_file = tmp_path / "roster.toml"
-    roster_file.write_text(FULL_ROSTER, encoding="utf-8")
-    settings = email_settings(
-        mailbox, roster_file=roster_file, records_url=f"sqlite:///{tmp_path / 'records.db'}"
-    )
-    task_queue = f"together-{uuid.uuid4().hex[:8]}"
-    deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["high_touch"])
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[AccountOnboarding],
-        activities=activities_for(settings),
-        workflow_failure_exception_types=[Exception],
-    ):
-        handle = await env.client.start_workflow(
-            AccountOnboarding.run,
-            OnboardingInput(deal=deal, playbook=playbook),
-            id=deal.workflow_id,
-            task_queue=task_queue,
-        )
+    async with high_touch_onboarding(env, playbook, mailbox, tmp_path) as (handle, _):
         st = await until(handle, lambda s: s.owner is not None and s.specialist is not None)
         assert (st.owner, st.specialist) == ("pat@vendor.test", "sam@vendor.test")
         sent = await messages(mailbox, 3)  # the customer's welcome, the CSM, the specialist
