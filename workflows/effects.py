@@ -62,7 +62,8 @@ async def run_together(
     o: progress.Onboarding, wave: Sequence[progress.Effect], keep_times: progress.KeepTimes
 ) -> list[progress.Changes]:
     """Run `wave` (effects `together` allows) at once; what each changed, in its order."""
-    if len(wave) == 1:
+    if len(wave) == 1:  # awaited in place, not in a task of its own: as runs before
+        # `effects-together` ran it, so their commands keep their order on replay
         return [await run(o, wave[0], keep_times)]
     return list(await asyncio.gather(*(run(o, e, keep_times) for e in wave)))
 
