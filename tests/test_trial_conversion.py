@@ -224,7 +224,7 @@ async def test_a_running_trial_converted_to_paid_ends_and_its_paid_onboarding_ru
         st = await service.status_between_runs(acct)
         return st if st is not None and st.onboarding_number == 2 and st.owner else None
 
-    st = await until(paid_onboarding)
+    st = await until(paid_onboarding, within=30)  # a full suite on 2 busy cores is slow
     assert st is not None, "the paid onboarding did not begin"
     assert (st.deal_type, st.tier, st.state) == (NEW, Tier.HIGH_TOUCH, OnboardingState.ACTIVE)
     assert st.closed_won_at == won and st.deals_onboarded == ["hubspot:D1", "hubspot:D2"]
