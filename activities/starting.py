@@ -37,7 +37,6 @@ from activities.temporal_errors import update_rejection
 from workflows import contract
 from workflows import search_attributes as sa
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
-from workflows.formats import day_text
 from workflows.models import (
     ChampionChangeOutcome,
     ClosedWonDeal,
@@ -93,36 +92,6 @@ class AlreadyOnboardedError(Exception):
 def summary_line(deal: ClosedWonDeal, decision: TierDecision) -> str:
     """The one-line static summary in the UI's workflow list: account · tier · ACV."""
     return f"{deal.account_name} · {decision.tier.value} · ACV {acv_text(deal)}"
-
-
-def details_markdown(deal: ClosedWonDeal, playbook: Playbook, decision: TierDecision) -> str:
-    """The static details (markdown) shown on the workflow's page in the UI."""
-    crm = deal.crm
-    crm_ids = ", ".join(
-        f"{label} `{value}`"
-        for label, value in (("deal", crm.deal_id), ("company", crm.company_id))
-        if value
-    )
-    lines = [
-        f"## {deal.account_name} (`{deal.account_id}`)",
-        "",
-        f"**Tier:** {decision.tier.value} (`{decision.clause}`): {decision.reason}",
-        "",
-        f"- ACV: {acv_text(deal)}, seats: {deal.seats}",
-        f"- Closed-won: {day_text(deal.close_date)}",
-        f"- Playbook: {playbook.name}, version {playbook.version} "
-        f"(sha256 `{playbook.content_hash or 'n/a'}`)",
-        f"- CRM: {crm.source}" + (f", {crm_ids}" if crm_ids else ""),
-    ]
-    if deal.fx_rate is not None:
-        lines.append(
-            f"- Exchange rate: {deal.fx_rate.per_usd:g} {deal.currency} per USD, in force "
-            f"from {deal.fx_rate.effective.isoformat()}"
-        )
-    if deal.completed_milestones:
-        done = ", ".join(f"{m.milestone_id} ({day_text(m.at)})" for m in deal.completed_milestones)
-        lines.append(f"- Migrated with completed milestones: {done}")
-    return "\n".join(lines)
 
 
 async def finished_outcome(client: temporalio.client.Client, workflow_id: str) -> str:
@@ -234,8 +203,9 @@ async def _start(
             if after is None
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE
         ),
+        # The summary only: the deal's facts are in the current details the workflow
+        # publishes (`presentation.deal_facts`), not in every start request.
         static_summary=summary_line(deal, decision),
-        static_details=details_markdown(deal, playbook, decision),
         rpc_timeout=rpc_timeout,
     )
 

@@ -14,6 +14,7 @@ from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from workflows import business_days
 from workflows import search_attributes as sa
+from workflows.formats import day_text
 from workflows.models import (
     CancelRequest,
     ContactChange,
@@ -558,9 +559,8 @@ async def test_a_deal_closed_years_ago_catches_up_in_one_step(onboardings: Onboa
 async def test_search_attributes_and_current_details_track_the_state(
     onboardings: Onboardings,
 ) -> None:
-    handle = await onboardings.start(
-        make_deal(close_date=await onboardings.now(), **TIER_DEALS["high_touch"])
-    )
+    deal = make_deal(close_date=await onboardings.now(), **TIER_DEALS["high_touch"])
+    handle = await onboardings.start(deal)
     await handle.execute_update(AccountOnboarding.pause, PauseRequest(by="csm", reason="re-org"))
     for _ in range(400):  # upserted on the workflow's next tasks (the owner: after assign)
         attrs = (await handle.describe()).typed_search_attributes
@@ -578,3 +578,9 @@ async def test_search_attributes_and_current_details_track_the_state(
     text = details.current_details
     assert "- [ ] kickoff: First login / account activation — due" in text
     assert "Paused by csm" in text
+    # The deal's facts at its foot, not in the start request's static details.
+    pb = onboardings.playbook
+    assert f"Deal: ACV $80,000, {deal.seats} seats, closed-won {day_text(deal.close_date)}" in text
+    assert st.tier_decision is not None
+    assert f"Tier at the start: high_touch (`{st.tier_decision.clause}`)" in text
+    assert f"Playbook: {pb.name}, version {pb.version} (sha256 `{pb.content_hash}`)" in text

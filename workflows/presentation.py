@@ -332,7 +332,34 @@ def checklist(o: progress.Onboarding, now: datetime) -> str:
         lines += ["", "Skip net checks:", *map(skip_check_line, checks)]
     if roles := activation.views(o):
         lines += ["", roles_line(o, roles)]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *deal_facts(o)])
+
+
+def deal_facts(o: progress.Onboarding) -> list[str]:
+    """The closed-won deal's facts, at the foot of the UI's current details: ACV, seats,
+    closed-won day and CRM ids; the tier the rule gave at the start, with its clause; the
+    pinned playbook's version and hash. Here rather than in the start's static details,
+    which every start request would carry to the server (README *Benchmark*)."""
+    deal, decision, playbook = o.deal, o.progress.tier_decision, o.playbook
+    crm = deal.crm
+    ids = "".join(
+        f", {label} `{value}`"
+        for label, value in (("deal", crm.deal_id), ("company", crm.company_id))
+        if value
+    )
+    lines = [
+        f"Deal: ACV {rules.acv_text(deal)}, {deal.seats} seats, closed-won "
+        f"{day_text(deal.close_date)} · CRM {crm.source}{ids}",
+        f"Tier at the start: {decision.tier.value} (`{decision.clause}`): {decision.reason}",
+        f"Playbook: {playbook.name}, version {playbook.version} "
+        f"(sha256 `{playbook.content_hash or 'n/a'}`)",
+    ]
+    if deal.fx_rate is not None:
+        lines.append(
+            f"Exchange rate: {deal.fx_rate.per_usd:g} {deal.currency} per USD, in force "
+            f"from {deal.fx_rate.effective.isoformat()}"
+        )
+    return lines
 
 
 def roles_line(o: progress.Onboarding, roles: list[RoleActivationView]) -> str:
