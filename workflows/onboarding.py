@@ -8,6 +8,7 @@ paused clock is simply not armed.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.presentation as view
     import workflows.progress as rule
     import workflows.rules as rules
-    from workflows.alarm import Alarm
+    from workflows.alarm import Alarm, TaskClock
     from workflows.event_mapping import event_names
     from workflows.formats import day_text
     from workflows.models import (
@@ -112,6 +113,7 @@ class AccountOnboarding:
         self.outbox: list[rule.Effect] = []
         self.changed = False
         self._alarm = Alarm()
+        self._clock = TaskClock()
         self._publisher = Publisher()
         self._recorder = Recorder(on_written=self._wake)
         self._refresh_record = False  # `refresh_record` asked; see `_keep_record`
@@ -138,6 +140,8 @@ class AccountOnboarding:
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        # Checked on every activation, whatever the run is waiting for (alarm.TaskClock).
+        self._clock_watch = asyncio.create_task(workflow.wait_condition(self._clock.watch))
         if self._deal is None:
             await self._wait_for_deal()
         while True:
