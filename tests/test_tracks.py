@@ -531,6 +531,7 @@ def test_the_generic_deal_names_its_deal_type() -> None:
 async def test_a_win_back_runs_one_touch_level_up_and_starts_with_the_churn_reason(
     onboardings: Onboardings,
 ) -> None:
+    churn_gate = "churn_reason_addressed"
     closed = await onboardings.now()
     deal = make_deal(
         close_date=closed,
@@ -544,7 +545,7 @@ async def test_a_win_back_runs_one_touch_level_up_and_starts_with_the_churn_reas
         TECH,
         "self_serve.all+win_back",
     )
-    assert st.milestones[0].id == "churn_reason_addressed"
+    assert st.milestones[0].id == churn_gate
     assert (st.deal_type, st.churn_reason) == (WIN_BACK, "Reports were too slow")
     track = next(a for a in st.audit if a.kind == "track")
     assert track.detail == (
@@ -554,11 +555,13 @@ async def test_a_win_back_runs_one_touch_level_up_and_starts_with_the_churn_reas
 
     # The churn-reason gate is due on day 3: its nudge comes then, not the day before.
     await onboardings.days_later(2.99)
-    assert not fired(await status(handle), closed)
+    # (Only its own: the handoff SLA, 24 business hours, may come due before day 3.)
+    early = [e for e in (await status(handle)).escalations if e.milestone_id == churn_gate]
+    assert not early, early
     await onboardings.days_later(0.02)
     st = await status(handle)
     overdue = [e.milestone_id for e in st.escalations if e.step_id == "overdue_nudge"]
-    assert "churn_reason_addressed" in overdue
+    assert churn_gate in overdue
     assert st.owner is not None  # tech_touch: a CSM, which its self_serve segment has not
 
 
