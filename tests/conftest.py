@@ -4,6 +4,7 @@ build on is in `tests/support/`."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -161,6 +162,26 @@ async def onboardings(
         yield it
         if folder := os.environ.get(RECORD_HISTORIES):
             await record_histories(env.client, it.started, HISTORIES / folder, request.node.name)
+        elif failed(request):  # kept to look at (e.g. replayed by hand with the Replayer)
+            kept = tmp_path / "histories"
+            await asyncio.wait_for(
+                record_histories(env.client, it.started, kept, request.node.name), 30
+            )
+            print(f"the failed test's workflow histories: {kept}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keeps each phase's report on its test item, for fixtures to read (`failed`)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    """True in a fixture's teardown when its test failed."""
+    report = getattr(request.node, "report_call", None)
+    return report is not None and report.failed
 
 
 @pytest.fixture
