@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from activities.crm_records import PayloadError
-from workflows.event_mapping import property_value, to_product_event
+from workflows.event_mapping import EventMapper, property_value
 from workflows.ids import canonical_account_id
 from workflows.models import ACCOUNT_ID, MAX_SIGNAL_EVENTS, Playbook, ProductEvent, UtcDatetime
 
@@ -328,6 +328,7 @@ def plan_signals(
     batches: dict[str, AccountBatch] = {}
     outcomes: list[EventOutcome] = []
     first_seen: dict[str, int] = {}
+    mapper = EventMapper(playbook)
     for call in calls:
         if call.message_id is not None:
             earlier = first_seen.setdefault(call.message_id, call.index)
@@ -339,8 +340,7 @@ def plan_signals(
             reason = f"{call.field}: {call.reason}" if call.field else call.reason
             outcomes.append(_answer(call, "rejected", reason))
             continue
-        event = to_product_event(
-            playbook,
+        event = mapper.product_event(
             event_id=call.message_id,
             name=call.name,
             properties=call.properties,

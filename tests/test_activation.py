@@ -23,7 +23,7 @@ from tests.support.onboardings import Onboardings, fresh_progress, status
 from tests.support.onboardings import until as status_until
 from tests.support.records import make_record
 from workflows import presentation
-from workflows.event_mapping import to_product_event
+from workflows.event_mapping import EventMapper
 from workflows.models import (
     IDENTIFY,
     MAX_KNOWN_USERS,
@@ -205,8 +205,8 @@ def test_a_playbook_without_activation_measures_no_role() -> None:
     assert activation.views(o) == []
     assert activation.awaited_events(o) == frozenset()
     assert "Activation by role" not in presentation.checklist(o, T0 + 3 * DAY)
-    identify = to_product_event(
-        bare, event_id="i1", name=IDENTIFY, properties={"role": "admin"}, at=None, user_id="u1"
+    identify = EventMapper(bare).product_event(
+        event_id="i1", name=IDENTIFY, properties={"role": "admin"}, at=None, user_id="u1"
     )
     assert identify == f"no milestone of playbook {PB.version} is completed by 'identify'"
 
@@ -215,8 +215,8 @@ def test_a_playbook_without_activation_measures_no_role() -> None:
 
 
 def mapped(name: str, user: str | None = "u1", **properties: object) -> ProductEvent | str:
-    return to_product_event(
-        PB, event_id="e1", name=name, properties=properties, at=None, user_id=user
+    return EventMapper(PB).product_event(
+        event_id="e1", name=name, properties=properties, at=None, user_id=user
     )
 
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from tests.support.strategies import PROPERTY, json_values
 from workflows.event_mapping import (
+    EventMapper,
     awaited_events,
     condition_holds,
     event_names,
     matches,
-    to_product_event,
 )
 from workflows.models import (
     EventMatch,
@@ -175,9 +175,8 @@ def test_awaited_events_skip_milestones_the_tier_does_not_plan() -> None:
     assert "data_import_validated" not in awaited_events(PB, plan)
 
 
-def test_to_product_event_carries_id_time_and_user() -> None:
-    event = to_product_event(
-        PB,
+def test_a_mapped_event_carries_id_time_and_user() -> None:
+    event = EventMapper(PB).product_event(
         event_id="m-1",
         name="user_logged_in",
         properties={},
@@ -188,15 +187,15 @@ def test_to_product_event_carries_id_time_and_user() -> None:
 
 
 def test_a_watched_event_is_taken_without_a_milestone() -> None:
-    event = to_product_event(
-        PB, event_id="t-1", name="support_ticket_opened", properties={}, at=T0, user_id=None
+    event = EventMapper(PB).product_event(
+        event_id="t-1", name="support_ticket_opened", properties={}, at=T0, user_id=None
     )
     assert event == ProductEvent(event_id="t-1", name="support_ticket_opened", at=T0)
 
 
 def test_an_event_no_milestone_uses_is_explained() -> None:
-    reason = to_product_event(
-        PB, event_id="m-1", name="page_viewed", properties={}, at=None, user_id=None
+    reason = EventMapper(PB).product_event(
+        event_id="m-1", name="page_viewed", properties={}, at=None, user_id=None
     )
     assert reason == "no milestone of playbook 2026.12.3 is completed by 'page_viewed'"
 
@@ -204,12 +203,14 @@ def test_an_event_no_milestone_uses_is_explained() -> None:
 def test_an_event_that_misses_its_condition_is_explained() -> None:
     pb = with_where({"role": "admin"})
     args: dict[str, Any] = {"event_id": "m-1", "name": "user_invited", "at": None, "user_id": None}
-    assert isinstance(to_product_event(pb, properties={"role": "admin"}, **args), ProductEvent)
-    assert to_product_event(pb, properties={"role": "member"}, **args) == (
+    assert isinstance(
+        EventMapper(pb).product_event(properties={"role": "admin"}, **args), ProductEvent
+    )
+    assert EventMapper(pb).product_event(properties={"role": "member"}, **args) == (
         "'user_invited' does not meet milestone team_adoption's condition role eq 'admin' "
         "(role is 'member')"
     )
-    assert to_product_event(pb, properties={}, **args) == (
+    assert EventMapper(pb).product_event(properties={}, **args) == (
         "'user_invited' does not meet milestone team_adoption's condition role eq 'admin' "
         "(role is missing)"
     )
@@ -217,8 +218,7 @@ def test_an_event_that_misses_its_condition_is_explained() -> None:
 
 def test_a_range_condition_is_named_in_the_reason() -> None:
     pb = with_where({"team.size": {"gte": 3, "lt": 100}})
-    reason = to_product_event(
-        pb,
+    reason = EventMapper(pb).product_event(
         event_id="m-1",
         name="user_invited",
         properties={"team": {"size": 2}},

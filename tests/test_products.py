@@ -15,7 +15,7 @@ from activities.deals import unknown_migrated_milestone
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, status, until
 from tests.test_playbook import edited, problems
-from workflows.event_mapping import event_names, to_product_event
+from workflows.event_mapping import EventMapper, event_names
 from workflows.formats import day_text
 from workflows.models import (
     Audience,
@@ -585,8 +585,8 @@ def test_the_ingress_lets_adoption_events_through_while_a_gate_is_ahead_or_waits
 def test_the_ingress_keeps_the_events_product(
     properties: dict[str, object], product: str | None
 ) -> None:
-    event = to_product_event(
-        PB, event_id="e1", name="user_logged_in", properties=properties, at=None, user_id="u1"
+    event = EventMapper(PB).product_event(
+        event_id="e1", name="user_logged_in", properties=properties, at=None, user_id="u1"
     )
     assert isinstance(event, ProductEvent) and event.product == product
 

@@ -28,7 +28,7 @@ from tests.support.mail import Mailbox, email_settings
 from tests.support.onboardings import fresh_progress, status, until
 from tests.support.records import make_record
 from workflows import progress
-from workflows.event_mapping import to_product_event
+from workflows.event_mapping import EventMapper
 from workflows.models import (
     CalendarInvite,
     ClosedWonDeal,
@@ -240,8 +240,8 @@ def test_a_playbook_without_programs_invites_nobody() -> None:
 
 
 def mapped(name: str, **properties: object) -> ProductEvent | str:
-    return to_product_event(
-        PB, event_id="e1", name=name, properties=properties, at=None, user_id="u1"
+    return EventMapper(PB).product_event(
+        event_id="e1", name=name, properties=properties, at=None, user_id="u1"
     )
 
 

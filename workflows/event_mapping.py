@@ -163,50 +163,69 @@ def _unmet(spec: MilestoneSpec, name: str, properties: Mapping[str, object]) -> 
     raise AssertionError("called only for an event that does not match")
 
 
-def to_product_event(
-    playbook: Playbook,
-    *,
-    event_id: str,
-    name: str,
-    properties: Mapping[str, object],
-    at: datetime | None,
-    user_id: str | None,
-) -> ProductEvent | str:
-    """The `ProductEvent` the workflow understands, or why this event completes nothing.
+class EventMapper:
+    """Turns calls into the `ProductEvent`s one playbook understands (`product_event`),
+    with what it reads of the playbook worked out once: the ingress maps a request's
+    events (a hundred per Segment batch) with one mapper, instead of walking the
+    playbook's milestones and watched names for every event."""
 
-    The playbook guarantees every milestone completed by one event name uses the same
-    conditions, so the first such milestone decides. A name only watched (a support
-    ticket, usage for the skip net) has no conditions. With `[activation]` (rules §7) an
-    event carries its user's role property, and an identify call naming a user and a role
-    is one (`identify`, its traits the properties).
-    """
-    role = _role(playbook, properties)
-    if name == IDENTIFY and playbook.activation is not None:
-        return _identify(playbook.activation.role_property, event_id, at, user_id, role)
-    spec = next(
-        (m for m in playbook.milestones if m.completed_by and name in m.completed_by.events),
-        None,
-    )
-    if spec is None and name in playbook.attendance_events():
-        return _attendance(
-            playbook, event_id=event_id, name=name, properties=properties, at=at, user_id=user_id
+    def __init__(self, playbook: Playbook) -> None:
+        self.playbook = playbook
+        # The playbook guarantees every milestone completed by one event name uses the
+        # same conditions, so the first such milestone decides.
+        self._completing: dict[str, MilestoneSpec] = {}
+        for m in playbook.milestones:
+            for name in m.completed_by.events if m.completed_by else []:
+                self._completing.setdefault(name, m)
+        self._attendance = playbook.attendance_events()
+        self._watched = playbook.event_names_watched()
+
+    def product_event(
+        self,
+        *,
+        event_id: str,
+        name: str,
+        properties: Mapping[str, object],
+        at: datetime | None,
+        user_id: str | None,
+    ) -> ProductEvent | str:
+        """The `ProductEvent` the workflow understands, or why this event completes nothing.
+
+        A name only watched (a support ticket, usage for the skip net) has no conditions.
+        With `[activation]` (rules §7) an event carries its user's role property, and an
+        identify call naming a user and a role is one (`identify`, its traits the
+        properties).
+        """
+        playbook = self.playbook
+        role = _role(playbook, properties)
+        if name == IDENTIFY and playbook.activation is not None:
+            return _identify(playbook.activation.role_property, event_id, at, user_id, role)
+        spec = self._completing.get(name)
+        if spec is None and name in self._attendance:
+            return _attendance(
+                playbook,
+                event_id=event_id,
+                name=name,
+                properties=properties,
+                at=at,
+                user_id=user_id,
+            )
+        if spec is None and name in self._watched:
+            return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, role=role)
+        if spec is None or spec.completed_by is None:
+            return f"no milestone of playbook {playbook.version} is completed by {name!r}"
+        if not matches(spec.completed_by, name, properties):
+            return _unmet(spec, name, properties)
+        product = property_value(properties, "product")
+        return ProductEvent(
+            event_id=event_id,
+            name=name,
+            at=at,
+            user_id=user_id,
+            # A multi-product deal's events say which product they happened in (rules §6.2).
+            product=product[:NAME_CHARS] if isinstance(product, str) else None,
+            role=role,
         )
-    if spec is None and name in playbook.event_names_watched():
-        return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, role=role)
-    if spec is None or spec.completed_by is None:
-        return f"no milestone of playbook {playbook.version} is completed by {name!r}"
-    if not matches(spec.completed_by, name, properties):
-        return _unmet(spec, name, properties)
-    product = property_value(properties, "product")
-    return ProductEvent(
-        event_id=event_id,
-        name=name,
-        at=at,
-        user_id=user_id,
-        # A multi-product deal's events say which product they happened in (rules §6.2).
-        product=product[:NAME_CHARS] if isinstance(product, str) else None,
-        role=role,
-    )
 
 
 def _role(playbook: Playbook, properties: Mapping[str, object]) -> str | None:
