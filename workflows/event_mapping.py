@@ -202,13 +202,11 @@ class EventMapper:
             return _identify(playbook.activation.role_property, event_id, at, user_id, role)
         spec = self._completing.get(name)
         if spec is None and name in self._attendance:
-            return _attendance(
-                playbook,
-                event_id=event_id,
-                name=name,
-                properties=properties,
-                at=at,
-                user_id=user_id,
+            program, why = _program_attended(playbook, name, properties)
+            if program is None:
+                return why
+            return ProductEvent(
+                event_id=event_id, name=name, at=at, user_id=user_id, program=program
             )
         if spec is None and name in self._watched:
             return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, role=role)
@@ -249,27 +247,24 @@ def _identify(
     return ProductEvent(event_id=event_id, name=IDENTIFY, at=at, user_id=user_id, role=role)
 
 
-def _attendance(
-    playbook: Playbook,
-    *,
-    event_id: str,
-    name: str,
-    properties: Mapping[str, object],
-    at: datetime | None,
-    user_id: str | None,
-) -> ProductEvent | str:
-    """A group program's attendance (rules §1 (docs/rules.md), *Group programs*): its
-    `program` property names the program; it may be left out when only one program is
-    attended by `name`."""
+def _program_attended(
+    playbook: Playbook, name: str, properties: Mapping[str, object]
+) -> tuple[str | None, str]:
+    """The program a group program's attendance names (rules §1 (docs/rules.md), *Group
+    programs*), or None and why: its `program` property names it; it may be left out when
+    only one program is attended by `name`."""
     named = sorted(k for k, p in playbook.programs.items() if p.attended_event == name)
     program = property_value(properties, "program")
     if program is None and len(named) == 1:
         program = named[0]
     if program not in named:
         got = "missing" if program is None else _shown(program)
-        return f"{name!r} needs its program property to be one of {', '.join(named)} (got {got})"
+        return (
+            None,
+            f"{name!r} needs its program property to be one of {', '.join(named)} (got {got})",
+        )
     assert isinstance(program, str)
-    return ProductEvent(event_id=event_id, name=name, at=at, user_id=user_id, program=program)
+    return program, ""
 
 
 # --------------------------------------------------------------------------- when it happened
