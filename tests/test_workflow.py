@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -507,6 +508,29 @@ async def test_product_events_complete_milestones(onboardings: Onboardings) -> N
         lambda st: {m.id: m for m in st.milestones}["team_adoption"].status is MilestoneStatus.DONE,
     )
     await onboardings.subjects_once(st.account_id, "Acme Corp: your team is on board")
+
+
+async def test_a_batch_of_events_no_milestone_awaits_is_kept_and_logged_once(
+    onboardings: Onboardings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender that signals the workflow directly (not through the ingress, which drops
+    them first) with names no milestone is completed by: each is kept as rejected, and
+    the worker's log has one line for the batch, not one per event."""
+    handle = await onboardings.start(
+        make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
+    )
+    noise = [ProductEvent(event_id=f"n{i}", name=f"page_{i % 2}") for i in range(40)]
+    with caplog.at_level(logging.WARNING, logger="temporalio.workflow"):
+        await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=noise))
+        st = await until(handle, lambda st: len(st.rejected) == 40)
+    assert {(r.ref, r.reason) for r in st.rejected} == {
+        ("page_0", "no milestone is completed by it"),
+        ("page_1", "no milestone is completed by it"),
+    }
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected")]
+    assert len(lines) == 1, lines
+    assert "product_events page_0: no milestone is completed by it (x20)" in lines[0]
+    assert "product_events page_1: no milestone is completed by it (x20)" in lines[0]
 
 
 # --------------------------------------------------------------------------- migration, UI

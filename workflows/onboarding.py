@@ -9,6 +9,7 @@ paused clock is simply not armed.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -97,6 +98,9 @@ EFFECTS_TOGETHER = "effects-together-2026-12-01"
 # workflow.patched() id of "a `refresh_record` asked while a write is in flight is written
 # when that one ends" (added 2026-12-01): before it, it was lost.
 REFRESH_AFTER_WRITE = "refresh-after-write-2026-12-01"
+
+# Why a product event with a name no milestone of the playbook is completed by is refused.
+UNKNOWN_EVENT = "no milestone is completed by it"
 
 
 @workflow.defn(name=contract.WORKFLOW_TYPE)
@@ -265,8 +269,7 @@ class AccountOnboarding:
     def _apply(self, changes: rule.Changes) -> None:
         """Record what a state change asked for; its effects run from the outbox."""
         self.progress.audit += changes.audit
-        for r in changes.rejected:
-            self._reject(r.at, r.kind, r.ref, r.reason)
+        self._reject([(r.at, r.kind, r.ref, r.reason) for r in changes.rejected])
         for key in changes.fired:
             workflow.logger.info(
                 "escalation %s fired", key, extra={"account_id": self.deal.account_id}
@@ -319,6 +322,7 @@ class AccountOnboarding:
         recent = self.playbook.recent_times_kept()
         known = event_names(self.playbook)
         noted = rule.Changes()
+        refused: list[tuple[datetime, str, str, str]] = []
         for event in batch.events:
             if self._seen(event.event_id):
                 continue
@@ -328,21 +332,22 @@ class AccountOnboarding:
                 continue
             if event.name not in known:
                 # Counted names stay bounded by the playbook (the ingress drops these first).
-                self._reject(now, "product_events", event.name, "no milestone is completed by it")
+                refused.append((now, "product_events", event.name, UNKNOWN_EVENT))
                 continue
             facts.count(counted, event, now, keep, recent)
             if self.early is None:
                 # A multi-product deal's product (rules §6.2), the account measures (§8),
                 # group programs' attendance (§1), activation by role (§7).
                 products.count(self.progress, self.deal, event, now, keep)
-                if why := products.unknown_product(self.deal, event):
-                    self._reject(now, "product_events", event.name, why)
+                if unknown := products.unknown_product(self.deal, event):
+                    refused.append((now, "product_events", event.name, unknown))
                 o, at = self._o(), min(event.at or now, now)
                 measures.note_activity(
                     o.progress, o.playbook.measures, event.name, at, o.calendar.time_zone
                 )
                 programs.attend(o, noted, event, now)
                 activation.note(o, noted, event, now)
+        self._reject(refused)
         if self.early is None:
             changes = rule.Changes()
             rule.credit_observed_events(self._o(), changes, now, self._times_kept)
@@ -644,11 +649,21 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ records
 
-    def _reject(self, at: datetime, kind: str, ref: str, reason: str) -> None:
+    def _reject(self, refused: list[tuple[datetime, str, str, str]]) -> None:
+        """Keep what a message had refused, (when, kind, what, why) each, the latest
+        `MAX_REJECTED`, and log it in one line: a batch of a thousand product events with
+        names no milestone awaits logs once, not a thousand times."""
+        if not refused:
+            return
         rejected = self.early.rejected if self.early is not None else self.progress.rejected
-        ref, reason = ref[:NAME_CHARS], reason[:TEXT_CHARS]  # kept, so kept short
-        rejected.append(RejectedMessage(at=at, kind=kind, ref=ref, reason=reason))
+        for at, kind, ref, reason in refused:  # kept, so kept short
+            rejected.append(
+                RejectedMessage(at=at, kind=kind, ref=ref[:NAME_CHARS], reason=reason[:TEXT_CHARS])
+            )
         del rejected[:-MAX_REJECTED]
+        seen = Counter(f"{kind} {ref}: {reason}" for _, kind, ref, reason in refused)
         workflow.logger.warning(
-            "rejected %s %s: %s", kind, ref, reason, extra={"account_id": self.account_id}
+            "rejected %s",
+            "; ".join(line if n == 1 else f"{line} (x{n})" for line, n in seen.items()),
+            extra={"account_id": self.account_id},
         )
