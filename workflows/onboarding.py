@@ -144,7 +144,8 @@ class AccountOnboarding:
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
-        # Checked on every activation, whatever the run is waiting for (alarm.TaskClock).
+        # Checked on every activation, whatever the run is waiting for (alarm.TaskClock);
+        # held so the task lives as long as the run.
         self._clock_watch = asyncio.create_task(workflow.wait_condition(self._clock.watch))
         if self._deal is None:
             await self._wait_for_deal()
