@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -62,10 +62,15 @@ def settings_of(kind: type[S]) -> S:
         raise settings_error(exc) from None
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; expected failures become one line and exit 1."""
+def run(
+    coro: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run a command's coroutine (on a loop of `loop_factory`, default asyncio's);
+    expected failures become one line and exit 1."""
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
     except (
         CliError,
         ConnectError,
