@@ -3,6 +3,7 @@ without a server: what each change does to the state and what it asks the workfl
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from workflows.models import (
     CancelRequest,
     CompletedMilestone,
     EarlyFacts,
+    HealthBand,
     MilestoneReport,
     MilestoneStatus,
     OnboardingState,
@@ -114,6 +116,52 @@ def test_pause_then_resume_shifts_open_deadlines_and_clocks_by_the_time_paused()
     assert p.pause is None and p.paused_days_total == 10
     assert p.clock_start == clock + 10 * DAY and p.last_progress_at == stall + 10 * DAY
     assert all(m.due_at == before[m.id] + 10 * DAY for m in p.milestones if m.is_open)
+
+
+@pytest.mark.parametrize(
+    ("paused", "reached", "stops_scoring", "credit"),
+    [
+        # Its deadline came while paused: the clock had stopped, so it is on time.
+        (-1, 5, True, "on_time"),
+        # A day overdue when the pause began, reached 4 days into it: a day late.
+        (1, 5, True, "late"),
+        # A run paused before the rule scores it against the unmoved deadline: 5 days
+        # past it, beyond twice its window.
+        (-1, 5, False, "very_late"),
+    ],
+)
+def test_a_milestone_reached_in_a_pause_is_scored_against_its_deadline_moved_by_the_time_paused(
+    paused: float, reached: float, stops_scoring: bool, credit: str
+) -> None:
+    o, _ = begun()
+    o = dataclasses.replace(o, pause_stops_scoring=stops_scoring)
+    m = rule.milestone(o.progress, "first_login")
+    assert m is not None
+    due = m.due_at
+    o.progress.pause = Pause(by="csm", reason="re-org", since=due + paused * DAY)
+    report = MilestoneReport(milestone_id="first_login", event_id="e1")
+    rule.record_report(o, rule.Changes(), report, due + reached * DAY)
+    h = PB.health
+    expected = {"on_time": h.credit_on_time, "late": h.credit_late, "very_late": h.credit_very_late}
+    assert rules.milestone_credit(m, due + reached * DAY, h) == expected[credit]
+    moved = (reached - paused) * DAY if stops_scoring and reached > paused else timedelta(0)
+    assert m.due_at == due + moved
+
+
+def test_the_health_score_stands_still_while_paused() -> None:
+    o, _ = begun()
+    first_due = min(m.due_at for m in o.progress.milestones)
+    since = first_due - DAY
+    o.progress.pause = Pause(by="csm", reason="re-org", since=since)
+    later = first_due + 30 * DAY  # far past every early deadline
+    assert o.health(later) == o.health(since)
+    assert o.health(later).score is None  # nothing was due when the pause began
+    # A run paused before the rule: the deadlines passed during the pause count.
+    before_the_rule = dataclasses.replace(o, pause_stops_scoring=False)
+    assert before_the_rule.health(later).band is HealthBand.CRITICAL
+    # Resumed, the deadlines have moved by the time paused: still nothing due.
+    rule.resume(o, ResumeRequest(by="csm", reason="back"), later)
+    assert o.health(later).score is None
 
 
 def test_a_paused_onboarding_wakes_for_its_owner_reminder() -> None:

@@ -98,6 +98,11 @@ EFFECTS_TOGETHER = "effects-together-2026-12-01"
 # workflow.patched() id of "a `refresh_record` asked while a write is in flight is written
 # when that one ends" (added 2026-12-01): before it, it was lost.
 REFRESH_AFTER_WRITE = "refresh-after-write-2026-12-01"
+# workflow.patched() id of "a pause stops the health score's clock: paused, the score is
+# the pause's start's, and a milestone reached in the pause is scored against its
+# deadline moved by the time paused" (rules §5, added 2026-12-01): asked when a pause
+# begins (or a run begins paused); before it, both used the unmoved deadlines.
+PAUSE_STOPS_SCORING = "pause-stops-scoring-2026-12-01"
 
 # Why a product event with a name no milestone of the playbook is completed by is refused.
 UNKNOWN_EVENT = "no milestone is completed by it"
@@ -121,6 +126,7 @@ class AccountOnboarding:
         self._publisher = Publisher()
         self._recorder = Recorder(on_written=self._wake)
         self._refresh_record = False  # `refresh_record` asked; see `_keep_record`
+        self._pause_stops_scoring = True  # asked when a pause begins: `_pause_rule`
         self._phase: Phase | None = None
         # Until the deal arrives (product events came first) facts wait in `early`.
         self.early: EarlyFacts | None = None
@@ -147,6 +153,8 @@ class AccountOnboarding:
         # Checked on every activation, whatever the run is waiting for (alarm.TaskClock);
         # held so the task lives as long as the run.
         self._clock_watch = asyncio.create_task(workflow.wait_condition(self._clock.watch))
+        if self._deal is not None and self.progress.pause is not None:  # continued paused
+            self._pause_rule()
         if self._deal is None:
             await self._wait_for_deal()
         while True:
@@ -265,7 +273,13 @@ class AccountOnboarding:
         self._phase = changes.phase
 
     def _o(self) -> rule.Onboarding:
-        return rule.Onboarding(self.deal, self.playbook, self.progress)
+        return rule.Onboarding(self.deal, self.playbook, self.progress, self._pause_stops_scoring)
+
+    def _pause_rule(self) -> None:
+        """Whether this pause stops the health score's clock too (patched: a run paused
+        before that rule scored against the unmoved deadlines, and must replay so). Asked
+        in the run or an update, never in a query, which cannot record the answer."""
+        self._pause_stops_scoring = workflow.patched(PAUSE_STOPS_SCORING)
 
     def _apply(self, changes: rule.Changes) -> None:
         """Record what a state change asked for; its effects run from the outbox."""
@@ -431,6 +445,7 @@ class AccountOnboarding:
     @workflow.update(name=contract.PAUSE)
     def pause(self, req: PauseRequest) -> OnboardingStatus:
         """Formal pause: every SLA clock stops; events are still recorded; no nudges."""
+        self._pause_rule()
         return self._changed(rule.start_pause(self.progress, req, workflow.now()))
 
     @pause.validator

@@ -103,6 +103,9 @@ class Onboarding:
     deal: ClosedWonDeal
     playbook: Playbook
     progress: OnboardingProgress
+    # Whether a pause stops the health score's clock too (rules §5 (docs/rules.md)):
+    # False only in a run that was paused before that rule (a `workflow.patched` rule).
+    pause_stops_scoring: bool = True
 
     @property
     def calendar(self) -> Calendar:
@@ -115,7 +118,11 @@ class Onboarding:
         return rules.ladder_steps(self.progress, self.playbook, self.calendar)
 
     def health(self, now: datetime) -> Health:
-        """The health score now (rules §2 (docs/rules.md))."""
+        """The health score now (rules §2 (docs/rules.md)); while paused, as it stood when
+        the pause began: no deadline passes while the clocks are stopped (rules §5)."""
+        pause = self.progress.pause
+        if pause is not None and self.pause_stops_scoring:
+            now = min(now, pause.since)
         return rules.health_score(self.progress.milestones, now, self.playbook.health)
 
     def ttv(self) -> TtvBreakdown:

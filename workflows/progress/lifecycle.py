@@ -41,6 +41,7 @@ from workflows.progress.changes import (
     notify,
     reject,
 )
+from workflows.progress.pause import shift_milestone
 
 # ------------------------------------------------------------------ §1-§2 begin
 
@@ -140,13 +141,17 @@ def reach(
     now: datetime,
 ) -> None:
     """Record progress on a milestone, in whatever order it arrives: it is movement (the
-    stall clock restarts at `at`) and settles a pending stall decision."""
+    stall clock restarts at `at`) and settles a pending stall decision. Reached during a
+    pause, its deadline first moves by the time paused before `at` (rules §5
+    (docs/rules.md)), as every open one does at the resume."""
     p = o.progress
     if not m.is_open or (status is MilestoneStatus.IN_PROGRESS and m.started_at):
         return
     m.started_at = m.started_at or at
     m.status = status
     if status is MilestoneStatus.DONE:
+        if p.pause is not None and at > p.pause.since and o.pause_stops_scoring:
+            shift_milestone(m, p.pause.since, at, o.calendar)
         m.done_at = at
         out.log(now, "milestone_reached", f"{m.title} ({day_text(at)})", by)
         spec = o.playbook.milestone(m.spec_id)

@@ -13,6 +13,7 @@ from workflows.models import (
     Audience,
     AuditEntry,
     MessageKind,
+    Milestone,
     OnboardingProgress,
     Pause,
     PauseRequest,
@@ -91,12 +92,7 @@ def shift_for_pause(p: OnboardingProgress, now: datetime, calendar: Calendar) ->
         p.last_progress_at += paused_for
     for m in p.milestones:
         if m.is_open:
-            m.starts_at += paused_for
-            if m.due_unit == "days":
-                m.due_at += paused_for
-            else:
-                m.due_at = business_days.recount(since, m.due_at, now, m.due_unit, calendar)
-                m.starts_at = min(m.starts_at, m.due_at)
+            shift_milestone(m, since, now, calendar)
     for w in p.champion_windows:
         if w.outcome == "open":
             w.due_at += paused_for
@@ -104,6 +100,19 @@ def shift_for_pause(p: OnboardingProgress, now: datetime, calendar: Calendar) ->
         check.due_at += paused_for
     p.pause = None
     return paused_for
+
+
+def shift_milestone(m: Milestone, since: datetime, until: datetime, calendar: Calendar) -> None:
+    """Move an open milestone's dates by the time paused from `since` to `until`: a
+    deadline in days by that time, one in business days or hours counted again (what
+    was left of it at `since` runs from `until`); its start moves with it, never past
+    its deadline."""
+    m.starts_at += until - since
+    if m.due_unit == "days":
+        m.due_at += until - since
+    else:
+        m.due_at = business_days.recount(since, m.due_at, until, m.due_unit, calendar)
+        m.starts_at = min(m.starts_at, m.due_at)
 
 
 def resume(o: Onboarding, req: ResumeRequest, now: datetime) -> list[AuditEntry]:
