@@ -38,7 +38,7 @@ from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
 from tests.support.onboardings import Onboardings
 from tests.support.postgres import postgres_server
-from tests.support.temporal import BIN
+from tests.support.temporal import BIN, TEST_START, start_moment
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import Playbook
@@ -121,6 +121,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     await register_search_attributes(environment.client)
+    if when := os.environ.get(TEST_START):
+        now = await environment.get_current_time()
+        await environment.sleep(start_moment(now, when) - now)
     yield environment
     await environment.shutdown()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -19,6 +19,29 @@ from worker import build_worker
 
 # The venv's bin: `temporal` (dev server) and `temporal-test-server` (time-skipping).
 BIN = Path(sys.executable).parent
+# "<weekday> <HH:MM>" (UTC), e.g. "fri 17:30": each time-skipping test server's clock is
+# first moved on to the next such moment, so that a workflow test can be run as if on
+# that day and hour (a test must pass on any day it runs; business hours and weekends
+# move deadlines).
+TEST_START = "ONBOARDING_TEST_START"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def start_moment(now: datetime, when: str) -> datetime:
+    """The first moment after `now` that is `when` ("<weekday> <HH:MM>", UTC).
+
+    Raises ValueError naming the expected form for anything else."""
+    day, _, clock = when.strip().lower().partition(" ")
+    try:
+        weekday = WEEKDAYS.index(day[:3])
+        hour, minute = (int(x) for x in clock.split(":"))
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise ValueError(
+            f"{TEST_START}={when!r}: expected '<weekday> <HH:MM>', e.g. 'fri 17:30'"
+        ) from None
+    at += timedelta(days=(weekday - now.weekday()) % 7)
+    return at if at > now else at + timedelta(days=7)
 
 
 def log_worker(client: Client) -> Worker:
