@@ -207,14 +207,8 @@ def serve() -> None:
     """Run only the HTTP ingress (ONBOARDING_HOST / ONBOARDING_PORT), against the Temporal
     server the environment names; run workers separately (`python worker.py`).
 
-    Its event loop is uvloop's where it is installed (not on Windows), as uvicorn's own
-    command picks: the ingress then keeps pace with the bare SDK (README *Benchmark*)."""
-    run(_serve(), loop_factory=_fast_loop())
+    Its event loop is the one uvicorn's own command picks: uvloop's where it is installed
+    (not on Windows), which keeps the ingress at the bare SDK's pace (README *Benchmark*)."""
+    from uvicorn.loops.auto import auto_loop_factory
 
-
-def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+    run(_serve(), loop_factory=auto_loop_factory())
