@@ -147,11 +147,12 @@ def reach(
     p = o.progress
     if not m.is_open or (status is MilestoneStatus.IN_PROGRESS and m.started_at):
         return
+    done = status is MilestoneStatus.DONE
+    if done and p.pause is not None and at > p.pause.since and o.pause_stops_scoring:
+        shift_milestone(m, p.pause.since, at, o.calendar)  # while it is still open
     m.started_at = m.started_at or at
     m.status = status
-    if status is MilestoneStatus.DONE:
-        if p.pause is not None and at > p.pause.since and o.pause_stops_scoring:
-            shift_milestone(m, p.pause.since, at, o.calendar)
+    if done:
         m.done_at = at
         out.log(now, "milestone_reached", f"{m.title} ({day_text(at)})", by)
         spec = o.playbook.milestone(m.spec_id)
