@@ -55,6 +55,13 @@ class IngressSettings(SharedSettings):
     )
     # How long a HubSpot webhook waits for the deal to be fetched before answering 202.
     intake_wait_s: float = Field(default=4.0, ge=0)
+    event_signal_spacing_ms: int = Field(
+        default=100,
+        ge=0,
+        le=5000,
+        description="Milliseconds at least between two product-events signals to one "
+        "account: a busy account's events gather meanwhile (0: none)",
+    )
 
     # Product events
     segment_secrets: SecretList = Field(

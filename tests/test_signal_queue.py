@@ -2,7 +2,8 @@
 *Benchmark*): each is answered once the signal carrying its events was sent, or with the
 error that refused it; no signal carries more than `MAX_SIGNAL_EVENTS` events; each
 signal's look at the onboarding is asked after its requests arrived, while the signal
-before it is still on its way. Driven without a server: `send`'s look and signal are the
+before it is still on its way; a busy account's signals are at least the spacing apart.
+Driven without a server: `send`'s look and signal are the
 functions the ingress passes to it."""
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from activities.settings import settings_problems
 from starter.events import AccountBatch, EventOutcome
 from starter.ingress.signal_queue import AccountSignals
+from starter.settings import IngressSettings
 from workflows.models import ProductEvent
 
 
@@ -124,3 +128,42 @@ async def test_the_next_signal_looks_after_its_requests_came_while_the_last_is_o
     # Asked after the second request came, before the first signal was taken.
     assert came <= second_look < first_signal
     assert temporal.signals == [("acme", ["acme-0"]), ("acme", ["acme-1"])]
+
+
+async def test_a_busy_accounts_signals_are_at_least_the_spacing_apart() -> None:
+    spacing = 0.08
+    queue, temporal = AccountSignals[float](spacing=spacing), Temporal()
+    first = asyncio.create_task(temporal.send(queue, batch("acme", "user_logged_in")))
+    later = []
+    for i in range(1, 4):  # while the first is sent, and after it was taken
+        await asyncio.sleep(0.015)
+        later.append(asyncio.create_task(temporal.send(queue, batch("acme", "x", first=i))))
+    await asyncio.gather(first, *later)
+    # The quiet account's first event went alone at once; the three that came within
+    # the spacing went together once it had passed.
+    assert temporal.signals == [("acme", ["acme-0"]), ("acme", ["acme-1", "acme-2", "acme-3"])]
+    first_look, second_look = (t for what, _, t in temporal.timeline if what == "look")
+    assert second_look - first_look >= spacing
+
+
+async def test_the_spacing_holds_back_only_the_busy_account() -> None:
+    spacing = 0.5
+    queue, temporal = AccountSignals[float](spacing=spacing), Temporal()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await temporal.send(queue, batch("acme", "user_logged_in"))
+    await temporal.send(queue, batch("globex", "user_logged_in"))
+    assert loop.time() - started < spacing / 2  # each one's first signal at once
+    await temporal.send(queue, batch("acme", "setup_completed", first=1))
+    assert loop.time() - started >= spacing  # acme's second waited out its spacing
+    assert [ids for _, ids in temporal.signals] == [["acme-0"], ["globex-0"], ["acme-1"]]
+
+
+def test_the_spacing_setting_is_checked() -> None:
+    with pytest.raises(ValidationError) as err:
+        IngressSettings(event_signal_spacing_ms=-1)
+    assert settings_problems(err.value) == (
+        "bad settings: ONBOARDING_EVENT_SIGNAL_SPACING_MS: Input should be greater than or "
+        "equal to 0"
+    )
+    assert IngressSettings().event_signal_spacing_ms == 100

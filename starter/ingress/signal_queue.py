@@ -12,6 +12,13 @@ it await), and that look is always asked after all its batches arrived, so none 
 filtered by what the onboarding awaited before its request came. It is asked as soon as
 they have arrived: while the signal before theirs is still on its way, so the two round
 trips of consecutive signals overlap instead of adding up.
+
+An account's signals are at least `spacing` apart (`ONBOARDING_EVENT_SIGNAL_SPACING_MS`,
+counted from when one is sent to when the next one's look is asked): the first events
+of a quiet account go at once, and a busy account's next signal waits out the rest of
+the spacing, gathering whatever comes meanwhile. Each signal costs the server and the
+worker the same whatever it carries, so under a burst for a few accounts this is what
+keeps them at the burst's pace; a request of a busy account waits up to `spacing` more.
 """
 
 from __future__ import annotations
@@ -36,18 +43,22 @@ _Waiting = tuple[AccountBatch, "asyncio.Future[list[EventOutcome]]"]
 @dataclass
 class _Account(Generic[S]):
     """An account's waiting batches; the look asked for the next signal (it takes its
-    batches as it is asked); whether a signal is on its way."""
+    batches as it is asked); whether a signal is on its way; when the spacing after the
+    last one ends."""
 
     waiting: list[_Waiting] = field(default_factory=list)
     look: asyncio.Task[tuple[list[_Waiting], S | Exception]] | None = None
     busy: bool = False
+    next_at: float = 0.0  # the event loop's time before which no next look is asked
 
 
 class AccountSignals(Generic[S]):
     """The batches waiting per account, and the task that sends each account's."""
 
-    def __init__(self, max_events: int = MAX_SIGNAL_EVENTS) -> None:
+    def __init__(self, max_events: int = MAX_SIGNAL_EVENTS, spacing: float = 0.0) -> None:
+        """`spacing`: seconds at least between two signals of one account (0: none)."""
         self.max_events = max_events
+        self.spacing = spacing
         self._accounts: dict[str, _Account[S]] = {}
         self._senders: set[asyncio.Task[None]] = set()
 
@@ -76,8 +87,10 @@ class AccountSignals(Generic[S]):
     async def _asked(
         self, account: _Account[S], look: Look[S], account_id: str
     ) -> tuple[list[_Waiting], S | Exception]:
-        """The batches that have come by the time the look is asked (as many as fit in
-        one signal), and the look (or why it failed)."""
+        """The batches that have come by the time the look is asked (once the spacing
+        after the last signal has passed; as many as fit in one signal), and the look
+        (or why it failed)."""
+        await _until(account.next_at)
         taken = self._next(account.waiting)
         try:
             return taken, await look(account_id)
@@ -87,6 +100,14 @@ class AccountSignals(Generic[S]):
             for _, answer in taken:
                 answer.cancel()
             raise
+
+    @staticmethod
+    async def _more(account: _Account[S]) -> bool:
+        """Whether another signal is due: batches wait or a look is asked, or some came
+        before the spacing after the last signal ended (the account waits that long)."""
+        if not account.waiting and account.look is None:
+            await _until(account.next_at)
+        return bool(account.waiting) or account.look is not None
 
     def _next(self, waiting: list[_Waiting]) -> list[_Waiting]:
         """The first waiting batch, and those after it that fit in the same signal."""
@@ -104,13 +125,15 @@ class AccountSignals(Generic[S]):
     ) -> None:
         """Until no batch of the account waits: one signal at a time, each with a look
         asked after its batches came; the next one's asked while it is on its way."""
+        loop = asyncio.get_running_loop()
         try:
-            while account.waiting or account.look is not None:
+            while await self._more(account):
                 if account.look is None:
                     self._ask(account, look, account_id)
                 assert account.look is not None
                 taken, state = await account.look
                 account.look, account.busy = None, True
+                account.next_at = loop.time() + self.spacing
                 if account.waiting:  # they came meanwhile: look while this signal goes
                     self._ask(account, look, account_id)
                 try:
@@ -137,3 +160,11 @@ class AccountSignals(Generic[S]):
                 account.look.cancel()
             for _, answer in account.waiting:  # the ingress is stopping
                 answer.cancel()
+
+
+async def _until(when: float) -> None:
+    """Wait until the event loop's time `when` (no wait, not even a turn, once it has
+    passed)."""
+    delay = when - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)

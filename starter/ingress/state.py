@@ -45,7 +45,7 @@ class Ingress:
     records: LazyStore = field(init=False)
     links: CustomerLinks | None = field(init=False)
     portfolio_views: ReportCache = field(default_factory=ReportCache)
-    signals: AccountSignals = field(default_factory=AccountSignals)
+    signals: AccountSignals = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = ApiAuth(self.settings.api_tokens)
@@ -53,6 +53,7 @@ class Ingress:
         # The ingress only reads the store: the worker creates it.
         self.records = LazyStore(self.settings.records_url, create=False)
         self.links = CustomerLinks.of(self.settings)
+        self.signals = AccountSignals(spacing=self.settings.event_signal_spacing_ms / 1000)
 
     @property
     def temporal(self) -> temporalio.client.Client:
