@@ -20,7 +20,7 @@ from activities import Settings, activities_for
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.onboardings import Onboardings
+from tests.support.onboardings import Onboardings, until
 from tests.support.records import record_when
 from workflows import contract
 from workflows.models import (
@@ -29,11 +29,13 @@ from workflows.models import (
     OnboardingInput,
     OnboardingState,
     Playbook,
+    ProductEvent,
+    ProductEventBatch,
     Tier,
 )
 from workflows.models.record import OnboardingRecord, RecordSaved
 from workflows.onboarding import AccountOnboarding
-from workflows.recording import Recorder
+from workflows.recording import COUNTS_EVERY, Recorder
 
 
 async def record_writes(handle: WorkflowHandle[Any, Any]) -> list[list[str]]:
@@ -208,3 +210,67 @@ async def test_a_refresh_asked_while_a_write_is_on_its_way_is_written_after_it(
         second = await record_when(store, deal.account_id, lambda r: r.revision >= 2)
     assert writes[0] == 2
     assert second.account_id == deal.account_id
+
+
+async def settled_writes(handle: WorkflowHandle[Any, Any]) -> int:
+    """The onboarding's `save_record` writes, once none is on its way and its last
+    workflow task is done."""
+    for _ in range(200):
+        events = [e async for e in handle.fetch_history_events()]
+        scheduled = {
+            e.event_id
+            for e in events
+            if e.activity_task_scheduled_event_attributes.activity_type.name
+            == contract.SAVE_RECORD.name
+        }
+        ended = {e.activity_task_completed_event_attributes.scheduled_event_id for e in events}
+        if scheduled <= ended and events[-1].event_type == (
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        ):
+            return len(scheduled)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the onboarding's record writes never settled")
+
+
+async def test_counts_alone_are_written_a_quarter_hour_late_at_most_and_with_any_change(
+    onboardings: Onboardings,
+) -> None:
+    """rules §8: team invitations and support tickets move with every product event, so a
+    change of them alone waits until `COUNTS_EVERY` after the last write; the status
+    shows them at once, and any other change writes them at once too."""
+    store = RecordStore.open(onboardings.records_url)
+    deal = make_deal(
+        "001CNT000000000AAA", close_date=await onboardings.now(), **TIER_DEALS["tech_touch"]
+    )
+    handle = await onboardings.start(deal)
+    writes = await settled_writes(handle)
+    before = store.get(deal.account_id)
+    assert before is not None and before.support_tickets == 0
+    opened_at, tickets = await onboardings.now(), 0
+
+    async def open_ticket() -> None:
+        nonlocal tickets
+        tickets += 1
+        event = ProductEvent(
+            event_id=f"ticket-{tickets}", name="support_ticket_opened", at=opened_at
+        )
+        await handle.signal(AccountOnboarding.product_events, ProductEventBatch(events=[event]))
+
+    for _ in range(3):
+        await open_ticket()
+    await until(handle, lambda s: s.support_tickets == 3)
+    assert await settled_writes(handle) == writes  # none for the counts alone
+    assert store.get(deal.account_id) == before
+
+    await onboardings.env.sleep(COUNTS_EVERY)
+    counted = await record_when(store, deal.account_id, lambda r: r.support_tickets == 3)
+    assert counted.as_of <= opened_at + COUNTS_EVERY
+    assert await settled_writes(handle) == writes + 1  # all three in one write
+
+    await open_ticket()  # then a milestone: both written at once
+    kickoff = before.milestones[0].id
+    report = MilestoneReport(milestone_id=kickoff, event_id="ev-kickoff")
+    await handle.signal(AccountOnboarding.milestone_reached, report)
+    done = await record_when(store, deal.account_id, lambda r: r.milestones[0].done_at is not None)
+    assert done.support_tickets == 4
+    assert done.as_of < counted.as_of + COUNTS_EVERY

@@ -173,7 +173,7 @@ class AccountOnboarding:
             await self._sleep_until_due_or_message()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._recorder.flush()
-        self._recorder.save(self.progress, self._status)  # the final state
+        self._recorder.save(self.progress, self._status, last=True)  # the final state
         await self._recorder.flush()
         following = expansion.next_onboarding(
             self._o(), self.deal_wait_days, self.max_history_events
@@ -638,7 +638,8 @@ class AccountOnboarding:
         if self.early is not None:
             until = self._waiting_until()
             return until, f"Waiting for the closed-won deal until {day_text(until)}"
-        return rule.next_wake(self._o())
+        wakes = (rule.next_wake(self._o()), self._recorder.wake())
+        return min((w for w in wakes if w is not None), key=lambda w: w[0], default=None)
 
     async def _sleep_until_due_or_message(self) -> None:
         await self._alarm.sleep(self._next_wake(), lambda: self.changed)

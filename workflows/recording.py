@@ -3,7 +3,10 @@ docs/rules.md), from workflow code.
 
 Coalesced: at most one `save_record` activity per workflow task that changed the record,
 and one in flight at a time; a change made while one is in flight is written when it
-ends. The record's `(as_of, revision)` lets the store drop a retried or overtaken write.
+ends. A change of the record's counts alone (team invitations, support tickets: they move
+with product events) is written `COUNTS_EVERY` after the last write at the latest, with
+whatever changed by then: a busy account's events do not each rewrite its whole record.
+The record's `(as_of, revision)` lets the store drop a retried or overtaken write.
 A write that fails once its retries are spent is logged; the next change writes the whole
 record again, so nothing is lost for good.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -20,12 +24,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows import contract
     from workflows.models import OnboardingProgress, OnboardingStatus
     from workflows.models.record import OnboardingRecord, RecordSaved
-    from workflows.records import record_of, what_it_says
+    from workflows.records import Said, record_of, what_it_says
 
 # workflow.patched() id of "the onboarding writes its record to the records store"
 # (added 2026-12-01). Runs that began before replay without it; `refresh_record` asks
 # such a run to continue-as-new into one that records.
 RECORDS = "onboarding-records"
+# workflow.patched() id of "a change of the record's counts alone waits until
+# `COUNTS_EVERY` after the last write" (rules §8, added 2026-12-01, issue 13): before
+# it, every such change was written at once.
+COUNTS_SPACED = "record-counts-spaced-2026-12-01"
+# How stale the store's copy of an onboarding's counts may be (rules §8).
+COUNTS_EVERY = timedelta(minutes=15)
 
 
 class Recorder:
@@ -34,8 +44,10 @@ class Recorder:
 
     def __init__(self, on_written: Callable[[], None]) -> None:
         self._on_written = on_written  # wakes the loop: a change may be waiting
-        self._said: bytes | None = None  # what the last record written says
+        self._said: Said | None = None  # what the last record written says
+        self._written_at: datetime | None = None  # when the last write began
         self._in_flight: asyncio.Task[None] | None = None
+        self.counts_due: datetime | None = None  # counts changed alone, to write by then
 
     @staticmethod
     def enabled() -> bool:
@@ -48,10 +60,13 @@ class Recorder:
         status: Callable[[], OnboardingStatus],
         *,
         again: bool = False,
+        last: bool = False,
     ) -> bool:
         """Write the record if it says more than the last one written (or `again`) and
         none is in flight; False when one is (the loop calls again when that one ends).
-        `status` is asked only then: building it is most of what a record costs."""
+        A change of the counts alone waits for `counts_due`, unless this is the run's
+        `last` write. `status` is asked only when none is in flight: building it is most
+        of what a record costs."""
         if not self.enabled():
             return True
         if self._in_flight is not None and not self._in_flight.done():
@@ -60,9 +75,29 @@ class Recorder:
         said = what_it_says(record)
         if not again and said == self._said:
             return True
+        if not (again or last) and self._counts_wait(said):
+            return True
         progress.record_revision, self._said = record.revision, said
+        self._written_at, self.counts_due = workflow.now(), None
         self._in_flight = asyncio.create_task(self._write(record))
         return True
+
+    def _counts_wait(self, said: Said) -> bool:
+        """Whether `said` differs from the last write in its counts alone, written less
+        than `COUNTS_EVERY` ago (then `counts_due` says until when it waits)."""
+        if self._said is None or said.rest != self._said.rest or self._written_at is None:
+            return False
+        due = self._written_at + COUNTS_EVERY
+        if workflow.now() >= due or not workflow.patched(COUNTS_SPACED):
+            return False
+        self.counts_due = due
+        return True
+
+    def wake(self) -> tuple[datetime, str] | None:
+        """When the loop must wake to write counts that wait, and the timer's summary."""
+        if self.counts_due is None:
+            return None
+        return self.counts_due, "Write the record's counts (team invitations, tickets)"
 
     async def _write(self, record: OnboardingRecord) -> None:
         try:

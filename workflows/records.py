@@ -5,6 +5,7 @@ docs/rules.md)."""
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 from workflows.models import AuditEntry, OnboardingStatus
 from workflows.models.record import OnboardingRecord, PauseSpan
@@ -80,9 +81,22 @@ def record_of(status: OnboardingStatus, revision: int) -> OnboardingRecord:
     )
 
 
-def what_it_says(record: OnboardingRecord) -> bytes:
-    """A digest of everything `record` tells the store but its revision and time: two
-    records say the same exactly when their digests match. What the onboarding keeps of
-    the record it last wrote (32 bytes, not the record and its milestones)."""
-    told = record.model_dump_json(exclude={"revision", "as_of"})
-    return hashlib.sha256(told.encode()).digest()
+# The record's counts: they move with every product event that counts, and nothing is
+# decided on a record's copy of them, so a change of these alone waits (rules §8).
+COUNTS = ("team_invitations", "support_tickets")
+
+
+class Said(NamedTuple):
+    """What a record tells the store but its revision and time: a digest of all but its
+    counts (32 bytes, not the record and its milestones), and the counts. Two records
+    say the same exactly when both match."""
+
+    rest: bytes
+    counts: tuple[int | None, ...]
+
+
+def what_it_says(record: OnboardingRecord) -> Said:
+    """What the onboarding keeps of the record it last wrote."""
+    told = record.model_dump_json(exclude={"revision", "as_of", *COUNTS})
+    counts = tuple(getattr(record, name) for name in COUNTS)
+    return Said(hashlib.sha256(told.encode()).digest(), counts)
