@@ -2,7 +2,8 @@
 
 1. `measure_starts`: signed `/webhooks/deals` posts vs the bare SDK's `start_workflow`,
    in alternating rounds at the same concurrency.
-2. `measure_events`: Segment batches to `/events` vs one `product_events` signal per event.
+2. `measure_events`: Segment batches to `/events` vs one `product_events` signal per event,
+   in rounds of both.
 3. `measure_history`: one onboarding fed raw events through the ingress, and the length
    of its history.
 
@@ -60,6 +61,7 @@ class Options:
     rounds: int
     concurrency: int
     events: int
+    ingress_events: int
     accounts: int
     history_events: int
     seed: int
@@ -206,13 +208,22 @@ async def post_events(
 
 @dataclass
 class Events:
+    """One round of each path: the same event mix, `naive` events one signal each and
+    `ingress` events through `/events` (in `signals` signals)."""
+
     naive: Round
     ingress: Round
-    ingress_signals: int
-    count: int
+    signals: int
+    naive_count: int
+    ingress_count: int
 
-    def per_second(self, sent: Round) -> float:
-        return self.count / sent.seconds
+    @property
+    def naive_per_second(self) -> float:
+        return self.naive_count / self.naive.seconds
+
+    @property
+    def ingress_per_second(self) -> float:
+        return self.ingress_count / self.ingress.seconds
 
 
 async def _running_accounts(stack: Stack, path: str, options: Options) -> list[str]:
@@ -222,19 +233,25 @@ async def _running_accounts(stack: Stack, path: str, options: Options) -> list[s
     return accounts
 
 
-async def measure_events(stack: Stack, options: Options) -> Events:
-    """The same event mix, each path to its own fresh running onboardings."""
+async def measure_events(stack: Stack, options: Options) -> list[Events]:
+    """`options.rounds` rounds of both paths, each path to its own fresh running
+    onboardings. The ingress path posts more events (`ingress_events`) so that its round
+    lasts long enough to measure its pace: 5,000 events took it under a second, much of
+    it the first signal of every account and the last requests' wait."""
     rng = random.Random(options.seed)
-    accounts = await _running_accounts(stack, "naive", options)
-    calls = segment_calls(rng, accounts, options.events, "naive-event")
-    naive = await timed([_naive_signal(stack, c) for c in calls], options.concurrency)
-    await settle(stack, accounts)
+    rounds: list[Events] = []
+    for n in range(options.rounds):
+        accounts = await _running_accounts(stack, f"naive{n}", options)
+        calls = segment_calls(rng, accounts, options.events, f"naive{n}-event")
+        naive = await timed([_naive_signal(stack, c) for c in calls], options.concurrency)
+        await settle(stack, accounts)
 
-    accounts = await _running_accounts(stack, "ingress", options)
-    calls = segment_calls(rng, accounts, options.events, "ingress-event")
-    ingress, signals = await post_events(stack, calls, options.concurrency)
-    await settle(stack, accounts)
-    return Events(naive=naive, ingress=ingress, ingress_signals=signals, count=options.events)
+        accounts = await _running_accounts(stack, f"ingress{n}", options)
+        calls = segment_calls(rng, accounts, options.ingress_events, f"ingress{n}-event")
+        ingress, signals = await post_events(stack, calls, options.concurrency)
+        await settle(stack, accounts)
+        rounds.append(Events(naive, ingress, signals, options.events, options.ingress_events))
+    return rounds
 
 
 @dataclass
