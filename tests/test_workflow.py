@@ -609,3 +609,22 @@ async def test_search_attributes_and_current_details_track_the_state(
     assert st.tier_decision is not None
     assert f"Tier at the start: high_touch (`{st.tier_decision.clause}`)" in text
     assert f"Playbook: {pb.name}, version {pb.version} (sha256 `{pb.content_hash}`)" in text
+
+
+async def test_a_status_polled_while_nothing_happens_shows_the_next_change_at_once(
+    onboardings: Onboardings,
+) -> None:
+    """The `status` query keeps its answer while the onboarding's state stands still (a
+    page polling it); the first query after a change answers the new state."""
+    deal = make_deal(close_date=await onboardings.now(), **TIER_DEALS["tech_touch"])
+    handle = await onboardings.start(deal)
+    polled = [await status(handle) for _ in range(5)]
+    assert polled[-1].milestones == polled[-2].milestones
+    kickoff = polled[-1].milestones[0]
+    assert kickoff.done_at is None
+    report = MilestoneReport(milestone_id=kickoff.id, event_id="ev-kickoff")
+    await handle.signal(AccountOnboarding.milestone_reached, report)
+    await handle.query(AccountOnboarding.snapshot)  # the signal has been taken
+    after = await status(handle)
+    assert after.milestones[0].done_at is not None
+    assert after.completion_pct > polled[-1].completion_pct

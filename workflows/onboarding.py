@@ -123,6 +123,8 @@ class AccountOnboarding:
         self.changed = False
         self._alarm = Alarm()
         self._clock = TaskClock()
+        # The state a `status` query was last asked in, and its answer once asked twice.
+        self._answered: tuple[tuple[int, datetime] | None, OnboardingStatus | None] = (None, None)
         self._publisher = Publisher()
         self._recorder = Recorder(on_written=self._wake)
         self._refresh_record = False  # `refresh_record` asked; see `_keep_record`
@@ -607,7 +609,20 @@ class AccountOnboarding:
 
     @workflow.query(name=contract.STATUS)
     def status(self) -> OnboardingStatus:
-        return self._status()
+        """The onboarding now. Asked again before anything happened (a page or a script
+        polling it), it answers what it answered: the state changes only in a workflow
+        task's activation, each with a history length and a time of its own, and queries
+        come in activations of their own (the SDK's guarantee). Kept from the second ask
+        on, so an onboarding looked at once keeps no copy (about 20 KB)."""
+        state = (workflow.info().get_current_history_length(), workflow.now())
+        asked, answer = self._answered
+        if asked != state:
+            self._answered = (state, None)
+            return self._status()
+        if answer is None:
+            answer = self._status()
+            self._answered = (state, answer)
+        return answer
 
     @workflow.query(name=contract.SNAPSHOT)
     def snapshot(self) -> OnboardingSnapshot:
