@@ -1,6 +1,7 @@
 """The onboarding keeps its record in the records store up to date: every change is
-written, at most once per workflow task, and the last record is the onboarding's final
-state (time-skipping server, a real worker, a real SQLite store)."""
+written, at most once per workflow task (a change of the counts alone up to 15 minutes
+later), and the last record is the onboarding's final state (time-skipping server, a real
+worker, a real SQLite store)."""
 
 from __future__ import annotations
 
