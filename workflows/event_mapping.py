@@ -41,7 +41,7 @@ def property_value(properties: Mapping[str, object], path: str) -> object:
         return properties[path]
     node: object = properties
     for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
     return node
