@@ -215,22 +215,42 @@ async def start_dev_server(
     )
     # The server's own TEMPORAL_* connection settings would be for a client; drop them.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
-    process = _spawn(cmd, log_path, env)
-    server = DevServer(
-        process=process,
-        host=host,
-        port=port,
-        ui_port=ui_port,
-        db_path=db,
-        log_path=log_path,
-        namespace=namespace,
-    )
-    try:
-        await wait_until_ready(server, ready_within)
-    except BaseException:
-        await server.stop()
-        raise
-    return server
+    attempt = 0
+    while True:
+        attempt += 1
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        server = DevServer(
+            process=_spawn(cmd, log_path, env),
+            host=host,
+            port=port,
+            ui_port=ui_port,
+            db_path=db,
+            log_path=log_path,
+            namespace=namespace,
+        )
+        try:
+            await wait_until_ready(server, ready_within)
+            return server
+        except DevServerError:
+            await server.stop()
+            if attempt == START_ATTEMPTS or not _lost_a_port(log_path, logged):
+                raise
+        except BaseException:
+            await server.stop()
+            raise
+
+
+# A port the server binds at start (its HTTP API's, which it picks itself, or one of
+# ours) can be taken between being found free and being bound, most often by another
+# program's outgoing connection: that start is tried again.
+START_ATTEMPTS = 3
+
+
+def _lost_a_port(log_path: Path, since: int) -> bool:
+    """Whether the server's log, from byte `since`, says a port it binds was taken."""
+    with open(log_path, "rb") as log:
+        log.seek(since)
+        return b"address already in use" in log.read()
 
 
 def _spawn(cmd: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

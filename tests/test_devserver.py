@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 import temporalio.client
 
 from activities.client import connect
-from starter.devserver import DevServer, free_port, start_dev_server
+from starter.devserver import DevServer, DevServerError, free_port, start_dev_server
 from tests.support.temporal import BIN, log_worker
 from workflows.models import ClosedWonDeal, ContactChange, OnboardingStatus
 from workflows.playbook import load_playbook
@@ -285,3 +286,35 @@ async def test_a_realignment_gate_is_reported_from_the_cli(stack: Stack) -> None
     assert window["outcome"] == "open"
     assert window["gates"]["realignment_call"] is not None
     assert window["gates"]["new_primary_contact"] is None
+
+
+async def test_a_port_taken_while_the_server_starts_is_tried_again(tmp_path: Path) -> None:
+    """A port found free can be taken before the server binds it (most often by another
+    program's outgoing connection, which binds without listening). Held through the
+    first start and let go during it, the start is tried again and succeeds; held for
+    good, the error names the port."""
+    ui_port = free_port()
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", ui_port))  # bound, not listening: as a connection's port
+
+    async def let_go() -> None:
+        log = tmp_path / "t.db.log"
+        # The server's log is the only sign its first start lost the port.
+        while b"address already in use" not in (log.read_bytes() if log.exists() else b""):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        taken.close()
+
+    freed = asyncio.create_task(let_go())
+    server = await start_dev_server(port=free_port(), ui_port=ui_port, db_path=tmp_path / "t.db")
+    try:
+        assert freed.done()
+        assert b"address already in use" in (tmp_path / "t.db.log").read_bytes()
+        client = await temporalio.client.Client.connect(server.address)
+        assert (await client.count_workflows()).count == 0
+    finally:
+        await server.stop()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", ui_port))
+        with pytest.raises(DevServerError, match=f"{ui_port}.*address already in use"):
+            await start_dev_server(port=free_port(), ui_port=ui_port, db_path=tmp_path / "u.db")
