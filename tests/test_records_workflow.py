@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -23,7 +23,7 @@ from activities.records.store import RecordStore
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.onboardings import Onboardings, until
 from tests.support.records import record_when
-from workflows import contract
+from workflows import contract, patches
 from workflows.models import (
     CancelRequest,
     MilestoneReport,
@@ -36,7 +36,7 @@ from workflows.models import (
 )
 from workflows.models.record import OnboardingRecord, RecordSaved
 from workflows.onboarding import AccountOnboarding
-from workflows.recording import COUNTS_EVERY, Recorder
+from workflows.recording import COUNTS_EVERY
 
 
 async def record_writes(handle: WorkflowHandle[Any, Any]) -> list[list[str]]:
@@ -139,7 +139,11 @@ async def test_an_onboarding_begun_before_records_records_once_asked(
 
     deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])
     with monkeypatch.context() as old_code:
-        old_code.setattr(Recorder, "enabled", staticmethod(lambda: False))
+        # The code before records: no fold, each patch asked as it comes, no records.
+        old_code.setattr(patches, "begin", lambda: None)
+        old_code.setattr(
+            patches, "has", lambda patch: patch != patches.RECORDS and workflow.patched(patch)
+        )
         async with worker():
             handle = await env.client.start_workflow(
                 AccountOnboarding.run,

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import contract, progress
+    from workflows import contract, patches, progress
     from workflows.models import (
         Audience,
         NotificationReceipt,
@@ -27,11 +27,6 @@ with workflow.unsafe.imports_passed_through():
         StaffRole,
     )
     from workflows.progress import skipnet
-
-
-# workflow.patched() id of "a pause holds back nudges and escalations to the customer,
-# not celebrations" (added 2026-12-01).
-PAUSE_HOLDS_NUDGES_ONLY = "pause-holds-nudges-only-2026-12-01"
 
 
 def together(outbox: Sequence[progress.Effect]) -> int:
@@ -181,7 +176,7 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
 def _nudges_only() -> bool:
     """A pause holds back by template kind (patched: runs that began before held back
     every message to the customer, and must replay so)."""
-    return workflow.patched(PAUSE_HOLDS_NUDGES_ONLY)
+    return patches.has(patches.PAUSE_HOLDS_NUDGES_ONLY)
 
 
 async def _send(o: progress.Onboarding, effect: progress.Notify) -> progress.Changes:

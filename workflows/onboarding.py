@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.contract as contract
     import workflows.effects as effects
     import workflows.event_mapping as event_mapping
+    import workflows.patches as patches
     import workflows.presentation as view
     import workflows.progress as rule
     import workflows.rules as rules
@@ -72,37 +73,6 @@ with workflow.unsafe.imports_passed_through():
 DAY = timedelta(days=1)
 # Bound that keeps the state (and so continue-as-new payloads) small over 120 days.
 MAX_REJECTED = 200
-# workflow.patched() id of "continue-as-new at `max_history_events`" (added 2026-11-22).
-CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
-# workflow.patched() id of "a product event credits its milestone when it happened, not
-# when it arrived" (added 2026-11-30).
-CREDIT_AT_EVENT_TIME = "credit-at-event-time"
-# workflow.patched() id of "a tier change keeps the stall clock on the customer's last
-# movement" (added 2026-12-01).
-STALL_CLOCK_CUSTOMER = "stall-clock-customer-2026-12-01"
-# workflow.patched() id of "replacing the champion opens a re-alignment window" (rules
-# §6.3, added 2026-12-01): before it, `change_contact` only replaced the contact.
-CHAMPION_WINDOW = "champion-window-2026-12-01"
-# workflow.patched() id of "an expansion deal for a running onboarding is queued, and its
-# onboarding follows this one" (rules §2, added 2026-12-01): before it, the deal was
-# answered "already onboarding" and dropped.
-EXPANSION_QUEUE = "expansion-queue-2026-12-01"
-# workflow.patched() id of "a paid deal for a running trial converts it: the trial ends,
-# cancelled as converted, and continues as the paid deal's onboarding" (rules §2, added
-# 2026-12-01): before it, the deal was answered "already onboarding" (or, an expansion,
-# queued behind the trial).
-TRIAL_CONVERSION = "trial-conversion-2026-12-01"
-# workflow.patched() id of "the outbox's independent effects run at once" (added
-# 2026-12-01, issue 13): before it, one activity after another.
-EFFECTS_TOGETHER = "effects-together-2026-12-01"
-# workflow.patched() id of "a `refresh_record` asked while a write is in flight is written
-# when that one ends" (added 2026-12-01): before it, it was lost.
-REFRESH_AFTER_WRITE = "refresh-after-write-2026-12-01"
-# workflow.patched() id of "a pause stops the health score's clock: paused, the score is
-# the pause's start's, and a milestone reached in the pause is scored against its
-# deadline moved by the time paused" (rules §5, added 2026-12-01): asked when a pause
-# begins (or a run begins paused); before it, both used the unmoved deadlines.
-PAUSE_STOPS_SCORING = "pause-stops-scoring-2026-12-01"
 
 # Why a product event with a name no milestone of the playbook is completed by is refused.
 UNKNOWN_EVENT = "no milestone is completed by it"
@@ -112,6 +82,7 @@ UNKNOWN_EVENT = "no milestone is completed by it"
 class AccountOnboarding:
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
+        patches.begin()  # first: see workflows/patches.py
         self.account_id = input.account_id
         self.playbook = input.playbook
         self.delivery_id = input.delivery_id
@@ -193,7 +164,7 @@ class AccountOnboarding:
             return True
         postponed = not self._recorder.save(self.progress, self._status, again=asked)
         # Patched: runs that began before lost a refresh asked while a write was in flight.
-        if asked and postponed and workflow.patched(REFRESH_AFTER_WRITE):
+        if asked and postponed and patches.has(patches.REFRESH_AFTER_WRITE):
             self._refresh_record = True  # written whole when the one in flight ends
         return False
 
@@ -207,7 +178,7 @@ class AccountOnboarding:
         if info.is_continue_as_new_suggested():
             return True
         # Patched: runs that began before this rule must replay as they ran (see README).
-        return workflow.patched(CAN_AT_EVENT_COUNT) and (
+        return patches.has(patches.CAN_AT_EVENT_COUNT) and (
             info.get_current_history_length() >= self.max_history_events
         )
 
@@ -281,7 +252,7 @@ class AccountOnboarding:
         """Whether this pause stops the health score's clock too (patched: a run paused
         before that rule scored against the unmoved deadlines, and must replay so). Asked
         in the run or an update, never in a query, which cannot record the answer."""
-        self._pause_stops_scoring = workflow.patched(PAUSE_STOPS_SCORING)
+        self._pause_stops_scoring = patches.has(patches.PAUSE_STOPS_SCORING)
 
     def _apply(self, changes: rule.Changes) -> None:
         """Record what a state change asked for; its effects run from the outbox."""
@@ -298,12 +269,12 @@ class AccountOnboarding:
     def _times_kept(self) -> bool:
         """Product events credit milestones when they happened (patched: runs that began
         before this rule credited them on arrival, and must replay so)."""
-        return workflow.patched(CREDIT_AT_EVENT_TIME)
+        return patches.has(patches.CREDIT_AT_EVENT_TIME)
 
     def _customer_clock(self) -> bool:
         """A tier change leaves the stall clock on the customer's last movement (patched:
         runs that began before this rule restarted it at the change, and must replay so)."""
-        return workflow.patched(STALL_CLOCK_CUSTOMER)
+        return patches.has(patches.STALL_CLOCK_CUSTOMER)
 
     def _seen_list(self) -> list[str]:
         if self.early is not None:
@@ -389,14 +360,14 @@ class AccountOnboarding:
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
         # Patched: runs that answered such a deal otherwise replay so.
-        if expansion.converts(self._o(), delivery.deal) and workflow.patched(TRIAL_CONVERSION):
+        if expansion.converts(self._o(), delivery.deal) and patches.has(patches.TRIAL_CONVERSION):
             detail, changes = expansion.convert(self._o(), delivery, workflow.now())
             self._apply(changes)
             self.changed = True
             return self._acceptance(True, detail, state=OnboardingState.ACTIVE)
         # Patched: runs that answered such a deal "already onboarding" replay so.
-        if expansion.another_expansion(self._o(), delivery.deal) and workflow.patched(
-            EXPANSION_QUEUE
+        if expansion.another_expansion(self._o(), delivery.deal) and patches.has(
+            patches.EXPANSION_QUEUE
         ):
             detail, changes = expansion.queue(self._o(), delivery, workflow.now())
             self._apply(changes)
@@ -514,7 +485,7 @@ class AccountOnboarding:
         now = workflow.now()
         # Patched: the window arms a timer, which runs that replaced a champion before
         # this rule never did.
-        if workflow.patched(CHAMPION_WINDOW):
+        if patches.has(patches.CHAMPION_WINDOW):
             # The holidays library reads its holiday names' translations through
             # `locale`, which the sandbox refuses; what it answers is fixed by its
             # pinned release (workflows/business_days.py), so it may run unrestricted.
@@ -642,7 +613,7 @@ class AccountOnboarding:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
             # Patched: runs that began before sent one effect at a time, and must replay so.
-            n = effects.together(self.outbox) if workflow.patched(EFFECTS_TOGETHER) else 1
+            n = effects.together(self.outbox) if patches.has(patches.EFFECTS_TOGETHER) else 1
             wave, self.outbox = self.outbox[:n], self.outbox[n:]
             for changes in await effects.run_together(self._o(), wave, self._times_kept):
                 self._apply(changes)

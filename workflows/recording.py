@@ -21,19 +21,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import contract
+    from workflows import contract, patches
     from workflows.models import OnboardingProgress, OnboardingStatus
     from workflows.models.record import OnboardingRecord, RecordSaved
     from workflows.records import Said, record_of, what_it_says
 
-# workflow.patched() id of "the onboarding writes its record to the records store"
-# (added 2026-12-01). Runs that began before replay without it; `refresh_record` asks
-# such a run to continue-as-new into one that records.
-RECORDS = "onboarding-records"
-# workflow.patched() id of "a change of the record's counts alone waits until
-# `COUNTS_EVERY` after the last write" (rules §8, added 2026-12-01, issue 13): before
-# it, every such change was written at once.
-COUNTS_SPACED = "record-counts-spaced-2026-12-01"
 # How stale the store's copy of an onboarding's counts may be (rules §8).
 COUNTS_EVERY = timedelta(minutes=15)
 
@@ -52,7 +44,7 @@ class Recorder:
     @staticmethod
     def enabled() -> bool:
         """Whether this run writes records (False for a run that began before records)."""
-        return workflow.patched(RECORDS)
+        return patches.has(patches.RECORDS)
 
     def save(
         self,
@@ -88,7 +80,7 @@ class Recorder:
         if self._said is None or said.rest != self._said.rest or self._written_at is None:
             return False
         due = self._written_at + COUNTS_EVERY
-        if workflow.now() >= due or not workflow.patched(COUNTS_SPACED):
+        if workflow.now() >= due or not patches.has(patches.COUNTS_SPACED):
             return False
         self.counts_due = due
         return True
