@@ -43,9 +43,9 @@ test: lint
 ## bench: ingress vs bare SDK on a throwaway dev server, what the onboarding records cost
 ## per onboarding, then the portfolio report and the dashboard over 10,000 onboardings
 ## against their 1 s budget, the playbook simulator on 1,000 onboardings, then the
-## worker's memory and CPU per onboarding vs bare workflows, onboardings driven to handoff
-## on the time-skipping server and the status query, each vs bare workflows
-## (about 16 minutes; not part of test)
+## worker's memory and CPU per onboarding vs bare workflows, and its memory as it ages,
+## onboardings driven to handoff on the time-skipping server and the status query, each
+## vs bare workflows (about 27 minutes; not part of test)
 bench: install-test
 	$(BIN)/python bench/ingress.py
 	$(BIN)/python bench/records_cost.py
@@ -53,6 +53,7 @@ bench: install-test
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/simulator.py
 	$(BIN)/python bench/worker_cost.py
+	$(BIN)/python bench/memory_over_life.py
 	$(BIN)/python bench/time_skipped.py
 	$(BIN)/python bench/status_query.py
 
