@@ -141,8 +141,9 @@ async def test_an_onboarding_begun_before_records_records_once_asked(
     with monkeypatch.context() as old_code:
         # The code before records: no fold, each patch asked as it comes, no records.
         old_code.setattr(patches, "begin", lambda: None)
+        before_records = patches.Folded.RECORDS
         old_code.setattr(
-            patches, "has", lambda patch: patch != patches.RECORDS and workflow.patched(patch)
+            patches, "has", lambda patch: patch != before_records and workflow.patched(patch)
         )
         async with worker():
             handle = await env.client.start_workflow(

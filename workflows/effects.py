@@ -176,7 +176,7 @@ async def _assign_owner(o: progress.Onboarding, effect: progress.AssignOwner) ->
 def _nudges_only() -> bool:
     """A pause holds back by template kind (patched: runs that began before held back
     every message to the customer, and must replay so)."""
-    return patches.has(patches.PAUSE_HOLDS_NUDGES_ONLY)
+    return patches.has(patches.Folded.PAUSE_HOLDS_NUDGES_ONLY)
 
 
 async def _send(o: progress.Onboarding, effect: progress.Notify) -> progress.Changes:

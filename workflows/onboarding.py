@@ -164,7 +164,7 @@ class AccountOnboarding:
             return True
         postponed = not self._recorder.save(self.progress, self._status, again=asked)
         # Patched: runs that began before lost a refresh asked while a write was in flight.
-        if asked and postponed and patches.has(patches.REFRESH_AFTER_WRITE):
+        if asked and postponed and patches.has(patches.Folded.REFRESH_AFTER_WRITE):
             self._refresh_record = True  # written whole when the one in flight ends
         return False
 
@@ -178,7 +178,7 @@ class AccountOnboarding:
         if info.is_continue_as_new_suggested():
             return True
         # Patched: runs that began before this rule must replay as they ran (see README).
-        return patches.has(patches.CAN_AT_EVENT_COUNT) and (
+        return patches.has(patches.Folded.CAN_AT_EVENT_COUNT) and (
             info.get_current_history_length() >= self.max_history_events
         )
 
@@ -252,7 +252,7 @@ class AccountOnboarding:
         """Whether this pause stops the health score's clock too (patched: a run paused
         before that rule scored against the unmoved deadlines, and must replay so). Asked
         in the run or an update, never in a query, which cannot record the answer."""
-        self._pause_stops_scoring = patches.has(patches.PAUSE_STOPS_SCORING)
+        self._pause_stops_scoring = patches.has(patches.Folded.PAUSE_STOPS_SCORING)
 
     def _apply(self, changes: rule.Changes) -> None:
         """Record what a state change asked for; its effects run from the outbox."""
@@ -269,12 +269,12 @@ class AccountOnboarding:
     def _times_kept(self) -> bool:
         """Product events credit milestones when they happened (patched: runs that began
         before this rule credited them on arrival, and must replay so)."""
-        return patches.has(patches.CREDIT_AT_EVENT_TIME)
+        return patches.has(patches.Folded.CREDIT_AT_EVENT_TIME)
 
     def _customer_clock(self) -> bool:
         """A tier change leaves the stall clock on the customer's last movement (patched:
         runs that began before this rule restarted it at the change, and must replay so)."""
-        return patches.has(patches.STALL_CLOCK_CUSTOMER)
+        return patches.has(patches.Folded.STALL_CLOCK_CUSTOMER)
 
     def _seen_list(self) -> list[str]:
         if self.early is not None:
@@ -360,14 +360,16 @@ class AccountOnboarding:
         if delivery.delivery_id == self.delivery_id:
             return self._acceptance(True, "deal received: onboarding started")
         # Patched: runs that answered such a deal otherwise replay so.
-        if expansion.converts(self._o(), delivery.deal) and patches.has(patches.TRIAL_CONVERSION):
+        if expansion.converts(self._o(), delivery.deal) and patches.has(
+            patches.Folded.TRIAL_CONVERSION
+        ):
             detail, changes = expansion.convert(self._o(), delivery, workflow.now())
             self._apply(changes)
             self.changed = True
             return self._acceptance(True, detail, state=OnboardingState.ACTIVE)
         # Patched: runs that answered such a deal "already onboarding" replay so.
         if expansion.another_expansion(self._o(), delivery.deal) and patches.has(
-            patches.EXPANSION_QUEUE
+            patches.Folded.EXPANSION_QUEUE
         ):
             detail, changes = expansion.queue(self._o(), delivery, workflow.now())
             self._apply(changes)
@@ -485,7 +487,7 @@ class AccountOnboarding:
         now = workflow.now()
         # Patched: the window arms a timer, which runs that replaced a champion before
         # this rule never did.
-        if patches.has(patches.CHAMPION_WINDOW):
+        if patches.has(patches.Folded.CHAMPION_WINDOW):
             # The holidays library reads its holiday names' translations through
             # `locale`, which the sandbox refuses; what it answers is fixed by its
             # pinned release (workflows/business_days.py), so it may run unrestricted.
@@ -613,7 +615,7 @@ class AccountOnboarding:
                 self.outbox.clear()  # a cancelled deal gets no more messages
                 break
             # Patched: runs that began before sent one effect at a time, and must replay so.
-            n = effects.together(self.outbox) if patches.has(patches.EFFECTS_TOGETHER) else 1
+            n = effects.together(self.outbox) if patches.has(patches.Folded.EFFECTS_TOGETHER) else 1
             wave, self.outbox = self.outbox[:n], self.outbox[n:]
             for changes in await effects.run_together(self._o(), wave, self._times_kept):
                 self._apply(changes)

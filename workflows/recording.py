@@ -44,7 +44,7 @@ class Recorder:
     @staticmethod
     def enabled() -> bool:
         """Whether this run writes records (False for a run that began before records)."""
-        return patches.has(patches.RECORDS)
+        return patches.has(patches.Folded.RECORDS)
 
     def save(
         self,
@@ -80,7 +80,7 @@ class Recorder:
         if self._said is None or said.rest != self._said.rest or self._written_at is None:
             return False
         due = self._written_at + COUNTS_EVERY
-        if workflow.now() >= due or not patches.has(patches.COUNTS_SPACED):
+        if workflow.now() >= due or not patches.has(patches.Folded.COUNTS_SPACED):
             return False
         self.counts_due = due
         return True
