@@ -18,9 +18,9 @@ throwaway SQLite records store).
 What grows: the onboarding's own state (its audit trail, escalations, notifications
 sent), and the SDK core's, which keeps every command's state machine of a run (each
 workflow task, activity, timer, upsert and marker) until the run ends or leaves the
-cache: about 1.4 KB per history event (README *Worker cost*). A run's length is bounded
-by `ONBOARDING_MAX_HISTORY_EVENTS` (continue-as-new). The last line printed is one JSON
-object.
+cache: together about 1.9 KB per history event (README *Worker cost*). A run's length is
+bounded by `ONBOARDING_MAX_HISTORY_EVENTS` (continue-as-new). The last line printed is
+one JSON object.
 """
 
 from __future__ import annotations
