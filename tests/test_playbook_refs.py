@@ -31,12 +31,12 @@ from activities.converter import CONVERTER, ReferencingPayloadConverter
 from activities.pinning import PlaybookContentMissing
 from activities.records.store import RecordStore
 from starter.client import worker_catching_up
-from starter.devserver import free_port, register_search_attributes
+from starter.devserver import free_port
 from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.histories import run_histories
 from tests.support.ingress import WHSEC, deal_body, dumps, std_headers, until_healthy
 from tests.support.onboardings import Onboardings, status, until
-from tests.support.temporal import BIN, process_env
+from tests.support.temporal import BIN, process_env, time_skipping
 from tests.test_migration import NEXT, move
 from worker import build_worker
 from workflows import search_attributes as sa
@@ -255,11 +255,7 @@ async def until_answered(handle: WorkflowHandle[Any, Any], within_s: float = 60)
 async def by_reference(playbook: Playbook, tmp_path: Path) -> AsyncIterator[Onboardings]:
     """`Onboardings` on a time-skipping server reached through `data_converter()`."""
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(records_url=url),
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    await register_search_attributes(env.client)
+    env = await time_skipping(data_converter(records_url=url))
     task_queue = f"by-reference-{uuid.uuid4().hex[:8]}"
     settings = Settings(notify_channels=["log"], sent_log=tmp_path / "sent.jsonl", records_url=url)
     async with Worker(

@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Settings
 from activities.converter import CONVERTER
-from starter.devserver import free_port
+from starter.devserver import TEST_SERVER_STARTUP, free_port, register_search_attributes
 from worker import build_worker
 
 # The venv's bin: `temporal` (dev server) and `temporal-test-server` (time-skipping).
@@ -25,6 +27,18 @@ BIN = Path(sys.executable).parent
 # move deadlines).
 TEST_START = "ONBOARDING_TEST_START"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+async def time_skipping(converter: DataConverter) -> WorkflowEnvironment:
+    """A time-skipping test server of the venv's (never downloaded), reached through
+    `converter`, with the service's search attributes registered."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        test_server_startup_timeout=TEST_SERVER_STARTUP,
+    )
+    await register_search_attributes(environment.client)
+    return environment
 
 
 def start_moment(now: datetime, when: str) -> datetime:
