@@ -31,7 +31,7 @@ import temporalio.client
 from activities.client import connect
 from starter.devserver import DevServer, free_port, start_dev_server
 from starter.signatures import SEGMENT_SIGNATURE, sign_segment
-from workflows.models import Playbook, workflow_id_for
+from workflows.models import ClosedWonDeal, Playbook, workflow_id_for
 from workflows.playbook import load_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,3 +328,23 @@ async def settle_workflows(
             raise BenchError(f"the worker did not catch up within {within:g} s")
         else:
             await asyncio.sleep(0.3)
+
+
+# A third of each tier: high-touch, tech-touch, self-serve (the default playbook's rule).
+TIERS = ({"acv_usd": 80_000, "stakeholder_count": 4}, {"acv_usd": 20_000}, {"acv_usd": 2_000})
+
+
+def deal(index: int, closed: Any) -> ClosedWonDeal:
+    return ClosedWonDeal.model_validate(
+        {
+            "account_id": f"bench-{index:04d}",
+            "account_name": f"Bench {index}",
+            "close_date": closed,
+            "contacts": [
+                {"name": "Cara Champion", "email": "cara@bench.test", "role": "champion"},
+                {"name": "Sam Sponsor", "email": "sam@bench.test", "role": "executive_sponsor"},
+            ],
+            "success_criteria": ["10 invoices processed weekly"],
+        }
+        | TIERS[index % 3]
+    )

@@ -40,7 +40,7 @@ from typing import Any
 # The other bench modules: `python bench/memory_over_life.py` puts bench/ first on sys.path.
 import bare_workflows
 import structlog
-from records_cost import deal
+from common import deal
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 from time_skipped import Start, skip, started, time_skipping

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,21 +32,22 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
+# The other bench modules: `python bench/records_cost.py` puts bench/ first on sys.path.
 import structlog
+from common import deal
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from time_skipped import time_skipping
 
 from activities import Settings, activities_for
 from activities.converter import CONVERTER
 from activities.records.store import RecordStore
-from starter.devserver import TEST_SERVER_STARTUP, register_search_attributes
 from workflows import contract
 from workflows.models import (
     CancelRequest,
-    ClosedWonDeal,
     MilestoneReport,
     MilestoneStatus,
     OnboardingInput,
@@ -60,7 +60,6 @@ from workflows.recording import Recorder
 SAVE = contract.SAVE_RECORD.name
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = timedelta(days=1)
-TIERS = ({"acv_usd": 80_000, "stakeholder_count": 4}, {"acv_usd": 20_000}, {"acv_usd": 2_000})
 
 
 class CpuMeter:
@@ -79,22 +78,6 @@ class CpuMeter:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - start
 
         return timed  # type: ignore[return-value]
-
-
-def deal(index: int, closed: Any) -> ClosedWonDeal:
-    return ClosedWonDeal.model_validate(
-        {
-            "account_id": f"bench-{index:04d}",
-            "account_name": f"Bench {index}",
-            "close_date": closed,
-            "contacts": [
-                {"name": "Cara Champion", "email": "cara@bench.test", "role": "champion"},
-                {"name": "Sam Sponsor", "email": "sam@bench.test", "role": "executive_sponsor"},
-            ],
-            "success_criteria": ["10 invoices processed weekly"],
-        }
-        | TIERS[index % 3]
-    )
 
 
 async def live(env: WorkflowEnvironment, handles: list[WorkflowHandle[Any, Any]]) -> None:
@@ -162,14 +145,7 @@ async def run(count: int) -> dict[str, float]:
     RecordStore.save = meter.wrap("store", RecordStore.save)  # type: ignore[method-assign]
     folder = Path(tempfile.mkdtemp(prefix="records-bench-"))
     settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{folder / 'r.db'}")
-    # The venv's time-skipping server (never downloaded).
-    server = Path(sys.executable).parent / "temporal-test-server"
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER,
-        test_server_existing_path=str(server),
-        test_server_startup_timeout=TEST_SERVER_STARTUP,
-    )
-    await register_search_attributes(env.client)
+    env = await time_skipping(CONVERTER)
     playbook = load_playbook()
     try:
         async with Worker(

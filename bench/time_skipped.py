@@ -47,8 +47,7 @@ from typing import Any
 # The other bench modules: `python bench/time_skipped.py` puts bench/ first on sys.path.
 import bare_driven
 import structlog
-from common import timed
-from records_cost import deal
+from common import deal, timed
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import WorkflowHandle

@@ -47,8 +47,7 @@ from typing import Any
 
 # The other bench modules: `python bench/worker_cost.py` puts bench/ first on sys.path.
 import bare_workflows
-from common import BenchError, Stack, running, settle_workflows, stack, tail, timed
-from records_cost import deal
+from common import BenchError, Stack, deal, running, settle_workflows, stack, tail, timed
 from temporalio.api.enums.v1 import EventType
 
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
