@@ -134,8 +134,9 @@ class AccountOnboarding:
             self.changed = False
             self._advance(workflow.now())
             self._publisher.onboarding(self._o(), workflow.now())
-            await self._send_outbox()
-            self._publisher.onboarding(self._o(), workflow.now())
+            if self.outbox:  # published again once the effects have run
+                await self._send_outbox()
+                self._publisher.onboarding(self._o(), workflow.now())
             renew = self._keep_record()
             if self.progress.finished_at is not None and not self.outbox:
                 break

@@ -88,15 +88,20 @@ COUNTS = ("team_invitations", "support_tickets")
 
 class Said(NamedTuple):
     """What a record tells the store but its revision and time: a digest of all but its
-    counts (32 bytes, not the record and its milestones), and the counts. Two records
-    say the same exactly when both match."""
+    counts (32 bytes, not the record and its milestones), and the counts. Two records of
+    one run say the same exactly when both match."""
 
     rest: bytes
     counts: tuple[int | None, ...]
 
 
 def what_it_says(record: OnboardingRecord) -> Said:
-    """What the onboarding keeps of the record it last wrote."""
-    told = record.model_dump_json(exclude={"revision", "as_of", *COUNTS})
-    counts = tuple(getattr(record, name) for name in COUNTS)
-    return Said(hashlib.sha256(told.encode()).digest(), counts)
+    """What the onboarding keeps of the record it last wrote.
+
+    The audit trail only grows, so its length and last entry tell it (and the pauses
+    read from it) from the trail of an earlier record of the same run, and the digest,
+    taken at every workflow task, no longer dumps a trail that grows all its life."""
+    told = record.model_dump_json(exclude={"revision", "as_of", "audit", "pauses", *COUNTS})
+    last = record.audit[-1].model_dump_json() if record.audit else ""
+    digest = hashlib.sha256(f"{told}\n{len(record.audit)}\n{last}".encode()).digest()
+    return Said(digest, tuple(getattr(record, name) for name in COUNTS))

@@ -291,7 +291,9 @@ class RecordStore:
                     "worker creates it when it starts); is the URL right?"
                 )
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        # A server may drop an idle connection, so it is pinged before use; an SQLite
+        # file never does, and the ping would be one more statement in every write.
+        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
