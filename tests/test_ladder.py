@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.onboardings import fresh_progress
+from workflows import progress as rule
 from workflows.models import (
+    ClosedWonDeal,
     MilestoneStatus,
     OnboardingProgress,
     Pause,
@@ -229,3 +231,16 @@ def test_replanned_milestone_gets_a_new_overdue_step() -> None:
     m = next(m for m in progress.milestones if m.id == "first_value")
     m.due_at, m.revision = day(40), 1
     assert due(progress)["overdue_nudge:first_value"] == day(40)
+
+
+@pytest.mark.parametrize("tier", list(Tier))
+def test_a_settled_onboarding_tells_what_the_onboarding_tells(tier: Tier) -> None:
+    """The workflow's loop reads one `Settled` onboarding for its checklist, its record
+    and its next wake-up: the same steps, and the same health at each moment."""
+    deal = ClosedWonDeal(account_id="001A", account_name="Acme", acv_usd=20_000, close_date=T0)
+    progress = fresh(tier)
+    mark(progress, progress.milestones[0].id, MilestoneStatus.DONE)
+    onboarding, settled = rule.Onboarding(deal, PB, progress), rule.Settled(deal, PB, progress)
+    assert settled.steps() == onboarding.steps() != []
+    for n in (0, 3, 15, 40, 90):
+        assert settled.health(day(n)) == onboarding.health(day(n))

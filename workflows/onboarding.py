@@ -133,18 +133,20 @@ class AccountOnboarding:
         while True:
             self.changed = False
             self._advance(workflow.now())
-            self._publisher.onboarding(self._o(), workflow.now())
+            settled = self._settled()
+            self._publisher.onboarding(settled, workflow.now())
             if self.outbox:  # published again once the effects have run
                 await self._send_outbox()
-                self._publisher.onboarding(self._o(), workflow.now())
-            renew = self._keep_record()
+                settled = self._settled()
+                self._publisher.onboarding(settled, workflow.now())
+            renew = self._keep_record(settled)
             if self.progress.finished_at is not None and not self.outbox:
                 break
             if renew or self._history_is_long():
                 await self._recorder.flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
-            await self._sleep_until_due_or_message()
+            await self._sleep_until_due_or_message(settled)
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._recorder.flush()
         self._recorder.save(self.progress, self._status, last=True)  # the final state
@@ -157,13 +159,14 @@ class AccountOnboarding:
             workflow.continue_as_new(following)
         return self._status()
 
-    def _keep_record(self) -> bool:
+    def _keep_record(self, settled: rule.Settled) -> bool:
         """Write the record if it changed (or was asked for). True when asked in a run
         that began before records existed: it continues as new into one that records."""
         asked, self._refresh_record = self._refresh_record, False
         if asked and not self._recorder.enabled():
             return True
-        postponed = not self._recorder.save(self.progress, self._status, again=asked)
+        status = lambda: self._status(settled)  # noqa: E731
+        postponed = not self._recorder.save(self.progress, status, again=asked)
         # Patched: runs that began before lost a refresh asked while a write was in flight.
         if asked and postponed and patches.has(patches.Folded.REFRESH_AFTER_WRITE):
             self._refresh_record = True  # written whole when the one in flight ends
@@ -248,6 +251,10 @@ class AccountOnboarding:
 
     def _o(self) -> rule.Onboarding:
         return rule.Onboarding(self.deal, self.playbook, self.progress, self._pause_stops_scoring)
+
+    def _settled(self) -> rule.Settled:
+        """The onboarding as it stands until its next change (`progress.Settled`)."""
+        return rule.Settled(self.deal, self.playbook, self.progress, self._pause_stops_scoring)
 
     def _pause_rule(self) -> None:
         """Whether this pause stops the health score's clock too (patched: a run paused
@@ -623,15 +630,15 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ time
 
-    def _next_wake(self) -> tuple[datetime, str] | None:
+    def _next_wake(self, settled: rule.Settled | None) -> tuple[datetime, str] | None:
         if self.early is not None:
             until = self._waiting_until()
             return until, f"Waiting for the closed-won deal until {day_text(until)}"
-        wakes = (rule.next_wake(self._o()), self._recorder.wake())
+        wakes = (rule.next_wake(settled or self._o()), self._recorder.wake())
         return min((w for w in wakes if w is not None), key=lambda w: w[0], default=None)
 
-    async def _sleep_until_due_or_message(self) -> None:
-        await self._alarm.sleep(self._next_wake(), lambda: self.changed)
+    async def _sleep_until_due_or_message(self, settled: rule.Settled | None = None) -> None:
+        await self._alarm.sleep(self._next_wake(settled), lambda: self.changed)
 
     # ------------------------------------------------------------------ publishing
 
@@ -640,14 +647,14 @@ class AccountOnboarding:
             return OnboardingState.AWAITING_DEAL
         return rule.state(self._o(), now)
 
-    def _status(self) -> OnboardingStatus:
+    def _status(self, settled: rule.Settled | None = None) -> OnboardingStatus:
         workflow_id, now = workflow.info().workflow_id, workflow.now()
         if self.early is not None:
             until = self._waiting_until()
             return view.waiting_status(
                 self.account_id, self.playbook, self.early, until, workflow_id, now
             )
-        return view.status(self._o(), workflow_id, now)
+        return view.status(settled or self._o(), workflow_id, now)
 
     def _waiting_until(self) -> datetime:
         assert self.early is not None

@@ -10,6 +10,7 @@ but `checks`, `facts`, `migration`, `products`, `programs` and `skipnet` importa
 from here):
 
 - `changes`: `Changes`, the effects (`Notify`, `AssignOwner`) and who gets them, `Onboarding`
+  (and `Settled`: one read while nothing changes it)
 - `lifecycle`: begin, milestones, criteria and contacts, cancel or lost, the state
 - `ladder`: what has come due (`advance`), tier changes, when to wake next
 - `pause`: pausing, its duties, resuming (`shift_for_pause`), what it holds back
@@ -33,6 +34,7 @@ from workflows.progress.changes import (
     Notify,
     NudgesOnly,
     Onboarding,
+    Settled,
     milestone,
     notification,
     notify,
@@ -65,6 +67,7 @@ __all__ = [
     "Notify",
     "NudgesOnly",
     "Onboarding",
+    "Settled",
     "advance",
     "begin",
     "cancel",

@@ -10,6 +10,7 @@ notification's variables from the state, `recipient` says who it goes to and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -131,6 +132,29 @@ class Onboarding:
         return rules.time_to_value(
             self.playbook, p.tier, p.milestones, deal.close_date, p.started_at, deal.deal_type
         )
+
+
+class Settled(Onboarding):
+    """An onboarding read while nothing changes it: the loop's publishing, record and
+    next wake-up, between one state change and the next. Each asks for the ladder's
+    steps and the health score; here each is worked out once (at each moment, for the
+    health). Never kept across a change: make a new one after it."""
+
+    @functools.cached_property
+    def _steps(self) -> list[rules.DueStep]:
+        return super().steps()
+
+    @functools.cached_property
+    def _health(self) -> dict[datetime, Health]:
+        return {}
+
+    def steps(self) -> list[rules.DueStep]:
+        return self._steps
+
+    def health(self, now: datetime) -> Health:
+        if now not in self._health:
+            self._health[now] = super().health(now)
+        return self._health[now]
 
 
 def milestone(p: OnboardingProgress, milestone_id: str | None) -> Milestone | None:
