@@ -15,7 +15,7 @@ from activities.records.store import RecordStore, RecordStoreError
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
 from tests.test_programs import took_part
-from workflows.models import OnboardingState, Tier
+from workflows.models import Escalation, OnboardingState, Tier
 
 
 def _now() -> datetime:
@@ -58,6 +58,54 @@ def test_a_later_revision_replaces_the_record_and_its_rows(store: RecordStore) -
     assert store.count(OnboardingState.AT_RISK) == 1
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(milestone)).scalar_one() == 1
+
+
+def _lists(store: RecordStore) -> tuple[list[tuple[str, object]], list[str]]:
+    """The milestone rows (id, done) and the escalation rows (step) stored."""
+    with store.engine.connect() as conn:
+        done = conn.execute(sa.select(milestone.c.milestone_id, milestone.c.done_at)).all()
+        steps = conn.execute(sa.select(escalation.c.step_id).order_by(escalation.c.position))
+        return sorted((m, d) for m, d in done), list(steps.scalars())
+
+
+def test_a_write_rewrites_the_lists_that_changed_and_keeps_the_others(
+    store: RecordStore,
+) -> None:
+    won = _now() - 20 * DAY
+    stalls = [escalation_at("stall", won, 15, Tier.TECH_TOUCH)]
+    stalls.append(escalation_at("no_login_email", won, 16, Tier.TECH_TOUCH))
+
+    def written(revision: int, kickoff_done: float | None, escalations: list[Escalation]) -> None:
+        views = [milestone_view("kickoff_call", won, 7, kickoff_done)]
+        views.append(milestone_view("first_login", won, 14))
+        record = make_record("001E", won, revision=revision, milestones=views)
+        assert store.save(record.model_copy(update={"escalations": escalations}))
+
+    written(1, None, stalls)
+    written(2, 3, stalls)  # the milestones alone changed
+    assert _lists(store) == (
+        [("first_login", None), ("kickoff_call", won + 3 * DAY)],
+        ["stall", "no_login_email"],
+    )
+    written(3, 3, [])  # the escalations alone changed: emptied
+    assert _lists(store) == ([("first_login", None), ("kickoff_call", won + 3 * DAY)], [])
+
+
+def test_a_record_written_before_its_lists_had_digests_has_every_list_rewritten(
+    store: RecordStore,
+) -> None:
+    """Rows written before migration 0013 carry no digests: the next write cannot tell
+    which lists are current, so it writes them all."""
+    won = _now() - 20 * DAY
+    views = [milestone_view("kickoff_call", won, 7, 3)]
+    stall = escalation_at("stall", won, 15, Tier.TECH_TOUCH)
+    record = make_record("001F", won, milestones=views, escalations=[stall])
+    assert store.save(record)
+    with store.engine.begin() as conn:  # as the rows of a store migrated from 0012 stand
+        conn.execute(sa.update(onboarding).values(children=None, children_before=None))
+        conn.execute(sa.delete(escalation))
+    assert store.save(record.model_copy(update={"revision": 2}))
+    assert _lists(store) == ([("kickoff_call", won + 3 * DAY)], ["stall"])
 
 
 def test_a_retried_or_late_write_never_moves_a_record_backwards(store: RecordStore) -> None:

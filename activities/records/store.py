@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import json
 import secrets
 import statistics
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -247,6 +249,12 @@ def _children(record: OnboardingRecord) -> Iterator[tuple[sa.Table, list[dict[st
     )
 
 
+def _digest(rows: list[dict[str, Any]]) -> str:
+    """A list's child rows, told apart from any other rows (`RecordStore.save`)."""
+    text = json.dumps(rows, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 # Built once (building a statement costs more CPU than running it).
 _DELETE_CHILDREN = {
     t.name: sa.delete(t).where(
@@ -339,12 +347,21 @@ class RecordStore:
 
     def save(self, record: OnboardingRecord) -> bool:
         """Write `record` unless the store has it or a later one, by `(as_of, revision)`
-        (then False): a retried or reordered write never moves a record backwards. Atomic."""
-        row = _row(record)
+        (then False): a retried or reordered write never moves a record backwards. Atomic.
+
+        A list whose rows are those already stored (its digest in `children`, which the
+        upsert returns as it was) is left as it is: most writes change the milestones
+        alone, and rewriting all five lists was most of a write's statements."""
+        children = [(table, rows, _digest(rows)) for table, rows in _children(record)]
+        row = _row(record) | {"children": {table.name: d for table, _, d in children}}
         with self.engine.begin() as conn:
-            if not self._upsert(conn, row):
+            written = conn.execute(self._upsert_statement, row).first()
+            if written is None:
                 return False
-            for table, rows in _children(record):
+            stored = written.children_before or {}
+            for table, rows, digest in children:
+                if stored.get(table.name) == digest:
+                    continue
                 conn.execute(
                     _DELETE_CHILDREN[table.name],
                     {"account": record.account_id, "number": record.onboarding_number},
@@ -353,21 +370,20 @@ class RecordStore:
                     conn.execute(sa.insert(table), rows)
         return True
 
-    def _upsert(self, conn: Connection, row: Mapping[str, Any]) -> bool:
-        return conn.execute(self._upsert_statement, row).first() is not None
-
     @functools.cached_property
     def _upsert_statement(self) -> sa.Insert:
-        """Insert, or update when the stored record is older: built once, because building
-        it costs more CPU than running it."""
+        """Insert, or update when the stored record is older, returning the digests of
+        the child rows stored before (`children_before`; null for a new record): built
+        once, because building it costs more CPU than running it."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(onboarding)
+        new = {c.name: insert.excluded[c.name] for c in onboarding.c if not c.primary_key}
         return insert.on_conflict_do_update(
             index_elements=[onboarding.c.account_id, onboarding.c.onboarding_number],
-            set_={c.name: insert.excluded[c.name] for c in onboarding.c if not c.primary_key},
+            set_=new | {"children_before": onboarding.c.children},
             where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
             < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
-        ).returning(onboarding.c.account_id)
+        ).returning(onboarding.c.children_before)
 
     def get(self, account_id: str, number: int | None = None) -> OnboardingRecord | None:
         """The account's onboarding `number`, by default its latest (an expansion after an
