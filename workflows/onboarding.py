@@ -133,20 +133,17 @@ class AccountOnboarding:
         while True:
             self.changed = False
             self._advance(workflow.now())
-            settled = self._settled()
-            self._publisher.onboarding(settled, workflow.now())
-            if self.outbox:  # published again once the effects have run
+            if self.outbox:  # published while the effects run, and again after
+                self._publisher.onboarding(self._settled(), workflow.now())
                 await self._send_outbox()
-                settled = self._settled()
-                self._publisher.onboarding(settled, workflow.now())
-            renew = self._keep_record(settled)
+            renew, wake = self._settle()
             if self.progress.finished_at is not None and not self.outbox:
                 break
             if renew or self._history_is_long():
                 await self._recorder.flush()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
-            await self._sleep_until_due_or_message(settled)
+            await self._alarm.sleep(wake, lambda: self.changed)
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._recorder.flush()
         self._recorder.save(self.progress, self._status, last=True)  # the final state
@@ -158,6 +155,14 @@ class AccountOnboarding:
             # or the paid deal a trial converted to
             workflow.continue_as_new(following)
         return self._status()
+
+    def _settle(self) -> tuple[bool, tuple[datetime, str] | None]:
+        """Publish, keep the record and say when to wake next (`_keep_record`,
+        `_next_wake`), all from one settled onboarding: nothing changes it meanwhile, and
+        a run waiting for its next wake-up holds none of it."""
+        settled = self._settled()
+        self._publisher.onboarding(settled, workflow.now())
+        return self._keep_record(settled), self._next_wake(settled)
 
     def _keep_record(self, settled: rule.Settled) -> bool:
         """Write the record if it changed (or was asked for). True when asked in a run
@@ -630,15 +635,15 @@ class AccountOnboarding:
 
     # ------------------------------------------------------------------ time
 
-    def _next_wake(self, settled: rule.Settled | None) -> tuple[datetime, str] | None:
+    def _next_wake(self, settled: rule.Settled | None = None) -> tuple[datetime, str] | None:
         if self.early is not None:
             until = self._waiting_until()
             return until, f"Waiting for the closed-won deal until {day_text(until)}"
         wakes = (rule.next_wake(settled or self._o()), self._recorder.wake())
         return min((w for w in wakes if w is not None), key=lambda w: w[0], default=None)
 
-    async def _sleep_until_due_or_message(self, settled: rule.Settled | None = None) -> None:
-        await self._alarm.sleep(self._next_wake(settled), lambda: self.changed)
+    async def _sleep_until_due_or_message(self) -> None:
+        await self._alarm.sleep(self._next_wake(), lambda: self.changed)
 
     # ------------------------------------------------------------------ publishing
 
