@@ -233,14 +233,22 @@ def test_replanned_milestone_gets_a_new_overdue_step() -> None:
     assert due(progress)["overdue_nudge:first_value"] == day(40)
 
 
+@pytest.mark.parametrize("paused", [False, True])
+@pytest.mark.parametrize("stops_scoring", [True, False])
 @pytest.mark.parametrize("tier", list(Tier))
-def test_a_settled_onboarding_tells_what_the_onboarding_tells(tier: Tier) -> None:
+def test_a_settled_onboarding_tells_what_the_onboarding_tells(
+    tier: Tier, paused: bool, stops_scoring: bool
+) -> None:
     """The workflow's loop reads one `Settled` onboarding for its checklist, its record
-    and its next wake-up: the same steps, and the same health at each moment."""
+    and its next wake-up: the same steps, and the same health at each moment, paused or
+    not, whether the pause stops the health score's clock or not (rules §5)."""
     deal = ClosedWonDeal(account_id="001A", account_name="Acme", acv_usd=20_000, close_date=T0)
-    progress = fresh(tier)
+    pause = Pause(by="csm", reason="budget freeze", since=day(10)) if paused else None
+    progress = fresh(tier, pause=pause)
     mark(progress, progress.milestones[0].id, MilestoneStatus.DONE)
-    onboarding, settled = rule.Onboarding(deal, PB, progress), rule.Settled(deal, PB, progress)
-    assert settled.steps() == onboarding.steps() != []
+    onboarding = rule.Onboarding(deal, PB, progress, stops_scoring)
+    settled = rule.Settled(deal, PB, progress, stops_scoring)
+    assert settled.steps() == onboarding.steps()
+    assert paused or settled.steps() != []
     for n in (0, 3, 15, 40, 90):
         assert settled.health(day(n)) == onboarding.health(day(n))

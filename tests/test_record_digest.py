@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from tests.support.records import make_record
 from workflows.models import AuditEntry
@@ -67,3 +68,11 @@ def test_the_counts_are_told_apart_on_their_own() -> None:
     written = _written()
     counted = written.model_copy(update={"team_invitations": 5})
     assert what_it_says(written).counts != what_it_says(counted).counts
+
+
+def test_an_audit_entry_once_written_is_never_changed() -> None:
+    """The digest tells a trail by its length and last entry: it holds because an entry,
+    once in the trail, cannot be edited."""
+    entry = _entry(1)
+    with pytest.raises(ValidationError, match="frozen"):
+        entry.detail = "rewritten"  # type: ignore[misc]

@@ -15,7 +15,7 @@ from activities.records.store import RecordStore, RecordStoreError
 from tests.support.records import DAY, make_record, milestone_view
 from tests.support.records import escalation as escalation_at
 from tests.test_programs import took_part
-from workflows.models import Escalation, OnboardingState, Tier
+from workflows.models import OnboardingState, Tier
 
 
 def _now() -> datetime:
@@ -60,6 +60,9 @@ def test_a_later_revision_replaces_the_record_and_its_rows(store: RecordStore) -
         assert conn.execute(sa.select(sa.func.count()).select_from(milestone)).scalar_one() == 1
 
 
+_WON = _now() - 20 * DAY  # the closed-won date of the records the tests below write
+
+
 def _lists(store: RecordStore) -> tuple[list[tuple[str, object]], list[str]]:
     """The milestone rows (id, done) and the escalation rows (step) stored."""
     with store.engine.connect() as conn:
@@ -68,27 +71,42 @@ def _lists(store: RecordStore) -> tuple[list[tuple[str, object]], list[str]]:
         return sorted((m, d) for m, d in done), list(steps.scalars())
 
 
+def _written(
+    store: RecordStore,
+    account_id: str,
+    revision: int,
+    kickoff_done: float | None,
+    escalations: list[str],
+) -> None:
+    """A record of `account_id`: kickoff (done on `kickoff_done`) and first login, and an
+    escalation per step named."""
+    views = [milestone_view("kickoff_call", _WON, 7, kickoff_done)]
+    views.append(milestone_view("first_login", _WON, 14))
+    steps = [
+        escalation_at(step, _WON, 15 + i, Tier.TECH_TOUCH) for i, step in enumerate(escalations)
+    ]
+    record = make_record(account_id, _WON, revision=revision, milestones=views, escalations=steps)
+    assert store.save(record)
+
+
+def _tamper_escalations(store: RecordStore) -> None:
+    """Rows that no longer match what the record says: only a rewrite mends them."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(escalation).values(step_id="tampered"))
+
+
 def test_a_write_rewrites_the_lists_that_changed_and_keeps_the_others(
     store: RecordStore,
 ) -> None:
-    won = _now() - 20 * DAY
-    stalls = [escalation_at("stall", won, 15, Tier.TECH_TOUCH)]
-    stalls.append(escalation_at("no_login_email", won, 16, Tier.TECH_TOUCH))
-
-    def written(revision: int, kickoff_done: float | None, escalations: list[Escalation]) -> None:
-        views = [milestone_view("kickoff_call", won, 7, kickoff_done)]
-        views.append(milestone_view("first_login", won, 14))
-        record = make_record("001E", won, revision=revision, milestones=views)
-        assert store.save(record.model_copy(update={"escalations": escalations}))
-
-    written(1, None, stalls)
-    written(2, 3, stalls)  # the milestones alone changed
-    assert _lists(store) == (
-        [("first_login", None), ("kickoff_call", won + 3 * DAY)],
-        ["stall", "no_login_email"],
-    )
-    written(3, 3, [])  # the escalations alone changed: emptied
-    assert _lists(store) == ([("first_login", None), ("kickoff_call", won + 3 * DAY)], [])
+    _written(store, "001E", 1, None, ["stall", "no_login_email"])
+    _tamper_escalations(store)
+    _written(store, "001E", 2, 3, ["stall", "no_login_email"])  # the milestones alone
+    done = [("first_login", None), ("kickoff_call", _WON + 3 * DAY)]
+    assert _lists(store) == (done, ["tampered", "tampered"])  # not written again
+    _written(store, "001E", 3, 3, [])  # the escalations alone: emptied
+    assert _lists(store) == (done, [])
+    _written(store, "001E", 4, 3, ["stall", "no_login_email"])  # back as they were
+    assert _lists(store) == (done, ["stall", "no_login_email"])
 
 
 def test_a_record_written_before_its_lists_had_digests_has_every_list_rewritten(
@@ -96,16 +114,27 @@ def test_a_record_written_before_its_lists_had_digests_has_every_list_rewritten(
 ) -> None:
     """Rows written before migration 0013 carry no digests: the next write cannot tell
     which lists are current, so it writes them all."""
-    won = _now() - 20 * DAY
-    views = [milestone_view("kickoff_call", won, 7, 3)]
-    stall = escalation_at("stall", won, 15, Tier.TECH_TOUCH)
-    record = make_record("001F", won, milestones=views, escalations=[stall])
-    assert store.save(record)
+    _written(store, "001F", 1, 3, ["stall"])
     with store.engine.begin() as conn:  # as the rows of a store migrated from 0012 stand
-        conn.execute(sa.update(onboarding).values(children=None, children_before=None))
-        conn.execute(sa.delete(escalation))
-    assert store.save(record.model_copy(update={"revision": 2}))
-    assert _lists(store) == ([("kickoff_call", won + 3 * DAY)], ["stall"])
+        conn.execute(
+            sa.update(onboarding).values(
+                children=sa.null(), children_revision=None, children_before=sa.null()
+            )
+        )
+    _tamper_escalations(store)
+    _written(store, "001F", 2, 3, ["stall"])
+    assert _lists(store)[1] == ["stall"]
+
+
+def test_a_write_after_one_by_older_code_rewrites_every_list(store: RecordStore) -> None:
+    """A worker still on the code before migration 0013 (a rolling deploy) writes the
+    record and its rows but not their digests: the next write cannot trust them."""
+    _written(store, "001G", 1, 3, ["stall"])
+    with store.engine.begin() as conn:  # the older worker's write of revision 2
+        conn.execute(sa.update(onboarding).values(revision=2))
+    _tamper_escalations(store)
+    _written(store, "001G", 3, 3, ["stall"])
+    assert _lists(store)[1] == ["stall"]
 
 
 def test_a_retried_or_late_write_never_moves_a_record_backwards(store: RecordStore) -> None:

@@ -269,7 +269,7 @@ class AccountOnboarding:
 
     def _apply(self, changes: rule.Changes) -> None:
         """Record what a state change asked for; its effects run from the outbox."""
-        self.progress.audit += changes.audit
+        self.progress.audit += changes.audit  # only ever appended (`records.what_it_says`)
         self._reject([(r.at, r.kind, r.ref, r.reason) for r in changes.rejected])
         for key in changes.fired:
             workflow.logger.info(

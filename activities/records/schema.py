@@ -111,11 +111,13 @@ onboarding = sa.Table(
     # A trial converted to paid (rules §2): the track, and the paid deal's key.
     sa.Column("deal_type", sa.String(16)),
     sa.Column("converted_to", sa.String(200)),
-    # A digest of each list's child rows as last written ({table: hex}), and what they
-    # were before the latest write, which the write returns: a write rewrites only the
-    # lists that changed (`RecordStore.save`). A migration that changes child rows sets
-    # both to null, so the next write rewrites every list.
+    # A digest of each list's child rows as last written ({table: hex}), the revision
+    # they were written with, and the digests as they stood before the latest write,
+    # which the write returns: a write rewrites only the lists that changed
+    # (`RecordStore.save`). A migration that changes child rows sets `children` to
+    # null, so the next write rewrites every list.
     sa.Column("children", sa.JSON),
+    sa.Column("children_revision", sa.Integer),
     sa.Column("children_before", sa.JSON),
 )
 

@@ -353,7 +353,8 @@ class RecordStore:
         upsert returns as it was) is left as it is: most writes change the milestones
         alone, and rewriting all five lists was most of a write's statements."""
         children = [(table, rows, _digest(rows)) for table, rows in _children(record)]
-        row = _row(record) | {"children": {table.name: d for table, _, d in children}}
+        digests = {table.name: digest for table, _, digest in children}
+        row = _row(record) | {"children": digests, "children_revision": record.revision}
         with self.engine.begin() as conn:
             written = conn.execute(self._upsert_statement, row).first()
             if written is None:
@@ -373,14 +374,16 @@ class RecordStore:
     @functools.cached_property
     def _upsert_statement(self) -> sa.Insert:
         """Insert, or update when the stored record is older, returning the digests of
-        the child rows stored before (`children_before`; null for a new record): built
-        once, because building it costs more CPU than running it."""
+        the child rows stored before (`children_before`): null for a new record, and for
+        one whose last write did not write its digests with it (older code, migration
+        0013). Built once, because building it costs more CPU than running it."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(onboarding)
         new = {c.name: insert.excluded[c.name] for c in onboarding.c if not c.primary_key}
+        current = onboarding.c.children_revision == onboarding.c.revision
         return insert.on_conflict_do_update(
             index_elements=[onboarding.c.account_id, onboarding.c.onboarding_number],
-            set_=new | {"children_before": onboarding.c.children},
+            set_=new | {"children_before": sa.case((current, onboarding.c.children))},
             where=sa.tuple_(onboarding.c.as_of, onboarding.c.revision)
             < sa.tuple_(insert.excluded.as_of, insert.excluded.revision),
         ).returning(onboarding.c.children_before)

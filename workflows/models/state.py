@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.business_days import Unit
 from workflows.models.activities import HubSpotContactRef, HubSpotDealRef, StartOptions
@@ -76,7 +76,11 @@ class TierChange(BaseModel):
 
 
 class AuditEntry(BaseModel):
-    """One line of the onboarding's audit trail, shown by `status`."""
+    """One line of the onboarding's audit trail, shown by `status`. Never changed once
+    written: the trail only grows (the record's digest relies on it,
+    `workflows.records.what_it_says`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     at: datetime
     kind: str

@@ -10,7 +10,6 @@ notification's variables from the state, `recipient` says who it goes to and
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -138,23 +137,23 @@ class Settled(Onboarding):
     """An onboarding read while nothing changes it: the loop's publishing, record and
     next wake-up, between one state change and the next. Each asks for the ladder's
     steps and the health score; here each is worked out once (at each moment, for the
-    health). Never kept across a change: make a new one after it."""
-
-    @functools.cached_property
-    def _steps(self) -> list[rules.DueStep]:
-        return super().steps()
-
-    @functools.cached_property
-    def _health(self) -> dict[datetime, Health]:
-        return {}
+    health). Never kept across a change, and never given to a rule that changes the
+    onboarding (`advance` asks for the steps again after each one it fires)."""
 
     def steps(self) -> list[rules.DueStep]:
-        return self._steps
+        # Kept in the instance's own dict (a frozen dataclass refuses attributes set the
+        # usual way); not `functools.cached_property`, whose lock on Python 3.11 is one
+        # for the class, shared by every workflow task's thread.
+        if "_steps" not in self.__dict__:
+            self.__dict__["_steps"] = super().steps()
+        steps: list[rules.DueStep] = self.__dict__["_steps"]
+        return steps
 
     def health(self, now: datetime) -> Health:
-        if now not in self._health:
-            self._health[now] = super().health(now)
-        return self._health[now]
+        known: dict[datetime, Health] = self.__dict__.setdefault("_health", {})
+        if now not in known:
+            known[now] = super().health(now)
+        return known[now]
 
 
 def milestone(p: OnboardingProgress, milestone_id: str | None) -> Milestone | None:
