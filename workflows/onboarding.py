@@ -9,6 +9,7 @@ paused clock is simply not armed.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -170,7 +171,7 @@ class AccountOnboarding:
         asked, self._refresh_record = self._refresh_record, False
         if asked and not self._recorder.enabled():
             return True
-        status = lambda: self._status(settled)  # noqa: E731
+        status = functools.partial(self._status, settled)
         postponed = not self._recorder.save(self.progress, status, again=asked)
         # Patched: runs that began before lost a refresh asked while a write was in flight.
         if asked and postponed and patches.has(patches.Folded.REFRESH_AFTER_WRITE):
