@@ -57,7 +57,7 @@ bench: install-test
 	$(BIN)/python bench/time_skipped.py
 	$(BIN)/python bench/status_query.py
 
-## histories: record the workflow tests' histories for the replay test (VERSION=v9)
+## histories: record the workflow tests' histories for the replay test (VERSION=v13)
 histories: install-test
 	@test -n "$(VERSION)" || (echo "usage: make histories VERSION=<new folder under tests/histories>"; exit 2)
 	RECORD_HISTORIES=$(VERSION) $(BIN)/pytest -q tests/test_workflow.py \

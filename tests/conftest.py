@@ -38,9 +38,8 @@ from tests.support.ingress import READ_TOKEN, IngressFactory, settings
 from tests.support.mail import Mailbox
 from tests.support.onboardings import Onboardings
 from tests.support.postgres import postgres_server
-from tests.support.temporal import BIN, TEST_START, start_moment, time_skipping
+from tests.support.temporal import TEST_START, dev_server, start_moment, time_skipping
 from worker import build_worker
-from workflows import search_attributes as sa
 from workflows.models import Playbook
 from workflows.onboarding import AccountOnboarding
 from workflows.playbook import load_playbook
@@ -210,12 +209,8 @@ def hypothesis_shows_examples(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real dev server (in memory) for the ingress and end-to-end tests."""
-    environment = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(),  # as the service's processes: playbooks by reference
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=list(sa.ALL),
-        dev_server_log_level="error",
-    )
+    # As the service's processes convert: playbooks by reference.
+    environment = await dev_server(data_converter())
     yield environment
     await environment.shutdown()
 

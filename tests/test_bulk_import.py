@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from activities.converter import CONVERTER
 from starter.bulk import (
     CSV_COLUMNS,
     ImportFileError,
@@ -32,10 +30,8 @@ from starter.bulk import (
     read_deals,
 )
 from starter.cli import app
-from starter.devserver import free_port
 from tests.support.ingress import today_iso
-from tests.support.temporal import BIN, log_worker
-from workflows import search_attributes as sa
+from tests.support.temporal import dev_server, log_worker
 from workflows.models import CancelRequest, ClosedWonDeal, ContactRole, Playbook
 
 HEADER = (
@@ -253,12 +249,7 @@ def test_other_file_types_are_refused(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 async def temporal() -> AsyncIterator[Client]:
     """A private dev server with the search attributes, and a worker on `onboarding`."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=CONVERTER,
-        search_attributes=sa.ALL,
-        port=free_port(),
-    )
+    env = await dev_server()
     try:
         worker = log_worker(env.client)
         async with worker:

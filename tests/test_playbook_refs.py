@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities import Settings, activities_for
@@ -36,10 +35,9 @@ from tests.support.deals import TIER_DEALS, make_deal
 from tests.support.histories import run_histories
 from tests.support.ingress import WHSEC, deal_body, dumps, std_headers, until_healthy
 from tests.support.onboardings import Onboardings, status, until
-from tests.support.temporal import BIN, process_env, time_skipping
+from tests.support.temporal import BIN, dev_server, process_env, time_skipping
 from tests.test_migration import NEXT, move
 from worker import build_worker
-from workflows import search_attributes as sa
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
 from workflows.models import (
     OnboardingInput,
@@ -125,12 +123,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
     the records store at `folder / records.db` (where `process_env` puts a subprocess's)."""
     folder = tmp_path_factory.mktemp("by-reference")
     url = f"sqlite:///{folder / 'records.db'}"
-    env = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(records_url=url),
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=list(sa.ALL),
-        dev_server_log_level="error",
-    )
+    env = await dev_server(data_converter(records_url=url))
     settings = Settings(notify_channels=["log"], records_url=url)
     async with build_worker(env.client, settings):
         yield env.client, folder

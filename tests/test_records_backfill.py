@@ -14,17 +14,13 @@ import pytest
 import sqlalchemy as sa
 from click.testing import Result
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.converter import CONVERTER
 from activities.records.schema import onboarding
 from activities.records.store import RecordStore
 from starter.cli import app
-from starter.devserver import free_port
 from tests.support.deals import TIER_DEALS, make_deal
-from tests.support.temporal import BIN, log_worker
-from workflows import search_attributes as search
+from tests.support.temporal import dev_server, log_worker
 from workflows.contract import TASK_QUEUE
 from workflows.models import CancelRequest, OnboardingInput, OnboardingState, Playbook
 from workflows.models.record import OnboardingRecord
@@ -35,12 +31,7 @@ from workflows.onboarding import AccountOnboarding
 async def temporal() -> AsyncIterator[Client]:
     """A private dev server (so the backfill sees only this module's onboardings) and the
     service's worker on `onboarding`."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=CONVERTER,
-        search_attributes=search.ALL,
-        port=free_port(),
-    )
+    env = await dev_server()
     try:
         async with log_worker(env.client):
             yield env.client

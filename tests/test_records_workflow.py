@@ -27,6 +27,7 @@ from workflows import contract, patches
 from workflows.models import (
     CancelRequest,
     MilestoneReport,
+    MilestoneStatus,
     OnboardingInput,
     OnboardingState,
     Playbook,
@@ -171,13 +172,15 @@ async def test_an_onboarding_begun_before_records_records_once_asked(
         assert (await handle.describe()).run_id != first_run  # continued as new
 
 
-async def test_a_refresh_asked_while_a_write_is_on_its_way_is_written_after_it(
-    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path
+@pytest.mark.parametrize("arrives", ["refresh", "milestone"])
+async def test_what_arrives_while_a_write_is_on_its_way_is_written_after_it(
+    env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, arrives: str
 ) -> None:
-    """`onboarding records backfill` signals `refresh_record`; one that arrives while the
-    onboarding's last write is still on its way is written when that write ends, not
-    lost. The first write is held (the real store's activity, behind a gate) until the
-    refresh has been taken."""
+    """`onboarding records backfill` signals `refresh_record`, and a CSM reports a
+    milestone: either, arriving while the onboarding's last write is still on its way, is
+    written when that write ends, not lost (the write's end wakes the run for it). The
+    first write is held (the real store's activity, behind a gate) until the message has
+    been taken."""
     settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{tmp_path / 'r.db'}")
     store = RecordStore.open(settings.records_url)
     activities = activities_for(settings)
@@ -210,12 +213,19 @@ async def test_a_refresh_asked_while_a_write_is_on_its_way_is_written_after_it(
             if writes[0]:
                 break
             await asyncio.sleep(0.05)
-        await handle.signal(AccountOnboarding.refresh_record)
+        first = (await handle.query(AccountOnboarding.status)).milestones[0]
+        if arrives == "refresh":
+            await handle.signal(AccountOnboarding.refresh_record)
+        else:
+            report = MilestoneReport(milestone_id=first.id, event_id="ev-first")
+            await handle.signal(AccountOnboarding.milestone_reached, report)
         await handle.query(AccountOnboarding.status)  # the signal has been taken
         gate.set()
         second = await record_when(store, deal.account_id, lambda r: r.revision >= 2)
     assert writes[0] == 2
     assert second.account_id == deal.account_id
+    reached = {m.id: m.status for m in second.milestones}[first.id]
+    assert reached is (MilestoneStatus.DONE if arrives == "milestone" else first.status)
 
 
 async def settled_writes(handle: WorkflowHandle[Any, Any]) -> int:

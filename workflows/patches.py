@@ -4,17 +4,18 @@ Workflow code. The first `workflow.patched(id)` a run asks records a marker, and
 adds an upsert of the `TemporalChangeVersion` search attribute: two commands, two
 history events, and two state machines that the SDK's core keeps for as long as the run
 is in the worker's cache (about 8 KB per patch: README *Worker cost*). Asked one by one,
-the twelve patches of `Folded` cost an onboarding up to 24 of each over its life, 6 of
+the patches of `Folded` would cost an onboarding up to 26 of each over its life, 6 of
 them in its first minute.
 
-`FOLDED` stands for all twelve: a run whose first workflow task recorded it began on
-code that had every one, and asks none of them. A run that began before it (its first
-task has no such marker) asks each as it did. So `begin` is the first thing a run does
-(`AccountOnboarding.__init__`): asked later, the marker would be recorded at that point
-of an older run, which would then leave the old paths it has taken.
+A fold stands for patches (`FOLDS`): a run whose first workflow task recorded it began
+on code that had every one, and asks none of them. A new run records the newest fold
+only. A run that began before a fold (its first task has no such marker) asks each patch
+the fold stands for as it did. So `begin` is the first thing a run does
+(`AccountOnboarding.__init__`): asked later, a fold's marker would be recorded at that
+point of an older run, which would then leave the old paths it has taken.
 
-A patch added after `FOLDED` is asked with `workflow.patched` as usual, until the next
-fold (README *Changing workflow code safely*).
+A patch added after the newest fold is asked with `workflow.patched` as usual, until the
+next fold (README *Changing workflow code safely*).
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ from enum import StrEnum
 
 from temporalio import workflow
 
-# workflow.patched() id of "every patch of `Folded`" (added 2026-12-01, issue 13).
-FOLDED = "patches-folded-2026-12-01"
-
 
 class Folded(StrEnum):
-    """The patches `FOLDED` stands for, by id."""
+    """The patches the folds stand for, by id."""
 
     # Continue-as-new at `max_history_events` (added 2026-11-22).
     CAN_AT_EVENT_COUNT = "continue-as-new-at-event-count"
@@ -70,18 +68,37 @@ class Folded(StrEnum):
     # last write (rules §8, added 2026-12-01, issue 13): before it, every such change was
     # written at once.
     COUNTS_SPACED = "record-counts-spaced-2026-12-01"
+    # A record write that ends wakes the run only when a change waits for it, or it
+    # failed (added 2026-12-02, issue 13): before it, every write that ended did, and the
+    # run worked out its state again for nothing at about half its workflow tasks.
+    WRITE_WAKES_WHEN_WAITED_FOR = "write-wakes-when-waited-for-2026-12-02"
+
+
+# workflow.patched() ids of the folds, newest first, and the patches each stands for.
+FOLDS: dict[str, frozenset[Folded]] = {
+    "patches-folded-2026-12-02": frozenset(Folded),
+    "patches-folded-2026-12-01": frozenset(Folded) - {Folded.WRITE_WAKES_WHEN_WAITED_FOR},
+}
+# What a new run records: the newest fold.
+FOLDED = next(iter(FOLDS))
 
 
 def begin() -> None:
-    """Ask `FOLDED`, as the run's first act: recorded in a new run, absent from older ones."""
-    workflow.patched(FOLDED)
+    """Ask the folds, newest first, as the run's first act, until one is recorded: a new
+    run records the newest; one that began on an older fold finds its own marker; one
+    that began before every fold finds none."""
+    for fold in FOLDS:
+        if workflow.patched(fold):
+            return
 
 
 def has(patch: Folded) -> bool:
-    """Whether this run takes the new path of `patch`: it began folded, or it asks. The
-    SDK remembers a run's answer to each id, so asking `FOLDED` here records nothing:
-    `begin` asked it first. Only for `Folded` ids (typed so): a later patch asked through
-    here would switch a folded run to its new path mid-run, without a marker. Asked in the
-    run and in signal and update handlers, never in a query or an update's validator: the
-    SDK refuses `workflow.patched` there, remembered or not."""
-    return workflow.patched(FOLDED) or workflow.patched(patch)
+    """Whether this run takes the new path of `patch`: it began on a fold that stands for
+    it, or it asks. The SDK remembers a run's answer to each id, so asking the folds
+    here records nothing: `begin` asked them first, newest first, and stopped at the
+    run's own. Only for `Folded` ids (typed so): a later patch asked through here would
+    switch a folded run to its new path mid-run, without a marker. Asked in the run and
+    in signal and update handlers, never in a query or an update's validator: the SDK
+    refuses `workflow.patched` there, remembered or not."""
+    folds = (fold for fold, stands_for in FOLDS.items() if patch in stands_for)
+    return any(workflow.patched(fold) for fold in folds) or workflow.patched(patch)

@@ -3,9 +3,10 @@ docs/rules.md), from workflow code.
 
 Coalesced: at most one `save_record` activity per workflow task that changed the record,
 and one in flight at a time; a change made while one is in flight is written when it
-ends. A change of the record's counts alone (team invitations, support tickets: they move
-with product events) is written `COUNTS_EVERY` after the last write at the latest, with
-whatever changed by then: a busy account's events do not each rewrite its whole record.
+ends (the write's end wakes the run only then, or when it failed). A change of the
+record's counts alone (team invitations, support tickets: they move with product events)
+is written `COUNTS_EVERY` after the last write at the latest, with whatever changed by
+then: a busy account's events do not each rewrite its whole record.
 The record's `(as_of, revision)` lets the store drop a retried or overtaken write.
 A write that fails once its retries are spent is logged; the next change writes the whole
 record again, so nothing is lost for good.
@@ -39,6 +40,7 @@ class Recorder:
         self._said: Said | None = None  # what the last record written says
         self._written_at: datetime | None = None  # when the last write began
         self._in_flight: asyncio.Task[None] | None = None
+        self._waited_for = False  # a save came while a write was in flight
         self.counts_due: datetime | None = None  # counts changed alone, to write by then
 
     @staticmethod
@@ -62,6 +64,7 @@ class Recorder:
         if not self.enabled():
             return True
         if self._in_flight is not None and not self._in_flight.done():
+            self._waited_for = True
             return False
         record = record_of(status(), progress.record_revision + 1)
         said = what_it_says(record)
@@ -92,6 +95,7 @@ class Recorder:
         return self.counts_due, "Write the record's counts (team invitations, tickets)"
 
     async def _write(self, record: OnboardingRecord) -> None:
+        failed = False
         try:
             await contract.SAVE_RECORD.execute(
                 record, RecordSaved, summary=f"Record revision {record.revision}"
@@ -103,8 +107,11 @@ class Recorder:
                 err.cause or err,
                 extra={"account_id": record.account_id},
             )
-            self._said = None  # the next save writes it whole again
-        self._on_written()
+            self._said, failed = None, True  # the next save writes it whole again
+        # Patched: runs that began before woke at every write's end.
+        waited_for, self._waited_for = self._waited_for, False
+        if failed or waited_for or not patches.has(patches.Folded.WRITE_WAKES_WHEN_WAITED_FOR):
+            self._on_written()
 
     async def flush(self) -> None:
         """Wait for the write in flight (before the run ends or continues as new)."""

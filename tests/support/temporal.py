@@ -18,6 +18,7 @@ from activities import Settings
 from activities.converter import CONVERTER
 from starter.devserver import TEST_SERVER_STARTUP, free_port, register_search_attributes
 from worker import build_worker
+from workflows import search_attributes as sa
 
 # The venv's bin: `temporal` (dev server) and `temporal-test-server` (time-skipping).
 BIN = Path(sys.executable).parent
@@ -39,6 +40,20 @@ async def time_skipping(converter: DataConverter) -> WorkflowEnvironment:
     )
     await register_search_attributes(environment.client)
     return environment
+
+
+async def dev_server(converter: DataConverter = CONVERTER) -> WorkflowEnvironment:
+    """A real dev server of the venv's (never downloaded), in memory, on a free port,
+    reached through `converter`, with the service's search attributes. Given as long to
+    start as the test server: the SDK's default of 5 s was too short on 2 busy cores."""
+    return await WorkflowEnvironment.start_local(
+        data_converter=converter,
+        dev_server_existing_path=str(BIN / "temporal"),
+        dev_server_startup_timeout=TEST_SERVER_STARTUP,
+        search_attributes=list(sa.ALL),
+        dev_server_log_level="error",
+        port=free_port(),
+    )
 
 
 def start_moment(now: datetime, when: str) -> datetime:
