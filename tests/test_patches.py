@@ -72,3 +72,28 @@ async def test_a_new_onboarding_records_one_patch_for_its_whole_life(
         and e.activity_task_scheduled_event_attributes.activity_type.name == "save_record"
     ]
     assert saved  # `onboarding-records`: the run writes its record
+
+
+def test_what_each_fold_stands_for_never_changes() -> None:
+    """Runs have recorded these folds: a patch added to one of them, or left out, would
+    switch those runs to a new path mid-run without a marker, or back to an old one. A
+    later patch goes into a new fold, first in `FOLDS`."""
+    first = {
+        "continue-as-new-at-event-count",
+        "credit-at-event-time",
+        "stall-clock-customer-2026-12-01",
+        "pause-holds-nudges-only-2026-12-01",
+        "champion-window-2026-12-01",
+        "expansion-queue-2026-12-01",
+        "trial-conversion-2026-12-01",
+        "onboarding-records",
+        "effects-together-2026-12-01",
+        "refresh-after-write-2026-12-01",
+        "pause-stops-scoring-2026-12-01",
+        "record-counts-spaced-2026-12-01",
+    }
+    assert {fold: {p.value for p in stands_for} for fold, stands_for in patches.FOLDS.items()} == {
+        "patches-folded-2026-12-02": first | {"write-wakes-when-waited-for-2026-12-02"},
+        "patches-folded-2026-12-01": first,
+    }
+    assert patches.FOLDED == "patches-folded-2026-12-02"  # what a new run records
