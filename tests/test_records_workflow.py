@@ -177,10 +177,10 @@ async def test_what_arrives_while_a_write_is_on_its_way_is_written_after_it(
     env: WorkflowEnvironment, playbook: Playbook, tmp_path: Path, arrives: str
 ) -> None:
     """`onboarding records backfill` signals `refresh_record`, and a CSM reports a
-    milestone: either, arriving while the onboarding's last write is still on its way, is
-    written when that write ends, not lost (the write's end wakes the run for it). The
-    first write is held (the real store's activity, behind a gate) until the message has
-    been taken."""
+    milestone begun: either, arriving while the onboarding's last write is still on its
+    way, is written when that write ends, not lost (the write's end wakes the run for
+    it). The first write is held (the real store's activity, behind a gate) until the
+    message has been taken."""
     settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{tmp_path / 'r.db'}")
     store = RecordStore.open(settings.records_url)
     activities = activities_for(settings)
@@ -217,7 +217,11 @@ async def test_what_arrives_while_a_write_is_on_its_way_is_written_after_it(
         if arrives == "refresh":
             await handle.signal(AccountOnboarding.refresh_record)
         else:
-            report = MilestoneReport(milestone_id=first.id, event_id="ev-first")
+            # Begun, not done: no message goes out, so the record's save comes in the
+            # signal's own workflow task, while the held write is still on its way.
+            report = MilestoneReport(
+                milestone_id=first.id, status="in_progress", event_id="ev-first"
+            )
             await handle.signal(AccountOnboarding.milestone_reached, report)
         await handle.query(AccountOnboarding.status)  # the signal has been taken
         gate.set()
@@ -225,7 +229,8 @@ async def test_what_arrives_while_a_write_is_on_its_way_is_written_after_it(
     assert writes[0] == 2
     assert second.account_id == deal.account_id
     reached = {m.id: m.status for m in second.milestones}[first.id]
-    assert reached is (MilestoneStatus.DONE if arrives == "milestone" else first.status)
+    assert first.status is MilestoneStatus.NOT_STARTED
+    assert reached is (MilestoneStatus.IN_PROGRESS if arrives == "milestone" else first.status)
 
 
 async def settled_writes(handle: WorkflowHandle[Any, Any]) -> int:
