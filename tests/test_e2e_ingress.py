@@ -175,6 +175,9 @@ async def test_hubspot_webhook_to_onboarding_then_events_complete_a_milestone(
 
         metrics = (await http.get("/metrics")).text
         assert "onboarding_ingress_signals_total 1.0" in metrics
+        # Each call counted once, by its outcome.
+        assert 'onboarding_ingress_events_total{outcome="accepted"} 2.0' in metrics
+        assert 'onboarding_ingress_events_total{outcome="ignored"} 1.0' in metrics
         assert "temporal_request" in metrics  # the SDK runtime's own metrics
 
     stack.proc.send_signal(signal.SIGTERM)

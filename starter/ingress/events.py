@@ -78,14 +78,17 @@ async def product_events(request: Request, body: RawBody, ingress: IngressDep) -
     for answered in answers:
         outcomes.extend(answered)
     outcomes.sort(key=lambda o: o.index)
+    summary = dict.fromkeys(events.OUTCOMES, 0)
     for o in outcomes:
-        ingress.metrics.events.labels(o.outcome).inc()
-    summary = {kind: sum(o.outcome == kind for o in outcomes) for kind in events.OUTCOMES}
+        summary[o.outcome] += 1
+    for kind, count in summary.items():
+        if count:
+            ingress.metrics.events.labels(kind).inc(count)
     return JSONResponse(
         {
             **summary,
             "signals": sum(1 for a in answers if any(o.outcome == "accepted" for o in a)),
-            "events": [o.model_dump(exclude_none=True) for o in outcomes],
+            "events": [o.answer() for o in outcomes],
         }
     )
 
