@@ -147,6 +147,31 @@ def test_a_retried_or_late_write_never_moves_a_record_backwards(store: RecordSto
     assert store.revision("001C") == 3
 
 
+def test_records_written_together_are_each_answered_as_alone(store: RecordStore) -> None:
+    store.save(make_record("001G", _WON, revision=3))
+    group = [
+        make_record("001H", _WON, milestones=[milestone_view("kickoff_call", _WON, 7, 2)]),
+        make_record("001G", _WON, revision=2, state=OnboardingState.AT_RISK),  # overtaken
+        make_record("001I", _WON, revision=4),
+    ]
+    assert store.save_all(group) == [True, False, True]
+    assert store.get("001H") == group[0]
+    assert store.get("001G") == make_record("001G", _WON, revision=3)
+    assert store.get("001I") == group[2]
+    assert _lists(store)[0] == [("kickoff_call", _WON + 2 * DAY)]
+
+
+def test_records_written_together_are_all_written_or_none(store: RecordStore) -> None:
+    """A record the database refuses (two milestones with one id break the milestone
+    rows' key) takes the others of its transaction with it."""
+    twice = milestone_view("kickoff_call", _WON, 7)
+    refused = make_record("001K", _WON, milestones=[twice, twice])
+    with pytest.raises(sa.exc.IntegrityError):
+        store.save_all([make_record("001J", _WON), refused])
+    assert store.get("001J") is None
+    assert store.count() == 0
+
+
 def test_opening_twice_migrates_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'records.db'}"
     RecordStore.open(url).save(make_record("001D", _now()))

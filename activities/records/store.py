@@ -3,6 +3,7 @@ URL setting), its schema kept by Alembic migrations.
 
     store = RecordStore.open("sqlite:///.data/records.db")   # migrates to the latest schema
     store.save(record)          # True if written; False if it had this revision or later
+    store.save_all([r1, r2])    # [True, False]: several onboardings' records, one transaction
     store.get("001...")         # the account's latest onboarding: OnboardingRecord | None
     store.live_link("001...", now)    # the account's progress link id (issued if none)
     store.support_ticket_median(Tier.TECH_TOUCH, "001...")  # (2.0, 17): the skip net's peers
@@ -26,7 +27,7 @@ import json
 import secrets
 import statistics
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -347,28 +348,39 @@ class RecordStore:
 
     def save(self, record: OnboardingRecord) -> bool:
         """Write `record` unless the store has it or a later one, by `(as_of, revision)`
-        (then False): a retried or reordered write never moves a record backwards. Atomic.
+        (then False): a retried or reordered write never moves a record backwards. Atomic."""
+        return self.save_all([record])[0]
+
+    def save_all(self, records: Sequence[OnboardingRecord]) -> list[bool]:
+        """`save` for each of `records` (of different onboardings), all in one
+        transaction: each answer as `save`'s; all written or, on an error, none.
 
         A list whose rows are those already stored (its digest in `children`, which the
         upsert returns as it was) is left as it is: most writes change the milestones
         alone, and rewriting all five lists was most of a write's statements."""
+        answers: list[bool] = []
+        with self.engine.begin() as conn:
+            for record in records:
+                answers.append(self._write(conn, record))
+        return answers
+
+    def _write(self, conn: Connection, record: OnboardingRecord) -> bool:
         children = [(table, rows, _digest(rows)) for table, rows in _children(record)]
         digests = {table.name: digest for table, _, digest in children}
         row = _row(record) | {"children": digests, "children_revision": record.revision}
-        with self.engine.begin() as conn:
-            written = conn.execute(self._upsert_statement, row).first()
-            if written is None:
-                return False
-            stored = written.children_before or {}
-            for table, rows, digest in children:
-                if stored.get(table.name) == digest:
-                    continue
-                conn.execute(
-                    _DELETE_CHILDREN[table.name],
-                    {"account": record.account_id, "number": record.onboarding_number},
-                )
-                if rows:
-                    conn.execute(sa.insert(table), rows)
+        written = conn.execute(self._upsert_statement, row).first()
+        if written is None:
+            return False
+        stored = written.children_before or {}
+        for table, rows, digest in children:
+            if stored.get(table.name) == digest:
+                continue
+            conn.execute(
+                _DELETE_CHILDREN[table.name],
+                {"account": record.account_id, "number": record.onboarding_number},
+            )
+            if rows:
+                conn.execute(sa.insert(table), rows)
         return True
 
     @functools.cached_property
