@@ -13,7 +13,7 @@ ladder, a few are cancelled midway and the rest at the end. Then:
 2. Worker CPU: this process's CPU during the run (the test server is another process),
    and the part spent in the records' own code, timed where it runs: building and
    comparing the record in each workflow task (`Recorder.save`) and writing it
-   (`RecordStore.save`). The activity's scheduling by the SDK is not in that part.
+   (`RecordStore.save_all`, each group of records that waited together). The activity's scheduling by the SDK is not in that part.
 
 The last line printed is one JSON object with the figures.
 """
@@ -142,7 +142,7 @@ async def run(count: int) -> dict[str, float]:
     # Timed where they run: the workflow's side (host module, passed through to the
     # sandbox) and the store's write (in the activity's thread).
     Recorder.save = meter.wrap("recorder", Recorder.save)  # type: ignore[method-assign]
-    RecordStore.save = meter.wrap("store", RecordStore.save)  # type: ignore[method-assign]
+    RecordStore.save_all = meter.wrap("store", RecordStore.save_all)  # type: ignore[method-assign]
     folder = Path(tempfile.mkdtemp(prefix="records-bench-"))
     settings = Settings(notify_channels=["log"], records_url=f"sqlite:///{folder / 'r.db'}")
     env = await time_skipping(CONVERTER)
