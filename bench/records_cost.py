@@ -13,7 +13,8 @@ ladder, a few are cancelled midway and the rest at the end. Then:
 2. Worker CPU: this process's CPU during the run (the test server is another process),
    and the part spent in the records' own code, timed where it runs: building and
    comparing the record in each workflow task (`Recorder.save`) and writing it
-   (`RecordStore.save_all`, each group of records that waited together). The activity's scheduling by the SDK is not in that part.
+   (`RecordStore.save_all`, each group of records that waited together). The activity's
+   scheduling by the SDK is not in that part.
 
 The last line printed is one JSON object with the figures.
 """
