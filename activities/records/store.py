@@ -352,8 +352,9 @@ class RecordStore:
         return self.save_all([record])[0]
 
     def save_all(self, records: Sequence[OnboardingRecord]) -> list[bool]:
-        """`save` for each of `records` (of different onboardings), all in one
-        transaction: each answer as `save`'s; all written or, on an error, none.
+        """`save` for each of `records`, in order, all in one transaction: each answer as
+        `save`'s (a record of an onboarding met earlier in `records` is compared with what
+        that one wrote); all written or, on an error, none.
 
         A list whose rows are those already stored (its digest in `children`, which the
         upsert returns as it was) is left as it is: most writes change the milestones
