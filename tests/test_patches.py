@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ async def test_a_run_begun_on_the_first_fold_is_taken_over_by_todays_code(
 
     async with worker(cached=100):
         for m in plan[1:]:
-            await env.sleep(86_400)
+            await env.sleep(timedelta(days=1))
             report = MilestoneReport(milestone_id=m.id, event_id=f"ev-{m.id}")
             await handle.signal(AccountOnboarding.milestone_reached, report)
         final = await handle.result()
