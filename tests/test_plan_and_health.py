@@ -22,6 +22,7 @@ from workflows.rules import (
     build_plan,
     completion_pct,
     current_phase,
+    health_entered,
     health_score,
     milestone_credit,
     next_milestone,
@@ -164,6 +165,36 @@ def test_not_yet_due_and_skipped_do_not_count_against_the_account() -> None:
     assert (health.score, health.band, health.possible) == (100.0, HealthBand.HEALTHY, 2)
     plan[1].due_at = day(15)  # now it is overdue and counts as 0
     assert health_score(plan, day(20), RULE).score == 40.0
+
+
+@pytest.mark.parametrize(
+    ("since", "at_risk", "critical"),
+    [
+        (3, 20, 30),  # healthy until c's deadline (66.7), critical from d's (44.4)
+        (25, 25, 30),  # already at risk when asked
+        (31, 31, 31),  # already critical: in the at-risk band or a worse one too
+    ],
+)
+def test_health_entered_gives_when_each_band_is_entered(
+    since: float, at_risk: float, critical: float
+) -> None:
+    plan = [ms("a", 4, due=5, done=2), ms("b", 1, due=10), ms("c", 1, due=20), ms("d", 3, due=30)]
+    assert health_entered(plan, day(since), RULE) == {
+        HealthBand.AT_RISK: day(at_risk),
+        HealthBand.CRITICAL: day(critical),
+    }
+
+
+def test_health_entered_is_none_for_a_band_the_plan_never_reaches() -> None:
+    plan = [ms("a", 4, due=5, done=2), ms("b", 1, due=10), ms("c", 1, due=20)]
+    assert health_entered(plan, day(3), RULE) == {
+        HealthBand.AT_RISK: day(20),  # 66.7
+        HealthBand.CRITICAL: None,
+    }
+    plan[2].status, plan[2].done_at = DONE, day(15)
+    assert health_entered(plan, day(3), RULE) == dict.fromkeys(
+        (HealthBand.AT_RISK, HealthBand.CRITICAL)
+    )
 
 
 def test_no_milestone_due_means_no_score_yet() -> None:

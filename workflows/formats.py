@@ -20,7 +20,7 @@ def usd_text(amount: float) -> str:
 def day_text(at: datetime) -> str:
     """The UTC day of `at` as `YYYY-MM-DD` (a naive `at` is taken as UTC already: never
     the machine's zone, so workflow code gets the same text on every worker)."""
-    return (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d")
+    return (at.astimezone(UTC) if at.tzinfo else at).date().isoformat()
 
 
 def score_text(score: float | None) -> str:

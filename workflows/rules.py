@@ -7,6 +7,7 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -386,20 +387,28 @@ def in_band(health: Health, band: HealthBand) -> bool:
 
 
 def health_entered(
-    milestones: list[Milestone], since: datetime, rule: HealthRule, band: HealthBand
-) -> datetime | None:
-    """The first moment from `since` on at which the health is in `band` or a worse one,
-    as the plan stands (rules §2 (docs/rules.md)): `since` itself, or the deadline of an
-    open gate that takes it there; None if none does. Between two turns of the loop
-    only deadlines passing move the score (a provisional or held one counts for
-    nothing)."""
+    milestones: list[Milestone], since: datetime, rule: HealthRule
+) -> dict[HealthBand, datetime | None]:
+    """For each band a health step watches (`HEALTH_BANDS`), the first moment from
+    `since` on at which the health is in it or a worse one, as the plan stands (rules §2
+    (docs/rules.md)): `since` itself, or the deadline of an open gate that takes it
+    there; None if none does. Between two turns of the loop only deadlines passing move
+    the score (a provisional or held one counts for nothing). One sweep of the deadlines
+    for every band: the ladder asks at each wake-up, so this is the simulator's and the
+    loop's hottest rule."""
     deadlines = sorted(
         {m.due_at for m in milestones if m.is_open and not (m.provisional or m.held)}
     )
+    entered: dict[HealthBand, datetime | None] = dict.fromkeys(HEALTH_BANDS.values())
+    waiting = list(entered)
     for at in [since, *(d for d in deadlines if d > since)]:
-        if in_band(health_score(milestones, at, rule), band):
-            return at
-    return None
+        health = health_score(milestones, at, rule)
+        for band in [b for b in waiting if in_band(health, b)]:
+            entered[band] = at
+            waiting.remove(band)
+        if not waiting:
+            break
+    return entered
 
 
 def health_entries(
@@ -535,14 +544,8 @@ def engagement_gate(progress: OnboardingProgress, playbook: Playbook) -> Milesto
     """The plan's first-engagement gate (rules §3 (docs/rules.md)): the first milestone
     whose playbook spec carries `ttv = "first_engagement"` (the kickoff call); None when
     the plan has none (self_serve)."""
-    return next(
-        (
-            m
-            for m in progress.milestones
-            if (spec := playbook.milestone(m.spec_id)) and spec.ttv == "first_engagement"
-        ),
-        None,
-    )
+    engagement = {s.id for s in playbook.milestones if s.ttv == "first_engagement"}
+    return next((m for m in progress.milestones if m.spec_id in engagement), None)
 
 
 def ladder_steps(
@@ -567,7 +570,8 @@ def ladder_steps(
     open_milestones = [m for m in progress.milestones if m.is_open]
     open_ids = {m.id for m in open_milestones}
     repeats: dict[str, list[str]] | None = None
-    entered: dict[HealthBand, datetime | None] = {}  # when the health enters each band
+    entered: dict[HealthBand, datetime | None] | None = None  # `health_entered`
+    engagement = functools.cache(lambda: engagement_gate(progress, playbook))  # asked once
 
     def after(start: datetime, step: EscalationStep) -> datetime:
         return business_days.deadline(start, step.days, step.days_unit, calendar)
@@ -601,7 +605,7 @@ def ladder_steps(
             case Trigger.NO_HANDOFF | Trigger.NO_ENGAGEMENT:
                 if prefix in fired:
                     continue
-                gate = engagement_gate(progress, playbook)
+                gate = engagement()
                 # The handoff is done once the CSM has scheduled (started) or held the
                 # first engagement; the engagement, once it is held.
                 waiting = gate is not None and (
@@ -636,16 +640,13 @@ def ladder_steps(
                 key = f"{prefix}:h{progress.health_entries.get(step.when, 0)}"
                 if key in fired:
                     continue
-                band = HEALTH_BANDS[step.when]
-                if band not in entered:
+                if entered is None:
                     # From the latest milestone reached (the plan's health is exact
                     # from then on), or the clock's start.
                     reached = [m.done_at for m in progress.milestones if m.done_at]
                     since = max([progress.clock_start, *reached])
-                    entered[band] = health_entered(
-                        progress.milestones, since, playbook.health, band
-                    )
-                if (entry := entered[band]) is not None:
+                    entered = health_entered(progress.milestones, since, playbook.health)
+                if (entry := entered[HEALTH_BANDS[step.when]]) is not None:
                     steps.append(DueStep(key, entry, step, order))
     return sorted(steps, key=lambda s: (s.at, s.order))
 

@@ -3,6 +3,7 @@ escalation ladder, message templates and the health rule (`playbooks/*.toml`).""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -422,8 +423,16 @@ class BusinessCalendar(BaseModel):
     def of(self, time_zone: str | None, country: str | None) -> Calendar:
         """The calendar of an account whose deal names `time_zone` and `country` (None:
         these defaults), with this working day."""
-        start, end = (time.fromisoformat(t) for t in (self.workday_start, self.workday_end))
-        return Calendar(time_zone or self.time_zone, country or self.country, start, end)
+        zone, country = time_zone or self.time_zone, country or self.country
+        return _calendar(zone, country, self.workday_start, self.workday_end)
+
+
+@functools.lru_cache(maxsize=1024)
+def _calendar(time_zone: str, country: str, workday_start: str, workday_end: str) -> Calendar:
+    """One `Calendar` per account calendar the process meets: the ladder asks for it at
+    every wake-up."""
+    start, end = (time.fromisoformat(t) for t in (workday_start, workday_end))
+    return Calendar(time_zone, country, start, end)
 
 
 GateId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
@@ -846,6 +855,10 @@ class Activation(BaseModel):
         return {name for r in self.roles.values() for name in r.events}
 
 
+# The track of a deal type a playbook does not describe (frozen: one for all).
+NEW_BUSINESS_TRACK = Track()
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -1163,7 +1176,7 @@ class Playbook(BaseModel):
 
     def track(self, deal_type: DealType) -> Track:
         """The deal type's track; one the playbook does not describe is new business's."""
-        return self.tracks.get(deal_type, Track())
+        return self.tracks.get(deal_type) or NEW_BUSINESS_TRACK
 
     def milestone(self, milestone_id: str) -> MilestoneSpec | None:
         return next((m for m in self.milestones if m.id == milestone_id), None)

@@ -52,7 +52,9 @@ class Milestone(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (MilestoneStatus.NOT_STARTED, MilestoneStatus.IN_PROGRESS)
+        # By identity: the ladder asks it of every milestone at every wake-up.
+        status = self.status
+        return status is MilestoneStatus.NOT_STARTED or status is MilestoneStatus.IN_PROGRESS
 
     @property
     def spec_id(self) -> str:

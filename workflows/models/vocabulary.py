@@ -79,7 +79,10 @@ class HealthBand(StrEnum):
     @property
     def severity(self) -> int:
         """How bad the band is: healthy 0 < at_risk 1 < critical 2."""
-        return [HealthBand.HEALTHY, HealthBand.AT_RISK, HealthBand.CRITICAL].index(self)
+        return _SEVERITY[self]
+
+
+_SEVERITY = {HealthBand.HEALTHY: 0, HealthBand.AT_RISK: 1, HealthBand.CRITICAL: 2}
 
 
 class MilestoneStatus(StrEnum):
