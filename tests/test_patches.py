@@ -148,42 +148,45 @@ async def test_a_run_begun_on_the_first_fold_is_taken_over_by_todays_code(
     )
 
     def worker(cached: int) -> Worker:
+        """The workflow's code alone: the activities have a worker of their own for both
+        codes, so no activity task goes to a poll the stopped worker left behind (the
+        time-skipping server can hand it one, and its clock then waits for it)."""
         return Worker(
             env.client,
             task_queue=task_queue,
             workflows=[AccountOnboarding],
-            activities=activities_for(settings),
             workflow_failure_exception_types=[Exception],  # a nondeterminism fails the run
             max_cached_workflows=cached,
         )
 
     deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["high_touch"])
     later_patch = patches.Folded.WRITE_WAKES_WHEN_WAITED_FOR
-    with monkeypatch.context() as first_fold_code:
-        first_fold_code.setattr(patches, "FOLDS", {FIRST_FOLD: patches.FOLDS[FIRST_FOLD]})
-        has = patches.has
-        first_fold_code.setattr(patches, "has", lambda p: p is not later_patch and has(p))
-        # Nothing cached: the stopped worker's sticky queue would hold the run's next task.
-        async with worker(cached=0):
-            handle: Any = await env.client.start_workflow(
-                AccountOnboarding.run,
-                OnboardingInput(deal=deal, playbook=playbook),
-                id=deal.workflow_id,
-                task_queue=task_queue,
-            )
-            plan = (await status(handle)).milestones
-            first = MilestoneReport(milestone_id=plan[0].id, event_id=f"ev-{plan[0].id}")
-            await handle.signal(AccountOnboarding.milestone_reached, first)
-            await until(handle, lambda s: s.milestones[0].status is MilestoneStatus.DONE)
-            await at_rest(handle)  # nothing left on the stopped worker holds the clock
-    assert patch_ids([e async for e in handle.fetch_history_events()]) == [FIRST_FOLD]
+    async with Worker(env.client, task_queue=task_queue, activities=activities_for(settings)):
+        with monkeypatch.context() as first_fold_code:
+            first_fold_code.setattr(patches, "FOLDS", {FIRST_FOLD: patches.FOLDS[FIRST_FOLD]})
+            has = patches.has
+            first_fold_code.setattr(patches, "has", lambda p: p is not later_patch and has(p))
+            # Nothing cached: the stopped worker's sticky queue would hold the run's next task.
+            async with worker(cached=0):
+                handle: Any = await env.client.start_workflow(
+                    AccountOnboarding.run,
+                    OnboardingInput(deal=deal, playbook=playbook),
+                    id=deal.workflow_id,
+                    task_queue=task_queue,
+                )
+                plan = (await status(handle)).milestones
+                first = MilestoneReport(milestone_id=plan[0].id, event_id=f"ev-{plan[0].id}")
+                await handle.signal(AccountOnboarding.milestone_reached, first)
+                await until(handle, lambda s: s.milestones[0].status is MilestoneStatus.DONE)
+                await at_rest(handle)  # nothing left on the stopped worker holds the clock
+        assert patch_ids([e async for e in handle.fetch_history_events()]) == [FIRST_FOLD]
 
-    async with worker(cached=100):
-        for m in plan[1:]:
-            await env.sleep(timedelta(days=1))
-            report = MilestoneReport(milestone_id=m.id, event_id=f"ev-{m.id}")
-            await handle.signal(AccountOnboarding.milestone_reached, report)
-        final = await handle.result()
+        async with worker(cached=100):
+            for m in plan[1:]:
+                await env.sleep(timedelta(days=1))
+                report = MilestoneReport(milestone_id=m.id, event_id=f"ev-{m.id}")
+                await handle.signal(AccountOnboarding.milestone_reached, report)
+            final = await handle.result()
 
     assert final.state is OnboardingState.COMPLETED
     assert all(m.status is MilestoneStatus.DONE for m in final.milestones)
