@@ -128,48 +128,52 @@ async def test_an_onboarding_begun_before_records_records_once_asked(
     store = RecordStore.open(settings.records_url)
 
     def worker() -> Worker:
+        """The workflow's code alone: the activities have a worker of their own for both
+        codes, so no activity task goes to a poll the stopped worker left behind."""
         return Worker(
             env.client,
             task_queue="records-upgrade",
             workflows=[AccountOnboarding],
-            activities=activities_for(settings),
             workflow_failure_exception_types=[Exception],
             # No sticky queue: the next worker gets the run's tasks at once.
             max_cached_workflows=0,
         )
 
     deal = make_deal(close_date=await env.get_current_time(), **TIER_DEALS["tech_touch"])
-    with monkeypatch.context() as old_code:
-        # The code before records: no fold, each patch asked as it comes, no records.
-        old_code.setattr(patches, "begin", lambda: None)
-        before_records = patches.Folded.RECORDS
-        old_code.setattr(
-            patches, "has", lambda patch: patch != before_records and workflow.patched(patch)
-        )
-        async with worker():
-            handle = await env.client.start_workflow(
-                AccountOnboarding.run,
-                OnboardingInput(deal=deal, playbook=playbook),
-                id=deal.workflow_id,
-                task_queue="records-upgrade",
+    async with Worker(
+        env.client, task_queue="records-upgrade", activities=activities_for(settings)
+    ):
+        with monkeypatch.context() as old_code:
+            # The code before records: no fold, each patch asked as it comes, no records.
+            old_code.setattr(patches, "begin", lambda: None)
+            before_records = patches.Folded.RECORDS
+            old_code.setattr(
+                patches, "has", lambda patch: patch != before_records and workflow.patched(patch)
             )
-            before = await handle.query(AccountOnboarding.status)
-            await asleep(handle)  # its loop has run to the end on the old code
-    first_run = (await handle.describe()).run_id
+            async with worker():
+                handle = await env.client.start_workflow(
+                    AccountOnboarding.run,
+                    OnboardingInput(deal=deal, playbook=playbook),
+                    id=deal.workflow_id,
+                    task_queue="records-upgrade",
+                )
+                before = await handle.query(AccountOnboarding.status)
+                await asleep(handle)  # its loop has run to the end on the old code
+        first_run = (await handle.describe()).run_id
 
-    async with worker():  # the new code: it replays the old run's history
-        report = MilestoneReport(milestone_id=before.milestones[0].id, event_id="ev-1")
-        await handle.signal(AccountOnboarding.milestone_reached, report)
-        status = await handle.query(AccountOnboarding.status)
-        assert status.milestones[0].done_at is not None
-        assert store.get(deal.account_id) is None  # the old run still records nothing
+        async with worker():  # the new code: it replays the old run's history
+            report = MilestoneReport(milestone_id=before.milestones[0].id, event_id="ev-1")
+            await handle.signal(AccountOnboarding.milestone_reached, report)
+            status = await handle.query(AccountOnboarding.status)
+            assert status.milestones[0].done_at is not None
+            assert store.get(deal.account_id) is None  # the old run still records nothing
 
-        await handle.signal(AccountOnboarding.refresh_record)
-        record = await record_when(store, deal.account_id)
+            await handle.signal(AccountOnboarding.refresh_record)
+            record = await record_when(store, deal.account_id)
 
-        assert record.milestones[0].done_at == status.milestones[0].done_at
-        assert record.audit == status.audit
-        assert (await handle.describe()).run_id != first_run  # continued as new
+            assert record.milestones[0].done_at == status.milestones[0].done_at
+            assert record.audit == status.audit
+            assert (await handle.describe()).run_id != first_run  # continued as new
 
 
 @pytest.mark.parametrize("arrives", ["refresh", "milestone"])
