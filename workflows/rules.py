@@ -7,7 +7,6 @@ can call these with `workflow.now()` and replay gets the same answers.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -571,7 +570,6 @@ def ladder_steps(
     open_ids = {m.id for m in open_milestones}
     repeats: dict[str, list[str]] | None = None
     entered: dict[HealthBand, datetime | None] | None = None  # `health_entered`
-    engagement = functools.cache(lambda: engagement_gate(progress, playbook))  # asked once
 
     def after(start: datetime, step: EscalationStep) -> datetime:
         return business_days.deadline(start, step.days, step.days_unit, calendar)
@@ -605,7 +603,7 @@ def ladder_steps(
             case Trigger.NO_HANDOFF | Trigger.NO_ENGAGEMENT:
                 if prefix in fired:
                     continue
-                gate = engagement()
+                gate = engagement_gate(progress, playbook)
                 # The handoff is done once the CSM has scheduled (started) or held the
                 # first engagement; the engagement, once it is held.
                 waiting = gate is not None and (
