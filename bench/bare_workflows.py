@@ -7,8 +7,9 @@ workflow can be (`bench/bare_driven.py` has the one `bench/time_skipped.py` driv
   on a signal as well: what starting a workflow costs the worker at least.
 
 Their own module (not the script's `__main__`), so the sandbox can load them per workflow
-as it loads `workflows.onboarding`. `serve` runs a worker of both on the bare SDK: the
-default data converter, no codec, default cache and concurrency.
+as it loads `workflows.onboarding`. `serve` runs a worker of both, and of
+`bare_same_commands.BareSameCommands`, on the bare SDK: the default data converter, no
+codec, default cache and concurrency.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class BareStarting:
 
 async def serve(address: str, namespace: str) -> None:
     """Poll `bench-bare` until SIGTERM / SIGINT; prints `worker started` once polling."""
+    # Imported here, not at the top: the sandbox loads this module afresh for every
+    # BareWaiting, and a bigger module would weigh on each (a dataclass's methods are
+    # compiled again at each load).
+    from bare_same_commands import BareSameCommands, sized
+
     client = await Client.connect(address, namespace=namespace)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,8 +84,8 @@ async def serve(address: str, namespace: str) -> None:
     async with Worker(
         client,
         task_queue=TASK_QUEUE,
-        workflows=[BareWaiting, BareStarting],
-        activities=[nothing],
+        workflows=[BareWaiting, BareStarting, BareSameCommands],
+        activities=[nothing, sized],
     ):
         print("worker started", flush=True)
         await stop.wait()

@@ -64,7 +64,7 @@ async def run(n: int, q: int, rounds: int) -> dict[str, Any]:
         ):
             workers = {"onboarding": onboarding_worker, "bare_waiting": bare_worker}
             for kind in KINDS:
-                await timed(starts(s, kind, ids[kind], 0), CONCURRENCY)
+                await timed(starts(s, kind, ids[kind], 0, ()), CONCURRENCY)
                 await settle_workflows(s.client, ids[kind], within=600)
                 await timed(queries(s, kind, ids[kind], n), CONCURRENCY)  # warm-up: one each
             measured: dict[str, list[Round]] = {k: [] for k in KINDS}

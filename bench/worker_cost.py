@@ -10,6 +10,10 @@ after the other, each fresh, warmed up with a few workflows of its kind, then gi
 2. The bare SDK's worker (`bare_workflows.py`): N `BareWaiting`, each waiting on a signal.
 3. The bare SDK's worker: N `BareStarting`, each running as many activities (that do
    nothing) as an onboarding ran when it started (counted in its history in step 1).
+4. The bare SDK's worker: N `BareSameCommands`, each issuing the commands one of step
+   1's onboardings recorded as it started (`script_of` its history; one per tier, in
+   turn): the same patch, memo, search attributes, activities with inputs and results of
+   the same sizes, and timer.
 
 Until every workflow of the step has neither a workflow task nor an activity pending, then:
 - CPU: the worker process's CPU time (every thread: the SDK's core too) from the first
@@ -23,6 +27,11 @@ Until every workflow of the step has neither a workflow task nor an activity pen
   workflows, loads each of the N into its cache (a `status` query replays it, one at a
   time), and its RSS growth per workflow is taken, onboarding (1) against bare waiting
   (2): what a worker that restarted needs for the same open workflows. Goal: at most 2x.
+
+No goal, the floor: (4) against (2), started and replayed (`floor_memory_ratio`,
+`replayed_floor_ratio`): what the bare SDK needs to keep a workflow that issued the
+onboarding's commands, whatever code decided them; the onboarding against (4) is what
+its own code adds (`over_floor`, `replayed_over_floor`).
 
 Medians of the rounds; ratios from the same run (the 2 cores are shared, so compare
 ratios, not absolute figures, across runs). The last line printed is one JSON object.
@@ -46,16 +55,21 @@ from pathlib import Path
 from typing import Any
 
 # The other bench modules: `python bench/worker_cost.py` puts bench/ first on sys.path.
+import bare_same_commands
 import bare_workflows
 from common import BenchError, Stack, deal, running, settle_workflows, stack, tail, timed
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from workflows.contract import TASK_QUEUE, WORKFLOW_TYPE
 from workflows.models import OnboardingInput
 
 CONCURRENCY = 16
 WARMUP = 10
-KINDS = ("onboarding", "bare_waiting", "bare_starting")
+KINDS = ("onboarding", "bare_waiting", "bare_starting", "bare_same_commands")
+PATCH_MARKER = "core_patch"
+# The core upserts it with every patch marker (`workflow.patched` does the same).
+CHANGE_VERSION = "TemporalChangeVersion"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -83,6 +97,57 @@ class Step:
     cpu_ms: float  # per workflow
     activities: float  # per workflow, at rest
     cached_kb: float  # growth per workflow, replayed into a fresh worker's cache
+    scripts: list[bare_same_commands.Script]  # of the first workflows (one per tier), at rest
+
+
+def script_of(events: Sequence[HistoryEvent]) -> bare_same_commands.Script:
+    """The commands `events` (a run's history) recorded, one list per workflow task that
+    issued any, in order: what `BareSameCommands` issues again. Raises `BenchError` for a
+    command it cannot issue again (a marker other than a patch's, a child workflow...)."""
+    tasks: dict[int, list[bare_same_commands.Command]] = {}
+    results: dict[int, int] = {}  # activity result sizes, by scheduled event id
+    for e in events:
+        if e.HasField("activity_task_completed_event_attributes"):
+            done = e.activity_task_completed_event_attributes
+            results[done.scheduled_event_id] = sum(len(p.data) for p in done.result.payloads)
+    for e in events:
+        attributes = getattr(e, e.WhichOneof("attributes") or "")
+        task = getattr(attributes, "workflow_task_completed_event_id", 0)
+        if not task or e.HasField("workflow_task_completed_event_attributes"):
+            continue
+        command = _command(e, results)
+        if command is not None:
+            tasks.setdefault(task, []).append(command)
+    return bare_same_commands.Script(tasks=list(tasks.values()))
+
+
+def _command(e: HistoryEvent, results: dict[int, int]) -> bare_same_commands.Command | None:
+    Command = bare_same_commands.Command
+    if e.HasField("marker_recorded_event_attributes"):
+        marker = e.marker_recorded_event_attributes
+        if marker.marker_name != PATCH_MARKER:
+            raise BenchError(f"cannot issue marker {marker.marker_name!r} again")
+        patch = json.loads(marker.details["patch-data"].payloads[0].data)
+        return Command("patch", name=patch["id"])
+    if e.HasField("workflow_properties_modified_event_attributes"):
+        fields = e.workflow_properties_modified_event_attributes.upserted_memo.fields
+        return Command("memo", value={k: json.loads(p.data) for k, p in fields.items()})
+    if e.HasField("upsert_workflow_search_attributes_event_attributes"):
+        indexed = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+        values = [
+            [name, p.metadata["type"].decode(), json.loads(p.data) if p.data else None]
+            for name, p in indexed.indexed_fields.items()
+            if name != CHANGE_VERSION
+        ]
+        return Command("search_attributes", value=values) if values else None
+    if e.HasField("activity_task_scheduled_event_attributes"):
+        scheduled = e.activity_task_scheduled_event_attributes
+        size = sum(len(p.data) for p in scheduled.input.payloads)
+        return Command("activity", size=size, result=results.get(e.event_id, 0))
+    if e.HasField("timer_started_event_attributes"):
+        fire = e.timer_started_event_attributes.start_to_fire_timeout
+        return Command("timer", seconds=fire.ToTimedelta().total_seconds())
+    raise BenchError(f"cannot issue again: {EventType.Name(e.event_type)}")
 
 
 @contextmanager
@@ -103,9 +168,14 @@ def worker_process(kind: str, env: dict[str, str], log_dir: Path) -> Iterator[Wo
 
 
 def starts(
-    s: Stack, kind: str, ids: Sequence[str], activities: int
+    s: Stack,
+    kind: str,
+    ids: Sequence[str],
+    activities: int,
+    scripts: Sequence[bare_same_commands.Script],
 ) -> list[Callable[[], Awaitable[object]]]:
-    """One start per workflow id; onboardings closed today (nothing due during the step)."""
+    """One start per workflow id; onboardings closed today (nothing due during the step);
+    the same commands as the onboardings' `scripts`, in turn."""
     closed = datetime.now(UTC)
 
     def one(i: int, w: str) -> Callable[[], Awaitable[object]]:
@@ -118,6 +188,13 @@ def starts(
             return lambda: s.client.start_workflow(
                 bare_workflows.BareWaiting.run, w, id=w, task_queue=bare_workflows.TASK_QUEUE
             )
+        if kind == "bare_same_commands":
+            return lambda: s.client.start_workflow(
+                bare_same_commands.BareSameCommands.run,
+                args=[w, scripts[i % len(scripts)]],
+                id=w,
+                task_queue=bare_workflows.TASK_QUEUE,
+            )
         return lambda: s.client.start_workflow(
             bare_workflows.BareStarting.run,
             args=[w, activities],
@@ -128,28 +205,35 @@ def starts(
     return [one(i, w) for i, w in enumerate(ids)]
 
 
-async def activities_run(s: Stack, ids: Sequence[str]) -> float:
-    """Activities scheduled per workflow so far (a sample of 10)."""
-    counts = []
-    for w in ids[:10]:
-        events = [e async for e in s.client.get_workflow_handle(w).fetch_history_events()]
-        scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        counts.append(sum(e.event_type == scheduled for e in events))
-    return statistics.median(counts)
+async def histories(s: Stack, ids: Sequence[str]) -> list[list[HistoryEvent]]:
+    return [[e async for e in s.client.get_workflow_handle(w).fetch_history_events()] for w in ids]
+
+
+def activities_run(events: Sequence[Sequence[HistoryEvent]]) -> float:
+    """Activities scheduled per workflow (median of the histories `events`)."""
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    return statistics.median(sum(e.event_type == scheduled for e in h) for h in events)
 
 
 async def step(
-    s: Stack, env: dict[str, str], log_dir: Path, kind: str, label: str, n: int, activities: int
+    s: Stack,
+    env: dict[str, str],
+    log_dir: Path,
+    kind: str,
+    label: str,
+    n: int,
+    activities: int,
+    scripts: Sequence[bare_same_commands.Script],
 ) -> Step:
     """A fresh worker warmed up with a few workflows, then given `n`; what they cost it."""
     warm = [f"wc-{kind}-{label}-warm-{i}" for i in range(WARMUP)]
     ids = [f"wc-{kind}-{label}-{i}" for i in range(n)]
     with worker_process(kind, env, log_dir) as w:
-        await timed(starts(s, kind, warm, activities), CONCURRENCY)
+        await timed(starts(s, kind, warm, activities, scripts), CONCURRENCY)
         await settle_workflows(s.client, warm)
         await asyncio.sleep(1)
         rss, cpu = w.rss_kb(), w.cpu_s()
-        await timed(starts(s, kind, ids, activities), CONCURRENCY)
+        await timed(starts(s, kind, ids, activities, scripts), CONCURRENCY)
         await settle_workflows(s.client, ids, within=600)
         cpu = w.cpu_s() - cpu
         await asyncio.sleep(1)
@@ -164,9 +248,11 @@ async def step(
             await timed(queries(s, ids), 1)
             await asyncio.sleep(1)
             cached = (w.rss_kb() - before) / n
+    sample = await histories(s, ids[:10])  # ids[:3]: an onboarding of each tier
     # Stopped, so that no later worker of the task queue takes them into its cache.
     await asyncio.gather(*(s.client.get_workflow_handle(i).terminate() for i in warm + ids))
-    return Step(kind, rss / n, 1000 * cpu / n, await activities_run(s, ids), cached)
+    scripts_run = [script_of(h) for h in sample[:3]]
+    return Step(kind, rss / n, 1000 * cpu / n, activities_run(sample), cached, scripts_run)
 
 
 def queries(s: Stack, ids: Sequence[str]) -> list[Callable[[], Awaitable[object]]]:
@@ -183,13 +269,13 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
         env, log_dir = ctx
         print(f"stack up: Temporal {s.server.address}", flush=True)
         measured: dict[str, list[Step]] = {k: [] for k in KINDS}
-        activities = 0
+        activities, scripts = 0, list[bare_same_commands.Script]()
         for r in range(rounds):
             for kind in KINDS:
-                done = await step(s, env, log_dir, kind, str(r), n, activities)
+                done = await step(s, env, log_dir, kind, str(r), n, activities, scripts)
                 measured[kind].append(done)
                 if kind == "onboarding":
-                    activities = round(done.activities)
+                    activities, scripts = round(done.activities), done.scripts
                 print(
                     f"round {r + 1}/{rounds} {kind}: {done.rss_kb:.1f} KB started, "
                     f"{done.cached_kb:.1f} KB replayed, "
@@ -210,6 +296,12 @@ def figures(measured: dict[str, list[Step]], n: int, rounds: int) -> dict[str, A
         "memory_ratio": round(rss["onboarding"] / rss["bare_waiting"], 2),
         "replayed_memory_ratio": round(cached["onboarding"] / cached["bare_waiting"], 2),
         "cpu_ratio": round(cpu["onboarding"] / cpu["bare_starting"], 2),
+        "floor_memory_ratio": round(rss["bare_same_commands"] / rss["bare_waiting"], 2),
+        "replayed_floor_ratio": round(cached["bare_same_commands"] / cached["bare_waiting"], 2),
+        "over_floor": round(rss["onboarding"] / rss["bare_same_commands"], 2),
+        "replayed_over_floor": round(cached["onboarding"] / cached["bare_same_commands"], 2),
+        "same_commands_rss_kb": rss["bare_same_commands"],
+        "same_commands_replayed_kb": cached["bare_same_commands"],
         "onboarding_replayed_kb": cached["onboarding"],
         "bare_waiting_replayed_kb": cached["bare_waiting"],
         "onboarding_rss_kb": rss["onboarding"],
@@ -236,6 +328,14 @@ def table(f: dict[str, Any]) -> str:
             f"| worker CPU, start to rest ({f['activities_per_start']:g} activities) | "
             f"{f['bare_starting_cpu_ms']} ms | {f['onboarding_cpu_ms']} ms | "
             f"`cpu_ratio` {f['cpu_ratio']} | <= 2 |",
+            f"| the floor: RSS growth of the bare SDK issuing the onboarding's commands, "
+            f"started | {f['same_commands_rss_kb']} KB | {f['onboarding_rss_kb']} KB | "
+            f"`floor_memory_ratio` {f['floor_memory_ratio']}, "
+            f"`over_floor` {f['over_floor']} | none |",
+            f"| the floor, replayed | {f['same_commands_replayed_kb']} KB | "
+            f"{f['onboarding_replayed_kb']} KB | "
+            f"`replayed_floor_ratio` {f['replayed_floor_ratio']}, "
+            f"`replayed_over_floor` {f['replayed_over_floor']} | none |",
         ]
     )
 
