@@ -21,7 +21,7 @@ from temporalio import activity, workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
-    from bare_workflows import DONE, STATUS
+    from bare_workflows import Waiting
 
 
 @dataclass
@@ -76,10 +76,7 @@ def _update(name: str, kind: str, value: Any) -> SearchAttributeUpdate[Any]:
 
 
 @workflow.defn
-class BareSameCommands:
-    def __init__(self) -> None:
-        self.done = False
-
+class BareSameCommands(Waiting):
     @workflow.run
     async def run(self, account_id: str, script: Script) -> str:
         timer: timedelta | None = None
@@ -107,11 +104,3 @@ class BareSameCommands:
                 await asyncio.gather(*running)
         await workflow.wait_condition(lambda: self.done, timeout=timer)
         return account_id
-
-    @workflow.signal(name=DONE)
-    def finish(self) -> None:
-        self.done = True
-
-    @workflow.query(name=STATUS)
-    def status(self) -> dict[str, bool]:
-        return {"done": self.done}

@@ -27,15 +27,12 @@ DONE = "done"
 STATUS = "status"  # as the onboarding's query is named
 
 
-@workflow.defn
-class BareWaiting:
+class Waiting:
+    """The handlers every bare workflow here has: the `done` signal ends its wait; its
+    `status` query answers a small dict."""
+
     def __init__(self) -> None:
         self.done = False
-
-    @workflow.run
-    async def run(self, account_id: str) -> str:
-        await workflow.wait_condition(lambda: self.done)
-        return account_id
 
     @workflow.signal(name=DONE)
     def finish(self) -> None:
@@ -46,16 +43,21 @@ class BareWaiting:
         return {"done": self.done}
 
 
+@workflow.defn
+class BareWaiting(Waiting):
+    @workflow.run
+    async def run(self, account_id: str) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return account_id
+
+
 @activity.defn
 async def nothing(account_id: str) -> str:
     return account_id
 
 
 @workflow.defn
-class BareStarting:
-    def __init__(self) -> None:
-        self.done = False
-
+class BareStarting(Waiting):
     @workflow.run
     async def run(self, account_id: str, count: int) -> str:
         for _ in range(count):
@@ -64,10 +66,6 @@ class BareStarting:
             )
         await workflow.wait_condition(lambda: self.done)
         return account_id
-
-    @workflow.signal(name=DONE)
-    def finish(self) -> None:
-        self.done = True
 
 
 async def serve(address: str, namespace: str) -> None:
