@@ -111,9 +111,10 @@ def script_of(events: Sequence[HistoryEvent]) -> bare_same_commands.Script:
             done = e.activity_task_completed_event_attributes
             results[done.scheduled_event_id] = sum(len(p.data) for p in done.result.payloads)
     for e in events:
+        # A command's event names the workflow task that issued it; no other event does.
         attributes = getattr(e, e.WhichOneof("attributes") or "")
         task = getattr(attributes, "workflow_task_completed_event_id", 0)
-        if not task or e.HasField("workflow_task_completed_event_attributes"):
+        if not task:
             continue
         command = _command(e, results)
         if command is not None:
