@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def test_a_done_milestone_needs_no_mapping_and_keeps_its_credit() -> None:
 
 def test_the_rebuilt_plan_keeps_credit_and_carries_mapped_milestones() -> None:
     o = tech_touch(("first_login", "kickoff_call", "first_training"), at=5)
-    before = {m.id: m.model_copy() for m in o.progress.milestones}
+    before = {m.id: replace(m) for m in o.progress.milestones}
     health = o.health(T0 + 10 * DAY)
     now = T0 + 10 * DAY
 
@@ -202,7 +203,7 @@ def test_steps_already_done_stay_done_and_passed_ones_are_recorded_not_fired() -
 
 def test_the_plan_diff_says_what_moves() -> None:
     o = tech_touch()
-    before = [m.model_copy() for m in o.progress.milestones]
+    before = [replace(m) for m in o.progress.milestones]
     renamed = migration.renamed_ids(o, move({"first_training": "training_101"}))
     assert renamed == {"first_training": "training_101"}
     moved, _ = migration.migrate(o, move({"first_training": "training_101"}), T0, lambda: True)

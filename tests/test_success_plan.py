@@ -5,6 +5,7 @@ server."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -93,7 +94,7 @@ def test_nothing_escalates_on_a_provisional_deadline_and_it_counts_for_health_on
     assert overdue == ["first_login", "kickoff_call"]
     setup = next(m for m in plan() if m.id == "technical_setup")
     assert milestone_credit(setup, day(60), PB.health) is None  # long past, not against
-    done_late = setup.model_copy(update={"status": MilestoneStatus.DONE, "done_at": day(60)})
+    done_late = replace(setup, status=MilestoneStatus.DONE, done_at=day(60))
     assert milestone_credit(done_late, day(60), PB.health) == 1.0
 
 
@@ -158,9 +159,7 @@ def test_confirmation_rebases_the_remaining_plan(
 
 def test_settled_gates_keep_what_they_had() -> None:
     proposed = plan()
-    proposed[2] = proposed[2].model_copy(
-        update={"status": MilestoneStatus.DONE, "done_at": day(20)}
-    )
+    proposed[2] = replace(proposed[2], status=MilestoneStatus.DONE, done_at=day(20))
     rebased = rebase_on_success_plan(proposed, {"first_value": day(70)}, day(21))
     assert rebased[2] == proposed[2]  # technical_setup: done, provisional, on time
     assert due_days(rebased)["data_import"] == 56

@@ -7,8 +7,12 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+from pydantic import TypeAdapter
+
 from workflows.models import AuditEntry, OnboardingStatus
 from workflows.models.record import OnboardingRecord, PauseSpan
+
+_AUDIT_ENTRY = TypeAdapter(AuditEntry)
 
 
 def pauses(audit: list[AuditEntry]) -> list[PauseSpan]:
@@ -102,6 +106,6 @@ def what_it_says(record: OnboardingRecord) -> Said:
     read from it) from the trail of an earlier record of the same run, and the digest,
     taken at every workflow task, no longer dumps a trail that grows all its life."""
     told = record.model_dump_json(exclude={"revision", "as_of", "audit", "pauses", *COUNTS})
-    last = record.audit[-1].model_dump_json() if record.audit else ""
+    last = _AUDIT_ENTRY.dump_json(record.audit[-1]).decode() if record.audit else ""
     digest = hashlib.sha256(f"{told}\n{len(record.audit)}\n{last}".encode()).digest()
     return Said(digest, tuple(getattr(record, name) for name in COUNTS))

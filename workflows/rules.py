@@ -315,7 +315,7 @@ def migrated_plan(
         if (new_id := renamed.get(m.id)) is not None:
             template = new_id.split(":", 1)[0] if m.template else None
             title = titles.get(new_id, m.title)
-            m = m.model_copy(update={"id": new_id, "title": title, "template": template})
+            m = replace(m, id=new_id, title=title, template=template)
         carried.append(m)
     return _rebuilt(playbook, gates, carried, tier, base, calendar)
 
@@ -715,9 +715,7 @@ def mark_provisional(
     first = PHASE_ORDER.index(rule.provisional_from) if rule else 0
     hold = rule is not None and not confirmed and tier in rule.tiers
     return [
-        m.model_copy(
-            update={"provisional": hold and m.is_open and PHASE_ORDER.index(m.phase) >= first}
-        )
+        replace(m, provisional=hold and m.is_open and PHASE_ORDER.index(m.phase) >= first)
         for m in milestones
     ]
 
@@ -752,8 +750,16 @@ def rebase_on_success_plan(
             if due <= now:
                 due = targets[anchor.id]
         revision = m.revision + (due != m.due_at)
-        update = {"due_at": due, "starts_at": min(starts, due), "revision": revision}
-        if due != m.due_at:  # a date the customer set, or moved with one: calendar days
-            update["due_unit"] = "days"
-        plan.append(m.model_copy(update=update | {"provisional": False}))
+        # A date the customer set, or moved with one, counts in calendar days.
+        unit = "days" if due != m.due_at else m.due_unit
+        plan.append(
+            replace(
+                m,
+                due_at=due,
+                starts_at=min(starts, due),
+                revision=revision,
+                due_unit=unit,
+                provisional=False,
+            )
+        )
     return plan

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -140,7 +140,7 @@ async def _preview(
     now = snap.as_of
     current = result_of(simulate_from(o, now, model, seed, days), o.playbook)
     copy = rule.Onboarding(o.deal, o.playbook, o.progress.model_copy(deep=True))
-    before = [m.model_copy() for m in copy.progress.milestones]
+    before = [replace(m) for m in copy.progress.milestones]
     moved, _ = migration.migrate(copy, req, now, lambda: True)
     renamed = migration.renamed_ids(o, req)
     planned = migration.planned_ids(moved, req.playbook)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 from workflows.business_days import Unit
 from workflows.models.activities import HubSpotContactRef, HubSpotDealRef, StartOptions
@@ -16,8 +17,16 @@ from workflows.models.messages import CancelRequest, DealLostAction, MilestoneRe
 from workflows.models.playbook import PinnedPlaybook, Playbook
 from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
 
+# The classes an onboarding keeps many of (the plan's milestones; the audit trail,
+# escalations, tier changes and refused messages that grow all its life) are slotted
+# dataclasses, validated and serialized by pydantic as models are, in the same JSON: an
+# instance costs about a seventh of a model's memory (no per-instance `__dict__` and set
+# of fields set), and the worker keeps every cached onboarding's state (README, *Worker
+# cost*). Copy one with `dataclasses.replace`.
 
-class Milestone(BaseModel):
+
+@dataclass(slots=True, kw_only=True)
+class Milestone:
     """One milestone gate of an account's plan, with its deadline."""
 
     id: str
@@ -68,7 +77,8 @@ class TierDecision(BaseModel):
     reason: str
 
 
-class TierChange(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class TierChange:
     at: datetime
     from_tier: Tier
     to_tier: Tier
@@ -77,12 +87,11 @@ class TierChange(BaseModel):
     reason: str
 
 
-class AuditEntry(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
     """One line of the onboarding's audit trail, shown by `status`. Never changed once
     written: the trail only grows (the record's digest relies on it,
     `workflows.records.what_it_says`)."""
-
-    model_config = ConfigDict(frozen=True)
 
     at: datetime
     kind: str
@@ -98,14 +107,16 @@ class Pause(BaseModel):
     last_reminder_at: datetime | None = None
 
 
-class RejectedMessage(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RejectedMessage:
     at: datetime
     kind: str
     ref: str
     reason: str
 
 
-class Escalation(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Escalation:
     """An escalation-ladder step that fired, or was recorded without firing
     (`superseded`): its time had passed when a tier change started a new ladder, it is
     a recurring step's occurrences that came due together (`repeats`), sent once, or

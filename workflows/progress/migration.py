@@ -5,7 +5,7 @@ the plan, and the move itself; whether it may is `checks.playbook_migration`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from workflows import rules
@@ -96,7 +96,7 @@ def migrate(
     p, deal, new = o.progress, o.deal, migration.playbook
     moved = Onboarding(deal, new, p)
     renamed = renamed_ids(o, migration)
-    before = [m.model_copy() for m in p.milestones]
+    before = [replace(m) for m in p.milestones]
     plan = rules.migrated_plan(
         new, p.milestones, p.tier, p.clock_start, renamed, deal.deal_type, deal.products,
         moved.calendar,

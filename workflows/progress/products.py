@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -109,7 +110,7 @@ def hold(milestones: list[Milestone], product: str, phase: Phase) -> list[Milest
     run (no overdue step, no health debit) until the product is released."""
     first = PHASE_ORDER.index(phase)
     return [
-        m.model_copy(update={"held": True})
+        replace(m, held=True)
         if m.product == product and m.is_open and PHASE_ORDER.index(m.phase) >= first
         else m
         for m in milestones
@@ -127,13 +128,12 @@ def release(milestones: list[Milestone], product: str, now: datetime) -> list[Mi
     shift = max(now - min(m.starts_at for m in held), timedelta(0))
     moved = {m.id for m in held}
     return [
-        m.model_copy(
-            update={
-                "held": False,
-                "starts_at": m.starts_at + shift,
-                "due_at": m.due_at + shift,
-                "revision": m.revision + bool(shift),
-            }
+        replace(
+            m,
+            held=False,
+            starts_at=m.starts_at + shift,
+            due_at=m.due_at + shift,
+            revision=m.revision + bool(shift),
         )
         if m.id in moved
         else m
