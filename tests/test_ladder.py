@@ -3,6 +3,7 @@ server)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,9 +170,7 @@ def test_progress_restarts_the_no_progress_clock() -> None:
     progress = fresh(Tier.TECH_TOUCH)
     fired = [s.key for s in ladder_steps(progress, PB) if s.step.id in ("stuck_how_to",)]
     mark(progress, "first_login", MilestoneStatus.DONE)
-    progress = progress.model_copy(
-        update={"fired": fired, "progress_epoch": 1, "last_progress_at": day(10)}
-    )
+    progress = replace(progress, fired=fired, progress_epoch=1, last_progress_at=day(10))
     got = non_overdue(progress)
     assert got["stuck_how_to"] == day(17)  # again, 7 days after the new progress
     assert got["stall_outreach"] == got["stall_status_email"] == day(24)

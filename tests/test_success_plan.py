@@ -54,14 +54,15 @@ def plan(tier: Tier = HIGH, confirmed: bool = False, playbook: Playbook = PB) ->
 
 
 def progress(tier: Tier = HIGH, **changes: object) -> OnboardingProgress:
-    return OnboardingProgress(
+    fresh = OnboardingProgress(
         tier=tier,
         tier_decision=TierDecision(tier=tier, clause="test", reason="test"),
         milestones=plan(tier),
         started_at=T0,
         clock_start=T0,
         last_progress_at=T0,
-    ).model_copy(update=changes)
+    )
+    return replace(fresh, **changes)
 
 
 # --------------------------------------------------------------------------- provisional

@@ -11,6 +11,7 @@ from its current state on both versions (`starter.simulation.engine.simulate_fro
 from __future__ import annotations
 
 import asyncio
+import copy
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -139,9 +140,9 @@ async def _preview(
         return Migrated(account_id, outcome, str(exc), tier)
     now = snap.as_of
     current = result_of(simulate_from(o, now, model, seed, days), o.playbook)
-    copy = rule.Onboarding(o.deal, o.playbook, o.progress.model_copy(deep=True))
-    before = [replace(m) for m in copy.progress.milestones]
-    moved, _ = migration.migrate(copy, req, now, lambda: True)
+    trial = rule.Onboarding(o.deal, o.playbook, copy.deepcopy(o.progress))
+    before = [replace(m) for m in trial.progress.milestones]
+    moved, _ = migration.migrate(trial, req, now, lambda: True)
     renamed = migration.renamed_ids(o, req)
     planned = migration.planned_ids(moved, req.playbook)
     diff = migration.plan_diff(before, moved.progress.milestones, renamed, planned)

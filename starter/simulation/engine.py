@@ -19,6 +19,7 @@ cohort see the same customers, and differ only where the playbooks make them dif
 
 from __future__ import annotations
 
+import copy
 import heapq
 import random
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ def simulate_from(
     drawn on the open milestones from `now` (the same for any playbook, from the seed
     and the account), so one onboarding on two playbook versions differs only where
     they make it differ (a migration's dry run)."""
-    o = rule.Onboarding(o.deal, o.playbook, o.progress.model_copy(deep=True))
+    o = rule.Onboarding(o.deal, o.playbook, copy.deepcopy(o.progress))
     changes = rule.Changes(phase=rules.current_phase(o.progress.milestones))
     rng = rng_for(seed, o.deal.account_id, "from", now.isoformat())
     return _run(o, changes, now, days, model, seed, rng)

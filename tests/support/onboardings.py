@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ def fresh_progress(
         clock_start=closed_at,
         last_progress_at=closed_at,
     )
-    return progress.model_copy(update=fields)
+    return replace(progress, **fields)
 
 
 @dataclass

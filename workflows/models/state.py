@@ -17,12 +17,12 @@ from workflows.models.messages import CancelRequest, DealLostAction, MilestoneRe
 from workflows.models.playbook import PinnedPlaybook, Playbook
 from workflows.models.vocabulary import MilestoneStatus, Owner, Phase, Tier, Trigger
 
-# The classes an onboarding keeps many of (the plan's milestones; the audit trail,
-# escalations, tier changes and refused messages that grow all its life) are slotted
-# dataclasses, validated and serialized by pydantic as models are, in the same JSON: an
-# instance costs about a seventh of a model's memory (no per-instance `__dict__` and set
-# of fields set), and the worker keeps every cached onboarding's state (README, *Worker
-# cost*). Copy one with `dataclasses.replace`.
+# An onboarding's state (`OnboardingProgress` and all it keeps) is slotted dataclasses,
+# validated and serialized by pydantic as models are, in the same JSON: an instance has
+# no per-instance `__dict__` and set of the fields set, so costs a fraction of a model's
+# memory (a milestone about a seventh), and the worker keeps the state of every cached
+# onboarding (README, *Worker cost*). Copy one with `dataclasses.replace` (or
+# `copy.deepcopy`). Inputs and messages stay models.
 
 
 @dataclass(slots=True, kw_only=True)
@@ -71,7 +71,8 @@ class Milestone:
         return self.template or self.id
 
 
-class TierDecision(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class TierDecision:
     tier: Tier
     clause: str = Field(description="Which clause of the tier rule decided, e.g. high_touch.acv")
     reason: str
@@ -99,7 +100,8 @@ class AuditEntry:
     by: str | None = None
 
 
-class Pause(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Pause:
     by: str
     reason: str
     since: datetime
@@ -141,7 +143,8 @@ class Escalation:
     )
 
 
-class ChampionWindow(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ChampionWindow:
     """A re-alignment window opened by a champion change (rules §6.3 (docs/rules.md)):
     every gate must be done by `due_at`, the end of the `business_days`-th business day
     in the account's calendar (shifted by a pause). `outcome`: `open`; `aligned` (every
@@ -164,7 +167,8 @@ class ChampionWindow(BaseModel):
         return [gate for gate, done in self.gates.items() if done is None]
 
 
-class ConfirmedSuccessPlan(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ConfirmedSuccessPlan:
     """The success plan the customer confirmed (rules §2 (docs/rules.md)): the target
     dates it set, by milestone id; the criteria are `OnboardingProgress.success_criteria`."""
 
@@ -173,7 +177,8 @@ class ConfirmedSuccessPlan(BaseModel):
     target_dates: dict[str, datetime] = Field(default_factory=dict)
 
 
-class SkipCheck(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class SkipCheck:
     """The safety net's look at a skipped gate (rules §6.4 (docs/rules.md)), pending until
     `due_at` (shifted by pauses). `usage_at_skip`: product events counted by the skip,
     support tickets aside; usage since the skip is the count now less this."""
@@ -189,7 +194,8 @@ class SkipCheck(BaseModel):
     )
 
 
-class ProductFacts(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ProductFacts:
     """What one product of a multi-product deal's events showed (rules §6.2
     (docs/rules.md)): counts and times as `OnboardingProgress` keeps them for the whole
     account, and its distinct active users (`products.user_key` of their ids), at most
@@ -200,7 +206,8 @@ class ProductFacts(BaseModel):
     users: list[str] = Field(default_factory=list)
 
 
-class ProductGate(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ProductGate:
     """A product's phase gate (rules §6.2 (docs/rules.md)), decided when its phase was due
     to start (`gate_at`): passed, or held until its predecessors' adoption reached the
     threshold (`released_at`; then its gates' deadlines were re-based on that moment)."""
@@ -219,7 +226,8 @@ class ProductGate(BaseModel):
         return self.outcome == "held" and self.released_at is None
 
 
-class QueuedDeal(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class QueuedDeal:
     """An expansion deal that came while the account's onboarding ran, or the paid deal its
     trial converted to: its own onboarding starts when this one finishes (rules §2
     (docs/rules.md), *Tracks*)."""
@@ -230,7 +238,8 @@ class QueuedDeal(BaseModel):
     queued_at: datetime
 
 
-class ProgramParticipation(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ProgramParticipation:
     """One group program of an onboarding (rules §1 (docs/rules.md), *Group programs*):
     the invitation sent (`invited_at`, to the session starting at `session_at`) and
     attendance (`attended_at`: the first time, as its product event dated it)."""
@@ -242,7 +251,8 @@ class ProgramParticipation(BaseModel):
     attendances: int = 0
 
 
-class RolePath(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RolePath:
     """One role's activation so far (rules §7 (docs/rules.md), *Activation by role*): its
     users activated (`products.user_key` of their ids -> when their first activating
     event happened), at most as many as the role needs, and when the role was activated
@@ -252,7 +262,8 @@ class RolePath(BaseModel):
     activated_at: datetime | None = None
 
 
-class RoleActivation(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class RoleActivation:
     """Activation by role (rules §7): each user's role as last seen (user key -> role id,
     at most `MAX_KNOWN_USERS`, the most recently seen last), each role's path, and when
     first value by roles (`[activation].first_value_when`) was reached."""
@@ -262,7 +273,8 @@ class RoleActivation(BaseModel):
     first_value_at: datetime | None = None
 
 
-class OnboardingProgress(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class OnboardingProgress:
     """Everything the workflow knows; carried whole across continue-as-new."""
 
     tier: Tier
